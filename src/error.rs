@@ -1,0 +1,327 @@
+//! The one error type of saferoot.
+//!
+//! Every error names the operation that failed and, where there is one, the
+//! path inside the root that it was working on. Errors that come from the
+//! kernel carry the errno; a missing kernel feature names the feature and the
+//! first Linux release that has it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+
+use crate::features::Feature;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, coarsely: the part a caller matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A path, a mount or a source does not exist (`ENOENT`).
+    NotFound,
+    /// The thing to create exists already (`EEXIST`).
+    AlreadyExists,
+    /// The caller passed something saferoot refuses: a relative path, a NUL
+    /// byte, an unknown filesystem or option, a path outside the policy.
+    InvalidInput,
+    /// The running kernel lacks a feature the operation needs.
+    Unsupported,
+    /// An attack, or something indistinguishable from one, was detected: a
+    /// path escaped the root, an inode was swapped, a device was not what it
+    /// claimed to be.
+    SafetyViolation,
+    /// The kernel refused for lack of privilege (`EPERM`, `EACCES`).
+    Permission,
+    /// Any other error reported by the kernel.
+    Os,
+}
+
+/// The error of every fallible saferoot operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    #[error("{op}{}: {errno}", InPath(path.as_deref()))]
+    Os {
+        /// The operation, usually the system call and what it was called on.
+        op: Cow<'static, str>,
+        /// The path inside the root, when the operation had one.
+        path: Option<PathBuf>,
+        /// The error number the kernel returned.
+        errno: Errno,
+    },
+
+    /// Resolving or creating a path inside a root failed (through pathrs).
+    #[error("{op}{}: {source}", InPath(Some(path)))]
+    Resolve {
+        /// The operation that was resolving.
+        op: Cow<'static, str>,
+        /// The path inside the root.
+        path: PathBuf,
+        /// What pathrs reported.
+        #[source]
+        source: pathrs::error::Error,
+    },
+
+    /// The kernel lacks a feature.
+    #[error("{feature} is not supported by this kernel (needs Linux {} or newer)", feature.min_kernel())]
+    Unsupported {
+        /// The missing feature.
+        feature: Feature,
+        /// The first Linux release with the feature, as "major.minor".
+        min_kernel: &'static str,
+    },
+
+    /// The caller's input was refused before anything was changed.
+    #[error("{op}{}: invalid input: {reason}", InPath(path.as_deref()))]
+    InvalidInput {
+        /// The operation that refused the input.
+        op: Cow<'static, str>,
+        /// The path the input was about, if any.
+        path: Option<PathBuf>,
+        /// What was wrong with it.
+        reason: Cow<'static, str>,
+    },
+
+    /// A check that guards against an attack failed.
+    #[error("{op}{}: safety violation: {reason}", InPath(path.as_deref()))]
+    SafetyViolation {
+        /// The operation that detected it.
+        op: Cow<'static, str>,
+        /// The path inside the root.
+        path: Option<PathBuf>,
+        /// What was found.
+        reason: Cow<'static, str>,
+    },
+}
+
+/// Formats " at PATH" when there is a path, nothing otherwise.
+struct InPath<'a>(Option<&'a Path>);
+
+impl fmt::Display for InPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, " at {}", p.display()),
+            None => Ok(()),
+        }
+    }
+}
+
+fn kind_of_errno(errno: Errno) -> ErrorKind {
+    match errno {
+        Errno::NOENT => ErrorKind::NotFound,
+        Errno::EXIST => ErrorKind::AlreadyExists,
+        Errno::PERM | Errno::ACCESS => ErrorKind::Permission,
+        Errno::NOSYS => ErrorKind::Unsupported,
+        // openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS reports attempts to
+        // leave the root and magic-link games this way.
+        Errno::XDEV => ErrorKind::SafetyViolation,
+        _ => ErrorKind::Os,
+    }
+}
+
+impl Error {
+    /// A failed system call without a path.
+    pub(crate) fn os(op: impl Into<Cow<'static, str>>, errno: Errno) -> Self {
+        Error::Os {
+            op: op.into(),
+            path: None,
+            errno,
+        }
+    }
+
+    /// A failed system call on a path inside the root.
+    pub(crate) fn os_at(
+        op: impl Into<Cow<'static, str>>,
+        path: impl AsRef<Path>,
+        errno: Errno,
+    ) -> Self {
+        Error::Os {
+            op: op.into(),
+            path: Some(path.as_ref().to_path_buf()),
+            errno,
+        }
+    }
+
+    /// Refused input, without a path.
+    pub(crate) fn invalid(
+        op: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Error::InvalidInput {
+            op: op.into(),
+            path: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// Refused input about a path.
+    pub(crate) fn invalid_at(
+        op: impl Into<Cow<'static, str>>,
+        path: impl AsRef<Path>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Error::InvalidInput {
+            op: op.into(),
+            path: Some(path.as_ref().to_path_buf()),
+            reason: reason.into(),
+        }
+    }
+
+    /// A failed safety check about a path.
+    pub(crate) fn unsafe_at(
+        op: impl Into<Cow<'static, str>>,
+        path: impl AsRef<Path>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Error::SafetyViolation {
+            op: op.into(),
+            path: Some(path.as_ref().to_path_buf()),
+            reason: reason.into(),
+        }
+    }
+
+    /// A missing kernel feature.
+    pub(crate) fn unsupported(feature: Feature) -> Self {
+        Error::Unsupported {
+            feature,
+            min_kernel: feature.min_kernel(),
+        }
+    }
+
+    /// A pathrs error while working on `path`.
+    pub(crate) fn resolve(
+        op: impl Into<Cow<'static, str>>,
+        path: impl AsRef<Path>,
+        source: pathrs::error::Error,
+    ) -> Self {
+        Error::Resolve {
+            op: op.into(),
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Os { errno, .. } => kind_of_errno(*errno),
+            Error::Resolve { source, .. } => match source.kind() {
+                pathrs::error::ErrorKind::SafetyViolation => ErrorKind::SafetyViolation,
+                pathrs::error::ErrorKind::InvalidArgument => ErrorKind::InvalidInput,
+                pathrs::error::ErrorKind::NotSupported
+                | pathrs::error::ErrorKind::NotImplemented => ErrorKind::Unsupported,
+                pathrs::error::ErrorKind::OsError(Some(e)) => {
+                    kind_of_errno(Errno::from_raw_os_error(e))
+                }
+                _ => ErrorKind::Os,
+            },
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::SafetyViolation { .. } => ErrorKind::SafetyViolation,
+        }
+    }
+
+    /// The errno that best describes this error, as a C caller would see it.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Os { errno, .. } => errno.raw_os_error(),
+            Error::Resolve { source, .. } => match source.kind() {
+                pathrs::error::ErrorKind::OsError(Some(e)) => e,
+                pathrs::error::ErrorKind::SafetyViolation => libc::EXDEV,
+                pathrs::error::ErrorKind::InvalidArgument => libc::EINVAL,
+                pathrs::error::ErrorKind::NotSupported
+                | pathrs::error::ErrorKind::NotImplemented => libc::ENOSYS,
+                _ => libc::EIO,
+            },
+            Error::Unsupported { .. } => libc::ENOSYS,
+            Error::InvalidInput { .. } => libc::EINVAL,
+            Error::SafetyViolation { .. } => libc::EXDEV,
+        }
+    }
+
+    /// The path inside the root that the operation was working on, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Os { path, .. }
+            | Error::InvalidInput { path, .. }
+            | Error::SafetyViolation { path, .. } => path.as_deref(),
+            Error::Resolve { path, .. } => Some(path),
+            Error::Unsupported { .. } => None,
+        }
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> &str {
+        match self {
+            Error::Os { op, .. }
+            | Error::Resolve { op, .. }
+            | Error::InvalidInput { op, .. }
+            | Error::SafetyViolation { op, .. } => op,
+            Error::Unsupported { feature, .. } => feature.name(),
+        }
+    }
+
+    /// Returns this error with `path` recorded, when it had none.
+    pub(crate) fn with_path(mut self, p: impl AsRef<Path>) -> Self {
+        match &mut self {
+            Error::Os { path, .. }
+            | Error::InvalidInput { path, .. }
+            | Error::SafetyViolation { path, .. }
+                if path.is_none() =>
+            {
+                *path = Some(p.as_ref().to_path_buf())
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        std::io::Error::new(std::io::Error::from_raw_os_error(e.errno()).kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_operation_path_and_errno() {
+        let e = Error::os_at("mount_setattr", "/proc/sys", Errno::PERM);
+        let s = e.to_string();
+        assert!(s.contains("mount_setattr"), "{s}");
+        assert!(s.contains("/proc/sys"), "{s}");
+        assert_eq!(e.kind(), ErrorKind::Permission);
+        assert_eq!(e.errno(), libc::EPERM);
+        assert_eq!(e.path(), Some(Path::new("/proc/sys")));
+        assert_eq!(e.operation(), "mount_setattr");
+    }
+
+    #[test]
+    fn unsupported_names_feature_and_kernel() {
+        let e = Error::unsupported(Feature::Statmount);
+        let s = e.to_string();
+        assert!(s.contains("statmount"), "{s}");
+        assert!(s.contains("6.8"), "{s}");
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.errno(), libc::ENOSYS);
+    }
+
+    #[test]
+    fn errno_kinds() {
+        assert_eq!(Error::os("x", Errno::NOENT).kind(), ErrorKind::NotFound);
+        assert_eq!(Error::os("x", Errno::EXIST).kind(), ErrorKind::AlreadyExists);
+        assert_eq!(Error::os("x", Errno::ACCESS).kind(), ErrorKind::Permission);
+        assert_eq!(Error::os("x", Errno::XDEV).kind(), ErrorKind::SafetyViolation);
+        assert_eq!(Error::os("x", Errno::BUSY).kind(), ErrorKind::Os);
+        let e = Error::invalid("x", "bad").with_path("/a");
+        assert_eq!(e.path(), Some(Path::new("/a")));
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+}

@@ -1,0 +1,38 @@
+//! saferoot: race-free container root filesystems on the new Linux mount API.
+//!
+//! Every path inside a root is resolved from a root fd with `openat2`
+//! (`RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, through pathrs); every mount is
+//! a file descriptor made with `fsopen`/`fsmount` or `open_tree`, configured
+//! with `mount_setattr` while it is still detached, and attached with
+//! `move_mount` onto a resolved fd. No path string that a container could
+//! swap for a symlink is ever handed to a system call.
+//!
+//! The layers, each using only the ones listed before it:
+//!
+//! - [`sys`]: raw system calls rustix lacks, and kernel feature probes;
+//! - [`features`]: which kernel features are there, probed once;
+//! - [`path`]: [`Root`] and [`Handle`], confined resolution and creation;
+//! - [`procfs`]: a private procfs for sysctls and fd checks;
+//! - [`mount`]: [`Mount`], a detached mount fd, and its attachment;
+//! - [`mountinfo`]: the mount table, from statmount/listmount or mountinfo.
+//!
+//! The minimum kernel is Linux 5.12; newer features are probed at run time.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod attr;
+pub mod error;
+pub mod features;
+pub mod mount;
+pub mod mountinfo;
+pub mod path;
+pub mod procfs;
+pub mod sys;
+
+pub use attr::{MountAttr, Propagation, PropagationState};
+pub use error::{Error, ErrorKind, Result};
+pub use features::Feature;
+pub use mount::{AttachedMount, Mount};
+pub use mountinfo::{MountEntry, MountTable};
+pub use path::{Handle, Root};

@@ -1,0 +1,1 @@
+//! Private procfs. Placeholder: being written.

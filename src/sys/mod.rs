@@ -1,0 +1,129 @@
+//! Raw system calls that rustix does not wrap, and kernel feature probes.
+//!
+//! This is the one module of the library with `unsafe` code. Each wrapper
+//! takes and returns owned or borrowed fds and plain Rust values, so that the
+//! rest of the crate stays safe. Errors are plain [`Errno`]s; callers add the
+//! operation and the path when they turn them into [`crate::Error`]s.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use linux_raw_sys::general as k;
+use rustix::io::Errno;
+
+pub mod probe;
+pub mod seccomp;
+pub mod statmount;
+
+/// The arguments of `mount_setattr(2)`, as the kernel's `struct mount_attr`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttrArgs {
+    /// `MOUNT_ATTR_*` bits to set.
+    pub attr_set: u64,
+    /// `MOUNT_ATTR_*` bits to clear.
+    pub attr_clr: u64,
+    /// `MS_PRIVATE`, `MS_SLAVE`, `MS_SHARED`, `MS_UNBINDABLE` or 0.
+    pub propagation: u64,
+    /// The user namespace fd for `MOUNT_ATTR_IDMAP`, or `None`.
+    pub userns_fd: Option<RawFd>,
+}
+
+impl MountAttrArgs {
+    fn to_kernel(self) -> k::mount_attr {
+        k::mount_attr {
+            attr_set: self.attr_set,
+            attr_clr: self.attr_clr,
+            propagation: self.propagation,
+            userns_fd: self.userns_fd.map_or(0, |fd| fd as u64),
+        }
+    }
+}
+
+fn ret_unit(r: libc::c_long) -> Result<(), Errno> {
+    if r < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        Ok(())
+    }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// `mount_setattr(dirfd, path, flags, attr)`.
+///
+/// `at_flags` takes `AT_EMPTY_PATH`, `AT_RECURSIVE`, `AT_SYMLINK_NOFOLLOW`
+/// and `AT_NO_AUTOMOUNT`. saferoot always passes an fd with an empty path.
+pub fn mount_setattr(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    at_flags: u32,
+    args: &MountAttrArgs,
+) -> Result<(), Errno> {
+    let attr = args.to_kernel();
+    // SAFETY: `path` is a valid NUL-terminated string and `attr` a valid
+    // `struct mount_attr` that outlive the call; the size passed is its size.
+    let r = unsafe {
+        libc::syscall(
+            k::__NR_mount_setattr as libc::c_long,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            at_flags as libc::c_uint,
+            &attr as *const k::mount_attr,
+            std::mem::size_of::<k::mount_attr>(),
+        )
+    };
+    ret_unit(r)
+}
+
+/// `open_tree_attr(dirfd, path, flags, attr)` (Linux 6.15): clone a tree and
+/// set its attributes in one step. Returns an `O_CLOEXEC` mount fd.
+pub fn open_tree_attr(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: u32,
+    args: &MountAttrArgs,
+) -> Result<OwnedFd, Errno> {
+    let attr = args.to_kernel();
+    // SAFETY: as for mount_setattr; on success the kernel returns a new fd
+    // that nothing else owns, so wrapping it in an OwnedFd is sound.
+    let r = unsafe {
+        libc::syscall(
+            k::__NR_open_tree_attr as libc::c_long,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            (flags | k::OPEN_TREE_CLOEXEC) as libc::c_uint,
+            &attr as *const k::mount_attr,
+            std::mem::size_of::<k::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        // SAFETY: see above; r is a fresh fd in range of c_int.
+        Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    }
+}
+
+/// Calls a system call with arguments that the kernel must reject, and
+/// returns the errno it answered with (`ENOSYS` when it does not exist).
+///
+/// Only used by the probes, with argument sets chosen so that no kernel
+/// version could act on them.
+fn raw_errno_of(nr: libc::c_long, args: [libc::c_long; 5]) -> Errno {
+    // SAFETY: the probes pass only invalid fds (-1), NULL pointers with zero
+    // sizes, or out-of-range flags, which every kernel rejects before it
+    // dereferences anything or allocates anything on our behalf.
+    let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4]) };
+    if r >= 0 {
+        // Should never happen with the argument sets used; treat it as
+        // "exists". A returned fd cannot be closed safely here without
+        // knowing it is one, so the probes never pass arguments that create.
+        Errno::from_raw_os_error(0)
+    } else {
+        Errno::from_raw_os_error(last_errno())
+    }
+}
