@@ -1,7 +1,660 @@
-//! Mount. Placeholder.
-/// Mount.
+//! Detached mounts: made, configured, then attached onto an fd.
+//!
+//! A [`Mount`] is a mount fd that is not yet part of any mount table (a
+//! "detached" mount). It is made either from a filesystem
+//! ([`Mount::fs`] → `fsopen`, `fsconfig`, `fsmount`) or by cloning an
+//! existing tree ([`Mount::clone_tree`] → `open_tree(OPEN_TREE_CLONE)`). Its
+//! attributes and propagation are set with `mount_setattr` while nobody can
+//! see it, and only then is it attached with `move_mount` onto a [`Handle`]
+//! (`MOVE_MOUNT_T_EMPTY_PATH`): the target is an fd, never a path that could
+//! be swapped for a symlink between check and use.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use linux_raw_sys::general as k;
+use rustix::fs::{FileType, StatVfsMountFlags};
+use rustix::io::Errno;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    open_tree, unmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+    UnmountFlags,
+};
+
+use crate::features::{self, Feature};
+use crate::path::{check_in_root_path, split_parent, Handle, Root};
+use crate::sys::{self, MountAttrArgs};
+use crate::{Error, MountAttr, Propagation, Result};
+
+/// One `fsconfig` parameter.
+#[derive(Clone, PartialEq, Eq)]
+enum FsParam {
+    Flag(String),
+    String(String, String),
+}
+
+impl fmt::Debug for FsParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsParam::Flag(k) => f.write_str(k),
+            FsParam::String(k, v) => write!(f, "{k}={v}"),
+        }
+    }
+}
+
+/// Splits a mount data string such as `mode=755,size=65536k,newinstance`
+/// into parameters: `key=value` pairs and bare flags. Empty items (from
+/// `a,,b` or a trailing comma) are refused, as are NUL bytes.
+pub fn parse_data(data: &str) -> Result<Vec<(String, Option<String>)>> {
+    if data.contains('\0') {
+        return Err(Error::invalid("parse mount data", "mount data contains a NUL byte"));
+    }
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    data.split(',')
+        .map(|item| {
+            let (key, value) = match item.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (item, None),
+            };
+            if key.is_empty() {
+                return Err(Error::invalid(
+                    "parse mount data",
+                    format!("empty option name in {data:?}"),
+                ));
+            }
+            Ok((key.to_string(), value))
+        })
+        .collect()
+}
+
+/// Builds a new filesystem instance; see [`Mount::fs`].
 #[derive(Debug)]
-pub struct Mount {}
-/// AttachedMount.
+#[must_use = "a builder does nothing until .mount() is called"]
+pub struct FsBuilder {
+    fstype: String,
+    params: Vec<FsParam>,
+    attrs: MountAttr,
+    error: Option<Error>,
+}
+
+impl FsBuilder {
+    /// Sets the `source` parameter (the device, or a name shown in the mount
+    /// table for virtual filesystems).
+    pub fn source(self, source: impl Into<String>) -> Self {
+        self.string("source", source)
+    }
+
+    /// Adds a flag parameter, e.g. `newinstance` for devpts.
+    pub fn flag(mut self, key: impl Into<String>) -> Self {
+        self.params.push(FsParam::Flag(key.into()));
+        self
+    }
+
+    /// Adds a string parameter, e.g. `size` = `64k`.
+    pub fn string(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push(FsParam::String(key.into(), value.into()));
+        self
+    }
+
+    /// Adds every parameter of a comma-separated data string such as
+    /// `mode=755,size=65536k,newinstance`. A malformed string makes
+    /// [`mount`](Self::mount) fail.
+    pub fn data(mut self, data: &str) -> Self {
+        match parse_data(data) {
+            Ok(items) => {
+                for (key, value) in items {
+                    self.params.push(match value {
+                        Some(v) => FsParam::String(key, v),
+                        None => FsParam::Flag(key),
+                    });
+                }
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Mount attributes given to `fsmount`, so that the mount exists with
+    /// them from its first moment.
+    pub fn attrs(mut self, attrs: MountAttr) -> Self {
+        self.attrs = attrs;
+        self
+    }
+
+    /// Creates the filesystem and returns it as a detached mount.
+    ///
+    /// An unknown filesystem type or a parameter the filesystem refuses is
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), with the
+    /// kernel's own message where it gave one.
+    pub fn mount(self) -> Result<Mount> {
+        let what = format!("{}({})", self.fstype, describe(&self.params));
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fstype.is_empty() || self.fstype.contains(['\0', ',', ' ', '/']) {
+            return Err(Error::invalid(
+                "fsopen",
+                format!("{:?} is not a filesystem type name", self.fstype),
+            ));
+        }
+        if self.attrs.has_conflicting_atime() {
+            return Err(Error::invalid("fsmount", "more than one access-time policy"));
+        }
+        features::require(Feature::MountApi)?;
+        let fs = fsopen(self.fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| {
+            if e == Errno::NODEV {
+                Error::invalid("fsopen", format!("unknown filesystem type {:?}", self.fstype))
+            } else {
+                Error::os(format!("fsopen({})", self.fstype), e)
+            }
+        })?;
+        for p in &self.params {
+            let r = match p {
+                FsParam::Flag(key) => fsconfig_set_flag(&fs, key.as_str()),
+                FsParam::String(key, value) => {
+                    fsconfig_set_string(&fs, key.as_str(), value.as_str())
+                }
+            };
+            if let Err(e) = r {
+                let log = fs_log(&fs);
+                return Err(if matches!(e, Errno::INVAL | Errno::OPNOTSUPP) {
+                    Error::invalid(
+                        format!("fsconfig({})", self.fstype),
+                        format!("option {p:?} refused: {e}{log}"),
+                    )
+                } else {
+                    Error::os(format!("fsconfig({}, {p:?}){log}", self.fstype), e)
+                });
+            }
+        }
+        if let Err(e) = fsconfig_create(&fs) {
+            let log = fs_log(&fs);
+            return Err(if e == Errno::INVAL {
+                Error::invalid(format!("create {what}"), format!("{e}{log}"))
+            } else {
+                Error::os(format!("create {what}{log}"), e)
+            });
+        }
+        let (set, _) = MountAttr::to_kernel(self.attrs, MountAttr::empty());
+        let fd = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::from_bits_retain(set as u32),
+        )
+        .map_err(|e| Error::os(format!("fsmount {what}"), e))?;
+        log::debug!("made detached mount {what} with {}", self.attrs);
+        Ok(Mount { fd, what })
+    }
+}
+
+fn describe(params: &[FsParam]) -> String {
+    params
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The messages the kernel logged on a filesystem context (read(2) on the
+/// fsopen fd), formatted for an error message.
+fn fs_log(fs: &OwnedFd) -> String {
+    let mut out = String::new();
+    let mut buf = [0u8; 512];
+    for _ in 0..8 {
+        match rustix::io::read(fs, &mut buf) {
+            Ok(n) if n > 0 => {
+                out.push_str(" [kernel: ");
+                out.push_str(String::from_utf8_lossy(&buf[..n]).trim_end());
+                out.push(']');
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// A detached mount: an fd to a mount that is in no mount table yet.
+///
+/// Dropping it unmounts it (the kernel does, when the last fd goes).
 #[derive(Debug)]
-pub struct AttachedMount {}
+pub struct Mount {
+    fd: OwnedFd,
+    what: String,
+}
+
+impl Mount {
+    /// Starts building a new instance of the filesystem `fstype` (`tmpfs`,
+    /// `proc`, `sysfs`, `mqueue`, `devpts`, `cgroup2`, `overlay`, ...).
+    pub fn fs(fstype: impl Into<String>) -> FsBuilder {
+        FsBuilder {
+            fstype: fstype.into(),
+            params: Vec::new(),
+            attrs: MountAttr::empty(),
+            error: None,
+        }
+    }
+
+    /// Clones the mount at the host path `source` (a bind mount), with the
+    /// mounts below it when `recursive`. `source` is the caller's host path
+    /// and symlinks in it are followed; see
+    /// [`clone_tree_nofollow`](Self::clone_tree_nofollow).
+    pub fn clone_tree(source: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
+        Self::clone_path(source.as_ref(), recursive, OpenTreeFlags::empty())
+    }
+
+    /// Like [`clone_tree`](Self::clone_tree), but a symlink as the last
+    /// component of `source` is not followed (the symlink itself is bound).
+    pub fn clone_tree_nofollow(source: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
+        Self::clone_path(source.as_ref(), recursive, OpenTreeFlags::AT_SYMLINK_NOFOLLOW)
+    }
+
+    fn clone_path(source: &Path, recursive: bool, extra: OpenTreeFlags) -> Result<Mount> {
+        let c = CString::new(source.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid_at("open_tree", source, "path contains a NUL byte"))?;
+        if source.as_os_str().is_empty() {
+            return Err(Error::invalid("open_tree", "empty source path"));
+        }
+        features::require(Feature::MountApi)?;
+        let fd = open_tree(rustix::fs::CWD, c.as_c_str(), clone_flags(recursive) | extra)
+            .map_err(|e| Error::os_at("open_tree(clone)", source, e))?;
+        log::debug!("cloned {} (recursive: {recursive})", source.display());
+        Ok(Mount {
+            fd,
+            what: format!("bind of {}", source.display()),
+        })
+    }
+
+    /// Clones the mount tree at an fd: a [`Handle`], a [`Root`], an open
+    /// file or directory, or another mount fd.
+    pub fn clone_fd(source: impl AsFd, recursive: bool) -> Result<Mount> {
+        features::require(Feature::MountApi)?;
+        let fd = open_tree(
+            source,
+            c"",
+            clone_flags(recursive) | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| Error::os("open_tree(clone, fd)", e))?;
+        Ok(Mount {
+            fd,
+            what: "bind of fd".into(),
+        })
+    }
+
+    /// Clones `path` inside `root`, resolved without leaving it.
+    pub fn clone_in_root(root: &Root, path: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
+        let path = path.as_ref();
+        let h = root.resolve(path)?;
+        let mut m = Self::clone_fd(&h, recursive).map_err(|e| e.with_path(path))?;
+        m.what = format!("bind of {} in root", path.display());
+        Ok(m)
+    }
+
+    /// Adopts a mount fd made elsewhere (e.g. by `fsmount` or `open_tree`).
+    pub fn from_fd(fd: impl Into<OwnedFd>) -> Mount {
+        Mount {
+            fd: fd.into(),
+            what: "mount fd".into(),
+        }
+    }
+
+    /// Gives up the mount fd.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// A short description of what this mount is, for logs and errors.
+    pub fn description(&self) -> &str {
+        &self.what
+    }
+
+    /// Sets `set` and clears `clear` on this mount only.
+    pub fn set_attr(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
+        self.setattr(set, clear, None, false)
+    }
+
+    /// Sets `set` and clears `clear` on this mount and every mount below it.
+    pub fn set_attr_recursive(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
+        self.setattr(set, clear, None, true)
+    }
+
+    /// Gives this mount (and, when `recursive`, every mount below it) the
+    /// propagation type `propagation`.
+    pub fn set_propagation(&self, propagation: Propagation, recursive: bool) -> Result<()> {
+        self.setattr(MountAttr::empty(), MountAttr::empty(), Some(propagation), recursive)
+    }
+
+    /// Makes this an idmapped mount with the uid and gid maps of the user
+    /// namespace `userns` (an fd to `/proc/PID/ns/user`). Only possible while
+    /// the mount is detached and not yet idmapped.
+    pub fn set_idmap(&self, userns: impl AsFd, recursive: bool) -> Result<()> {
+        features::require(Feature::IdmappedMounts)?;
+        let args = MountAttrArgs {
+            attr_set: k::MOUNT_ATTR_IDMAP as u64,
+            userns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&userns.as_fd())),
+            ..Default::default()
+        };
+        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args)
+            .map_err(|e| Error::os(format!("mount_setattr(idmap) on {}", self.what), e))
+    }
+
+    fn setattr(
+        &self,
+        set: MountAttr,
+        clear: MountAttr,
+        propagation: Option<Propagation>,
+        recursive: bool,
+    ) -> Result<()> {
+        if set.has_conflicting_atime() {
+            return Err(Error::invalid("mount_setattr", "more than one access-time policy"));
+        }
+        if set.intersects(clear) {
+            return Err(Error::invalid(
+                "mount_setattr",
+                format!("the same attribute is both set and cleared: {}", set & clear),
+            ));
+        }
+        features::require(Feature::MountSetattr)?;
+        let (attr_set, attr_clr) = MountAttr::to_kernel(set, clear);
+        let args = MountAttrArgs {
+            attr_set,
+            attr_clr,
+            propagation: propagation.map_or(0, Propagation::to_kernel),
+            userns_fd: None,
+        };
+        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args).map_err(|e| {
+            Error::os(
+                format!(
+                    "mount_setattr(set {set}, clear {clear}, propagation {:?}, recursive {recursive}) on {}",
+                    propagation.map(Propagation::name),
+                    self.what
+                ),
+                e
+            )
+        })?;
+        log::debug!(
+            "{}: set {set:?} clear {clear:?} propagation {propagation:?} recursive {recursive}",
+            self.what
+        );
+        Ok(())
+    }
+
+    /// The per-mount attributes of this mount as the kernel reports them
+    /// (`fstatvfs`): read-only, nosuid, nodev, noexec, the access-time
+    /// policy, nodiratime and nosymfollow.
+    pub fn attrs(&self) -> Result<MountAttr> {
+        attrs_of(&self.fd).map_err(|e| Error::os(format!("fstatvfs {}", self.what), e))
+    }
+
+    /// The root of this mount as a [`Root`], for resolving and creating
+    /// paths inside it, and attaching mounts below it, while it is detached.
+    pub fn root(&self) -> Result<Root> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::os("dup mount fd", Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        Root::from_fd(fd)
+    }
+
+    /// Attaches the mount onto `target` (`move_mount` with
+    /// `MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH`). The target may
+    /// be inside the caller's mount namespace or, on Linux 6.15 and later,
+    /// inside another detached tree.
+    pub fn attach(self, target: &Handle) -> Result<AttachedMount> {
+        self.move_onto(target, MoveMountFlags::empty(), None)
+    }
+
+    /// Attaches the mount beneath the mount that is on top at `target`
+    /// (`MOVE_MOUNT_BENEATH`, Linux 6.5): once the top mount is then
+    /// detached, the new one is in its place, with no moment where neither
+    /// is there.
+    pub fn attach_beneath(self, target: &Handle) -> Result<AttachedMount> {
+        features::require(Feature::MoveMountBeneath)?;
+        self.move_onto(target, MoveMountFlags::MOVE_MOUNT_BENEATH, None)
+    }
+
+    /// Resolves `path` in `root` and attaches the mount there. Unlike
+    /// [`attach`](Self::attach), the mount remembers its parent directory and
+    /// name, so that [`AttachedMount::detach`] works for file mounts too.
+    pub fn attach_at(self, root: &Root, path: impl AsRef<Path>) -> Result<AttachedMount> {
+        let path = path.as_ref();
+        let target = root.resolve(path)?;
+        let parent = match split_parent("attach", path) {
+            Ok((parent, name)) => Some((root.resolve(parent)?, name.as_os_str().to_owned())),
+            Err(_) => None,
+        };
+        self.move_onto(&target, MoveMountFlags::empty(), parent)
+            .map_err(|e| e.with_path(path))
+    }
+
+    fn move_onto(
+        self,
+        target: &Handle,
+        extra: MoveMountFlags,
+        parent: Option<(Handle, OsString)>,
+    ) -> Result<AttachedMount> {
+        features::require(Feature::MountApi)?;
+        move_mount(
+            self.fd.as_fd(),
+            c"",
+            target.as_fd(),
+            c"",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
+                | extra,
+        )
+        .map_err(|e| Error::os(format!("move_mount {}", self.what), e))?;
+        log::debug!("attached {}", self.what);
+        let is_dir = rustix::fs::fstat(&self.fd)
+            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+            .unwrap_or(false);
+        Ok(AttachedMount {
+            fd: self.fd,
+            what: self.what,
+            is_dir,
+            parent,
+        })
+    }
+}
+
+impl AsFd for Mount {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn clone_flags(recursive: bool) -> OpenTreeFlags {
+    let mut f = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        f |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    f
+}
+
+fn at_flags(recursive: bool) -> u32 {
+    let mut f = k::AT_EMPTY_PATH;
+    if recursive {
+        f |= k::AT_RECURSIVE;
+    }
+    f
+}
+
+/// The per-mount attributes of the mount `fd` is on, from `fstatvfs`.
+pub fn attrs_of(fd: impl AsFd) -> std::result::Result<MountAttr, Errno> {
+    let st = rustix::fs::fstatvfs(fd)?;
+    let f = st.f_flag;
+    let mut a = MountAttr::empty();
+    for (flag, attr) in [
+        (StatVfsMountFlags::RDONLY, MountAttr::RDONLY),
+        (StatVfsMountFlags::NOSUID, MountAttr::NOSUID),
+        (StatVfsMountFlags::NODEV, MountAttr::NODEV),
+        (StatVfsMountFlags::NOEXEC, MountAttr::NOEXEC),
+        (StatVfsMountFlags::NOATIME, MountAttr::NOATIME),
+        (StatVfsMountFlags::NODIRATIME, MountAttr::NODIRATIME),
+        (StatVfsMountFlags::RELATIME, MountAttr::RELATIME),
+    ] {
+        if f.contains(flag) {
+            a |= attr;
+        }
+    }
+    // ST_NOSYMFOLLOW (0x2000) is newer than rustix's flag list.
+    if f.bits() & 0x2000 != 0 {
+        a |= MountAttr::NOSYMFOLLOW;
+    }
+    if !a.intersects(MountAttr::NOATIME | MountAttr::RELATIME) {
+        a |= MountAttr::STRICTATIME;
+    }
+    Ok(a)
+}
+
+/// A mount that has been attached. Holding it keeps an fd to the mount's
+/// root, which [`detach`](Self::detach) uses to unmount exactly this mount.
+#[derive(Debug)]
+pub struct AttachedMount {
+    fd: OwnedFd,
+    what: String,
+    is_dir: bool,
+    parent: Option<(Handle, OsString)>,
+}
+
+impl AttachedMount {
+    /// A short description of the mount.
+    pub fn description(&self) -> &str {
+        &self.what
+    }
+
+    /// The per-mount attributes as the kernel reports them.
+    pub fn attrs(&self) -> Result<MountAttr> {
+        attrs_of(&self.fd).map_err(|e| Error::os(format!("fstatvfs {}", self.what), e))
+    }
+
+    /// Keeps the mount and closes the fd.
+    pub fn forget(self) {}
+
+    /// Gives up the fd to the mount's root.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Unmounts this mount (lazily, `MNT_DETACH`), with everything mounted
+    /// below it.
+    ///
+    /// A directory mount is unmounted through its own root fd (`fchdir`
+    /// into it on a private helper thread, then `umount2(".")`), so no path
+    /// is looked up. A file mount needs the parent directory and name that
+    /// [`Mount::attach_at`] recorded.
+    pub fn detach(self) -> Result<()> {
+        if self.is_dir {
+            return unmount_dir_fd(self.fd.as_fd()).map_err(|e| {
+                Error::os(format!("umount2(MNT_DETACH) {}", self.what), e)
+            });
+        }
+        match &self.parent {
+            Some((parent, name)) => unmount_name(parent, name, Some(&self.fd))
+                .map_err(|e| e.with_path(Path::new(name))),
+            None => Err(Error::invalid(
+                "detach",
+                "a file mount attached by handle can only be detached with mount::unmount",
+            )),
+        }
+    }
+}
+
+impl AsFd for AttachedMount {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Runs `f` on a helper thread whose working directory is `dir`; the
+/// caller's working directory is untouched (the helper unshares its fs
+/// struct first). The helper is in the caller's mount namespace.
+pub(crate) fn with_cwd<R: Send>(
+    dir: BorrowedFd<'_>,
+    f: impl FnOnce() -> std::result::Result<R, Errno> + Send,
+) -> std::result::Result<R, Errno> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            sys::unshare(rustix::thread::UnshareFlags::FS)?;
+            rustix::process::fchdir(dir)?;
+            f()
+        })
+        .join()
+        .unwrap_or(Err(Errno::IO))
+    })
+}
+
+/// Unmounts the mount whose root `dir` is, through `fchdir` + `umount2(".")`.
+fn unmount_dir_fd(dir: BorrowedFd<'_>) -> std::result::Result<(), Errno> {
+    with_cwd(dir, || unmount(c".", UnmountFlags::DETACH))
+}
+
+/// Unmounts the mount at `name` in the directory `parent`, not following a
+/// symlink there. When `expect` is given, the mount found must be that one.
+fn unmount_name(parent: &Handle, name: &OsStr, expect: Option<&OwnedFd>) -> Result<()> {
+    let cname = CString::new(name.as_bytes())
+        .map_err(|_| Error::invalid("unmount", "name contains a NUL byte"))?;
+    if let Some(fd) = expect {
+        let want = mount_id_of(fd).map_err(|e| Error::os("statx mount id", e))?;
+        let found = rustix::fs::statx(
+            parent,
+            cname.as_c_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::StatxFlags::MNT_ID,
+        )
+        .map_err(|e| Error::os("statx mount point", e))?
+        .stx_mnt_id;
+        if want != found {
+            return Err(Error::SafetyViolation {
+                op: "unmount".into(),
+                path: Some(PathBuf::from(name)),
+                reason: "the mount at this name is not the one that was attached".into(),
+            });
+        }
+    }
+    with_cwd(parent.as_fd(), || {
+        unmount(cname.as_c_str(), UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+    })
+    .map_err(|e| Error::os("umount2(MNT_DETACH|UMOUNT_NOFOLLOW)", e))
+}
+
+fn mount_id_of(fd: impl AsFd) -> std::result::Result<u64, Errno> {
+    Ok(rustix::fs::statx(
+        fd,
+        c"",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    )?
+    .stx_mnt_id)
+}
+
+/// Unmounts (lazily) the topmost mount at `path` inside `root`.
+///
+/// For a directory, the mount root is resolved and unmounted through its fd;
+/// for a file, through its parent directory's fd and its name, without
+/// following a symlink. No path the container could redirect is given to
+/// `umount2`.
+pub fn unmount_in_root(root: &Root, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    check_in_root_path("unmount", path)?;
+    let h = root.resolve_nofollow(path)?;
+    if h.is_dir().map_err(|e| e.with_path(path))? {
+        return unmount_dir_fd(h.as_fd()).map_err(|e| Error::os_at("umount2(MNT_DETACH)", path, e));
+    }
+    let (parent, name) = split_parent("unmount", path)?;
+    let parent = root.resolve(parent)?;
+    unmount_name(&parent, name.as_os_str(), None).map_err(|e| e.with_path(path))
+}
+
+/// Unmounts (lazily) the mount whose root directory `handle` refers to.
+/// `handle` must be the root of a mount (as a handle resolved to a mount
+/// point is); otherwise the kernel answers `EINVAL`.
+pub fn unmount_handle(handle: &Handle) -> Result<()> {
+    unmount_dir_fd(handle.as_fd()).map_err(|e| Error::os("umount2(MNT_DETACH) on handle", e))
+}

@@ -1,7 +1,470 @@
-//! Root and Handle. Placeholder.
-/// Root.
+//! Confined paths: a [`Root`] directory fd and [`Handle`]s to inodes inside it.
+//!
+//! Every lookup goes through pathrs, which uses `openat2(RESOLVE_IN_ROOT |
+//! RESOLVE_NO_MAGICLINKS)`: `..`, absolute symlinks and symlink chains are all
+//! interpreted relative to the root, and magic links (`/proc/self/root`,
+//! `/proc/self/fd/N`) are refused. A [`Handle`] is held as an fd; operations
+//! on an inode we already hold never resolve its path again.
+//!
+//! In-root paths given to these functions must be absolute (they are read
+//! relative to the root, but a relative path is almost always a caller's bug:
+//! OCI requires absolute mount destinations) and must not contain NUL bytes.
+
+use std::fs::Permissions;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{FileType, StatxFlags};
+use rustix::io::Errno;
+use rustix::mount::{open_tree, OpenTreeFlags};
+
+use crate::{Error, Result};
+
+/// The longest in-root path accepted, as the kernel's `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+
+/// Checks that `path` is a usable in-root path: absolute, no NUL byte, not
+/// longer than `PATH_MAX`.
+pub(crate) fn check_in_root_path(op: &'static str, path: &Path) -> Result<()> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.contains(&0) {
+        return Err(Error::invalid_at(op, path, "path contains a NUL byte"));
+    }
+    if !path.is_absolute() {
+        return Err(Error::invalid_at(op, path, "path inside the root must be absolute"));
+    }
+    if bytes.len() >= PATH_MAX {
+        return Err(Error::invalid_at(op, path, "path is longer than PATH_MAX"));
+    }
+    Ok(())
+}
+
+/// Splits an in-root path into its parent and final component, refusing
+/// paths whose final component is `/`, `.` or `..`.
+pub(crate) fn split_parent<'p>(op: &'static str, path: &'p Path) -> Result<(&'p Path, &'p Path)> {
+    match (path.parent(), path.components().next_back()) {
+        (Some(parent), Some(Component::Normal(name))) => Ok((parent, Path::new(name))),
+        _ => Err(Error::invalid_at(
+            op,
+            path,
+            "path must end in a name (not /, . or ..)",
+        )),
+    }
+}
+
+/// The type of a special file for [`Root::mknod`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// A character device with the given major and minor numbers.
+    Char {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A block device with the given major and minor numbers.
+    Block {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
+}
+
+impl NodeKind {
+    /// The file type a node of this kind has.
+    pub fn file_type(self) -> FileType {
+        match self {
+            NodeKind::Char { .. } => FileType::CharacterDevice,
+            NodeKind::Block { .. } => FileType::BlockDevice,
+            NodeKind::Fifo => FileType::Fifo,
+        }
+    }
+
+    /// The device number, or 0 for a fifo.
+    pub fn rdev(self) -> u64 {
+        match self {
+            NodeKind::Char { major, minor } | NodeKind::Block { major, minor } => {
+                rustix::fs::makedev(major, minor)
+            }
+            NodeKind::Fifo => 0,
+        }
+    }
+}
+
+/// What [`Handle::stat`] reports about an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandleStat {
+    /// The file type.
+    pub file_type: FileType,
+    /// The permission bits (with set-id and sticky bits).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// The device number, for device nodes.
+    pub rdev: u64,
+    /// The device the inode lives on.
+    pub dev: u64,
+    /// The inode number.
+    pub ino: u64,
+    /// The id of the mount the inode was reached through, as in
+    /// `/proc/self/mountinfo` (`STATX_MNT_ID`).
+    pub mount_id: u64,
+}
+
+/// An fd to an inode inside a [`Root`], usually opened `O_PATH`.
+///
+/// A handle is what mounts are attached onto: the kernel is given the fd,
+/// never the path it was found at.
 #[derive(Debug)]
-pub struct Root {}
-/// Handle.
+pub struct Handle {
+    fd: OwnedFd,
+}
+
+impl Handle {
+    /// Wraps an fd. The caller vouches that it refers to the inode meant.
+    pub fn from_fd(fd: impl Into<OwnedFd>) -> Handle {
+        Handle { fd: fd.into() }
+    }
+
+    /// Gives up the fd.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Another fd to the same inode (`O_CLOEXEC`).
+    pub fn try_clone(&self) -> Result<Handle> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::os("dup handle", Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        Ok(Handle { fd })
+    }
+
+    /// Type, mode, owner, device numbers and mount id of the inode.
+    pub fn stat(&self) -> Result<HandleStat> {
+        let st = rustix::fs::statx(
+            &self.fd,
+            c"",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
+        )
+        .map_err(|e| Error::os("statx handle", e))?;
+        Ok(HandleStat {
+            file_type: FileType::from_raw_mode(st.stx_mode as _),
+            mode: u32::from(st.stx_mode) & 0o7777,
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            rdev: rustix::fs::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            mount_id: st.stx_mnt_id,
+        })
+    }
+
+    /// The file type of the inode.
+    pub fn file_type(&self) -> Result<FileType> {
+        Ok(self.stat()?.file_type)
+    }
+
+    /// Whether the inode is a directory.
+    pub fn is_dir(&self) -> Result<bool> {
+        Ok(self.file_type()? == FileType::Directory)
+    }
+
+    /// Opens the inode itself with `flags` (e.g. `O_RDONLY`), safely: pathrs
+    /// reopens through its private procfs and refuses magic-link tricks.
+    /// `O_CLOEXEC` is always added.
+    pub fn reopen(&self, flags: rustix::fs::OFlags) -> Result<std::fs::File> {
+        let flags = pathrs::flags::OpenFlags::from_bits_retain(
+            (flags | rustix::fs::OFlags::CLOEXEC).bits() as _,
+        );
+        pathrs::HandleRef::from_fd(self.fd.as_fd())
+            .reopen(flags)
+            .map_err(|e| Error::resolve("reopen handle", "", e))
+    }
+}
+
+impl AsFd for Handle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<Handle> for OwnedFd {
+    fn from(h: Handle) -> OwnedFd {
+        h.fd
+    }
+}
+
+/// A directory that confines path resolution: the root of a container
+/// filesystem, or any other tree that must not be escaped.
 #[derive(Debug)]
-pub struct Handle {}
+pub struct Root {
+    inner: pathrs::Root,
+}
+
+impl Root {
+    /// Opens the host directory `path` as a root (`O_PATH | O_DIRECTORY`).
+    ///
+    /// `path` is a host path chosen by the caller and is resolved normally;
+    /// everything below it is then confined.
+    pub fn open(path: impl AsRef<Path>) -> Result<Root> {
+        let path = path.as_ref();
+        if path.as_os_str().as_bytes().contains(&0) {
+            return Err(Error::invalid_at("open root", path, "path contains a NUL byte"));
+        }
+        let inner = pathrs::Root::open(path).map_err(|e| Error::resolve("open root", path, e))?;
+        Ok(Root { inner })
+    }
+
+    /// Uses `fd`, which must be a directory (an `O_PATH` fd is fine), as a
+    /// root. The fd may also be a detached mount from
+    /// [`Mount`](crate::Mount): resolution then happens inside the detached
+    /// tree.
+    pub fn from_fd(fd: impl Into<OwnedFd>) -> Result<Root> {
+        let fd = fd.into();
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::os("fstat root", e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(Error::invalid("open root", "root fd is not a directory"));
+        }
+        Ok(Root {
+            inner: pathrs::Root::from_fd(fd),
+        })
+    }
+
+    /// Another fd to the same root.
+    pub fn try_clone(&self) -> Result<Root> {
+        let inner = self
+            .inner
+            .try_clone()
+            .map_err(|e| Error::resolve("clone root", "/", e))?;
+        Ok(Root { inner })
+    }
+
+    /// Resolves `path` inside the root, following symlinks (confined to the
+    /// root), to an `O_PATH` handle.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Handle> {
+        let path = path.as_ref();
+        check_in_root_path("resolve", path)?;
+        let h = self
+            .inner
+            .resolve(path)
+            .map_err(|e| Error::resolve("resolve", path, e))?;
+        log::trace!("resolved {}", path.display());
+        Ok(Handle::from_fd(h))
+    }
+
+    /// Like [`resolve`](Self::resolve), but a symlink in the final component
+    /// is returned as itself instead of being followed.
+    pub fn resolve_nofollow(&self, path: impl AsRef<Path>) -> Result<Handle> {
+        let path = path.as_ref();
+        check_in_root_path("resolve_nofollow", path)?;
+        let h = self
+            .inner
+            .resolve_nofollow(path)
+            .map_err(|e| Error::resolve("resolve_nofollow", path, e))?;
+        Ok(Handle::from_fd(h))
+    }
+
+    /// Creates `path` and any missing parents as directories with `mode`
+    /// (less the umask), and returns a handle to it. Existing directories
+    /// are kept; a non-directory in the way is an error. Each component is
+    /// created with `mkdirat` on the handle of its parent, so no component
+    /// can be redirected outside the root (CVE-2024-45310).
+    pub fn mkdir_all(&self, path: impl AsRef<Path>, mode: u32) -> Result<Handle> {
+        let path = path.as_ref();
+        check_in_root_path("mkdir_all", path)?;
+        if mode & !0o7777 != 0 {
+            return Err(Error::invalid_at("mkdir_all", path, "mode has bits outside 0o7777"));
+        }
+        let h = self
+            .inner
+            .mkdir_all(path, &Permissions::from_mode(mode))
+            .map_err(|e| Error::resolve("mkdir_all", path, e))?;
+        Ok(Handle::from_fd(h))
+    }
+
+    /// Makes sure `path` is a regular file, creating it empty with `mode`
+    /// when it is missing, and returns a handle to it: what a file bind
+    /// mount is attached onto. The parent must exist. A symlink, directory
+    /// or special file at `path` is refused.
+    pub fn create_file(&self, path: impl AsRef<Path>, mode: u32) -> Result<Handle> {
+        let path = path.as_ref();
+        check_in_root_path("create_file", path)?;
+        split_parent("create_file", path)?;
+        if mode & !0o7777 != 0 {
+            return Err(Error::invalid_at("create_file", path, "mode has bits outside 0o7777"));
+        }
+        // Two rounds at most: if the file appears between the lookup and
+        // the O_EXCL create, the second lookup finds it.
+        for _ in 0..2 {
+            match self.resolve_nofollow(path) {
+                Ok(h) => {
+                    let ft = h.file_type().map_err(|e| e.with_path(path))?;
+                    if ft != FileType::RegularFile {
+                        return Err(Error::invalid_at(
+                            "create_file",
+                            path,
+                            format!("exists and is a {}, not a regular file", type_name(ft)),
+                        ));
+                    }
+                    return Ok(h);
+                }
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let flags = pathrs::flags::OpenFlags::O_RDONLY
+                | pathrs::flags::OpenFlags::O_EXCL
+                | pathrs::flags::OpenFlags::O_NOFOLLOW
+                | pathrs::flags::OpenFlags::O_NOCTTY
+                | pathrs::flags::OpenFlags::O_CLOEXEC;
+            match self
+                .inner
+                .create_file(path, flags, &Permissions::from_mode(mode))
+            {
+                Ok(file) => return Ok(Handle::from_fd(to_opath(file.into(), path)?)),
+                Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {
+                    continue
+                }
+                Err(e) => return Err(Error::resolve("create_file", path, e)),
+            }
+        }
+        Err(Error::os_at("create_file", path, Errno::EXIST))
+    }
+
+    /// Creates a device node or fifo at `path` (the parent must exist) with
+    /// `mode`, then checks that the inode now there has exactly the type and
+    /// device number asked for, and returns a handle to it.
+    pub fn mknod(&self, path: impl AsRef<Path>, kind: NodeKind, mode: u32) -> Result<Handle> {
+        let path = path.as_ref();
+        check_in_root_path("mknod", path)?;
+        split_parent("mknod", path)?;
+        if mode & !0o7777 != 0 {
+            return Err(Error::invalid_at("mknod", path, "mode has bits outside 0o7777"));
+        }
+        let perm = Permissions::from_mode(mode);
+        let inode = match kind {
+            NodeKind::Char { .. } => pathrs::InodeType::CharacterDevice(perm, kind.rdev()),
+            NodeKind::Block { .. } => pathrs::InodeType::BlockDevice(perm, kind.rdev()),
+            NodeKind::Fifo => pathrs::InodeType::Fifo(perm),
+        };
+        self.inner
+            .create(path, &inode)
+            .map_err(|e| Error::resolve("mknod", path, e))?;
+        let h = self.resolve_nofollow(path)?;
+        let st = h.stat().map_err(|e| e.with_path(path))?;
+        if st.file_type != kind.file_type() || (kind != NodeKind::Fifo && st.rdev != kind.rdev()) {
+            return Err(Error::unsafe_at(
+                "mknod",
+                path,
+                format!(
+                    "the inode created is a {} with rdev {:#x}, not what was asked",
+                    type_name(st.file_type),
+                    st.rdev
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Creates a symlink at `path` pointing at `target` (stored as given;
+    /// it is not resolved now). The parent must exist.
+    pub fn symlink(&self, path: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let target = target.as_ref();
+        check_in_root_path("symlink", path)?;
+        split_parent("symlink", path)?;
+        if target.as_os_str().is_empty() || target.as_os_str().as_bytes().contains(&0) {
+            return Err(Error::invalid_at(
+                "symlink",
+                path,
+                "symlink target is empty or contains a NUL byte",
+            ));
+        }
+        self.inner
+            .create(path, &pathrs::InodeType::Symlink(target.to_path_buf()))
+            .map_err(|e| Error::resolve("symlink", path, e))
+    }
+
+    /// Reads the symlink at `path` (not following it).
+    pub fn readlink(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
+        let path = path.as_ref();
+        check_in_root_path("readlink", path)?;
+        self.inner
+            .readlink(path)
+            .map_err(|e| Error::resolve("readlink", path, e))
+    }
+
+    /// Removes the non-directory at `path`.
+    pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        check_in_root_path("remove_file", path)?;
+        self.inner
+            .remove_file(path)
+            .map_err(|e| Error::resolve("remove_file", path, e))
+    }
+
+    /// Removes the empty directory at `path`.
+    pub fn remove_dir(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        check_in_root_path("remove_dir", path)?;
+        self.inner
+            .remove_dir(path)
+            .map_err(|e| Error::resolve("remove_dir", path, e))
+    }
+
+    /// A handle to the root directory itself.
+    pub fn handle(&self) -> Result<Handle> {
+        let fd = open_tree(
+            &self.inner,
+            c"",
+            OpenTreeFlags::AT_EMPTY_PATH | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| Error::os("open root handle", e))?;
+        Ok(Handle::from_fd(fd))
+    }
+}
+
+impl AsFd for Root {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl From<Root> for OwnedFd {
+    fn from(r: Root) -> OwnedFd {
+        r.inner.into()
+    }
+}
+
+/// An `O_PATH` fd to the same inode as `fd`, made without any path lookup:
+/// `open_tree` without `OPEN_TREE_CLONE` on an empty path returns one.
+fn to_opath(fd: OwnedFd, path: &Path) -> Result<OwnedFd> {
+    open_tree(
+        &fd,
+        c"",
+        OpenTreeFlags::AT_EMPTY_PATH | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| Error::os_at("reopen O_PATH", path, e))
+}
+
+/// The name of a file type, for messages.
+pub(crate) fn type_name(ft: FileType) -> &'static str {
+    match ft {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "file of unknown type",
+    }
+}

@@ -1,1 +1,149 @@
-//! Private procfs. Placeholder: being written.
+//! A private, verified procfs, for sysctls and fd checks.
+//!
+//! saferoot never reads or writes the container's `/proc`: a container can
+//! mount over or symlink anything in its own tree (CVE-2025-52881). Instead
+//! it uses a procfs instance of its own through pathrs (a fresh detached
+//! `fsopen("proc")` mount where the kernel allows, otherwise a checked clone
+//! of the host's `/proc`), and every file under it is opened without
+//! following symlinks or crossing mounts.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use pathrs::flags::OpenFlags;
+use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
+
+use crate::{Error, Result};
+
+/// A handle on a private procfs.
+#[derive(Debug)]
+pub struct Procfs {
+    inner: ProcfsHandle,
+}
+
+/// Turns a sysctl name into its path under `/proc/sys`: `net.ipv4.ip_forward`
+/// → `net/ipv4/ip_forward`. A name with a `/` is taken as a path already
+/// (needed for names with dots in them, such as `net/ipv4/conf/eth0.1/...`).
+/// Empty, `.` and `..` components are refused.
+pub fn sysctl_path(name: &str) -> Result<PathBuf> {
+    let op = "sysctl";
+    if name.is_empty() || name.contains('\0') {
+        return Err(Error::invalid(op, format!("bad sysctl name {name:?}")));
+    }
+    let sep = if name.contains('/') { '/' } else { '.' };
+    let mut path = PathBuf::from("sys");
+    for part in name.split(sep) {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(Error::invalid(
+                op,
+                format!("bad sysctl name {name:?}: empty, . or .. component"),
+            ));
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
+impl Procfs {
+    /// A full procfs (including `/proc/sys`), private to this process.
+    pub fn new() -> Result<Procfs> {
+        let inner = ProcfsHandleBuilder::new()
+            .subset_pid(false)
+            .build()
+            .map_err(|e| Error::resolve("open private procfs", "/proc", e))?;
+        Ok(Procfs { inner })
+    }
+
+    /// Writes `value` to the sysctl `name` (dotted or slashed), in the
+    /// namespaces of the calling thread.
+    pub fn write_sysctl(&self, name: &str, value: &str) -> Result<()> {
+        let path = sysctl_path(name)?;
+        let shown = Path::new("/proc").join(&path);
+        let mut f = self
+            .inner
+            .open(ProcfsBase::ProcRoot, &path, OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC)
+            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        f.write_all(value.as_bytes())
+            .map_err(|e| Error::os_at("write sysctl", &shown, errno_of(&e)))?;
+        log::debug!("sysctl {name} = {value}");
+        Ok(())
+    }
+
+    /// Reads the sysctl `name`, without the trailing newline.
+    pub fn read_sysctl(&self, name: &str) -> Result<String> {
+        let path = sysctl_path(name)?;
+        let shown = Path::new("/proc").join(&path);
+        let mut f = self
+            .inner
+            .open(ProcfsBase::ProcRoot, &path, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        let mut s = String::new();
+        f.read_to_string(&mut s)
+            .map_err(|e| Error::os_at("read sysctl", &shown, errno_of(&e)))?;
+        Ok(s.trim_end_matches('\n').to_string())
+    }
+
+    /// What the fd `fd` of the calling thread refers to, as the kernel
+    /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
+    pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {
+        let sub = PathBuf::from(format!("fd/{}", fd.as_raw_fd()));
+        self.inner
+            .readlink(ProcfsBase::ProcThreadSelf, &sub)
+            .map_err(|e| Error::resolve("readlink fd", Path::new("/proc/thread-self").join(sub), e))
+    }
+
+    /// Opens `subpath` (e.g. `mountinfo`) under `/proc/thread-self`,
+    /// read-only and without following symlinks.
+    pub fn open_thread_self(&self, subpath: impl AsRef<Path>) -> Result<std::fs::File> {
+        let sub = subpath.as_ref();
+        self.inner
+            .open(
+                ProcfsBase::ProcThreadSelf,
+                sub,
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )
+            .map_err(|e| Error::resolve("open procfs file", Path::new("/proc/thread-self").join(sub), e))
+    }
+
+    /// Opens `subpath` under `/proc` (e.g. `PID/ns/mnt` or `kcore`),
+    /// without following symlinks, with `flags` (`O_CLOEXEC` is added).
+    pub fn open_root(&self, subpath: impl AsRef<Path>, flags: rustix::fs::OFlags) -> Result<std::fs::File> {
+        let sub = subpath.as_ref();
+        let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        self.inner
+            .open(ProcfsBase::ProcRoot, sub, flags)
+            .map_err(|e| Error::resolve("open procfs file", Path::new("/proc").join(sub), e))
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> rustix::io::Errno {
+    rustix::io::Errno::from_io_error(e).unwrap_or(rustix::io::Errno::IO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_names_map_to_paths() {
+        assert_eq!(sysctl_path("net.ipv4.ip_forward").unwrap(), Path::new("sys/net/ipv4/ip_forward"));
+        assert_eq!(
+            sysctl_path("net/ipv4/conf/eth0.1/forwarding").unwrap(),
+            Path::new("sys/net/ipv4/conf/eth0.1/forwarding")
+        );
+        for bad in ["", "net..x", "net/../../etc", ".", "kernel.", "a\0b"] {
+            let e = sysctl_path(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_sysctl_through_the_private_procfs() {
+        let p = Procfs::new().unwrap();
+        let v = p.read_sysctl("kernel.ostype").unwrap();
+        assert_eq!(v, "Linux");
+        let e = p.read_sysctl("kernel.no_such_sysctl_here").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound, "{e}");
+    }
+}

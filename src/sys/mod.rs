@@ -127,3 +127,30 @@ fn raw_errno_of(nr: libc::c_long, args: [libc::c_long; 5]) -> Errno {
         Errno::from_raw_os_error(last_errno())
     }
 }
+
+/// `unshare(flags)` for the calling thread, for every flag except
+/// `CLONE_FILES` (refused with `EINVAL`; see [`unshare_with_files`]).
+///
+/// With `CLONE_FS | CLONE_NEWNS` a single thread gets a mount namespace of
+/// its own, which is how saferoot's helpers and tests confine their effects.
+pub fn unshare(flags: rustix::thread::UnshareFlags) -> Result<(), Errno> {
+    if flags.contains(rustix::thread::UnshareFlags::FILES) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: rustix marks unshare unsafe only because CLONE_FILES splits the
+    // fd table between threads; that flag is refused above.
+    unsafe { rustix::thread::unshare_unsafe(flags) }
+}
+
+/// `unshare(flags)` that may include `CLONE_FILES`.
+///
+/// # Safety
+///
+/// With `CLONE_FILES` the calling thread gets a private copy of the fd
+/// table. The caller must make sure that no fd opened by this thread after
+/// the call is used by another thread, and that this thread uses no fd that
+/// another thread opens after the call.
+pub unsafe fn unshare_with_files(flags: rustix::thread::UnshareFlags) -> Result<(), Errno> {
+    // SAFETY: the caller upholds the contract above.
+    unsafe { rustix::thread::unshare_unsafe(flags) }
+}
