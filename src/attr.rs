@@ -115,7 +115,8 @@ impl fmt::Display for MountAttr {
 }
 
 /// The propagation type to give a mount (`mount_setattr`'s `propagation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Propagation {
     /// Neither receives nor sends mount events.
     Private,

@@ -14,7 +14,8 @@
 //! - [`path`]: [`Root`] and [`Handle`], confined resolution and creation;
 //! - [`procfs`]: a private procfs for sysctls and fd checks;
 //! - [`mount`]: [`Mount`], a detached mount fd, and its attachment;
-//! - [`mountinfo`]: the mount table, from statmount/listmount or mountinfo.
+//! - [`mountinfo`]: the mount table, from statmount/listmount or mountinfo;
+//! - [`rootfs`]: a whole container root from a [`rootfs::RootfsSpec`].
 //!
 //! The minimum kernel is Linux 5.12; newer features are probed at run time.
 
@@ -28,6 +29,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod path;
 pub mod procfs;
+pub mod rootfs;
 pub mod sys;
 
 pub use attr::{MountAttr, Propagation, PropagationState};
@@ -35,4 +37,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use features::Feature;
 pub use mount::{AttachedMount, Mount};
 pub use mountinfo::{MountEntry, MountTable};
-pub use path::{Handle, Root};
+pub use path::{Handle, NodeKind, Root};
+pub use rootfs::RootfsSpec;

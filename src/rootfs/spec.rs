@@ -1,0 +1,190 @@
+//! The rootfs specification: what a root filesystem should look like.
+//!
+//! Plain data, serde-friendly, independent of any config format. The OCI
+//! runtime-spec reader ([`crate::oci`], feature `oci`) produces one; so can
+//! any caller. Mount options are kept as the strings runc and crun accept
+//! (`ro`, `nosuid`, `rbind`, `rro`, `rslave`, `tmpcopyup`, `mode=755`, ...)
+//! and are parsed by [`super::options::parse_options`] when the spec is
+//! planned, so a bad option is reported with the mount it belongs to.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Propagation;
+
+/// Everything needed to assemble a root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RootfsSpec {
+    /// The host directory that becomes `/`.
+    pub rootfs: PathBuf,
+    /// Mounts, in the order they are made.
+    pub mounts: Vec<MountSpec>,
+    /// Device nodes to create under `/dev`, beyond the defaults.
+    pub devices: Vec<DeviceSpec>,
+    /// Whether to create the default devices (`null`, `zero`, `full`,
+    /// `random`, `urandom`, `tty`) and `/dev` symlinks, as runc does.
+    pub default_devices: bool,
+    /// Paths to hide: files get the host's `/dev/null` bound over them,
+    /// directories an empty read-only tmpfs.
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths to bind over themselves read-only.
+    pub readonly_paths: Vec<PathBuf>,
+    /// Propagation for the root mount (OCI `rootfsPropagation`).
+    pub rootfs_propagation: Option<PropagationSetting>,
+    /// Make `/` read-only once everything is mounted.
+    pub readonly_root: bool,
+    /// SELinux label for mounts, passed as the `context=` option of
+    /// filesystems that take one.
+    pub mount_label: Option<String>,
+    /// The working directory to change into after entering the root; it is
+    /// created when missing and checked to be inside the root.
+    pub cwd: Option<PathBuf>,
+    /// Sysctls to write (through a private procfs, never the container's).
+    pub sysctls: BTreeMap<String, String>,
+    /// Whether the container runs in a user namespace. Device nodes are
+    /// then bound from the host instead of created, and flags the kernel
+    /// locks on bind mounts are kept instead of failing.
+    pub user_namespace: bool,
+    /// The umask for the container process (OCI `process.user.umask`);
+    /// applied when the root is entered.
+    pub umask: Option<u32>,
+}
+
+impl Default for RootfsSpec {
+    fn default() -> Self {
+        RootfsSpec {
+            rootfs: PathBuf::new(),
+            mounts: Vec::new(),
+            devices: Vec::new(),
+            default_devices: true,
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            rootfs_propagation: None,
+            readonly_root: false,
+            mount_label: None,
+            cwd: None,
+            sysctls: BTreeMap::new(),
+            user_namespace: false,
+            umask: None,
+        }
+    }
+}
+
+/// One mount of a [`RootfsSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MountSpec {
+    /// Where, inside the root. Must be absolute.
+    pub destination: PathBuf,
+    /// The filesystem type (`proc`, `tmpfs`, ...), or `bind` (or empty with
+    /// a `bind`/`rbind` option) for a bind mount.
+    #[serde(rename = "type")]
+    pub fs_type: String,
+    /// The source: a host path for binds, a device or a name otherwise.
+    pub source: Option<PathBuf>,
+    /// Options as runc and crun accept them.
+    pub options: Vec<String>,
+    /// User id mappings for an idmapped mount (OCI `uidMappings`).
+    pub uid_mappings: Vec<IdMapping>,
+    /// Group id mappings for an idmapped mount (OCI `gidMappings`).
+    pub gid_mappings: Vec<IdMapping>,
+}
+
+impl MountSpec {
+    /// A mount with the given destination, type, source and options.
+    pub fn new(
+        destination: impl Into<PathBuf>,
+        fs_type: impl Into<String>,
+        source: Option<PathBuf>,
+        options: &[&str],
+    ) -> MountSpec {
+        MountSpec {
+            destination: destination.into(),
+            fs_type: fs_type.into(),
+            source,
+            options: options.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A range of ids mapped into a user namespace or an idmapped mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IdMapping {
+    /// First id inside.
+    pub container_id: u32,
+    /// First id outside.
+    pub host_id: u32,
+    /// How many ids.
+    pub size: u32,
+}
+
+/// The kind of a device node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// A character device (OCI type `c` or `u`).
+    Char,
+    /// A block device (OCI type `b`).
+    Block,
+    /// A fifo (OCI type `p`).
+    Fifo,
+}
+
+/// A device node to create under the root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceSpec {
+    /// Where, inside the root (normally under `/dev`).
+    pub path: PathBuf,
+    /// Character, block or fifo.
+    pub kind: DeviceKind,
+    /// Major number (ignored for fifos).
+    pub major: u32,
+    /// Minor number (ignored for fifos).
+    pub minor: u32,
+    /// Permission bits; 0o666 when not given.
+    pub file_mode: Option<u32>,
+    /// Owner; 0 when not given.
+    pub uid: Option<u32>,
+    /// Group; 0 when not given.
+    pub gid: Option<u32>,
+}
+
+/// A propagation type and whether it applies to the whole tree (`rslave`)
+/// or one mount (`slave`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PropagationSetting {
+    /// The type.
+    pub kind: Propagation,
+    /// Whether it applies recursively.
+    pub recursive: bool,
+}
+
+impl PropagationSetting {
+    /// Parses `private`, `rprivate`, `slave`, `rslave`, `shared`, `rshared`,
+    /// `unbindable` or `runbindable`.
+    pub fn parse(word: &str) -> Option<PropagationSetting> {
+        let (recursive, base) = match word.strip_prefix('r') {
+            Some(rest) => (true, rest),
+            _ => (false, word),
+        };
+        let kind = match base {
+            "private" => Propagation::Private,
+            "slave" => Propagation::Slave,
+            "shared" => Propagation::Shared,
+            "unbindable" => Propagation::Unbindable,
+            _ => return None,
+        };
+        Some(PropagationSetting { kind, recursive })
+    }
+
+    /// The word [`parse`](Self::parse) accepts for this setting.
+    pub fn name(&self) -> String {
+        format!("{}{}", if self.recursive { "r" } else { "" }, self.kind.name())
+    }
+}
