@@ -75,6 +75,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
 use std::fmt::Display;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,9 @@ pub fn require(ok: bool, reason: impl Display) -> bool {
         return true;
     }
     if std::env::var_os(ALLOW_SKIP_ENV).is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED: {reason}");
+        // Written to fd 2 directly rather than with eprintln!, which libtest
+        // captures: the line must reach the log even when the test passes.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
         false
     } else {
         panic!(
@@ -497,19 +500,34 @@ pub fn run_child(test_path: &str, extra_env: &[(&str, &str)], userns: bool) -> O
     let ran_one = stdout
         .lines()
         .any(|l| l.starts_with("test result: ok. 1 passed; 0 failed;"));
+    // The child's output is shown indented, so that its `test result:`
+    // lines are not taken for the parent's by tools that read the log.
     if !out.status.success() || !ran_one {
         panic!(
             "child test `{test_path}` {}\ncommand: {shown}\n\
-             ----- child stdout -----\n{stdout}\n----- child stderr -----\n{stderr}\n-----",
+             child stdout:\n{}\nchild stderr:\n{}",
             if out.status.success() {
                 "did not report exactly one passed test".to_string()
             } else {
                 format!("failed ({})", out.status)
-            }
+            },
+            indent(&stdout),
+            indent(&stderr),
         );
     }
-    log::debug!("child `{test_path}` passed:\n{stdout}\n{stderr}");
+    log::debug!(
+        "child `{test_path}` passed:\n{}\n{}",
+        indent(&stdout),
+        indent(&stderr)
+    );
     out
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs `body` in a fresh process: in the child started for `test_path`
