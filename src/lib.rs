@@ -15,7 +15,8 @@
 //! - [`procfs`]: a private procfs for sysctls and fd checks;
 //! - [`mount`]: [`Mount`], a detached mount fd, and its attachment;
 //! - [`mountinfo`]: the mount table, from statmount/listmount or mountinfo;
-//! - [`rootfs`]: a whole container root from a [`rootfs::RootfsSpec`].
+//! - [`rootfs`]: a whole container root from a [`rootfs::RootfsSpec`];
+//! - `oci` (feature `oci`): a [`rootfs::RootfsSpec`] from an OCI runtime-spec `config.json`.
 //!
 //! The minimum kernel is Linux 5.12; newer features are probed at run time.
 
@@ -27,6 +28,8 @@ pub mod error;
 pub mod features;
 pub mod mount;
 pub mod mountinfo;
+#[cfg(feature = "oci")]
+pub mod oci;
 pub mod path;
 pub mod procfs;
 pub mod rootfs;
