@@ -217,7 +217,8 @@ mod tests {
 
     #[test]
     fn atime_policy_encoding() {
-        let (s, c) = MountAttr::to_kernel(MountAttr::NOATIME | MountAttr::RDONLY, MountAttr::empty());
+        let (s, c) =
+            MountAttr::to_kernel(MountAttr::NOATIME | MountAttr::RDONLY, MountAttr::empty());
         assert_eq!(s, (k::MOUNT_ATTR_NOATIME | k::MOUNT_ATTR_RDONLY) as u64);
         assert_eq!(c, k::MOUNT_ATTR__ATIME as u64);
         let (s, c) = MountAttr::to_kernel(MountAttr::RELATIME, MountAttr::NOSUID);
@@ -235,7 +236,10 @@ mod tests {
         assert_eq!(a, MountAttr::RDONLY | MountAttr::NOATIME);
         assert_eq!(MountAttr::from_kernel(0), MountAttr::RELATIME);
         assert_eq!(a.to_string(), "ro,noatime");
-        assert_eq!((MountAttr::NOSUID | MountAttr::RELATIME).to_string(), "rw,nosuid,relatime");
+        assert_eq!(
+            (MountAttr::NOSUID | MountAttr::RELATIME).to_string(),
+            "rw,nosuid,relatime"
+        );
     }
 
     #[test]

@@ -316,9 +316,15 @@ mod tests {
     #[test]
     fn errno_kinds() {
         assert_eq!(Error::os("x", Errno::NOENT).kind(), ErrorKind::NotFound);
-        assert_eq!(Error::os("x", Errno::EXIST).kind(), ErrorKind::AlreadyExists);
+        assert_eq!(
+            Error::os("x", Errno::EXIST).kind(),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(Error::os("x", Errno::ACCESS).kind(), ErrorKind::Permission);
-        assert_eq!(Error::os("x", Errno::XDEV).kind(), ErrorKind::SafetyViolation);
+        assert_eq!(
+            Error::os("x", Errno::XDEV).kind(),
+            ErrorKind::SafetyViolation
+        );
         assert_eq!(Error::os("x", Errno::BUSY).kind(), ErrorKind::Os);
         let e = Error::invalid("x", "bad").with_path("/a");
         assert_eq!(e.path(), Some(Path::new("/a")));

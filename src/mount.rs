@@ -50,7 +50,10 @@ impl fmt::Debug for FsParam {
 /// `a,,b` or a trailing comma) are refused, as are NUL bytes.
 pub fn parse_data(data: &str) -> Result<Vec<(String, Option<String>)>> {
     if data.contains('\0') {
-        return Err(Error::invalid("parse mount data", "mount data contains a NUL byte"));
+        return Err(Error::invalid(
+            "parse mount data",
+            "mount data contains a NUL byte",
+        ));
     }
     if data.is_empty() {
         return Ok(Vec::new());
@@ -145,12 +148,18 @@ impl FsBuilder {
             ));
         }
         if self.attrs.has_conflicting_atime() {
-            return Err(Error::invalid("fsmount", "more than one access-time policy"));
+            return Err(Error::invalid(
+                "fsmount",
+                "more than one access-time policy",
+            ));
         }
         features::require(Feature::MountApi)?;
         let fs = fsopen(self.fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| {
             if e == Errno::NODEV {
-                Error::invalid("fsopen", format!("unknown filesystem type {:?}", self.fstype))
+                Error::invalid(
+                    "fsopen",
+                    format!("unknown filesystem type {:?}", self.fstype),
+                )
             } else {
                 Error::os(format!("fsopen({})", self.fstype), e)
             }
@@ -252,7 +261,11 @@ impl Mount {
     /// Like [`clone_tree`](Self::clone_tree), but a symlink as the last
     /// component of `source` is not followed (the symlink itself is bound).
     pub fn clone_tree_nofollow(source: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
-        Self::clone_path(source.as_ref(), recursive, OpenTreeFlags::AT_SYMLINK_NOFOLLOW)
+        Self::clone_path(
+            source.as_ref(),
+            recursive,
+            OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+        )
     }
 
     fn clone_path(source: &Path, recursive: bool, extra: OpenTreeFlags) -> Result<Mount> {
@@ -262,8 +275,12 @@ impl Mount {
             return Err(Error::invalid("open_tree", "empty source path"));
         }
         features::require(Feature::MountApi)?;
-        let fd = open_tree(rustix::fs::CWD, c.as_c_str(), clone_flags(recursive) | extra)
-            .map_err(|e| Error::os_at("open_tree(clone)", source, e))?;
+        let fd = open_tree(
+            rustix::fs::CWD,
+            c.as_c_str(),
+            clone_flags(recursive) | extra,
+        )
+        .map_err(|e| Error::os_at("open_tree(clone)", source, e))?;
         log::debug!("cloned {} (recursive: {recursive})", source.display());
         Ok(Mount {
             fd,
@@ -327,7 +344,12 @@ impl Mount {
     /// Gives this mount (and, when `recursive`, every mount below it) the
     /// propagation type `propagation`.
     pub fn set_propagation(&self, propagation: Propagation, recursive: bool) -> Result<()> {
-        self.setattr(MountAttr::empty(), MountAttr::empty(), Some(propagation), recursive)
+        self.setattr(
+            MountAttr::empty(),
+            MountAttr::empty(),
+            Some(propagation),
+            recursive,
+        )
     }
 
     /// Makes this an idmapped mount with the uid and gid maps of the user
@@ -352,12 +374,18 @@ impl Mount {
         recursive: bool,
     ) -> Result<()> {
         if set.has_conflicting_atime() {
-            return Err(Error::invalid("mount_setattr", "more than one access-time policy"));
+            return Err(Error::invalid(
+                "mount_setattr",
+                "more than one access-time policy",
+            ));
         }
         if set.intersects(clear) {
             return Err(Error::invalid(
                 "mount_setattr",
-                format!("the same attribute is both set and cleared: {}", set & clear),
+                format!(
+                    "the same attribute is both set and cleared: {}",
+                    set & clear
+                ),
             ));
         }
         features::require(Feature::MountSetattr)?;
@@ -395,10 +423,12 @@ impl Mount {
     /// The root of this mount as a [`Root`], for resolving and creating
     /// paths inside it, and attaching mounts below it, while it is detached.
     pub fn root(&self) -> Result<Root> {
-        let fd = self
-            .fd
-            .try_clone()
-            .map_err(|e| Error::os("dup mount fd", Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let fd = self.fd.try_clone().map_err(|e| {
+            Error::os(
+                "dup mount fd",
+                Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            )
+        })?;
         Root::from_fd(fd)
     }
 
@@ -547,17 +577,18 @@ impl AttachedMount {
     ///
     /// A directory mount is unmounted through its own root fd (`fchdir`
     /// into it on a private helper thread, then `umount2(".")`), so no path
-    /// is looked up. A file mount needs the parent directory and name that
+    /// is looked up. The kernel unmounts the topmost mount at that place:
+    /// if something was mounted over this mount's root since, that goes. A file mount needs the parent directory and name that
     /// [`Mount::attach_at`] recorded.
     pub fn detach(self) -> Result<()> {
         if self.is_dir {
-            return unmount_dir_fd(self.fd.as_fd()).map_err(|e| {
-                Error::os(format!("umount2(MNT_DETACH) {}", self.what), e)
-            });
+            return unmount_dir_fd(self.fd.as_fd())
+                .map_err(|e| Error::os(format!("umount2(MNT_DETACH) {}", self.what), e));
         }
         match &self.parent {
-            Some((parent, name)) => unmount_name(parent, name, Some(&self.fd))
-                .map_err(|e| e.with_path(Path::new(name))),
+            Some((parent, name)) => {
+                unmount_name(parent, name, Some(&self.fd)).map_err(|e| e.with_path(Path::new(name)))
+            }
             None => Err(Error::invalid(
                 "detach",
                 "a file mount attached by handle can only be detached with mount::unmount",
@@ -619,7 +650,10 @@ fn unmount_name(parent: &Handle, name: &OsStr, expect: Option<&OwnedFd>) -> Resu
         }
     }
     with_cwd(parent.as_fd(), || {
-        unmount(cname.as_c_str(), UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+        unmount(
+            cname.as_c_str(),
+            UnmountFlags::DETACH | UnmountFlags::NOFOLLOW,
+        )
     })
     .map_err(|e| Error::os("umount2(MNT_DETACH|UMOUNT_NOFOLLOW)", e))
 }

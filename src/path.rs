@@ -33,7 +33,11 @@ pub(crate) fn check_in_root_path(op: &'static str, path: &Path) -> Result<()> {
         return Err(Error::invalid_at(op, path, "path contains a NUL byte"));
     }
     if !path.is_absolute() {
-        return Err(Error::invalid_at(op, path, "path inside the root must be absolute"));
+        return Err(Error::invalid_at(
+            op,
+            path,
+            "path inside the root must be absolute",
+        ));
     }
     if bytes.len() >= PATH_MAX {
         return Err(Error::invalid_at(op, path, "path is longer than PATH_MAX"));
@@ -218,7 +222,11 @@ impl Root {
     pub fn open(path: impl AsRef<Path>) -> Result<Root> {
         let path = path.as_ref();
         if path.as_os_str().as_bytes().contains(&0) {
-            return Err(Error::invalid_at("open root", path, "path contains a NUL byte"));
+            return Err(Error::invalid_at(
+                "open root",
+                path,
+                "path contains a NUL byte",
+            ));
         }
         let inner = pathrs::Root::open(path).map_err(|e| Error::resolve("open root", path, e))?;
         Ok(Root { inner })
@@ -282,7 +290,11 @@ impl Root {
         let path = path.as_ref();
         check_in_root_path("mkdir_all", path)?;
         if mode & !0o7777 != 0 {
-            return Err(Error::invalid_at("mkdir_all", path, "mode has bits outside 0o7777"));
+            return Err(Error::invalid_at(
+                "mkdir_all",
+                path,
+                "mode has bits outside 0o7777",
+            ));
         }
         let h = self
             .inner
@@ -300,7 +312,11 @@ impl Root {
         check_in_root_path("create_file", path)?;
         split_parent("create_file", path)?;
         if mode & !0o7777 != 0 {
-            return Err(Error::invalid_at("create_file", path, "mode has bits outside 0o7777"));
+            return Err(Error::invalid_at(
+                "create_file",
+                path,
+                "mode has bits outside 0o7777",
+            ));
         }
         // Two rounds at most: if the file appears between the lookup and
         // the O_EXCL create, the second lookup finds it.
@@ -347,7 +363,11 @@ impl Root {
         check_in_root_path("mknod", path)?;
         split_parent("mknod", path)?;
         if mode & !0o7777 != 0 {
-            return Err(Error::invalid_at("mknod", path, "mode has bits outside 0o7777"));
+            return Err(Error::invalid_at(
+                "mknod",
+                path,
+                "mode has bits outside 0o7777",
+            ));
         }
         let perm = Permissions::from_mode(mode);
         let inode = match kind {

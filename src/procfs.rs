@@ -62,7 +62,11 @@ impl Procfs {
         let shown = Path::new("/proc").join(&path);
         let mut f = self
             .inner
-            .open(ProcfsBase::ProcRoot, &path, OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC)
+            .open(
+                ProcfsBase::ProcRoot,
+                &path,
+                OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
+            )
             .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
         f.write_all(value.as_bytes())
             .map_err(|e| Error::os_at("write sysctl", &shown, errno_of(&e)))?;
@@ -76,7 +80,11 @@ impl Procfs {
         let shown = Path::new("/proc").join(&path);
         let mut f = self
             .inner
-            .open(ProcfsBase::ProcRoot, &path, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+            .open(
+                ProcfsBase::ProcRoot,
+                &path,
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )
             .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
         let mut s = String::new();
         f.read_to_string(&mut s)
@@ -103,17 +111,79 @@ impl Procfs {
                 sub,
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
             )
-            .map_err(|e| Error::resolve("open procfs file", Path::new("/proc/thread-self").join(sub), e))
+            .map_err(|e| {
+                Error::resolve(
+                    "open procfs file",
+                    Path::new("/proc/thread-self").join(sub),
+                    e,
+                )
+            })
     }
 
     /// Opens `subpath` under `/proc` (e.g. `PID/ns/mnt` or `kcore`),
     /// without following symlinks, with `flags` (`O_CLOEXEC` is added).
-    pub fn open_root(&self, subpath: impl AsRef<Path>, flags: rustix::fs::OFlags) -> Result<std::fs::File> {
+    pub fn open_root(
+        &self,
+        subpath: impl AsRef<Path>,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
         self.inner
             .open(ProcfsBase::ProcRoot, sub, flags)
             .map_err(|e| Error::resolve("open procfs file", Path::new("/proc").join(sub), e))
+    }
+}
+
+impl Procfs {
+    /// A user namespace with the given uid and gid maps (each line
+    /// `inside outside count`), as an fd: what an idmapped mount needs.
+    /// A child is parked in a new user namespace for as long as it takes to
+    /// write its maps and open its namespace.
+    pub fn make_userns(&self, uid_map: &str, gid_map: &str) -> Result<std::os::fd::OwnedFd> {
+        let child = crate::sys::userns::UsernsChild::spawn()
+            .map_err(|e| Error::os("fork into a new user namespace", e))?;
+        let pid = child.pid();
+        for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+            let sub = PathBuf::from(format!("{pid}/{file}"));
+            let mut f = self
+                .inner
+                .open(
+                    ProcfsBase::ProcRoot,
+                    &sub,
+                    OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
+                )
+                .map_err(|e| Error::resolve("open id map", Path::new("/proc").join(&sub), e))?;
+            f.write_all(map.as_bytes()).map_err(|e| {
+                Error::os_at("write id map", Path::new("/proc").join(&sub), errno_of(&e))
+            })?;
+        }
+        let sub = PathBuf::from(format!("{pid}/ns/user"));
+        let f = self
+            .inner
+            .open_follow(
+                ProcfsBase::ProcRoot,
+                &sub,
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )
+            .map_err(|e| Error::resolve("open user namespace", Path::new("/proc").join(&sub), e))?;
+        drop(child);
+        Ok(f.into())
+    }
+
+    /// The inode number of the mount namespace of `pid` (or of the calling
+    /// thread when `None`), which identifies the namespace.
+    pub fn mount_ns_id(&self, pid: Option<u32>) -> Result<u64> {
+        let (base, sub) = match pid {
+            Some(p) => (ProcfsBase::ProcRoot, PathBuf::from(format!("{p}/ns/mnt"))),
+            None => (ProcfsBase::ProcThreadSelf, PathBuf::from("ns/mnt")),
+        };
+        let f = self
+            .inner
+            .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+            .map_err(|e| Error::resolve("open mount namespace", &sub, e))?;
+        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat mount namespace", e))?;
+        Ok(st.st_ino)
     }
 }
 
@@ -127,7 +197,10 @@ mod tests {
 
     #[test]
     fn sysctl_names_map_to_paths() {
-        assert_eq!(sysctl_path("net.ipv4.ip_forward").unwrap(), Path::new("sys/net/ipv4/ip_forward"));
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            Path::new("sys/net/ipv4/ip_forward")
+        );
         assert_eq!(
             sysctl_path("net/ipv4/conf/eth0.1/forwarding").unwrap(),
             Path::new("sys/net/ipv4/conf/eth0.1/forwarding")

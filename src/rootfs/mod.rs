@@ -1,10 +1,23 @@
 //! Root filesystem assembly: the job of runc's rootfs setup, fd-based.
 //!
-//! A [`RootfsSpec`] says what the root should contain; [`options`] parses
-//! mount options the way runc and crun spell them.
+//! A [`RootfsSpec`] says what the root should contain. [`plan()`] checks it
+//! and decides every mount before anything changes; [`assemble`] carries the
+//! plan out with the detached or the in-place [`Strategy`];
+//! [`AssembledRoot::enter`] makes it the process's root.
 
+mod assemble;
+mod copyup;
+mod dev;
+pub mod enter;
+pub mod mask;
+mod mounts;
 pub mod options;
+pub mod plan;
+pub mod policy;
 pub mod spec;
 
+pub use assemble::{assemble, assemble_plan, AssembleOptions, AssembledRoot, Strategy};
+pub use enter::EnterMethod;
 pub use options::{parse_options, BindKind, MountOptions};
+pub use plan::{plan, MountKind, Plan, PlannedMount};
 pub use spec::{DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting, RootfsSpec};

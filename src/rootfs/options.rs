@@ -101,7 +101,15 @@ const SB_FLAGS: &[&str] = &["sync", "dirsync", "lazytime", "mand", "silent"];
 
 /// Words that ask for the default and change nothing.
 const NO_OPS: &[&str] = &[
-    "defaults", "async", "nolazytime", "nomand", "loud", "auto", "noauto", "user", "nouser",
+    "defaults",
+    "async",
+    "nolazytime",
+    "nomand",
+    "loud",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
 ];
 
 fn apply_flag(set: &mut MountAttr, clear: &mut MountAttr, attr: MountAttr, on: bool) {
@@ -126,7 +134,10 @@ pub fn parse_options<S: AsRef<str>>(options: &[S], is_bind: bool) -> Result<Moun
     for opt in options {
         let opt = opt.as_ref();
         if opt.contains('\0') {
-            return Err(Error::invalid("mount options", "option contains a NUL byte"));
+            return Err(Error::invalid(
+                "mount options",
+                "option contains a NUL byte",
+            ));
         }
         if let Some((_, attr, on)) = FLAGS.iter().find(|(w, _, _)| *w == opt) {
             apply_flag(&mut o.set, &mut o.clear, *attr, *on);
@@ -195,7 +206,10 @@ pub fn parse_options<S: AsRef<str>>(options: &[S], is_bind: bool) -> Result<Moun
         o.data.extend(unknown.into_iter().map(|w| (w, None)));
     }
     if o.set.has_conflicting_atime() || o.rec_set.has_conflicting_atime() {
-        return Err(Error::invalid("mount options", "more than one access-time policy"));
+        return Err(Error::invalid(
+            "mount options",
+            "more than one access-time policy",
+        ));
     }
     Ok(o)
 }
@@ -207,11 +221,19 @@ mod tests {
 
     #[test]
     fn runc_default_proc_and_dev_options() {
-        let o = parse_options(&["nosuid", "strictatime", "mode=755", "size=65536k"], false).unwrap();
+        let o =
+            parse_options(&["nosuid", "strictatime", "mode=755", "size=65536k"], false).unwrap();
         assert_eq!(o.set, MountAttr::NOSUID | MountAttr::STRICTATIME);
         assert_eq!(o.data_string(), "mode=755,size=65536k");
         let o = parse_options(
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
             false,
         )
         .unwrap();
@@ -259,7 +281,13 @@ mod tests {
     #[test]
     fn extensions_and_no_ops() {
         let o = parse_options(
-            &["defaults", "x-systemd.automount", "tmpcopyup", "sync", "ridmap"],
+            &[
+                "defaults",
+                "x-systemd.automount",
+                "tmpcopyup",
+                "sync",
+                "ridmap",
+            ],
             false,
         );
         assert!(o.is_err(), "ridmap on a tmpfs must be refused");

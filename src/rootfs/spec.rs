@@ -185,6 +185,10 @@ impl PropagationSetting {
 
     /// The word [`parse`](Self::parse) accepts for this setting.
     pub fn name(&self) -> String {
-        format!("{}{}", if self.recursive { "r" } else { "" }, self.kind.name())
+        format!(
+            "{}{}",
+            if self.recursive { "r" } else { "" },
+            self.kind.name()
+        )
     }
 }

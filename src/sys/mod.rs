@@ -14,6 +14,7 @@ use rustix::io::Errno;
 pub mod probe;
 pub mod seccomp;
 pub mod statmount;
+pub mod userns;
 
 /// The arguments of `mount_setattr(2)`, as the kernel's `struct mount_attr`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,391 @@
+//! Putting a root together, with one of two strategies that give the same
+//! mount tree:
+//!
+//! - **detached** (Linux 6.15+): the rootfs is cloned as a detached tree;
+//!   every mount is attached inside it while nobody can see it; the finished
+//!   tree is attached over the rootfs with one `move_mount`. On failure the
+//!   fds are dropped and nothing was ever visible.
+//! - **in place** (Linux 5.12+): the clone is attached over the rootfs
+//!   first and mounts are attached into it one by one; on failure the clone
+//!   is detached, which takes everything below it along.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use linux_raw_sys::general as k;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{open_tree, OpenTreeFlags};
+
+use crate::features::{self, Feature};
+use crate::mount::AttachedMount;
+use crate::procfs::Procfs;
+use crate::rootfs::mask::HostDevNull;
+use crate::rootfs::mounts::{self, Made};
+use crate::rootfs::plan::{plan, MountKind, Plan};
+use crate::rootfs::spec::RootfsSpec;
+use crate::rootfs::{dev, mask, policy};
+use crate::sys::{self, MountAttrArgs};
+use crate::{Error, Mount, MountAttr, Propagation, Result, Root};
+
+/// How the mounts are put together; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Detached when the kernel can, otherwise in place.
+    Auto,
+    /// Assemble in a detached tree, attach once (Linux 6.15+).
+    Detached,
+    /// Attach mounts one by one onto an attached clone (Linux 5.12+).
+    InPlace,
+}
+
+impl Strategy {
+    /// The strategy `Auto` stands for on this kernel; an explicit choice
+    /// the kernel cannot do is [`Error::Unsupported`].
+    pub fn resolve(self) -> Result<Strategy> {
+        match self {
+            Strategy::Auto if features::has(Feature::DetachedMountTargets) => Ok(Strategy::Detached),
+            Strategy::Auto => Ok(Strategy::InPlace),
+            Strategy::Detached => {
+                features::require(Feature::DetachedMountTargets)?;
+                Ok(Strategy::Detached)
+            }
+            Strategy::InPlace => Ok(Strategy::InPlace),
+        }
+    }
+
+    /// `auto`, `detached` or `in-place`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Auto => "auto",
+            Strategy::Detached => "detached",
+            Strategy::InPlace => "in-place",
+        }
+    }
+}
+
+/// Choices for [`assemble`].
+#[derive(Debug)]
+pub struct AssembleOptions {
+    /// Which strategy; `Auto` by default.
+    pub strategy: Strategy,
+    /// The pty peer to bind onto `/dev/console`, if any (borrowed: it is
+    /// cloned, and stays the caller's).
+    pub console: Option<OwnedFd>,
+    /// Refuse to run in the mount namespace of pid 1, where changing the
+    /// propagation of `/` would affect the whole host. On by default.
+    pub require_private_namespace: bool,
+}
+
+impl Default for AssembleOptions {
+    fn default() -> Self {
+        AssembleOptions {
+            strategy: Strategy::Auto,
+            console: None,
+            require_private_namespace: true,
+        }
+    }
+}
+
+/// The tree being built: detached until the end, or attached from the start.
+enum Tree {
+    Detached(Mount),
+    Attached(AttachedMount),
+}
+
+impl Tree {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Tree::Detached(m) => m.as_fd(),
+            Tree::Attached(a) => a.as_fd(),
+        }
+    }
+
+    /// Undoes everything: a detached tree vanishes with its fd; an attached
+    /// one is detached with every mount below it.
+    fn abandon(self) {
+        match self {
+            Tree::Detached(m) => drop(m),
+            Tree::Attached(a) => {
+                if let Err(e) = a.detach() {
+                    log::warn!("rollback: detaching the assembled root failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A root filesystem that has been assembled and attached over the rootfs
+/// directory, ready to be entered.
+#[derive(Debug)]
+pub struct AssembledRoot {
+    tree: AttachedMount,
+    root: Root,
+    plan: Plan,
+    strategy: Strategy,
+    devnull: Option<(u64, u64)>,
+}
+
+impl AssembledRoot {
+    /// The root, for further work inside it.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The plan that was carried out.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The strategy that was used (never `Auto`).
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The fd of the root mount.
+    pub fn mount_fd(&self) -> BorrowedFd<'_> {
+        self.tree.as_fd()
+    }
+
+    /// Detaches the whole assembled root again.
+    pub fn detach(self) -> Result<()> {
+        self.tree.detach()
+    }
+
+    /// Makes the assembled root the root of the calling process; see
+    /// [`super::enter`].
+    pub fn enter(self, method: super::enter::EnterMethod) -> Result<()> {
+        super::enter::enter(self.tree.as_fd(), &self.plan, method, self.devnull)
+    }
+}
+
+/// Assembles `spec`. Call it in a private mount namespace (`unshare
+/// CLONE_NEWNS`): like runc, it makes `/` a recursive slave (or what the
+/// spec's rootfs propagation says) before it starts.
+///
+/// A spec error is found before anything changes; a failure later leaves
+/// no mount behind and no fd open.
+pub fn assemble(spec: &RootfsSpec, opts: &AssembleOptions) -> Result<AssembledRoot> {
+    let plan = plan(spec)?;
+    assemble_plan(plan, opts)
+}
+
+/// Assembles a plan made by [`plan`](super::plan::plan).
+pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
+    let strategy = opts.strategy.resolve()?;
+    features::require(Feature::MountApi)?;
+    features::require(Feature::MountSetattr)?;
+    features::require(Feature::Openat2)?;
+    let procfs = Procfs::new()?;
+    if opts.require_private_namespace
+        && procfs.mount_ns_id(None)? == procfs.mount_ns_id(Some(1))?
+    {
+        return Err(Error::invalid(
+            "assemble",
+            "refusing to change mount propagation in the host's mount namespace; unshare(CLONE_NEWNS) first",
+        ));
+    }
+    let rootfs_dir = Root::open(&plan.rootfs)?;
+    let devnull = if plan.masked_paths.is_empty() {
+        None
+    } else {
+        Some(HostDevNull::open()?)
+    };
+
+    set_caller_propagation(&plan)?;
+    let target = rootfs_dir.handle()?;
+    if plan.rootfs_propagation.kind == Propagation::Shared {
+        make_parent_private(&target)?;
+    }
+
+    let tree_mount = Mount::clone_fd(&rootfs_dir, true).map_err(|e| e.with_path(&plan.rootfs))?;
+    let tree = match strategy {
+        Strategy::Detached => Tree::Detached(tree_mount),
+        _ => Tree::Attached(tree_mount.attach(&target).map_err(|e| e.with_path(&plan.rootfs))?),
+    };
+    let root = match dup(tree.fd()).and_then(Root::from_fd) {
+        Ok(r) => r,
+        Err(e) => {
+            tree.abandon();
+            return Err(e);
+        }
+    };
+    log::debug!("assembling {} ({})", plan.rootfs.display(), strategy.name());
+    match build(&root, &tree, &plan, opts, devnull.as_ref(), strategy) {
+        Ok(deferred) => {
+            let tree = match tree {
+                Tree::Detached(m) => match m.attach(&target) {
+                    Ok(a) => a,
+                    Err(e) => return Err(e.with_path(&plan.rootfs)),
+                },
+                Tree::Attached(a) => a,
+            };
+            if let Err(e) = finish(&plan, &deferred) {
+                if let Err(d) = tree.detach() {
+                    log::warn!("rollback: detaching the assembled root failed: {d}");
+                }
+                return Err(e);
+            }
+            Ok(AssembledRoot {
+                tree,
+                root,
+                plan,
+                strategy,
+                devnull: devnull.map(|d| d.id),
+            })
+        }
+        Err(e) => {
+            drop(root);
+            tree.abandon();
+            Err(e)
+        }
+    }
+}
+
+fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned()
+        .map_err(|e| Error::os("dup", Errno::from_io_error(&e).unwrap_or(Errno::IO)))
+}
+
+/// Like runc: `/` of the caller becomes a recursive slave (or the spec's
+/// rootfs propagation), so that nothing mounted for the container can
+/// propagate back to the host.
+fn set_caller_propagation(plan: &Plan) -> Result<()> {
+    let slash = open_tree(rustix::fs::CWD, c"/", OpenTreeFlags::OPEN_TREE_CLOEXEC)
+        .map_err(|e| Error::os_at("open_tree", "/", e))?;
+    let p = plan.rootfs_propagation;
+    let mut flags = k::AT_EMPTY_PATH;
+    if p.recursive {
+        flags |= k::AT_RECURSIVE;
+    }
+    let args = MountAttrArgs {
+        propagation: p.kind.to_kernel(),
+        ..Default::default()
+    };
+    sys::mount_setattr(slash.as_fd(), c"", flags, &args)
+        .map_err(|e| Error::os_at(format!("mount_setattr(propagation {})", p.name()), "/", e))
+}
+
+/// pivot_root refuses a new root whose parent mount is shared. The mount
+/// the rootfs lives on is found by walking `..` from the rootfs until the
+/// mount id changes: the cost is the depth of the path, not the size of the
+/// host's mount table.
+fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
+    let mnt_id = |fd: BorrowedFd<'_>| -> Result<(u64, u64)> {
+        let st = rustix::fs::statx(
+            fd,
+            c"",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::MNT_ID | rustix::fs::StatxFlags::INO,
+        )
+        .map_err(|e| Error::os("statx", e))?;
+        Ok((st.stx_mnt_id, st.stx_ino))
+    };
+    let mut cur = dup(rootfs.as_fd())?;
+    let (id, _) = mnt_id(cur.as_fd())?;
+    for _ in 0..4096 {
+        let up = rustix::fs::openat(
+            &cur,
+            c"..",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::os("open ..", e))?;
+        let (up_id, up_ino) = mnt_id(up.as_fd())?;
+        let (_, cur_ino) = mnt_id(cur.as_fd())?;
+        if up_id != id || up_ino == cur_ino {
+            break;
+        }
+        cur = up;
+    }
+    let args = MountAttrArgs {
+        propagation: Propagation::Private.to_kernel(),
+        ..Default::default()
+    };
+    sys::mount_setattr(cur.as_fd(), c"", k::AT_EMPTY_PATH, &args)
+        .map_err(|e| Error::os("mount_setattr(private) on the rootfs parent mount", e))
+}
+
+/// Attaches every mount, populates /dev, applies read-only and masked
+/// paths and the root's own flags. Returns the mounts whose read-only flag
+/// waits until /dev is populated.
+fn build(
+    root: &Root,
+    tree: &Tree,
+    plan: &Plan,
+    opts: &AssembleOptions,
+    devnull: Option<&HostDevNull>,
+    strategy: Strategy,
+) -> Result<Vec<AttachedMount>> {
+    let mut deferred_ro = Vec::new();
+    for pm in &plan.mounts {
+        // /dev is filled after it is mounted; a read-only /dev gets its flag
+        // once the nodes exist.
+        let defer = plan.setup_dev
+            && policy::clean(&pm.destination) == Path::new("/dev")
+            && pm.set.contains(MountAttr::RDONLY)
+            && matches!(pm.kind, MountKind::Fs { .. });
+        let mut pm2;
+        let pm = if defer {
+            pm2 = pm.clone();
+            pm2.set -= MountAttr::RDONLY;
+            &pm2
+        } else {
+            pm
+        };
+        match mounts::make(root, pm, plan.user_namespace)? {
+            Made::Mount(m) if defer => deferred_ro.push(m),
+            Made::Mount(m) => m.forget(),
+            Made::Nothing => {}
+        }
+    }
+    if plan.setup_dev {
+        for m in dev::create_devices(root, &plan.devices, plan.user_namespace)? {
+            m.forget();
+        }
+        dev::setup_links(root)?;
+    }
+    if let Some(console) = &opts.console {
+        dev::setup_console(root, console.as_fd())?.forget();
+    }
+    for m in mask::readonly_paths(root, &plan.readonly_paths)? {
+        m.forget();
+    }
+    if let Some(devnull) = devnull {
+        for m in mask::mask_paths(root, &plan.masked_paths, devnull)? {
+            m.forget();
+        }
+    }
+    if strategy == Strategy::InPlace {
+        apply_deferred(&deferred_ro)?;
+        deferred_ro.clear();
+    }
+    let tree_mount = Mount::from_fd(dup(tree.fd())?);
+    if plan.readonly_root {
+        tree_mount.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
+    }
+    let p = plan.rootfs_propagation;
+    tree_mount.set_propagation(p.kind, p.recursive)?;
+    Ok(deferred_ro)
+}
+
+fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
+    for m in mounts {
+        Mount::from_fd(dup(m.as_fd())?).set_attr(MountAttr::RDONLY, MountAttr::empty())?;
+    }
+    Ok(())
+}
+
+/// The steps that need the tree attached: deferred read-only flags (a
+/// detached tree only lets its root be changed) and sysctls.
+fn finish(plan: &Plan, deferred: &[AttachedMount]) -> Result<()> {
+    apply_deferred(deferred)?;
+    if !plan.sysctls.is_empty() {
+        let procfs = Procfs::new()?;
+        for (k, v) in &plan.sysctls {
+            procfs.write_sysctl(k, v)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Entering an assembled root: `pivot_root`, move-root or `chroot`, all
+//! through the root's fd (`fchdir` to it, then operate on `.`), followed by
+//! the container-side fix-ups: stdio that pointed at the host's `/dev/null`
+//! is reopened on the container's, the working directory is created and
+//! checked to be inside the root (CVE-2024-21626), the umask is set.
+//!
+//! Entering changes the root and working directory of the calling process
+//! (of every thread that shares its fs struct). Do it in the process that
+//! is about to exec the container's program.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use linux_raw_sys::general as k;
+use rustix::io::Errno;
+use rustix::mount::{move_mount, unmount, MoveMountFlags, UnmountFlags};
+
+use crate::rootfs::plan::Plan;
+use crate::sys::{self, MountAttrArgs};
+use crate::{Error, Mount, MountAttr, Propagation, Result, Root};
+
+/// How to make the assembled root the process's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnterMethod {
+    /// `pivot_root(".", ".")` with the old root made a slave and detached:
+    /// the host's tree is gone from the container's namespace.
+    PivotRoot,
+    /// Move the root mount over `/` and `chroot` into it, for when
+    /// `pivot_root` is impossible (an initramfs root). Host proc and sysfs
+    /// mounts outside the root are unmounted or covered first, as runc does.
+    MoveRoot,
+    /// Plain `chroot`: the host's tree stays reachable in the namespace.
+    Chroot,
+}
+
+fn os(op: &'static str) -> impl FnOnce(Errno) -> Error {
+    move |e| Error::os(op, e)
+}
+
+/// Enters the root whose mount fd is `tree`.
+pub(crate) fn enter(
+    tree: BorrowedFd<'_>,
+    plan: &Plan,
+    method: EnterMethod,
+    host_devnull: Option<(u64, u64)>,
+) -> Result<()> {
+    // The host's /dev/null identity, to recognise stdio pointing at it.
+    let devnull_id = match host_devnull {
+        Some(id) => Some(id),
+        None => rustix::fs::stat("/dev/null").ok().map(|st| (st.st_dev, st.st_ino)),
+    };
+    match method {
+        EnterMethod::PivotRoot => {
+            rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
+            rustix::process::pivot_root(c".", c".").map_err(os("pivot_root(\".\", \".\")"))?;
+            // The old root is now stacked on `.`: make it a slave so the
+            // unmount does not propagate to the host, then detach it.
+            let args = MountAttrArgs {
+                propagation: Propagation::Slave.to_kernel(),
+                ..Default::default()
+            };
+            sys::mount_setattr(rustix::fs::CWD, c".", k::AT_RECURSIVE, &args)
+                .map_err(os("make the old root a slave"))?;
+            unmount(c".", UnmountFlags::DETACH).map_err(os("detach the old root"))?;
+        }
+        EnterMethod::MoveRoot => {
+            cover_host_kernel_fs(&plan.rootfs)?;
+            rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
+            move_mount(
+                tree,
+                c"",
+                rustix::fs::CWD,
+                c"/",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .map_err(os("move the root over /"))?;
+            rustix::process::chroot(c".").map_err(os("chroot(\".\")"))?;
+        }
+        EnterMethod::Chroot => {
+            rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
+            rustix::process::chroot(c".").map_err(os("chroot(\".\")"))?;
+        }
+    }
+    rustix::process::chdir(c"/").map_err(os("chdir(\"/\")"))?;
+    let root = Root::open("/")?;
+    if let Some(id) = devnull_id {
+        reopen_stdio(&root, id)?;
+    }
+    if let Some(cwd) = &plan.cwd {
+        let h = root.mkdir_all(cwd, 0o755)?;
+        rustix::process::fchdir(&h).map_err(|e| Error::os_at("fchdir", cwd, e))?;
+        let now = rustix::process::getcwd(Vec::new()).map_err(|e| Error::os_at("getcwd", cwd, e))?;
+        if !now.to_bytes().starts_with(b"/") {
+            return Err(Error::unsafe_at(
+                "enter",
+                cwd,
+                "the working directory is outside the root",
+            ));
+        }
+    }
+    if let Some(mask) = plan.umask {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+    }
+    log::debug!("entered {} with {method:?}", plan.rootfs.display());
+    Ok(())
+}
+
+/// stdin, stdout and stderr that point at the host's `/dev/null` are
+/// pointed at the container's instead, after checking it is char 1:3.
+fn reopen_stdio(root: &Root, host_devnull: (u64, u64)) -> Result<()> {
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    type Dup2 = fn(&std::fs::File) -> rustix::io::Result<()>;
+    let fds: [(BorrowedFd<'_>, Dup2); 3] = [
+        (stdin.as_fd(), |f| rustix::stdio::dup2_stdin(f)),
+        (stdout.as_fd(), |f| rustix::stdio::dup2_stdout(f)),
+        (stderr.as_fd(), |f| rustix::stdio::dup2_stderr(f)),
+    ];
+    let mut container_null = None;
+    for (fd, dup2) in fds {
+        let Ok(st) = rustix::fs::fstat(fd) else { continue };
+        if (st.st_dev, st.st_ino) != host_devnull {
+            continue;
+        }
+        if container_null.is_none() {
+            let h = root.resolve("/dev/null")?;
+            let s = h.stat()?;
+            if s.file_type != rustix::fs::FileType::CharacterDevice || s.rdev != rustix::fs::makedev(1, 3) {
+                return Err(Error::unsafe_at("reopen stdio", "/dev/null", "not the character device 1:3"));
+            }
+            container_null = Some(h.reopen(rustix::fs::OFlags::RDWR)?);
+        }
+        if let Some(f) = &container_null {
+            dup2(f).map_err(os("dup2 /dev/null onto stdio"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Before move-root: proc and sysfs mounts of the host outside the rootfs
+/// are unmounted, or covered with an empty read-only tmpfs where they cannot
+/// be. This reads the mount table, which only move-root needs.
+fn cover_host_kernel_fs(rootfs: &Path) -> Result<()> {
+    let table = crate::MountTable::read()?;
+    let mut points: Vec<_> = table
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.fs_type.as_str(), "proc" | "sysfs"))
+        .map(|e| e.mount_point.clone())
+        .filter(|p| !p.starts_with(rootfs))
+        .collect();
+    // Deepest first, so that a parent is not unmounted under a child.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { continue };
+        if unmount(c.as_c_str(), UnmountFlags::DETACH | UnmountFlags::NOFOLLOW).is_ok() {
+            continue;
+        }
+        let target = Root::open(&p)?.handle()?;
+        Mount::fs("tmpfs")
+            .attrs(MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC)
+            .mount()?
+            .attach(&target)
+            .map_err(|e| e.with_path(&p))?
+            .forget();
+    }
+    Ok(())
+}

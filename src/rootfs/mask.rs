@@ -1,0 +1,106 @@
+//! Masked and read-only paths.
+//!
+//! Masking uses the host's `/dev/null`, opened once by the caller's own
+//! path and checked to be the character device 1:3; the container's
+//! `/dev/null` is never used, since the container controls it
+//! (CVE-2025-31133). Directories are masked with one empty, read-only
+//! tmpfs (`nr_blocks=1,nr_inodes=1`), cloned for each directory.
+
+use std::path::Path;
+
+use rustix::fs::FileType;
+
+use crate::mount::AttachedMount;
+use crate::path::{Handle, Root};
+use crate::{Error, ErrorKind, Mount, MountAttr, Result};
+
+/// The host's `/dev/null`, checked.
+#[derive(Debug)]
+pub struct HostDevNull {
+    handle: Handle,
+    /// Device and inode, to recognise fds that point at it.
+    pub id: (u64, u64),
+}
+
+impl HostDevNull {
+    /// Opens `/dev/null` of the calling process (`O_PATH`, not following a
+    /// symlink) and checks that it is the character device 1:3.
+    pub fn open() -> Result<HostDevNull> {
+        let handle = Root::open("/dev")?.resolve_nofollow("/null")?;
+        let st = handle.stat().map_err(|e| e.with_path("/dev/null"))?;
+        if st.file_type != FileType::CharacterDevice || st.rdev != rustix::fs::makedev(1, 3) {
+            return Err(Error::unsafe_at(
+                "open host /dev/null",
+                "/dev/null",
+                "the host's /dev/null is not the character device 1:3",
+            ));
+        }
+        Ok(HostDevNull {
+            handle,
+            id: (st.dev, st.ino),
+        })
+    }
+
+    /// The handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+/// Masks each path of `paths` that exists. Returns the mounts made.
+pub(crate) fn mask_paths(root: &Root, paths: &[impl AsRef<Path>], devnull: &HostDevNull) -> Result<Vec<AttachedMount>> {
+    let mut made = Vec::new();
+    let mut dir_mask: Option<Mount> = None;
+    for p in paths {
+        let p = p.as_ref();
+        let target = match root.resolve(p) {
+            Ok(h) => h,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let m = if target.is_dir().map_err(|e| e.with_path(p))? {
+            let fresh = || {
+                Mount::fs("tmpfs")
+                    .source("tmpfs")
+                    .data("nr_blocks=1,nr_inodes=1,mode=0555")
+                    .attrs(MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC)
+                    .mount()
+            };
+            let proto = match &dir_mask {
+                Some(m) => m,
+                None => dir_mask.insert(fresh()?),
+            };
+            // One superblock for every masked directory; kernels that cannot
+            // clone a detached mount get a fresh (equally empty) tmpfs.
+            match Mount::clone_fd(proto, false) {
+                Ok(m) => m,
+                Err(_) => fresh()?,
+            }
+        } else {
+            Mount::clone_fd(devnull.handle(), false)?
+        };
+        made.push(m.attach(&target).map_err(|e| e.with_path(p))?);
+        log::debug!("masked {}", p.display());
+    }
+    Ok(made)
+}
+
+/// Binds each path of `paths` that exists over itself, read-only (with
+/// every mount below it), keeping its other flags.
+pub(crate) fn readonly_paths(root: &Root, paths: &[impl AsRef<Path>]) -> Result<Vec<AttachedMount>> {
+    let mut made = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        let target = match root.resolve(p) {
+            Ok(h) => h,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let m = Mount::clone_fd(&target, true).map_err(|e| e.with_path(p))?;
+        m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())
+            .map_err(|e| e.with_path(p))?;
+        made.push(m.attach(&target).map_err(|e| e.with_path(p))?);
+        log::debug!("read-only {}", p.display());
+    }
+    Ok(made)
+}

@@ -1,0 +1,245 @@
+//! Making one planned mount: build the mount fd, configure it completely,
+//! resolve or create its destination inside the root, attach.
+
+use std::path::Path;
+
+use rustix::fs::FileType;
+use rustix::io::Errno;
+
+use crate::mount::AttachedMount;
+use crate::path::{split_parent, Handle, Root};
+use crate::procfs::Procfs;
+use crate::rootfs::plan::{IdmapPlan, MountKind, PlannedMount};
+use crate::rootfs::policy;
+use crate::rootfs::spec::IdMapping;
+use crate::{Error, ErrorKind, Mount, MountAttr, Result};
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Flags a user namespace cannot clear on a bind of a mount that has them
+/// (the kernel locks them).
+const LOCKABLE: MountAttr = MountAttr::RDONLY
+    .union(MountAttr::NOSUID)
+    .union(MountAttr::NODEV)
+    .union(MountAttr::NOEXEC)
+    .union(MountAttr::ATIME_POLICY);
+
+/// What making a mount produced.
+pub(crate) enum Made {
+    /// A mount, attached.
+    Mount(AttachedMount),
+    /// No mount (a copied symlink).
+    Nothing,
+}
+
+/// Makes `pm` inside `root`. `user_namespace` relaxes locked flags.
+pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Result<Made> {
+    let dest = &pm.destination;
+    let mount = match &pm.kind {
+        MountKind::CopySymlink { source } => {
+            let target = std::fs::read_link(source)
+                .map_err(|e| Error::os_at("readlink bind source", source, errno(&e)))?;
+            if let Some(parent) = dest.parent() {
+                root.mkdir_all(parent, 0o755)?;
+            }
+            root.symlink(dest, target)?;
+            return Ok(Made::Nothing);
+        }
+        MountKind::Fs { fstype, source, data, sb_flags } => {
+            make_fs(root, pm, fstype, source.as_deref(), data, sb_flags)?
+        }
+        MountKind::Cgroup => make_cgroup(pm)?,
+        MountKind::Bind { source, recursive, nofollow } => {
+            let m = if *nofollow {
+                Mount::clone_tree_nofollow(source, *recursive)?
+            } else {
+                Mount::clone_tree(source, *recursive)?
+            };
+            if policy::clean(dest) == Path::new("/proc") && !policy::is_on_procfs(&Handle::from_fd(dup(&m)?))? {
+                return Err(Error::invalid_at(
+                    "bind",
+                    dest,
+                    format!("{} is not a procfs; only a procfs may be bound on /proc", source.display()),
+                ));
+            }
+            set_bind_attrs(&m, pm, user_namespace)?;
+            if let Some(idmap) = &pm.idmap {
+                apply_idmap(&m, idmap)?;
+            }
+            m
+        }
+    };
+    for p in &pm.propagation {
+        mount.set_propagation(p.kind, p.recursive)?;
+    }
+    let target = target_for(root, pm, &mount)?;
+    Ok(Made::Mount(mount.attach(&target).map_err(|e| e.with_path(dest))?))
+}
+
+fn errno(e: &std::io::Error) -> Errno {
+    Errno::from_io_error(e).unwrap_or(Errno::IO)
+}
+
+fn dup(m: &Mount) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    m.as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::os("dup mount fd", errno(&e)))
+}
+
+fn make_fs(
+    root: &Root,
+    pm: &PlannedMount,
+    fstype: &str,
+    source: Option<&str>,
+    data: &[(String, Option<String>)],
+    sb_flags: &[String],
+) -> Result<Mount> {
+    let dest = &pm.destination;
+    let mut b = Mount::fs(fstype).attrs(pm.set - MountAttr::RDONLY);
+    if let Some(s) = source {
+        b = b.source(s);
+    }
+    for (k, v) in data {
+        b = match v {
+            Some(v) => b.string(k, v),
+            None => b.flag(k),
+        };
+    }
+    for f in sb_flags {
+        b = b.flag(f);
+    }
+    // A new tmpfs keeps the mode of the directory it covers, as runc does.
+    if fstype == "tmpfs" && !data.iter().any(|(k, _)| k == "mode") {
+        if let Ok(h) = root.resolve(dest) {
+            if let Ok(st) = h.stat() {
+                if st.file_type == FileType::Directory {
+                    b = b.string("mode", format!("{:o}", st.mode));
+                }
+            }
+        }
+    }
+    let m = b.mount().map_err(|e| e.with_path(dest))?;
+    if pm.tmpcopyup {
+        if let Ok(src) = root.resolve(dest) {
+            crate::rootfs::copyup::copy_tree(&src, &m).map_err(|e| e.with_path(dest))?;
+        }
+    }
+    // Read-only goes on last, after any copy-up filled the tmpfs, and still
+    // before the mount is attached.
+    if pm.set.contains(MountAttr::RDONLY) {
+        m.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
+    }
+    Ok(m)
+}
+
+fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
+    let host = Root::open("/sys/fs/cgroup")?;
+    let st = rustix::fs::fstatfs(&host).map_err(|e| Error::os_at("fstatfs", "/sys/fs/cgroup", e))?;
+    if st.f_type as i64 == CGROUP2_SUPER_MAGIC {
+        match Mount::fs("cgroup2").source("cgroup2").attrs(pm.set).mount() {
+            Ok(m) => return Ok(m),
+            Err(e) if matches!(e.kind(), ErrorKind::Permission) || e.errno() == libc::EBUSY => {
+                log::debug!("fresh cgroup2 refused ({e}); binding the host's /sys/fs/cgroup");
+            }
+            Err(e) => return Err(e.with_path(&pm.destination)),
+        }
+    }
+    // cgroup v1 hosts, and cgroup2 without a cgroup namespace: the host's
+    // hierarchy, with every mount below it.
+    let m = Mount::clone_tree("/sys/fs/cgroup", true)?;
+    let (set, clear) = (pm.set | pm.rec_set, pm.clear | pm.rec_clear);
+    m.set_attr_recursive(set, clear - set)?;
+    Ok(m)
+}
+
+/// Sets the requested flags on a bind. In a user namespace, a flag the
+/// kernel locks on the source (because the source has it) cannot be
+/// cleared; it is kept rather than failing, as runc does.
+fn set_bind_attrs(m: &Mount, pm: &PlannedMount, user_namespace: bool) -> Result<()> {
+    let try_set = |set: MountAttr, clear: MountAttr, recursive: bool| -> Result<()> {
+        if set.is_empty() && clear.is_empty() {
+            return Ok(());
+        }
+        let r = if recursive {
+            m.set_attr_recursive(set, clear)
+        } else {
+            m.set_attr(set, clear)
+        };
+        match r {
+            Err(e) if user_namespace && e.kind() == ErrorKind::Permission => {
+                let current = m.attrs()?;
+                let locked = current & LOCKABLE;
+                let set2 = set | (locked - MountAttr::ATIME_POLICY);
+                let clear2 = clear - locked;
+                log::debug!("keeping locked flags {locked} on {}", pm.destination.display());
+                if recursive {
+                    m.set_attr_recursive(set2, clear2 - set2)
+                } else {
+                    m.set_attr(set2, clear2 - set2)
+                }
+            }
+            r => r,
+        }
+    };
+    try_set(pm.rec_set, pm.rec_clear, true)?;
+    try_set(pm.set, pm.clear, false)
+}
+
+fn map_lines(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+fn apply_idmap(m: &Mount, idmap: &IdmapPlan) -> Result<()> {
+    let procfs = Procfs::new()?;
+    let userns = procfs.make_userns(&map_lines(&idmap.uid_mappings), &map_lines(&idmap.gid_mappings))?;
+    m.set_idmap(&userns, idmap.recursive)
+}
+
+/// The inode the mount goes onto: resolved inside the root, created when
+/// missing (a directory, or an empty file when a file is bound).
+fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
+    let dest = &pm.destination;
+    let source_is_dir = rustix::fs::fstat(mount)
+        .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+        .map_err(|e| Error::os_at("fstat mount", dest, e))?;
+    let special = matches!(pm.fstype(), "proc" | "sysfs");
+    // proc and sysfs must land on a real directory: the last component is
+    // not followed, so a symlink there is caught (CVE-2019-19921).
+    let existing = if special || pm.dest_nofollow {
+        root.resolve_nofollow(dest)
+    } else {
+        root.resolve(dest)
+    };
+    let h = match existing {
+        Ok(h) => h,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if source_is_dir {
+                root.mkdir_all(dest, 0o755)?
+            } else {
+                let (parent, _) = split_parent("mount", dest)?;
+                root.mkdir_all(parent, 0o755)?;
+                root.create_file(dest, 0o644)?
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    if special {
+        policy::check_real_directory(&h, dest, pm.fstype())?;
+    }
+    let is_dir = h.is_dir().map_err(|e| e.with_path(dest))?;
+    if is_dir != source_is_dir && h.file_type().ok() != Some(FileType::Symlink) {
+        return Err(Error::invalid_at(
+            "mount",
+            dest,
+            if source_is_dir {
+                "the source is a directory but the destination is not"
+            } else {
+                "the source is a file but the destination is a directory"
+            },
+        ));
+    }
+    Ok(h)
+}

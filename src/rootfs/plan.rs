@@ -1,0 +1,517 @@
+//! A [`RootfsSpec`] checked and turned into a [`Plan`]: the mounts to make,
+//! in order, with everything about each decided before anything is changed.
+//!
+//! Planning touches nothing but the host's filesystem metadata (which kind of
+//! cgroup hierarchy the host has); every error in the spec is found here, so
+//! that bad input changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::path::check_in_root_path;
+use crate::rootfs::options::{parse_options, BindKind, MountOptions};
+use crate::rootfs::policy::{check_destination, ProcPlacement};
+use crate::rootfs::spec::{DeviceKind, DeviceSpec, IdMapping, PropagationSetting, RootfsSpec};
+use crate::{Error, MountAttr, Result};
+
+/// What a planned mount is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MountKind {
+    /// A new filesystem instance.
+    Fs {
+        /// Filesystem type.
+        fstype: String,
+        /// The `source` parameter, when given.
+        source: Option<String>,
+        /// Filesystem parameters.
+        data: Vec<(String, Option<String>)>,
+        /// Superblock flags (`sync`, ...).
+        sb_flags: Vec<String>,
+    },
+    /// A clone of a host path.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// With the mounts below it.
+        recursive: bool,
+        /// Do not follow a symlink as the source's last component.
+        nofollow: bool,
+    },
+    /// OCI `cgroup`: a fresh cgroup2 when the host has the unified
+    /// hierarchy, falling back to a bind of the host's `/sys/fs/cgroup`
+    /// when a new instance is refused (no cgroup namespace).
+    Cgroup,
+    /// crun's `copy-symlink`: the source is a symlink; make the same
+    /// symlink at the destination instead of a mount.
+    CopySymlink {
+        /// Host path of the symlink.
+        source: PathBuf,
+    },
+}
+
+/// Idmapped-mount settings of a planned bind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdmapPlan {
+    /// `ridmap`: applies to every mount of the cloned tree.
+    pub recursive: bool,
+    /// Uid mappings for the mount's user namespace.
+    pub uid_mappings: Vec<IdMapping>,
+    /// Gid mappings for the mount's user namespace.
+    pub gid_mappings: Vec<IdMapping>,
+}
+
+/// One mount of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedMount {
+    /// The index of the mount in `RootfsSpec::mounts`, or `None` for
+    /// mounts saferoot adds (an implicit `/dev`).
+    pub index: Option<usize>,
+    /// Where, inside the root.
+    pub destination: PathBuf,
+    /// What is mounted.
+    #[serde(flatten)]
+    pub kind: MountKind,
+    /// Attributes set on the mount before it is attached.
+    #[serde(serialize_with = "ser_attr")]
+    pub set: MountAttr,
+    /// Attributes cleared on the mount before it is attached.
+    #[serde(serialize_with = "ser_attr_words")]
+    pub clear: MountAttr,
+    /// Attributes set on the whole cloned tree.
+    #[serde(serialize_with = "ser_attr_words")]
+    pub rec_set: MountAttr,
+    /// Attributes cleared on the whole cloned tree.
+    #[serde(serialize_with = "ser_attr_words")]
+    pub rec_clear: MountAttr,
+    /// Propagation changes.
+    #[serde(serialize_with = "ser_props")]
+    pub propagation: Vec<PropagationSetting>,
+    /// Idmapping, for binds.
+    pub idmap: Option<IdmapPlan>,
+    /// Copy the destination's old contents into the new tmpfs.
+    pub tmpcopyup: bool,
+    /// Mount onto a symlink destination itself instead of following it.
+    pub dest_nofollow: bool,
+}
+
+fn ser_attr<S: serde::Serializer>(a: &MountAttr, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&a.to_string())
+}
+
+fn ser_attr_words<S: serde::Serializer>(
+    a: &MountAttr,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let words: Vec<&str> = a.iter_names().map(|(n, _)| n).collect();
+    s.collect_seq(words.iter().map(|w| w.to_ascii_lowercase()))
+}
+
+fn ser_props<S: serde::Serializer>(
+    p: &[PropagationSetting],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(p.iter().map(PropagationSetting::name))
+}
+
+impl PlannedMount {
+    /// Whether this mount is a bind mount of a host path.
+    pub fn is_bind(&self) -> bool {
+        matches!(self.kind, MountKind::Bind { .. })
+    }
+
+    /// The filesystem type, or `bind`.
+    pub fn fstype(&self) -> &str {
+        match &self.kind {
+            MountKind::Fs { fstype, .. } => fstype,
+            MountKind::Bind { .. } => "bind",
+            MountKind::Cgroup => "cgroup",
+            MountKind::CopySymlink { .. } => "symlink",
+        }
+    }
+
+    /// The source, for display.
+    pub fn source_display(&self) -> String {
+        match &self.kind {
+            MountKind::Fs { source, fstype, .. } => source.clone().unwrap_or_else(|| fstype.clone()),
+            MountKind::Bind { source, .. } | MountKind::CopySymlink { source } => {
+                source.display().to_string()
+            }
+            MountKind::Cgroup => "cgroup".into(),
+        }
+    }
+}
+
+/// The default devices every container gets, as runc creates them.
+pub fn default_devices() -> Vec<DeviceSpec> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .into_iter()
+        .map(|(name, major, minor)| DeviceSpec {
+            path: PathBuf::from("/dev").join(name),
+            kind: DeviceKind::Char,
+            major,
+            minor,
+            file_mode: Some(0o666),
+            uid: Some(0),
+            gid: Some(0),
+        })
+        .collect()
+}
+
+/// A checked spec: everything [`super::assemble`] will do, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The host directory that becomes `/`.
+    pub rootfs: PathBuf,
+    /// Mounts, in order.
+    pub mounts: Vec<PlannedMount>,
+    /// Whether saferoot populates `/dev` (false when the spec binds `/dev`).
+    pub setup_dev: bool,
+    /// Device nodes to create (defaults first, then the spec's).
+    pub devices: Vec<DeviceSpec>,
+    /// Paths to mask.
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths to make read-only.
+    pub readonly_paths: Vec<PathBuf>,
+    /// Make `/` read-only at the end.
+    pub readonly_root: bool,
+    /// Propagation of the root mount; `rslave` when the spec has none.
+    #[serde(serialize_with = "ser_prop")]
+    pub rootfs_propagation: PropagationSetting,
+    /// Sysctls.
+    pub sysctls: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// The user-namespace flag of the spec.
+    pub user_namespace: bool,
+    /// umask for the container process.
+    pub umask: Option<u32>,
+}
+
+fn ser_prop<S: serde::Serializer>(
+    p: &PropagationSetting,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.name())
+}
+
+fn implicit_fs(dest: &str, fstype: &str, data: &[(&str, Option<&str>)], set: MountAttr) -> PlannedMount {
+    PlannedMount {
+        index: None,
+        destination: dest.into(),
+        kind: MountKind::Fs {
+            fstype: fstype.into(),
+            source: Some(fstype.into()),
+            data: data.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
+            sb_flags: vec![],
+        },
+        set,
+        clear: MountAttr::empty(),
+        rec_set: MountAttr::empty(),
+        rec_clear: MountAttr::empty(),
+        propagation: vec![],
+        idmap: None,
+        tmpcopyup: false,
+        dest_nofollow: false,
+    }
+}
+
+fn mount_err(i: usize, dest: &Path, e: Error) -> Error {
+    match e {
+        Error::InvalidInput { op, reason, .. } => Error::InvalidInput {
+            op: format!("mounts[{i}]: {op}").into(),
+            path: Some(dest.to_path_buf()),
+            reason,
+        },
+        other => other.with_path(dest),
+    }
+}
+
+/// Filesystems that take an SELinux `context=` option.
+fn takes_label(fstype: &str) -> bool {
+    !matches!(fstype, "proc" | "sysfs" | "cgroup" | "cgroup2" | "bind")
+}
+
+/// Checks `spec` and plans it. Nothing on the system is changed.
+pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
+    if spec.rootfs.as_os_str().is_empty() {
+        return Err(Error::invalid("plan rootfs", "rootfs path is empty"));
+    }
+    if !spec.rootfs.is_absolute() {
+        return Err(Error::invalid_at(
+            "plan rootfs",
+            &spec.rootfs,
+            "rootfs path must be absolute",
+        ));
+    }
+    let mut mounts = Vec::with_capacity(spec.mounts.len() + 1);
+    for (i, m) in spec.mounts.iter().enumerate() {
+        mounts.push(plan_mount(i, m, spec).map_err(|e| mount_err(i, &m.destination, e))?);
+    }
+    // /dev: saferoot populates it unless the spec binds it; without a /dev
+    // mount in the spec it gets a tmpfs of its own.
+    let dev_mount = mounts.iter().find(|m| crate::rootfs::policy::clean(&m.destination) == Path::new("/dev"));
+    let setup_dev = !dev_mount.is_some_and(PlannedMount::is_bind);
+    if setup_dev && dev_mount.is_none() && spec.default_devices {
+        mounts.insert(
+            0,
+            implicit_fs(
+                "/dev",
+                "tmpfs",
+                &[("mode", Some("755")), ("size", Some("65536k"))],
+                MountAttr::NOSUID | MountAttr::STRICTATIME,
+            ),
+        );
+        // With a /dev of its own, the container also gets the usual
+        // pseudo-terminal and shared-memory mounts, unless the spec has them.
+        let has = |p: &str| mounts.iter().any(|m| crate::rootfs::policy::clean(&m.destination) == Path::new(p));
+        let mut extra = Vec::new();
+        if !has("/dev/pts") {
+            extra.push(implicit_fs(
+                "/dev/pts",
+                "devpts",
+                &[("newinstance", None), ("ptmxmode", Some("0666")), ("mode", Some("0620")), ("gid", Some("5"))],
+                MountAttr::NOSUID | MountAttr::NOEXEC,
+            ));
+        }
+        if !has("/dev/shm") {
+            extra.push(implicit_fs(
+                "/dev/shm",
+                "tmpfs",
+                &[("mode", Some("1777")), ("size", Some("65536k"))],
+                MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC,
+            ));
+        }
+        for (n, m) in extra.into_iter().enumerate() {
+            mounts.insert(1 + n, m);
+        }
+    }
+    let mut devices = if setup_dev && spec.default_devices {
+        default_devices()
+    } else {
+        Vec::new()
+    };
+    for (i, d) in spec.devices.iter().enumerate() {
+        check_in_root_path("plan device", &d.path).map_err(|e| mount_err(i, &d.path, e))?;
+        if d.file_mode.is_some_and(|m| m & !0o7777 != 0) {
+            return Err(Error::invalid_at(
+                format!("devices[{i}]"),
+                &d.path,
+                "fileMode has bits outside 0o7777",
+            ));
+        }
+        if crate::rootfs::policy::clean(&d.path) == Path::new("/dev") {
+            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, "a device cannot replace /dev"));
+        }
+        // A spec device replaces a default one at the same path.
+        devices.retain(|x| x.path != d.path);
+        devices.push(d.clone());
+    }
+    for (what, list) in [("maskedPaths", &spec.masked_paths), ("readonlyPaths", &spec.readonly_paths)] {
+        for p in list {
+            check_in_root_path("plan", p).map_err(|e| match e {
+                Error::InvalidInput { reason, path, .. } => Error::InvalidInput {
+                    op: what.into(),
+                    path,
+                    reason,
+                },
+                e => e,
+            })?;
+        }
+    }
+    if let Some(cwd) = &spec.cwd {
+        check_in_root_path("plan cwd", cwd)?;
+    }
+    for k in spec.sysctls.keys() {
+        crate::procfs::sysctl_path(k)?;
+    }
+    if spec.umask.is_some_and(|u| u & !0o777 != 0) {
+        return Err(Error::invalid("plan umask", "umask has bits outside 0o777"));
+    }
+    Ok(Plan {
+        rootfs: spec.rootfs.clone(),
+        mounts,
+        setup_dev,
+        devices,
+        masked_paths: spec.masked_paths.clone(),
+        readonly_paths: spec.readonly_paths.clone(),
+        readonly_root: spec.readonly_root,
+        rootfs_propagation: spec.rootfs_propagation.unwrap_or(PropagationSetting {
+            kind: crate::Propagation::Slave,
+            recursive: true,
+        }),
+        sysctls: spec.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        cwd: spec.cwd.clone(),
+        user_namespace: spec.user_namespace,
+        umask: spec.umask,
+    })
+}
+
+fn plan_mount(i: usize, m: &crate::rootfs::spec::MountSpec, spec: &RootfsSpec) -> Result<PlannedMount> {
+    let dest = &m.destination;
+    check_in_root_path("plan mount", dest)?;
+    let placement = check_destination(dest)?;
+    let is_bind_type = m.fs_type == "bind";
+    let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
+    let bind = opts.bind.or(if is_bind_type { Some(BindKind::Bind) } else { None });
+    let kind = if let Some(b) = bind {
+        let source = m
+            .source
+            .clone()
+            .ok_or_else(|| Error::invalid_at("plan mount", dest, "a bind mount needs a source"))?;
+        if !source.is_absolute() || source.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(Error::invalid_at(
+                "plan mount",
+                dest,
+                format!("bind source {} must be an absolute host path", source.display()),
+            ));
+        }
+        if opts.copy_symlink {
+            MountKind::CopySymlink { source }
+        } else {
+            MountKind::Bind {
+                source,
+                recursive: b == BindKind::RBind,
+                nofollow: opts.src_nofollow,
+            }
+        }
+    } else {
+        if m.fs_type.is_empty() {
+            return Err(Error::invalid_at("plan mount", dest, "mount has no type"));
+        }
+        if m.fs_type == "cgroup" {
+            MountKind::Cgroup
+        } else {
+            let mut data = opts.data.clone();
+            if let Some(label) = &spec.mount_label {
+                if takes_label(&m.fs_type) && !opts.has_data("context") {
+                    data.push(("context".into(), Some(format!("\"{label}\""))));
+                }
+            }
+            MountKind::Fs {
+                fstype: m.fs_type.clone(),
+                source: m
+                    .source
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .filter(|s| !s.is_empty()),
+                data,
+                sb_flags: opts.sb_flags.clone(),
+            }
+        }
+    };
+    match placement {
+        ProcPlacement::ProcItself => {
+            let ok = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc")
+                || matches!(kind, MountKind::Bind { .. });
+            if !ok {
+                return Err(Error::invalid_at(
+                    "plan mount",
+                    dest,
+                    "only a proc mount or a bind of a procfs may go on /proc",
+                ));
+            }
+        }
+        ProcPlacement::Allowed | ProcPlacement::Outside => {}
+    }
+    let idmap = opts.idmap.map(|recursive| IdmapPlan {
+        recursive,
+        uid_mappings: m.uid_mappings.clone(),
+        gid_mappings: m.gid_mappings.clone(),
+    });
+    if let Some(im) = &idmap {
+        if im.uid_mappings.is_empty() || im.gid_mappings.is_empty() {
+            return Err(Error::invalid_at(
+                "plan mount",
+                dest,
+                "idmap needs uidMappings and gidMappings on the mount",
+            ));
+        }
+    }
+    if opts.tmpcopyup && !matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "tmpfs") {
+        return Err(Error::invalid_at("plan mount", dest, "tmpcopyup only applies to tmpfs"));
+    }
+    let _ = i;
+    Ok(PlannedMount {
+        index: Some(i),
+        destination: dest.clone(),
+        kind,
+        set: opts.set,
+        clear: opts.clear,
+        rec_set: opts.rec_set,
+        rec_clear: opts.rec_clear,
+        propagation: opts.propagation,
+        idmap,
+        tmpcopyup: opts.tmpcopyup,
+        dest_nofollow: opts.dest_nofollow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::spec::MountSpec;
+
+    fn spec(mounts: Vec<MountSpec>) -> RootfsSpec {
+        RootfsSpec {
+            rootfs: "/tmp/rootfs".into(),
+            mounts,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plans_an_implicit_dev_and_default_devices() {
+        let p = plan(&spec(vec![MountSpec::new("/proc", "proc", Some("proc".into()), &[])])).unwrap();
+        assert_eq!(p.mounts[0].destination, Path::new("/dev"));
+        assert_eq!(p.mounts[1].fstype(), "proc");
+        assert!(p.setup_dev);
+        assert_eq!(p.devices.len(), 6);
+        assert_eq!(p.rootfs_propagation.name(), "rslave");
+    }
+
+    #[test]
+    fn bind_of_dev_disables_dev_setup() {
+        let p = plan(&spec(vec![MountSpec::new("/dev", "bind", Some("/dev".into()), &["rbind"])])).unwrap();
+        assert!(!p.setup_dev);
+        assert!(p.devices.is_empty());
+        assert_eq!(p.mounts.len(), 1);
+    }
+
+    #[test]
+    fn bad_mounts_name_index_and_path() {
+        let cases = [
+            MountSpec::new("relative", "tmpfs", None, &[]),
+            MountSpec::new("/", "tmpfs", None, &[]),
+            MountSpec::new("/proc/self/attr", "tmpfs", None, &[]),
+            MountSpec::new("/proc", "tmpfs", None, &[]),
+            MountSpec::new("/x", "bind", None, &[]),
+            MountSpec::new("/x", "bind", Some("rel".into()), &[]),
+            MountSpec::new("/x", "bind", Some("/a".into()), &["size=1"]),
+            MountSpec::new("/x", "", None, &[]),
+            MountSpec::new("/x", "proc", None, &["tmpcopyup"]),
+            MountSpec::new("/x", "bind", Some("/a".into()), &["idmap"]),
+        ];
+        for m in cases {
+            let e = plan(&spec(vec![MountSpec::new("/ok", "tmpfs", None, &[]), m.clone()])).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{m:?}: {e}");
+            let s = e.to_string();
+            assert!(s.contains("mounts[1]"), "{s}");
+        }
+    }
+
+    #[test]
+    fn label_goes_to_filesystems_that_take_it() {
+        let mut s = spec(vec![
+            MountSpec::new("/tmp", "tmpfs", None, &[]),
+            MountSpec::new("/proc", "proc", None, &[]),
+        ]);
+        s.mount_label = Some("system_u:object_r:container_file_t:s0".into());
+        let p = plan(&s).unwrap();
+        let MountKind::Fs { data, .. } = &p.mounts[1].kind else { panic!() };
+        assert!(data.iter().any(|(k, _)| k == "context"));
+        let MountKind::Fs { data, .. } = &p.mounts[2].kind else { panic!() };
+        assert!(data.is_empty());
+    }
+}

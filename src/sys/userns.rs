@@ -1,0 +1,82 @@
+//! A throw-away user namespace with chosen id maps, for idmapped mounts.
+//!
+//! `MOUNT_ATTR_IDMAP` takes an fd to a user namespace whose maps describe
+//! the idmapping. To get one, a child process is forked into a new user
+//! namespace and parked; the parent writes its maps, opens its namespace and
+//! kills it. The child runs only async-signal-safe system calls.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::io::Errno;
+
+/// A parked child process in a new user namespace. Killed and reaped on drop.
+#[derive(Debug)]
+pub struct UsernsChild {
+    pid: libc::pid_t,
+    // Closing our end of this pipe lets the child exit.
+    _release: OwnedFd,
+}
+
+impl UsernsChild {
+    /// Forks a child into a new, not yet mapped, user namespace.
+    pub fn spawn() -> Result<UsernsChild, Errno> {
+        let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (release_r, release_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (rr, rw, lr) = (
+            ready_r.as_raw_fd(),
+            ready_w.as_raw_fd(),
+            release_r.as_raw_fd(),
+        );
+        // SAFETY: the child only makes async-signal-safe system calls
+        // (unshare, write, read, _exit) on fds that stay open in it, and
+        // never returns into Rust code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Errno::from_raw_os_error(super::last_errno()));
+        }
+        if pid == 0 {
+            // SAFETY: see above; these are raw system calls on valid fds.
+            unsafe {
+                let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    1
+                } else {
+                    0
+                };
+                libc::write(rw, &ok as *const u8 as *const libc::c_void, 1);
+                let mut b = 0u8;
+                libc::read(lr, &mut b as *mut u8 as *mut libc::c_void, 1);
+                libc::_exit(0);
+            }
+        }
+        drop(ready_w);
+        drop(release_r);
+        let child = UsernsChild {
+            pid,
+            _release: release_w,
+        };
+        let mut b = [0u8; 1];
+        let n = rustix::io::read(&ready_r, &mut b)?;
+        let _ = rr;
+        if n != 1 || b[0] != 1 {
+            return Err(Errno::PERM);
+        }
+        Ok(child)
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+}
+
+impl Drop for UsernsChild {
+    fn drop(&mut self) {
+        // SAFETY: kill and waitpid on our own child's pid, which is not
+        // reaped anywhere else, so it cannot have been reused.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            let mut status = 0;
+            libc::waitpid(self.pid, &mut status, 0);
+        }
+    }
+}
