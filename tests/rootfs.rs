@@ -1,0 +1,616 @@
+//! Rootfs assembly against the real kernel: full specs, both strategies,
+//! entering, failure injection, and one regression test per CVE class the
+//! design removes. Every check reads the mount table or host-side files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use common::TempDir;
+use saferoot::rootfs::{
+    assemble, plan, AssembleOptions, DeviceKind, DeviceSpec, EnterMethod, MountSpec, RootfsSpec,
+    Strategy,
+};
+use saferoot::ErrorKind;
+
+/// One row of the mount table below a root, read from
+/// `/proc/thread-self/mountinfo` independently of the code under test.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    point: PathBuf,
+    fstype: String,
+    opts: String,
+    propagation: String,
+}
+
+fn table_under(root: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    let mut rows = Vec::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-").unwrap();
+        let point = PathBuf::from(f[4].replace("\\040", " "));
+        let Ok(rel) = point.strip_prefix(root) else { continue };
+        let prop = f[6..sep]
+            .iter()
+            .map(|x| x.split(':').next().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        rows.push(Row {
+            point: Path::new("/").join(rel),
+            fstype: f[sep + 1].to_string(),
+            opts: f[5].to_string(),
+            propagation: if prop.is_empty() { "private".into() } else { prop },
+        });
+    }
+    rows
+}
+
+fn has(rows: &[Row], point: &str, fstype: &str, opts: &[&str]) -> bool {
+    rows.iter().rev().any(|r| {
+        r.point == Path::new(point)
+            && r.fstype == fstype
+            && opts.iter().all(|o| r.opts.split(',').any(|x| x == *o))
+    })
+}
+
+/// A small rootfs: the directories a container expects, a few files.
+fn make_rootfs() -> TempDir {
+    let d = TempDir::new();
+    for sub in ["proc", "sys", "dev", "tmp", "etc", "data", "usr/bin"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("etc/hostname"), "container\n").unwrap();
+    std::fs::write(d.join("etc/motd"), "hello\n").unwrap();
+    symlink("../usr/bin", d.join("etc/bin-link")).unwrap();
+    d
+}
+
+fn base_spec(rootfs: &Path) -> RootfsSpec {
+    RootfsSpec {
+        rootfs: rootfs.to_path_buf(),
+        mounts: vec![
+            MountSpec::new("/proc", "proc", Some("proc".into()), &["nosuid", "noexec", "nodev"]),
+            MountSpec::new("/dev", "tmpfs", Some("tmpfs".into()), &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            MountSpec::new(
+                "/dev/pts",
+                "devpts",
+                Some("devpts".into()),
+                &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            ),
+            MountSpec::new("/dev/shm", "tmpfs", Some("shm".into()), &["nosuid", "noexec", "nodev", "mode=1777"]),
+            MountSpec::new("/dev/mqueue", "mqueue", Some("mqueue".into()), &["nosuid", "noexec", "nodev"]),
+            MountSpec::new("/sys", "sysfs", Some("sysfs".into()), &["nosuid", "noexec", "nodev", "ro"]),
+            MountSpec::new("/tmp", "tmpfs", None, &["nosuid", "nodev", "size=1m"]),
+        ],
+        masked_paths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/acpi", "/sys/firmware", "/proc/nonexistent"]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        readonly_paths: ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq"].iter().map(PathBuf::from).collect(),
+        ..Default::default()
+    }
+}
+
+fn opts(strategy: Strategy) -> AssembleOptions {
+    AssembleOptions {
+        strategy,
+        ..Default::default()
+    }
+}
+
+fn check_full_table(rows: &[Row]) {
+    assert!(has(rows, "/", "ext4", &[]) || rows.iter().any(|r| r.point == Path::new("/")), "{rows:#?}");
+    assert!(has(rows, "/proc", "proc", &["nosuid", "nodev", "noexec"]), "{rows:#?}");
+    assert!(has(rows, "/dev", "tmpfs", &["nosuid"]), "{rows:#?}");
+    assert!(has(rows, "/dev/pts", "devpts", &["nosuid", "noexec"]), "{rows:#?}");
+    assert!(has(rows, "/dev/shm", "tmpfs", &["nosuid", "nodev", "noexec"]), "{rows:#?}");
+    assert!(has(rows, "/dev/mqueue", "mqueue", &[]), "{rows:#?}");
+    assert!(has(rows, "/sys", "sysfs", &["ro", "nosuid"]), "{rows:#?}");
+    assert!(has(rows, "/tmp", "tmpfs", &["rw", "nosuid", "nodev"]), "{rows:#?}");
+    assert!(has(rows, "/proc/sys", "proc", &["ro", "nosuid"]), "{rows:#?}");
+    assert!(has(rows, "/proc/keys", "devtmpfs", &[]) || has(rows, "/proc/keys", "tmpfs", &[]) || rows.iter().any(|r| r.point == Path::new("/proc/keys")), "{rows:#?}");
+    assert!(has(rows, "/sys/firmware", "tmpfs", &["ro"]), "{rows:#?}");
+    assert!(!rows.iter().any(|r| r.point == Path::new("/proc/nonexistent")));
+}
+
+fn check_devices(root: &Path) {
+    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+        let md = std::fs::symlink_metadata(root.join("dev").join(name)).unwrap();
+        assert!(md.file_type().is_char_device(), "{name}");
+        assert_eq!(md.rdev(), rustix::fs::makedev(major, minor), "{name}");
+        assert_eq!(md.mode() & 0o777, 0o666, "{name}");
+    }
+    assert_eq!(std::fs::read_link(root.join("dev/ptmx")).unwrap(), Path::new("pts/ptmx"));
+    assert_eq!(std::fs::read_link(root.join("dev/fd")).unwrap(), Path::new("/proc/self/fd"));
+    assert_eq!(std::fs::read_link(root.join("dev/stderr")).unwrap(), Path::new("/proc/self/fd/2"));
+}
+
+#[test_log::test]
+fn both_strategies_build_the_same_tree() {
+    let rootfs = make_rootfs();
+    let spec = base_spec(rootfs.path());
+    let tables: Vec<Vec<Row>> = [Strategy::Detached, Strategy::InPlace]
+        .into_iter()
+        .map(|s| {
+            common::in_mount_ns(|| {
+                let a = assemble(&spec, &opts(s)).unwrap();
+                assert_eq!(a.strategy(), s);
+                let rows = table_under(rootfs.path());
+                check_full_table(&rows);
+                check_devices(rootfs.path());
+                // masked files are the host's /dev/null: char 1:3
+                let md = std::fs::metadata(rootfs.join("proc/timer_list")).unwrap();
+                assert!(md.file_type().is_char_device());
+                assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+                assert_eq!(std::fs::read_dir(rootfs.join("sys/firmware")).unwrap().count(), 0);
+                a.detach().unwrap();
+                assert!(table_under(rootfs.path()).is_empty(), "detach left mounts");
+                rows
+            })
+            .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(tables[0], tables[1], "detached and in-place trees differ");
+    assert!(tables[0].len() >= 12, "{:#?}", tables[0]);
+}
+
+#[test_log::test]
+fn auto_strategy_falls_back_to_in_place_without_detached_targets() {
+    common::in_child(
+        "auto_strategy_falls_back_to_in_place_without_detached_targets",
+        &[("SAFEROOT_DISABLE_FEATURES", "detached-mount-targets")],
+        false,
+        || {
+            let rootfs = make_rootfs();
+            let spec = base_spec(rootfs.path());
+            common::in_mount_ns(|| {
+                let e = assemble(&spec, &opts(Strategy::Detached)).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+                assert!(e.to_string().contains("6.15"), "{e}");
+                assert!(table_under(rootfs.path()).is_empty());
+                let a = assemble(&spec, &opts(Strategy::Auto)).unwrap();
+                assert_eq!(a.strategy(), Strategy::InPlace);
+                check_full_table(&table_under(rootfs.path()));
+                a.detach().unwrap();
+            });
+        },
+    );
+}
+
+#[test_log::test]
+fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
+    let rootfs = make_rootfs();
+    let data = TempDir::new();
+    std::fs::create_dir(data.join("sub")).unwrap();
+    std::fs::write(data.join("file"), "data").unwrap();
+    let mut spec = base_spec(rootfs.path());
+    spec.readonly_root = true;
+    spec.mounts.push(MountSpec::new("/etc", "tmpfs", None, &["tmpcopyup", "nosuid"]));
+    spec.mounts.push(MountSpec::new("/data", "bind", Some(data.path().into()), &["rbind", "rro", "nosuid"]));
+    spec.mounts.push(MountSpec::new("/mnt/file", "bind", Some(data.join("file")), &["bind", "ro"]));
+    spec.devices.push(DeviceSpec {
+        path: "/dev/fuse".into(),
+        kind: DeviceKind::Char,
+        major: 10,
+        minor: 229,
+        file_mode: Some(0o620),
+        uid: Some(7),
+        gid: Some(8),
+    });
+    common::in_mount_ns(|| {
+        // A submount in the bind source, so that rro has something to recurse into.
+        let dr = saferoot::Root::open(data.path()).unwrap();
+        saferoot::Mount::fs("tmpfs").mount().unwrap().attach(&dr.resolve("/sub").unwrap()).unwrap().forget();
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        let rows = table_under(rootfs.path());
+        assert!(has(&rows, "/", "ext4", &["ro"]) || rows.iter().any(|r| r.point == Path::new("/") && r.opts.starts_with("ro")), "{rows:#?}");
+        assert!(has(&rows, "/etc", "tmpfs", &["nosuid"]), "{rows:#?}");
+        assert_eq!(std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(), "hello\n");
+        assert_eq!(std::fs::read_link(rootfs.join("etc/bin-link")).unwrap(), Path::new("../usr/bin"));
+        assert!(has(&rows, "/data", "ext4", &["ro", "nosuid"]) || rows.iter().any(|r| r.point == Path::new("/data") && r.opts.starts_with("ro")), "{rows:#?}");
+        assert!(has(&rows, "/data/sub", "tmpfs", &["ro"]), "rro must reach the submount: {rows:#?}");
+        assert!(rows.iter().any(|r| r.point == Path::new("/mnt/file") && r.opts.starts_with("ro")), "{rows:#?}");
+        assert_eq!(std::fs::read_to_string(rootfs.join("mnt/file")).unwrap(), "data");
+        let md = std::fs::symlink_metadata(rootfs.join("dev/fuse")).unwrap();
+        assert_eq!((md.rdev(), md.mode() & 0o777, md.uid(), md.gid()), (rustix::fs::makedev(10, 229), 0o620, 7, 8));
+        // The host side of the binds is untouched and writable.
+        std::fs::write(data.join("file2"), "x").unwrap();
+        assert!(std::fs::write(rootfs.join("data/file3"), "x").is_err());
+        a.detach().unwrap();
+        saferoot::mount::unmount_in_root(&dr, "/sub").unwrap();
+    });
+}
+
+/// Entering: pivot_root through the root fd on a thread of its own (it has
+/// its own fs struct and mount namespace), then look around from inside.
+#[test_log::test]
+fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
+    for method in [EnterMethod::PivotRoot, EnterMethod::Chroot, EnterMethod::MoveRoot] {
+        let rootfs = make_rootfs();
+        std::fs::write(rootfs.join("inside-marker"), "in").unwrap();
+        let mut spec = base_spec(rootfs.path());
+        spec.cwd = Some("/../../work/dir".into());
+        spec.umask = Some(0o027);
+        common::in_mount_ns(|| {
+            let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+            a.enter(method).unwrap();
+            assert_eq!(std::fs::read_to_string("/inside-marker").unwrap(), "in", "{method:?}");
+            assert_eq!(std::env::current_dir().unwrap(), Path::new("/work/dir"), "{method:?}");
+            let md = std::fs::metadata("/dev/null").unwrap();
+            assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+            let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            if method == EnterMethod::PivotRoot {
+                // The host tree is gone from this namespace.
+                assert!(!mi.contains(rootfs.path().to_str().unwrap()), "{mi}");
+            }
+            let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+            assert_eq!(old.bits(), 0o027);
+        });
+    }
+}
+
+#[test_log::test]
+fn bad_specs_change_nothing() {
+    let rootfs = make_rootfs();
+    let cases: Vec<(&str, RootfsSpec)> = vec![
+        ("relative rootfs", RootfsSpec { rootfs: "rel".into(), ..Default::default() }),
+        ("mount over /", RootfsSpec { mounts: vec![MountSpec::new("/", "tmpfs", None, &[])], ..base_spec(rootfs.path()) }),
+        ("tmpfs in /proc", {
+            let mut s = base_spec(rootfs.path());
+            s.mounts.push(MountSpec::new("/proc/self/attr", "tmpfs", None, &[]));
+            s
+        }),
+        ("unknown option on bind", {
+            let mut s = base_spec(rootfs.path());
+            s.mounts.push(MountSpec::new("/x", "bind", Some("/etc".into()), &["bind", "frobnicate"]));
+            s
+        }),
+        ("bad sysctl", {
+            let mut s = base_spec(rootfs.path());
+            s.sysctls.insert("../../etc".into(), "1".into());
+            s
+        }),
+    ];
+    for (what, spec) in cases {
+        assert!(plan(&spec).is_err(), "{what}");
+        common::in_mount_ns(|| {
+            let before = common::mount_points();
+            let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert_eq!(common::mount_points(), before, "{what}");
+        });
+    }
+}
+
+/// For every k, a spec whose k-th mount fails at mount time (its bind
+/// source vanishes) leaves no mount and no fd behind, in both strategies.
+#[test_log::test]
+fn kth_mount_failure_rolls_back_everything() {
+    let rootfs = make_rootfs();
+    let spec = base_spec(rootfs.path());
+    let n = spec.mounts.len();
+    for strategy in [Strategy::Detached, Strategy::InPlace] {
+        for k in 0..=n {
+            let mut s = spec.clone();
+            s.mounts.insert(k, MountSpec::new("/data", "bind", Some("/nonexistent/saferoot-source".into()), &["bind"]));
+            common::in_mount_ns(|| {
+                let before = common::mount_points();
+                let e = assemble(&s, &opts(strategy)).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::NotFound, "k={k}: {e}");
+                assert_eq!(common::mount_points(), before, "{strategy:?} k={k} left mounts");
+                // the fd check of in_mount_ns covers leaks
+            });
+        }
+    }
+}
+
+#[test_log::test]
+fn refuses_to_run_in_the_host_mount_namespace() {
+    let rootfs = make_rootfs();
+    let spec = base_spec(rootfs.path());
+    common::in_child("refuses_to_run_in_the_host_mount_namespace", &[], false, || {
+        // This child process never unshared: it is in pid 1's namespace only
+        // if the test runner is; when it is not, the check has nothing to say.
+        let procfs = saferoot::procfs::Procfs::new().unwrap();
+        let ours = procfs.mount_ns_id(None).unwrap();
+        match procfs.mount_ns_id(Some(1)) {
+            Ok(init) if init == ours => {
+                let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                assert!(e.to_string().contains("unshare"), "{e}");
+            }
+            // Another namespace than pid 1's: nothing to refuse, and the
+            // check must not get in the way.
+            Ok(_) => {}
+            // Without CAP_SYS_PTRACE pid 1's namespace cannot be read; the
+            // error must say so rather than pass as a match.
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Permission, "{e}"),
+        }
+    });
+}
+
+// ---- CVE regression tests: the attacker's rootfs, checked from the host ----
+
+/// CVE-2019-19921 / CVE-2023-27561: /proc in the rootfs is a symlink to a
+/// directory the attacker controls; a proc mount must not follow it.
+#[test_log::test]
+fn cve_2019_19921_proc_symlink_is_refused() {
+    for target in ["/evil", "evil"] {
+        let rootfs = make_rootfs();
+        std::fs::remove_dir(rootfs.join("proc")).unwrap();
+        std::fs::create_dir(rootfs.join("evil")).unwrap();
+        symlink(target, rootfs.join("proc")).unwrap();
+        let spec = base_spec(rootfs.path());
+        common::in_mount_ns(|| {
+            let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::SafetyViolation, "{e}");
+            assert!(e.to_string().contains("/proc"), "{e}");
+            assert!(table_under(rootfs.path()).is_empty());
+            assert!(!common::is_mount_point(&rootfs.join("evil")));
+        });
+    }
+}
+
+/// CVE-2023-27561 variant: /sys as a symlink.
+#[test_log::test]
+fn cve_2023_27561_sys_symlink_is_refused() {
+    let rootfs = make_rootfs();
+    std::fs::remove_dir(rootfs.join("sys")).unwrap();
+    symlink("/tmp", rootfs.join("sys")).unwrap();
+    let spec = base_spec(rootfs.path());
+    common::in_mount_ns(|| {
+        let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SafetyViolation, "{e}");
+        assert!(table_under(rootfs.path()).is_empty());
+    });
+}
+
+/// CVE-2021-30465: a mount destination swapped for a symlink to / while
+/// mounts are made. The attacker exchanges a directory and a symlink in a
+/// loop; every assembled tree must have its tmpfs inside the rootfs and
+/// nothing mounted anywhere else.
+#[test_log::test]
+fn cve_2021_30465_destination_exchange_race_stays_inside() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::write(host.join("marker"), "host").unwrap();
+    std::fs::create_dir(rootfs.join("data/d")).unwrap();
+    symlink(host.path(), rootfs.join("data/s")).unwrap();
+    let spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        mounts: vec![MountSpec::new("/data/d", "tmpfs", None, &[])],
+        default_devices: false,
+        ..Default::default()
+    };
+    common::in_mount_ns(|| {
+        let stop = AtomicBool::new(false);
+        let mut attempts = 0;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let d = std::fs::File::open(rootfs.join("data")).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(&d, "d", &d, "s", rustix::fs::RenameFlags::EXCHANGE);
+                }
+            });
+            for _ in 0..200 {
+                attempts += 1;
+                if let Ok(a) = assemble(&spec, &opts(Strategy::Auto)) {
+                    for r in common::mount_points() {
+                        if r.0.starts_with(host.path()) {
+                            panic!("mount escaped to {}", r.0.display());
+                        }
+                    }
+                    a.detach().unwrap();
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        eprintln!("CVE-2021-30465 race: {attempts} assemblies");
+        assert!(!common::is_mount_point(host.path()));
+        assert_eq!(std::fs::read_to_string(host.join("marker")).unwrap(), "host");
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+    });
+}
+
+/// CVE-2024-45310: mkdir_all racing a symlink swap must not create
+/// directories on the host.
+#[test_log::test]
+fn cve_2024_45310_racing_mkdir_all_creates_nothing_on_the_host() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::create_dir(rootfs.join("data/d")).unwrap();
+    symlink(host.path(), rootfs.join("data/s")).unwrap();
+    common::in_mount_ns(|| {
+        let root = saferoot::Root::open(rootfs.path()).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let d = std::fs::File::open(rootfs.join("data")).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(&d, "d", &d, "s", rustix::fs::RenameFlags::EXCHANGE);
+                }
+            });
+            for i in 0..2000 {
+                let _ = root.mkdir_all(format!("/data/d/n{i}/m"), 0o755);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0, "directories appeared on the host");
+    });
+}
+
+/// CVE-2025-31133: the container's /dev/null is a symlink to a host file;
+/// masking must use the host's real /dev/null, and masked files must be
+/// char 1:3.
+#[test_log::test]
+fn cve_2025_31133_masking_never_uses_the_containers_dev_null() {
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::write(host.join("core_pattern"), "precious").unwrap();
+    std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+    symlink(host.join("core_pattern"), rootfs.join("dev/null")).unwrap();
+    // /dev is bound from the rootfs itself, so saferoot does not replace it.
+    let mut spec = base_spec(rootfs.path());
+    spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
+    let devdir = TempDir::new();
+    symlink(host.join("core_pattern"), devdir.join("null")).unwrap();
+    spec.mounts.push(MountSpec::new("/dev", "bind", Some(devdir.path().into()), &["rbind"]));
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        let md = std::fs::metadata(rootfs.join("proc/timer_list")).unwrap();
+        assert!(md.file_type().is_char_device());
+        assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+        assert_eq!(std::fs::read_to_string(host.join("core_pattern")).unwrap(), "precious");
+        assert!(!common::is_mount_point(&host.join("core_pattern")));
+        a.detach().unwrap();
+    });
+}
+
+/// CVE-2025-52565: /dev/console planted as a symlink to a host file; the
+/// console bind must not follow it.
+#[test_log::test]
+fn cve_2025_52565_console_symlink_is_not_followed() {
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::write(host.join("target"), "host").unwrap();
+    let devdir = TempDir::new();
+    symlink(host.join("target"), devdir.join("console")).unwrap();
+    let mut spec = base_spec(rootfs.path());
+    spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
+    spec.mounts.push(MountSpec::new("/dev", "bind", Some(devdir.path().into()), &["rbind"]));
+    common::in_mount_ns(|| {
+        let (master, peer) = open_pty();
+        let o = AssembleOptions {
+            console: Some(peer),
+            ..Default::default()
+        };
+        let a = assemble(&spec, &o).unwrap();
+        assert!(!common::is_mount_point(&host.join("target")), "console was bound onto the host file");
+        assert_eq!(std::fs::read_to_string(host.join("target")).unwrap(), "host");
+        let md = std::fs::symlink_metadata(rootfs.join("dev/console")).unwrap();
+        assert!(md.file_type().is_char_device(), "{md:?}");
+        a.detach().unwrap();
+        drop(o);
+        drop(master);
+    });
+}
+
+/// A pty pair: (master, peer). The peer's node exists only while the
+/// master is open.
+fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use rustix::fs::OFlags;
+    let m = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
+    rustix::pty::grantpt(&m).unwrap();
+    rustix::pty::unlockpt(&m).unwrap();
+    let name = rustix::pty::ptsname(&m, Vec::new()).unwrap();
+    let p = PathBuf::from(name.to_str().unwrap());
+    let peer = rustix::fs::open(&p, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
+    (m, peer)
+}
+
+/// CVE-2025-52881: a sysctl write redirected through the container's /proc
+/// (here: a host file bound over an allowed /proc path) must go to the real
+/// procfs instead.
+#[test_log::test]
+fn cve_2025_52881_sysctls_use_a_private_procfs() {
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::write(host.join("fake"), "untouched").unwrap();
+    let mut spec = base_spec(rootfs.path());
+    spec.mounts.push(MountSpec::new(
+        "/proc/sys/kernel/ns_last_pid",
+        "bind",
+        Some(host.join("fake")),
+        &["bind"],
+    ));
+    common::in_mount_ns(|| {
+        let procfs = saferoot::procfs::Procfs::new().unwrap();
+        let cur = procfs.read_sysctl("kernel.ns_last_pid").unwrap();
+        let mut s = spec.clone();
+        s.sysctls = BTreeMap::from([("kernel.ns_last_pid".to_string(), cur.clone())]);
+        let a = assemble(&s, &AssembleOptions::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(host.join("fake")).unwrap(), "untouched");
+        assert_eq!(std::fs::read_to_string(rootfs.join("proc/sys/kernel/ns_last_pid")).unwrap(), "untouched");
+        a.detach().unwrap();
+    });
+}
+
+/// CVE-2026-41579: the rootfs's /dev is a symlink out of the root; /dev
+/// setup must happen inside the root.
+#[test_log::test]
+fn cve_2026_41579_dev_symlink_stays_inside_the_root() {
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+    symlink(host.path(), rootfs.join("dev")).unwrap();
+    let mut spec = base_spec(rootfs.path());
+    spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
+    common::in_mount_ns(|| {
+        let r = assemble(&spec, &AssembleOptions::default());
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0, "nodes created on the host");
+        assert!(!common::is_mount_point(host.path()), "/dev landed on the host directory");
+        if let Ok(a) = r {
+            for p in common::mount_points() {
+                assert!(!p.0.starts_with(host.path()), "{p:?}");
+            }
+            a.detach().unwrap();
+        }
+    });
+}
+
+/// Mounts inside /proc: only the lxcfs allowlist, and /proc itself only
+/// from a procfs.
+#[test_log::test]
+fn proc_policy_is_enforced_at_mount_time() {
+    let rootfs = make_rootfs();
+    let mut spec = base_spec(rootfs.path());
+    let src = TempDir::new();
+    std::fs::write(src.join("cpuinfo"), "fake cpu").unwrap();
+    spec.mounts.push(MountSpec::new("/proc/cpuinfo", "bind", Some(src.join("cpuinfo")), &["bind"]));
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(rootfs.join("proc/cpuinfo")).unwrap(), "fake cpu");
+        a.detach().unwrap();
+    });
+    let mut bad = base_spec(rootfs.path());
+    bad.mounts[0] = MountSpec::new("/proc", "bind", Some(src.path().into()), &["rbind"]);
+    common::in_mount_ns(|| {
+        let e = assemble(&bad, &AssembleOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(table_under(rootfs.path()).is_empty());
+    });
+}
+
+#[test_log::test]
+fn user_namespace_binds_devices_and_keeps_locked_flags() {
+    common::in_child("user_namespace_binds_devices_and_keeps_locked_flags", &[], true, || {
+        let rootfs = make_rootfs();
+        let mut spec = base_spec(rootfs.path());
+        spec.user_namespace = true;
+        // sysfs cannot be mounted fresh without a network namespace of our own
+        // sysfs, proc and mqueue need namespaces (net, pid, ipc) owned by this
+        // user namespace; the child has only a mount namespace of its own.
+        spec.mounts.retain(|m| !matches!(m.fs_type.as_str(), "sysfs" | "proc" | "mqueue"));
+        spec.masked_paths.clear();
+        spec.readonly_paths.clear();
+        // Only uid/gid 0 are mapped: devpts cannot be given group 5.
+        for m in &mut spec.mounts {
+            m.options.retain(|o| o != "gid=5");
+        }
+        // the host's /usr is nodev,nosuid-free but ro binds below are lockable
+        spec.mounts.push(MountSpec::new("/usr", "bind", Some("/usr".into()), &["rbind", "ro"]));
+        common::in_mount_ns(|| {
+            let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+            let md = std::fs::metadata(rootfs.join("dev/null")).unwrap();
+            assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+            let rows = table_under(rootfs.path());
+            assert!(rows.iter().any(|r| r.point == Path::new("/dev/null")), "expected a bind of the host node: {rows:#?}");
+            a.detach().unwrap();
+        });
+    });
+}
