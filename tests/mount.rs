@@ -22,11 +22,13 @@ fn mount_line(p: &Path) -> Option<(String, String)> {
             (Path::new(&f[4].replace("\\040", " ")) == p)
                 .then(|| (f[5].to_string(), f[6..sep].join(" ")))
         })
-        .last()
+        .next_back()
 }
 
 fn opts(p: &Path) -> String {
-    mount_line(p).unwrap_or_else(|| panic!("{} is not a mount point", p.display())).0
+    mount_line(p)
+        .unwrap_or_else(|| panic!("{} is not a mount point", p.display()))
+        .0
 }
 
 fn has_opt(p: &Path, o: &str) -> bool {
@@ -46,7 +48,16 @@ fn tmpfs_is_configured_before_attach_and_lands_on_the_handle() {
             .unwrap();
         // Invariant 1: the detached mount has every flag before it is seen.
         let a = m.attrs().unwrap();
-        assert!(a.contains(MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC | MountAttr::NOATIME), "{a}");
+        assert!(
+            a.contains(
+                MountAttr::RDONLY
+                    | MountAttr::NOSUID
+                    | MountAttr::NODEV
+                    | MountAttr::NOEXEC
+                    | MountAttr::NOATIME
+            ),
+            "{a}"
+        );
         assert!(!common::is_mount_point(dir.path()));
         let root = Root::open(dir.path()).unwrap();
         let att = m.attach(&root.handle().unwrap()).unwrap();
@@ -74,7 +85,13 @@ fn every_common_filesystem_type_mounts() {
             ("proc", Mount::fs("proc").mount().unwrap()),
             ("sysfs", Mount::fs("sysfs").mount().unwrap()),
             ("mqueue", Mount::fs("mqueue").mount().unwrap()),
-            ("devpts", Mount::fs("devpts").data("newinstance,ptmxmode=0666,mode=0620").mount().unwrap()),
+            (
+                "devpts",
+                Mount::fs("devpts")
+                    .data("newinstance,ptmxmode=0666,mode=0620")
+                    .mount()
+                    .unwrap(),
+            ),
             ("cgroup2", Mount::fs("cgroup2").mount().unwrap()),
             ("tmpfs", Mount::fs("tmpfs").source("shm").mount().unwrap()),
         ];
@@ -82,7 +99,10 @@ fn every_common_filesystem_type_mounts() {
             let d = root.mkdir_all(format!("/{fstype}"), 0o755).unwrap();
             m.attach(&d).unwrap().forget();
             let p = dir.join(fstype);
-            assert!(common::mount_points().contains(&(p.clone(), fstype.to_string())), "{fstype}");
+            assert!(
+                common::mount_points().contains(&(p.clone(), fstype.to_string())),
+                "{fstype}"
+            );
         }
         // overlay, read-only with two lower layers
         let d = root.mkdir_all("/overlay", 0o755).unwrap();
@@ -94,9 +114,17 @@ fn every_common_filesystem_type_mounts() {
             .attach(&d)
             .unwrap()
             .forget();
-        assert_eq!(std::fs::read_to_string(dir.join("overlay/hello")).unwrap(), "hi");
-        assert_eq!(std::fs::read_to_string(dir.join("overlay/bye")).unwrap(), "bye");
-        assert!(std::fs::read_to_string(dir.join("proc/self/status")).unwrap().contains("Pid:"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("overlay/hello")).unwrap(),
+            "hi"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("overlay/bye")).unwrap(),
+            "bye"
+        );
+        assert!(std::fs::read_to_string(dir.join("proc/self/status"))
+            .unwrap()
+            .contains("Pid:"));
         unmount_in_root(&root, "/overlay").unwrap();
         assert!(!common::is_mount_point(&dir.join("overlay")));
         for fstype in ["proc", "sysfs", "mqueue", "devpts", "cgroup2", "tmpfs"] {
@@ -114,7 +142,10 @@ fn bad_filesystem_input_is_refused_with_a_clear_error() {
         let e = Mount::fs("tmpfs").data("frobnicate=1").mount().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         assert!(e.to_string().contains("frobnicate"), "{e}");
-        let e = Mount::fs("tmpfs").data("size=1m,,mode=755").mount().unwrap_err();
+        let e = Mount::fs("tmpfs")
+            .data("size=1m,,mode=755")
+            .mount()
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         let e = Mount::fs("tmp\0fs").mount().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
@@ -126,7 +157,9 @@ fn bad_filesystem_input_is_refused_with_a_clear_error() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         let m = Mount::fs("tmpfs").mount().unwrap();
-        let e = m.set_attr(MountAttr::RDONLY, MountAttr::RDONLY).unwrap_err();
+        let e = m
+            .set_attr(MountAttr::RDONLY, MountAttr::RDONLY)
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     });
 }
@@ -140,23 +173,51 @@ fn clone_tree_recursive_or_not_nofollow_and_missing_source() {
     symlink(src.join("sub"), src.join("link")).unwrap();
     common::in_mount_ns(|| {
         let srcroot = Root::open(src.path()).unwrap();
-        Mount::fs("tmpfs").mount().unwrap().attach(&srcroot.resolve("/sub").unwrap()).unwrap().forget();
+        Mount::fs("tmpfs")
+            .mount()
+            .unwrap()
+            .attach(&srcroot.resolve("/sub").unwrap())
+            .unwrap()
+            .forget();
         std::fs::write(src.join("sub/inner"), "x").unwrap();
         let root = Root::open(dst.path()).unwrap();
         let a = root.mkdir_all("/flat", 0o755).unwrap();
         let b = root.mkdir_all("/deep", 0o755).unwrap();
-        Mount::clone_tree(src.path(), false).unwrap().attach(&a).unwrap().forget();
-        Mount::clone_tree(src.path(), true).unwrap().attach(&b).unwrap().forget();
-        assert_eq!(std::fs::read_to_string(dst.join("flat/marker")).unwrap(), "src");
-        assert!(!dst.join("flat/sub/inner").exists(), "non-recursive clone took the submount");
-        assert!(dst.join("deep/sub/inner").exists(), "recursive clone lost the submount");
+        Mount::clone_tree(src.path(), false)
+            .unwrap()
+            .attach(&a)
+            .unwrap()
+            .forget();
+        Mount::clone_tree(src.path(), true)
+            .unwrap()
+            .attach(&b)
+            .unwrap()
+            .forget();
+        assert_eq!(
+            std::fs::read_to_string(dst.join("flat/marker")).unwrap(),
+            "src"
+        );
+        assert!(
+            !dst.join("flat/sub/inner").exists(),
+            "non-recursive clone took the submount"
+        );
+        assert!(
+            dst.join("deep/sub/inner").exists(),
+            "recursive clone lost the submount"
+        );
         // nofollow binds the symlink itself, so it needs a non-directory target.
         let m = Mount::clone_tree_nofollow(src.join("link"), false).unwrap();
         let st = rustix::fs::fstat(&m).unwrap();
-        assert_eq!(rustix::fs::FileType::from_raw_mode(st.st_mode), rustix::fs::FileType::Symlink);
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(st.st_mode),
+            rustix::fs::FileType::Symlink
+        );
         let m = Mount::clone_tree(src.join("link"), false).unwrap();
         let st = rustix::fs::fstat(&m).unwrap();
-        assert_eq!(rustix::fs::FileType::from_raw_mode(st.st_mode), rustix::fs::FileType::Directory);
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(st.st_mode),
+            rustix::fs::FileType::Directory
+        );
         let e = Mount::clone_tree(src.join("missing"), false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         assert!(e.to_string().contains("missing"), "{e}");
@@ -177,17 +238,34 @@ fn recursive_attributes_and_clearing() {
         let sub = r.mkdir_all("/sub", 0o755).unwrap();
         let root = Root::open(dir.path()).unwrap();
         let top = base.attach(&root.handle().unwrap()).unwrap();
-        Mount::fs("tmpfs").mount().unwrap().attach(&sub).unwrap().forget();
+        Mount::fs("tmpfs")
+            .mount()
+            .unwrap()
+            .attach(&sub)
+            .unwrap()
+            .forget();
         let clone = Mount::clone_tree(dir.path(), true).unwrap();
         clone
             .set_attr_recursive(MountAttr::RDONLY | MountAttr::NOEXEC, MountAttr::empty())
             .unwrap();
-        clone.set_attr(MountAttr::empty(), MountAttr::RDONLY).unwrap();
+        clone
+            .set_attr(MountAttr::empty(), MountAttr::RDONLY)
+            .unwrap();
         let other = TempDir::new();
-        let att = clone.attach(&Root::open(other.path()).unwrap().handle().unwrap()).unwrap();
-        assert!(has_opt(other.path(), "rw") && has_opt(other.path(), "noexec"), "{}", opts(other.path()));
+        let att = clone
+            .attach(&Root::open(other.path()).unwrap().handle().unwrap())
+            .unwrap();
+        assert!(
+            has_opt(other.path(), "rw") && has_opt(other.path(), "noexec"),
+            "{}",
+            opts(other.path())
+        );
         let subp = other.join("sub");
-        assert!(has_opt(&subp, "ro") && has_opt(&subp, "noexec"), "{}", opts(&subp));
+        assert!(
+            has_opt(&subp, "ro") && has_opt(&subp, "noexec"),
+            "{}",
+            opts(&subp)
+        );
         att.detach().unwrap();
         top.detach().unwrap();
         assert!(!common::is_mount_point(other.path()));
@@ -206,25 +284,41 @@ fn propagation_shared_and_slave_show_in_the_table() {
         let att = m.attach(&ra.handle().unwrap()).unwrap();
         let (_, fields) = mount_line(a.path()).unwrap();
         assert!(fields.contains("shared:"), "{fields}");
-        let peer = fields.split(' ').find(|f| f.starts_with("shared:")).unwrap().to_string();
+        let peer = fields
+            .split(' ')
+            .find(|f| f.starts_with("shared:"))
+            .unwrap()
+            .to_string();
         let c = Mount::clone_tree(a.path(), false).unwrap();
         c.set_propagation(Propagation::Slave, false).unwrap();
-        let att2 = c.attach(&Root::open(b.path()).unwrap().handle().unwrap()).unwrap();
+        let att2 = c
+            .attach(&Root::open(b.path()).unwrap().handle().unwrap())
+            .unwrap();
         let (_, fields) = mount_line(b.path()).unwrap();
         let master = peer.replace("shared:", "master:");
         assert!(fields.contains(&master), "{fields} lacks {master}");
         // An event on the master reaches the slave.
         let ra = Root::open(a.path()).unwrap();
         let sub = ra.mkdir_all("/sub", 0o755).unwrap();
-        Mount::fs("tmpfs").mount().unwrap().attach(&sub).unwrap().forget();
-        assert!(common::is_mount_point(&b.join("sub")), "mount did not propagate to the slave");
+        Mount::fs("tmpfs")
+            .mount()
+            .unwrap()
+            .attach(&sub)
+            .unwrap()
+            .forget();
+        assert!(
+            common::is_mount_point(&b.join("sub")),
+            "mount did not propagate to the slave"
+        );
         unmount_in_root(&ra, "/sub").unwrap();
         att2.detach().unwrap();
         att.detach().unwrap();
         // Unbindable: cloning it is refused.
         let m = Mount::fs("tmpfs").mount().unwrap();
         m.set_propagation(Propagation::Unbindable, false).unwrap();
-        let att = m.attach(&Root::open(a.path()).unwrap().handle().unwrap()).unwrap();
+        let att = m
+            .attach(&Root::open(a.path()).unwrap().handle().unwrap())
+            .unwrap();
         assert!(mount_line(a.path()).unwrap().1.contains("unbindable"));
         assert!(Mount::clone_tree(a.path(), false).is_err());
         att.detach().unwrap();
@@ -246,7 +340,9 @@ fn idmapped_mount_shows_files_with_mapped_owners() {
         let m = Mount::clone_tree(src.path(), false).unwrap();
         m.set_idmap(&userns, false).unwrap();
         drop(userns);
-        let att = m.attach(&Root::open(dst.path()).unwrap().handle().unwrap()).unwrap();
+        let att = m
+            .attach(&Root::open(dst.path()).unwrap().handle().unwrap())
+            .unwrap();
         use std::os::unix::fs::MetadataExt;
         let md = std::fs::metadata(dst.join("f")).unwrap();
         assert_eq!((md.uid(), md.gid()), (1000, 2000));
@@ -293,7 +389,10 @@ fn file_mounts_detach_through_their_parent() {
         let att = m.attach_at(&root, "/target").unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "over");
         att.detach().unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "under");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("target")).unwrap(),
+            "under"
+        );
         // By handle only, a file mount cannot be detached that way...
         let att = Mount::clone_tree(src.join("f"), false)
             .unwrap()
@@ -302,7 +401,10 @@ fn file_mounts_detach_through_their_parent() {
         assert_eq!(att.detach().unwrap_err().kind(), ErrorKind::InvalidInput);
         // ...but unmount_in_root can, through the parent and name.
         unmount_in_root(&root, "/target").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "under");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("target")).unwrap(),
+            "under"
+        );
     });
 }
 
@@ -319,11 +421,16 @@ fn root_operations_create_inside_the_root() {
         root.create_file("/a/file", 0o640).unwrap();
         let e = root.create_file("/a/b", 0o640).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-        let n = root.mknod("/null", NodeKind::Char { major: 1, minor: 3 }, 0o666).unwrap();
+        let n = root
+            .mknod("/null", NodeKind::Char { major: 1, minor: 3 }, 0o666)
+            .unwrap();
         assert_eq!(n.stat().unwrap().rdev, rustix::fs::makedev(1, 3));
         root.mknod("/fifo", NodeKind::Fifo, 0o600).unwrap();
         use std::os::unix::fs::FileTypeExt;
-        assert!(std::fs::symlink_metadata(dir.join("fifo")).unwrap().file_type().is_fifo());
+        assert!(std::fs::symlink_metadata(dir.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
         root.symlink("/lnk", "/a/b").unwrap();
         assert_eq!(root.readlink("/lnk").unwrap(), Path::new("/a/b"));
         assert!(root.resolve("/lnk/c").unwrap().is_dir().unwrap());
@@ -383,16 +490,33 @@ fn symlinks_out_of_the_root_are_confined() {
             match r {
                 Ok(att) => {
                     assert_eq!(new.len(), 1, "{link}: {new:?}");
-                    assert!(new[0].0.starts_with(dir.path()), "{link} escaped to {:?}", new[0]);
+                    assert!(
+                        new[0].0.starts_with(dir.path()),
+                        "{link} escaped to {:?}",
+                        new[0]
+                    );
                     att.detach().unwrap();
                 }
                 Err(e) => assert!(new.is_empty(), "{link} failed ({e}) but left {new:?}"),
             }
         }
-        assert!(!Path::new("/x").exists(), "a directory was created on the host");
-        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1, "host dir touched");
-        assert!(dir.join("x").is_dir(), "the absolute symlinks should resolve to the root");
-        assert_eq!(root.resolve("/proc-self").unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(
+            !Path::new("/x").exists(),
+            "a directory was created on the host"
+        );
+        assert_eq!(
+            std::fs::read_dir(host.path()).unwrap().count(),
+            1,
+            "host dir touched"
+        );
+        assert!(
+            dir.join("x").is_dir(),
+            "the absolute symlinks should resolve to the root"
+        );
+        assert_eq!(
+            root.resolve("/proc-self").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     });
 }
 
@@ -428,23 +552,40 @@ fn race(iterations: usize) {
             s.spawn(|| {
                 let d = std::fs::File::open(dir.path()).unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(&d, "d", &d, "s", rustix::fs::RenameFlags::EXCHANGE);
+                    let _ = rustix::fs::renameat_with(
+                        &d,
+                        "d",
+                        &d,
+                        "s",
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
                 }
             });
             for _ in 0..iterations {
-                let r = root.resolve("/d").and_then(|h| Mount::fs("tmpfs").mount()?.attach(&h));
+                let r = root
+                    .resolve("/d")
+                    .and_then(|h| Mount::fs("tmpfs").mount()?.attach(&h));
                 match r {
                     Ok(att) => {
-                        let mine = rustix::fs::statx(&att, c"", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::MNT_ID)
-                            .unwrap()
-                            .stx_mnt_id;
+                        let mine = rustix::fs::statx(
+                            &att,
+                            c"",
+                            rustix::fs::AtFlags::EMPTY_PATH,
+                            rustix::fs::StatxFlags::MNT_ID,
+                        )
+                        .unwrap()
+                        .stx_mnt_id;
                         let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
                         let line = text
                             .lines()
                             .find(|l| l.split(' ').next() == Some(&mine.to_string()))
                             .unwrap_or_else(|| panic!("mount {mine} not in the table"));
                         let mp = PathBuf::from(line.split(' ').nth(4).unwrap());
-                        assert!(mp.starts_with(dir.path()), "escaped: mounted at {}", mp.display());
+                        assert!(
+                            mp.starts_with(dir.path()),
+                            "escaped: mounted at {}",
+                            mp.display()
+                        );
                         inside += 1;
                         att.detach().unwrap();
                     }
@@ -453,8 +594,12 @@ fn race(iterations: usize) {
             }
             stop.store(true, Ordering::Relaxed);
         });
-        log::info!("race: {iterations} attempts, {inside} attached inside the root, {failed} refused");
-        eprintln!("race: {iterations} attempts, {inside} attached inside the root, {failed} refused");
+        log::info!(
+            "race: {iterations} attempts, {inside} attached inside the root, {failed} refused"
+        );
+        eprintln!(
+            "race: {iterations} attempts, {inside} attached inside the root, {failed} refused"
+        );
         assert_eq!(inside + failed, iterations);
         assert!(inside > 0, "no attach ever succeeded");
     });
@@ -487,20 +632,25 @@ fn missing_features_are_reported_not_worked_around() {
 
 #[test_log::test]
 fn seccomp_enosys_makes_probes_report_missing_syscalls() {
-    common::in_child("seccomp_enosys_makes_probes_report_missing_syscalls", &[], false, || {
-        saferoot::sys::seccomp::deny_with_enosys(&[
-            linux_raw_sys::general::__NR_mount_setattr,
-            linux_raw_sys::general::__NR_open_tree_attr,
-        ])
-        .unwrap();
-        assert!(!saferoot::features::has(Feature::MountSetattr));
-        assert!(!saferoot::features::has(Feature::DetachedMountTargets));
-        let e = Mount::fs("tmpfs")
-            .mount()
-            .unwrap()
-            .set_attr(MountAttr::RDONLY, MountAttr::empty())
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
-        assert!(e.to_string().contains("5.12"), "{e}");
-    });
+    common::in_child(
+        "seccomp_enosys_makes_probes_report_missing_syscalls",
+        &[],
+        false,
+        || {
+            saferoot::sys::seccomp::deny_with_enosys(&[
+                linux_raw_sys::general::__NR_mount_setattr,
+                linux_raw_sys::general::__NR_open_tree_attr,
+            ])
+            .unwrap();
+            assert!(!saferoot::features::has(Feature::MountSetattr));
+            assert!(!saferoot::features::has(Feature::DetachedMountTargets));
+            let e = Mount::fs("tmpfs")
+                .mount()
+                .unwrap()
+                .set_attr(MountAttr::RDONLY, MountAttr::empty())
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            assert!(e.to_string().contains("5.12"), "{e}");
+        },
+    );
 }

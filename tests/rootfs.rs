@@ -32,7 +32,9 @@ fn table_under(root: &Path) -> Vec<Row> {
         let f: Vec<&str> = l.split(' ').collect();
         let sep = f.iter().position(|x| *x == "-").unwrap();
         let point = PathBuf::from(f[4].replace("\\040", " "));
-        let Ok(rel) = point.strip_prefix(root) else { continue };
+        let Ok(rel) = point.strip_prefix(root) else {
+            continue;
+        };
         let prop = f[6..sep]
             .iter()
             .map(|x| x.split(':').next().unwrap())
@@ -42,7 +44,11 @@ fn table_under(root: &Path) -> Vec<Row> {
             point: Path::new("/").join(rel),
             fstype: f[sep + 1].to_string(),
             opts: f[5].to_string(),
-            propagation: if prop.is_empty() { "private".into() } else { prop },
+            propagation: if prop.is_empty() {
+                "private".into()
+            } else {
+                prop
+            },
         });
     }
     rows
@@ -72,24 +78,66 @@ fn base_spec(rootfs: &Path) -> RootfsSpec {
     RootfsSpec {
         rootfs: rootfs.to_path_buf(),
         mounts: vec![
-            MountSpec::new("/proc", "proc", Some("proc".into()), &["nosuid", "noexec", "nodev"]),
-            MountSpec::new("/dev", "tmpfs", Some("tmpfs".into()), &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            MountSpec::new(
+                "/proc",
+                "proc",
+                Some("proc".into()),
+                &["nosuid", "noexec", "nodev"],
+            ),
+            MountSpec::new(
+                "/dev",
+                "tmpfs",
+                Some("tmpfs".into()),
+                &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            ),
             MountSpec::new(
                 "/dev/pts",
                 "devpts",
                 Some("devpts".into()),
-                &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+                &[
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                    "gid=5",
+                ],
             ),
-            MountSpec::new("/dev/shm", "tmpfs", Some("shm".into()), &["nosuid", "noexec", "nodev", "mode=1777"]),
-            MountSpec::new("/dev/mqueue", "mqueue", Some("mqueue".into()), &["nosuid", "noexec", "nodev"]),
-            MountSpec::new("/sys", "sysfs", Some("sysfs".into()), &["nosuid", "noexec", "nodev", "ro"]),
+            MountSpec::new(
+                "/dev/shm",
+                "tmpfs",
+                Some("shm".into()),
+                &["nosuid", "noexec", "nodev", "mode=1777"],
+            ),
+            MountSpec::new(
+                "/dev/mqueue",
+                "mqueue",
+                Some("mqueue".into()),
+                &["nosuid", "noexec", "nodev"],
+            ),
+            MountSpec::new(
+                "/sys",
+                "sysfs",
+                Some("sysfs".into()),
+                &["nosuid", "noexec", "nodev", "ro"],
+            ),
             MountSpec::new("/tmp", "tmpfs", None, &["nosuid", "nodev", "size=1m"]),
         ],
-        masked_paths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/acpi", "/sys/firmware", "/proc/nonexistent"]
+        masked_paths: [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/proc/acpi",
+            "/sys/firmware",
+            "/proc/nonexistent",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect(),
+        readonly_paths: ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq"]
             .iter()
             .map(PathBuf::from)
             .collect(),
-        readonly_paths: ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq"].iter().map(PathBuf::from).collect(),
         ..Default::default()
     }
 }
@@ -102,30 +150,71 @@ fn opts(strategy: Strategy) -> AssembleOptions {
 }
 
 fn check_full_table(rows: &[Row]) {
-    assert!(has(rows, "/", "ext4", &[]) || rows.iter().any(|r| r.point == Path::new("/")), "{rows:#?}");
-    assert!(has(rows, "/proc", "proc", &["nosuid", "nodev", "noexec"]), "{rows:#?}");
+    assert!(
+        has(rows, "/", "ext4", &[]) || rows.iter().any(|r| r.point == Path::new("/")),
+        "{rows:#?}"
+    );
+    assert!(
+        has(rows, "/proc", "proc", &["nosuid", "nodev", "noexec"]),
+        "{rows:#?}"
+    );
     assert!(has(rows, "/dev", "tmpfs", &["nosuid"]), "{rows:#?}");
-    assert!(has(rows, "/dev/pts", "devpts", &["nosuid", "noexec"]), "{rows:#?}");
-    assert!(has(rows, "/dev/shm", "tmpfs", &["nosuid", "nodev", "noexec"]), "{rows:#?}");
+    assert!(
+        has(rows, "/dev/pts", "devpts", &["nosuid", "noexec"]),
+        "{rows:#?}"
+    );
+    assert!(
+        has(rows, "/dev/shm", "tmpfs", &["nosuid", "nodev", "noexec"]),
+        "{rows:#?}"
+    );
     assert!(has(rows, "/dev/mqueue", "mqueue", &[]), "{rows:#?}");
     assert!(has(rows, "/sys", "sysfs", &["ro", "nosuid"]), "{rows:#?}");
-    assert!(has(rows, "/tmp", "tmpfs", &["rw", "nosuid", "nodev"]), "{rows:#?}");
-    assert!(has(rows, "/proc/sys", "proc", &["ro", "nosuid"]), "{rows:#?}");
-    assert!(has(rows, "/proc/keys", "devtmpfs", &[]) || has(rows, "/proc/keys", "tmpfs", &[]) || rows.iter().any(|r| r.point == Path::new("/proc/keys")), "{rows:#?}");
+    assert!(
+        has(rows, "/tmp", "tmpfs", &["rw", "nosuid", "nodev"]),
+        "{rows:#?}"
+    );
+    assert!(
+        has(rows, "/proc/sys", "proc", &["ro", "nosuid"]),
+        "{rows:#?}"
+    );
+    assert!(
+        has(rows, "/proc/keys", "devtmpfs", &[])
+            || has(rows, "/proc/keys", "tmpfs", &[])
+            || rows.iter().any(|r| r.point == Path::new("/proc/keys")),
+        "{rows:#?}"
+    );
     assert!(has(rows, "/sys/firmware", "tmpfs", &["ro"]), "{rows:#?}");
-    assert!(!rows.iter().any(|r| r.point == Path::new("/proc/nonexistent")));
+    assert!(!rows
+        .iter()
+        .any(|r| r.point == Path::new("/proc/nonexistent")));
 }
 
 fn check_devices(root: &Path) {
-    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
         let md = std::fs::symlink_metadata(root.join("dev").join(name)).unwrap();
         assert!(md.file_type().is_char_device(), "{name}");
         assert_eq!(md.rdev(), rustix::fs::makedev(major, minor), "{name}");
         assert_eq!(md.mode() & 0o777, 0o666, "{name}");
     }
-    assert_eq!(std::fs::read_link(root.join("dev/ptmx")).unwrap(), Path::new("pts/ptmx"));
-    assert_eq!(std::fs::read_link(root.join("dev/fd")).unwrap(), Path::new("/proc/self/fd"));
-    assert_eq!(std::fs::read_link(root.join("dev/stderr")).unwrap(), Path::new("/proc/self/fd/2"));
+    assert_eq!(
+        std::fs::read_link(root.join("dev/ptmx")).unwrap(),
+        Path::new("pts/ptmx")
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("dev/fd")).unwrap(),
+        Path::new("/proc/self/fd")
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("dev/stderr")).unwrap(),
+        Path::new("/proc/self/fd/2")
+    );
 }
 
 #[test_log::test]
@@ -145,7 +234,12 @@ fn both_strategies_build_the_same_tree() {
                 let md = std::fs::metadata(rootfs.join("proc/timer_list")).unwrap();
                 assert!(md.file_type().is_char_device());
                 assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
-                assert_eq!(std::fs::read_dir(rootfs.join("sys/firmware")).unwrap().count(), 0);
+                assert_eq!(
+                    std::fs::read_dir(rootfs.join("sys/firmware"))
+                        .unwrap()
+                        .count(),
+                    0
+                );
                 a.detach().unwrap();
                 assert!(table_under(rootfs.path()).is_empty(), "detach left mounts");
                 rows
@@ -188,9 +282,24 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
     std::fs::write(data.join("file"), "data").unwrap();
     let mut spec = base_spec(rootfs.path());
     spec.readonly_root = true;
-    spec.mounts.push(MountSpec::new("/etc", "tmpfs", None, &["tmpcopyup", "nosuid"]));
-    spec.mounts.push(MountSpec::new("/data", "bind", Some(data.path().into()), &["rbind", "rro", "nosuid"]));
-    spec.mounts.push(MountSpec::new("/mnt/file", "bind", Some(data.join("file")), &["bind", "ro"]));
+    spec.mounts.push(MountSpec::new(
+        "/etc",
+        "tmpfs",
+        None,
+        &["tmpcopyup", "nosuid"],
+    ));
+    spec.mounts.push(MountSpec::new(
+        "/data",
+        "bind",
+        Some(data.path().into()),
+        &["rbind", "rro", "nosuid"],
+    ));
+    spec.mounts.push(MountSpec::new(
+        "/mnt/file",
+        "bind",
+        Some(data.join("file")),
+        &["bind", "ro"],
+    ));
     spec.devices.push(DeviceSpec {
         path: "/dev/fuse".into(),
         kind: DeviceKind::Char,
@@ -203,19 +312,55 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
     common::in_mount_ns(|| {
         // A submount in the bind source, so that rro has something to recurse into.
         let dr = saferoot::Root::open(data.path()).unwrap();
-        saferoot::Mount::fs("tmpfs").mount().unwrap().attach(&dr.resolve("/sub").unwrap()).unwrap().forget();
+        saferoot::Mount::fs("tmpfs")
+            .mount()
+            .unwrap()
+            .attach(&dr.resolve("/sub").unwrap())
+            .unwrap()
+            .forget();
         let a = assemble(&spec, &AssembleOptions::default()).unwrap();
         let rows = table_under(rootfs.path());
-        assert!(has(&rows, "/", "ext4", &["ro"]) || rows.iter().any(|r| r.point == Path::new("/") && r.opts.starts_with("ro")), "{rows:#?}");
+        assert!(
+            has(&rows, "/", "ext4", &["ro"])
+                || rows
+                    .iter()
+                    .any(|r| r.point == Path::new("/") && r.opts.starts_with("ro")),
+            "{rows:#?}"
+        );
         assert!(has(&rows, "/etc", "tmpfs", &["nosuid"]), "{rows:#?}");
-        assert_eq!(std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(), "hello\n");
-        assert_eq!(std::fs::read_link(rootfs.join("etc/bin-link")).unwrap(), Path::new("../usr/bin"));
-        assert!(has(&rows, "/data", "ext4", &["ro", "nosuid"]) || rows.iter().any(|r| r.point == Path::new("/data") && r.opts.starts_with("ro")), "{rows:#?}");
-        assert!(has(&rows, "/data/sub", "tmpfs", &["ro"]), "rro must reach the submount: {rows:#?}");
-        assert!(rows.iter().any(|r| r.point == Path::new("/mnt/file") && r.opts.starts_with("ro")), "{rows:#?}");
-        assert_eq!(std::fs::read_to_string(rootfs.join("mnt/file")).unwrap(), "data");
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(),
+            "hello\n"
+        );
+        assert_eq!(
+            std::fs::read_link(rootfs.join("etc/bin-link")).unwrap(),
+            Path::new("../usr/bin")
+        );
+        assert!(
+            has(&rows, "/data", "ext4", &["ro", "nosuid"])
+                || rows
+                    .iter()
+                    .any(|r| r.point == Path::new("/data") && r.opts.starts_with("ro")),
+            "{rows:#?}"
+        );
+        assert!(
+            has(&rows, "/data/sub", "tmpfs", &["ro"]),
+            "rro must reach the submount: {rows:#?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r.point == Path::new("/mnt/file") && r.opts.starts_with("ro")),
+            "{rows:#?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("mnt/file")).unwrap(),
+            "data"
+        );
         let md = std::fs::symlink_metadata(rootfs.join("dev/fuse")).unwrap();
-        assert_eq!((md.rdev(), md.mode() & 0o777, md.uid(), md.gid()), (rustix::fs::makedev(10, 229), 0o620, 7, 8));
+        assert_eq!(
+            (md.rdev(), md.mode() & 0o777, md.uid(), md.gid()),
+            (rustix::fs::makedev(10, 229), 0o620, 7, 8)
+        );
         // The host side of the binds is untouched and writable.
         std::fs::write(data.join("file2"), "x").unwrap();
         assert!(std::fs::write(rootfs.join("data/file3"), "x").is_err());
@@ -228,7 +373,11 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
 /// its own fs struct and mount namespace), then look around from inside.
 #[test_log::test]
 fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
-    for method in [EnterMethod::PivotRoot, EnterMethod::Chroot, EnterMethod::MoveRoot] {
+    for method in [
+        EnterMethod::PivotRoot,
+        EnterMethod::Chroot,
+        EnterMethod::MoveRoot,
+    ] {
         let rootfs = make_rootfs();
         std::fs::write(rootfs.join("inside-marker"), "in").unwrap();
         let mut spec = base_spec(rootfs.path());
@@ -237,8 +386,16 @@ fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
         common::in_mount_ns(|| {
             let a = assemble(&spec, &AssembleOptions::default()).unwrap();
             a.enter(method).unwrap();
-            assert_eq!(std::fs::read_to_string("/inside-marker").unwrap(), "in", "{method:?}");
-            assert_eq!(std::env::current_dir().unwrap(), Path::new("/work/dir"), "{method:?}");
+            assert_eq!(
+                std::fs::read_to_string("/inside-marker").unwrap(),
+                "in",
+                "{method:?}"
+            );
+            assert_eq!(
+                std::env::current_dir().unwrap(),
+                Path::new("/work/dir"),
+                "{method:?}"
+            );
             let md = std::fs::metadata("/dev/null").unwrap();
             assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
             let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -256,16 +413,34 @@ fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
 fn bad_specs_change_nothing() {
     let rootfs = make_rootfs();
     let cases: Vec<(&str, RootfsSpec)> = vec![
-        ("relative rootfs", RootfsSpec { rootfs: "rel".into(), ..Default::default() }),
-        ("mount over /", RootfsSpec { mounts: vec![MountSpec::new("/", "tmpfs", None, &[])], ..base_spec(rootfs.path()) }),
+        (
+            "relative rootfs",
+            RootfsSpec {
+                rootfs: "rel".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "mount over /",
+            RootfsSpec {
+                mounts: vec![MountSpec::new("/", "tmpfs", None, &[])],
+                ..base_spec(rootfs.path())
+            },
+        ),
         ("tmpfs in /proc", {
             let mut s = base_spec(rootfs.path());
-            s.mounts.push(MountSpec::new("/proc/self/attr", "tmpfs", None, &[]));
+            s.mounts
+                .push(MountSpec::new("/proc/self/attr", "tmpfs", None, &[]));
             s
         }),
         ("unknown option on bind", {
             let mut s = base_spec(rootfs.path());
-            s.mounts.push(MountSpec::new("/x", "bind", Some("/etc".into()), &["bind", "frobnicate"]));
+            s.mounts.push(MountSpec::new(
+                "/x",
+                "bind",
+                Some("/etc".into()),
+                &["bind", "frobnicate"],
+            ));
             s
         }),
         ("bad sysctl", {
@@ -295,12 +470,24 @@ fn kth_mount_failure_rolls_back_everything() {
     for strategy in [Strategy::Detached, Strategy::InPlace] {
         for k in 0..=n {
             let mut s = spec.clone();
-            s.mounts.insert(k, MountSpec::new("/data", "bind", Some("/nonexistent/saferoot-source".into()), &["bind"]));
+            s.mounts.insert(
+                k,
+                MountSpec::new(
+                    "/data",
+                    "bind",
+                    Some("/nonexistent/saferoot-source".into()),
+                    &["bind"],
+                ),
+            );
             common::in_mount_ns(|| {
                 let before = common::mount_points();
                 let e = assemble(&s, &opts(strategy)).unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::NotFound, "k={k}: {e}");
-                assert_eq!(common::mount_points(), before, "{strategy:?} k={k} left mounts");
+                assert_eq!(
+                    common::mount_points(),
+                    before,
+                    "{strategy:?} k={k} left mounts"
+                );
                 // the fd check of in_mount_ns covers leaks
             });
         }
@@ -311,25 +498,30 @@ fn kth_mount_failure_rolls_back_everything() {
 fn refuses_to_run_in_the_host_mount_namespace() {
     let rootfs = make_rootfs();
     let spec = base_spec(rootfs.path());
-    common::in_child("refuses_to_run_in_the_host_mount_namespace", &[], false, || {
-        // This child process never unshared: it is in pid 1's namespace only
-        // if the test runner is; when it is not, the check has nothing to say.
-        let procfs = saferoot::procfs::Procfs::new().unwrap();
-        let ours = procfs.mount_ns_id(None).unwrap();
-        match procfs.mount_ns_id(Some(1)) {
-            Ok(init) if init == ours => {
-                let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
-                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-                assert!(e.to_string().contains("unshare"), "{e}");
+    common::in_child(
+        "refuses_to_run_in_the_host_mount_namespace",
+        &[],
+        false,
+        || {
+            // This child process never unshared: it is in pid 1's namespace only
+            // if the test runner is; when it is not, the check has nothing to say.
+            let procfs = saferoot::procfs::Procfs::new().unwrap();
+            let ours = procfs.mount_ns_id(None).unwrap();
+            match procfs.mount_ns_id(Some(1)) {
+                Ok(init) if init == ours => {
+                    let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
+                    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                    assert!(e.to_string().contains("unshare"), "{e}");
+                }
+                // Another namespace than pid 1's: nothing to refuse, and the
+                // check must not get in the way.
+                Ok(_) => {}
+                // Without CAP_SYS_PTRACE pid 1's namespace cannot be read; the
+                // error must say so rather than pass as a match.
+                Err(e) => assert_eq!(e.kind(), ErrorKind::Permission, "{e}"),
             }
-            // Another namespace than pid 1's: nothing to refuse, and the
-            // check must not get in the way.
-            Ok(_) => {}
-            // Without CAP_SYS_PTRACE pid 1's namespace cannot be read; the
-            // error must say so rather than pass as a match.
-            Err(e) => assert_eq!(e.kind(), ErrorKind::Permission, "{e}"),
-        }
-    });
+        },
+    );
 }
 
 // ---- CVE regression tests: the attacker's rootfs, checked from the host ----
@@ -393,7 +585,13 @@ fn cve_2021_30465_destination_exchange_race_stays_inside() {
             s.spawn(|| {
                 let d = std::fs::File::open(rootfs.join("data")).unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(&d, "d", &d, "s", rustix::fs::RenameFlags::EXCHANGE);
+                    let _ = rustix::fs::renameat_with(
+                        &d,
+                        "d",
+                        &d,
+                        "s",
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
                 }
             });
             for _ in 0..200 {
@@ -411,7 +609,10 @@ fn cve_2021_30465_destination_exchange_race_stays_inside() {
         });
         eprintln!("CVE-2021-30465 race: {attempts} assemblies");
         assert!(!common::is_mount_point(host.path()));
-        assert_eq!(std::fs::read_to_string(host.join("marker")).unwrap(), "host");
+        assert_eq!(
+            std::fs::read_to_string(host.join("marker")).unwrap(),
+            "host"
+        );
         assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
     });
 }
@@ -432,7 +633,13 @@ fn cve_2024_45310_racing_mkdir_all_creates_nothing_on_the_host() {
             s.spawn(|| {
                 let d = std::fs::File::open(rootfs.join("data")).unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(&d, "d", &d, "s", rustix::fs::RenameFlags::EXCHANGE);
+                    let _ = rustix::fs::renameat_with(
+                        &d,
+                        "d",
+                        &d,
+                        "s",
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
                 }
             });
             for i in 0..2000 {
@@ -440,7 +647,11 @@ fn cve_2024_45310_racing_mkdir_all_creates_nothing_on_the_host() {
             }
             stop.store(true, Ordering::Relaxed);
         });
-        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0, "directories appeared on the host");
+        assert_eq!(
+            std::fs::read_dir(host.path()).unwrap().count(),
+            0,
+            "directories appeared on the host"
+        );
     });
 }
 
@@ -459,13 +670,21 @@ fn cve_2025_31133_masking_never_uses_the_containers_dev_null() {
     spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
     let devdir = TempDir::new();
     symlink(host.join("core_pattern"), devdir.join("null")).unwrap();
-    spec.mounts.push(MountSpec::new("/dev", "bind", Some(devdir.path().into()), &["rbind"]));
+    spec.mounts.push(MountSpec::new(
+        "/dev",
+        "bind",
+        Some(devdir.path().into()),
+        &["rbind"],
+    ));
     common::in_mount_ns(|| {
         let a = assemble(&spec, &AssembleOptions::default()).unwrap();
         let md = std::fs::metadata(rootfs.join("proc/timer_list")).unwrap();
         assert!(md.file_type().is_char_device());
         assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
-        assert_eq!(std::fs::read_to_string(host.join("core_pattern")).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(host.join("core_pattern")).unwrap(),
+            "precious"
+        );
         assert!(!common::is_mount_point(&host.join("core_pattern")));
         a.detach().unwrap();
     });
@@ -482,7 +701,12 @@ fn cve_2025_52565_console_symlink_is_not_followed() {
     symlink(host.join("target"), devdir.join("console")).unwrap();
     let mut spec = base_spec(rootfs.path());
     spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
-    spec.mounts.push(MountSpec::new("/dev", "bind", Some(devdir.path().into()), &["rbind"]));
+    spec.mounts.push(MountSpec::new(
+        "/dev",
+        "bind",
+        Some(devdir.path().into()),
+        &["rbind"],
+    ));
     common::in_mount_ns(|| {
         let (master, peer) = open_pty();
         let o = AssembleOptions {
@@ -490,8 +714,14 @@ fn cve_2025_52565_console_symlink_is_not_followed() {
             ..Default::default()
         };
         let a = assemble(&spec, &o).unwrap();
-        assert!(!common::is_mount_point(&host.join("target")), "console was bound onto the host file");
-        assert_eq!(std::fs::read_to_string(host.join("target")).unwrap(), "host");
+        assert!(
+            !common::is_mount_point(&host.join("target")),
+            "console was bound onto the host file"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.join("target")).unwrap(),
+            "host"
+        );
         let md = std::fs::symlink_metadata(rootfs.join("dev/console")).unwrap();
         assert!(md.file_type().is_char_device(), "{md:?}");
         a.detach().unwrap();
@@ -504,12 +734,18 @@ fn cve_2025_52565_console_symlink_is_not_followed() {
 /// master is open.
 fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     use rustix::fs::OFlags;
-    let m = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
+    let m = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+        .unwrap();
     rustix::pty::grantpt(&m).unwrap();
     rustix::pty::unlockpt(&m).unwrap();
     let name = rustix::pty::ptsname(&m, Vec::new()).unwrap();
     let p = PathBuf::from(name.to_str().unwrap());
-    let peer = rustix::fs::open(&p, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
+    let peer = rustix::fs::open(
+        &p,
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
     (m, peer)
 }
 
@@ -534,8 +770,14 @@ fn cve_2025_52881_sysctls_use_a_private_procfs() {
         let mut s = spec.clone();
         s.sysctls = BTreeMap::from([("kernel.ns_last_pid".to_string(), cur.clone())]);
         let a = assemble(&s, &AssembleOptions::default()).unwrap();
-        assert_eq!(std::fs::read_to_string(host.join("fake")).unwrap(), "untouched");
-        assert_eq!(std::fs::read_to_string(rootfs.join("proc/sys/kernel/ns_last_pid")).unwrap(), "untouched");
+        assert_eq!(
+            std::fs::read_to_string(host.join("fake")).unwrap(),
+            "untouched"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("proc/sys/kernel/ns_last_pid")).unwrap(),
+            "untouched"
+        );
         a.detach().unwrap();
     });
 }
@@ -552,8 +794,15 @@ fn cve_2026_41579_dev_symlink_stays_inside_the_root() {
     spec.mounts.retain(|m| !m.destination.starts_with("/dev"));
     common::in_mount_ns(|| {
         let r = assemble(&spec, &AssembleOptions::default());
-        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0, "nodes created on the host");
-        assert!(!common::is_mount_point(host.path()), "/dev landed on the host directory");
+        assert_eq!(
+            std::fs::read_dir(host.path()).unwrap().count(),
+            0,
+            "nodes created on the host"
+        );
+        assert!(
+            !common::is_mount_point(host.path()),
+            "/dev landed on the host directory"
+        );
         if let Ok(a) = r {
             for p in common::mount_points() {
                 assert!(!p.0.starts_with(host.path()), "{p:?}");
@@ -571,10 +820,18 @@ fn proc_policy_is_enforced_at_mount_time() {
     let mut spec = base_spec(rootfs.path());
     let src = TempDir::new();
     std::fs::write(src.join("cpuinfo"), "fake cpu").unwrap();
-    spec.mounts.push(MountSpec::new("/proc/cpuinfo", "bind", Some(src.join("cpuinfo")), &["bind"]));
+    spec.mounts.push(MountSpec::new(
+        "/proc/cpuinfo",
+        "bind",
+        Some(src.join("cpuinfo")),
+        &["bind"],
+    ));
     common::in_mount_ns(|| {
         let a = assemble(&spec, &AssembleOptions::default()).unwrap();
-        assert_eq!(std::fs::read_to_string(rootfs.join("proc/cpuinfo")).unwrap(), "fake cpu");
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("proc/cpuinfo")).unwrap(),
+            "fake cpu"
+        );
         a.detach().unwrap();
     });
     let mut bad = base_spec(rootfs.path());
@@ -588,29 +845,43 @@ fn proc_policy_is_enforced_at_mount_time() {
 
 #[test_log::test]
 fn user_namespace_binds_devices_and_keeps_locked_flags() {
-    common::in_child("user_namespace_binds_devices_and_keeps_locked_flags", &[], true, || {
-        let rootfs = make_rootfs();
-        let mut spec = base_spec(rootfs.path());
-        spec.user_namespace = true;
-        // sysfs cannot be mounted fresh without a network namespace of our own
-        // sysfs, proc and mqueue need namespaces (net, pid, ipc) owned by this
-        // user namespace; the child has only a mount namespace of its own.
-        spec.mounts.retain(|m| !matches!(m.fs_type.as_str(), "sysfs" | "proc" | "mqueue"));
-        spec.masked_paths.clear();
-        spec.readonly_paths.clear();
-        // Only uid/gid 0 are mapped: devpts cannot be given group 5.
-        for m in &mut spec.mounts {
-            m.options.retain(|o| o != "gid=5");
-        }
-        // the host's /usr is nodev,nosuid-free but ro binds below are lockable
-        spec.mounts.push(MountSpec::new("/usr", "bind", Some("/usr".into()), &["rbind", "ro"]));
-        common::in_mount_ns(|| {
-            let a = assemble(&spec, &AssembleOptions::default()).unwrap();
-            let md = std::fs::metadata(rootfs.join("dev/null")).unwrap();
-            assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
-            let rows = table_under(rootfs.path());
-            assert!(rows.iter().any(|r| r.point == Path::new("/dev/null")), "expected a bind of the host node: {rows:#?}");
-            a.detach().unwrap();
-        });
-    });
+    common::in_child(
+        "user_namespace_binds_devices_and_keeps_locked_flags",
+        &[],
+        true,
+        || {
+            let rootfs = make_rootfs();
+            let mut spec = base_spec(rootfs.path());
+            spec.user_namespace = true;
+            // sysfs cannot be mounted fresh without a network namespace of our own
+            // sysfs, proc and mqueue need namespaces (net, pid, ipc) owned by this
+            // user namespace; the child has only a mount namespace of its own.
+            spec.mounts
+                .retain(|m| !matches!(m.fs_type.as_str(), "sysfs" | "proc" | "mqueue"));
+            spec.masked_paths.clear();
+            spec.readonly_paths.clear();
+            // Only uid/gid 0 are mapped: devpts cannot be given group 5.
+            for m in &mut spec.mounts {
+                m.options.retain(|o| o != "gid=5");
+            }
+            // the host's /usr is nodev,nosuid-free but ro binds below are lockable
+            spec.mounts.push(MountSpec::new(
+                "/usr",
+                "bind",
+                Some("/usr".into()),
+                &["rbind", "ro"],
+            ));
+            common::in_mount_ns(|| {
+                let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+                let md = std::fs::metadata(rootfs.join("dev/null")).unwrap();
+                assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+                let rows = table_under(rootfs.path());
+                assert!(
+                    rows.iter().any(|r| r.point == Path::new("/dev/null")),
+                    "expected a bind of the host node: {rows:#?}"
+                );
+                a.detach().unwrap();
+            });
+        },
+    );
 }

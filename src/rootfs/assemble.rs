@@ -45,7 +45,9 @@ impl Strategy {
     /// the kernel cannot do is [`Error::Unsupported`].
     pub fn resolve(self) -> Result<Strategy> {
         match self {
-            Strategy::Auto if features::has(Feature::DetachedMountTargets) => Ok(Strategy::Detached),
+            Strategy::Auto if features::has(Feature::DetachedMountTargets) => {
+                Ok(Strategy::Detached)
+            }
             Strategy::Auto => Ok(Strategy::InPlace),
             Strategy::Detached => {
                 features::require(Feature::DetachedMountTargets)?;
@@ -209,7 +211,11 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
     let tree_mount = Mount::clone_fd(&rootfs_dir, true).map_err(|e| e.with_path(&plan.rootfs))?;
     let tree = match strategy {
         Strategy::Detached => Tree::Detached(tree_mount),
-        _ => Tree::Attached(tree_mount.attach(&target).map_err(|e| e.with_path(&plan.rootfs))?),
+        _ => Tree::Attached(
+            tree_mount
+                .attach(&target)
+                .map_err(|e| e.with_path(&plan.rootfs))?,
+        ),
     };
     let root = match dup(tree.fd()).and_then(Root::from_fd) {
         Ok(r) => r,

@@ -42,7 +42,12 @@ use rustix::io::Errno;
 
 const MAX_DEPTH: u32 = 128;
 
-fn copy_dir(from: &Dir, to: &Dir, at: &Path, depth: u32) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
+fn copy_dir(
+    from: &Dir,
+    to: &Dir,
+    at: &Path,
+    depth: u32,
+) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
     let here = |e: io::Error| (at.to_path_buf(), e);
     if depth > MAX_DEPTH {
         return Err(here(io::Error::from_raw_os_error(libc::ELOOP)));
@@ -62,13 +67,16 @@ fn copy_dir(from: &Dir, to: &Dir, at: &Path, depth: u32) -> std::result::Result<
             let sub_from = from.open_dir(&name).map_err(err)?;
             let sub_to = to.open_dir(&name).map_err(err)?;
             copy_dir(&sub_from, &sub_to, &path, depth + 1)?;
-            fix_owner_mode(&sub_to.into_std_file(), meta.mode(), meta.uid(), meta.gid()).map_err(err)?;
+            fix_owner_mode(&sub_to.into_std_file(), meta.mode(), meta.uid(), meta.gid())
+                .map_err(err)?;
         } else if ft.is_file() {
             let mut src = from.open(&name).map_err(err)?;
             let mut dst = to.create(&name).map_err(err)?;
             io::copy(&mut src, &mut dst).map_err(err)?;
-            dst.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(meta.mode() & 0o7777)))
-                .map_err(err)?;
+            dst.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(
+                meta.mode() & 0o7777,
+            )))
+            .map_err(err)?;
             fix_owner_mode(&dst.into_std(), meta.mode(), meta.uid(), meta.gid()).map_err(err)?;
         } else {
             log::debug!("tmpcopyup: skipping special file {}", path.display());

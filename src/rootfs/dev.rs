@@ -54,11 +54,20 @@ pub(crate) fn create_devices(
             Ok(binds)
         })
         .join()
-        .unwrap_or_else(|_| Err(Error::invalid("create devices", "device helper thread panicked")))
+        .unwrap_or_else(|_| {
+            Err(Error::invalid(
+                "create devices",
+                "device helper thread panicked",
+            ))
+        })
     })
 }
 
-fn create_device(root: &Root, d: &DeviceSpec, user_namespace: bool) -> Result<Option<AttachedMount>> {
+fn create_device(
+    root: &Root,
+    d: &DeviceSpec,
+    user_namespace: bool,
+) -> Result<Option<AttachedMount>> {
     let path = &d.path;
     if let Some(parent) = path.parent() {
         root.mkdir_all(parent, 0o755)?;
@@ -148,7 +157,10 @@ pub(crate) fn setup_links(root: &Root) -> Result<()> {
 pub(crate) fn setup_console(root: &Root, console: BorrowedFd<'_>) -> Result<AttachedMount> {
     let st = rustix::fs::fstat(console).map_err(|e| Error::os("fstat console", e))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::CharacterDevice {
-        return Err(Error::invalid("setup console", "the console fd is not a character device"));
+        return Err(Error::invalid(
+            "setup console",
+            "the console fd is not a character device",
+        ));
     }
     // Whatever the rootfs had there (a node, a symlink) goes first.
     match root.remove_file("/dev/console") {

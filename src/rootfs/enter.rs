@@ -48,7 +48,9 @@ pub(crate) fn enter(
     // The host's /dev/null identity, to recognise stdio pointing at it.
     let devnull_id = match host_devnull {
         Some(id) => Some(id),
-        None => rustix::fs::stat("/dev/null").ok().map(|st| (st.st_dev, st.st_ino)),
+        None => rustix::fs::stat("/dev/null")
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino)),
     };
     match method {
         EnterMethod::PivotRoot => {
@@ -90,7 +92,8 @@ pub(crate) fn enter(
     if let Some(cwd) = &plan.cwd {
         let h = root.mkdir_all(cwd, 0o755)?;
         rustix::process::fchdir(&h).map_err(|e| Error::os_at("fchdir", cwd, e))?;
-        let now = rustix::process::getcwd(Vec::new()).map_err(|e| Error::os_at("getcwd", cwd, e))?;
+        let now =
+            rustix::process::getcwd(Vec::new()).map_err(|e| Error::os_at("getcwd", cwd, e))?;
         if !now.to_bytes().starts_with(b"/") {
             return Err(Error::unsafe_at(
                 "enter",
@@ -118,15 +121,23 @@ fn reopen_stdio(root: &Root, host_devnull: (u64, u64)) -> Result<()> {
     ];
     let mut container_null = None;
     for (fd, dup2) in fds {
-        let Ok(st) = rustix::fs::fstat(fd) else { continue };
+        let Ok(st) = rustix::fs::fstat(fd) else {
+            continue;
+        };
         if (st.st_dev, st.st_ino) != host_devnull {
             continue;
         }
         if container_null.is_none() {
             let h = root.resolve("/dev/null")?;
             let s = h.stat()?;
-            if s.file_type != rustix::fs::FileType::CharacterDevice || s.rdev != rustix::fs::makedev(1, 3) {
-                return Err(Error::unsafe_at("reopen stdio", "/dev/null", "not the character device 1:3"));
+            if s.file_type != rustix::fs::FileType::CharacterDevice
+                || s.rdev != rustix::fs::makedev(1, 3)
+            {
+                return Err(Error::unsafe_at(
+                    "reopen stdio",
+                    "/dev/null",
+                    "not the character device 1:3",
+                ));
             }
             container_null = Some(h.reopen(rustix::fs::OFlags::RDWR)?);
         }
@@ -152,7 +163,9 @@ fn cover_host_kernel_fs(rootfs: &Path) -> Result<()> {
     // Deepest first, so that a parent is not unmounted under a child.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { continue };
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
         if unmount(c.as_c_str(), UnmountFlags::DETACH | UnmountFlags::NOFOLLOW).is_ok() {
             continue;
         }

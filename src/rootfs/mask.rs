@@ -48,7 +48,11 @@ impl HostDevNull {
 }
 
 /// Masks each path of `paths` that exists. Returns the mounts made.
-pub(crate) fn mask_paths(root: &Root, paths: &[impl AsRef<Path>], devnull: &HostDevNull) -> Result<Vec<AttachedMount>> {
+pub(crate) fn mask_paths(
+    root: &Root,
+    paths: &[impl AsRef<Path>],
+    devnull: &HostDevNull,
+) -> Result<Vec<AttachedMount>> {
     let mut made = Vec::new();
     let mut dir_mask: Option<Mount> = None;
     for p in paths {
@@ -63,7 +67,12 @@ pub(crate) fn mask_paths(root: &Root, paths: &[impl AsRef<Path>], devnull: &Host
                 Mount::fs("tmpfs")
                     .source("tmpfs")
                     .data("nr_blocks=1,nr_inodes=1,mode=0555")
-                    .attrs(MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC)
+                    .attrs(
+                        MountAttr::RDONLY
+                            | MountAttr::NOSUID
+                            | MountAttr::NODEV
+                            | MountAttr::NOEXEC,
+                    )
                     .mount()
             };
             let proto = match &dir_mask {
@@ -87,7 +96,10 @@ pub(crate) fn mask_paths(root: &Root, paths: &[impl AsRef<Path>], devnull: &Host
 
 /// Binds each path of `paths` that exists over itself, read-only (with
 /// every mount below it), keeping its other flags.
-pub(crate) fn readonly_paths(root: &Root, paths: &[impl AsRef<Path>]) -> Result<Vec<AttachedMount>> {
+pub(crate) fn readonly_paths(
+    root: &Root,
+    paths: &[impl AsRef<Path>],
+) -> Result<Vec<AttachedMount>> {
     let mut made = Vec::new();
     for p in paths {
         let p = p.as_ref();

@@ -45,21 +45,33 @@ pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Resu
             root.symlink(dest, target)?;
             return Ok(Made::Nothing);
         }
-        MountKind::Fs { fstype, source, data, sb_flags } => {
-            make_fs(root, pm, fstype, source.as_deref(), data, sb_flags)?
-        }
+        MountKind::Fs {
+            fstype,
+            source,
+            data,
+            sb_flags,
+        } => make_fs(root, pm, fstype, source.as_deref(), data, sb_flags)?,
         MountKind::Cgroup => make_cgroup(pm)?,
-        MountKind::Bind { source, recursive, nofollow } => {
+        MountKind::Bind {
+            source,
+            recursive,
+            nofollow,
+        } => {
             let m = if *nofollow {
                 Mount::clone_tree_nofollow(source, *recursive)?
             } else {
                 Mount::clone_tree(source, *recursive)?
             };
-            if policy::clean(dest) == Path::new("/proc") && !policy::is_on_procfs(&Handle::from_fd(dup(&m)?))? {
+            if policy::clean(dest) == Path::new("/proc")
+                && !policy::is_on_procfs(&Handle::from_fd(dup(&m)?))?
+            {
                 return Err(Error::invalid_at(
                     "bind",
                     dest,
-                    format!("{} is not a procfs; only a procfs may be bound on /proc", source.display()),
+                    format!(
+                        "{} is not a procfs; only a procfs may be bound on /proc",
+                        source.display()
+                    ),
                 ));
             }
             set_bind_attrs(&m, pm, user_namespace)?;
@@ -73,7 +85,9 @@ pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Resu
         mount.set_propagation(p.kind, p.recursive)?;
     }
     let target = target_for(root, pm, &mount)?;
-    Ok(Made::Mount(mount.attach(&target).map_err(|e| e.with_path(dest))?))
+    Ok(Made::Mount(
+        mount.attach(&target).map_err(|e| e.with_path(dest))?,
+    ))
 }
 
 fn errno(e: &std::io::Error) -> Errno {
@@ -135,7 +149,8 @@ fn make_fs(
 
 fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
     let host = Root::open("/sys/fs/cgroup")?;
-    let st = rustix::fs::fstatfs(&host).map_err(|e| Error::os_at("fstatfs", "/sys/fs/cgroup", e))?;
+    let st =
+        rustix::fs::fstatfs(&host).map_err(|e| Error::os_at("fstatfs", "/sys/fs/cgroup", e))?;
     if st.f_type as i64 == CGROUP2_SUPER_MAGIC {
         match Mount::fs("cgroup2").source("cgroup2").attrs(pm.set).mount() {
             Ok(m) => return Ok(m),
@@ -172,7 +187,10 @@ fn set_bind_attrs(m: &Mount, pm: &PlannedMount, user_namespace: bool) -> Result<
                 let locked = current & LOCKABLE;
                 let set2 = set | (locked - MountAttr::ATIME_POLICY);
                 let clear2 = clear - locked;
-                log::debug!("keeping locked flags {locked} on {}", pm.destination.display());
+                log::debug!(
+                    "keeping locked flags {locked} on {}",
+                    pm.destination.display()
+                );
                 if recursive {
                     m.set_attr_recursive(set2, clear2 - set2)
                 } else {
@@ -194,7 +212,10 @@ fn map_lines(maps: &[IdMapping]) -> String {
 
 fn apply_idmap(m: &Mount, idmap: &IdmapPlan) -> Result<()> {
     let procfs = Procfs::new()?;
-    let userns = procfs.make_userns(&map_lines(&idmap.uid_mappings), &map_lines(&idmap.gid_mappings))?;
+    let userns = procfs.make_userns(
+        &map_lines(&idmap.uid_mappings),
+        &map_lines(&idmap.gid_mappings),
+    )?;
     m.set_idmap(&userns, idmap.recursive)
 }
 

@@ -134,7 +134,9 @@ impl PlannedMount {
     /// The source, for display.
     pub fn source_display(&self) -> String {
         match &self.kind {
-            MountKind::Fs { source, fstype, .. } => source.clone().unwrap_or_else(|| fstype.clone()),
+            MountKind::Fs { source, fstype, .. } => {
+                source.clone().unwrap_or_else(|| fstype.clone())
+            }
             MountKind::Bind { source, .. } | MountKind::CopySymlink { source } => {
                 source.display().to_string()
             }
@@ -145,18 +147,25 @@ impl PlannedMount {
 
 /// The default devices every container gets, as runc creates them.
 pub fn default_devices() -> Vec<DeviceSpec> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| DeviceSpec {
-            path: PathBuf::from("/dev").join(name),
-            kind: DeviceKind::Char,
-            major,
-            minor,
-            file_mode: Some(0o666),
-            uid: Some(0),
-            gid: Some(0),
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| DeviceSpec {
+        path: PathBuf::from("/dev").join(name),
+        kind: DeviceKind::Char,
+        major,
+        minor,
+        file_mode: Some(0o666),
+        uid: Some(0),
+        gid: Some(0),
+    })
+    .collect()
 }
 
 /// A checked spec: everything [`super::assemble`] will do, in order.
@@ -196,14 +205,22 @@ fn ser_prop<S: serde::Serializer>(
     s.serialize_str(&p.name())
 }
 
-fn implicit_fs(dest: &str, fstype: &str, data: &[(&str, Option<&str>)], set: MountAttr) -> PlannedMount {
+fn implicit_fs(
+    dest: &str,
+    fstype: &str,
+    data: &[(&str, Option<&str>)],
+    set: MountAttr,
+) -> PlannedMount {
     PlannedMount {
         index: None,
         destination: dest.into(),
         kind: MountKind::Fs {
             fstype: fstype.into(),
             source: Some(fstype.into()),
-            data: data.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
+            data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
             sb_flags: vec![],
         },
         set,
@@ -251,7 +268,9 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
     }
     // /dev: saferoot populates it unless the spec binds it; without a /dev
     // mount in the spec it gets a tmpfs of its own.
-    let dev_mount = mounts.iter().find(|m| crate::rootfs::policy::clean(&m.destination) == Path::new("/dev"));
+    let dev_mount = mounts
+        .iter()
+        .find(|m| crate::rootfs::policy::clean(&m.destination) == Path::new("/dev"));
     let setup_dev = !dev_mount.is_some_and(PlannedMount::is_bind);
     if setup_dev && dev_mount.is_none() && spec.default_devices {
         mounts.insert(
@@ -265,13 +284,22 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         );
         // With a /dev of its own, the container also gets the usual
         // pseudo-terminal and shared-memory mounts, unless the spec has them.
-        let has = |p: &str| mounts.iter().any(|m| crate::rootfs::policy::clean(&m.destination) == Path::new(p));
+        let has = |p: &str| {
+            mounts
+                .iter()
+                .any(|m| crate::rootfs::policy::clean(&m.destination) == Path::new(p))
+        };
         let mut extra = Vec::new();
         if !has("/dev/pts") {
             extra.push(implicit_fs(
                 "/dev/pts",
                 "devpts",
-                &[("newinstance", None), ("ptmxmode", Some("0666")), ("mode", Some("0620")), ("gid", Some("5"))],
+                &[
+                    ("newinstance", None),
+                    ("ptmxmode", Some("0666")),
+                    ("mode", Some("0620")),
+                    ("gid", Some("5")),
+                ],
                 MountAttr::NOSUID | MountAttr::NOEXEC,
             ));
         }
@@ -302,13 +330,20 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             ));
         }
         if crate::rootfs::policy::clean(&d.path) == Path::new("/dev") {
-            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, "a device cannot replace /dev"));
+            return Err(Error::invalid_at(
+                format!("devices[{i}]"),
+                &d.path,
+                "a device cannot replace /dev",
+            ));
         }
         // A spec device replaces a default one at the same path.
         devices.retain(|x| x.path != d.path);
         devices.push(d.clone());
     }
-    for (what, list) in [("maskedPaths", &spec.masked_paths), ("readonlyPaths", &spec.readonly_paths)] {
+    for (what, list) in [
+        ("maskedPaths", &spec.masked_paths),
+        ("readonlyPaths", &spec.readonly_paths),
+    ] {
         for p in list {
             check_in_root_path("plan", p).map_err(|e| match e {
                 Error::InvalidInput { reason, path, .. } => Error::InvalidInput {
@@ -341,20 +376,32 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             kind: crate::Propagation::Slave,
             recursive: true,
         }),
-        sysctls: spec.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        sysctls: spec
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         cwd: spec.cwd.clone(),
         user_namespace: spec.user_namespace,
         umask: spec.umask,
     })
 }
 
-fn plan_mount(i: usize, m: &crate::rootfs::spec::MountSpec, spec: &RootfsSpec) -> Result<PlannedMount> {
+fn plan_mount(
+    i: usize,
+    m: &crate::rootfs::spec::MountSpec,
+    spec: &RootfsSpec,
+) -> Result<PlannedMount> {
     let dest = &m.destination;
     check_in_root_path("plan mount", dest)?;
     let placement = check_destination(dest)?;
     let is_bind_type = m.fs_type == "bind";
     let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
-    let bind = opts.bind.or(if is_bind_type { Some(BindKind::Bind) } else { None });
+    let bind = opts.bind.or(if is_bind_type {
+        Some(BindKind::Bind)
+    } else {
+        None
+    });
     let kind = if let Some(b) = bind {
         let source = m
             .source
@@ -364,7 +411,10 @@ fn plan_mount(i: usize, m: &crate::rootfs::spec::MountSpec, spec: &RootfsSpec) -
             return Err(Error::invalid_at(
                 "plan mount",
                 dest,
-                format!("bind source {} must be an absolute host path", source.display()),
+                format!(
+                    "bind source {} must be an absolute host path",
+                    source.display()
+                ),
             ));
         }
         if opts.copy_symlink {
@@ -430,7 +480,11 @@ fn plan_mount(i: usize, m: &crate::rootfs::spec::MountSpec, spec: &RootfsSpec) -
         }
     }
     if opts.tmpcopyup && !matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "tmpfs") {
-        return Err(Error::invalid_at("plan mount", dest, "tmpcopyup only applies to tmpfs"));
+        return Err(Error::invalid_at(
+            "plan mount",
+            dest,
+            "tmpcopyup only applies to tmpfs",
+        ));
     }
     let _ = i;
     Ok(PlannedMount {
@@ -463,7 +517,13 @@ mod tests {
 
     #[test]
     fn plans_an_implicit_dev_and_default_devices() {
-        let p = plan(&spec(vec![MountSpec::new("/proc", "proc", Some("proc".into()), &[])])).unwrap();
+        let p = plan(&spec(vec![MountSpec::new(
+            "/proc",
+            "proc",
+            Some("proc".into()),
+            &[],
+        )]))
+        .unwrap();
         assert_eq!(p.mounts[0].destination, Path::new("/dev"));
         assert_eq!(p.mounts[1].fstype(), "proc");
         assert!(p.setup_dev);
@@ -473,7 +533,13 @@ mod tests {
 
     #[test]
     fn bind_of_dev_disables_dev_setup() {
-        let p = plan(&spec(vec![MountSpec::new("/dev", "bind", Some("/dev".into()), &["rbind"])])).unwrap();
+        let p = plan(&spec(vec![MountSpec::new(
+            "/dev",
+            "bind",
+            Some("/dev".into()),
+            &["rbind"],
+        )]))
+        .unwrap();
         assert!(!p.setup_dev);
         assert!(p.devices.is_empty());
         assert_eq!(p.mounts.len(), 1);
@@ -494,7 +560,11 @@ mod tests {
             MountSpec::new("/x", "bind", Some("/a".into()), &["idmap"]),
         ];
         for m in cases {
-            let e = plan(&spec(vec![MountSpec::new("/ok", "tmpfs", None, &[]), m.clone()])).unwrap_err();
+            let e = plan(&spec(vec![
+                MountSpec::new("/ok", "tmpfs", None, &[]),
+                m.clone(),
+            ]))
+            .unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{m:?}: {e}");
             let s = e.to_string();
             assert!(s.contains("mounts[1]"), "{s}");
@@ -509,9 +579,13 @@ mod tests {
         ]);
         s.mount_label = Some("system_u:object_r:container_file_t:s0".into());
         let p = plan(&s).unwrap();
-        let MountKind::Fs { data, .. } = &p.mounts[1].kind else { panic!() };
+        let MountKind::Fs { data, .. } = &p.mounts[1].kind else {
+            panic!()
+        };
         assert!(data.iter().any(|(k, _)| k == "context"));
-        let MountKind::Fs { data, .. } = &p.mounts[2].kind else { panic!() };
+        let MountKind::Fs { data, .. } = &p.mounts[2].kind else {
+            panic!()
+        };
         assert!(data.is_empty());
     }
 }

@@ -118,8 +118,14 @@ mod tests {
 
     #[test]
     fn proc_policy() {
-        assert_eq!(check_destination(Path::new("/proc")).unwrap(), ProcPlacement::ProcItself);
-        assert_eq!(check_destination(Path::new("/proc/./")).unwrap(), ProcPlacement::ProcItself);
+        assert_eq!(
+            check_destination(Path::new("/proc")).unwrap(),
+            ProcPlacement::ProcItself
+        );
+        assert_eq!(
+            check_destination(Path::new("/proc/./")).unwrap(),
+            ProcPlacement::ProcItself
+        );
         assert_eq!(
             check_destination(Path::new("/proc/cpuinfo")).unwrap(),
             ProcPlacement::Allowed
@@ -128,14 +134,21 @@ mod tests {
             check_destination(Path::new("/x/../proc/net/dev")).unwrap(),
             ProcPlacement::Allowed
         );
-        for bad in ["/proc/self", "/proc/sys/kernel/core_pattern", "/../proc/1/attr"] {
+        for bad in [
+            "/proc/self",
+            "/proc/sys/kernel/core_pattern",
+            "/../proc/1/attr",
+        ] {
             let e = check_destination(Path::new(bad)).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad}");
         }
         for root in ["/", "/..", "/a/..", "/."] {
             assert!(check_destination(Path::new(root)).is_err(), "{root}");
         }
-        assert_eq!(check_destination(Path::new("/procfoo")).unwrap(), ProcPlacement::Outside);
+        assert_eq!(
+            check_destination(Path::new("/procfoo")).unwrap(),
+            ProcPlacement::Outside
+        );
         assert_eq!(clean(Path::new("/a/../../b/./c")), Path::new("/b/c"));
     }
 }

@@ -46,9 +46,9 @@ pub fn deny_with_enosys(syscalls: &[u32]) -> Result<(), Errno> {
     if syscalls.len() > 200 {
         return Err(Errno::INVAL);
     }
-    let bpf_ld_w_abs = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let bpf_jeq_k = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u32;
-    let bpf_ret_k = (libc::BPF_RET | libc::BPF_K) as u32;
+    let bpf_ld_w_abs = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let bpf_jeq_k = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let bpf_ret_k = libc::BPF_RET | libc::BPF_K;
 
     let mut prog = vec![
         stmt(bpf_ld_w_abs, OFFSET_ARCH),
