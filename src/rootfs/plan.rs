@@ -524,8 +524,12 @@ mod tests {
             &[],
         )]))
         .unwrap();
-        assert_eq!(p.mounts[0].destination, Path::new("/dev"));
-        assert_eq!(p.mounts[1].fstype(), "proc");
+        let dests: Vec<_> = p.mounts.iter().map(|m| m.destination.clone()).collect();
+        assert_eq!(dests, ["/dev", "/dev/pts", "/dev/shm", "/proc"].map(PathBuf::from));
+        assert_eq!(p.mounts[1].fstype(), "devpts");
+        assert_eq!(p.mounts[3].fstype(), "proc");
+        assert!(p.mounts[..3].iter().all(|m| m.index.is_none()));
+        assert_eq!(p.mounts[3].index, Some(0));
         assert!(p.setup_dev);
         assert_eq!(p.devices.len(), 6);
         assert_eq!(p.rootfs_propagation.name(), "rslave");
@@ -579,11 +583,11 @@ mod tests {
         ]);
         s.mount_label = Some("system_u:object_r:container_file_t:s0".into());
         let p = plan(&s).unwrap();
-        let MountKind::Fs { data, .. } = &p.mounts[1].kind else {
+        let MountKind::Fs { data, .. } = &p.mounts[3].kind else {
             panic!()
         };
         assert!(data.iter().any(|(k, _)| k == "context"));
-        let MountKind::Fs { data, .. } = &p.mounts[2].kind else {
+        let MountKind::Fs { data, .. } = &p.mounts[4].kind else {
             panic!()
         };
         assert!(data.is_empty());
