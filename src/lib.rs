@@ -42,3 +42,8 @@ pub use mount::{AttachedMount, Mount};
 pub use mountinfo::{MountEntry, MountTable};
 pub use path::{Handle, NodeKind, Root};
 pub use rootfs::RootfsSpec;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
