@@ -398,10 +398,15 @@ fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
             );
             let md = std::fs::metadata("/dev/null").unwrap();
             assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
-            let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let mi = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
             if method == EnterMethod::PivotRoot {
                 // The host tree is gone from this namespace.
-                assert!(!mi.contains(rootfs.path().to_str().unwrap()), "{mi}");
+                let points: Vec<&str> = mi.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+                assert!(points.iter().all(|p| !p.contains("saferoot-test")), "{mi}");
+                assert!(
+                    !points.contains(&"/work"),
+                    "the host's mounts are still there: {mi}"
+                );
             }
             let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
             assert_eq!(old.bits(), 0o027);
@@ -884,4 +889,137 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
             });
         },
     );
+}
+
+/// The default `runc spec` config plus binds, tmpcopyup, rro, a device and
+/// extra masked and read-only paths: assembled, entered with pivot_root,
+/// and the mount table seen from inside compared with the expected one.
+#[cfg(feature = "oci")]
+#[test_log::test]
+fn full_oci_config_assembled_entered_and_compared() {
+    let rootfs = make_rootfs();
+    let data = TempDir::new();
+    std::fs::write(data.join("secret"), "s").unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/runc-spec-default.json").unwrap(),
+    )
+    .unwrap();
+    cfg["root"]["path"] = rootfs.path().to_str().unwrap().into();
+    cfg["root"]["readonly"] = true.into();
+    let mounts = cfg["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rro", "nosuid", "nodev"]}));
+    mounts.push(serde_json::json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "nosuid", "nodev", "mode=755"]}));
+    cfg["linux"]["devices"] = serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}]);
+    cfg["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push("/data/secret".into());
+    cfg["linux"]["readonlyPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push("/etc".into());
+    let spec = saferoot::oci::spec_from_json(&cfg.to_string(), Path::new("/")).unwrap();
+    let masked: Vec<PathBuf> = spec.masked_paths.clone();
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        a.enter(EnterMethod::PivotRoot).unwrap();
+        // thread-self: this thread alone has the container's namespace.
+        let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+        let mut seen: Vec<(String, String, String)> = text
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                let sep = f.iter().position(|x| *x == "-").unwrap();
+                (f[4].to_string(), f[sep + 1].to_string(), f[5].to_string())
+            })
+            .collect();
+        let mut expected: Vec<(&str, &str)> = vec![
+            ("/", "ext4"),
+            ("/proc", "proc"),
+            ("/dev", "tmpfs"),
+            ("/dev/pts", "devpts"),
+            ("/dev/shm", "tmpfs"),
+            ("/dev/mqueue", "mqueue"),
+            ("/sys", "sysfs"),
+            ("/data", "ext4"),
+            ("/etc", "tmpfs"),
+            ("/etc", "tmpfs"),
+        ];
+        for p in [
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ] {
+            if Path::new(p).exists() {
+                expected.push((p, "proc"));
+            }
+        }
+        let mut masked_points = Vec::new();
+        for p in &masked {
+            if p.exists() {
+                masked_points.push(p.to_str().unwrap().to_string());
+            }
+        }
+        // Which masks exist depends on the kernel; each must be a mount.
+        for p in &masked_points {
+            assert!(
+                seen.iter().any(|(m, _, _)| m == p),
+                "{p} not masked: {seen:#?}"
+            );
+        }
+        let mut unexpected: Vec<_> = seen
+            .iter()
+            .filter(|(m, fs, _)| {
+                !expected.iter().any(|(em, efs)| em == m && efs == fs) && !masked_points.contains(m)
+            })
+            .cloned()
+            .collect();
+        unexpected.retain(|(m, _, _)| m != "/");
+        // A cgroup v1 host: the container gets the host's hierarchy, a
+        // tmpfs with one cgroup mount per controller, all read-only.
+        unexpected.retain(|(m, fs, o)| {
+            !(m.starts_with("/sys/fs/cgroup")
+                && matches!(fs.as_str(), "tmpfs" | "cgroup" | "cgroup2")
+                && o.starts_with("ro"))
+        });
+        assert!(unexpected.is_empty(), "unexpected mounts: {unexpected:#?}");
+        for (m, fs) in &expected {
+            assert!(
+                seen.iter()
+                    .any(|(sm, sfs, _)| sm == m && (sfs == fs || *m == "/")),
+                "missing {m} {fs}: {seen:#?}"
+            );
+        }
+        let opts_of = |p: &str| {
+            seen.iter()
+                .rev()
+                .find(|(m, _, _)| m == p)
+                .map(|(_, _, o)| o.clone())
+                .unwrap()
+        };
+        assert!(opts_of("/").starts_with("ro"), "{}", opts_of("/"));
+        assert!(opts_of("/sys").starts_with("ro"));
+        assert!(opts_of("/sys/fs/cgroup").starts_with("ro"));
+        assert!(seen
+            .iter()
+            .any(|(m, fs, _)| m == "/sys/fs/cgroup" && (fs == "cgroup2" || fs == "tmpfs")));
+        assert!(opts_of("/data").starts_with("ro") && opts_of("/data").contains("nosuid"));
+        assert!(opts_of("/proc/sys").starts_with("ro"));
+        assert!(
+            opts_of("/etc").starts_with("ro"),
+            "readonlyPaths /etc: {}",
+            opts_of("/etc")
+        );
+        assert_eq!(std::fs::read_to_string("/etc/motd").unwrap(), "hello\n");
+        assert!(std::fs::read_to_string("/data/secret").unwrap().is_empty());
+        let md = std::fs::metadata("/dev/fuse").unwrap();
+        assert_eq!(md.rdev(), rustix::fs::makedev(10, 229));
+        assert!(
+            std::fs::write("/newfile", "x").is_err(),
+            "root must be read-only"
+        );
+        seen.clear();
+    });
 }
