@@ -188,6 +188,16 @@ pub struct MountTable {
     backend: Backend,
 }
 
+static TABLE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many whole mount tables this process has read so far (through
+/// [`MountTable::read_with`] or [`MountTable::read_pid`]). Building a root
+/// must not read one (its cost must not grow with the host's mounts); tests
+/// use this counter to hold that line.
+pub fn table_reads() -> u64 {
+    TABLE_READS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl MountTable {
     /// The mount table of the calling thread's mount namespace, from the
     /// best backend the kernel offers ([`Backend::Auto`]).
@@ -200,6 +210,7 @@ impl MountTable {
     /// listmount (or with them disabled, or hidden by seccomp) is
     /// [`Error::Unsupported`].
     pub fn read_with(backend: Backend) -> Result<MountTable> {
+        TABLE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match backend {
             Backend::Mountinfo => read_mountinfo_here(),
             Backend::Statmount => {
@@ -235,6 +246,7 @@ impl MountTable {
     /// `CAP_SYS_ADMIN` over the namespace; [`Backend::Auto`] falls back to
     /// mountinfo when that is refused.
     pub fn read_pid(pid: Pid, backend: Backend) -> Result<MountTable> {
+        TABLE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match backend {
             Backend::Mountinfo => read_mountinfo_pid(pid),
             Backend::Statmount => {
