@@ -525,7 +525,10 @@ mod tests {
         )]))
         .unwrap();
         let dests: Vec<_> = p.mounts.iter().map(|m| m.destination.clone()).collect();
-        assert_eq!(dests, ["/dev", "/dev/pts", "/dev/shm", "/proc"].map(PathBuf::from));
+        assert_eq!(
+            dests,
+            ["/dev", "/dev/pts", "/dev/shm", "/proc"].map(PathBuf::from)
+        );
         assert_eq!(p.mounts[1].fstype(), "devpts");
         assert_eq!(p.mounts[3].fstype(), "proc");
         assert!(p.mounts[..3].iter().all(|m| m.index.is_none()));
