@@ -384,8 +384,22 @@ fn enter_with_each_method_changes_root_and_cwd_stays_inside() {
         spec.cwd = Some("/../../work/dir".into());
         spec.umask = Some(0o027);
         common::in_mount_ns(|| {
+            // This thread has its own fd table: point its stdin at the
+            // host's /dev/null, as a runtime's stdio often is.
+            let host_null = std::fs::File::open("/dev/null").unwrap();
+            rustix::stdio::dup2_stdin(&host_null).unwrap();
+            let host_id = std::fs::metadata("/dev/null").unwrap();
+            drop(host_null);
             let a = assemble(&spec, &AssembleOptions::default()).unwrap();
             a.enter(method).unwrap();
+            let inside = std::fs::metadata("/dev/null").unwrap();
+            let stdin = rustix::fs::fstat(std::io::stdin()).unwrap();
+            assert_eq!(
+                (stdin.st_dev, stdin.st_ino),
+                (inside.dev(), inside.ino()),
+                "{method:?}: stdin not reopened"
+            );
+            assert_ne!((inside.dev(), inside.ino()), (host_id.dev(), host_id.ino()));
             assert_eq!(
                 std::fs::read_to_string("/inside-marker").unwrap(),
                 "in",
@@ -858,7 +872,6 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
             let rootfs = make_rootfs();
             let mut spec = base_spec(rootfs.path());
             spec.user_namespace = true;
-            // sysfs cannot be mounted fresh without a network namespace of our own
             // sysfs, proc and mqueue need namespaces (net, pid, ipc) owned by this
             // user namespace; the child has only a mount namespace of its own.
             spec.mounts
@@ -869,12 +882,20 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
             for m in &mut spec.mounts {
                 m.options.retain(|o| o != "gid=5");
             }
-            // the host's /usr is nodev,nosuid-free but ro binds below are lockable
             spec.mounts.push(MountSpec::new(
                 "/usr",
                 "bind",
                 Some("/usr".into()),
                 &["rbind", "ro"],
+            ));
+            // The mounts inherited from the parent namespace are locked:
+            // their atime policy cannot be changed here. Asking for noatime
+            // must keep the source's policy instead of failing.
+            spec.mounts.push(MountSpec::new(
+                "/data",
+                "bind",
+                Some("/usr".into()),
+                &["bind", "noatime", "nosuid"],
             ));
             common::in_mount_ns(|| {
                 let a = assemble(&spec, &AssembleOptions::default()).unwrap();
@@ -885,7 +906,23 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
                     rows.iter().any(|r| r.point == Path::new("/dev/null")),
                     "expected a bind of the host node: {rows:#?}"
                 );
+                let data = rows.iter().rev().find(|r| r.point == Path::new("/data"));
+                let data = data.expect("no /data mount");
+                assert!(
+                    data.opts.contains("nosuid") && !data.opts.contains("noatime"),
+                    "{data:?}"
+                );
                 a.detach().unwrap();
+                // The same bind without the user-namespace flag fails: the
+                // flag really is locked.
+                let mut strict = spec.clone();
+                strict.user_namespace = false;
+                strict.default_devices = false;
+                strict
+                    .mounts
+                    .retain(|m| m.destination == Path::new("/data"));
+                let e = assemble(&strict, &AssembleOptions::default()).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Permission, "{e}");
             });
         },
     );

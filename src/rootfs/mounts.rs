@@ -183,18 +183,23 @@ fn set_bind_attrs(m: &Mount, pm: &PlannedMount, user_namespace: bool) -> Result<
         };
         match r {
             Err(e) if user_namespace && e.kind() == ErrorKind::Permission => {
+                // Which flags are locked is not reported; like runc, keep
+                // whatever the source has of the lockable ones.
                 let current = m.attrs()?;
                 let locked = current & LOCKABLE;
-                let set2 = set | (locked - MountAttr::ATIME_POLICY);
-                let clear2 = clear - locked;
+                let mut set2 = set | (locked - MountAttr::ATIME_POLICY);
+                if set.intersects(MountAttr::ATIME_POLICY) {
+                    set2 = (set2 - MountAttr::ATIME_POLICY) | (current & MountAttr::ATIME_POLICY);
+                }
+                let clear2 = (clear - locked) - set2;
                 log::debug!(
-                    "keeping locked flags {locked} on {}",
+                    "keeping locked flags {locked} on {}: set {set2}, clear {clear2:?}",
                     pm.destination.display()
                 );
                 if recursive {
-                    m.set_attr_recursive(set2, clear2 - set2)
+                    m.set_attr_recursive(set2, clear2)
                 } else {
-                    m.set_attr(set2, clear2 - set2)
+                    m.set_attr(set2, clear2)
                 }
             }
             r => r,
