@@ -42,7 +42,7 @@ fn a_mount_is_never_visible_with_weaker_flags() {
                     else {
                         continue;
                     };
-                    if fs.f_type as i64 == TMPFS_MAGIC {
+                    if fs.f_type == TMPFS_MAGIC {
                         seen_mounted.fetch_add(1, Ordering::Relaxed);
                         assert!(
                             vfs.f_flag.contains(want),
@@ -89,7 +89,7 @@ fn every_fd_saferoot_opens_is_cloexec() {
         let mr = m.root().unwrap();
         let procfs = saferoot::procfs::Procfs::new().unwrap();
         let userns = procfs.make_userns("0 0 1\n", "0 0 1\n").unwrap();
-        let r = std::fs::File::from(h.reopen(rustix::fs::OFlags::RDONLY).unwrap());
+        let r = h.reopen(rustix::fs::OFlags::RDONLY).unwrap();
         let new: Vec<_> = common::open_fds().difference(&before).copied().collect();
         assert!(new.len() >= 8, "{new:?}");
         for fd in new {
