@@ -1,0 +1,177 @@
+//! Checking what comes in from C: pointers, strings, fds, flags and
+//! extensible structs.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::mem::size_of;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::error::{saferoot_errkind, saferoot_error, FfiResult};
+
+/// Borrows the object behind a handle pointer, refusing NULL.
+///
+/// # Safety
+///
+/// `p` must be NULL or point to a live `T` made by this library, not freed
+/// while the returned reference is used.
+pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> FfiResult<&'a T> {
+    // SAFETY: as promised by the caller.
+    unsafe { p.as_ref() }.ok_or_else(|| saferoot_error::invalid(format!("{what} is NULL")))
+}
+
+/// Reads a NUL-terminated UTF-8 string argument, refusing NULL and
+/// invalid UTF-8.
+///
+/// # Safety
+///
+/// `s` must be NULL or point to a NUL-terminated string that stays valid
+/// and unchanged during the call.
+pub(crate) unsafe fn str_arg<'a>(s: *const c_char, what: &str) -> FfiResult<&'a str> {
+    if s.is_null() {
+        return Err(saferoot_error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated, as the caller promises.
+    unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|e| saferoot_error::invalid(format!("{what} is not valid UTF-8: {e}")))
+}
+
+/// Like [`str_arg`], but NULL gives `None`.
+///
+/// # Safety
+///
+/// As for [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(s: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
+    if s.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: passed on from the caller.
+        unsafe { str_arg(s, what) }.map(Some)
+    }
+}
+
+/// Refuses a negative fd.
+pub(crate) fn check_fd(fd: c_int, what: &str) -> FfiResult<()> {
+    if fd < 0 {
+        Err(saferoot_error::invalid(format!("{what} is negative ({fd})")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Duplicates a borrowed fd (`F_DUPFD_CLOEXEC`), so that the library never
+/// takes ownership of the caller's fd. The copy is `O_CLOEXEC`.
+pub(crate) fn dup_borrowed(fd: c_int, what: &str) -> FfiResult<OwnedFd> {
+    check_fd(fd, what)?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes any integer; an fd that is not
+    // open gives EBADF and nothing else happens.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if r < 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EBADF);
+        let kind = if errno == libc::EBADF {
+            saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT
+        } else {
+            saferoot_errkind::SAFEROOT_ERRKIND_OS
+        };
+        return Err(saferoot_error::new(
+            kind,
+            errno,
+            format!("{what} {fd}: fcntl(F_DUPFD_CLOEXEC): {}", std::io::Error::from_raw_os_error(errno)),
+        ));
+    }
+    // SAFETY: `r` is a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// Refuses flag bits outside `known`.
+pub(crate) fn check_flags<F>(flags: F, known: F, what: &str) -> FfiResult<()>
+where
+    F: Copy + std::ops::BitAnd<Output = F> + std::ops::Not<Output = F> + PartialEq + Default + std::fmt::LowerHex,
+{
+    let unknown = flags & !known;
+    if unknown != F::default() {
+        return Err(saferoot_error::invalid(format!("{what}: unknown flag bits {unknown:#x}")));
+    }
+    Ok(())
+}
+
+/// A C struct whose first field is its size in bytes (`size_t size`), so
+/// that fields can be appended in later releases without breaking the ABI,
+/// as `struct open_how` of openat2(2).
+///
+/// # Safety
+///
+/// Implementors are `#[repr(C)]`, begin with a `usize` size field, and are
+/// valid for every bit pattern (integers and raw pointers only).
+pub(crate) unsafe trait ExtStruct: Copy + Default {
+    /// The size of the first published version; smaller sizes are refused.
+    const SIZE_VER0: usize;
+    /// The name shown in errors.
+    const NAME: &'static str;
+}
+
+/// Copies the caller's extensible struct at `p` (NULL gives the default
+/// value, all fields zero).
+///
+/// - `size` smaller than the first version: `EINVAL`;
+/// - `size` between the first version and this library's: the fields the
+///   caller's version lacks are zero;
+/// - `size` larger than this library's (a caller built against a newer
+///   header): accepted when every byte this library does not know is zero,
+///   otherwise `E2BIG` (invalid-input kind), since silently ignoring an
+///   option the caller asked for would be wrong.
+///
+/// # Safety
+///
+/// `p` must be NULL or point to at least `(*p).size` readable bytes.
+pub(crate) unsafe fn read_ext<T: ExtStruct>(p: *const T) -> FfiResult<T> {
+    if p.is_null() {
+        return Ok(T::default());
+    }
+    // SAFETY: the first field of every ExtStruct is a size_t, and `p` is
+    // readable for at least that much, as the caller promises.
+    let size = unsafe { p.cast::<usize>().read_unaligned() };
+    let ours = size_of::<T>();
+    if size < T::SIZE_VER0 {
+        return Err(saferoot_error::invalid(format!(
+            "struct {}: size {size} is smaller than the smallest version ({})",
+            T::NAME,
+            T::SIZE_VER0
+        )));
+    }
+    let bytes = p.cast::<u8>();
+    if size > ours {
+        // SAFETY: the caller promises `size` readable bytes at `p`.
+        let tail = unsafe { std::slice::from_raw_parts(bytes.add(ours), size - ours) };
+        if tail.iter().any(|&b| b != 0) {
+            return Err(saferoot_error::new(
+                saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT,
+                libc::E2BIG,
+                format!(
+                    "struct {}: size {size} has non-zero fields beyond the {ours} bytes this library knows",
+                    T::NAME
+                ),
+            ));
+        }
+    }
+    let mut out = T::default();
+    // SAFETY: `min(size, ours)` bytes are readable at `p` and writable in
+    // `out`; T is valid for any bit pattern (ExtStruct's contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes, (&mut out as *mut T).cast::<u8>(), size.min(ours));
+    }
+    Ok(out)
+}
+
+/// Writes `value` to an optional out-pointer.
+///
+/// # Safety
+///
+/// `p` must be NULL or valid for writing a `T`.
+pub(crate) unsafe fn write_out<T>(p: *mut T, value: T) {
+    if !p.is_null() {
+        // SAFETY: as promised by the caller.
+        unsafe { p.write(value) };
+    }
+}

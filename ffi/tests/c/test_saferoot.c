@@ -1,0 +1,1692 @@
+/*
+ * Tests of the C ABI of libsaferoot, built against the installed header and
+ * library through pkg-config (ffi/tests/run-c-tests.sh).
+ *
+ * Every exported function is called, with good and bad input (NULL, invalid
+ * UTF-8, negative and closed fds, unknown flags and enum values, wrong
+ * struct sizes), and real mounts are made in a private mount namespace that
+ * the process enters first (unshare(CLONE_NEWNS), then "/" made rprivate),
+ * so the host's mount table is never touched. Escape checks do not trust
+ * the library: they read /proc/self/mountinfo and stat the host side.
+ *
+ * Prints "ok - NAME" or "FAIL - NAME" per test and a last line
+ * "N passed, M failed"; exits non-zero when anything failed. Must run as
+ * root; without root it fails, unless SAFEROOT_TEST_ALLOW_SKIP=1 is set.
+ */
+#define _GNU_SOURCE
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <saferoot.h>
+
+/* ---- a tiny test framework ---------------------------------------------- */
+
+static int tests_passed, tests_failed, current_failed;
+static const char *current_test;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            current_failed++;                                                           \
+            fprintf(stderr, "  %s:%d: %s: check failed: %s\n", __FILE__, __LINE__,      \
+                    current_test, #cond);                                               \
+        }                                                                               \
+    } while (0)
+
+/* A call that must fail with errno `e` and kind `k`, with an error object
+ * that has a message; frees the error. */
+#define CHECK_ERR(err, e, k)                                                            \
+    do {                                                                                \
+        CHECK((err) != NULL);                                                           \
+        if ((err) != NULL) {                                                            \
+            if (saferoot_error_errno(err) != (e) || saferoot_error_kind(err) != (k))    \
+                fprintf(stderr, "  got errno %d kind %d: %s\n", saferoot_error_errno(err), \
+                        (int)saferoot_error_kind(err), saferoot_error_message(err));   \
+            CHECK(saferoot_error_errno(err) == (e));                                    \
+            CHECK(saferoot_error_kind(err) == (k));                                     \
+            CHECK(strlen(saferoot_error_message(err)) > 0);                             \
+            saferoot_error_free(err);                                                   \
+            (err) = NULL;                                                               \
+        }                                                                               \
+    } while (0)
+
+/* A call that must have succeeded; prints the error if not. */
+#define CHECK_OK(cond, err)                                                             \
+    do {                                                                                \
+        int ok_ = (cond);                                                               \
+        if (!ok_ && (err) != NULL)                                                      \
+            fprintf(stderr, "  error: %s\n", saferoot_error_message(err));              \
+        CHECK(ok_);                                                                     \
+        CHECK((err) == NULL);                                                           \
+        saferoot_error_free(err);                                                       \
+        (err) = NULL;                                                                   \
+    } while (0)
+
+#define INVALID SAFEROOT_ERRKIND_INVALID_INPUT
+
+static void run_test(const char *name, void (*fn)(void))
+{
+    current_test = name;
+    current_failed = 0;
+    fn();
+    if (current_failed == 0) {
+        tests_passed++;
+        printf("ok - %s\n", name);
+    } else {
+        tests_failed++;
+        printf("FAIL - %s\n", name);
+    }
+    fflush(stdout);
+}
+
+#define RUN(fn) run_test(#fn, fn)
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static const char BAD_UTF8[] = "/\xff\xfe";
+
+/* Whether the kernel's mount API (fsopen, open_tree, move_mount,
+ * mount_setattr) is usable. It always is on the kernels saferoot supports;
+ * only valgrind 3.19, which does not know these system calls and answers
+ * ENOSYS, hides it. Outside valgrind its absence is a failure. */
+static int mount_api;
+
+static void check_mount_api_unsupported(void);
+
+/* For a test that needs the mount API: without it, check instead that the
+ * library reports it as unsupported (and does not fall back), and stop. */
+#define NEED_MOUNT_API()                                                                \
+    do {                                                                                \
+        if (!mount_api) {                                                               \
+            check_mount_api_unsupported();                                              \
+            return;                                                                     \
+        }                                                                               \
+    } while (0)
+static char base[PATH_MAX]; /* a scratch directory on a private tmpfs */
+
+static char *path_join(const char *a, const char *b)
+{
+    static char buf[4][PATH_MAX];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, PATH_MAX, "%s%s", a, b);
+    return p;
+}
+
+/* A fresh directory under base, for one test; the name stays valid for
+ * the whole run. */
+static const char *new_dir(const char *name)
+{
+    static char dirs[64][PATH_MAX];
+    static int used;
+    char *p;
+    if (used == 64) {
+        fprintf(stderr, "new_dir: too many directories\n");
+        exit(2);
+    }
+    p = dirs[used++];
+    snprintf(p, PATH_MAX, "%s%s", base, name);
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        perror(p);
+        exit(2);
+    }
+    return p;
+}
+
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static int is_cloexec(int fd)
+{
+    int f = fcntl(fd, F_GETFD);
+    return f >= 0 && (f & FD_CLOEXEC);
+}
+
+static int is_opath(int fd)
+{
+    int f = fcntl(fd, F_GETFL);
+    return f >= 0 && (f & O_PATH) == O_PATH;
+}
+
+static int fd_is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+static int same_inode_fd_path(int fd, const char *path)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
+        return 0;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Counts the mounts in /proc/self/mountinfo whose mount point is `path`,
+ * and copies the fs type of the last one into `fstype` (when not NULL).
+ * Independent of the library under test. */
+static int mounts_at(const char *path, char *fstype, size_t fstype_len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char mp[PATH_MAX], type[128];
+        char *sep;
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+            continue;
+        if (strcmp(mp, path) != 0)
+            continue;
+        n++;
+        sep = strstr(line, " - ");
+        if (fstype != NULL && sep != NULL && sscanf(sep + 3, "%127s", type) == 1)
+            snprintf(fstype, fstype_len, "%s", type);
+    }
+    fclose(f);
+    return n;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ssize_t n;
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static saferoot_root *open_root(const char *dir)
+{
+    saferoot_error *err = NULL;
+    saferoot_root *r = saferoot_root_open(dir, &err);
+    if (r == NULL) {
+        fprintf(stderr, "open root %s: %s\n", dir, saferoot_error_message(err));
+        saferoot_error_free(err);
+    }
+    return r;
+}
+
+static saferoot_mount *make_tmpfs(const char *data, uint64_t attrs)
+{
+    saferoot_error *err = NULL;
+    struct saferoot_fs_options o;
+    saferoot_mount *m;
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.source = "saferoot-test";
+    o.data = data;
+    o.attrs = attrs;
+    m = saferoot_mount_fs("tmpfs", &o, &err);
+    if (m == NULL) {
+        fprintf(stderr, "make tmpfs: %s\n", saferoot_error_message(err));
+        saferoot_error_free(err);
+    }
+    return m;
+}
+
+/* ---- version, errors, features ------------------------------------------ */
+
+static void test_version(void)
+{
+    const char *v = saferoot_version();
+    CHECK(v != NULL);
+    CHECK(v != NULL && strchr(v, '.') != NULL);
+    CHECK(SAFEROOT_ABI_VERSION == 0);
+}
+
+static void test_error_accessors_on_null(void)
+{
+    CHECK(saferoot_error_errno(NULL) == 0);
+    CHECK(saferoot_error_kind(NULL) == INVALID);
+    CHECK(saferoot_error_message(NULL) != NULL && saferoot_error_message(NULL)[0] == '\0');
+    CHECK(saferoot_error_path(NULL) == NULL);
+    saferoot_error_free(NULL);
+    saferoot_string_free(NULL);
+}
+
+static void test_error_carries_path_and_null_err_is_allowed(void)
+{
+    saferoot_error *err = NULL;
+    saferoot_root *r = open_root(new_dir("/errpath"));
+    int rc;
+    CHECK(r != NULL);
+    rc = saferoot_resolve(r, "/missing/file", &err);
+    CHECK(rc == -ENOENT);
+    CHECK(err != NULL);
+    CHECK(saferoot_error_kind(err) == SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_error_path(err) != NULL &&
+          strcmp(saferoot_error_path(err), "/missing/file") == 0);
+    CHECK(strstr(saferoot_error_message(err), "/missing/file") != NULL);
+    saferoot_error_free(err);
+    /* err may be NULL: the return value still carries the errno. */
+    CHECK(saferoot_resolve(r, "/missing", NULL) == -ENOENT);
+    /* *err is reset to NULL on success. */
+    err = (saferoot_error *)&rc; /* garbage that must be overwritten, not freed */
+    rc = saferoot_mkdir_all(r, "/d", 0755, NULL, &err);
+    CHECK(rc == 0 && err == NULL);
+    saferoot_root_free(r);
+}
+
+static void test_features(void)
+{
+    int f;
+    CHECK(saferoot_has_feature(SAFEROOT_FEATURE_MOUNT_API) == mount_api);
+    CHECK(saferoot_has_feature(SAFEROOT_FEATURE_MOUNT_SETATTR) == mount_api);
+    if (mount_api)
+        CHECK(saferoot_has_feature(SAFEROOT_FEATURE_OPENAT2) == 1);
+    CHECK(saferoot_has_feature(0) == -EINVAL);
+    CHECK(saferoot_has_feature(-1) == -EINVAL);
+    CHECK(saferoot_has_feature(1000) == -EINVAL);
+    for (f = SAFEROOT_FEATURE_MOUNT_API; f <= SAFEROOT_FEATURE_OPEN_TREE_ATTR; f++) {
+        const char *name = saferoot_feature_name(f);
+        int has = saferoot_has_feature(f);
+        CHECK(name != NULL);
+        CHECK(saferoot_feature_min_kernel(f) != NULL);
+        CHECK(has == 0 || has == 1);
+        if (name != NULL)
+            CHECK(saferoot_feature_from_name(name) == f);
+    }
+    CHECK(strcmp(saferoot_feature_name(SAFEROOT_FEATURE_STATMOUNT), "statmount") == 0);
+    CHECK(strcmp(saferoot_feature_min_kernel(SAFEROOT_FEATURE_MOVE_MOUNT_BENEATH), "6.5") == 0);
+    CHECK(saferoot_feature_name(0) == NULL);
+    CHECK(saferoot_feature_min_kernel(77) == NULL);
+    CHECK(saferoot_feature_from_name("no-such-feature") == -ENOENT);
+    CHECK(saferoot_feature_from_name(NULL) == -EINVAL);
+    CHECK(saferoot_feature_from_name(BAD_UTF8) == -EINVAL);
+}
+
+/* ---- roots and paths ------------------------------------------------------ */
+
+static void test_root_open(void)
+{
+    saferoot_error *err = NULL;
+    saferoot_root *r;
+    const char *dir = new_dir("/rootopen");
+    CHECK(saferoot_root_open(NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_root_open(BAD_UTF8, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_root_open(path_join(dir, "/missing"), &err) == NULL);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_root_open("/nonexistent-dir", NULL) == NULL);
+
+    r = saferoot_root_open(dir, &err);
+    CHECK_OK(r != NULL, err);
+    CHECK(saferoot_root_fd(r) >= 0);
+    CHECK(is_cloexec(saferoot_root_fd(r)));
+    CHECK(same_inode_fd_path(saferoot_root_fd(r), dir));
+    CHECK(saferoot_root_fd(NULL) == -EINVAL);
+    saferoot_root_free(r);
+    saferoot_root_free(NULL);
+}
+
+static void test_root_from_fd(void)
+{
+    saferoot_error *err = NULL;
+    saferoot_root *r;
+    const char *dir = new_dir("/rootfd");
+    int dfd, ffd;
+
+    CHECK(saferoot_root_from_fd(-1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_root_from_fd(-100, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_root_from_fd(987654, &err) == NULL); /* not open */
+    CHECK_ERR(err, EBADF, INVALID);
+
+    CHECK(write_file(path_join(dir, "/file"), "x") == 0);
+    ffd = open(path_join(dir, "/file"), O_RDONLY | O_CLOEXEC);
+    CHECK(ffd >= 0);
+    CHECK(saferoot_root_from_fd(ffd, &err) == NULL); /* not a directory */
+    CHECK_ERR(err, EINVAL, INVALID);
+    close(ffd);
+
+    dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dfd >= 0);
+    r = saferoot_root_from_fd(dfd, &err);
+    CHECK_OK(r != NULL, err);
+    /* The root keeps a duplicate; the caller's fd stays the caller's. */
+    CHECK(saferoot_root_fd(r) != dfd);
+    CHECK(is_cloexec(saferoot_root_fd(r)));
+    saferoot_root_free(r);
+    CHECK(fd_is_open(dfd));
+    close(dfd);
+}
+
+static void test_resolve(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/resolve");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+    int fd;
+
+    CHECK(mkdir(path_join(dir, "/etc"), 0755) == 0);
+    CHECK(write_file(path_join(dir, "/etc/passwd"), "root:x:0:0::/:/bin/sh\n") == 0);
+    CHECK(symlink("/etc/passwd", path_join(dir, "/link")) == 0);
+    CHECK(symlink("../../../../etc", path_join(dir, "/up")) == 0);
+
+    fd = saferoot_resolve(r, "/etc/passwd", &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(is_cloexec(fd) && is_opath(fd));
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/etc/passwd")));
+    close(fd);
+
+    /* An absolute symlink is read inside the root. */
+    fd = saferoot_resolve(r, "/link", &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/etc/passwd")));
+    close(fd);
+    /* So are ".." chains, in paths and in link targets. */
+    fd = saferoot_resolve(r, "/../../../../etc/passwd", &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/etc/passwd")));
+    close(fd);
+    fd = saferoot_resolve(r, "/up/passwd", &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/etc/passwd")));
+    close(fd);
+
+    fd = saferoot_resolve_nofollow(r, "/link", &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(is_cloexec(fd) && is_opath(fd));
+    CHECK(fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && S_ISLNK(st.st_mode));
+    close(fd);
+
+    CHECK(saferoot_resolve(r, "relative", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_resolve(r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_resolve(NULL, "/etc", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_resolve(r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_resolve_nofollow(r, "/missing", &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_resolve_nofollow(NULL, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_resolve_nofollow(r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_mkdir_all(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/mkdir");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+    int fd = -1;
+
+    CHECK_OK(saferoot_mkdir_all(r, "/a/b/c", 0750, &fd, &err) == 0, err);
+    CHECK(fd >= 0 && is_cloexec(fd));
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/a/b/c")));
+    close(fd);
+    CHECK(stat(path_join(dir, "/a/b/c"), &st) == 0 && S_ISDIR(st.st_mode));
+    /* Existing directories are fine; no fd wanted. */
+    CHECK_OK(saferoot_mkdir_all(r, "/a/b", 0755, NULL, &err) == 0, err);
+    /* Through a symlink that points "outside": stays inside. */
+    CHECK(symlink("/", path_join(dir, "/escape")) == 0);
+    CHECK_OK(saferoot_mkdir_all(r, "/escape/made-inside", 0755, NULL, &err) == 0, err);
+    CHECK(stat(path_join(dir, "/made-inside"), &st) == 0);
+    CHECK(stat("/made-inside", &st) != 0);
+
+    CHECK(write_file(path_join(dir, "/file"), "") == 0);
+    CHECK(saferoot_mkdir_all(r, "/file/sub", 0755, NULL, &err) < 0);
+    CHECK(err != NULL);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK(saferoot_mkdir_all(r, "/x", 010000, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mkdir_all(r, "x", 0755, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mkdir_all(NULL, "/x", 0755, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mkdir_all(r, BAD_UTF8, 0755, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_create_file(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/create");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+    int fd = -1;
+
+    CHECK_OK(saferoot_create_file(r, "/f", 0640, &fd, &err) == 0, err);
+    CHECK(fd >= 0 && is_cloexec(fd) && is_opath(fd));
+    close(fd);
+    CHECK(stat(path_join(dir, "/f"), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0);
+    /* Existing regular file: fine. */
+    CHECK_OK(saferoot_create_file(r, "/f", 0640, NULL, &err) == 0, err);
+    /* A directory or a symlink there is refused. */
+    CHECK(mkdir(path_join(dir, "/d"), 0755) == 0);
+    CHECK(saferoot_create_file(r, "/d", 0644, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(symlink("/f", path_join(dir, "/l")) == 0);
+    CHECK(saferoot_create_file(r, "/l", 0644, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_create_file(r, "/missing/f", 0644, NULL, &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_create_file(r, "/", 0644, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_create_file(r, "/g", 070000, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_create_file(NULL, "/g", 0644, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_create_file(r, NULL, 0644, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_mknod(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/mknod");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+    int fd = -1;
+
+    CHECK_OK(saferoot_mknod(r, "/null", SAFEROOT_NODE_CHAR, 1, 3, 0666, &fd, &err) == 0, err);
+    CHECK(fd >= 0 && is_cloexec(fd));
+    close(fd);
+    CHECK(lstat(path_join(dir, "/null"), &st) == 0 && S_ISCHR(st.st_mode) &&
+          major(st.st_rdev) == 1 && minor(st.st_rdev) == 3);
+    CHECK_OK(saferoot_mknod(r, "/loop", SAFEROOT_NODE_BLOCK, 7, 0, 0600, NULL, &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/loop"), &st) == 0 && S_ISBLK(st.st_mode));
+    CHECK_OK(saferoot_mknod(r, "/fifo", SAFEROOT_NODE_FIFO, 0, 0, 0600, NULL, &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
+
+    CHECK(saferoot_mknod(r, "/null", SAFEROOT_NODE_CHAR, 1, 3, 0666, NULL, &err) == -EEXIST);
+    CHECK_ERR(err, EEXIST, SAFEROOT_ERRKIND_ALREADY_EXISTS);
+    CHECK(saferoot_mknod(r, "/f2", SAFEROOT_NODE_FIFO, 1, 0, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mknod(r, "/x", 0, 1, 3, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mknod(r, "/x", 99, 1, 3, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mknod(r, "/x", SAFEROOT_NODE_CHAR, 1, 3, 0170000, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mknod(NULL, "/x", SAFEROOT_NODE_CHAR, 1, 3, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mknod(r, BAD_UTF8, SAFEROOT_NODE_CHAR, 1, 3, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_symlink_readlink(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/links");
+    saferoot_root *r = open_root(dir);
+    char buf[64], target[PATH_MAX];
+    char *s;
+    ssize_t n;
+
+    CHECK_OK(saferoot_symlink(r, "/l", "/etc/hostname", &err) == 0, err);
+    n = readlink(path_join(dir, "/l"), target, sizeof(target) - 1);
+    CHECK(n == 13 && memcmp(target, "/etc/hostname", 13) == 0);
+
+    memset(buf, 'x', sizeof(buf));
+    CHECK_OK(saferoot_readlink(r, "/l", buf, sizeof(buf), &err) == 13, err);
+    CHECK(strcmp(buf, "/etc/hostname") == 0);
+    /* Exactly enough for the target and its NUL. */
+    CHECK_OK(saferoot_readlink(r, "/l", buf, 14, &err) == 13, err);
+    /* One byte short: ERANGE, buffer untouched. */
+    memset(buf, 'x', sizeof(buf));
+    CHECK(saferoot_readlink(r, "/l", buf, 13, &err) == -ERANGE);
+    CHECK_ERR(err, ERANGE, INVALID);
+    CHECK(buf[0] == 'x');
+    CHECK(saferoot_readlink(r, "/l", NULL, 0, &err) == -ERANGE);
+    CHECK_ERR(err, ERANGE, INVALID);
+    CHECK(saferoot_readlink(r, "/l", NULL, 10, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_readlink(NULL, "/l", buf, sizeof(buf), &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_readlink(r, "/missing", buf, sizeof(buf), &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+
+    s = saferoot_readlink_alloc(r, "/l", &err);
+    CHECK_OK(s != NULL, err);
+    CHECK(s != NULL && strcmp(s, "/etc/hostname") == 0);
+    saferoot_string_free(s);
+    CHECK(saferoot_readlink_alloc(r, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_readlink_alloc(NULL, "/l", &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_readlink_alloc(r, BAD_UTF8, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    CHECK(saferoot_symlink(r, "/l", "/other", &err) == -EEXIST);
+    CHECK_ERR(err, EEXIST, SAFEROOT_ERRKIND_ALREADY_EXISTS);
+    CHECK(saferoot_symlink(r, "/l2", "", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_symlink(r, "/l2", NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_symlink(r, "/l2", BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_symlink(NULL, "/l2", "/x", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_remove(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/remove");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+
+    CHECK(mkdir(path_join(dir, "/d"), 0755) == 0);
+    CHECK(write_file(path_join(dir, "/d/f"), "x") == 0);
+    CHECK(saferoot_remove_dir(r, "/d", &err) == -ENOTEMPTY);
+    CHECK_ERR(err, ENOTEMPTY, SAFEROOT_ERRKIND_OS);
+    CHECK(saferoot_remove_file(r, "/d", &err) < 0); /* a directory */
+    CHECK(err != NULL);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK_OK(saferoot_remove_file(r, "/d/f", &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/d/f"), &st) != 0 && errno == ENOENT);
+    CHECK_OK(saferoot_remove_dir(r, "/d", &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/d"), &st) != 0 && errno == ENOENT);
+    CHECK(saferoot_remove_file(r, "/d/f", &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_remove_file(NULL, "/x", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_remove_file(r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_remove_dir(r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_remove_dir(r, "rel", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+/* ---- mounts ---------------------------------------------------------------- */
+
+static void test_mount_fs_and_options(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    struct saferoot_fs_options o;
+    struct {
+        struct saferoot_fs_options base;
+        uint64_t future_field;
+    } bigger;
+    saferoot_mount *m;
+    uint64_t attrs = 0;
+
+    m = saferoot_mount_fs("tmpfs", NULL, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK(saferoot_mount_fd(m) >= 0 && is_cloexec(saferoot_mount_fd(m)));
+    CHECK_OK(saferoot_mount_get_attr(m, &attrs, &err) == 0, err);
+    CHECK((attrs & SAFEROOT_MOUNT_ATTR_RDONLY) == 0);
+    saferoot_mount_free(m);
+
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.source = "mysrc";
+    o.data = "size=1m,mode=700";
+    o.attrs = SAFEROOT_MOUNT_ATTR_RDONLY | SAFEROOT_MOUNT_ATTR_NOSUID |
+              SAFEROOT_MOUNT_ATTR_NODEV | SAFEROOT_MOUNT_ATTR_NOEXEC | SAFEROOT_MOUNT_ATTR_NOATIME;
+    m = saferoot_mount_fs("tmpfs", &o, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK_OK(saferoot_mount_get_attr(m, &attrs, &err) == 0, err);
+    CHECK((attrs & o.attrs) == o.attrs);
+    CHECK(saferoot_mount_get_attr(m, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_mount_free(m);
+
+    /* The smallest version of the struct is accepted. */
+    o.size = SAFEROOT_FS_OPTIONS_SIZE_VER0;
+    m = saferoot_mount_fs("tmpfs", &o, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    /* Smaller: EINVAL. */
+    o.size = 8;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.size = 0;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* Larger, from a newer header: fine while the unknown tail is zero. */
+    memset(&bigger, 0, sizeof(bigger));
+    bigger.base.size = sizeof(bigger);
+    bigger.base.data = "size=1m";
+    m = saferoot_mount_fs("tmpfs", &bigger.base, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    bigger.future_field = 1;
+    CHECK(saferoot_mount_fs("tmpfs", &bigger.base, &err) == NULL);
+    CHECK_ERR(err, E2BIG, INVALID);
+
+    o.size = sizeof(o);
+    o.attrs = 1ULL << 50; /* unknown attribute bit */
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.attrs = SAFEROOT_MOUNT_ATTR_NOATIME | SAFEROOT_MOUNT_ATTR_STRICTATIME;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.attrs = 0;
+    o.data = "no_such_tmpfs_option=1";
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.data = "a,,b";
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.data = BAD_UTF8;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.data = NULL;
+    o.source = BAD_UTF8;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs("no-such-filesystem", NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs(NULL, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs(BAD_UTF8, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs("", NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+}
+
+static void test_mount_clone(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/clone");
+    saferoot_root *r;
+    saferoot_mount *m;
+    int fd;
+
+    CHECK(mkdir(path_join(dir, "/sub"), 0755) == 0);
+    CHECK(symlink("sub", path_join(dir, "/link")) == 0);
+    r = open_root(dir);
+
+    m = saferoot_mount_clone(dir, 0, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    m = saferoot_mount_clone(dir, SAFEROOT_CLONE_RECURSIVE, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    m = saferoot_mount_clone(path_join(dir, "/link"), SAFEROOT_CLONE_NOFOLLOW, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    CHECK(saferoot_mount_clone(dir, 0x80, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone(path_join(dir, "/missing"), 0, &err) == NULL);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_mount_clone(NULL, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone(BAD_UTF8, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone("", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    m = saferoot_mount_clone_fd(fd, SAFEROOT_CLONE_RECURSIVE, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    CHECK(fd_is_open(fd));
+    CHECK(saferoot_mount_clone_fd(fd, SAFEROOT_CLONE_NOFOLLOW, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_fd(-1, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_fd(987654, 0, &err) == NULL);
+    CHECK_ERR(err, EBADF, INVALID);
+    close(fd);
+
+    m = saferoot_mount_clone_in_root(r, "/sub", 0, &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    m = saferoot_mount_clone_in_root(r, "/link", SAFEROOT_CLONE_NOFOLLOW | SAFEROOT_CLONE_RECURSIVE,
+                                     &err);
+    CHECK_OK(m != NULL, err);
+    saferoot_mount_free(m);
+    CHECK(saferoot_mount_clone_in_root(r, "sub", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, "/sub", 4, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(NULL, "/sub", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, NULL, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+static void test_mount_set_attr_and_propagation(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    saferoot_mount *m = make_tmpfs("size=1m", 0);
+    uint64_t attrs = 0;
+
+    CHECK(m != NULL);
+    CHECK_OK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_RDONLY | SAFEROOT_MOUNT_ATTR_NOEXEC, 0, 0,
+                                     &err) == 0,
+             err);
+    CHECK_OK(saferoot_mount_get_attr(m, &attrs, &err) == 0, err);
+    CHECK((attrs & SAFEROOT_MOUNT_ATTR_RDONLY) && (attrs & SAFEROOT_MOUNT_ATTR_NOEXEC));
+    CHECK_OK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_NOSUID, SAFEROOT_MOUNT_ATTR_RDONLY,
+                                     SAFEROOT_ATTR_RECURSIVE, &err) == 0,
+             err);
+    CHECK_OK(saferoot_mount_get_attr(m, &attrs, &err) == 0, err);
+    CHECK(!(attrs & SAFEROOT_MOUNT_ATTR_RDONLY) && (attrs & SAFEROOT_MOUNT_ATTR_NOSUID));
+    CHECK_OK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_STRICTATIME, 0, 0, &err) == 0, err);
+    CHECK_OK(saferoot_mount_get_attr(m, &attrs, &err) == 0, err);
+    CHECK((attrs & SAFEROOT_MOUNT_ATTR_STRICTATIME) && !(attrs & SAFEROOT_MOUNT_ATTR_RELATIME));
+
+    CHECK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_RDONLY, SAFEROOT_MOUNT_ATTR_RDONLY, 0,
+                                  &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 1ULL << 33, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 0, 1ULL << 63, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 0, 0, 2, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(NULL, 0, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    CHECK_OK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_PRIVATE, 0, &err) == 0, err);
+    CHECK_OK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_UNBINDABLE,
+                                            SAFEROOT_ATTR_RECURSIVE, &err) == 0,
+             err);
+    CHECK_OK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_PRIVATE, 0, &err) == 0, err);
+    CHECK(saferoot_mount_set_propagation(m, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(m, 5, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_PRIVATE, 0x100, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(NULL, SAFEROOT_PROPAGATION_PRIVATE, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_get_attr(NULL, &attrs, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_mount_free(m);
+}
+
+/* A child in a new user namespace with 0..65535 mapped to 100000..165535;
+ * returns an fd to its user namespace, or -1. The child is gone on return. */
+static int make_userns_fd(void)
+{
+    int to_child[2], to_parent[2];
+    char path[64], c = 0;
+    pid_t pid;
+    int fd = -1;
+
+    if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(to_parent, O_CLOEXEC) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        char x = 0;
+        if (unshare(CLONE_NEWUSER) != 0)
+            _exit(1);
+        if (write(to_parent[1], &x, 1) != 1)
+            _exit(1);
+        /* Wait until the parent has the namespace open. */
+        if (read(to_child[0], &x, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    if (read(to_parent[0], &c, 1) == 1) {
+        snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+        if (write_file(path, "0 100000 65536\n") == 0) {
+            snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+            if (write_file(path, "0 100000 65536\n") == 0) {
+                snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+            }
+        }
+    }
+    if (write(to_child[1], &c, 1) != 1)
+        kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(to_parent[0]);
+    close(to_parent[1]);
+    return fd;
+}
+
+static void test_mount_idmap(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/idmap");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *src, *m;
+    struct stat st;
+    int userns, target;
+
+    /* A tmpfs with a root-owned file, mounted idmapped: the file shows as
+     * owned by 100000 through the idmapped mount. */
+    src = make_tmpfs("size=1m", 0);
+    CHECK(src != NULL);
+    CHECK_OK(saferoot_mkdir_all(r, "/src", 0755, &target, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach(src, target, &err) == 0, err);
+    close(target);
+    CHECK(write_file(path_join(dir, "/src/owned-by-root"), "x") == 0);
+
+    userns = make_userns_fd();
+    CHECK(userns >= 0);
+    m = saferoot_mount_clone_in_root(r, "/src", 0, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK(saferoot_mount_set_idmap(m, -1, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_idmap(m, userns, 0x10, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_idmap(NULL, userns, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK_OK(saferoot_mount_set_idmap(m, userns, 0, &err) == 0, err);
+    CHECK(fd_is_open(userns));
+    /* Only once. */
+    CHECK(saferoot_mount_set_idmap(m, userns, 0, &err) < 0);
+    CHECK(err != NULL);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK_OK(saferoot_mkdir_all(r, "/mapped", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/mapped", &err) == 0, err);
+    CHECK(stat(path_join(dir, "/mapped/owned-by-root"), &st) == 0 && st.st_uid == 100000 &&
+          st.st_gid == 100000);
+    /* Not on an attached mount. */
+    CHECK(saferoot_mount_set_idmap(m, userns, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    CHECK_OK(saferoot_mount_detach(src, &err) == 0, err);
+    saferoot_mount_free(m);
+    saferoot_mount_free(src);
+    if (userns >= 0)
+        close(userns);
+    saferoot_root_free(r);
+}
+
+static void test_mount_attach_and_detach(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/attach");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m;
+    char type[128] = "";
+    int target, file_target;
+
+    CHECK_OK(saferoot_mkdir_all(r, "/mnt", 0755, &target, &err) == 0, err);
+    CHECK_OK(saferoot_create_file(r, "/file", 0644, &file_target, &err) == 0, err);
+
+    m = make_tmpfs("size=1m", SAFEROOT_MOUNT_ATTR_NODEV);
+    CHECK(m != NULL);
+    CHECK(mounts_at(path_join(dir, "/mnt"), NULL, 0) == 0);
+    /* A failed attach (a directory mount onto a file) leaves the mount
+     * detached and usable. */
+    CHECK(saferoot_mount_attach(m, file_target, &err) < 0);
+    CHECK(err != NULL);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK(saferoot_mount_attach(m, -1, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach(m, 987654, &err) == -EBADF);
+    CHECK_ERR(err, EBADF, INVALID);
+    CHECK(saferoot_mount_attach(NULL, target, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(mounts_at(path_join(dir, "/mnt"), NULL, 0) == 0);
+
+    CHECK_OK(saferoot_mount_attach(m, target, &err) == 0, err);
+    CHECK(fd_is_open(target));
+    CHECK(mounts_at(path_join(dir, "/mnt"), type, sizeof(type)) == 1);
+    CHECK(strcmp(type, "tmpfs") == 0);
+    CHECK(saferoot_mount_fd(m) >= 0);
+    /* Attached: attaching again or idmapping is refused; attributes can
+     * still change. */
+    CHECK(saferoot_mount_attach(m, target, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK_OK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_RDONLY, 0, 0, &err) == 0, err);
+    CHECK(write_file(path_join(dir, "/mnt/x"), "x") != 0 && errno == EROFS);
+    CHECK_OK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_PRIVATE, 0, &err) == 0, err);
+
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/mnt"), NULL, 0) == 0);
+    CHECK(saferoot_mount_detach(m, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fd(m) == -EINVAL);
+    CHECK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_RDONLY, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_mount_free(m);
+
+    /* A detached mount cannot be detached. */
+    m = make_tmpfs(NULL, 0);
+    CHECK(saferoot_mount_detach(m, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_detach(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* Freeing a detached mount destroys it; nothing appears. */
+    saferoot_mount_free(m);
+    saferoot_mount_free(NULL);
+    CHECK(mounts_at(path_join(dir, "/mnt"), NULL, 0) == 0);
+
+    /* A file bind mount, attached at an in-root path and detached by its
+     * parent and name. */
+    CHECK(write_file(path_join(dir, "/source-file"), "bound") == 0);
+    m = saferoot_mount_clone(path_join(dir, "/source-file"), 0, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/file", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/file"), NULL, 0) == 1);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/file"), NULL, 0) == 0);
+    saferoot_mount_free(m);
+
+    close(target);
+    close(file_target);
+    saferoot_root_free(r);
+}
+
+static void test_mount_attach_at_errors(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/attachat");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m = make_tmpfs(NULL, 0);
+
+    CHECK(saferoot_mount_attach_at(m, r, "/missing", &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_mount_attach_at(m, r, "relative", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, NULL, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(NULL, r, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* Still detached after all that: attach it on the root itself. */
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/", &err) == 0, err);
+    CHECK(mounts_at(dir, NULL, 0) >= 1);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    saferoot_mount_free(m);
+    saferoot_root_free(r);
+}
+
+static void test_mount_attach_beneath(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/beneath");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *top, *under;
+    int target = -1;
+
+    if (saferoot_has_feature(SAFEROOT_FEATURE_MOVE_MOUNT_BENEATH) != 1) {
+        under = make_tmpfs(NULL, 0);
+        CHECK(saferoot_mount_attach_beneath(under, 0, &err) == -ENOSYS);
+        CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+        saferoot_mount_free(under);
+        saferoot_root_free(r);
+        return;
+    }
+    CHECK_OK(saferoot_mkdir_all(r, "/m", 0755, NULL, &err) == 0, err);
+    top = make_tmpfs(NULL, 0);
+    CHECK_OK(saferoot_mount_attach_at(top, r, "/m", &err) == 0, err);
+    CHECK(write_file(path_join(dir, "/m/top"), "") == 0);
+
+    under = make_tmpfs(NULL, 0);
+    CHECK(saferoot_mount_attach_beneath(under, -5, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_beneath(NULL, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    target = saferoot_resolve(r, "/m", &err);
+    CHECK_OK(target >= 0, err);
+    CHECK_OK(saferoot_mount_attach_beneath(under, target, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/m"), NULL, 0) == 2);
+    /* Take the top away: the one beneath is there, with no gap. */
+    CHECK_OK(saferoot_mount_detach(top, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/m"), NULL, 0) == 1);
+    CHECK(access(path_join(dir, "/m/top"), F_OK) != 0);
+    CHECK_OK(saferoot_unmount_in_root(r, "/m", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/m"), NULL, 0) == 0);
+    saferoot_mount_free(top);
+    saferoot_mount_free(under);
+    close(target);
+    saferoot_root_free(r);
+}
+
+static void test_mount_from_and_into_fd(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/intofd");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m = make_tmpfs(NULL, 0), *again;
+    int fd;
+
+    fd = saferoot_mount_into_fd(m, &err); /* frees m */
+    CHECK_OK(fd >= 0, err);
+    CHECK(is_cloexec(fd));
+    again = saferoot_mount_from_fd(fd, &err);
+    CHECK_OK(again != NULL, err);
+    CHECK(saferoot_mount_fd(again) != fd);
+    close(fd); /* the handle has its own duplicate: the mount lives on */
+    CHECK_OK(saferoot_mkdir_all(r, "/d", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(again, r, "/d", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/d"), NULL, 0) == 1);
+    /* An attached mount gives an fd to its root. */
+    fd = saferoot_mount_into_fd(again, &err);
+    CHECK_OK(fd >= 0, err);
+    CHECK(same_inode_fd_path(fd, path_join(dir, "/d")));
+    close(fd);
+    CHECK(mounts_at(path_join(dir, "/d"), NULL, 0) == 1);
+    CHECK_OK(saferoot_unmount_in_root(r, "/d", &err) == 0, err);
+
+    CHECK(saferoot_mount_into_fd(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_from_fd(-1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fd(NULL) == -EINVAL);
+    saferoot_root_free(r);
+}
+
+static void test_mount_root_builds_a_detached_tree(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/tree");
+    saferoot_root *host = open_root(dir), *inner;
+    saferoot_mount *tree = make_tmpfs("size=1m", 0), *sub;
+
+    CHECK(saferoot_mount_root(NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    inner = saferoot_mount_root(tree, &err);
+    CHECK_OK(inner != NULL, err);
+    CHECK_OK(saferoot_mkdir_all(inner, "/etc/sub", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_create_file(inner, "/etc/hostname", 0644, NULL, &err) == 0, err);
+    if (saferoot_has_feature(SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS) == 1) {
+        /* A mount inside a tree nobody can see yet. */
+        sub = make_tmpfs(NULL, SAFEROOT_MOUNT_ATTR_RDONLY);
+        CHECK_OK(saferoot_mount_attach_at(sub, inner, "/etc/sub", &err) == 0, err);
+        saferoot_mount_free(sub);
+    }
+    CHECK_OK(saferoot_mkdir_all(host, "/rootfs", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(tree, host, "/rootfs", &err) == 0, err);
+    CHECK(access(path_join(dir, "/rootfs/etc/hostname"), F_OK) == 0);
+    CHECK(mounts_at(path_join(dir, "/rootfs"), NULL, 0) == 1);
+    if (saferoot_has_feature(SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS) == 1)
+        CHECK(mounts_at(path_join(dir, "/rootfs/etc/sub"), NULL, 0) == 1);
+    CHECK_OK(saferoot_mount_detach(tree, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/rootfs"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(dir, "/rootfs/etc/sub"), NULL, 0) == 0);
+    saferoot_mount_free(tree);
+    saferoot_root_free(inner);
+    saferoot_root_free(host);
+}
+
+static void test_unmount_in_root(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/unmount");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m = make_tmpfs(NULL, 0);
+
+    CHECK_OK(saferoot_mkdir_all(r, "/a", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/a", &err) == 0, err);
+    saferoot_mount_free(m); /* stays attached */
+    CHECK(mounts_at(path_join(dir, "/a"), NULL, 0) == 1);
+    CHECK_OK(saferoot_unmount_in_root(r, "/a", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/a"), NULL, 0) == 0);
+    /* Nothing mounted there any more. */
+    CHECK(saferoot_unmount_in_root(r, "/a", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, SAFEROOT_ERRKIND_OS);
+    CHECK(saferoot_unmount_in_root(r, "/missing", &err) == -ENOENT);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+    CHECK(saferoot_unmount_in_root(r, "a", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_unmount_in_root(NULL, "/a", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_unmount_in_root(r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+/* ---- escapes ---------------------------------------------------------------- */
+
+static void test_symlink_escape_is_confined(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/escape");
+    saferoot_root *r;
+    saferoot_mount *m;
+    char type[128] = "";
+    struct stat st;
+    int fd;
+
+    /* The container's rootfs: evil -> /, and deeper -> ../../../.. */
+    CHECK(symlink("/", path_join(dir, "/evil")) == 0);
+    CHECK(symlink("../../../../../..", path_join(dir, "/deeper")) == 0);
+    CHECK(stat("/x", &st) != 0 && errno == ENOENT); /* nothing there on the host */
+    r = open_root(dir);
+
+    /* mkdir through the link creates <rootfs>/x, not /x. */
+    CHECK_OK(saferoot_mkdir_all(r, "/evil/x", 0755, NULL, &err) == 0, err);
+    CHECK(stat(path_join(dir, "/x"), &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(stat("/x", &st) != 0 && errno == ENOENT);
+
+    /* The mount lands inside the root. */
+    m = make_tmpfs(NULL, 0);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/evil/x", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/x"), type, sizeof(type)) == 1);
+    CHECK(strcmp(type, "tmpfs") == 0);
+    CHECK(mounts_at("/x", NULL, 0) == 0);
+    CHECK(stat("/x", &st) != 0 && errno == ENOENT);
+    CHECK(write_file(path_join(dir, "/x/marker"), "inside") == 0);
+    CHECK(access("/x/marker", F_OK) != 0);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    saferoot_mount_free(m);
+
+    /* Through ".." games and a relative link: the same. */
+    fd = saferoot_resolve(r, "/deeper/../../evil/../x", &err);
+    CHECK_OK(fd >= 0, err);
+    m = make_tmpfs(NULL, 0);
+    CHECK_OK(saferoot_mount_attach(m, fd, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/x"), NULL, 0) == 1);
+    CHECK(mounts_at("/x", NULL, 0) == 0);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    saferoot_mount_free(m);
+    close(fd);
+
+    /* A magic link is refused outright. */
+    CHECK(symlink("/proc/self/root", path_join(dir, "/magic")) == 0);
+    CHECK(mkdir(path_join(dir, "/proc"), 0755) == 0);
+    m = saferoot_mount_fs("proc", NULL, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/proc", &err) == 0, err);
+    fd = saferoot_resolve(r, "/proc/self/root/etc", &err);
+    CHECK(fd == -ELOOP || fd == -EXDEV);
+    CHECK(err != NULL && (saferoot_error_errno(err) == ELOOP || saferoot_error_errno(err) == EXDEV));
+    fd = saferoot_resolve(r, "/magic/etc", NULL);
+    CHECK(fd == -ELOOP || fd == -EXDEV);
+    if (fd >= 0)
+        close(fd);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    saferoot_mount_free(m);
+    saferoot_root_free(r);
+}
+
+/* ---- mount table ------------------------------------------------------------ */
+
+static void check_table(saferoot_mount_table *t, const char *mp)
+{
+    const struct saferoot_mount_entry *e;
+    size_t i, n = saferoot_mount_table_len(t);
+    CHECK(n > 0);
+    for (i = 0; i < n; i++) {
+        e = saferoot_mount_table_entry(t, i);
+        CHECK(e != NULL && e->size >= sizeof(*e) && e->mount_point != NULL && e->root != NULL &&
+              e->fs_type != NULL);
+    }
+    CHECK(saferoot_mount_table_entry(t, n) == NULL);
+    CHECK(saferoot_mount_table_find(t, "/") != NULL);
+    e = saferoot_mount_table_find(t, mp);
+    CHECK(e != NULL);
+    if (e != NULL) {
+        CHECK(strcmp(e->fs_type, "tmpfs") == 0);
+        CHECK(e->source != NULL && strcmp(e->source, "saferoot-test") == 0);
+        CHECK((e->attrs & SAFEROOT_MOUNT_ATTR_RDONLY) != 0);
+        CHECK(e->super_options != NULL && strstr(e->super_options, "size=") != NULL);
+        CHECK(e->shared_group == 0 && e->master_group == 0);
+    }
+    CHECK(saferoot_mount_table_find(t, "/no/such/mount/point") == NULL);
+    CHECK(saferoot_mount_table_find(t, NULL) == NULL);
+    CHECK(saferoot_mount_table_find(t, BAD_UTF8) == NULL);
+}
+
+static void test_mount_table_sees_attached_mounts(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/table");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m = make_tmpfs("size=1m", SAFEROOT_MOUNT_ATTR_RDONLY);
+    saferoot_mount_table *t;
+
+    CHECK_OK(saferoot_mkdir_all(r, "/m", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/m", &err) == 0, err);
+
+    t = saferoot_mount_table_read(SAFEROOT_TABLE_AUTO, &err);
+    CHECK_OK(t != NULL, err);
+    if (t != NULL)
+        check_table(t, path_join(dir, "/m"));
+    saferoot_mount_table_free(t);
+
+    t = saferoot_mount_table_read(SAFEROOT_TABLE_MOUNTINFO, &err);
+    CHECK_OK(t != NULL, err);
+    if (t != NULL)
+        check_table(t, path_join(dir, "/m"));
+    saferoot_mount_table_free(t);
+
+    if (saferoot_has_feature(SAFEROOT_FEATURE_STATMOUNT) == 1) {
+        t = saferoot_mount_table_read(SAFEROOT_TABLE_STATMOUNT, &err);
+        CHECK_OK(t != NULL, err);
+        if (t != NULL) {
+            check_table(t, path_join(dir, "/m"));
+            CHECK(saferoot_mount_table_entry(t, 0)->unique_id != 0);
+        }
+        saferoot_mount_table_free(t);
+    }
+
+    t = saferoot_mount_table_read_pid((int)getpid(), SAFEROOT_TABLE_MOUNTINFO, &err);
+    CHECK_OK(t != NULL, err);
+    if (t != NULL)
+        check_table(t, path_join(dir, "/m"));
+    saferoot_mount_table_free(t);
+
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    saferoot_mount_free(m);
+    saferoot_root_free(r);
+}
+
+static void test_mount_table_read_and_parse(void)
+{
+    saferoot_error *err = NULL;
+    saferoot_mount_table *t;
+    static const char text[] = "22 1 0:21 / / rw,relatime shared:1 - tmpfs none rw\n";
+    int b;
+
+    t = saferoot_mount_table_read(SAFEROOT_TABLE_AUTO, &err);
+    CHECK_OK(t != NULL, err);
+    b = saferoot_mount_table_backend(t);
+    CHECK(b == SAFEROOT_TABLE_STATMOUNT || b == SAFEROOT_TABLE_MOUNTINFO);
+    CHECK(saferoot_mount_table_len(t) > 0);
+    CHECK(saferoot_mount_table_find(t, "/") != NULL);
+    saferoot_mount_table_free(t);
+
+    t = saferoot_mount_table_read(SAFEROOT_TABLE_MOUNTINFO, &err);
+    CHECK_OK(t != NULL, err);
+    CHECK(saferoot_mount_table_backend(t) == SAFEROOT_TABLE_MOUNTINFO);
+    CHECK(saferoot_mount_table_find(t, "/") != NULL);
+    CHECK(saferoot_mount_table_find(t, base) != NULL); /* the scratch tmpfs */
+    saferoot_mount_table_free(t);
+
+    t = saferoot_mount_table_read(SAFEROOT_TABLE_STATMOUNT, &err);
+    if (saferoot_has_feature(SAFEROOT_FEATURE_STATMOUNT) == 1) {
+        CHECK_OK(t != NULL, err);
+        CHECK(saferoot_mount_table_backend(t) == SAFEROOT_TABLE_STATMOUNT);
+        CHECK(saferoot_mount_table_find(t, base) != NULL);
+    } else {
+        /* No silent fallback when statmount was asked for. */
+        CHECK(t == NULL);
+        CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+    }
+    saferoot_mount_table_free(t);
+
+    t = saferoot_mount_table_read_pid((int)getpid(), SAFEROOT_TABLE_AUTO, &err);
+    CHECK_OK(t != NULL && saferoot_mount_table_len(t) > 0, err);
+    saferoot_mount_table_free(t);
+
+    CHECK(saferoot_mount_table_read(3, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_table_read_pid(0, SAFEROOT_TABLE_AUTO, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_table_read_pid(-4, SAFEROOT_TABLE_AUTO, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_table_read_pid(1, 42, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    t = saferoot_mount_table_parse_mountinfo(text, strlen(text), &err);
+    CHECK_OK(t != NULL, err);
+    CHECK(saferoot_mount_table_len(t) == 1);
+    CHECK(saferoot_mount_table_entry(t, 0) != NULL && saferoot_mount_table_entry(t, 0)->id == 22 &&
+          saferoot_mount_table_entry(t, 0)->shared_group == 1);
+    saferoot_mount_table_free(t);
+    t = saferoot_mount_table_parse_mountinfo(NULL, 0, &err);
+    CHECK_OK(t != NULL && saferoot_mount_table_len(t) == 0, err);
+    saferoot_mount_table_free(t);
+    CHECK(saferoot_mount_table_parse_mountinfo("garbage line\n", 13, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_table_parse_mountinfo(NULL, 10, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    CHECK(saferoot_mount_table_len(NULL) == 0);
+    CHECK(saferoot_mount_table_backend(NULL) == -EINVAL);
+    CHECK(saferoot_mount_table_entry(NULL, 0) == NULL);
+    CHECK(saferoot_mount_table_find(NULL, "/") == NULL);
+    saferoot_mount_table_free(NULL);
+}
+
+/* Argument checking of every mount function, which happens before any
+ * system call and so also runs without the mount API. */
+static void test_mount_bad_input(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/badinput");
+    saferoot_root *r = open_root(dir);
+    struct saferoot_fs_options o;
+    struct {
+        struct saferoot_fs_options base;
+        uint64_t future_field;
+    } bigger;
+    uint64_t attrs = 0;
+    saferoot_mount *m;
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    CHECK(dfd >= 0);
+    /* A handle made without the kernel: any fd can be adopted. */
+    m = saferoot_mount_from_fd(dfd, &err);
+    CHECK_OK(m != NULL, err);
+    CHECK(saferoot_mount_from_fd(-1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_from_fd(987654, &err) == NULL);
+    CHECK_ERR(err, EBADF, INVALID);
+
+    /* saferoot_mount_fs: strings, struct sizes, attributes. */
+    CHECK(saferoot_mount_fs(NULL, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs(BAD_UTF8, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs("", NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fs("tmp/fs", NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    memset(&o, 0, sizeof(o));
+    o.size = 0;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.size = SAFEROOT_FS_OPTIONS_SIZE_VER0 - 1;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    memset(&bigger, 0, sizeof(bigger));
+    bigger.base.size = sizeof(bigger);
+    bigger.future_field = 0xff;
+    CHECK(saferoot_mount_fs("tmpfs", &bigger.base, &err) == NULL);
+    CHECK_ERR(err, E2BIG, INVALID);
+    o.size = sizeof(o);
+    o.attrs = 1ULL << 50;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.attrs = SAFEROOT_MOUNT_ATTR_NOATIME | SAFEROOT_MOUNT_ATTR_RELATIME;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.attrs = 0;
+    o.data = "a,,b";
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.data = BAD_UTF8;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.data = NULL;
+    o.source = BAD_UTF8;
+    CHECK(saferoot_mount_fs("tmpfs", &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    /* Clones. */
+    CHECK(saferoot_mount_clone(NULL, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone(BAD_UTF8, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone("", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone(dir, 0x80, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_fd(-1, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_fd(987654, 0, &err) == NULL);
+    CHECK_ERR(err, EBADF, INVALID);
+    CHECK(saferoot_mount_clone_fd(dfd, SAFEROOT_CLONE_NOFOLLOW, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(NULL, "/", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, NULL, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, BAD_UTF8, 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, "relative", 0, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_clone_in_root(r, "/", 0x10, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    /* Attributes, propagation, idmap. */
+    CHECK(saferoot_mount_set_attr(NULL, 0, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 1ULL << 33, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 0, 1ULL << 63, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, 0, 0, 0x2, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_NODEV, SAFEROOT_MOUNT_ATTR_NODEV, 0, &err) ==
+          -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_attr(m, SAFEROOT_MOUNT_ATTR_NOATIME | SAFEROOT_MOUNT_ATTR_STRICTATIME, 0,
+                                  0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(NULL, SAFEROOT_PROPAGATION_PRIVATE, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(m, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(m, 5, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_propagation(m, SAFEROOT_PROPAGATION_SLAVE, 0x100, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_idmap(NULL, 0, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_idmap(m, -1, 0, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_set_idmap(m, dfd, 0x8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_get_attr(NULL, &attrs, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_get_attr(m, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    /* Attaching. */
+    CHECK(saferoot_mount_attach(NULL, dfd, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach(m, -1, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach(m, 987654, &err) == -EBADF);
+    CHECK_ERR(err, EBADF, INVALID);
+    CHECK(saferoot_mount_attach_beneath(NULL, dfd, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_beneath(m, -3, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(NULL, r, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, NULL, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_attach_at(m, r, "relative", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_detach(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_detach(m, &err) == -EINVAL); /* not attached */
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_root(NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_into_fd(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_mount_fd(NULL) == -EINVAL);
+    CHECK(saferoot_mount_fd(m) >= 0 && saferoot_mount_fd(m) != dfd);
+    CHECK(saferoot_unmount_in_root(NULL, "/", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_unmount_in_root(r, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_unmount_in_root(r, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_unmount_in_root(r, "relative", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    saferoot_mount_free(m);
+    CHECK(fd_is_open(dfd));
+    close(dfd);
+    saferoot_root_free(r);
+}
+
+static void check_mount_api_unsupported(void)
+{
+    saferoot_error *err = NULL;
+    CHECK(saferoot_mount_fs("tmpfs", NULL, &err) == NULL);
+    CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+    CHECK(saferoot_mount_clone("/", SAFEROOT_CLONE_RECURSIVE, &err) == NULL);
+    CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+    CHECK(saferoot_mount_clone_fd(0, 0, &err) == NULL);
+    CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static int enter_private_namespace(void)
+{
+    char tmpl[] = "/tmp/saferoot-ctest-XXXXXX";
+    if (unshare(CLONE_NEWNS) != 0) {
+        perror("unshare(CLONE_NEWNS)");
+        return -1;
+    }
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
+        perror("make / rprivate");
+        return -1;
+    }
+    if (mkdtemp(tmpl) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    /* A private tmpfs as scratch space: gone with the namespace. */
+    if (mount("saferoot-ctest", tmpl, "tmpfs", 0, "size=16m") != 0) {
+        perror("mount scratch tmpfs");
+        return -1;
+    }
+    snprintf(base, sizeof(base), "%s", tmpl);
+    return 0;
+}
+
+int main(void)
+{
+    int fds_before, fds_after;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (geteuid() != 0) {
+        const char *allow = getenv("SAFEROOT_TEST_ALLOW_SKIP");
+        if (allow != NULL && strcmp(allow, "1") == 0) {
+            printf("SKIPPED: not root (SAFEROOT_TEST_ALLOW_SKIP=1)\n0 passed, 0 failed\n");
+            return 0;
+        }
+        fprintf(stderr, "the C tests need root (set SAFEROOT_TEST_ALLOW_SKIP=1 to skip)\n");
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    if (enter_private_namespace() != 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    mount_api = saferoot_has_feature(SAFEROOT_FEATURE_MOUNT_API) == 1 &&
+                saferoot_has_feature(SAFEROOT_FEATURE_MOUNT_SETATTR) == 1;
+    if (!mount_api) {
+        const char *vg = getenv("SAFEROOT_TEST_UNDER_VALGRIND");
+        if (vg == NULL || strcmp(vg, "1") != 0) {
+            printf("FAIL - the kernel's mount API is not available\n0 passed, 1 failed\n");
+            return 1;
+        }
+        printf("# under valgrind: the mount API is hidden (valgrind does not know fsopen,\n"
+               "# open_tree, move_mount, mount_setattr); mount tests check the unsupported\n"
+               "# errors instead. The LeakSanitizer run covers them with real mounts.\n");
+    }
+
+    /* The library keeps one process-wide fd (its private procfs, opened at
+     * first use): warm it up before counting. */
+    {
+        saferoot_root *r = open_root(base);
+        saferoot_mount_table *t = saferoot_mount_table_read(SAFEROOT_TABLE_AUTO, NULL);
+        int fd = -1;
+        saferoot_mkdir_all(r, "/warm-up", 0755, &fd, NULL);
+        if (fd >= 0)
+            close(fd);
+        saferoot_mount_table_free(t);
+        saferoot_root_free(r);
+    }
+    fds_before = count_open_fds();
+
+    RUN(test_version);
+    RUN(test_error_accessors_on_null);
+    RUN(test_error_carries_path_and_null_err_is_allowed);
+    RUN(test_features);
+    RUN(test_root_open);
+    RUN(test_root_from_fd);
+    RUN(test_resolve);
+    RUN(test_mkdir_all);
+    RUN(test_create_file);
+    RUN(test_mknod);
+    RUN(test_symlink_readlink);
+    RUN(test_remove);
+    RUN(test_mount_fs_and_options);
+    RUN(test_mount_clone);
+    RUN(test_mount_set_attr_and_propagation);
+    RUN(test_mount_idmap);
+    RUN(test_mount_attach_and_detach);
+    RUN(test_mount_attach_at_errors);
+    RUN(test_mount_attach_beneath);
+    RUN(test_mount_from_and_into_fd);
+    RUN(test_mount_root_builds_a_detached_tree);
+    RUN(test_unmount_in_root);
+    RUN(test_symlink_escape_is_confined);
+    RUN(test_mount_bad_input);
+    RUN(test_mount_table_read_and_parse);
+    RUN(test_mount_table_sees_attached_mounts);
+
+    /* Invariant 5: no fd left behind by the library. */
+    fds_after = count_open_fds();
+    current_test = "no_fd_leaks";
+    current_failed = 0;
+    if (fds_after != fds_before)
+        fprintf(stderr, "  fds before: %d, after: %d\n", fds_before, fds_after);
+    CHECK(fds_after == fds_before);
+    if (current_failed == 0) {
+        tests_passed++;
+        printf("ok - no_fd_leaks\n");
+    } else {
+        tests_failed++;
+        printf("FAIL - no_fd_leaks\n");
+    }
+
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed == 0 ? 0 : 1;
+}
