@@ -55,19 +55,22 @@ impl Procfs {
         Ok(Procfs { inner })
     }
 
+    /// Opens the sysctl `name` with `flags`; returns the file and the
+    /// path it is shown as in errors.
+    fn open_sysctl(&self, name: &str, flags: OpenFlags) -> Result<(std::fs::File, PathBuf)> {
+        let path = sysctl_path(name)?;
+        let shown = Path::new("/proc").join(&path);
+        let f = self
+            .inner
+            .open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
+            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        Ok((f, shown))
+    }
+
     /// Writes `value` to the sysctl `name` (dotted or slashed), in the
     /// namespaces of the calling thread.
     pub fn write_sysctl(&self, name: &str, value: &str) -> Result<()> {
-        let path = sysctl_path(name)?;
-        let shown = Path::new("/proc").join(&path);
-        let mut f = self
-            .inner
-            .open(
-                ProcfsBase::ProcRoot,
-                &path,
-                OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
-            )
-            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        let (mut f, shown) = self.open_sysctl(name, OpenFlags::O_WRONLY)?;
         f.write_all(value.as_bytes())
             .map_err(|e| Error::os_at("write sysctl", &shown, errno_of(&e)))?;
         log::debug!("sysctl {name} = {value}");
@@ -76,16 +79,7 @@ impl Procfs {
 
     /// Reads the sysctl `name`, without the trailing newline.
     pub fn read_sysctl(&self, name: &str) -> Result<String> {
-        let path = sysctl_path(name)?;
-        let shown = Path::new("/proc").join(&path);
-        let mut f = self
-            .inner
-            .open(
-                ProcfsBase::ProcRoot,
-                &path,
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )
-            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        let (mut f, shown) = self.open_sysctl(name, OpenFlags::O_RDONLY)?;
         let mut s = String::new();
         f.read_to_string(&mut s)
             .map_err(|e| Error::os_at("read sysctl", &shown, errno_of(&e)))?;

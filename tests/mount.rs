@@ -540,47 +540,20 @@ fn racing_symlink_exchange_never_escapes_long() {
 }
 
 fn race(iterations: usize) {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let dir = TempDir::new();
     std::fs::create_dir(dir.join("d")).unwrap();
     symlink("/", dir.join("s")).unwrap();
     common::in_mount_ns(|| {
         let root = Root::open(dir.path()).unwrap();
-        let stop = AtomicBool::new(false);
-        let (mut inside, mut failed) = (0usize, 0usize);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let d = std::fs::File::open(dir.path()).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        &d,
-                        "d",
-                        &d,
-                        "s",
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    );
-                }
-            });
+        let ((inside, failed), swaps) = common::while_exchanging(dir.path(), "d", "s", || {
+            let (mut inside, mut failed) = (0usize, 0usize);
             for _ in 0..iterations {
                 let r = root
                     .resolve("/d")
                     .and_then(|h| Mount::fs("tmpfs").mount()?.attach(&h));
                 match r {
                     Ok(att) => {
-                        let mine = rustix::fs::statx(
-                            &att,
-                            c"",
-                            rustix::fs::AtFlags::EMPTY_PATH,
-                            rustix::fs::StatxFlags::MNT_ID,
-                        )
-                        .unwrap()
-                        .stx_mnt_id;
-                        let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
-                        let line = text
-                            .lines()
-                            .find(|l| l.split(' ').next() == Some(&mine.to_string()))
-                            .unwrap_or_else(|| panic!("mount {mine} not in the table"));
-                        let mp = PathBuf::from(line.split(' ').nth(4).unwrap());
+                        let mp = mount_point_of(&att);
                         assert!(
                             mp.starts_with(dir.path()),
                             "escaped: mounted at {}",
@@ -592,17 +565,33 @@ fn race(iterations: usize) {
                     Err(_) => failed += 1,
                 }
             }
-            stop.store(true, Ordering::Relaxed);
+            (inside, failed)
         });
-        log::info!(
-            "race: {iterations} attempts, {inside} attached inside the root, {failed} refused"
-        );
-        eprintln!(
-            "race: {iterations} attempts, {inside} attached inside the root, {failed} refused"
-        );
+        log::info!("race: {iterations} attempts, {swaps} swaps, {inside} inside the root, {failed} refused");
+        eprintln!("race: {iterations} attempts, {swaps} swaps, {inside} inside the root, {failed} refused");
         assert_eq!(inside + failed, iterations);
         assert!(inside > 0, "no attach ever succeeded");
+        assert!(swaps > 0, "the attacker never swapped");
     });
+}
+
+/// Where the mount behind `fd` is, from the mount table (by its mount id).
+fn mount_point_of(fd: impl std::os::fd::AsFd) -> PathBuf {
+    let id = rustix::fs::statx(
+        fd,
+        c"",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .unwrap()
+    .stx_mnt_id
+    .to_string();
+    let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split(' ').next() == Some(id.as_str()))
+        .unwrap_or_else(|| panic!("mount {id} not in the table"));
+    PathBuf::from(line.split(' ').nth(4).unwrap())
 }
 
 #[test_log::test]

@@ -585,7 +585,6 @@ fn cve_2023_27561_sys_symlink_is_refused() {
 /// nothing mounted anywhere else.
 #[test_log::test]
 fn cve_2021_30465_destination_exchange_race_stays_inside() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let rootfs = make_rootfs();
     let host = TempDir::new();
     std::fs::write(host.join("marker"), "host").unwrap();
@@ -598,21 +597,8 @@ fn cve_2021_30465_destination_exchange_race_stays_inside() {
         ..Default::default()
     };
     common::in_mount_ns(|| {
-        let stop = AtomicBool::new(false);
-        let mut attempts = 0;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let d = std::fs::File::open(rootfs.join("data")).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        &d,
-                        "d",
-                        &d,
-                        "s",
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    );
-                }
-            });
+        let (attempts, swaps) = common::while_exchanging(&rootfs.join("data"), "d", "s", || {
+            let mut attempts = 0;
             for _ in 0..200 {
                 attempts += 1;
                 if let Ok(a) = assemble(&spec, &opts(Strategy::Auto)) {
@@ -624,9 +610,10 @@ fn cve_2021_30465_destination_exchange_race_stays_inside() {
                     a.detach().unwrap();
                 }
             }
-            stop.store(true, Ordering::Relaxed);
+            attempts
         });
-        eprintln!("CVE-2021-30465 race: {attempts} assemblies");
+        assert!(swaps > 0, "the attacker never swapped");
+        eprintln!("CVE-2021-30465 race: {attempts} assemblies, {swaps} swaps");
         assert!(!common::is_mount_point(host.path()));
         assert_eq!(
             std::fs::read_to_string(host.join("marker")).unwrap(),
@@ -640,32 +627,18 @@ fn cve_2021_30465_destination_exchange_race_stays_inside() {
 /// directories on the host.
 #[test_log::test]
 fn cve_2024_45310_racing_mkdir_all_creates_nothing_on_the_host() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let rootfs = make_rootfs();
     let host = TempDir::new();
     std::fs::create_dir(rootfs.join("data/d")).unwrap();
     symlink(host.path(), rootfs.join("data/s")).unwrap();
     common::in_mount_ns(|| {
         let root = saferoot::Root::open(rootfs.path()).unwrap();
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let d = std::fs::File::open(rootfs.join("data")).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        &d,
-                        "d",
-                        &d,
-                        "s",
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    );
-                }
-            });
+        let ((), swaps) = common::while_exchanging(&rootfs.join("data"), "d", "s", || {
             for i in 0..2000 {
                 let _ = root.mkdir_all(format!("/data/d/n{i}/m"), 0o755);
             }
-            stop.store(true, Ordering::Relaxed);
         });
+        assert!(swaps > 0, "the attacker never swapped");
         assert_eq!(
             std::fs::read_dir(host.path()).unwrap().count(),
             0,

@@ -47,6 +47,16 @@ impl HostDevNull {
     }
 }
 
+/// The handle of `p` in `root`, or `None` when it does not exist (masked
+/// and read-only paths that are missing are skipped, as runc does).
+fn resolve_existing(root: &Root, p: &Path) -> Result<Option<Handle>> {
+    match root.resolve(p) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Masks each path of `paths` that exists. Returns the mounts made.
 pub(crate) fn mask_paths(
     root: &Root,
@@ -57,10 +67,8 @@ pub(crate) fn mask_paths(
     let mut dir_mask: Option<Mount> = None;
     for p in paths {
         let p = p.as_ref();
-        let target = match root.resolve(p) {
-            Ok(h) => h,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+        let Some(target) = resolve_existing(root, p)? else {
+            continue;
         };
         let m = if target.is_dir().map_err(|e| e.with_path(p))? {
             let fresh = || {
@@ -103,10 +111,8 @@ pub(crate) fn readonly_paths(
     let mut made = Vec::new();
     for p in paths {
         let p = p.as_ref();
-        let target = match root.resolve(p) {
-            Ok(h) => h,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+        let Some(target) = resolve_existing(root, p)? else {
+            continue;
         };
         let m = Mount::clone_fd(&target, true).map_err(|e| e.with_path(p))?;
         m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())

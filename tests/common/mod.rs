@@ -752,3 +752,30 @@ fn empty_dir(dir: &OwnedFd, mnt: u64, shown: &Path, problems: &mut Vec<String>) 
         }
     }
 }
+
+/// Runs `f` while an attacker thread swaps the entries `a` and `b` of the
+/// directory `dir` with `renameat2(RENAME_EXCHANGE)` as fast as it can (the
+/// symlink-exchange attack on mount destinations). Returns what `f`
+/// returned and how many swaps the attacker made.
+pub fn while_exchanging<R>(dir: &Path, a: &str, b: &str, f: impl FnOnce() -> R) -> (R, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let attacker = s.spawn(|| {
+            let d = std::fs::File::open(dir).expect("open the attacked directory");
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if rustix::fs::renameat_with(&d, a, &d, b, rustix::fs::RenameFlags::EXCHANGE)
+                    .is_ok()
+                {
+                    swaps += 1;
+                }
+            }
+            swaps
+        });
+        let r = f();
+        stop.store(true, Ordering::Relaxed);
+        let swaps = attacker.join().expect("attacker thread panicked");
+        (r, swaps)
+    })
+}
