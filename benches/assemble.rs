@@ -43,9 +43,19 @@ fn spec(rootfs: &Path, mounts: usize) -> RootfsSpec {
     for d in ["proc", "dev", "tmp"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    let mut m = vec![MountSpec::new("/proc", "proc", None, &["nosuid", "nodev", "noexec"])];
+    let mut m = vec![MountSpec::new(
+        "/proc",
+        "proc",
+        None,
+        &["nosuid", "nodev", "noexec"],
+    )];
     for i in 0..mounts {
-        m.push(MountSpec::new(format!("/m/{i}"), "tmpfs", None, &["nosuid", "size=64k"]));
+        m.push(MountSpec::new(
+            format!("/m/{i}"),
+            "tmpfs",
+            None,
+            &["nosuid", "size=64k"],
+        ));
     }
     RootfsSpec {
         rootfs: rootfs.into(),
@@ -64,13 +74,16 @@ fn benches(c: &mut Criterion) {
     std::fs::create_dir_all(dir.join(&deep)).unwrap();
     let root = Root::open(&dir).unwrap();
     let target = Path::new("/").join(&deep);
-    c.bench_function("resolve/16-deep", |b| b.iter(|| root.resolve(&target).unwrap()));
+    c.bench_function("resolve/16-deep", |b| {
+        b.iter(|| root.resolve(&target).unwrap())
+    });
 
     let handle = root.handle().unwrap();
     c.bench_function("tmpfs/make-configure-attach-detach", |b| {
         b.iter(|| {
             let m = Mount::fs("tmpfs").data("size=64k").mount().unwrap();
-            m.set_attr(MountAttr::RDONLY | MountAttr::NOSUID, MountAttr::empty()).unwrap();
+            m.set_attr(MountAttr::RDONLY | MountAttr::NOSUID, MountAttr::empty())
+                .unwrap();
             m.attach(&handle).unwrap().detach().unwrap();
         })
     });
@@ -105,7 +118,12 @@ fn benches(c: &mut Criterion) {
     for n in [0usize, 1000, 4000] {
         while made < n {
             let h = croot.mkdir_all(format!("/c{made}"), 0o755).unwrap();
-            Mount::fs("tmpfs").mount().unwrap().attach(&h).unwrap().forget();
+            Mount::fs("tmpfs")
+                .mount()
+                .unwrap()
+                .attach(&h)
+                .unwrap()
+                .forget();
             made += 1;
         }
         g.bench_with_input(BenchmarkId::from_parameter(n), &s, |b, s| {
