@@ -121,6 +121,25 @@
 #define SAFEROOT_MOUNT_ENTRY_UNBINDABLE 2
 
 /**
+ * `saferoot_assemble_options.flags`: `console_fd` is set; bind that pty
+ * peer onto `/dev/console`.
+ */
+#define SAFEROOT_ASSEMBLE_CONSOLE 1
+
+/**
+ * `saferoot_assemble_options.flags`: do not refuse to run in the mount
+ * namespace of pid 1. Assembling changes the propagation of `/` (as runc
+ * does); without this flag, saferoot refuses where that would affect the
+ * whole host.
+ */
+#define SAFEROOT_ASSEMBLE_ALLOW_HOST_NAMESPACE 2
+
+/**
+ * The size of the first version of `struct saferoot_assemble_options`.
+ */
+#define SAFEROOT_ASSEMBLE_OPTIONS_SIZE_VER0 24
+
+/**
  * What went wrong, coarsely: the part a caller matches on. Mirrors
  * `saferoot::ErrorKind`; new kinds may be added in later releases, so a
  * `switch` over it needs a `default:` branch.
@@ -271,6 +290,48 @@ typedef enum saferoot_table_backend {
 } saferoot_table_backend;
 
 /**
+ * How `saferoot_rootfs_assemble_*` puts the mounts together.
+ */
+typedef enum saferoot_strategy {
+    /**
+     * Detached when the kernel can (Linux 6.15), otherwise in place.
+     */
+    SAFEROOT_STRATEGY_AUTO = 0,
+    /**
+     * Build the whole tree detached, attach it with one move_mount: on
+     * failure nothing was ever visible. Unsupported kind before 6.15.
+     */
+    SAFEROOT_STRATEGY_DETACHED = 1,
+    /**
+     * Attach mounts one by one onto an attached private clone of the
+     * rootfs; on failure the clone is detached with everything below it.
+     */
+    SAFEROOT_STRATEGY_IN_PLACE = 2,
+} saferoot_strategy;
+
+/**
+ * How `saferoot_rootfs_enter` makes the assembled root the process's
+ * root.
+ */
+typedef enum saferoot_enter_method {
+    /**
+     * `pivot_root(".", ".")` through the root's fd, then the old root is
+     * made a slave and detached: the host's tree is gone from the
+     * namespace.
+     */
+    SAFEROOT_ENTER_PIVOT_ROOT = 1,
+    /**
+     * Move the root mount over `/` and chroot into it, for when pivot_root
+     * is impossible (an initramfs root).
+     */
+    SAFEROOT_ENTER_MOVE_ROOT = 2,
+    /**
+     * Plain chroot: the host's tree stays reachable in the namespace.
+     */
+    SAFEROOT_ENTER_CHROOT = 3,
+} saferoot_enter_method;
+
+/**
  * An error: errno, kind, message and, when there is one, the in-root path
  * the failed operation was working on.
  *
@@ -310,6 +371,15 @@ typedef struct saferoot_mount_table saferoot_mount_table;
  * used from several threads at once.
  */
 typedef struct saferoot_root saferoot_root;
+
+/**
+ * A container root that has been assembled and attached over its rootfs
+ * directory, ready to be entered. Owned by the caller; release with
+ * `saferoot_rootfs_free`, which leaves the assembled mounts where they
+ * are (use `saferoot_rootfs_detach` to take them down). Calls on one
+ * handle are serialized by a lock.
+ */
+typedef struct saferoot_rootfs saferoot_rootfs;
 
 /**
  * Options for `saferoot_mount_fs`. An extensible struct: set `size` to
@@ -423,6 +493,37 @@ typedef struct saferoot_mount_entry {
      */
     uint64_t propagate_from;
 } saferoot_mount_entry;
+
+/**
+ * Options for `saferoot_rootfs_assemble_*`. An extensible struct like
+ * `saferoot_fs_options`: set `size` to `sizeof(struct
+ * saferoot_assemble_options)` and zero what you do not use; all-zero
+ * means the defaults. NULL options mean the defaults too.
+ */
+typedef struct saferoot_assemble_options {
+    /**
+     * `sizeof(struct saferoot_assemble_options)`.
+     */
+    size_t size;
+    /**
+     * A `saferoot_strategy`; 0 is `SAFEROOT_STRATEGY_AUTO`.
+     */
+    uint32_t strategy;
+    /**
+     * `SAFEROOT_ASSEMBLE_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * With `SAFEROOT_ASSEMBLE_CONSOLE`: the pty peer to bind onto
+     * `/dev/console`. Borrowed: the library clones it and the caller
+     * still closes it. Ignored without the flag.
+     */
+    int console_fd;
+    /**
+     * Must be 0 (room for a later field).
+     */
+    uint32_t reserved;
+} saferoot_assemble_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -916,6 +1017,103 @@ const struct saferoot_mount_entry *saferoot_mount_table_find(const struct safero
  * Frees a table and all its entries and strings. NULL is a no-op.
  */
 void saferoot_mount_table_free(struct saferoot_mount_table *t);
+
+/**
+ * Checks the OCI runtime-spec `config_json` (the text of a config.json)
+ * and plans its root filesystem, without changing anything: the same
+ * checks `saferoot_rootfs_assemble_oci` makes before its first mount.
+ * `bundle_dir` is the directory relative paths (such as `root.path`) are
+ * read from. Returns 0, or `-errno` with `*err` set (invalid input for a
+ * config that is not valid or that saferoot refuses, naming the entry).
+ */
+int saferoot_oci_validate(const char *config_json,
+                          const char *bundle_dir,
+                          struct saferoot_error **err);
+
+/**
+ * Assembles the root filesystem that the OCI runtime-spec `config_json`
+ * (the text of a config.json) describes: mounts, devices, masked and
+ * read-only paths, propagation, read-only root. Relative paths (such as
+ * `root.path`) are read from `bundle_dir`. `opts` may be NULL.
+ *
+ * Call it as root in a private mount namespace (`unshare(CLONE_NEWNS)`),
+ * on the thread that will enter the root: like runc, it changes the
+ * propagation of `/` first. The spec is checked before anything changes;
+ * a failure later leaves no mount behind and no fd open.
+ *
+ * Returns a new assembled root owned by the caller, or NULL with `*err`
+ * set.
+ */
+struct saferoot_rootfs *saferoot_rootfs_assemble_oci(const char *config_json,
+                                                     const char *bundle_dir,
+                                                     const struct saferoot_assemble_options *opts,
+                                                     struct saferoot_error **err);
+
+/**
+ * Like `saferoot_rootfs_assemble_oci` with the `config.json` of the OCI
+ * bundle directory `bundle_dir`. The file is opened inside the bundle
+ * directory: a config.json that is a symlink leading out of it, or not a
+ * regular file, is refused.
+ *
+ * Returns a new assembled root owned by the caller, or NULL with `*err`
+ * set.
+ */
+struct saferoot_rootfs *saferoot_rootfs_assemble_bundle(const char *bundle_dir,
+                                                        const struct saferoot_assemble_options *opts,
+                                                        struct saferoot_error **err);
+
+/**
+ * A new root for working inside the assembled root (resolve, create,
+ * attach more mounts), owned by the caller (free with
+ * `saferoot_root_free`); NULL with `*err` set on failure.
+ */
+struct saferoot_root *saferoot_rootfs_root(const struct saferoot_rootfs *rootfs,
+                                           struct saferoot_error **err);
+
+/**
+ * The fd of the assembled root mount, borrowed: owned by `rootfs` and
+ * valid until it is freed, entered or detached. Do not close it.
+ * `-EINVAL` when `rootfs` is NULL or was entered or detached.
+ */
+int saferoot_rootfs_fd(const struct saferoot_rootfs *rootfs);
+
+/**
+ * The strategy that was used: `SAFEROOT_STRATEGY_DETACHED` or
+ * `SAFEROOT_STRATEGY_IN_PLACE` (never auto). `-EINVAL` when `rootfs` is
+ * NULL or was entered or detached.
+ */
+int saferoot_rootfs_strategy(const struct saferoot_rootfs *rootfs);
+
+/**
+ * Detaches the whole assembled root (lazily, with every mount in it).
+ * Afterwards `rootfs` only awaits `saferoot_rootfs_free`. Returns 0, or
+ * `-errno` with `*err` set.
+ */
+int saferoot_rootfs_detach(const struct saferoot_rootfs *rootfs, struct saferoot_error **err);
+
+/**
+ * Makes the assembled root the root of the calling process with `method`
+ * (a `saferoot_enter_method`), all through the root's fd; then reopens
+ * stdio that pointed at the host's /dev/null on the container's, creates
+ * and enters the working directory (checked to be inside the root) and
+ * sets the umask, as the spec says.
+ *
+ * This changes the root and working directory of the calling process (of
+ * every thread sharing its fs struct); do it in the process that is about
+ * to exec the container's program, in the mount namespace the root was
+ * assembled in. Afterwards `rootfs` only awaits `saferoot_rootfs_free`,
+ * also when entering failed. Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_rootfs_enter(const struct saferoot_rootfs *rootfs,
+                          uint32_t method,
+                          struct saferoot_error **err);
+
+/**
+ * Frees an assembled-root handle. The assembled mounts stay where they
+ * are (they were attached); only the library's fds are closed. NULL is a
+ * no-op.
+ */
+void saferoot_rootfs_free(struct saferoot_rootfs *rootfs);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -26,6 +26,7 @@ pub mod feature;
 pub mod root;
 pub mod mount;
 pub mod table;
+pub mod rootfs;
 mod util;
 
 pub use error::{saferoot_errkind, saferoot_error};

@@ -1573,6 +1573,284 @@ static void check_mount_api_unsupported(void)
     CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
 }
 
+/* ---- assembled roots ------------------------------------------------------- */
+
+/* A small OCI config: root "rootfs" in the bundle, read-only, with proc,
+ * a tmpfs /dev (saferoot adds the default devices) and /tmp, masked paths
+ * (one that exists, one that may not), a read-only path, and a working
+ * directory. */
+static const char CONFIG_JSON[] =
+    "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+    "\"process\":{\"cwd\":\"/work\",\"args\":[\"sh\"],\"user\":{\"uid\":0,\"gid\":0}},"
+    "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+    "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+    "\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
+    "{\"destination\":\"/tmp\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+    "\"options\":[\"nosuid\",\"nodev\",\"size=1m\"]}],"
+    "\"linux\":{\"maskedPaths\":[\"/etc/secret\",\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"]}}";
+
+/* A bundle directory: config.json and a rootfs with a few directories. */
+static const char *make_bundle(const char *name)
+{
+    const char *b = new_dir(name);
+    static const char *dirs[] = {"/rootfs", "/rootfs/proc", "/rootfs/dev", "/rootfs/tmp",
+                                 "/rootfs/etc", "/rootfs/work"};
+    size_t i;
+    for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        if (mkdir(path_join(b, dirs[i]), 0755) != 0 && errno != EEXIST)
+            perror(dirs[i]);
+    if (write_file(path_join(b, "/rootfs/etc/hostname"), "container\n") != 0 ||
+        write_file(path_join(b, "/rootfs/etc/secret"), "secret\n") != 0 ||
+        write_file(path_join(b, "/config.json"), CONFIG_JSON) != 0)
+        perror("bundle files");
+    return b;
+}
+
+static void test_oci_validate(void)
+{
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/validate");
+    static const char relative_dest[] =
+        "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},"
+        "\"mounts\":[{\"destination\":\"proc\",\"type\":\"proc\",\"source\":\"proc\"}]}";
+
+    CHECK_OK(saferoot_oci_validate(CONFIG_JSON, b, &err) == 0, err);
+    CHECK(saferoot_oci_validate("{", b, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate("[1,2]", b, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate(relative_dest, b, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate(NULL, b, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate(CONFIG_JSON, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate(BAD_UTF8, b, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_oci_validate(CONFIG_JSON, BAD_UTF8, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+}
+
+/* Argument checking of the assembled-root functions; nothing is mounted. */
+static void test_rootfs_bad_input(void)
+{
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/rootfs-bad");
+    struct saferoot_assemble_options o;
+    struct {
+        struct saferoot_assemble_options base;
+        uint64_t future_field;
+    } bigger;
+
+    memset(&o, 0, sizeof(o));
+    o.size = 8;
+    CHECK(saferoot_rootfs_assemble_bundle(b, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    memset(&bigger, 0, sizeof(bigger));
+    bigger.base.size = sizeof(bigger);
+    bigger.future_field = 1;
+    CHECK(saferoot_rootfs_assemble_bundle(b, &bigger.base, &err) == NULL);
+    CHECK_ERR(err, E2BIG, INVALID);
+    o.size = sizeof(o);
+    o.flags = 0x40;
+    CHECK(saferoot_rootfs_assemble_oci(CONFIG_JSON, b, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.flags = 0;
+    o.strategy = 7;
+    CHECK(saferoot_rootfs_assemble_oci(CONFIG_JSON, b, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.strategy = 0;
+    o.reserved = 1;
+    CHECK(saferoot_rootfs_assemble_oci(CONFIG_JSON, b, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.reserved = 0;
+    o.flags = SAFEROOT_ASSEMBLE_CONSOLE;
+    o.console_fd = -1;
+    CHECK(saferoot_rootfs_assemble_oci(CONFIG_JSON, b, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_oci("{", b, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_oci(NULL, b, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_oci(CONFIG_JSON, NULL, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_oci(BAD_UTF8, b, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_bundle(NULL, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_bundle(BAD_UTF8, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_bundle(path_join(b, "/rootfs"), NULL, &err) == NULL);
+    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND); /* no config.json there */
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
+
+    CHECK(saferoot_rootfs_root(NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_fd(NULL) == -EINVAL);
+    CHECK(saferoot_rootfs_strategy(NULL) == -EINVAL);
+    CHECK(saferoot_rootfs_detach(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_enter(NULL, SAFEROOT_ENTER_CHROOT, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_rootfs_free(NULL);
+}
+
+static void test_rootfs_assemble_and_detach(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/assemble");
+    const char *rootfs = path_join(b, "/rootfs");
+    struct saferoot_assemble_options o;
+    saferoot_rootfs *rf;
+    saferoot_root *inner;
+    char type[128] = "";
+    int fd, strategy;
+
+    rf = saferoot_rootfs_assemble_bundle(b, NULL, &err);
+    CHECK_OK(rf != NULL, err);
+    strategy = saferoot_rootfs_strategy(rf);
+    CHECK(strategy == SAFEROOT_STRATEGY_DETACHED || strategy == SAFEROOT_STRATEGY_IN_PLACE);
+    if (saferoot_has_feature(SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS) == 1)
+        CHECK(strategy == SAFEROOT_STRATEGY_DETACHED);
+    CHECK(saferoot_rootfs_fd(rf) >= 0);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) >= 1);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), type, sizeof(type)) == 1 &&
+          strcmp(type, "proc") == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/dev"), type, sizeof(type)) == 1 &&
+          strcmp(type, "tmpfs") == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/tmp"), NULL, 0) == 1);
+    /* Masked and read-only paths. */
+    CHECK(mounts_at(path_join(b, "/rootfs/etc/secret"), NULL, 0) == 1);
+    {
+        struct stat st;
+        CHECK(stat(path_join(b, "/rootfs/etc/secret"), &st) == 0 && S_ISCHR(st.st_mode) &&
+              st.st_rdev == makedev(1, 3));
+    }
+    CHECK(mounts_at(path_join(b, "/rootfs/proc/sys"), NULL, 0) >= 1);
+    /* The root is read-only; /tmp is not. */
+    CHECK(write_file(path_join(b, "/rootfs/etc/new"), "x") != 0 && errno == EROFS);
+    CHECK(write_file(path_join(b, "/rootfs/tmp/new"), "x") == 0);
+    /* Default devices. */
+    CHECK(access(path_join(b, "/rootfs/dev/null"), F_OK) == 0);
+
+    inner = saferoot_rootfs_root(rf, &err);
+    CHECK_OK(inner != NULL, err);
+    fd = saferoot_resolve(inner, "/etc/hostname", &err);
+    CHECK_OK(fd >= 0, err);
+    close(fd);
+    saferoot_root_free(inner);
+
+    CHECK_OK(saferoot_rootfs_detach(rf, &err) == 0, err);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+    /* Detached: only free is left. */
+    CHECK(saferoot_rootfs_detach(rf, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_enter(rf, SAFEROOT_ENTER_CHROOT, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_root(rf, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_fd(rf) == -EINVAL);
+    CHECK(saferoot_rootfs_strategy(rf) == -EINVAL);
+    saferoot_rootfs_free(rf);
+
+    /* From config text, in place. */
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.strategy = SAFEROOT_STRATEGY_IN_PLACE;
+    rf = saferoot_rootfs_assemble_oci(CONFIG_JSON, b, &o, &err);
+    CHECK_OK(rf != NULL, err);
+    CHECK(saferoot_rootfs_strategy(rf) == SAFEROOT_STRATEGY_IN_PLACE);
+    CHECK(mounts_at(path_join(b, "/rootfs/tmp"), NULL, 0) == 1);
+    CHECK(saferoot_rootfs_enter(rf, 0, &err) == -EINVAL); /* unknown method */
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_enter(rf, 4, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK_OK(saferoot_rootfs_detach(rf, &err) == 0, err);
+    saferoot_rootfs_free(rf);
+    CHECK(mounts_at(rootfs, NULL, 0) == 0);
+
+    /* A spec error changes nothing. */
+    CHECK(saferoot_rootfs_assemble_oci(
+              "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"mounts\":"
+              "[{\"destination\":\"/tmp\",\"type\":\"tmpfs\",\"options\":[\"bogus-option=1\"]}]}",
+              b, NULL, &err) == NULL);
+    CHECK(err != NULL);
+    saferoot_error_free(err);
+    err = NULL;
+    CHECK(mounts_at(rootfs, NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/tmp"), NULL, 0) == 0);
+}
+
+/* In a child (entering changes the process's root): a mount namespace of
+ * its own, assemble, enter with `method`, then look around. Exit codes
+ * name the step that failed. */
+static int enter_child(const char *bundle, int method)
+{
+    saferoot_error *err = NULL;
+    saferoot_rootfs *rf;
+    char buf[64];
+    int fd;
+    ssize_t n;
+
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+        return 10;
+    rf = saferoot_rootfs_assemble_bundle(bundle, NULL, &err);
+    if (rf == NULL) {
+        fprintf(stderr, "  child: assemble: %s\n", saferoot_error_message(err));
+        return 11;
+    }
+    if (saferoot_rootfs_enter(rf, (uint32_t)method, &err) != 0) {
+        fprintf(stderr, "  child: enter: %s\n", saferoot_error_message(err));
+        return 12;
+    }
+    saferoot_rootfs_free(rf);
+    fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 13;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n != 10 || memcmp(buf, "container\n", 10) != 0)
+        return 14;
+    if (getcwd(buf, sizeof(buf)) == NULL || strcmp(buf, "/work") != 0)
+        return 15;
+    /* The host's side is out of reach by path. */
+    if (access(bundle, F_OK) == 0)
+        return 16;
+    if (mounts_at("/proc", buf, sizeof(buf)) != 1 || strcmp(buf, "proc") != 0)
+        return 17;
+    if (access("/dev/null", W_OK) != 0)
+        return 18;
+    return 0;
+}
+
+static void test_rootfs_enter(void)
+{
+    NEED_MOUNT_API();
+    const char *b = make_bundle("/enter");
+    static const int methods[] = {SAFEROOT_ENTER_PIVOT_ROOT, SAFEROOT_ENTER_MOVE_ROOT,
+                                  SAFEROOT_ENTER_CHROOT};
+    size_t i;
+
+    for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        int status = -1;
+        pid_t pid;
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0)
+            _exit(enter_child(b, methods[i]));
+        CHECK(pid > 0);
+        CHECK(waitpid(pid, &status, 0) == pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "  enter method %d: child status %#x\n", methods[i], status);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* The children's namespaces are gone; nothing is left here. */
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static int enter_private_namespace(void)
@@ -1671,6 +1949,10 @@ int main(void)
     RUN(test_mount_bad_input);
     RUN(test_mount_table_read_and_parse);
     RUN(test_mount_table_sees_attached_mounts);
+    RUN(test_oci_validate);
+    RUN(test_rootfs_bad_input);
+    RUN(test_rootfs_assemble_and_detach);
+    RUN(test_rootfs_enter);
 
     /* Invariant 5: no fd left behind by the library. */
     fds_after = count_open_fds();
