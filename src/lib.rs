@@ -26,6 +26,7 @@
 pub mod attr;
 pub mod error;
 pub mod features;
+mod fsthread;
 pub mod mount;
 pub mod mountinfo;
 #[cfg(feature = "oci")]

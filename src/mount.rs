@@ -610,15 +610,10 @@ pub(crate) fn with_cwd<R: Send>(
     dir: BorrowedFd<'_>,
     f: impl FnOnce() -> std::result::Result<R, Errno> + Send,
 ) -> std::result::Result<R, Errno> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            sys::unshare(rustix::thread::UnshareFlags::FS)?;
-            rustix::process::fchdir(dir)?;
-            f()
-        })
-        .join()
-        .unwrap_or(Err(Errno::IO))
-    })
+    crate::fsthread::on_fs_thread(|| {
+        rustix::process::fchdir(dir)?;
+        f()
+    })?
 }
 
 /// Unmounts the mount whose root `dir` is, through `fchdir` + `umount2(".")`.

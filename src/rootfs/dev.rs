@@ -40,27 +40,17 @@ pub(crate) fn create_devices(
     devices: &[DeviceSpec],
     user_namespace: bool,
 ) -> Result<Vec<AttachedMount>> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            crate::sys::unshare(rustix::thread::UnshareFlags::FS)
-                .map_err(|e| Error::os("unshare(CLONE_FS)", e))?;
-            rustix::process::umask(rustix::fs::Mode::empty());
-            let mut binds = Vec::new();
-            for d in devices {
-                if let Some(b) = create_device(root, d, user_namespace)? {
-                    binds.push(b);
-                }
+    crate::fsthread::on_fs_thread(|| {
+        rustix::process::umask(rustix::fs::Mode::empty());
+        let mut binds = Vec::new();
+        for d in devices {
+            if let Some(b) = create_device(root, d, user_namespace)? {
+                binds.push(b);
             }
-            Ok(binds)
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(Error::invalid(
-                "create devices",
-                "device helper thread panicked",
-            ))
-        })
+        }
+        Ok(binds)
     })
+    .map_err(|e| Error::os("start the device helper thread", e))?
 }
 
 fn create_device(
