@@ -46,6 +46,8 @@ cflags="-std=c99 -Wall -Wextra -Werror -g $(pkg-config --cflags saferoot)"
 libs="$(pkg-config --libs saferoot) -Wl,-rpath,$prefix/lib"
 cc=${CC:-gcc}
 
+"$here/check-doc-example.sh" "$repo/docs/c-api.md" ffi/examples/example.c
+
 echo "== building the C tests and the example against $prefix"
 # shellcheck disable=SC2086
 $cc $cflags "$here/c/test_saferoot.c" $libs -o "$work/test_saferoot"

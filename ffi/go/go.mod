@@ -1,0 +1,3 @@
+module github.com/saferoot/saferoot-go
+
+go 1.19
