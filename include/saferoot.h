@@ -111,16 +111,6 @@
 #define SAFEROOT_FS_OPTIONS_SIZE_VER0 32
 
 /**
- * `saferoot_mount_entry.flags`: the mount is idmapped.
- */
-#define SAFEROOT_MOUNT_ENTRY_IDMAPPED 1
-
-/**
- * `saferoot_mount_entry.flags`: the mount is unbindable.
- */
-#define SAFEROOT_MOUNT_ENTRY_UNBINDABLE 2
-
-/**
  * `saferoot_assemble_options.flags`: `console_fd` is set; bind that pty
  * peer onto `/dev/console`.
  */
@@ -138,6 +128,16 @@
  * The size of the first version of `struct saferoot_assemble_options`.
  */
 #define SAFEROOT_ASSEMBLE_OPTIONS_SIZE_VER0 24
+
+/**
+ * `saferoot_mount_entry.flags`: the mount is idmapped.
+ */
+#define SAFEROOT_MOUNT_ENTRY_IDMAPPED 1
+
+/**
+ * `saferoot_mount_entry.flags`: the mount is unbindable.
+ */
+#define SAFEROOT_MOUNT_ENTRY_UNBINDABLE 2
 
 /**
  * What went wrong, coarsely: the part a caller matches on. Mirrors
@@ -414,6 +414,37 @@ typedef struct saferoot_fs_options {
 } saferoot_fs_options;
 
 /**
+ * Options for `saferoot_rootfs_assemble_*`. An extensible struct like
+ * `saferoot_fs_options`: set `size` to `sizeof(struct
+ * saferoot_assemble_options)` and zero what you do not use; all-zero
+ * means the defaults. NULL options mean the defaults too.
+ */
+typedef struct saferoot_assemble_options {
+    /**
+     * `sizeof(struct saferoot_assemble_options)`.
+     */
+    size_t size;
+    /**
+     * A `saferoot_strategy`; 0 is `SAFEROOT_STRATEGY_AUTO`.
+     */
+    uint32_t strategy;
+    /**
+     * `SAFEROOT_ASSEMBLE_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * With `SAFEROOT_ASSEMBLE_CONSOLE`: the pty peer to bind onto
+     * `/dev/console`. Borrowed: the library clones it and the caller
+     * still closes it. Ignored without the flag.
+     */
+    int console_fd;
+    /**
+     * Must be 0 (room for a later field).
+     */
+    uint32_t reserved;
+} saferoot_assemble_options;
+
+/**
  * One mount of a `saferoot_mount_table`. Owned by the table: the struct
  * and its strings stay valid until `saferoot_mount_table_free`.
  *
@@ -494,37 +525,6 @@ typedef struct saferoot_mount_entry {
     uint64_t propagate_from;
 } saferoot_mount_entry;
 
-/**
- * Options for `saferoot_rootfs_assemble_*`. An extensible struct like
- * `saferoot_fs_options`: set `size` to `sizeof(struct
- * saferoot_assemble_options)` and zero what you do not use; all-zero
- * means the defaults. NULL options mean the defaults too.
- */
-typedef struct saferoot_assemble_options {
-    /**
-     * `sizeof(struct saferoot_assemble_options)`.
-     */
-    size_t size;
-    /**
-     * A `saferoot_strategy`; 0 is `SAFEROOT_STRATEGY_AUTO`.
-     */
-    uint32_t strategy;
-    /**
-     * `SAFEROOT_ASSEMBLE_*` bits.
-     */
-    uint32_t flags;
-    /**
-     * With `SAFEROOT_ASSEMBLE_CONSOLE`: the pty peer to bind onto
-     * `/dev/console`. Borrowed: the library clones it and the caller
-     * still closes it. Ignored without the flag.
-     */
-    int console_fd;
-    /**
-     * Must be 0 (room for a later field).
-     */
-    uint32_t reserved;
-} saferoot_assemble_options;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -598,165 +598,6 @@ const char *saferoot_feature_name(int feature);
  * string, never freed. NULL for an unknown value.
  */
 const char *saferoot_feature_min_kernel(int feature);
-
-/**
- * Opens the host directory `path` as a root. `path` is the caller's host
- * path and is resolved normally (symlinks in it are followed); everything
- * below it is then confined.
- *
- * Returns a new root owned by the caller (free with
- * `saferoot_root_free`), or NULL with `*err` set.
- */
-struct saferoot_root *saferoot_root_open(const char *path, struct saferoot_error **err);
-
-/**
- * Makes a root of the directory `fd` (an `O_PATH` fd is fine; so is a
- * detached mount fd, whose tree is then the root).
- *
- * `fd` is borrowed: the root keeps its own `O_CLOEXEC` duplicate, and the
- * caller still owns and closes `fd`. Returns a new root owned by the
- * caller, or NULL with `*err` set (`EINVAL` for a negative fd, `EBADF`
- * for one that is not open, invalid input for a non-directory).
- */
-struct saferoot_root *saferoot_root_from_fd(int fd, struct saferoot_error **err);
-
-/**
- * The root's own directory fd, borrowed: it stays owned by `root` and is
- * valid until `saferoot_root_free(root)`. Do not close it. `-EINVAL` when
- * `root` is NULL.
- */
-int saferoot_root_fd(const struct saferoot_root *root);
-
-/**
- * Frees a root and closes its fd. NULL is a no-op. fds and mounts made
- * through the root stay valid.
- */
-void saferoot_root_free(struct saferoot_root *root);
-
-/**
- * Resolves the in-root path `path` (absolute, read relative to the root),
- * following symlinks without leaving the root.
- *
- * Returns a new `O_PATH | O_CLOEXEC` fd owned by the caller (close it
- * with close(2)), or `-errno` with `*err` set. An escape attempt the
- * kernel notices (a magic link) is `EXDEV`, safety-violation kind.
- */
-int saferoot_resolve(const struct saferoot_root *root,
-                     const char *path,
-                     struct saferoot_error **err);
-
-/**
- * Like `saferoot_resolve`, but a symlink as the last component is
- * returned as itself (an `O_PATH | O_NOFOLLOW` fd to the link).
- *
- * Returns a new `O_PATH | O_CLOEXEC` fd owned by the caller, or `-errno`
- * with `*err` set.
- */
-int saferoot_resolve_nofollow(const struct saferoot_root *root,
-                              const char *path,
-                              struct saferoot_error **err);
-
-/**
- * Creates the in-root directory `path` and any missing parents with
- * permission bits `mode` (less the umask; bits outside 07777 are
- * refused). Existing directories are kept. Every component is created
- * relative to the fd of its parent, so none can be redirected outside the
- * root.
- *
- * When `fd_out` is not NULL, `*fd_out` receives a new `O_CLOEXEC` fd to
- * the directory (opened `O_DIRECTORY`, read-only or `O_PATH`), owned by
- * the caller: a target for `saferoot_mount_attach`. When `fd_out` is
- * NULL that fd is closed. Returns 0, or `-errno` with `*err` set.
- */
-int saferoot_mkdir_all(const struct saferoot_root *root,
-                       const char *path,
-                       uint32_t mode,
-                       int *fd_out,
-                       struct saferoot_error **err);
-
-/**
- * Makes sure the in-root path `path` is a regular file, creating it empty
- * with `mode` when missing (the parent must exist): what a file bind
- * mount is attached onto. A symlink, directory or device there is
- * refused.
- *
- * When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
- * O_CLOEXEC` fd to the file, owned by the caller; otherwise that fd is
- * closed. Returns 0, or `-errno` with `*err` set.
- */
-int saferoot_create_file(const struct saferoot_root *root,
-                         const char *path,
-                         uint32_t mode,
-                         int *fd_out,
-                         struct saferoot_error **err);
-
-/**
- * Creates a device node or fifo at the in-root path `path` (the parent
- * must exist) with permission bits `mode`, then checks that the inode now
- * there has exactly the type and device number asked for (a
- * safety-violation error otherwise). `type` is a `saferoot_node_type`.
- *
- * When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
- * O_CLOEXEC` fd to the node, owned by the caller; otherwise that fd is
- * closed. Returns 0, or `-errno` with `*err` set.
- */
-int saferoot_mknod(const struct saferoot_root *root,
-                   const char *path,
-                   uint32_t type,
-                   uint32_t dev_major,
-                   uint32_t dev_minor,
-                   uint32_t mode,
-                   int *fd_out,
-                   struct saferoot_error **err);
-
-/**
- * Creates a symlink at the in-root path `path` (the parent must exist)
- * whose target is `target`, stored as given (it is not resolved now, and
- * is confined to the root whenever saferoot later resolves through it).
- * Returns 0, or `-errno` with `*err` set.
- */
-int saferoot_symlink(const struct saferoot_root *root,
-                     const char *path,
-                     const char *target,
-                     struct saferoot_error **err);
-
-/**
- * Reads the symlink at the in-root path `path` (not following it) into
- * `buf`, NUL-terminated. Returns the length of the target (without the
- * NUL). When `bufsize` is not larger than that length, nothing is written
- * and the result is `-ERANGE` (`*err` set); `saferoot_readlink_alloc`
- * needs no size. `buf` may be NULL only when `bufsize` is 0.
- */
-int saferoot_readlink(const struct saferoot_root *root,
-                      const char *path,
-                      char *buf,
-                      size_t bufsize,
-                      struct saferoot_error **err);
-
-/**
- * Reads the symlink at the in-root path `path` (not following it).
- * Returns a new NUL-terminated string owned by the caller (free it with
- * `saferoot_string_free`), or NULL with `*err` set.
- */
-char *saferoot_readlink_alloc(const struct saferoot_root *root,
-                              const char *path,
-                              struct saferoot_error **err);
-
-/**
- * Removes the non-directory (file, symlink, node) at the in-root path
- * `path`. Returns 0, or `-errno` with `*err` set.
- */
-int saferoot_remove_file(const struct saferoot_root *root,
-                         const char *path,
-                         struct saferoot_error **err);
-
-/**
- * Removes the empty directory at the in-root path `path`. Returns 0, or
- * `-errno` with `*err` set.
- */
-int saferoot_remove_dir(const struct saferoot_root *root,
-                        const char *path,
-                        struct saferoot_error **err);
 
 /**
  * Makes a new instance of the filesystem `fstype` (`"tmpfs"`, `"proc"`,
@@ -957,66 +798,163 @@ int saferoot_unmount_in_root(const struct saferoot_root *root,
                              struct saferoot_error **err);
 
 /**
- * Reads the mount table of the calling thread's mount namespace, as the
- * calling thread sees it, with `backend` (a `saferoot_table_backend`).
- * For audits and tests; building a root never needs it.
+ * Opens the host directory `path` as a root. `path` is the caller's host
+ * path and is resolved normally (symlinks in it are followed); everything
+ * below it is then confined.
  *
- * Returns a new table owned by the caller (free with
- * `saferoot_mount_table_free`), or NULL with `*err` set.
+ * Returns a new root owned by the caller (free with
+ * `saferoot_root_free`), or NULL with `*err` set.
  */
-struct saferoot_mount_table *saferoot_mount_table_read(uint32_t backend,
-                                                       struct saferoot_error **err);
+struct saferoot_root *saferoot_root_open(const char *path, struct saferoot_error **err);
 
 /**
- * Reads the mount table of the mount namespace of process `pid` (in the
- * caller's pid namespace) with `backend`. Returns a new table owned by
- * the caller, or NULL with `*err` set (`EINVAL` for `pid <= 0`).
+ * Makes a root of the directory `fd` (an `O_PATH` fd is fine; so is a
+ * detached mount fd, whose tree is then the root).
+ *
+ * `fd` is borrowed: the root keeps its own `O_CLOEXEC` duplicate, and the
+ * caller still owns and closes `fd`. Returns a new root owned by the
+ * caller, or NULL with `*err` set (`EINVAL` for a negative fd, `EBADF`
+ * for one that is not open, invalid input for a non-directory).
  */
-struct saferoot_mount_table *saferoot_mount_table_read_pid(int pid,
-                                                           uint32_t backend,
-                                                           struct saferoot_error **err);
+struct saferoot_root *saferoot_root_from_fd(int fd, struct saferoot_error **err);
 
 /**
- * Parses the text of a mountinfo file (`len` bytes at `text`, not
- * necessarily NUL-terminated). Returns a new table owned by the caller,
- * or NULL with `*err` set; a malformed line is an invalid-input error
- * naming its line number.
+ * The root's own directory fd, borrowed: it stays owned by `root` and is
+ * valid until `saferoot_root_free(root)`. Do not close it. `-EINVAL` when
+ * `root` is NULL.
  */
-struct saferoot_mount_table *saferoot_mount_table_parse_mountinfo(const char *text,
-                                                                  size_t len,
-                                                                  struct saferoot_error **err);
+int saferoot_root_fd(const struct saferoot_root *root);
 
 /**
- * The number of entries; 0 when `t` is NULL.
+ * Frees a root and closes its fd. NULL is a no-op. fds and mounts made
+ * through the root stay valid.
  */
-size_t saferoot_mount_table_len(const struct saferoot_mount_table *t);
+void saferoot_root_free(struct saferoot_root *root);
 
 /**
- * The backend that produced the table (`SAFEROOT_TABLE_STATMOUNT` or
- * `SAFEROOT_TABLE_MOUNTINFO`); `-EINVAL` when `t` is NULL.
+ * Resolves the in-root path `path` (absolute, read relative to the root),
+ * following symlinks without leaving the root.
+ *
+ * Returns a new `O_PATH | O_CLOEXEC` fd owned by the caller (close it
+ * with close(2)), or `-errno` with `*err` set. An escape attempt the
+ * kernel notices (a magic link) is `EXDEV`, safety-violation kind.
  */
-int saferoot_mount_table_backend(const struct saferoot_mount_table *t);
+int saferoot_resolve(const struct saferoot_root *root,
+                     const char *path,
+                     struct saferoot_error **err);
 
 /**
- * Entry `index` (0-based, in table order), borrowed from `t` and valid
- * until `saferoot_mount_table_free(t)`; NULL when `t` is NULL or `index`
- * is out of range.
+ * Like `saferoot_resolve`, but a symlink as the last component is
+ * returned as itself (an `O_PATH | O_NOFOLLOW` fd to the link).
+ *
+ * Returns a new `O_PATH | O_CLOEXEC` fd owned by the caller, or `-errno`
+ * with `*err` set.
  */
-const struct saferoot_mount_entry *saferoot_mount_table_entry(const struct saferoot_mount_table *t,
-                                                              size_t index);
+int saferoot_resolve_nofollow(const struct saferoot_root *root,
+                              const char *path,
+                              struct saferoot_error **err);
 
 /**
- * The topmost mount attached at `mount_point` (as the table spells it),
- * borrowed from `t` like `saferoot_mount_table_entry`; NULL when there is
- * none, or for NULL arguments or a `mount_point` that is not UTF-8.
+ * Creates the in-root directory `path` and any missing parents with
+ * permission bits `mode` (less the umask; bits outside 07777 are
+ * refused). Existing directories are kept. Every component is created
+ * relative to the fd of its parent, so none can be redirected outside the
+ * root.
+ *
+ * When `fd_out` is not NULL, `*fd_out` receives a new `O_CLOEXEC` fd to
+ * the directory (opened `O_DIRECTORY`, read-only or `O_PATH`), owned by
+ * the caller: a target for `saferoot_mount_attach`. When `fd_out` is
+ * NULL that fd is closed. Returns 0, or `-errno` with `*err` set.
  */
-const struct saferoot_mount_entry *saferoot_mount_table_find(const struct saferoot_mount_table *t,
-                                                             const char *mount_point);
+int saferoot_mkdir_all(const struct saferoot_root *root,
+                       const char *path,
+                       uint32_t mode,
+                       int *fd_out,
+                       struct saferoot_error **err);
 
 /**
- * Frees a table and all its entries and strings. NULL is a no-op.
+ * Makes sure the in-root path `path` is a regular file, creating it empty
+ * with `mode` when missing (the parent must exist): what a file bind
+ * mount is attached onto. A symlink, directory or device there is
+ * refused.
+ *
+ * When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
+ * O_CLOEXEC` fd to the file, owned by the caller; otherwise that fd is
+ * closed. Returns 0, or `-errno` with `*err` set.
  */
-void saferoot_mount_table_free(struct saferoot_mount_table *t);
+int saferoot_create_file(const struct saferoot_root *root,
+                         const char *path,
+                         uint32_t mode,
+                         int *fd_out,
+                         struct saferoot_error **err);
+
+/**
+ * Creates a device node or fifo at the in-root path `path` (the parent
+ * must exist) with permission bits `mode`, then checks that the inode now
+ * there has exactly the type and device number asked for (a
+ * safety-violation error otherwise). `type` is a `saferoot_node_type`.
+ *
+ * When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
+ * O_CLOEXEC` fd to the node, owned by the caller; otherwise that fd is
+ * closed. Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_mknod(const struct saferoot_root *root,
+                   const char *path,
+                   uint32_t type,
+                   uint32_t dev_major,
+                   uint32_t dev_minor,
+                   uint32_t mode,
+                   int *fd_out,
+                   struct saferoot_error **err);
+
+/**
+ * Creates a symlink at the in-root path `path` (the parent must exist)
+ * whose target is `target`, stored as given (it is not resolved now, and
+ * is confined to the root whenever saferoot later resolves through it).
+ * Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_symlink(const struct saferoot_root *root,
+                     const char *path,
+                     const char *target,
+                     struct saferoot_error **err);
+
+/**
+ * Reads the symlink at the in-root path `path` (not following it) into
+ * `buf`, NUL-terminated. Returns the length of the target (without the
+ * NUL). When `bufsize` is not larger than that length, nothing is written
+ * and the result is `-ERANGE` (`*err` set); `saferoot_readlink_alloc`
+ * needs no size. `buf` may be NULL only when `bufsize` is 0.
+ */
+int saferoot_readlink(const struct saferoot_root *root,
+                      const char *path,
+                      char *buf,
+                      size_t bufsize,
+                      struct saferoot_error **err);
+
+/**
+ * Reads the symlink at the in-root path `path` (not following it).
+ * Returns a new NUL-terminated string owned by the caller (free it with
+ * `saferoot_string_free`), or NULL with `*err` set.
+ */
+char *saferoot_readlink_alloc(const struct saferoot_root *root,
+                              const char *path,
+                              struct saferoot_error **err);
+
+/**
+ * Removes the non-directory (file, symlink, node) at the in-root path
+ * `path`. Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_remove_file(const struct saferoot_root *root,
+                         const char *path,
+                         struct saferoot_error **err);
+
+/**
+ * Removes the empty directory at the in-root path `path`. Returns 0, or
+ * `-errno` with `*err` set.
+ */
+int saferoot_remove_dir(const struct saferoot_root *root,
+                        const char *path,
+                        struct saferoot_error **err);
 
 /**
  * Checks the OCI runtime-spec `config_json` (the text of a config.json)
@@ -1114,6 +1052,68 @@ int saferoot_rootfs_enter(const struct saferoot_rootfs *rootfs,
  * no-op.
  */
 void saferoot_rootfs_free(struct saferoot_rootfs *rootfs);
+
+/**
+ * Reads the mount table of the calling thread's mount namespace, as the
+ * calling thread sees it, with `backend` (a `saferoot_table_backend`).
+ * For audits and tests; building a root never needs it.
+ *
+ * Returns a new table owned by the caller (free with
+ * `saferoot_mount_table_free`), or NULL with `*err` set.
+ */
+struct saferoot_mount_table *saferoot_mount_table_read(uint32_t backend,
+                                                       struct saferoot_error **err);
+
+/**
+ * Reads the mount table of the mount namespace of process `pid` (in the
+ * caller's pid namespace) with `backend`. Returns a new table owned by
+ * the caller, or NULL with `*err` set (`EINVAL` for `pid <= 0`).
+ */
+struct saferoot_mount_table *saferoot_mount_table_read_pid(int pid,
+                                                           uint32_t backend,
+                                                           struct saferoot_error **err);
+
+/**
+ * Parses the text of a mountinfo file (`len` bytes at `text`, not
+ * necessarily NUL-terminated). Returns a new table owned by the caller,
+ * or NULL with `*err` set; a malformed line is an invalid-input error
+ * naming its line number.
+ */
+struct saferoot_mount_table *saferoot_mount_table_parse_mountinfo(const char *text,
+                                                                  size_t len,
+                                                                  struct saferoot_error **err);
+
+/**
+ * The number of entries; 0 when `t` is NULL.
+ */
+size_t saferoot_mount_table_len(const struct saferoot_mount_table *t);
+
+/**
+ * The backend that produced the table (`SAFEROOT_TABLE_STATMOUNT` or
+ * `SAFEROOT_TABLE_MOUNTINFO`); `-EINVAL` when `t` is NULL.
+ */
+int saferoot_mount_table_backend(const struct saferoot_mount_table *t);
+
+/**
+ * Entry `index` (0-based, in table order), borrowed from `t` and valid
+ * until `saferoot_mount_table_free(t)`; NULL when `t` is NULL or `index`
+ * is out of range.
+ */
+const struct saferoot_mount_entry *saferoot_mount_table_entry(const struct saferoot_mount_table *t,
+                                                              size_t index);
+
+/**
+ * The topmost mount attached at `mount_point` (as the table spells it),
+ * borrowed from `t` like `saferoot_mount_table_entry`; NULL when there is
+ * none, or for NULL arguments or a `mount_point` that is not UTF-8.
+ */
+const struct saferoot_mount_entry *saferoot_mount_table_find(const struct saferoot_mount_table *t,
+                                                             const char *mount_point);
+
+/**
+ * Frees a table and all its entries and strings. NULL is a no-op.
+ */
+void saferoot_mount_table_free(struct saferoot_mount_table *t);
 
 #ifdef __cplusplus
 }  // extern "C"

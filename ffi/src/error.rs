@@ -94,7 +94,11 @@ impl saferoot_error {
 
     /// Refused input (`EINVAL`, invalid-input kind).
     pub(crate) fn invalid(message: impl AsRef<str>) -> Self {
-        Self::new(saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT, libc::EINVAL, message)
+        Self::new(
+            saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT,
+            libc::EINVAL,
+            message,
+        )
     }
 }
 
@@ -180,7 +184,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// # Safety
 ///
 /// `err` must be NULL or valid for writing one pointer.
-unsafe fn run<T>(err: *mut *mut saferoot_error, body: impl FnOnce() -> FfiResult<T>) -> Result<T, c_int> {
+unsafe fn run<T>(
+    err: *mut *mut saferoot_error,
+    body: impl FnOnce() -> FfiResult<T>,
+) -> Result<T, c_int> {
     let r = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(payload) => Err(saferoot_error::new(
@@ -315,7 +322,10 @@ mod tests {
         assert!(!err.is_null());
         // SAFETY: `err` is a live error; the message lives as long.
         unsafe {
-            assert_eq!(saferoot_error_kind(err), saferoot_errkind::SAFEROOT_ERRKIND_INTERNAL);
+            assert_eq!(
+                saferoot_error_kind(err),
+                saferoot_errkind::SAFEROOT_ERRKIND_INTERNAL
+            );
             assert_eq!(saferoot_error_errno(err), libc::EIO);
             let msg = CStr::from_ptr(saferoot_error_message(err));
             assert!(msg.to_str().unwrap().contains("internal panic: boom"));

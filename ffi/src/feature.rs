@@ -38,8 +38,18 @@ pub enum saferoot_feature {
 /// names and first kernels as static C strings (checked against the Rust
 /// library's by a test, so no string is ever allocated for C).
 const TABLE: [(c_int, Feature, &CStr, &CStr); 9] = [
-    (saferoot_feature::SAFEROOT_FEATURE_MOUNT_API as c_int, Feature::MountApi, c"mount-api", c"5.2"),
-    (saferoot_feature::SAFEROOT_FEATURE_OPENAT2 as c_int, Feature::Openat2, c"openat2", c"5.6"),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_MOUNT_API as c_int,
+        Feature::MountApi,
+        c"mount-api",
+        c"5.2",
+    ),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_OPENAT2 as c_int,
+        Feature::Openat2,
+        c"openat2",
+        c"5.6",
+    ),
     (
         saferoot_feature::SAFEROOT_FEATURE_MOUNT_SETATTR as c_int,
         Feature::MountSetattr,
@@ -58,8 +68,18 @@ const TABLE: [(c_int, Feature, &CStr, &CStr); 9] = [
         c"move_mount-beneath",
         c"6.5",
     ),
-    (saferoot_feature::SAFEROOT_FEATURE_STATMOUNT as c_int, Feature::Statmount, c"statmount", c"6.8"),
-    (saferoot_feature::SAFEROOT_FEATURE_LISTMOUNT as c_int, Feature::Listmount, c"listmount", c"6.8"),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_STATMOUNT as c_int,
+        Feature::Statmount,
+        c"statmount",
+        c"6.8",
+    ),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_LISTMOUNT as c_int,
+        Feature::Listmount,
+        c"listmount",
+        c"6.8",
+    ),
     (
         saferoot_feature::SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS as c_int,
         Feature::DetachedMountTargets,
@@ -146,8 +166,16 @@ mod tests {
             assert_eq!(saferoot_feature_from_name(c"statmount".as_ptr()), 6);
             assert_eq!(saferoot_feature_from_name(c"nope".as_ptr()), -libc::ENOENT);
             assert_eq!(saferoot_feature_from_name(ptr::null()), -libc::EINVAL);
-            assert_eq!(CStr::from_ptr(saferoot_feature_name(5)).to_str().unwrap(), "move_mount-beneath");
-            assert_eq!(CStr::from_ptr(saferoot_feature_min_kernel(9)).to_str().unwrap(), "6.15");
+            assert_eq!(
+                CStr::from_ptr(saferoot_feature_name(5)).to_str().unwrap(),
+                "move_mount-beneath"
+            );
+            assert_eq!(
+                CStr::from_ptr(saferoot_feature_min_kernel(9))
+                    .to_str()
+                    .unwrap(),
+                "6.15"
+            );
         }
         assert!(saferoot_feature_name(42).is_null());
     }

@@ -23,10 +23,10 @@
 
 pub mod error;
 pub mod feature;
-pub mod root;
 pub mod mount;
-pub mod table;
+pub mod root;
 pub mod rootfs;
+pub mod table;
 mod util;
 
 pub use error::{saferoot_errkind, saferoot_error};

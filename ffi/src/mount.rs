@@ -10,7 +10,9 @@ use saferoot_core::{Handle, Mount, MountAttr, Propagation};
 
 use crate::error::{ffi_plain, guard_int, guard_ptr, saferoot_error, FfiResult};
 use crate::root::{boxed, saferoot_root};
-use crate::util::{check_flags, dup_borrowed, handle, opt_str_arg, read_ext, str_arg, write_out, ExtStruct};
+use crate::util::{
+    check_flags, dup_borrowed, handle, opt_str_arg, read_ext, str_arg, write_out, ExtStruct,
+};
 
 /// Read-only.
 pub const SAFEROOT_MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -156,7 +158,10 @@ fn not_detached(state: &State) -> saferoot_error {
 /// # Safety
 ///
 /// `m` must be NULL or a live mount handle.
-unsafe fn with_detached<T>(m: *const saferoot_mount, f: impl FnOnce(&Mount) -> FfiResult<T>) -> FfiResult<T> {
+unsafe fn with_detached<T>(
+    m: *const saferoot_mount,
+    f: impl FnOnce(&Mount) -> FfiResult<T>,
+) -> FfiResult<T> {
     // SAFETY: as promised by the caller.
     let m = unsafe { handle(m, "mount")? };
     let st = m.lock();
@@ -225,7 +230,11 @@ pub unsafe extern "C" fn saferoot_mount_clone(
     guard_ptr!(err, || {
         // SAFETY: `source` is NULL or NUL-terminated.
         let source = unsafe { str_arg(source, "source")? };
-        check_flags(flags, SAFEROOT_CLONE_RECURSIVE | SAFEROOT_CLONE_NOFOLLOW, "clone flags")?;
+        check_flags(
+            flags,
+            SAFEROOT_CLONE_RECURSIVE | SAFEROOT_CLONE_NOFOLLOW,
+            "clone flags",
+        )?;
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
             Mount::clone_tree_nofollow(source, recursive)?
@@ -252,7 +261,10 @@ pub unsafe extern "C" fn saferoot_mount_clone_fd(
     guard_ptr!(err, || {
         check_flags(flags, SAFEROOT_CLONE_RECURSIVE, "clone_fd flags")?;
         let fd = dup_borrowed(fd, "fd")?;
-        Ok(saferoot_mount::new(Mount::clone_fd(&fd, flags & SAFEROOT_CLONE_RECURSIVE != 0)?))
+        Ok(saferoot_mount::new(Mount::clone_fd(
+            &fd,
+            flags & SAFEROOT_CLONE_RECURSIVE != 0,
+        )?))
     })
 }
 
@@ -272,7 +284,11 @@ pub unsafe extern "C" fn saferoot_mount_clone_in_root(
     guard_ptr!(err, || {
         // SAFETY: `root` is NULL or live; `path` NULL or NUL-terminated.
         let (root, path) = unsafe { (handle(root, "root")?, str_arg(path, "path")?) };
-        check_flags(flags, SAFEROOT_CLONE_RECURSIVE | SAFEROOT_CLONE_NOFOLLOW, "clone flags")?;
+        check_flags(
+            flags,
+            SAFEROOT_CLONE_RECURSIVE | SAFEROOT_CLONE_NOFOLLOW,
+            "clone flags",
+        )?;
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
             let h = root.root.resolve_nofollow(path)?;
@@ -295,7 +311,9 @@ pub unsafe extern "C" fn saferoot_mount_from_fd(
     fd: c_int,
     err: *mut *mut saferoot_error,
 ) -> *mut saferoot_mount {
-    guard_ptr!(err, || Ok(saferoot_mount::new(Mount::from_fd(dup_borrowed(fd, "mount fd")?))))
+    guard_ptr!(err, || Ok(saferoot_mount::new(Mount::from_fd(
+        dup_borrowed(fd, "mount fd")?
+    ))))
 }
 
 /// The mount's fd, borrowed: it stays owned by `m` and is valid until
@@ -381,7 +399,9 @@ pub unsafe extern "C" fn saferoot_mount_set_propagation(
             3 => Propagation::Shared,
             4 => Propagation::Unbindable,
             other => {
-                return Err(saferoot_error::invalid(format!("unknown propagation type {other}")))
+                return Err(saferoot_error::invalid(format!(
+                    "unknown propagation type {other}"
+                )))
             }
         };
         let recursive = flags & SAFEROOT_ATTR_RECURSIVE != 0;
@@ -665,12 +685,21 @@ mod tests {
         assert_eq!(SAFEROOT_MOUNT_ATTR_NODEV, MountAttr::NODEV.bits());
         assert_eq!(SAFEROOT_MOUNT_ATTR_NOEXEC, MountAttr::NOEXEC.bits());
         assert_eq!(SAFEROOT_MOUNT_ATTR_NOATIME, MountAttr::NOATIME.bits());
-        assert_eq!(SAFEROOT_MOUNT_ATTR_STRICTATIME, MountAttr::STRICTATIME.bits());
+        assert_eq!(
+            SAFEROOT_MOUNT_ATTR_STRICTATIME,
+            MountAttr::STRICTATIME.bits()
+        );
         assert_eq!(SAFEROOT_MOUNT_ATTR_NODIRATIME, MountAttr::NODIRATIME.bits());
-        assert_eq!(SAFEROOT_MOUNT_ATTR_NOSYMFOLLOW, MountAttr::NOSYMFOLLOW.bits());
+        assert_eq!(
+            SAFEROOT_MOUNT_ATTR_NOSYMFOLLOW,
+            MountAttr::NOSYMFOLLOW.bits()
+        );
         assert_eq!(SAFEROOT_MOUNT_ATTR_RELATIME, MountAttr::RELATIME.bits());
         assert_eq!(SAFEROOT_MOUNT_ATTR_ALL, MountAttr::all().bits());
-        assert_eq!(SAFEROOT_FS_OPTIONS_SIZE_VER0, std::mem::size_of::<saferoot_fs_options>());
+        assert_eq!(
+            SAFEROOT_FS_OPTIONS_SIZE_VER0,
+            std::mem::size_of::<saferoot_fs_options>()
+        );
     }
 
     #[test]

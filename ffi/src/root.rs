@@ -66,7 +66,9 @@ pub unsafe extern "C" fn saferoot_root_open(
     guard_ptr!(err, || {
         // SAFETY: `path` is NULL or a NUL-terminated string.
         let path = unsafe { str_arg(path, "path")? };
-        Ok(boxed(saferoot_root { root: Root::open(path)? }))
+        Ok(boxed(saferoot_root {
+            root: Root::open(path)?,
+        }))
     })
 }
 
@@ -84,7 +86,9 @@ pub unsafe extern "C" fn saferoot_root_from_fd(
 ) -> *mut saferoot_root {
     guard_ptr!(err, || {
         let fd = dup_borrowed(fd, "root fd")?;
-        Ok(boxed(saferoot_root { root: Root::from_fd(fd)? }))
+        Ok(boxed(saferoot_root {
+            root: Root::from_fd(fd)?,
+        }))
     })
 }
 
@@ -227,18 +231,14 @@ pub unsafe extern "C" fn saferoot_mknod(
         // SAFETY: `root` is NULL or live; `path` NULL or NUL-terminated.
         let (root, path) = unsafe { (handle(root, "root")?, str_arg(path, "path")?) };
         let kind = match r#type {
-            t if t == saferoot_node_type::SAFEROOT_NODE_CHAR as u32 => {
-                NodeKind::Char {
-                    major: dev_major,
-                    minor: dev_minor,
-                }
-            }
-            t if t == saferoot_node_type::SAFEROOT_NODE_BLOCK as u32 => {
-                NodeKind::Block {
-                    major: dev_major,
-                    minor: dev_minor,
-                }
-            }
+            t if t == saferoot_node_type::SAFEROOT_NODE_CHAR as u32 => NodeKind::Char {
+                major: dev_major,
+                minor: dev_minor,
+            },
+            t if t == saferoot_node_type::SAFEROOT_NODE_BLOCK as u32 => NodeKind::Block {
+                major: dev_major,
+                minor: dev_minor,
+            },
             t if t == saferoot_node_type::SAFEROOT_NODE_FIFO as u32 => {
                 if dev_major != 0 || dev_minor != 0 {
                     return Err(saferoot_error::invalid(
@@ -248,7 +248,9 @@ pub unsafe extern "C" fn saferoot_mknod(
                 NodeKind::Fifo
             }
             t => {
-                return Err(saferoot_error::invalid(format!("mknod: unknown node type {t}")))
+                return Err(saferoot_error::invalid(format!(
+                    "mknod: unknown node type {t}"
+                )))
             }
         };
         let h = root.root.mknod(path, kind, mode)?;

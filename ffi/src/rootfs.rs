@@ -118,7 +118,9 @@ unsafe fn assemble_options(opts: *const saferoot_assemble_options) -> FfiResult<
         "assemble flags",
     )?;
     if o.reserved != 0 {
-        return Err(saferoot_error::invalid("saferoot_assemble_options.reserved must be 0"));
+        return Err(saferoot_error::invalid(
+            "saferoot_assemble_options.reserved must be 0",
+        ));
     }
     let strategy = match o.strategy {
         0 => Strategy::Auto,
@@ -158,8 +160,12 @@ pub unsafe extern "C" fn saferoot_oci_validate(
 ) -> c_int {
     guard_int!(err, || {
         // SAFETY: NULL or NUL-terminated strings.
-        let (json, bundle) =
-            unsafe { (str_arg(config_json, "config_json")?, str_arg(bundle_dir, "bundle_dir")?) };
+        let (json, bundle) = unsafe {
+            (
+                str_arg(config_json, "config_json")?,
+                str_arg(bundle_dir, "bundle_dir")?,
+            )
+        };
         let spec = oci::spec_from_json(json, Path::new(bundle))?;
         rootfs::plan(&spec)?;
         Ok(0)
@@ -214,7 +220,8 @@ pub unsafe extern "C" fn saferoot_rootfs_assemble_bundle(
 ) -> *mut saferoot_rootfs {
     guard_ptr!(err, || {
         // SAFETY: NULL or a NUL-terminated string; `opts` NULL or readable.
-        let (bundle, opts) = unsafe { (str_arg(bundle_dir, "bundle_dir")?, assemble_options(opts)?) };
+        let (bundle, opts) =
+            unsafe { (str_arg(bundle_dir, "bundle_dir")?, assemble_options(opts)?) };
         let (_config, spec) = oci::load_bundle(Path::new(bundle))?;
         Ok(new_rootfs(rootfs::assemble(&spec, &opts)?))
     })
@@ -248,7 +255,9 @@ pub unsafe extern "C" fn saferoot_rootfs_fd(rootfs: *const saferoot_rootfs) -> c
         // SAFETY: NULL or a live handle.
         let r = unsafe { handle(rootfs, "rootfs")? };
         let st = r.lock();
-        Ok(st.as_ref().map_or(-libc::EINVAL, |a| a.mount_fd().as_fd().as_raw_fd()))
+        Ok(st
+            .as_ref()
+            .map_or(-libc::EINVAL, |a| a.mount_fd().as_fd().as_raw_fd()))
     })
 }
 
@@ -307,7 +316,11 @@ pub unsafe extern "C" fn saferoot_rootfs_enter(
             1 => EnterMethod::PivotRoot,
             2 => EnterMethod::MoveRoot,
             3 => EnterMethod::Chroot,
-            other => return Err(saferoot_error::invalid(format!("unknown enter method {other}"))),
+            other => {
+                return Err(saferoot_error::invalid(format!(
+                    "unknown enter method {other}"
+                )))
+            }
         };
         // SAFETY: NULL or a live handle.
         let r = unsafe { handle(rootfs, "rootfs")? };
@@ -367,7 +380,10 @@ mod tests {
             },
         ] {
             // SAFETY: as above.
-            assert_eq!(unsafe { assemble_options(&bad) }.unwrap_err().errno(), libc::EINVAL);
+            assert_eq!(
+                unsafe { assemble_options(&bad) }.unwrap_err().errno(),
+                libc::EINVAL
+            );
         }
     }
 }

@@ -157,7 +157,11 @@ fn backend_arg(b: u32) -> FfiResult<Backend> {
         0 => Backend::Auto,
         1 => Backend::Statmount,
         2 => Backend::Mountinfo,
-        other => return Err(saferoot_error::invalid(format!("unknown table backend {other}"))),
+        other => {
+            return Err(saferoot_error::invalid(format!(
+                "unknown table backend {other}"
+            )))
+        }
     })
 }
 
@@ -272,8 +276,7 @@ pub unsafe extern "C" fn saferoot_mount_table_find(
         let (t, mp) = unsafe { (handle(t, "table")?, str_arg(mount_point, "mount_point")?) };
         // The last entry at a mount point is the top one: entries are in
         // creation order, and a mount covering another is made later.
-        Ok(t
-            .entries
+        Ok(t.entries
             .iter()
             .rev()
             .find(|e| {
@@ -309,7 +312,9 @@ mod tests {
                      23 22 0:22 /sub /mnt ro,nosuid master:4 - proc proc rw\n";
         let mut err = ptr::null_mut();
         // SAFETY: valid buffer and out-pointer.
-        let t = unsafe { saferoot_mount_table_parse_mountinfo(text.as_ptr().cast(), text.len(), &mut err) };
+        let t = unsafe {
+            saferoot_mount_table_parse_mountinfo(text.as_ptr().cast(), text.len(), &mut err)
+        };
         assert!(!t.is_null(), "{:?}", err);
         // SAFETY: `t` is a live table; entries and strings live with it.
         unsafe {

@@ -52,7 +52,9 @@ pub(crate) unsafe fn opt_str_arg<'a>(s: *const c_char, what: &str) -> FfiResult<
 /// Refuses a negative fd.
 pub(crate) fn check_fd(fd: c_int, what: &str) -> FfiResult<()> {
     if fd < 0 {
-        Err(saferoot_error::invalid(format!("{what} is negative ({fd})")))
+        Err(saferoot_error::invalid(format!(
+            "{what} is negative ({fd})"
+        )))
     } else {
         Ok(())
     }
@@ -77,7 +79,10 @@ pub(crate) fn dup_borrowed(fd: c_int, what: &str) -> FfiResult<OwnedFd> {
         return Err(saferoot_error::new(
             kind,
             errno,
-            format!("{what} {fd}: fcntl(F_DUPFD_CLOEXEC): {}", std::io::Error::from_raw_os_error(errno)),
+            format!(
+                "{what} {fd}: fcntl(F_DUPFD_CLOEXEC): {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
         ));
     }
     // SAFETY: `r` is a new fd that nothing else owns.
@@ -87,11 +92,18 @@ pub(crate) fn dup_borrowed(fd: c_int, what: &str) -> FfiResult<OwnedFd> {
 /// Refuses flag bits outside `known`.
 pub(crate) fn check_flags<F>(flags: F, known: F, what: &str) -> FfiResult<()>
 where
-    F: Copy + std::ops::BitAnd<Output = F> + std::ops::Not<Output = F> + PartialEq + Default + std::fmt::LowerHex,
+    F: Copy
+        + std::ops::BitAnd<Output = F>
+        + std::ops::Not<Output = F>
+        + PartialEq
+        + Default
+        + std::fmt::LowerHex,
 {
     let unknown = flags & !known;
     if unknown != F::default() {
-        return Err(saferoot_error::invalid(format!("{what}: unknown flag bits {unknown:#x}")));
+        return Err(saferoot_error::invalid(format!(
+            "{what}: unknown flag bits {unknown:#x}"
+        )));
     }
     Ok(())
 }
