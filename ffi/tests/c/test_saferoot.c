@@ -1969,6 +1969,11 @@ int main(void)
         printf("FAIL - no_fd_leaks\n");
     }
 
+    /* The scratch tmpfs goes with the namespace; its mount point on the
+     * host's /tmp is removed here. */
+    if (umount2(base, MNT_DETACH) != 0 || rmdir(base) != 0)
+        perror(base);
+
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed == 0 ? 0 : 1;
 }
