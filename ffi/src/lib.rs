@@ -58,3 +58,13 @@ pub unsafe extern "C" fn saferoot_string_free(s: *mut c_char) {
         Ok(())
     })
 }
+
+/// The handles documented as usable from several threads at once really
+/// are (checked at compile time).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<root::saferoot_root>();
+    send_sync::<mount::saferoot_mount>();
+    send_sync::<rootfs::saferoot_rootfs>();
+    send_sync::<error::saferoot_error>();
+};

@@ -380,10 +380,8 @@ mod tests {
             },
         ] {
             // SAFETY: as above.
-            assert_eq!(
-                unsafe { assemble_options(&bad) }.unwrap_err().errno(),
-                libc::EINVAL
-            );
+            let r = unsafe { assemble_options(&bad) };
+            assert_eq!(r.unwrap_err().errno(), libc::EINVAL);
         }
     }
 }
