@@ -121,8 +121,10 @@ pub unsafe extern "C" fn saferoot_root_free(root: *mut saferoot_root) {
 /// following symlinks without leaving the root.
 ///
 /// Returns a new `O_PATH | O_CLOEXEC` fd owned by the caller (close it
-/// with close(2)), or `-errno` with `*err` set. An escape attempt the
-/// kernel notices (a magic link) is `EXDEV`, safety-violation kind.
+/// with close(2)), or `-errno` with `*err` set. A magic link on the way
+/// (`/proc/self/root`, `/proc/self/fd/N`) is refused by the kernel with
+/// `ELOOP`; what pathrs itself finds to be an escape is `EXDEV`,
+/// safety-violation kind.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_resolve(
     root: *const saferoot_root,
