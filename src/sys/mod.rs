@@ -12,6 +12,7 @@ use linux_raw_sys::general as k;
 use rustix::io::Errno;
 
 pub mod probe;
+pub mod process;
 pub mod seccomp;
 pub mod statmount;
 pub mod userns;

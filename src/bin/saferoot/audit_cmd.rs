@@ -1,0 +1,138 @@
+//! `saferoot audit`: picks the target, runs the static or live audit,
+//! reports.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rustix::process::Pid;
+use saferoot::mountinfo::Backend;
+use saferoot::oci::oci_spec::runtime::Spec;
+use saferoot::{MountTable, Root};
+
+use crate::args::AuditArgs;
+use crate::errors::{shown, CliError};
+use crate::findings::{report, Finding, Severity, Target};
+use crate::{audit_bundle, audit_live};
+
+/// Reads `config.json` of the bundle `dir`, without following a symlink
+/// out of the bundle directory.
+fn read_bundle_config(dir: &Path) -> Result<Vec<u8>, CliError> {
+    let fail = |e: String| CliError::usage(format!("--bundle {}: {e}", shown(dir)));
+    let bundle = Root::open(dir).map_err(|e| fail(e.to_string()))?;
+    let h = bundle
+        .resolve_nofollow("/config.json")
+        .map_err(|e| fail(e.to_string()))?;
+    if h.file_type().map_err(|e| fail(e.to_string()))? != rustix::fs::FileType::RegularFile {
+        return Err(fail("config.json is not a regular file".into()));
+    }
+    let mut f = h
+        .reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("read config.json: {e}")))?;
+    Ok(bytes)
+}
+
+fn unparsable(e: &serde_json::Error) -> Finding {
+    Finding::new(Severity::High, "config-unparsable", "config.json")
+        .entry("config.json")
+        .problem(format!(
+            "config.json is not a valid OCI runtime config: {e}"
+        ))
+        .why("nothing in it can be checked, and no runtime will run it as meant")
+        .fix("fix the JSON at the line and column given")
+}
+
+fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Vec<Finding> {
+    let config: Spec = match serde_json::from_slice(config_bytes) {
+        Ok(c) => c,
+        Err(e) => return vec![unparsable(&e)],
+    };
+    let rootfs = match rootfs {
+        Some(r) => r.to_path_buf(),
+        None => match config.root() {
+            Some(r) if r.path().is_absolute() => r.path().clone(),
+            Some(r) => bundle.join(r.path()),
+            None => {
+                return vec![Finding::new(Severity::High, "config-invalid", "-")
+                    .entry("root")
+                    .problem("the config has no root")
+                    .why("there is no root filesystem to run or check")
+                    .fix("add root.path")]
+            }
+        },
+    };
+    audit_bundle::audit(&config, bundle, &rootfs)
+}
+
+fn host_view(target_ns: Option<u64>) -> audit_live::HostView {
+    let procfs = saferoot::procfs::Procfs::new().ok();
+    let host_ns = procfs.as_ref().and_then(|p| p.mount_ns_id(Some(1)).ok());
+    let is_host = matches!((target_ns, host_ns), (Some(a), Some(b)) if a == b);
+    let shared_groups = if is_host {
+        Default::default()
+    } else {
+        Pid::from_raw(1)
+            .and_then(|one| MountTable::read_pid(one, Backend::Auto).ok())
+            .map(|t| t.iter().filter_map(|e| e.propagation.shared).collect())
+            .unwrap_or_default()
+    };
+    audit_live::HostView {
+        is_host,
+        shared_groups,
+    }
+}
+
+/// Runs `saferoot audit`; returns the exit status.
+pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
+    let (target, findings) = if let Some(dir) = &args.bundle {
+        let dir = std::path::absolute(dir)
+            .map_err(|e| CliError::usage(format!("--bundle {}: {e}", shown(dir))))?;
+        let bytes = read_bundle_config(&dir)?;
+        (
+            Target {
+                kind: "bundle",
+                what: dir.display().to_string(),
+            },
+            static_audit(&bytes, &dir, None),
+        )
+    } else if let (Some(rootfs), Some(config)) = (&args.rootfs, &args.config) {
+        let rootfs = std::path::absolute(rootfs)
+            .map_err(|e| CliError::usage(format!("--rootfs {}: {e}", shown(rootfs))))?;
+        let bytes = std::fs::read(config)
+            .map_err(|e| CliError::usage(format!("--config {}: {e}", shown(config))))?;
+        let config_abs = std::path::absolute(config).unwrap_or_else(|_| config.clone());
+        let bundle = config_abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        (
+            Target {
+                kind: "rootfs",
+                what: format!("{} with {}", rootfs.display(), config_abs.display()),
+            },
+            static_audit(&bytes, &bundle, Some(&rootfs)),
+        )
+    } else if args.pid.is_some() || args.self_ {
+        let table = crate::mounts_cmd::read_table(args.pid, Backend::Auto)?;
+        let procfs = saferoot::procfs::Procfs::new().ok();
+        let ns = procfs.as_ref().and_then(|p| p.mount_ns_id(args.pid).ok());
+        let target = match args.pid {
+            Some(p) => Target {
+                kind: "pid",
+                what: p.to_string(),
+            },
+            None => Target {
+                kind: "self",
+                what: std::process::id().to_string(),
+            },
+        };
+        (target, audit_live::audit(&table, &host_view(ns)))
+    } else {
+        return Err(CliError::usage(
+            "say what to audit: --bundle DIR, --rootfs DIR --config FILE, --pid PID or --self",
+        ));
+    };
+    report(&target, findings, args.fail_on, args.json)
+}

@@ -1,0 +1,815 @@
+//! bubblewrap-style flags → [`Sandbox`].
+//!
+//! The mount and environment flags are applied in the order given. clap
+//! keeps the values of each flag, and the position of each value on the
+//! command line (`ArgMatches::indices_of`); [`ordered_ops`] merges them back
+//! into one list sorted by position.
+//!
+//! Mount flags become [`MountSpec`]s in that order. `--remount-ro` and
+//! `--mask` become the spec's read-only and masked paths, which the library
+//! applies after every mount. `--dir` and `--symlink` are not mounts: one
+//! whose path is on or below the destination of an earlier mount flag is
+//! made inside the assembled root (after all mounts); any other is made in
+//! the base root before the mounts, so later mounts can go through it.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use clap::ArgMatches;
+use saferoot::rootfs::policy::clean;
+use saferoot::rootfs::spec::{DeviceKind, DeviceSpec, IdMapping, MountSpec};
+use saferoot::rootfs::{EnterMethod, RootfsSpec, Strategy};
+
+use crate::args::{EnterArg, RunArgs, StrategyArg};
+use crate::errors::{shown, CliError};
+use crate::namespaces::Namespaces;
+use crate::sandbox::{IdMaps, Phase, RootKind, Sandbox, Step, StepKind, DEFAULT_PATH};
+
+/// Which kind of bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindFlavor {
+    /// `--bind`: read-write, nosuid, nodev.
+    Rw,
+    /// `--ro-bind`: read-only (recursively), nosuid, nodev.
+    Ro,
+    /// `--dev-bind`: read-write, nosuid, devices allowed.
+    Dev,
+}
+
+/// One flag that takes effect in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `--bind`, `--ro-bind`, `--dev-bind` and their `-try` forms.
+    Bind {
+        /// Which.
+        flavor: BindFlavor,
+        /// `-try`: skip when the source is missing.
+        try_: bool,
+        /// Host path.
+        src: PathBuf,
+        /// Path in the sandbox.
+        dest: PathBuf,
+    },
+    /// `--tmpfs`.
+    Tmpfs(PathBuf),
+    /// `--size`.
+    Size(String),
+    /// `--perms`.
+    Perms(String),
+    /// `--proc`.
+    Proc(PathBuf),
+    /// `--dev`.
+    Dev(PathBuf),
+    /// `--mqueue`.
+    Mqueue(PathBuf),
+    /// `--dir`.
+    Dir(PathBuf),
+    /// `--symlink TARGET DEST`.
+    Symlink(PathBuf, PathBuf),
+    /// `--remount-ro`.
+    RemountRo(PathBuf),
+    /// `--mask`.
+    Mask(PathBuf),
+    /// `--setenv`.
+    Setenv(OsString, OsString),
+    /// `--unsetenv`.
+    Unsetenv(OsString),
+    /// `--clearenv`.
+    Clearenv,
+}
+
+impl Op {
+    /// Whether this is an environment flag (everything else shapes the
+    /// root).
+    pub fn is_env(&self) -> bool {
+        matches!(self, Op::Setenv(..) | Op::Unsetenv(_) | Op::Clearenv)
+    }
+
+    /// The flag as it was written, for messages.
+    pub fn flag(&self) -> String {
+        let one = |f: &str, p: &OsStr| format!("{f} {}", shown(p));
+        let two = |f: &str, a: &OsStr, b: &OsStr| format!("{f} {} {}", shown(a), shown(b));
+        match self {
+            Op::Bind {
+                flavor,
+                try_,
+                src,
+                dest,
+            } => {
+                let base = match flavor {
+                    BindFlavor::Rw => "--bind",
+                    BindFlavor::Ro => "--ro-bind",
+                    BindFlavor::Dev => "--dev-bind",
+                };
+                let name = if *try_ {
+                    format!("{base}-try")
+                } else {
+                    base.to_string()
+                };
+                two(&name, src.as_os_str(), dest.as_os_str())
+            }
+            Op::Tmpfs(p) => one("--tmpfs", p.as_os_str()),
+            Op::Size(s) => one("--size", OsStr::new(s)),
+            Op::Perms(s) => one("--perms", OsStr::new(s)),
+            Op::Proc(p) => one("--proc", p.as_os_str()),
+            Op::Dev(p) => one("--dev", p.as_os_str()),
+            Op::Mqueue(p) => one("--mqueue", p.as_os_str()),
+            Op::Dir(p) => one("--dir", p.as_os_str()),
+            Op::Symlink(t, p) => two("--symlink", t.as_os_str(), p.as_os_str()),
+            Op::RemountRo(p) => one("--remount-ro", p.as_os_str()),
+            Op::Mask(p) => one("--mask", p.as_os_str()),
+            Op::Setenv(k, v) => two("--setenv", k, v),
+            Op::Unsetenv(k) => one("--unsetenv", k),
+            Op::Clearenv => "--clearenv".into(),
+        }
+    }
+}
+
+/// The ids (field names in [`RunArgs`]) of the ordered flags, with the
+/// number of values each occurrence takes (0 for a plain flag).
+const ORDERED: &[(&str, usize)] = &[
+    ("bind", 2),
+    ("bind_try", 2),
+    ("ro_bind", 2),
+    ("ro_bind_try", 2),
+    ("dev_bind", 2),
+    ("dev_bind_try", 2),
+    ("tmpfs", 1),
+    ("size", 1),
+    ("perms", 1),
+    ("proc", 1),
+    ("dev", 1),
+    ("mqueue", 1),
+    ("dir", 1),
+    ("symlink", 2),
+    ("remount_ro", 1),
+    ("mask", 1),
+    ("setenv", 2),
+    ("unsetenv", 1),
+    ("clearenv", 0),
+];
+
+/// The ordered flags of a `run` command line, in command-line order.
+pub fn ordered_ops(m: &ArgMatches) -> Vec<Op> {
+    let mut found: Vec<(usize, Op)> = Vec::new();
+    for &(id, arity) in ORDERED {
+        // Defaults (a count of 0, an empty list) have no place in the order.
+        if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let Some(indices) = m.indices_of(id) else {
+            continue;
+        };
+        let indices: Vec<usize> = indices.collect();
+        if arity == 0 {
+            found.extend(indices.into_iter().map(|i| (i, Op::Clearenv)));
+            continue;
+        }
+        let values: Vec<OsString> = m
+            .get_raw(id)
+            .map(|v| v.map(OsStr::to_os_string).collect())
+            .unwrap_or_default();
+        for (chunk, idx) in values.chunks(arity).zip(indices.chunks(arity)) {
+            if chunk.len() != arity {
+                continue;
+            }
+            let p = |i: usize| PathBuf::from(&chunk[i]);
+            let bind = |flavor, try_| Op::Bind {
+                flavor,
+                try_,
+                src: p(0),
+                dest: p(1),
+            };
+            let op = match id {
+                "bind" => bind(BindFlavor::Rw, false),
+                "bind_try" => bind(BindFlavor::Rw, true),
+                "ro_bind" => bind(BindFlavor::Ro, false),
+                "ro_bind_try" => bind(BindFlavor::Ro, true),
+                "dev_bind" => bind(BindFlavor::Dev, false),
+                "dev_bind_try" => bind(BindFlavor::Dev, true),
+                "tmpfs" => Op::Tmpfs(p(0)),
+                "size" => Op::Size(chunk[0].to_string_lossy().into_owned()),
+                "perms" => Op::Perms(chunk[0].to_string_lossy().into_owned()),
+                "proc" => Op::Proc(p(0)),
+                "dev" => Op::Dev(p(0)),
+                "mqueue" => Op::Mqueue(p(0)),
+                "dir" => Op::Dir(p(0)),
+                "symlink" => Op::Symlink(p(0), p(1)),
+                "remount_ro" => Op::RemountRo(p(0)),
+                "mask" => Op::Mask(p(0)),
+                "setenv" => Op::Setenv(chunk[0].clone(), chunk[1].clone()),
+                "unsetenv" => Op::Unsetenv(chunk[0].clone()),
+                _ => continue,
+            };
+            found.push((idx[0], op));
+        }
+    }
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, op)| op).collect()
+}
+
+/// The root-shaping part of a command line, turned into spec parts.
+#[derive(Debug, Default)]
+pub struct Composition {
+    /// Mounts, in order, each with the flag it came from.
+    pub mounts: Vec<(MountSpec, String)>,
+    /// Device nodes (for `--dev` on a path other than `/dev`).
+    pub devices: Vec<DeviceSpec>,
+    /// Directories and symlinks.
+    pub steps: Vec<Step>,
+    /// `--remount-ro` paths other than `/`.
+    pub readonly: Vec<(PathBuf, String)>,
+    /// `--mask` paths.
+    pub masked: Vec<(PathBuf, String)>,
+    /// `--remount-ro /`.
+    pub readonly_root: bool,
+}
+
+fn in_sandbox(flag: &Op, p: &Path) -> Result<PathBuf, CliError> {
+    if !p.is_absolute() {
+        return Err(CliError::usage(format!(
+            "{}: {} must be an absolute path inside the sandbox",
+            flag.flag(),
+            shown(p)
+        )));
+    }
+    Ok(p.to_path_buf())
+}
+
+fn parse_size(flag: &Op, s: &str) -> Result<String, CliError> {
+    let digits = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
+    let suffix = &s[digits.len()..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || suffix.len() > 1 {
+        return Err(CliError::usage(format!(
+            "{}: not a size (a number of bytes, optionally with k, m, g or %)",
+            flag.flag()
+        )));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_perms(flag: &Op, s: &str) -> Result<u32, CliError> {
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o7777 && !s.is_empty() => Ok(m),
+        _ => Err(CliError::usage(format!(
+            "{}: not an octal mode of at most 7777",
+            flag.flag()
+        ))),
+    }
+}
+
+fn source_path(flag: &Op, src: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(src).map_err(|e| {
+        CliError::setup(format!(
+            "{}: cannot make the source absolute: {e}",
+            flag.flag()
+        ))
+    })
+}
+
+/// Options of the mounts that make up a `/dev`: the tmpfs itself, a private
+/// devpts, a `/dev/shm`. `devpts_gid` is given to devpts when the group
+/// `tty` (5) exists where the sandbox runs (not in a user namespace that
+/// does not map it).
+pub fn dev_mounts(dest: &Path, origin: &str, tty_gid: bool) -> Vec<(MountSpec, String)> {
+    let mut pts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    if tty_gid {
+        pts.push("gid=5");
+    }
+    vec![
+        (
+            MountSpec::new(
+                dest,
+                "tmpfs",
+                Some("tmpfs".into()),
+                &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            ),
+            origin.to_string(),
+        ),
+        (
+            MountSpec::new(dest.join("pts"), "devpts", Some("devpts".into()), &pts),
+            origin.to_string(),
+        ),
+        (
+            MountSpec::new(
+                dest.join("shm"),
+                "tmpfs",
+                Some("shm".into()),
+                &["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"],
+            ),
+            origin.to_string(),
+        ),
+    ]
+}
+
+/// Whether `p` is on or below the destination of one of `mounts`.
+fn under_a_mount(p: &Path, mounts: &[(MountSpec, String)]) -> bool {
+    let p = clean(p);
+    mounts
+        .iter()
+        .any(|(m, _)| p.starts_with(clean(&m.destination)))
+}
+
+/// Turns the root-shaping flags into mounts, steps and paths, in order.
+/// The first `n_default` ops are the embedded default's (their origin says
+/// so). `tty_gid`: whether devpts may be given `gid=5`.
+pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Composition, CliError> {
+    let mut c = Composition::default();
+    let mut size: Option<(String, Op)> = None;
+    let mut perms: Option<(u32, Op)> = None;
+    for (i, op) in ops.iter().enumerate().filter(|(_, o)| !o.is_env()) {
+        let origin = if i < n_default {
+            format!("default: {}", op.flag())
+        } else {
+            op.flag()
+        };
+        // --size and --perms apply to the flag right after them.
+        let takes_size = matches!(op, Op::Tmpfs(_));
+        let takes_perms = matches!(op, Op::Tmpfs(_) | Op::Dir(_));
+        if let Some((_, s)) = &size {
+            if !takes_size && !matches!(op, Op::Perms(_) | Op::Size(_)) {
+                return Err(CliError::usage(format!(
+                    "{} must be followed by --tmpfs, not {origin}",
+                    s.flag()
+                )));
+            }
+        }
+        if let Some((_, p)) = &perms {
+            if !takes_perms && !matches!(op, Op::Perms(_) | Op::Size(_)) {
+                return Err(CliError::usage(format!(
+                    "{} must be followed by --tmpfs or --dir, not {origin}",
+                    p.flag()
+                )));
+            }
+        }
+        match op {
+            Op::Size(s) => size = Some((parse_size(op, s)?, op.clone())),
+            Op::Perms(s) => perms = Some((parse_perms(op, s)?, op.clone())),
+            Op::Bind {
+                flavor,
+                try_,
+                src,
+                dest,
+            } => {
+                let dest = in_sandbox(op, dest)?;
+                let src = source_path(op, src)?;
+                if !src.exists() {
+                    if *try_ {
+                        log::info!("{origin}: skipped, the source does not exist");
+                        continue;
+                    }
+                    return Err(CliError::setup(format!(
+                        "{origin}: the source {} does not exist",
+                        shown(&src)
+                    )));
+                }
+                let options: &[&str] = match flavor {
+                    BindFlavor::Rw => &["rbind", "rnosuid", "rnodev"],
+                    BindFlavor::Ro => &["rbind", "rro", "rnosuid", "rnodev"],
+                    BindFlavor::Dev => &["rbind", "rnosuid"],
+                };
+                c.mounts
+                    .push((MountSpec::new(dest, "bind", Some(src), options), origin));
+            }
+            Op::Tmpfs(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                let mode = perms.take().map_or(0o755, |(m, _)| m);
+                let mut options = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    format!("mode={mode:o}"),
+                ];
+                if let Some((s, _)) = size.take() {
+                    options.push(format!("size={s}"));
+                }
+                let mut m = MountSpec::new(dest, "tmpfs", Some("tmpfs".into()), &[]);
+                m.options = options;
+                c.mounts.push((m, origin));
+            }
+            Op::Proc(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                c.mounts.push((
+                    MountSpec::new(
+                        dest,
+                        "proc",
+                        Some("proc".into()),
+                        &["nosuid", "nodev", "noexec"],
+                    ),
+                    origin,
+                ));
+            }
+            Op::Dev(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                if clean(&dest) != Path::new("/dev") {
+                    // The default devices go in /dev; elsewhere they are
+                    // listed one by one.
+                    for d in saferoot::rootfs::plan::default_devices() {
+                        let name = d.path.file_name().map(PathBuf::from).unwrap_or_default();
+                        c.devices.push(DeviceSpec {
+                            path: dest.join(name),
+                            kind: DeviceKind::Char,
+                            ..d
+                        });
+                    }
+                }
+                c.mounts.extend(dev_mounts(&dest, &origin, tty_gid));
+            }
+            Op::Mqueue(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                c.mounts.push((
+                    MountSpec::new(
+                        dest,
+                        "mqueue",
+                        Some("mqueue".into()),
+                        &["nosuid", "nodev", "noexec"],
+                    ),
+                    origin,
+                ));
+            }
+            Op::Dir(dest) => {
+                let path = in_sandbox(op, dest)?;
+                let mode = perms.take().map_or(0o755, |(m, _)| m);
+                let phase = phase_of(&path, &c.mounts);
+                c.steps.push(Step {
+                    kind: StepKind::Dir { path, mode },
+                    phase,
+                    origin,
+                });
+            }
+            Op::Symlink(target, dest) => {
+                let path = in_sandbox(op, dest)?;
+                if clean(&path) == Path::new("/") {
+                    return Err(CliError::usage(format!(
+                        "{origin}: cannot replace the root with a symlink"
+                    )));
+                }
+                if target.as_os_str().is_empty() {
+                    return Err(CliError::usage(format!("{origin}: the target is empty")));
+                }
+                let phase = phase_of(&path, &c.mounts);
+                c.steps.push(Step {
+                    kind: StepKind::Symlink {
+                        target: target.clone(),
+                        path,
+                    },
+                    phase,
+                    origin,
+                });
+            }
+            Op::RemountRo(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                if clean(&dest) == Path::new("/") {
+                    c.readonly_root = true;
+                } else {
+                    c.readonly.push((dest, origin));
+                }
+            }
+            Op::Mask(p) => {
+                let p = in_sandbox(op, p)?;
+                c.masked.push((p, origin));
+            }
+            Op::Setenv(..) | Op::Unsetenv(_) | Op::Clearenv => {}
+        }
+    }
+    if let Some((_, s)) = size {
+        return Err(CliError::usage(format!(
+            "{} must be followed by --tmpfs",
+            s.flag()
+        )));
+    }
+    if let Some((_, p)) = perms {
+        return Err(CliError::usage(format!(
+            "{} must be followed by --tmpfs or --dir",
+            p.flag()
+        )));
+    }
+    Ok(c)
+}
+
+fn phase_of(path: &Path, mounts: &[(MountSpec, String)]) -> Phase {
+    if under_a_mount(path, mounts) {
+        Phase::AfterMounts
+    } else {
+        Phase::BeforeMounts
+    }
+}
+
+/// The program's environment: saferoot's own (or none with
+/// `--clearenv`), changed by the environment flags in order; PATH gets a
+/// default when it ends up unset.
+pub fn environment(ops: &[Op]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for op in ops {
+        match op {
+            Op::Clearenv => env.clear(),
+            Op::Setenv(k, v) => {
+                env.retain(|(key, _)| key != k);
+                env.push((k.clone(), v.clone()));
+            }
+            Op::Unsetenv(k) => env.retain(|(key, _)| key != k),
+            _ => {}
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    env
+}
+
+fn strategy(a: StrategyArg) -> Strategy {
+    match a {
+        StrategyArg::Auto => Strategy::Auto,
+        StrategyArg::Detached => Strategy::Detached,
+        StrategyArg::InPlace => Strategy::InPlace,
+    }
+}
+
+fn enter_method(a: EnterArg) -> EnterMethod {
+    match a {
+        EnterArg::PivotRoot => EnterMethod::PivotRoot,
+        EnterArg::MoveRoot => EnterMethod::MoveRoot,
+        EnterArg::Chroot => EnterMethod::Chroot,
+    }
+}
+
+/// Strategy and entering method from the flags.
+pub fn assembly(args: &RunArgs) -> (Strategy, EnterMethod) {
+    (strategy(args.strategy), enter_method(args.enter))
+}
+
+/// A placeholder rootfs for planning a fresh tmpfs root before it exists.
+pub const FRESH_ROOT_PLACEHOLDER: &str = "/run/saferoot/fresh-tmpfs-root";
+
+/// The [`Sandbox`] for a `run` command line without `--bundle`.
+pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, CliError> {
+    let user_ops = ordered_ops(m);
+    let shaping = user_ops.iter().any(|o| !o.is_env());
+    let embedded = !shaping && args.rootfs.is_none();
+
+    let mut ns = Namespaces {
+        user: args.unshare_user,
+        pid: args.unshare_pid || args.unshare_all,
+        net: args.unshare_net || args.unshare_all,
+        ipc: args.unshare_ipc || args.unshare_all,
+        uts: args.unshare_uts || args.unshare_all,
+        cgroup: args.unshare_all,
+    };
+    if embedded {
+        ns.pid = true;
+        ns.ipc = true;
+        ns.uts = true;
+    }
+    if !ns.user && (args.uid.is_some() || args.gid.is_some()) {
+        let which = if args.uid.is_some() { "--uid" } else { "--gid" };
+        return Err(CliError::usage(format!(
+            "{which} needs --unshare-user: the ids are mapped in a new user namespace"
+        )));
+    }
+    let hostname = match (&args.hostname, embedded) {
+        (Some(h), _) => Some(h.clone()),
+        (None, true) => Some("saferoot".to_string()),
+        (None, false) => None,
+    };
+    if let Some(h) = &hostname {
+        if !ns.uts {
+            return Err(CliError::usage(
+                "--hostname needs a UTS namespace of its own: add --unshare-uts (or --unshare-all)",
+            ));
+        }
+        if h.is_empty() || h.len() > 64 || h.contains('\0') {
+            return Err(CliError::usage(format!(
+                "--hostname {}: a hostname has 1 to 64 bytes",
+                shown(h)
+            )));
+        }
+    }
+    let id_maps = ns.user.then(|| {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        IdMaps {
+            uid: vec![IdMapping {
+                container_id: args.uid.unwrap_or(uid),
+                host_id: uid,
+                size: 1,
+            }],
+            gid: vec![IdMapping {
+                container_id: args.gid.unwrap_or(gid),
+                host_id: gid,
+                size: 1,
+            }],
+        }
+    });
+    let tty_gid = id_maps.as_ref().is_none_or(|m| IdMaps::maps(&m.gid, 5));
+
+    let mut ops = if embedded {
+        crate::default_sandbox::ops()
+    } else {
+        Vec::new()
+    };
+    let n_default = ops.len();
+    ops.extend(user_ops.iter().cloned());
+    let mut comp = compose(&ops, n_default, tty_gid)?;
+    if ns.user && !comp.devices.is_empty() {
+        return Err(CliError::usage(
+            "--dev on a path other than /dev needs the host's device nodes at that path; \
+             with --unshare-user only --dev /dev works",
+        ));
+    }
+    // A minimal /dev unless a flag mounts something there.
+    if !comp
+        .mounts
+        .iter()
+        .any(|(m, _)| clean(&m.destination) == Path::new("/dev"))
+    {
+        let origin = if embedded {
+            "default: --dev /dev"
+        } else {
+            "implicit /dev (no flag mounts /dev)"
+        };
+        let mut dev = dev_mounts(Path::new("/dev"), origin, tty_gid);
+        dev.append(&mut comp.mounts);
+        comp.mounts = dev;
+        for s in &mut comp.steps {
+            if s.phase == Phase::BeforeMounts && clean(s.kind.path()).starts_with("/dev") {
+                s.phase = Phase::AfterMounts;
+            }
+        }
+    }
+
+    let root = match &args.rootfs {
+        Some(dir) => {
+            let dir = std::path::absolute(dir)
+                .map_err(|e| CliError::setup(format!("--rootfs {}: {e}", shown(dir))))?;
+            if !dir.is_dir() {
+                return Err(CliError::setup(format!(
+                    "--rootfs {}: not a directory",
+                    shown(&dir)
+                )));
+            }
+            RootKind::Directory(dir)
+        }
+        None => RootKind::Tmpfs,
+    };
+    let rootfs = match &root {
+        RootKind::Directory(d) => d.clone(),
+        _ => PathBuf::from(FRESH_ROOT_PLACEHOLDER),
+    };
+    let cwd = match &args.chdir {
+        Some(d) if !d.is_absolute() => {
+            return Err(CliError::usage(format!(
+                "--chdir {}: must be an absolute path inside the sandbox",
+                shown(d)
+            )))
+        }
+        other => other.clone(),
+    };
+    let spec = RootfsSpec {
+        rootfs,
+        mounts: comp.mounts.iter().map(|(m, _)| m.clone()).collect(),
+        devices: comp.devices.clone(),
+        default_devices: true,
+        masked_paths: comp.masked.iter().map(|(p, _)| p.clone()).collect(),
+        readonly_paths: comp.readonly.iter().map(|(p, _)| p.clone()).collect(),
+        readonly_root: comp.readonly_root,
+        cwd,
+        user_namespace: ns.user,
+        ..RootfsSpec::default()
+    };
+    if args.command.is_empty() {
+        return Err(CliError::usage(
+            "no program to run: give it after the flags, e.g. `saferoot run -- /bin/sh`",
+        ));
+    }
+    let (strategy, enter) = assembly(args);
+    let mut path_origins = comp.masked.clone();
+    path_origins.extend(comp.readonly.iter().cloned());
+    Ok(Sandbox {
+        spec,
+        origins: comp.mounts.iter().map(|(_, o)| o.clone()).collect(),
+        root,
+        steps: comp.steps,
+        path_origins,
+        namespaces: ns,
+        hostname,
+        id_maps,
+        user: None,
+        no_new_privs: false,
+        env: environment(&user_ops),
+        argv: args.command.clone(),
+        strategy,
+        enter,
+        die_with_parent: args.die_with_parent,
+        new_session: args.new_session,
+        ignored: Vec::new(),
+    })
+}
+
+/// Flags that cannot be combined with `--bundle` (the config says it all).
+pub fn bundle_conflicts(args: &RunArgs, m: &ArgMatches) -> Option<String> {
+    if let Some(op) = ordered_ops(m).first() {
+        return Some(op.flag());
+    }
+    let flags = [
+        (args.chdir.is_some(), "--chdir"),
+        (args.hostname.is_some(), "--hostname"),
+        (args.unshare_user, "--unshare-user"),
+        (args.uid.is_some(), "--uid"),
+        (args.gid.is_some(), "--gid"),
+        (args.unshare_pid, "--unshare-pid"),
+        (args.unshare_net, "--unshare-net"),
+        (args.unshare_ipc, "--unshare-ipc"),
+        (args.unshare_uts, "--unshare-uts"),
+        (args.unshare_all, "--unshare-all"),
+    ];
+    flags.iter().find(|(on, _)| *on).map(|(_, f)| f.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_and_perms_apply_to_the_next_flag() {
+        let ops = vec![
+            Op::Size("1m".into()),
+            Op::Perms("700".into()),
+            Op::Tmpfs("/t".into()),
+            Op::Perms("711".into()),
+            Op::Dir("/t/d".into()),
+        ];
+        let c = compose(&ops, 0, true).unwrap();
+        assert_eq!(
+            c.mounts[0].0.options,
+            ["nosuid", "nodev", "mode=700", "size=1m"]
+        );
+        assert_eq!(
+            c.steps[0].kind,
+            StepKind::Dir {
+                path: "/t/d".into(),
+                mode: 0o711
+            }
+        );
+        assert_eq!(c.steps[0].phase, Phase::AfterMounts);
+        let e = compose(&[Op::Size("1m".into()), Op::Proc("/proc".into())], 0, true).unwrap_err();
+        assert!(
+            e.message.contains("--size 1m must be followed by --tmpfs"),
+            "{e}"
+        );
+        let e = compose(&[Op::Perms("9".into()), Op::Dir("/x".into())], 0, true).unwrap_err();
+        assert!(e.message.contains("--perms 9"), "{e}");
+        let e = compose(&[Op::Size("x1".into()), Op::Tmpfs("/x".into())], 0, true).unwrap_err();
+        assert!(e.message.contains("not a size"), "{e}");
+    }
+
+    #[test]
+    fn steps_before_mounts_unless_below_an_earlier_mount() {
+        let ops = vec![
+            Op::Symlink("usr/lib".into(), "/lib".into()),
+            Op::Tmpfs("/tmp".into()),
+            Op::Dir("/tmp/a".into()),
+            Op::Dir("/var/b".into()),
+            Op::RemountRo("/".into()),
+            Op::Mask("/etc/shadow".into()),
+        ];
+        let c = compose(&ops, 0, true).unwrap();
+        let phases: Vec<Phase> = c.steps.iter().map(|s| s.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::BeforeMounts, Phase::AfterMounts, Phase::BeforeMounts]
+        );
+        assert!(c.readonly_root);
+        assert!(c.readonly.is_empty());
+        assert_eq!(c.masked[0].1, "--mask /etc/shadow");
+    }
+
+    #[test]
+    fn relative_destinations_are_refused_naming_the_flag() {
+        let e = compose(&[Op::Tmpfs("tmp".into())], 0, true).unwrap_err();
+        assert_eq!(e.code, crate::errors::EXIT_USAGE);
+        assert!(e.message.starts_with("--tmpfs tmp:"), "{e}");
+    }
+
+    #[test]
+    fn environment_ops_apply_in_order() {
+        let env = environment(&[
+            Op::Setenv("A".into(), "1".into()),
+            Op::Clearenv,
+            Op::Setenv("B".into(), "2".into()),
+            Op::Setenv("C".into(), "3".into()),
+            Op::Unsetenv("C".into()),
+        ]);
+        assert_eq!(
+            env,
+            vec![
+                ("B".into(), "2".into()),
+                ("PATH".into(), DEFAULT_PATH.into())
+            ]
+        );
+    }
+}

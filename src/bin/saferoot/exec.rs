@@ -1,0 +1,73 @@
+//! The last step in the sandbox: switch ids if asked, then exec the
+//! program with its environment.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use rustix::process::{Gid, Uid};
+use saferoot::sys::process::{set_signal_mask, SignalSet};
+
+use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
+use crate::sandbox::Sandbox;
+
+/// Switches to the sandbox's user (OCI `process.user`): supplementary
+/// groups, then the group, then the user (setresuid drops the capabilities
+/// of a non-root user). The process has one thread, so the per-thread
+/// system calls cover it all.
+fn switch_user(sb: &Sandbox) -> Result<(), CliError> {
+    let Some(u) = &sb.user else { return Ok(()) };
+    let groups: Vec<Gid> = u
+        .additional_gids
+        .iter()
+        .map(|&g| Gid::from_raw(g))
+        .collect();
+    rustix::thread::set_thread_groups(&groups).map_err(|e| {
+        CliError::setup(format!(
+            "process.user.additionalGids {:?}: setgroups: {e}",
+            u.additional_gids
+        ))
+    })?;
+    let gid = Gid::from_raw(u.gid);
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .map_err(|e| CliError::setup(format!("process.user.gid {}: setresgid: {e}", u.gid)))?;
+    let uid = Uid::from_raw(u.uid);
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .map_err(|e| CliError::setup(format!("process.user.uid {}: setresuid: {e}", u.uid)))?;
+    Ok(())
+}
+
+/// Execs the program. Returns only on failure, with the error to report
+/// (exit status 127 when the program was not found, 126 otherwise).
+pub fn exec(sb: &Sandbox) -> CliError {
+    if let Err(e) = switch_user(sb) {
+        return e;
+    }
+    if sb.no_new_privs {
+        if let Err(e) = rustix::thread::set_no_new_privs(true) {
+            return CliError::setup(format!("process.noNewPrivileges: prctl: {e}"));
+        }
+    }
+    let Some((prog, args)) = sb.argv.split_first() else {
+        return CliError::setup("no program to run");
+    };
+    log::debug!("exec {:?}", sb.argv);
+    // The chain blocked the forwarded signals; the program starts with
+    // none blocked (std resets SIGPIPE, not the mask).
+    if let Err(e) = set_signal_mask(&SignalSet::empty()) {
+        return CliError::setup(format!("sigprocmask: {e}"));
+    }
+    let err = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .exec();
+    let code = if err.kind() == std::io::ErrorKind::NotFound {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXEC
+    };
+    CliError {
+        code,
+        message: format!("cannot run {} in the sandbox: {err}", shown(prog)),
+    }
+}

@@ -1,0 +1,79 @@
+//! `saferoot`: run a program in a race-free root filesystem, audit mount
+//! setups, show mount trees and kernel features.
+//!
+//! Subcommands live in modules of their own; see `docs/cli.md`.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod audit_bundle;
+mod audit_cmd;
+mod audit_live;
+mod bundle;
+mod bwrap;
+mod default_sandbox;
+mod dry_run;
+mod errors;
+mod exec;
+mod features_cmd;
+mod findings;
+mod mounts_cmd;
+mod namespaces;
+mod output;
+mod relay;
+mod rootfs_setup;
+mod run;
+mod sandbox;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::args::{Cli, Command};
+use crate::errors::CliError;
+
+fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliError> {
+    let sb = match &args.bundle {
+        Some(dir) => {
+            if let Some(flag) = bwrap::bundle_conflicts(args, m) {
+                return Err(CliError::usage(format!(
+                    "{flag} cannot be combined with --bundle: the bundle's config.json \
+                     says what the sandbox is (only --strategy, --enter, --dry-run, --json, \
+                     --die-with-parent, --new-session and a COMMAND are allowed with it)"
+                )));
+            }
+            bundle::sandbox_from_bundle(dir, args)?
+        }
+        None => bwrap::sandbox_from_flags(args, m)?,
+    };
+    if args.dry_run {
+        dry_run::dry_run(&sb, args.json)?;
+        return Ok(0);
+    }
+    run::run(sb)
+}
+
+fn main() {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    output::init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::Run(args) => {
+            let sub = matches
+                .subcommand_matches("run")
+                .expect("clap gives the matches of the subcommand it parsed");
+            run_command(args, sub)
+        }
+        Command::Audit(args) => audit_cmd::audit(args),
+        Command::Mounts(args) => mounts_cmd::mounts(args).map(|()| 0),
+        Command::Features(args) => features_cmd::features(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("saferoot: {e}");
+            std::process::exit(e.code);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Waiting for a child while passing signals on to it.
+//!
+//! Each process of the sandbox's chain (saferoot, the namespace child, the
+//! init of a new pid namespace) blocks the forwarded signals and SIGCHLD
+//! before it forks, then takes them one by one with `sigwaitinfo`: a
+//! forwarded signal is sent on to its child, SIGCHLD means the child may
+//! have ended. Nothing runs in a signal handler.
+//!
+//! A signal the kernel sent (`SI_KERNEL`: a terminal's ^C or ^\) went to the
+//! whole foreground process group, so the child got it too; it is passed on
+//! only when the child is in another session (`--new-session`).
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+use saferoot::sys::process::{wait_signal, ReceivedSignal, SignalSet, SI_KERNEL};
+
+/// The signals passed on to the sandbox.
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// The forwarded signals and SIGCHLD: what the chain blocks and waits for.
+pub fn handled() -> SignalSet {
+    let mut all = FORWARDED.to_vec();
+    all.push(libc::SIGCHLD);
+    SignalSet::of(&all)
+}
+
+/// The exit status a shell would report for `status`: the exit code, or
+/// 128 + the signal that killed it.
+pub fn status_code(status: WaitStatus) -> i32 {
+    if let Some(code) = status.exit_status() {
+        code
+    } else if let Some(sig) = status.terminating_signal() {
+        128 + sig
+    } else {
+        crate::errors::EXIT_SETUP
+    }
+}
+
+fn forward(to: Pid, s: ReceivedSignal, child_in_our_group: bool) {
+    if s.code == SI_KERNEL && child_in_our_group {
+        return;
+    }
+    if let Some(sig) = Signal::from_named_raw(s.signo) {
+        log::debug!("forwarding signal {} to {}", s.signo, to.as_raw_nonzero());
+        let _ = rustix::process::kill_process(to, sig);
+    }
+}
+
+/// Waits for `child` to end, forwarding signals to it; returns its exit
+/// status as [`status_code`] computes it. The signals of [`handled`] must
+/// be blocked.
+pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
+    let set = handled();
+    loop {
+        let s = match wait_signal(&set) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("sigwaitinfo: {e}");
+                return kill_and_reap(child);
+            }
+        };
+        if s.signo != libc::SIGCHLD {
+            forward(child, s, child_in_our_group);
+            continue;
+        }
+        match rustix::process::waitpid(Some(child), WaitOptions::NOHANG) {
+            Ok(Some((_, st))) => return status_code(st),
+            Ok(None) => {}
+            Err(Errno::CHILD) => return crate::errors::EXIT_SETUP,
+            Err(e) => log::warn!("waitpid: {e}"),
+        }
+    }
+}
+
+/// As pid 1 of a new pid namespace: reaps every process that ends (orphans
+/// are re-parented here), forwards signals to `main`, and returns `main`'s
+/// exit status once it ends. Returning ends the namespace: the kernel kills
+/// every process left in it.
+pub fn init_loop(main: Pid) -> i32 {
+    let set = handled();
+    loop {
+        let s = match wait_signal(&set) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("sigwaitinfo: {e}");
+                return kill_and_reap(main);
+            }
+        };
+        if s.signo != libc::SIGCHLD {
+            forward(main, s, true);
+            continue;
+        }
+        loop {
+            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+                Ok(Some((pid, st))) if pid == main => return status_code(st),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Kills `child` and returns its status once it is gone.
+pub fn kill_and_reap(child: Pid) -> i32 {
+    let _ = rustix::process::kill_process(child, Signal::KILL);
+    match rustix::process::waitpid(Some(child), WaitOptions::empty()) {
+        Ok(Some((_, st))) => status_code(st),
+        _ => crate::errors::EXIT_SETUP,
+    }
+}

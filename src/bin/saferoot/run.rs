@@ -1,0 +1,340 @@
+//! `saferoot run`: the process model.
+//!
+//! ```text
+//! saferoot (caller's namespaces)         blocks signals, forks, writes the
+//!  │                                     user namespace maps, forwards
+//!  │                                     signals, waits, exits with the
+//!  │                                     sandbox's status
+//!  └─ child                              [setsid] [unshare user → wait for
+//!      │                                 maps] unshare mount+pid+ipc+...
+//!      │  without a pid namespace:       builds the root, enters it, execs
+//!      │                                 the program (it becomes the program)
+//!      └─ init, pid 1 (pid namespace)    builds the root (its /proc belongs
+//!          │                             to the new pid namespace), enters,
+//!          │                             forks, then reaps and forwards
+//!          └─ program, pid 2             execs the program
+//! ```
+//!
+//! saferoot is single-threaded up to the first fork, and each fork is made
+//! by a process with one thread (`saferoot::sys::process::fork` checks), so
+//! every process of the chain may run ordinary Rust code. The library's
+//! helper threads (used while assembling) are joined before the init forks
+//! the program.
+//!
+//! Failures inside the sandbox are printed by the process that hit them,
+//! which then exits with status 125 (126/127 for exec); the chain passes
+//! that status up. Everything mounted lives in the child's mount namespace
+//! and goes away with it; the only thing saferoot makes on the host is the
+//! empty scratch directory of a fresh root, removed when the sandbox ends.
+
+use std::convert::Infallible;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use rustix::process::{Pid, Signal};
+use saferoot::sys::process::{block_signals, exit_immediately, fork, Forked};
+
+use crate::errors::{CliError, EXIT_SETUP};
+use crate::namespaces::write_id_maps;
+use crate::relay;
+use crate::sandbox::{RootKind, Sandbox};
+
+/// An empty private directory on the host, the mount point of a fresh
+/// root inside the sandbox's mount namespace. Removed on drop.
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn new() -> Result<ScratchDir, CliError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        for n in 0..100u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = base.join(format!("saferoot-run.{}.{nanos}.{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(ScratchDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(CliError::setup(format!(
+                        "create a scratch directory in {}: {e}",
+                        base.display()
+                    )))
+                }
+            }
+        }
+        Err(CliError::setup("cannot find a free scratch directory name"))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir(&self.path) {
+            log::warn!("remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// The two pipes that let the child wait until its user namespace maps
+/// are written.
+struct Sync {
+    ready_r: OwnedFd,
+    ready_w: OwnedFd,
+    go_r: OwnedFd,
+    go_w: OwnedFd,
+}
+
+impl Sync {
+    fn new() -> Result<Sync, CliError> {
+        let p = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| CliError::setup(format!("pipe: {e}")))
+        };
+        let (ready_r, ready_w) = p()?;
+        let (go_r, go_w) = p()?;
+        Ok(Sync {
+            ready_r,
+            ready_w,
+            go_r,
+            go_w,
+        })
+    }
+}
+
+fn read_byte(fd: &OwnedFd) -> bool {
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::io::read(fd, &mut b) {
+            Ok(1) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return false,
+        }
+    }
+}
+
+fn write_byte(fd: &OwnedFd) -> bool {
+    matches!(rustix::io::write(fd, &[1]), Ok(1))
+}
+
+/// Runs the sandbox; returns the exit status for saferoot.
+pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
+    // Everything that can be refused is refused here, before any process
+    // or namespace exists.
+    saferoot::rootfs::plan(&sb.spec).map_err(|e| {
+        let msg = sb.explain(&e);
+        if matches!(sb.root, RootKind::Bundle(_)) {
+            CliError::setup(msg)
+        } else {
+            CliError::usage(msg)
+        }
+    })?;
+    sb.strategy
+        .resolve()
+        .map_err(|e| CliError::setup(format!("--strategy {}: {e}", sb.strategy.name())))?;
+    if !sb.ignored.is_empty() {
+        eprintln!(
+            "saferoot: not applied (saferoot is not a full OCI runtime): {}",
+            sb.ignored.join(", ")
+        );
+    }
+
+    block_signals(&relay::handled()).map_err(|e| CliError::setup(format!("sigprocmask: {e}")))?;
+    let me = rustix::process::getpid();
+    if sb.die_with_parent {
+        let parent = rustix::process::getppid();
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+            .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
+        if rustix::process::getppid() != parent {
+            return Err(CliError::setup(
+                "--die-with-parent: the parent is already gone",
+            ));
+        }
+    }
+    let scratch = match sb.root {
+        RootKind::Tmpfs => {
+            let s = ScratchDir::new()?;
+            sb.spec.rootfs = s.path.clone();
+            Some(s)
+        }
+        _ => None,
+    };
+    let sync = if sb.namespaces.user {
+        Some(Sync::new()?)
+    } else {
+        None
+    };
+    let child = match fork() {
+        Ok(Forked::Child) => {
+            // The child keeps its ends of the pipes only, so that it sees
+            // end-of-file if saferoot goes away.
+            let ends = sync.map(|s| {
+                drop((s.ready_r, s.go_w));
+                (s.ready_w, s.go_r)
+            });
+            // Never returns: the child execs the program or exits.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child_main(&sb, ends, me)
+            }));
+            exit_immediately(match outcome {
+                Ok(Err(e)) => {
+                    eprintln!("saferoot: {e}");
+                    e.code
+                }
+                Ok(Ok(never)) => match never {},
+                Err(_) => EXIT_SETUP,
+            })
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
+    };
+    let sync = sync.map(|s| {
+        drop((s.ready_w, s.go_r));
+        (s.ready_r, s.go_w)
+    });
+    if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
+        // Wait until the child is in its new user namespace.
+        if read_byte(ready_r) {
+            if let Err(e) = write_id_maps(child, maps) {
+                relay::kill_and_reap(child);
+                return Err(CliError::setup(format!(
+                    "user namespace maps ({}): {e}",
+                    if matches!(sb.root, RootKind::Bundle(_)) {
+                        "linux.uidMappings/gidMappings"
+                    } else {
+                        "--unshare-user --uid/--gid"
+                    }
+                )));
+            }
+            write_byte(go_w);
+        }
+    }
+    drop(sync);
+    let code = relay::supervise(child, !sb.new_session);
+    drop(scratch);
+    Ok(code)
+}
+
+/// The namespace child. Returns only on failure.
+fn child_main(
+    sb: &Sandbox,
+    sync: Option<(OwnedFd, OwnedFd)>,
+    parent: Pid,
+) -> Result<Infallible, CliError> {
+    if sb.die_with_parent {
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+            .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
+        if rustix::process::getppid() != Some(parent) {
+            exit_immediately(EXIT_SETUP);
+        }
+    }
+    if sb.new_session {
+        rustix::process::setsid()
+            .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
+    }
+    if let Some((ready_w, go_r)) = sync {
+        saferoot::sys::unshare(rustix::thread::UnshareFlags::NEWUSER)
+            .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWUSER): {e}")))?;
+        if !write_byte(&ready_w) || !read_byte(&go_r) {
+            // The parent failed and says why.
+            exit_immediately(EXIT_SETUP);
+        }
+        become_namespace_root(sb)?;
+    }
+    let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
+    let before = procfs
+        .mount_ns_id(None)
+        .map_err(|e| CliError::setup(e.to_string()))?;
+    let flags = sb.namespaces.unshare_flags();
+    saferoot::sys::unshare(flags).map_err(|e| {
+        CliError::setup(format!(
+            "unshare({}): {e}",
+            sb.namespaces.names().join(", ")
+        ))
+    })?;
+    let after = procfs
+        .mount_ns_id(None)
+        .map_err(|e| CliError::setup(e.to_string()))?;
+    if before == after {
+        return Err(CliError::setup(
+            "unshare(CLONE_NEWNS) left the mount namespace unchanged",
+        ));
+    }
+    drop(procfs);
+    if !sb.namespaces.pid {
+        crate::rootfs_setup::setup(sb)?;
+        return Err(crate::exec::exec(sb));
+    }
+    // The first process forked into the new pid namespace is its pid 1.
+    match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
+        Forked::Child => exit_immediately(init_main(sb)),
+        Forked::Parent(init) => exit_immediately(relay::supervise(init, true)),
+    }
+}
+
+/// In a new user namespace whose maps do not include the caller's own ids
+/// (an OCI config mapping 0 to 100000, say), the caller's files and mounts
+/// would be made by an unmapped id, which the kernel refuses. Like other
+/// runtimes, the child then becomes root of the namespace (uid and gid 0,
+/// when mapped) before it mounts anything; its capabilities in the
+/// namespace stay.
+fn become_namespace_root(sb: &Sandbox) -> Result<(), CliError> {
+    let Some(maps) = &sb.id_maps else {
+        return Ok(());
+    };
+    let mapped = |m: &[saferoot::rootfs::spec::IdMapping], host: u32| {
+        m.iter()
+            .any(|r| host >= r.host_id && host - r.host_id < r.size)
+    };
+    let uid = rustix::process::getuid();
+    if mapped(&maps.uid, uid.as_raw()) {
+        // Our ids are mapped already (the --unshare-user maps).
+        return Ok(());
+    }
+    if !crate::sandbox::IdMaps::maps(&maps.uid, 0) || !crate::sandbox::IdMaps::maps(&maps.gid, 0) {
+        return Err(CliError::setup(
+            "the user namespace maps neither saferoot's own uid nor uid/gid 0: \
+             nothing could create files in the sandbox",
+        ));
+    }
+    let root_gid = rustix::process::Gid::ROOT;
+    let root_uid = rustix::process::Uid::ROOT;
+    rustix::thread::set_thread_groups(&[])
+        .and_then(|()| rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid))
+        .and_then(|()| rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid))
+        .map_err(|e| CliError::setup(format!("become root of the new user namespace: {e}")))
+}
+
+/// Pid 1 of the new pid namespace: builds and enters the root, starts the
+/// program, then reaps and forwards until the program ends.
+fn init_main(sb: &Sandbox) -> i32 {
+    // The namespace child is only a relay: if it goes, so does the sandbox.
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // The init stays in the sandbox running saferoot's binary: the sandbox
+    // must not be able to ptrace it or open its /proc/1/exe
+    // (CVE-2019-5736), so it is not dumpable.
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        eprintln!("saferoot: prctl(PR_SET_DUMPABLE, 0): {e}");
+        return EXIT_SETUP;
+    }
+    if let Err(e) = crate::rootfs_setup::setup(sb) {
+        eprintln!("saferoot: {e}");
+        return e.code;
+    }
+    match fork() {
+        Ok(Forked::Child) => {
+            let e = crate::exec::exec(sb);
+            eprintln!("saferoot: {e}");
+            exit_immediately(e.code)
+        }
+        Ok(Forked::Parent(main)) => relay::init_loop(main),
+        Err(e) => {
+            eprintln!("saferoot: fork the program: {e}");
+            EXIT_SETUP
+        }
+    }
+}

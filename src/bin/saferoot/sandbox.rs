@@ -1,0 +1,198 @@
+//! What `saferoot run` is asked to do, decided before anything happens:
+//! the rootfs spec, the steps that are not mounts, the namespaces, and the
+//! process to start. Built from the flags ([`crate::bwrap`]), the embedded
+//! default ([`crate::default_sandbox`]) or an OCI bundle
+//! ([`crate::bundle`]); carried out by [`crate::run`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use saferoot::rootfs::spec::IdMapping;
+use saferoot::rootfs::{EnterMethod, RootfsSpec, Strategy};
+use serde::Serialize;
+
+use crate::namespaces::Namespaces;
+
+/// Where the root comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "path", rename_all = "lowercase")]
+pub enum RootKind {
+    /// A fresh, empty tmpfs, made in the sandbox's mount namespace.
+    Tmpfs,
+    /// An existing host directory (`--rootfs`).
+    Directory(PathBuf),
+    /// The root of an OCI bundle (`--bundle`).
+    Bundle(PathBuf),
+}
+
+/// When a step that is not a mount happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// In the base root, before any mount (nothing earlier is mounted on or
+    /// above its path).
+    BeforeMounts,
+    /// Inside the assembled root, after every mount (its path is on or
+    /// below an earlier mount).
+    AfterMounts,
+}
+
+/// A directory or symlink to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepKind {
+    /// `--dir`.
+    Dir {
+        /// Where.
+        path: PathBuf,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// `--symlink`.
+    Symlink {
+        /// The link's contents.
+        target: PathBuf,
+        /// Where.
+        path: PathBuf,
+    },
+}
+
+impl StepKind {
+    /// The path the step creates.
+    pub fn path(&self) -> &Path {
+        match self {
+            StepKind::Dir { path, .. } | StepKind::Symlink { path, .. } => path,
+        }
+    }
+}
+
+/// A step, with when it happens and the flag it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// What to create.
+    #[serde(flatten)]
+    pub kind: StepKind,
+    /// When.
+    pub phase: Phase,
+    /// The flag (or default) that asked for it.
+    pub origin: String,
+}
+
+/// Ids for the program: set with setgroups/setresgid/setresuid before
+/// exec (OCI `process.user`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessUser {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+/// The uid and gid maps of a new user namespace, written by the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdMaps {
+    /// Lines of `uid_map`.
+    pub uid: Vec<IdMapping>,
+    /// Lines of `gid_map`.
+    pub gid: Vec<IdMapping>,
+}
+
+impl IdMaps {
+    /// The text to write to `uid_map` or `gid_map`.
+    pub fn text(maps: &[IdMapping]) -> String {
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect()
+    }
+
+    /// Whether the container id `id` is mapped by `maps`.
+    pub fn maps(maps: &[IdMapping], id: u32) -> bool {
+        maps.iter()
+            .any(|m| id >= m.container_id && id - m.container_id < m.size)
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The root filesystem. For [`RootKind::Tmpfs`], `spec.rootfs` is only
+    /// a placeholder until the scratch directory exists.
+    pub spec: RootfsSpec,
+    /// For each entry of `spec.mounts`, the flag or config entry it came
+    /// from, for messages.
+    pub origins: Vec<String>,
+    /// Where the root comes from.
+    pub root: RootKind,
+    /// Directories and symlinks to create.
+    pub steps: Vec<Step>,
+    /// For `spec.masked_paths` and `spec.readonly_paths` (by path), the flag
+    /// or entry they came from.
+    pub path_origins: Vec<(PathBuf, String)>,
+    /// Namespaces to create.
+    pub namespaces: Namespaces,
+    /// Hostname to set (in the new UTS namespace).
+    pub hostname: Option<String>,
+    /// Maps of the new user namespace.
+    pub id_maps: Option<IdMaps>,
+    /// Ids to switch to before exec.
+    pub user: Option<ProcessUser>,
+    /// `PR_SET_NO_NEW_PRIVS` before exec.
+    pub no_new_privs: bool,
+    /// The program's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// The program and its arguments.
+    pub argv: Vec<OsString>,
+    /// How to assemble.
+    pub strategy: Strategy,
+    /// How to enter.
+    pub enter: EnterMethod,
+    /// Kill the sandbox when saferoot's parent dies.
+    pub die_with_parent: bool,
+    /// setsid.
+    pub new_session: bool,
+    /// Parts of the input that saferoot does not apply (OCI fields).
+    pub ignored: Vec<String>,
+}
+
+/// The PATH given to a program whose environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Sandbox {
+    /// The flag or entry a library error is about, when it can be told:
+    /// `mounts[N]` in the operation, or a path that is a mount destination,
+    /// a masked or read-only path, a step or the working directory.
+    pub fn origin_of(&self, e: &saferoot::Error) -> Option<String> {
+        let op = e.operation();
+        if let Some(rest) = op.strip_prefix("mounts[") {
+            if let Some(i) = rest.split(']').next().and_then(|n| n.parse::<usize>().ok()) {
+                return self.origins.get(i).cloned();
+            }
+        }
+        let path = e.path()?;
+        let clean = saferoot::rootfs::policy::clean;
+        let same = |p: &Path| clean(p) == clean(path);
+        if let Some(i) = self.spec.mounts.iter().rposition(|m| same(&m.destination)) {
+            return self.origins.get(i).cloned();
+        }
+        if let Some((_, o)) = self.path_origins.iter().rev().find(|(p, _)| same(p)) {
+            return Some(o.clone());
+        }
+        if let Some(s) = self.steps.iter().rev().find(|s| same(s.kind.path())) {
+            return Some(s.origin.clone());
+        }
+        if self.spec.cwd.as_deref().is_some_and(same) {
+            return Some("--chdir / process.cwd".into());
+        }
+        None
+    }
+
+    /// A library error as a message that names the flag or entry at fault.
+    pub fn explain(&self, e: &saferoot::Error) -> String {
+        match self.origin_of(e) {
+            Some(o) if !e.to_string().starts_with(&o) => format!("{o}: {e}"),
+            _ => e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Process creation and signal plumbing for the `saferoot` command.
+//!
+//! The command forks a child that unshares namespaces, assembles a root in
+//! them and execs a program, while the parent forwards signals and waits.
+//! This module holds the few calls that needs and rustix does not offer as
+//! safe functions: `fork`, blocking signals and waiting for them
+//! synchronously (`sigprocmask`, `sigwaitinfo`), `sethostname`, `_exit`,
+//! and bringing up the loopback interface of a fresh network namespace.
+//!
+//! [`fork`] is safe to call because it refuses to fork a process that has
+//! more than one thread: with one thread, every lock in the child is in the
+//! state the forking thread left it, so the child may run ordinary Rust code
+//! (allocate, print, use the library) as the parent would.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::process::Pid;
+
+use super::last_errno;
+
+/// What [`fork`] returned, in the process it returned in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// This is the new child process.
+    Child,
+    /// This is the parent; the child has this pid.
+    Parent(Pid),
+}
+
+/// The number of threads of the calling process, counted in
+/// `/proc/self/task` of a procfs that pathrs has checked is a real procfs.
+pub fn thread_count() -> Result<usize, Errno> {
+    count_threads(&procfs_handle()?)
+}
+
+fn procfs_handle() -> Result<pathrs::procfs::ProcfsHandle, Errno> {
+    // Not the cached subset=pid handle: that cache would be inherited by
+    // every forked child.
+    pathrs::procfs::ProcfsHandleBuilder::new()
+        .subset_pid(false)
+        .build()
+        .map_err(|e| pathrs_errno(&e))
+}
+
+fn pathrs_errno(e: &pathrs::error::Error) -> Errno {
+    match e.kind() {
+        pathrs::error::ErrorKind::OsError(Some(n)) => Errno::from_raw_os_error(n),
+        _ => Errno::NOENT,
+    }
+}
+
+fn count_threads(procfs: &pathrs::procfs::ProcfsHandle) -> Result<usize, Errno> {
+    let dir = procfs
+        .open(
+            pathrs::procfs::ProcfsBase::ProcSelf,
+            "task",
+            pathrs::flags::OpenFlags::O_RDONLY
+                | pathrs::flags::OpenFlags::O_DIRECTORY
+                | pathrs::flags::OpenFlags::O_CLOEXEC,
+        )
+        .map_err(|e| pathrs_errno(&e))?;
+    let mut n = 0;
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `fork()`: a new process running on a copy of the caller.
+///
+/// Refuses with `EBUSY` when the calling process has more than one thread.
+/// A helper thread that was just joined may still be listed for a moment
+/// after it has finished, so the count is retried for up to 200 ms before
+/// giving up.
+pub fn fork() -> Result<Forked, Errno> {
+    let procfs = procfs_handle()?;
+    let mut tries = 0;
+    loop {
+        match count_threads(&procfs)? {
+            1 => break,
+            _ if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            _ => return Err(Errno::BUSY),
+        }
+    }
+    drop(procfs);
+    // SAFETY: the process has exactly one thread (checked above, and only
+    // this thread could start another), so the child's copy of the address
+    // space has no lock held by a thread that does not exist in it. The
+    // child is therefore free to run any code the parent could.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => Ok(Forked::Child),
+        p if p > 0 => Ok(Forked::Parent(Pid::from_raw(p).ok_or(Errno::INVAL)?)),
+        _ => Err(Errno::from_raw_os_error(last_errno())),
+    }
+}
+
+/// Ends the calling process at once with `code` (`_exit`): no atexit
+/// handlers, no stdio flushing, no destructors. For a forked child that
+/// must not run anything its parent registered.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit takes any int and never returns; it touches no memory
+    // of the process.
+    unsafe { libc::_exit(code) }
+}
+
+/// A set of signals.
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+impl std::fmt::Debug for SignalSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let members: Vec<i32> = (1..libc::SIGRTMAX())
+            .filter(|&s| self.contains(s))
+            .collect();
+        f.debug_tuple("SignalSet").field(&members).finish()
+    }
+}
+
+impl SignalSet {
+    /// The empty set.
+    pub fn empty() -> SignalSet {
+        // SAFETY: sigemptyset initialises the whole sigset_t it is given;
+        // the zeroed value is a valid sigset_t to begin with.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            SignalSet(set)
+        }
+    }
+
+    /// The set of `signals`. Numbers that are not signals are left out.
+    pub fn of(signals: &[i32]) -> SignalSet {
+        let mut s = SignalSet::empty();
+        for &sig in signals {
+            // SAFETY: `s.0` is an initialised sigset_t; sigaddset checks
+            // the number and fails (without writing) on invalid ones.
+            unsafe {
+                libc::sigaddset(&mut s.0, sig);
+            }
+        }
+        s
+    }
+
+    /// Whether `sig` is in the set.
+    pub fn contains(&self, sig: i32) -> bool {
+        // SAFETY: reads an initialised sigset_t.
+        unsafe { libc::sigismember(&self.0, sig) == 1 }
+    }
+}
+
+fn sigmask(how: libc::c_int, set: &SignalSet) -> Result<SignalSet, Errno> {
+    let mut old = SignalSet::empty();
+    // SAFETY: both pointers are to valid sigset_t values that outlive the
+    // call. The mask is per thread; the command calls this while it has a
+    // single thread.
+    let r = unsafe { libc::pthread_sigmask(how, &set.0, &mut old.0) };
+    if r != 0 {
+        return Err(Errno::from_raw_os_error(r));
+    }
+    Ok(old)
+}
+
+/// Blocks `set` for the calling thread (and the processes it forks from
+/// now on); returns the previous mask.
+pub fn block_signals(set: &SignalSet) -> Result<SignalSet, Errno> {
+    sigmask(libc::SIG_BLOCK, set)
+}
+
+/// Replaces the calling thread's signal mask with `set`.
+pub fn set_signal_mask(set: &SignalSet) -> Result<(), Errno> {
+    sigmask(libc::SIG_SETMASK, set).map(|_| ())
+}
+
+/// `si_code` of a signal sent with `kill(2)`.
+pub const SI_USER: i32 = 0;
+/// `si_code` of a signal the kernel sent (a terminal's `^C`, for instance).
+pub const SI_KERNEL: i32 = 0x80;
+
+/// A signal taken from the queue by [`wait_signal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedSignal {
+    /// The signal number.
+    pub signo: i32,
+    /// Where it came from (`si_code`): [`SI_USER`], [`SI_KERNEL`], ...
+    pub code: i32,
+    /// The sending process, for signals sent with `kill(2)`.
+    pub pid: i32,
+}
+
+/// Waits until one of the signals in `set` (which must be blocked) is
+/// pending and takes it from the queue (`sigwaitinfo`). Interruptions by
+/// other signals are retried.
+pub fn wait_signal(set: &SignalSet) -> Result<ReceivedSignal, Errno> {
+    loop {
+        // SAFETY: `info` is written by the kernel before it is read; the
+        // set pointer is valid for the call.
+        let (r, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::sigwaitinfo(&set.0, &mut info);
+            (r, info)
+        };
+        if r < 0 {
+            let e = last_errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(Errno::from_raw_os_error(e));
+        }
+        // SAFETY: si_pid is valid to read for every signal (it is zero
+        // where the sender did not fill it in).
+        let pid = unsafe { info.si_pid() };
+        return Ok(ReceivedSignal {
+            signo: r,
+            code: info.si_code,
+            pid,
+        });
+    }
+}
+
+/// `sethostname(name)` in the calling process's UTS namespace.
+pub fn sethostname(name: &str) -> Result<(), Errno> {
+    let bytes = name.as_bytes();
+    if bytes.contains(&0) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: the pointer and length describe `bytes`, which outlives the
+    // call; the kernel copies at most `len` bytes.
+    let r = unsafe { libc::sethostname(bytes.as_ptr().cast(), bytes.len()) };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets the `IFF_UP` flag of the loopback interface `lo` of the calling
+/// process's network namespace (a new network namespace starts with it
+/// down), with the `SIOCGIFFLAGS`/`SIOCSIFFLAGS` ioctls.
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: socket() returns a new fd that nothing else owns (or -1).
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    // SAFETY: `raw` is a fresh fd owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an all-zero ifreq is a valid value (empty name, zero union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // the ifreq it is given, which is valid and large enough.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    // SAFETY: after SIOCGIFFLAGS the flags member of the union is the one
+    // written, so reading and updating it is reading initialised memory.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from the valid ifreq.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_sets() {
+        let s = SignalSet::of(&[libc::SIGINT, libc::SIGTERM]);
+        assert!(s.contains(libc::SIGINT));
+        assert!(s.contains(libc::SIGTERM));
+        assert!(!s.contains(libc::SIGHUP));
+        assert!(!SignalSet::empty().contains(libc::SIGINT));
+        assert!(format!("{s:?}").contains("15"));
+    }
+
+    #[test]
+    fn counts_threads() {
+        let n = thread_count().unwrap();
+        assert!(n >= 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv().ok());
+        assert!(thread_count().unwrap() > n.min(1));
+        drop(tx);
+        t.join().unwrap();
+    }
+}
