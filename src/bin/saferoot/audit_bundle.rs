@@ -504,13 +504,42 @@ fn check_masked(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
         if !relevant || listed(&masked, path) {
             continue;
         }
-        out.push(
-            Finding::new(Severity::Medium, "masked-path-missing", *p)
-                .entry("linux.maskedPaths")
-                .problem(format!("{p} is not masked (runc's default config masks it)"))
-                .why("it exposes host kernel state to the container: kernel memory (/proc/kcore), keys, timers and addresses that help defeat KASLR, firmware and power controls")
-                .fix(format!("add {p} to linux.maskedPaths")),
-        );
+        let (why, cve) = masked_why(p);
+        let mut f = Finding::new(Severity::Medium, "masked-path-missing", *p)
+            .entry("linux.maskedPaths")
+            .problem(format!(
+                "{p} is not masked (runc's default config masks it)"
+            ))
+            .why(why)
+            .fix(format!("add {p} to linux.maskedPaths"));
+        if let Some(c) = cve {
+            f = f.cve(c);
+        }
+        out.push(f);
+    }
+}
+
+/// Why each of the usual masked paths is masked.
+fn masked_why(p: &str) -> (&'static str, Option<&'static str>) {
+    match p {
+        "/proc/kcore" => ("it is an image of the host kernel's memory", None),
+        "/proc/keys" => ("it lists the kernel keyrings of the host", None),
+        "/proc/timer_list" | "/proc/timer_stats" | "/proc/sched_debug" | "/proc/latency_stats" => (
+            "it shows kernel addresses and the timing of host tasks: help for defeating KASLR and for side channels",
+            None,
+        ),
+        "/sys/devices/virtual/powercap" => (
+            "its energy counters leak what the host computes (the PLATYPUS power side channel)",
+            Some("CVE-2020-8694"),
+        ),
+        "/sys/firmware" => (
+            "it exposes firmware tables and variables (ACPI, EFI) of the host",
+            None,
+        ),
+        _ => (
+            "it is a host hardware interface (ACPI, sound, SCSI), some of whose files accept writes",
+            None,
+        ),
     }
 }
 

@@ -70,8 +70,9 @@ pub fn audit(t: &MountTable, host: &HostView) -> Vec<Finding> {
                 .fix("audit a container's process with --pid PID"),
         );
     }
+    let own_groups: HashSet<u64> = t.iter().filter_map(|e| e.propagation.shared).collect();
     for e in t.iter() {
-        check_propagation(e, host, &mut out);
+        check_propagation(e, host, &own_groups, &mut out);
         check_writable_flags(e, &mut out);
         if !host.is_host {
             check_host_fs(e, &mut out);
@@ -89,7 +90,12 @@ pub fn audit(t: &MountTable, host: &HostView) -> Vec<Finding> {
     out
 }
 
-fn check_propagation(e: &MountEntry, host: &HostView, out: &mut Vec<Finding>) {
+fn check_propagation(
+    e: &MountEntry,
+    host: &HostView,
+    own_groups: &HashSet<u64>,
+    out: &mut Vec<Finding>,
+) {
     if let Some(g) = e.propagation.shared {
         let (severity, whom) = if host.is_host {
             (Severity::Info, "other mounts of the host")
@@ -106,14 +112,20 @@ fn check_propagation(e: &MountEntry, host: &HostView, out: &mut Vec<Finding>) {
         );
     }
     if let Some(g) = e.propagation.master {
-        if !host.is_host && host.shared_groups.contains(&g) {
-            out.push(
-                Finding::new(Severity::Low, "slave-mount", shown(e))
-                    .problem(format!("the mount receives mount events from the host (master peer group {g})"))
-                    .why("mounts the host makes below this point (a USB disk, a network share) appear inside the namespace too")
-                    .fix("make it private if the namespace should not see new host mounts"),
-            );
-        }
+        // A master inside this namespace is its own business.
+        let (severity, whence) = if host.is_host || own_groups.contains(&g) {
+            return;
+        } else if host.shared_groups.contains(&g) {
+            (Severity::Medium, "the host's mount namespace")
+        } else {
+            (Severity::Low, "a peer group outside this namespace")
+        };
+        out.push(
+            Finding::new(severity, "slave-mount", shown(e))
+                .problem(format!("the mount receives mount events from {whence} (master peer group {g})"))
+                .why("mounts made there below this point (a USB disk, a network share, another container's volumes) appear inside this namespace too")
+                .fix("make it private if the namespace should not see new outside mounts"),
+        );
     }
 }
 

@@ -615,6 +615,14 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
     let n_default = ops.len();
     ops.extend(user_ops.iter().cloned());
     let mut comp = compose(&ops, n_default, tty_gid)?;
+    if ns.user && !ns.pid {
+        if let Some((_, origin)) = comp.mounts.iter().find(|(m, _)| m.fs_type == "proc") {
+            return Err(CliError::usage(format!(
+                "{origin} with --unshare-user needs --unshare-pid: the kernel lets a user \
+                 namespace mount only a procfs of a pid namespace it owns"
+            )));
+        }
+    }
     if ns.user && !comp.devices.is_empty() {
         return Err(CliError::usage(
             "--dev on a path other than /dev needs the host's device nodes at that path; \

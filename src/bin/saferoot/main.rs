@@ -30,7 +30,28 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::args::{Cli, Command};
 use crate::errors::CliError;
 
+/// clap takes an unknown `--flag` before the program for the program
+/// itself; a program whose name starts with `-` must follow `--`.
+fn check_program_name(args: &args::RunArgs) -> Result<(), CliError> {
+    let Some(first) = args.command.first() else {
+        return Ok(());
+    };
+    if !first.to_string_lossy().starts_with('-') {
+        return Ok(());
+    }
+    let after_dashes = std::env::args_os().skip_while(|a| a != "--").nth(1);
+    if after_dashes.as_ref() == Some(first) {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "unknown flag {} for `saferoot run` (see saferoot run --help; \
+         a program whose name starts with - goes after --)",
+        errors::shown(first)
+    )))
+}
+
 fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliError> {
+    check_program_name(args)?;
     let sb = match &args.bundle {
         Some(dir) => {
             if let Some(flag) = bwrap::bundle_conflicts(args, m) {

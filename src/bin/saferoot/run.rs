@@ -235,13 +235,16 @@ fn child_main(
             .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
     }
     if let Some((ready_w, go_r)) = sync {
+        // Our uid as the caller's namespace sees it (inside the new one,
+        // getuid reports the mapped or overflow id).
+        let host_uid = rustix::process::getuid().as_raw();
         saferoot::sys::unshare(rustix::thread::UnshareFlags::NEWUSER)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWUSER): {e}")))?;
         if !write_byte(&ready_w) || !read_byte(&go_r) {
             // The parent failed and says why.
             exit_immediately(EXIT_SETUP);
         }
-        become_namespace_root(sb)?;
+        become_namespace_root(sb, host_uid)?;
     }
     let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
     let before = procfs
@@ -280,7 +283,7 @@ fn child_main(
 /// runtimes, the child then becomes root of the namespace (uid and gid 0,
 /// when mapped) before it mounts anything; its capabilities in the
 /// namespace stay.
-fn become_namespace_root(sb: &Sandbox) -> Result<(), CliError> {
+fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
     let Some(maps) = &sb.id_maps else {
         return Ok(());
     };
@@ -288,8 +291,7 @@ fn become_namespace_root(sb: &Sandbox) -> Result<(), CliError> {
         m.iter()
             .any(|r| host >= r.host_id && host - r.host_id < r.size)
     };
-    let uid = rustix::process::getuid();
-    if mapped(&maps.uid, uid.as_raw()) {
+    if mapped(&maps.uid, host_uid) {
         // Our ids are mapped already (the --unshare-user maps).
         return Ok(());
     }

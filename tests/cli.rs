@@ -1,0 +1,1961 @@
+//! Tests of the `saferoot` command, with real sandboxes.
+//!
+//! Every test runs the built binary (`CARGO_BIN_EXE_saferoot`) as root and
+//! looks at what the sandboxed program reports from inside (mount table,
+//! ids, namespaces, files) and at the host afterwards. [`saferoot`] points
+//! the command's TMPDIR at a fresh directory and checks it is empty again
+//! afterwards: a fresh root's scratch directory must not be left behind.
+
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+use serde_json::{json, Value};
+
+const EXE: &str = env!("CARGO_BIN_EXE_saferoot");
+
+// ---------------------------------------------------------------------------
+// Running the command
+
+/// What a run of the command gave.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    /// `key=value` lines of stdout.
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn var(&self, key: &str) -> String {
+        self.vars()
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key}= line in the output:\n{self:#?}"))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self:#?}"))
+    }
+
+    #[track_caller]
+    fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "saferoot failed:\n{self:#?}");
+        self
+    }
+}
+
+fn status_code(s: std::process::ExitStatus) -> i32 {
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// Runs `saferoot ARGS` with stdin from /dev/null, its scratch directory
+/// in a fresh TMPDIR that must be empty again afterwards.
+fn saferoot<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Out {
+    saferoot_with(args, Stdio::null(), &[])
+}
+
+fn saferoot_with<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Stdio, env: &[(&str, &str)]) -> Out {
+    let tmp = TempDir::new();
+    let out = Command::new(EXE)
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .envs(env.iter().copied())
+        .stdin(stdin)
+        .output()
+        .expect("start saferoot");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "saferoot left {left:?} behind in its TMPDIR"
+    );
+    Out {
+        code: status_code(out.status),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// Flags that give a fresh root the host's programs: /usr read-only, and
+/// the host's /bin, /lib, ... as it has them (symlinks or binds).
+fn base() -> Vec<String> {
+    let mut v = Vec::new();
+    for d in [
+        "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+    ] {
+        let Ok(meta) = std::fs::symlink_metadata(d) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let t = std::fs::read_link(d).unwrap();
+            v.extend(s(&["--symlink", t.to_str().unwrap(), d]));
+        } else if meta.is_dir() {
+            v.extend(s(&["--ro-bind", d, d]));
+        }
+    }
+    v
+}
+
+/// `saferoot run FLAGS -- sh -c SCRIPT`.
+fn sandbox(flags: &[String], script: &str) -> Out {
+    let mut args = s(&["run"]);
+    args.extend(flags.iter().cloned());
+    args.extend(s(&["--", "/bin/sh", "-c", script]));
+    saferoot(&args)
+}
+
+fn with(extra: &[&str]) -> Vec<String> {
+    let mut v = base();
+    v.extend(s(extra));
+    v
+}
+
+/// Mount point → (per-mount options, fs type), from mountinfo text.
+fn mountinfo(text: &str) -> BTreeMap<String, (String, String)> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() < 6 || dash + 1 >= f.len() {
+            continue;
+        }
+        m.insert(
+            f[4].to_string(),
+            (f[5].to_string(), f[dash + 1].to_string()),
+        );
+    }
+    m
+}
+
+fn has_opt(opts: &str, o: &str) -> bool {
+    opts.split(',').any(|x| x == o)
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the process `pid` is running (exists and is not a zombie).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+fn kill(pid: i32, sig: rustix::process::Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), sig);
+}
+
+// ---------------------------------------------------------------------------
+// saferoot run: the embedded default
+
+#[test_log::test]
+fn run_default_sandbox_is_isolated_and_read_only() {
+    if !common::require_root() {
+        return;
+    }
+    let out = sandbox(
+        &[],
+        r#"
+        echo "pid=$$"
+        echo "init=$(tr '\0' ' ' </proc/1/cmdline)"
+        echo "hostname=$(cat /proc/sys/kernel/hostname)"
+        touch /usr/saferoot-test 2>&1; echo "usr_rc=$?"
+        echo hi >/tmp/f && echo "tmp_rc=$?"
+        echo x >/proc/sys/kernel/hostname 2>/dev/null; echo "procsys_rc=$?"
+        echo "keys=$(wc -c </proc/keys)"
+        echo "bin=$(readlink /bin)"
+        for n in mnt pid ipc uts net user; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done
+        echo "root=$(ls -A / | tr '\n' ' ')"
+        echo ---
+        cat /proc/self/mountinfo
+        "#,
+    )
+    .ok();
+    // pid 1 is saferoot's init; the shell is another process.
+    assert!(out.var("init").contains("saferoot"), "{out:#?}");
+    assert_ne!(out.var("pid"), "1");
+    assert_eq!(out.var("hostname"), "saferoot");
+    assert_ne!(out.var("usr_rc"), "0");
+    assert!(out.stdout.contains("Read-only file system"), "{out:#?}");
+    assert_eq!(out.var("tmp_rc"), "0");
+    assert_ne!(out.var("procsys_rc"), "0", "/proc/sys must be read-only");
+    assert_eq!(out.var("keys"), "0", "/proc/keys must be masked");
+    if std::fs::symlink_metadata("/bin")
+        .unwrap()
+        .file_type()
+        .is_symlink()
+    {
+        assert_eq!(
+            PathBuf::from(out.var("bin")),
+            std::fs::read_link("/bin").unwrap()
+        );
+    }
+    for ns in ["mnt", "pid", "ipc", "uts"] {
+        assert_ne!(out.var(&format!("ns_{ns}")), host_ns(ns), "{ns} namespace");
+    }
+    for ns in ["net", "user"] {
+        assert_eq!(out.var(&format!("ns_{ns}")), host_ns(ns), "{ns} namespace");
+    }
+    let root: BTreeSet<String> = out
+        .var("root")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    for want in ["usr", "etc", "proc", "dev", "tmp", "run"] {
+        assert!(root.contains(want), "/ lacks {want}: {root:?}");
+    }
+    for host_only in ["work", "home", "root", "var"] {
+        assert!(
+            !root.contains(host_only),
+            "/ has the host's {host_only}: {root:?}"
+        );
+    }
+    let mi = mountinfo(out.stdout.split("\n---\n").nth(1).unwrap());
+    let get = |p: &str| {
+        mi.get(p)
+            .unwrap_or_else(|| panic!("{p} not mounted: {mi:#?}"))
+    };
+    assert!(has_opt(&get("/usr").0, "ro"), "{mi:#?}");
+    assert!(has_opt(&get("/usr").0, "nosuid"));
+    assert!(has_opt(&get("/etc").0, "ro"));
+    assert_eq!(get("/proc").1, "proc");
+    assert_eq!(get("/dev").1, "tmpfs");
+    assert_eq!(get("/dev/pts").1, "devpts");
+    let (opts, fs) = get("/tmp");
+    assert_eq!(fs, "tmpfs");
+    assert!(
+        has_opt(opts, "rw") && has_opt(opts, "nosuid") && has_opt(opts, "nodev"),
+        "{opts}"
+    );
+    assert_eq!(get("/run").1, "tmpfs");
+    assert_eq!(get("/").1, "tmpfs");
+    assert!(has_opt(&get("/proc/sys").0, "ro"));
+}
+
+#[test_log::test]
+fn run_readme_command_shows_mounts_and_identity() {
+    if !common::require_root() {
+        return;
+    }
+    let out = saferoot(&["run", "--", "/bin/sh", "-c", "mount; id"]).ok();
+    assert!(out.stdout.contains("proc on /proc type proc"), "{out:#?}");
+    assert!(out.stdout.contains("uid=0"), "{out:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Exit status and signals
+
+#[test_log::test]
+fn run_exit_status_is_the_programs() {
+    if !common::require_root() {
+        return;
+    }
+    assert_eq!(sandbox(&[], "exit 7").code, 7);
+    // In a pid namespace the shell is pid 2+, so it can die of SIGTERM.
+    assert_eq!(sandbox(&[], "kill -TERM $$").code, 128 + 15);
+    // Without one the program is saferoot's child itself.
+    assert_eq!(sandbox(&base(), "kill -KILL $$").code, 128 + 9);
+    assert_eq!(sandbox(&base(), "kill -TERM $$").code, 128 + 15);
+    assert_eq!(sandbox(&base(), "exit 0").code, 0);
+}
+
+fn spawn_ready(flags: &[String], script: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut args = s(&["run"]);
+    args.extend(flags.iter().cloned());
+    args.extend(s(&["--", "/bin/sh", "-c", script]));
+    let mut child = Command::new(EXE)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the sandbox did not start");
+    (child, out)
+}
+
+#[test_log::test]
+fn run_forwards_signals_to_the_program() {
+    if !common::require_root() {
+        return;
+    }
+    for flags in [Vec::new(), base()] {
+        let (mut child, mut out) = spawn_ready(
+            &flags,
+            r#"trap 'echo got-usr1; exit 3' USR1; echo ready; while :; do sleep 0.05; done"#,
+        );
+        kill(child.id() as i32, rustix::process::Signal::USR1);
+        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGUSR1");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(status_code(st), 3, "{rest}");
+        assert!(rest.contains("got-usr1"), "{rest}");
+
+        let (mut child, _out) = spawn_ready(&flags, "echo ready; exec sleep 100");
+        kill(child.id() as i32, rustix::process::Signal::TERM);
+        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGTERM");
+        assert_eq!(status_code(st), 128 + 15);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Each run flag
+
+#[test_log::test]
+fn run_bind_flags_and_try_variants() {
+    if !common::require_root() {
+        return;
+    }
+    let t = TempDir::new();
+    std::fs::create_dir(t.join("rw")).unwrap();
+    std::fs::create_dir(t.join("ro")).unwrap();
+    std::fs::write(t.join("ro/file"), "data").unwrap();
+    let p = |x: &str| t.join(x).display().to_string();
+    let flags = with(&[
+        "--bind",
+        &p("rw"),
+        "/rw",
+        "--ro-bind",
+        &p("ro"),
+        "/ro",
+        "--bind-try",
+        &p("missing"),
+        "/m1",
+        "--ro-bind-try",
+        &p("missing"),
+        "/m2",
+        "--dev-bind-try",
+        &p("missing"),
+        "/m3",
+        "--bind-try",
+        &p("rw"),
+        "/rw2",
+        "--ro-bind-try",
+        &p("ro"),
+        "/ro2",
+        "--dev-bind",
+        "/dev/null",
+        "/dn",
+        "--dev-bind-try",
+        "/dev/null",
+        "/dnt",
+        "--bind",
+        "/dev/null",
+        "/bn",
+    ]);
+    let out = sandbox(
+        &flags,
+        r#"
+        echo x >/rw/new; echo "rw=$?"
+        echo x >/ro/new 2>/dev/null; echo "ro=$?"
+        for m in m1 m2 m3; do test -e /$m; echo "$m=$?"; done
+        test -f /rw2/new; echo "rw2=$?"
+        echo "ro2=$(cat /ro2/file)"
+        echo x >/dn; echo "dn=$?"
+        echo x >/dnt; echo "dnt=$?"
+        echo x >/bn 2>/dev/null; echo "bn=$?"
+        "#,
+    )
+    .ok();
+    assert_eq!(out.var("rw"), "0", "{out:#?}");
+    assert_ne!(out.var("ro"), "0");
+    for m in ["m1", "m2", "m3"] {
+        assert_ne!(
+            out.var(m),
+            "0",
+            "{m}: a -try bind of a missing source must be skipped"
+        );
+    }
+    assert_eq!(out.var("rw2"), "0");
+    assert_eq!(out.var("ro2"), "data");
+    assert_eq!(out.var("dn"), "0", "--dev-bind allows devices");
+    assert_eq!(out.var("dnt"), "0");
+    assert_ne!(out.var("bn"), "0", "--bind is nodev");
+    assert!(
+        t.join("rw/new").exists(),
+        "the write reached the host directory"
+    );
+    assert!(!t.join("ro/new").exists());
+}
+
+#[test_log::test]
+fn run_tmpfs_with_size_and_perms() {
+    if !common::require_root() {
+        return;
+    }
+    let flags = with(&[
+        "--proc", "/proc", "--size", "1m", "--perms", "700", "--tmpfs", "/small", "--tmpfs", "/big",
+    ]);
+    let out = sandbox(
+        &flags,
+        r#"
+        echo "small=$(stat -c %a /small)"
+        echo "big=$(stat -c %a /big)"
+        dd if=/dev/zero of=/small/f bs=1k count=2048 2>/dev/null; echo "dd=$?"
+        echo "mi=$(grep ' /small ' /proc/self/mountinfo)"
+        "#,
+    )
+    .ok();
+    assert_eq!(out.var("small"), "700", "{out:#?}");
+    assert_eq!(out.var("big"), "755");
+    assert_ne!(out.var("dd"), "0", "2 MiB must not fit in a 1 MiB tmpfs");
+    let mi = out.var("mi");
+    assert!(mi.contains("tmpfs") && mi.contains("size=1024k"), "{mi}");
+    assert!(mi.contains("nosuid") && mi.contains("nodev"), "{mi}");
+}
+
+#[test_log::test]
+fn run_proc_dev_and_mqueue() {
+    if !common::require_root() {
+        return;
+    }
+    let flags = with(&[
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--mqueue",
+        "/dev/mqueue",
+        "--dev",
+        "/xdev",
+    ]);
+    let out = sandbox(
+        &flags,
+        r#"
+        echo "null=$(stat -c '%t:%T %F' /dev/null)"
+        echo "xnull=$(stat -c '%t:%T' /xdev/null)"
+        echo "zero=$(head -c 4 /dev/zero | wc -c)"
+        test -d /dev/pts; echo "pts=$?"
+        test -d /dev/shm; echo "shm=$?"
+        test -L /dev/ptmx; echo "ptmx=$?"
+        echo "self=$(readlink /proc/self)"
+        echo ---
+        cat /proc/self/mountinfo
+        "#,
+    )
+    .ok();
+    assert_eq!(out.var("null"), "1:3 character special file", "{out:#?}");
+    assert_eq!(out.var("xnull"), "1:3");
+    assert_eq!(out.var("zero"), "4");
+    assert_eq!(out.var("pts"), "0");
+    assert_eq!(out.var("shm"), "0");
+    assert_eq!(out.var("ptmx"), "0");
+    assert!(!out.var("self").is_empty());
+    let mi = mountinfo(out.stdout.split("\n---\n").nth(1).unwrap());
+    assert_eq!(mi["/proc"].1, "proc");
+    assert_eq!(mi["/dev"].1, "tmpfs");
+    assert_eq!(mi["/dev/pts"].1, "devpts");
+    assert_eq!(mi["/dev/shm"].1, "tmpfs");
+    assert_eq!(mi["/dev/mqueue"].1, "mqueue");
+    assert_eq!(mi["/xdev"].1, "tmpfs");
+}
+
+fn a_host_dir_with_files() -> &'static str {
+    ["/etc/ssl", "/etc/apt", "/etc/ld.so.conf.d", "/etc/default"]
+        .into_iter()
+        .find(|d| std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_some()))
+        .expect("a non-empty directory in /etc")
+}
+
+#[test_log::test]
+fn run_dir_symlink_remount_ro_and_mask() {
+    if !common::require_root() {
+        return;
+    }
+    let masked_dir = a_host_dir_with_files();
+    let flags = with(&[
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        "/etc",
+        "/etc",
+        "--perms",
+        "711",
+        "--dir",
+        "/made/deep",
+        "--tmpfs",
+        "/t",
+        "--dir",
+        "/t/sub",
+        "--symlink",
+        "/t/sub",
+        "/link",
+        "--symlink",
+        "usr/bin",
+        "/bin2",
+        "--tmpfs",
+        "/rotmp",
+        "--remount-ro",
+        "/rotmp",
+        "--mask",
+        "/etc/hostname",
+        "--mask",
+        masked_dir,
+        "--remount-ro",
+        "/",
+    ]);
+    let script = format!(
+        r#"
+        echo "deep=$(stat -c %a /made/deep)"
+        test -d /t/sub; echo "tsub=$?"
+        echo "link=$(readlink /link)"
+        echo "bin2=$(readlink /bin2)"
+        test -x /bin2/sh; echo "bin2sh=$?"
+        touch /rotmp/x 2>/dev/null; echo "rotmp=$?"
+        touch /t/ok; echo "t=$?"
+        touch /newfile 2>/dev/null; echo "root=$?"
+        echo "hostname=$(wc -c </etc/hostname)"
+        echo "maskdir=$(ls -A {masked_dir} | wc -l)"
+        "#
+    );
+    let out = sandbox(&flags, &script).ok();
+    assert_eq!(out.var("deep"), "711", "{out:#?}");
+    assert_eq!(
+        out.var("tsub"),
+        "0",
+        "--dir below an earlier --tmpfs lands in it"
+    );
+    assert_eq!(out.var("link"), "/t/sub");
+    assert_eq!(out.var("bin2"), "usr/bin");
+    assert_eq!(out.var("bin2sh"), "0");
+    assert_ne!(out.var("rotmp"), "0", "--remount-ro /rotmp");
+    assert_eq!(out.var("t"), "0", "only the root mount is read-only");
+    assert_ne!(out.var("root"), "0", "--remount-ro /");
+    assert_eq!(out.var("hostname"), "0", "--mask of a file");
+    assert_eq!(out.var("maskdir"), "0", "--mask of a directory");
+}
+
+#[test_log::test]
+fn run_chdir_hostname_and_environment() {
+    if !common::require_root() {
+        return;
+    }
+    let flags = with(&[
+        "--proc",
+        "/proc",
+        "--unshare-uts",
+        "--hostname",
+        "box",
+        "--chdir",
+        "/work/dir",
+        "--setenv",
+        "A",
+        "1",
+        "--setenv",
+        "B",
+        "2",
+        "--unsetenv",
+        "B",
+        "--setenv",
+        "C",
+        "x y",
+    ]);
+    let out = saferoot_with(
+        &[vec!["run".to_string()], flags, s(&["--", "/bin/sh", "-c", r#"echo "pwd=$(pwd)"; echo "host=$(uname -n)"; echo "A=$A"; echo "B=${B-unset}"; echo "C=$C"; echo "MARK=${SAFEROOT_TEST_MARK-unset}""#])].concat(),
+        Stdio::null(),
+        &[("SAFEROOT_TEST_MARK", "kept")],
+    )
+    .ok();
+    assert_eq!(out.var("pwd"), "/work/dir", "{out:#?}");
+    assert_eq!(out.var("host"), "box");
+    assert_eq!(out.var("A"), "1");
+    assert_eq!(out.var("B"), "unset");
+    assert_eq!(out.var("C"), "x y");
+    assert_eq!(out.var("MARK"), "kept", "the environment is inherited");
+
+    let out = saferoot_with(
+        &[
+            vec!["run".to_string()],
+            with(&["--setenv", "X", "1", "--clearenv", "--setenv", "Y", "2"]),
+            s(&["--", "/usr/bin/env"]),
+        ]
+        .concat(),
+        Stdio::null(),
+        &[("SAFEROOT_TEST_MARK", "dropped")],
+    )
+    .ok();
+    let env: BTreeSet<&str> = out.stdout.lines().collect();
+    assert!(env.contains("Y=2"), "{env:?}");
+    assert!(
+        !env.contains("X=1"),
+        "--clearenv after --setenv X drops X: {env:?}"
+    );
+    assert!(!out.stdout.contains("SAFEROOT_TEST_MARK"), "{env:?}");
+    assert!(
+        env.iter().any(|l| l.starts_with("PATH=/")),
+        "a default PATH: {env:?}"
+    );
+}
+
+#[test_log::test]
+fn run_unshare_user_maps_uid_and_gid() {
+    if !common::require_root() {
+        return;
+    }
+    let out = sandbox(
+        &with(&["--proc", "/proc", "--unshare-pid", "--unshare-user", "--uid", "1000", "--gid", "1001"]),
+        r#"echo "uid=$(id -u)"; echo "gid=$(id -g)"; echo "map=$(cat /proc/self/uid_map | tr -s ' ')"; echo "gmap=$(cat /proc/self/gid_map | tr -s ' ')"; echo "cap=$(grep CapEff /proc/self/status | cut -f2)"; echo "user=$(readlink /proc/self/ns/user)""#,
+    )
+    .ok();
+    assert_eq!(out.var("uid"), "1000", "{out:#?}");
+    assert_eq!(out.var("gid"), "1001");
+    assert_eq!(out.var("map").trim(), "1000 0 1");
+    assert_eq!(out.var("gmap").trim(), "1001 0 1");
+    assert_eq!(
+        out.var("cap"),
+        "0000000000000000",
+        "a non-root program has no capabilities"
+    );
+    assert_ne!(out.var("user"), host_ns("user"));
+
+    let out = sandbox(
+        &with(&["--proc", "/proc", "--unshare-pid", "--unshare-user"]),
+        r#"echo "uid=$(id -u)""#,
+    )
+    .ok();
+    assert_eq!(out.var("uid"), "0");
+
+    // Without /proc in the sandbox and stdio on /dev/null, a user namespace
+    // cannot work (see docs/cli.md): a clear error, not a crash.
+    let out = sandbox(&with(&["--unshare-user"]), "true");
+    assert_eq!(out.code, 125, "{out:#?}");
+    assert!(out.stderr.contains("--proc /proc"), "{out:#?}");
+    assert!(!out.stderr.contains("panicked"), "{out:#?}");
+    // With stdio elsewhere it works.
+    let out = saferoot_with(
+        &[
+            vec!["run".to_string()],
+            with(&["--unshare-user"]),
+            s(&["--", "/bin/sh", "-c", "echo in-userns"]),
+        ]
+        .concat(),
+        Stdio::piped(),
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(out.stdout.trim(), "in-userns");
+}
+
+#[test_log::test]
+fn run_unshare_net_has_only_loopback_and_it_is_up() {
+    if !common::require_root() {
+        return;
+    }
+    let out = sandbox(
+        &with(&["--proc", "/proc", "--unshare-net"]),
+        r#"echo "ifs=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"; echo "net=$(readlink /proc/self/ns/net)"; if command -v ip >/dev/null; then echo "lo=$(ip -o link show lo)"; else echo "lo=UP (no ip)"; fi"#,
+    )
+    .ok();
+    assert_eq!(out.var("ifs").trim(), "lo", "{out:#?}");
+    assert_ne!(out.var("net"), host_ns("net"));
+    assert!(out.var("lo").contains("UP"), "lo must be up: {out:#?}");
+}
+
+#[test_log::test]
+fn run_unshare_pid_ipc_uts_and_all() {
+    if !common::require_root() {
+        return;
+    }
+    let script = r#"echo "comm1=$(cat /proc/1/comm)"; echo "pid=$$"; for n in pid ipc uts net cgroup user; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done"#;
+    let out = sandbox(
+        &with(&["--proc", "/proc", "--unshare-pid", "--unshare-ipc"]),
+        script,
+    )
+    .ok();
+    assert_eq!(out.var("comm1"), "saferoot", "{out:#?}");
+    assert_ne!(out.var("pid"), "1");
+    assert_ne!(out.var("ns_pid"), host_ns("pid"));
+    assert_ne!(out.var("ns_ipc"), host_ns("ipc"));
+    assert_eq!(out.var("ns_uts"), host_ns("uts"));
+
+    let out = sandbox(&with(&["--proc", "/proc", "--unshare-all"]), script).ok();
+    for ns in ["pid", "ipc", "uts", "net", "cgroup"] {
+        assert_ne!(
+            out.var(&format!("ns_{ns}")),
+            host_ns(ns),
+            "--unshare-all: {ns}"
+        );
+    }
+    assert_eq!(
+        out.var("ns_user"),
+        host_ns("user"),
+        "--unshare-all leaves the user namespace"
+    );
+
+    let out = sandbox(&with(&["--proc", "/proc"]), script).ok();
+    for ns in ["pid", "ipc", "uts", "net", "cgroup", "user"] {
+        assert_eq!(out.var(&format!("ns_{ns}")), host_ns(ns), "no flag: {ns}");
+    }
+}
+
+#[test_log::test]
+fn run_die_with_parent_kills_the_sandbox() {
+    if !common::require_root() {
+        return;
+    }
+    for die in [true, false] {
+        let t = TempDir::new();
+        let mut args = s(&["run"]);
+        args.extend(with(&["--bind", t.path().to_str().unwrap(), "/out"]));
+        if die {
+            args.push("--die-with-parent".into());
+        }
+        args.extend(s(&[
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $$ >/out/pid.tmp && mv /out/pid.tmp /out/pid; exec sleep 1000",
+        ]));
+        let mut child = Command::new(EXE)
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let pid: i32 = loop {
+            if let Ok(p) = std::fs::read_to_string(t.join("pid")) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the sandbox did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(running(pid));
+        child.kill().unwrap(); // SIGKILL to saferoot itself
+        child.wait().unwrap();
+        let start = Instant::now();
+        let limit = Duration::from_millis(if die { 10_000 } else { 500 });
+        while running(pid) && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if die {
+            assert!(
+                !running(pid),
+                "--die-with-parent: the program outlived saferoot"
+            );
+        } else {
+            assert!(
+                running(pid),
+                "without --die-with-parent the program goes on"
+            );
+            kill(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+#[test_log::test]
+fn run_new_session_calls_setsid() {
+    if !common::require_root() {
+        return;
+    }
+    let script = r#"echo "sid=$(cut -d' ' -f6 /proc/self/stat)"; echo "pid=$$""#;
+    let out = sandbox(&with(&["--proc", "/proc", "--new-session"]), script).ok();
+    assert_eq!(out.var("sid"), out.var("pid"), "{out:#?}");
+    let out = sandbox(&with(&["--proc", "/proc"]), script).ok();
+    assert_ne!(out.var("sid"), out.var("pid"), "{out:#?}");
+}
+
+#[test_log::test]
+fn run_on_an_existing_rootfs_directory() {
+    if !common::require_root() {
+        return;
+    }
+    let r = TempDir::new();
+    std::fs::write(r.join("marker"), "from-rootfs").unwrap();
+    let out = sandbox(
+        &with(&["--rootfs", r.path().to_str().unwrap(), "--proc", "/proc"]),
+        r#"echo "marker=$(cat /marker)"; echo made >/created; echo "ls=$(ls -A / | tr '\n' ' ')""#,
+    )
+    .ok();
+    assert_eq!(out.var("marker"), "from-rootfs", "{out:#?}");
+    assert_eq!(
+        std::fs::read_to_string(r.join("created")).unwrap(),
+        "made\n"
+    );
+    assert!(out.var("ls").contains("marker"));
+}
+
+#[test_log::test]
+fn run_strategies_and_entering_methods_give_the_same_tree() {
+    if !common::require_root() {
+        return;
+    }
+    let script = "cat /proc/self/mountinfo";
+    let mut trees = Vec::new();
+    for strategy in ["in-place", "detached", "auto"] {
+        for enter in ["pivot-root", "move-root", "chroot"] {
+            let out = sandbox(
+                &with(&[
+                    "--proc",
+                    "/proc",
+                    "--tmpfs",
+                    "/t",
+                    "--strategy",
+                    strategy,
+                    "--enter",
+                    enter,
+                ]),
+                script,
+            );
+            assert_eq!(
+                out.code, 0,
+                "--strategy {strategy} --enter {enter}: {out:#?}"
+            );
+            // Mount point and filesystem type of every mount.
+            let tree: BTreeSet<(String, String)> = mountinfo(&out.stdout)
+                .into_iter()
+                .map(|(point, (_, fs))| (point, fs))
+                .collect();
+            assert!(
+                tree.contains(&("/t".to_string(), "tmpfs".to_string())),
+                "{strategy}/{enter}: {tree:?}"
+            );
+            if enter != "chroot" {
+                trees.push((strategy, enter, tree));
+            }
+        }
+    }
+    for (s, e, t) in &trees[1..] {
+        assert_eq!(
+            t, &trees[0].2,
+            "{s}/{e} differs from {}/{}",
+            trees[0].0, trees[0].1
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// OCI bundles
+
+fn write_config(bundle: impl AsRef<Path>, config: &Value) {
+    let bundle = bundle.as_ref();
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(config).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Copies `/bin/sh` and the libraries `ldd` lists into `rootfs`, at the
+/// same paths: a root with a working shell and nothing bound from the host.
+fn copy_shell_into(rootfs: &Path) {
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let mut files = vec![(sh, PathBuf::from("/bin/sh"))];
+    let ldd = Command::new("ldd").arg("/bin/sh").output().expect("ldd");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        for word in line.split_whitespace() {
+            if word.starts_with('/') {
+                files.push((PathBuf::from(word), PathBuf::from(word)));
+            }
+        }
+    }
+    for (src, dest) in files {
+        let to = rootfs.join(dest.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&src, &to).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    }
+}
+
+#[test_log::test]
+fn run_bundle_built_from_host_binaries() {
+    if !common::require_root() {
+        return;
+    }
+    let b = TempDir::new();
+    let rootfs = b.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    copy_shell_into(&rootfs);
+    std::fs::write(rootfs.join("etc/secret"), "s3cret\n").unwrap();
+    let script = r#"
+        read -r h </proc/sys/kernel/hostname; echo "host=$h"
+        echo "pwd=$(pwd)"
+        echo "foo=$FOO"
+        if read -r x </etc/secret; then echo "secret=$x"; else echo "secret=masked"; fi
+        if echo x >/proc/sys/kernel/domainname; then echo procsys=rw; else echo procsys=ro; fi
+        if echo x >/rootfile; then echo root=rw; else echo root=ro; fi
+        echo x >/work/ok && echo work=rw
+        echo "pid=$$"
+    "#;
+    write_config(
+        &b,
+        &json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": "bundle-box",
+            "process": {
+                "args": ["/bin/sh", "-c", script],
+                "env": ["PATH=/bin", "FOO=bar"],
+                "cwd": "/work",
+                "user": {"uid": 0, "gid": 0}
+            },
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/work", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+            ],
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}],
+                "maskedPaths": ["/etc/secret", "/proc/kcore"],
+                "readonlyPaths": ["/proc/sys"]
+            }
+        }),
+    );
+    let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]).ok();
+    assert_eq!(out.var("host"), "bundle-box", "{out:#?}");
+    assert_eq!(out.var("pwd"), "/work");
+    assert_eq!(out.var("foo"), "bar");
+    assert_eq!(out.var("secret"), "masked");
+    assert_eq!(out.var("procsys"), "ro");
+    assert_eq!(out.var("root"), "ro");
+    assert_eq!(out.var("work"), "rw");
+    assert_ne!(out.var("pid"), "1");
+    // A COMMAND replaces process.args.
+    let out = saferoot(&[
+        "run",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo replaced=yes",
+    ])
+    .ok();
+    assert_eq!(out.var("replaced"), "yes");
+}
+
+#[test_log::test]
+fn run_bundle_with_a_user_namespace_and_process_user() {
+    if !common::require_root() {
+        return;
+    }
+    let b = TempDir::new();
+    // The namespace's root (host uid 100000) must be able to reach it.
+    std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rootfs = b.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    // Owned by the namespace's root, as for any user-namespaced container.
+    std::os::unix::fs::chown(&rootfs, Some(100000), Some(100000)).unwrap();
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]}),
+    ];
+    for d in ["/bin", "/lib", "/lib64", "/sbin"] {
+        match std::fs::symlink_metadata(d) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::os::unix::fs::symlink(std::fs::read_link(d).unwrap(), rootfs.join(&d[1..]))
+                    .unwrap();
+            }
+            Ok(m) if m.is_dir() => mounts.push(
+                json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
+            ),
+            _ => {}
+        }
+    }
+    write_config(
+        &b,
+        &json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {
+                "args": ["/bin/sh", "-c", "echo \"id=$(id -u):$(id -g):$(id -G)\"; echo \"map=$(tr -s ' ' </proc/self/uid_map)\"; echo \"nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)\""],
+                "cwd": "/",
+                "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
+                "noNewPrivileges": true
+            },
+            "mounts": mounts,
+            "linux": {
+                "namespaces": [{"type": "user"}, {"type": "pid"}, {"type": "mount"}],
+                "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            }
+        }),
+    );
+    let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]).ok();
+    assert_eq!(out.var("id"), "1000:1000:1000 5", "{out:#?}");
+    assert_eq!(out.var("map").trim(), "0 100000 65536");
+    assert_eq!(out.var("nnp"), "1");
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+
+#[test_log::test]
+fn run_bad_flags_fail_clearly_and_leave_nothing_mounted() {
+    if !common::require_root() {
+        return;
+    }
+    let before = common::mount_points();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (with(&["--tmpfs", "tmp"]), 2, "--tmpfs tmp"),
+        (
+            with(&["--size", "1m", "--proc", "/proc"]),
+            2,
+            "--size 1m must be followed by --tmpfs",
+        ),
+        (with(&["--perms", "999", "--dir", "/d"]), 2, "--perms 999"),
+        (
+            with(&["--size", "1m"]),
+            2,
+            "--size 1m must be followed by --tmpfs",
+        ),
+        (
+            with(&["--bind", "/nonexistent-saferoot", "/x"]),
+            125,
+            "--bind /nonexistent-saferoot /x",
+        ),
+        (with(&["--hostname", "h"]), 2, "--hostname"),
+        (with(&["--uid", "5"]), 2, "--uid needs --unshare-user"),
+        (with(&["--proc", "/proc/sys"]), 2, "--proc /proc/sys"),
+        (with(&["--chdir", "rel"]), 2, "--chdir rel"),
+        (
+            with(&["--dir", "/d", "--bind", "/etc/hostname", "/d"]),
+            125,
+            "--bind /etc/hostname /d",
+        ),
+        (
+            with(&["--rootfs", "/nonexistent-saferoot"]),
+            125,
+            "--rootfs /nonexistent-saferoot",
+        ),
+        (s(&["--bogus-flag"]), 2, "--bogus-flag"),
+        (with(&["--strategy", "sideways"]), 2, "sideways"),
+    ];
+    for (flags, code, needle) in cases {
+        let out = sandbox(&flags, "echo ran");
+        assert_eq!(out.code, code, "{flags:?}: {out:#?}");
+        assert!(
+            out.stderr.contains(needle),
+            "{flags:?}: stderr lacks {needle:?}: {out:#?}"
+        );
+        assert!(
+            !out.stdout.contains("ran"),
+            "{flags:?}: the program ran: {out:#?}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{out:#?}");
+    }
+    let out = saferoot(&["run"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("no program to run"), "{out:#?}");
+    let out = saferoot(&["run", "--", "/no/such/program"]);
+    assert_eq!(out.code, 127, "{out:#?}");
+    assert!(out.stderr.contains("/no/such/program"), "{out:#?}");
+    let out = saferoot(&["run", "--", "/etc"]);
+    assert_eq!(out.code, 126, "{out:#?}");
+    let out = sandbox(&with(&["--unshare-user", "--proc", "/proc"]), "echo ran");
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("--proc /proc with --unshare-user needs --unshare-pid"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        common::mount_points(),
+        before,
+        "the host's mount table changed"
+    );
+}
+
+#[test_log::test]
+fn run_bad_bundles_name_the_config_entry() {
+    if !common::require_root() {
+        return;
+    }
+    let before = common::mount_points();
+    let good = || {
+        json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["/bin/sh", "-c", "echo ran"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+        })
+    };
+    type Mutate = fn(&mut Value);
+    let cases: Vec<(Mutate, &str)> = vec![
+        (
+            |c| c["mounts"][0]["options"] = json!(["nosiud"]),
+            "mounts[0]",
+        ),
+        (
+            |c| c["mounts"][0]["destination"] = json!("proc"),
+            "mounts[0].destination",
+        ),
+        (
+            |c| c["mounts"][0]["destination"] = json!("/proc/sys/kernel"),
+            "mounts[0]",
+        ),
+        (
+            |c| c["linux"]["namespaces"][1]["path"] = json!("/proc/1/ns/pid"),
+            "linux.namespaces[1].path",
+        ),
+        (|c| c["process"]["args"] = json!([]), "process.args"),
+        (|c| c["hostname"] = json!("h"), "hostname"),
+        (
+            |c| c["linux"]["namespaces"] = json!([{"type": "user"}]),
+            "linux.uidMappings",
+        ),
+        (
+            |c| c["linux"]["maskedPaths"] = json!(["relative"]),
+            "linux.maskedPaths[0]",
+        ),
+    ];
+    for (mutate, needle) in cases {
+        let b = TempDir::new();
+        std::fs::create_dir(b.join("rootfs")).unwrap();
+        let mut c = good();
+        mutate(&mut c);
+        write_config(&b, &c);
+        let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]);
+        assert_ne!(out.code, 0, "{c}: {out:#?}");
+        assert!(out.stderr.contains(needle), "{needle}: {out:#?}");
+        assert!(!out.stdout.contains("ran"));
+    }
+    let b = TempDir::new();
+    std::fs::write(b.join("config.json"), "{ not json").unwrap();
+    let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]);
+    assert_eq!(out.code, 125, "{out:#?}");
+    assert!(out.stderr.contains("config.json"), "{out:#?}");
+    let out = saferoot(&[
+        "run",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--tmpfs",
+        "/x",
+    ]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("--tmpfs /x cannot be combined with --bundle"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        common::mount_points(),
+        before,
+        "the host's mount table changed"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --dry-run
+
+#[test_log::test]
+fn run_dry_run_prints_the_plan_and_runs_nothing() {
+    if !common::require_root() {
+        return;
+    }
+    let out = saferoot(&["run", "--dry-run", "--", "/bin/sh", "-c", "x"]).ok();
+    for needle in [
+        "DESTINATION",
+        "/usr",
+        "default: --ro-bind /usr /usr",
+        "strategy",
+        "pid, ipc, uts",
+        "/proc/kcore",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle}: {out:#?}");
+    }
+
+    let t = TempDir::new();
+    let out = saferoot(&[
+        "run",
+        "--dry-run",
+        "--json",
+        "--bind",
+        t.path().to_str().unwrap(),
+        "/out",
+        "--size",
+        "2m",
+        "--tmpfs",
+        "/t",
+        "--dir",
+        "/t/d",
+        "--mask",
+        "/out/secret",
+        "--unshare-pid",
+        "--unshare-uts",
+        "--hostname",
+        "dry",
+        "--strategy",
+        "in-place",
+        "--",
+        "/bin/sh",
+        "-c",
+        "touch /out/marker",
+    ])
+    .ok();
+    assert!(!t.join("marker").exists(), "--dry-run ran the program");
+    let j = out.json();
+    assert_eq!(j["root"]["kind"], "tmpfs");
+    assert_eq!(j["strategy"], "in-place");
+    assert_eq!(j["enter"], "pivot-root");
+    assert_eq!(j["namespaces"], json!(["mount", "pid", "uts"]));
+    assert_eq!(j["hostname"], "dry");
+    assert_eq!(j["command"], json!(["/bin/sh", "-c", "touch /out/marker"]));
+    let mounts = j["mounts"].as_array().unwrap();
+    let find = |d: &str| {
+        mounts
+            .iter()
+            .find(|m| m["destination"] == d)
+            .unwrap_or_else(|| panic!("{d}: {j:#}"))
+    };
+    let bind = find("/out");
+    assert_eq!(bind["type"], "bind");
+    assert_eq!(bind["source"], t.path().to_str().unwrap());
+    assert_eq!(
+        bind["origin"],
+        format!("--bind {} /out", t.path().display())
+    );
+    assert!(bind["attributes"].as_str().unwrap().contains("nosuid"));
+    let tmpfs = find("/t");
+    assert_eq!(tmpfs["type"], "tmpfs");
+    assert!(tmpfs["data"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("size=2m")));
+    assert_eq!(find("/dev")["type"], "tmpfs");
+    assert_eq!(j["plan"]["masked_paths"], json!(["/out/secret"]));
+    assert_eq!(j["steps"][0]["phase"], "after-mounts");
+    assert_eq!(j["steps"][0]["kind"], "dir");
+    assert!(j["plan"]["mounts"].as_array().unwrap().len() >= mounts.len());
+
+    // The strategy auto resolves to what `features` reports.
+    let auto = saferoot(&["run", "--dry-run", "--json", "--", "true"])
+        .ok()
+        .json();
+    let feats = saferoot(&["features", "--json"]).ok().json();
+    assert_eq!(auto["strategy"], feats["strategy"]);
+    assert_eq!(auto["requested_strategy"], "auto");
+}
+
+// ---------------------------------------------------------------------------
+// saferoot audit: static
+
+/// A bundle that follows runc's defaults: no finding at all.
+struct AuditBundle {
+    dir: TempDir,
+    config: Value,
+}
+
+impl AuditBundle {
+    fn clean() -> AuditBundle {
+        let dir = TempDir::new();
+        let rootfs = dir.join("rootfs");
+        for d in ["proc", "sys", "dev", "tmp", "data", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::create_dir(dir.join("data")).unwrap();
+        std::fs::set_permissions(dir.join("data"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("uptime"), "1 1\n").unwrap();
+        let config = json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["/bin/sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+                {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro", "rprivate"]},
+                {"destination": "/proc/uptime", "type": "bind", "source": "uptime", "options": ["bind", "ro"]}
+            ],
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+                "maskedPaths": [
+                    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                    "/sys/firmware", "/sys/devices/virtual/powercap"
+                ],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+            }
+        });
+        let b = AuditBundle { dir, config };
+        b.write();
+        b
+    }
+
+    fn write(&self) {
+        write_config(self.dir.path(), &self.config);
+    }
+
+    fn rootfs(&self, p: &str) -> PathBuf {
+        self.dir.join("rootfs").join(p)
+    }
+
+    fn push_mount(&mut self, m: Value) {
+        self.config["mounts"].as_array_mut().unwrap().push(m);
+        self.write();
+    }
+
+    fn audit(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec![
+            "audit",
+            "--bundle",
+            self.dir.path().to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = saferoot(&args);
+        assert!(out.code == 0 || out.code == 1, "{out:#?}");
+        (out.code, out.json())
+    }
+}
+
+fn kinds(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The finding of `kind` (the first), checked to have every field.
+fn finding<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} finding in {report:#}"));
+    for field in ["severity", "path", "problem", "why", "fix"] {
+        assert!(
+            f[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{kind}: empty {field}: {f:#}"
+        );
+    }
+    f
+}
+
+#[test_log::test]
+fn audit_clean_bundle_has_no_findings() {
+    if !common::require_root() {
+        return;
+    }
+    let b = AuditBundle::clean();
+    let (code, report) = b.audit(&["--fail-on", "info"]);
+    assert_eq!(kinds(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["failed"], false);
+    assert_eq!(report["target"]["kind"], "bundle");
+    // The same through --rootfs and --config.
+    let out = saferoot(&[
+        "audit",
+        "--rootfs",
+        b.dir.join("rootfs").to_str().unwrap(),
+        "--config",
+        b.dir.join("config.json").to_str().unwrap(),
+        "--json",
+    ])
+    .ok();
+    assert_eq!(kinds(&out.json()), Vec::<String>::new());
+    let out = saferoot(&["audit", "--bundle", b.dir.path().to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("no findings"), "{out:#?}");
+}
+
+type Hostile = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&mut AuditBundle),
+);
+
+#[test_log::test]
+fn audit_each_finding_kind_has_a_bundle_that_triggers_it() {
+    if !common::require_root() {
+        return;
+    }
+    // (kind, severity, path, how to make the clean bundle hostile)
+    let cases: Vec<Hostile> = vec![
+        ("config-unparsable", "high", "config.json", |b| {
+            std::fs::write(b.dir.join("config.json"), "{\"mounts\": [}").unwrap();
+        }),
+        ("config-invalid", "medium", "tmp2", |b| {
+            b.push_mount(json!({"destination": "tmp2", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        }),
+        ("mount-option-invalid", "medium", "/data", |b| {
+            b.config["mounts"][8]["options"] = json!(["rbind", "ro", "nosiud"]);
+            b.write();
+        }),
+        ("rootfs-missing", "high", "", |b| {
+            b.config["root"]["path"] = json!("no-such-rootfs");
+            b.write();
+        }),
+        ("dest-dotdot-escape", "high", "/../../etc/x", |b| {
+            b.push_mount(json!({"destination": "/../../etc/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        }),
+        ("proc-mount-not-allowed", "high", "/proc/sys/kernel", |b| {
+            b.push_mount(json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        }),
+        ("dest-through-symlink", "high", "/mnt/x", |b| {
+            std::os::unix::fs::symlink("/etc", b.rootfs("mnt")).unwrap();
+            b.push_mount(json!({"destination": "/mnt/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        }),
+        ("bind-source-world-writable", "high", "/data", |b| {
+            std::fs::set_permissions(b.dir.join("data"), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+        }),
+        ("shared-propagation", "high", "/data", |b| {
+            b.config["mounts"][8]["options"] = json!(["rbind", "ro", "rshared"]);
+            b.write();
+        }),
+        ("missing-mount-flags", "medium", "/tmp", |b| {
+            b.config["mounts"][7]["options"] = json!(["mode=1777"]);
+            b.write();
+        }),
+        ("proc-sys-writable", "high", "/proc/sys", |b| {
+            b.config["linux"]["readonlyPaths"] = json!(["/proc/bus", "/proc/fs"]);
+            b.write();
+        }),
+        ("sysfs-writable", "high", "/sys", |b| {
+            b.config["mounts"][5]["options"] = json!(["nosuid", "noexec", "nodev"]);
+            b.write();
+        }),
+        ("masked-path-missing", "medium", "/proc/kcore", |b| {
+            b.config["linux"]["maskedPaths"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p != "/proc/kcore");
+            b.write();
+        }),
+        ("proc-sys-symlink", "critical", "/proc", |b| {
+            std::fs::remove_dir(b.rootfs("proc")).unwrap();
+            std::os::unix::fs::symlink("etc", b.rootfs("proc")).unwrap();
+        }),
+        ("dev-symlink", "critical", "/dev", |b| {
+            std::fs::remove_dir(b.rootfs("dev")).unwrap();
+            std::os::unix::fs::symlink("/tmp/elsewhere", b.rootfs("dev")).unwrap();
+        }),
+        ("devnull-not-chardev", "high", "/dev/null", |b| {
+            b.config["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+            b.write();
+            std::fs::write(b.rootfs("dev/null"), "not a device").unwrap();
+        }),
+    ];
+    let clean_kinds = kinds(&AuditBundle::clean().audit(&[]).1);
+    for (kind, severity, path, make_hostile) in cases {
+        assert!(
+            !clean_kinds.iter().any(|k| k == kind),
+            "{kind} in the clean bundle"
+        );
+        let mut b = AuditBundle::clean();
+        make_hostile(&mut b);
+        let (code, report) = b.audit(&[]);
+        let f = finding(&report, kind);
+        assert_eq!(f["severity"], severity, "{kind}: {f:#}");
+        if !path.is_empty() {
+            assert_eq!(f["path"], path, "{kind}: {f:#}");
+        }
+        let high = ["high", "critical"].contains(&severity);
+        assert_eq!(
+            code,
+            i32::from(high || report["failed"] == true),
+            "{kind}: exit status"
+        );
+        assert_eq!(report["failed"], json!(code == 1));
+    }
+}
+
+#[test_log::test]
+fn audit_severities_follow_where_things_point() {
+    if !common::require_root() {
+        return;
+    }
+    // A symlink that stays inside the root is low...
+    let mut b = AuditBundle::clean();
+    std::fs::create_dir_all(b.rootfs("run")).unwrap();
+    std::fs::create_dir_all(b.rootfs("var")).unwrap();
+    std::os::unix::fs::symlink("../run", b.rootfs("var/run")).unwrap();
+    b.push_mount(json!({"destination": "/var/run/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+    let (code, r) = b.audit(&[]);
+    let f = finding(&r, "dest-through-symlink");
+    assert_eq!(f["severity"], "low", "{f:#}");
+    assert!(f["problem"].as_str().unwrap().contains("/run/x"), "{f:#}");
+    assert_eq!(code, 0);
+    // ...one that leads into /proc is critical.
+    let mut b = AuditBundle::clean();
+    std::os::unix::fs::symlink("proc", b.rootfs("p")).unwrap();
+    b.push_mount(json!({"destination": "/p/driver", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+    let (code, r) = b.audit(&[]);
+    let f = finding(&r, "dest-through-symlink");
+    assert_eq!(f["severity"], "critical", "{f:#}");
+    assert_eq!(f["cve"], "CVE-2019-19921");
+    assert_eq!(code, 1);
+    // A sticky world-writable source is medium.
+    let b = AuditBundle::clean();
+    std::fs::set_permissions(b.dir.join("data"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (_, r) = b.audit(&[]);
+    assert_eq!(
+        finding(&r, "bind-source-world-writable")["severity"],
+        "medium"
+    );
+    // A missing noexec alone is low.
+    let mut b = AuditBundle::clean();
+    b.config["mounts"][3]["options"] = json!(["nosuid", "nodev", "mode=1777"]);
+    b.write();
+    let (_, r) = b.audit(&[]);
+    let f = finding(&r, "missing-mount-flags");
+    assert_eq!(f["severity"], "low");
+    assert_eq!(f["path"], "/dev/shm");
+    // A real /dev/null (char 1:3) without a /dev mount is fine.
+    let mut b = AuditBundle::clean();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    b.write();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        b.rootfs("dev/null").as_path(),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    let (_, r) = b.audit(&[]);
+    assert!(
+        !kinds(&r).contains(&"devnull-not-chardev".to_string()),
+        "{r:#}"
+    );
+    // The rootfs's /dev/null does not matter under a fresh /dev.
+    let b = AuditBundle::clean();
+    std::fs::write(b.rootfs("dev/null"), "x").unwrap();
+    assert!(!kinds(&b.audit(&[]).1).contains(&"devnull-not-chardev".to_string()));
+    // rootfsPropagation shared.
+    let mut b = AuditBundle::clean();
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    b.write();
+    let (_, r) = b.audit(&[]);
+    assert_eq!(finding(&r, "shared-propagation")["path"], "/");
+}
+
+#[test_log::test]
+fn audit_exit_status_follows_fail_on() {
+    if !common::require_root() {
+        return;
+    }
+    let mut medium = AuditBundle::clean();
+    medium.config["linux"]["maskedPaths"] = json!([]);
+    medium.write();
+    assert_eq!(
+        medium.audit(&[]).0,
+        0,
+        "medium findings pass the default --fail-on high"
+    );
+    assert_eq!(medium.audit(&["--fail-on", "medium"]).0, 1);
+    assert_eq!(medium.audit(&["--fail-on", "low"]).0, 1);
+    assert_eq!(medium.audit(&["--fail-on", "critical"]).0, 0);
+
+    let mut high = AuditBundle::clean();
+    high.config["mounts"][5]["options"] = json!(["nosuid", "noexec", "nodev"]);
+    high.write();
+    assert_eq!(high.audit(&[]).0, 1);
+    assert_eq!(high.audit(&["--fail-on", "critical"]).0, 0);
+
+    let critical = AuditBundle::clean();
+    std::fs::remove_dir(critical.rootfs("dev")).unwrap();
+    std::os::unix::fs::symlink("/", critical.rootfs("dev")).unwrap();
+    assert_eq!(critical.audit(&["--fail-on", "critical"]).0, 1);
+
+    // The table names the findings too.
+    let out = saferoot(&["audit", "--bundle", high.dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("SEVERITY") && out.stdout.contains("sysfs-writable"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("FAILED"), "{out:#?}");
+}
+
+#[test_log::test]
+fn audit_usage_errors_exit_2() {
+    if !common::require_root() {
+        return;
+    }
+    for args in [
+        vec!["audit"],
+        vec!["audit", "--bundle", "/nonexistent-saferoot-bundle"],
+        vec!["audit", "--rootfs", "/tmp"],
+        vec!["audit", "--self", "--fail-on", "sometimes"],
+        vec!["audit", "--self", "--pid", "1"],
+    ] {
+        let out = saferoot(&args);
+        assert_eq!(out.code, 2, "{args:?}: {out:#?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// saferoot audit: live
+
+fn attach_tmpfs(dir: &Path, attrs: saferoot::MountAttr) -> saferoot::AttachedMount {
+    std::fs::create_dir_all(dir).unwrap();
+    let target = saferoot::Root::open(dir).unwrap().handle().unwrap();
+    saferoot::Mount::fs("tmpfs")
+        .attrs(attrs)
+        .mount()
+        .unwrap()
+        .attach(&target)
+        .unwrap()
+}
+
+fn attach_fs(fs: &str, dir: &Path, attrs: saferoot::MountAttr) {
+    std::fs::create_dir_all(dir).unwrap();
+    let target = saferoot::Root::open(dir).unwrap().handle().unwrap();
+    saferoot::Mount::fs(fs)
+        .source(fs)
+        .attrs(attrs)
+        .mount()
+        .unwrap()
+        .attach(&target)
+        .unwrap()
+        .forget();
+}
+
+fn audit_self() -> Value {
+    let out = saferoot(&["audit", "--self", "--json", "--fail-on", "critical"]);
+    assert!(out.code == 0 || out.code == 1, "{out:#?}");
+    out.json()
+}
+
+/// The kinds of the findings about paths under `dir`.
+fn kinds_under(report: &Value, dir: &Path) -> BTreeSet<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .starts_with(dir.to_str().unwrap())
+        })
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test_log::test]
+fn audit_self_reports_findings_as_json() {
+    if !common::require_root() {
+        return;
+    }
+    let r = audit_self();
+    assert_eq!(r["target"]["kind"], "self");
+    let findings = r["findings"].as_array().unwrap();
+    for f in findings {
+        for field in ["severity", "kind", "path", "problem", "why", "fix"] {
+            assert!(f[field].is_string(), "{f:#}");
+        }
+    }
+    // The host has /proc read-write: someone must say so.
+    assert!(kinds(&r).iter().any(|k| k == "proc-sys-writable"), "{r:#}");
+    assert!(r["counts"]["high"].as_u64().unwrap() >= 1);
+}
+
+#[test_log::test]
+fn audit_live_finds_hostile_mounts_and_not_clean_ones() {
+    use saferoot::MountAttr as A;
+    let d = TempDir::new();
+    let d2 = d.path().to_path_buf();
+    let src = d.join("src");
+    std::fs::create_dir(&src).unwrap();
+    common::in_mount_ns(move || {
+        let d = d2.as_path();
+        // shared tmpfs
+        let shared = attach_tmpfs(&d.join("shared"), A::NOSUID | A::NODEV);
+        let args = saferoot::sys::MountAttrArgs {
+            propagation: u64::from(linux_raw_sys::general::MS_SHARED),
+            ..Default::default()
+        };
+        saferoot::sys::mount_setattr(
+            std::os::fd::AsFd::as_fd(&shared),
+            c"",
+            linux_raw_sys::general::AT_EMPTY_PATH,
+            &args,
+        )
+        .unwrap();
+        drop(shared);
+        // a writable procfs, with an entry overmounted writable, one masked
+        // read-only and an allowlisted one bound over
+        attach_fs("proc", &d.join("proc"), A::NOSUID | A::NODEV | A::NOEXEC);
+        let proc_root = saferoot::Root::open(d.join("proc")).unwrap();
+        let over = |p: &str, attrs: A| {
+            let h = proc_root.resolve(p).unwrap();
+            saferoot::Mount::fs("tmpfs")
+                .attrs(attrs)
+                .mount()
+                .unwrap()
+                .attach(&h)
+                .unwrap()
+                .forget();
+        };
+        over("/fs", A::NOSUID | A::NODEV);
+        over("/bus", A::RDONLY | A::NOSUID | A::NODEV);
+        let files = attach_tmpfs(&d.join("files"), A::NOSUID | A::NODEV);
+        drop(files);
+        std::fs::write(d.join("files/uptime"), "1 1\n").unwrap();
+        saferoot::Mount::clone_tree(d.join("files/uptime"), false)
+            .unwrap()
+            .attach(&proc_root.resolve("/uptime").unwrap())
+            .unwrap()
+            .forget();
+        drop(proc_root);
+        attach_fs("sysfs", &d.join("sys"), A::NOSUID | A::NODEV | A::NOEXEC);
+        attach_tmpfs(&d.join("t"), A::empty()).forget();
+        let host = saferoot::Mount::clone_tree(d.join("src"), false).unwrap();
+        std::fs::create_dir(d.join("host")).unwrap();
+        host.attach(
+            &saferoot::Root::open(d.join("host"))
+                .unwrap()
+                .handle()
+                .unwrap(),
+        )
+        .unwrap()
+        .forget();
+
+        let r = audit_self();
+        let got = kinds_under(&r, d);
+        let p = |x: &str| d.join(x).display().to_string();
+        for (kind, path) in [
+            ("shared-mount", p("shared")),
+            ("proc-sys-writable", p("proc/sys")),
+            ("proc-overmount", p("proc/fs")),
+            ("sysfs-writable", p("sys")),
+            ("writable-setuid-mount", p("t")),
+            ("writable-device-mount", p("t")),
+            ("host-filesystem", p("host")),
+        ] {
+            assert!(
+                got.contains(&(kind.to_string(), path.clone())),
+                "{kind} at {path} missing: {got:#?}"
+            );
+        }
+        for quiet in [p("proc/bus"), p("proc/uptime"), p("shared")] {
+            assert!(
+                !got.iter()
+                    .any(|(k, path)| *path == quiet && k != "shared-mount"),
+                "{quiet} should raise nothing else: {got:#?}"
+            );
+        }
+        // The same mount made a slave in a namespace of its own receives
+        // mounts from outside.
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "unchanged", "--", "sh", "-c"])
+            .arg(format!(
+                "mount --make-slave {} && exec {EXE} audit --self --json",
+                p("shared")
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .expect("unshare(1)");
+        let r: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        let got = kinds_under(&r, d);
+        assert!(
+            got.contains(&("slave-mount".to_string(), p("shared"))),
+            "{got:#?}"
+        );
+    });
+    let c = TempDir::new();
+    let c2 = c.path().to_path_buf();
+    common::in_mount_ns(move || {
+        let d = c2.as_path();
+        attach_tmpfs(&d.join("t"), A::NOSUID | A::NODEV).forget();
+        attach_fs(
+            "proc",
+            &d.join("proc"),
+            A::RDONLY | A::NOSUID | A::NODEV | A::NOEXEC,
+        );
+        attach_fs(
+            "sysfs",
+            &d.join("sys"),
+            A::RDONLY | A::NOSUID | A::NODEV | A::NOEXEC,
+        );
+        attach_tmpfs(&d.join("ro"), A::RDONLY).forget();
+        let r = audit_self();
+        let got = kinds_under(&r, d);
+        assert!(got.is_empty(), "clean mounts raised findings: {got:#?}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// saferoot mounts and features
+
+fn targets(nodes: &Value, out: &mut BTreeSet<String>) {
+    for n in nodes.as_array().unwrap() {
+        out.insert(n["target"].as_str().unwrap().to_string());
+        assert!(
+            n["fstype"].is_string() && n["options"].is_string() && n["propagation"].is_string()
+        );
+        if let Some(c) = n.get("children") {
+            targets(c, out);
+        }
+    }
+}
+
+#[test_log::test]
+fn mounts_lists_root_and_proc() {
+    if !common::require_root() {
+        return;
+    }
+    let mut all = Vec::new();
+    for backend in ["auto", "statmount", "mountinfo"] {
+        let j = saferoot(&["mounts", "--json", "--backend", backend])
+            .ok()
+            .json();
+        let mut t = BTreeSet::new();
+        targets(&j["filesystems"], &mut t);
+        assert!(t.contains("/") && t.contains("/proc"), "{backend}: {t:?}");
+        assert_eq!(j["filesystems"][0]["target"], "/");
+        all.push(t);
+    }
+    assert_eq!(all[1], all[2], "statmount and mountinfo disagree");
+    let j = saferoot(&["mounts", "--json", "--pid", &std::process::id().to_string()])
+        .ok()
+        .json();
+    let mut t = BTreeSet::new();
+    targets(&j["filesystems"], &mut t);
+    assert!(t.contains("/proc"));
+    let out = saferoot(&["mounts"]).ok();
+    assert!(out.stdout.starts_with("TARGET"), "{out:#?}");
+    assert!(
+        out.stdout.contains("├─/proc") || out.stdout.contains("└─/proc"),
+        "{out:#?}"
+    );
+    // Inside a sandbox, the sandbox's tree.
+    let mut args = s(&["run"]);
+    args.extend(with(&[
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        EXE,
+        "/saferoot",
+        "--tmpfs",
+        "/only-here",
+    ]));
+    args.extend(s(&["--", "/saferoot", "mounts", "--json"]));
+    let j = saferoot(&args).ok().json();
+    let mut t = BTreeSet::new();
+    targets(&j["filesystems"], &mut t);
+    assert!(t.contains("/only-here") && !t.contains("/work"), "{t:?}");
+    assert_eq!(saferoot(&["mounts", "--pid", "999999999"]).code, 2);
+}
+
+#[test_log::test]
+fn features_lists_every_feature_and_the_strategy() {
+    if !common::require_root() {
+        return;
+    }
+    let j = saferoot(&["features", "--json"]).ok().json();
+    let names: Vec<&str> = j["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = saferoot::Feature::ALL.iter().map(|f| f.name()).collect();
+    assert_eq!(names, want);
+    for (f, feat) in j["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(saferoot::Feature::ALL)
+    {
+        assert_eq!(f["min_kernel"], feat.min_kernel());
+        assert_eq!(
+            f["available"],
+            saferoot::features::has(feat),
+            "{}",
+            feat.name()
+        );
+    }
+    let strategy = saferoot::rootfs::Strategy::Auto.resolve().unwrap();
+    assert_eq!(j["strategy"], strategy.name());
+    // Turning a feature off shows, and changes the strategy.
+    let out = saferoot_with(
+        &["features", "--json"],
+        Stdio::null(),
+        &[("SAFEROOT_DISABLE_FEATURES", "detached-mount-targets")],
+    )
+    .ok();
+    let j = out.json();
+    let f = j["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "detached-mount-targets")
+        .unwrap();
+    assert_eq!(f["available"], false);
+    assert_eq!(f["disabled"], true);
+    assert_eq!(j["strategy"], "in-place");
+    let out = saferoot(&["features"]).ok();
+    assert!(
+        out.stdout.contains("FEATURE") && out.stdout.contains("statmount"),
+        "{out:#?}"
+    );
+}
