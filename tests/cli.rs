@@ -684,6 +684,20 @@ fn run_unshare_user_maps_uid_and_gid() {
     );
     assert_eq!(out.code, 0, "{out:#?}");
     assert_eq!(out.stdout.trim(), "in-userns");
+    // A pid namespace's init forks the program after entering a root that
+    // has no /proc.
+    let out = saferoot_with(
+        &[
+            vec!["run".to_string()],
+            with(&["--unshare-user", "--unshare-pid"]),
+            s(&["--", "/bin/sh", "-c", "echo pid=$$"]),
+        ]
+        .concat(),
+        Stdio::piped(),
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_ne!(out.var("pid"), "1");
 }
 
 #[test_log::test]

@@ -28,19 +28,55 @@ pub enum Forked {
     Parent(Pid),
 }
 
-/// The number of threads of the calling process, counted in
-/// `/proc/self/task` of a procfs that pathrs has checked is a real procfs.
-pub fn thread_count() -> Result<usize, Errno> {
-    count_threads(&procfs_handle()?)
+/// Counts the threads of the calling process, in `/proc/self/task` of a
+/// procfs that pathrs has checked is a real procfs.
+///
+/// The procfs is opened when the counter is made: a process that is about
+/// to change its root (and may have no `/proc` afterwards) makes the
+/// counter first and forks with [`fork_with`] later.
+#[derive(Debug)]
+pub struct ThreadCounter {
+    procfs: pathrs::procfs::ProcfsHandle,
 }
 
-fn procfs_handle() -> Result<pathrs::procfs::ProcfsHandle, Errno> {
-    // Not the cached subset=pid handle: that cache would be inherited by
-    // every forked child.
-    pathrs::procfs::ProcfsHandleBuilder::new()
-        .subset_pid(false)
-        .build()
-        .map_err(|e| pathrs_errno(&e))
+impl ThreadCounter {
+    /// A counter on a private procfs instance (not pathrs's cached handle,
+    /// which forked children would inherit).
+    pub fn new() -> Result<ThreadCounter, Errno> {
+        let procfs = pathrs::procfs::ProcfsHandleBuilder::new()
+            .subset_pid(false)
+            .build()
+            .map_err(|e| pathrs_errno(&e))?;
+        Ok(ThreadCounter { procfs })
+    }
+
+    /// The number of threads of the calling process.
+    pub fn count(&self) -> Result<usize, Errno> {
+        let dir = self
+            .procfs
+            .open(
+                pathrs::procfs::ProcfsBase::ProcSelf,
+                "task",
+                pathrs::flags::OpenFlags::O_RDONLY
+                    | pathrs::flags::OpenFlags::O_DIRECTORY
+                    | pathrs::flags::OpenFlags::O_CLOEXEC,
+            )
+            .map_err(|e| pathrs_errno(&e))?;
+        let mut n = 0;
+        for entry in rustix::fs::Dir::read_from(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The number of threads of the calling process.
+pub fn thread_count() -> Result<usize, Errno> {
+    ThreadCounter::new()?.count()
 }
 
 fn pathrs_errno(e: &pathrs::error::Error) -> Errno {
@@ -50,38 +86,22 @@ fn pathrs_errno(e: &pathrs::error::Error) -> Errno {
     }
 }
 
-fn count_threads(procfs: &pathrs::procfs::ProcfsHandle) -> Result<usize, Errno> {
-    let dir = procfs
-        .open(
-            pathrs::procfs::ProcfsBase::ProcSelf,
-            "task",
-            pathrs::flags::OpenFlags::O_RDONLY
-                | pathrs::flags::OpenFlags::O_DIRECTORY
-                | pathrs::flags::OpenFlags::O_CLOEXEC,
-        )
-        .map_err(|e| pathrs_errno(&e))?;
-    let mut n = 0;
-    for entry in rustix::fs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            n += 1;
-        }
-    }
-    Ok(n)
+/// `fork()`: a new process running on a copy of the caller; see
+/// [`fork_with`].
+pub fn fork() -> Result<Forked, Errno> {
+    fork_with(&ThreadCounter::new()?)
 }
 
-/// `fork()`: a new process running on a copy of the caller.
+/// `fork()`, counting threads with `counter`.
 ///
 /// Refuses with `EBUSY` when the calling process has more than one thread.
 /// A helper thread that was just joined may still be listed for a moment
 /// after it has finished, so the count is retried for up to 200 ms before
 /// giving up.
-pub fn fork() -> Result<Forked, Errno> {
-    let procfs = procfs_handle()?;
+pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
     let mut tries = 0;
     loop {
-        match count_threads(&procfs)? {
+        match counter.count()? {
             1 => break,
             _ if tries < 200 => {
                 tries += 1;
@@ -90,7 +110,6 @@ pub fn fork() -> Result<Forked, Errno> {
             _ => return Err(Errno::BUSY),
         }
     }
-    drop(procfs);
     // SAFETY: the process has exactly one thread (checked above, and only
     // this thread could start another), so the child's copy of the address
     // space has no lock held by a thread that does not exist in it. The
@@ -292,12 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn counts_threads() {
-        let n = thread_count().unwrap();
-        assert!(n >= 1);
+    fn counts_threads_and_refuses_to_fork_with_more_than_one() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || rx.recv().ok());
-        assert!(thread_count().unwrap() > n.min(1));
+        // This thread and the helper, at least.
+        assert!(thread_count().unwrap() >= 2);
+        // With the helper alive, fork must refuse rather than copy a
+        // process whose other threads may hold locks.
+        assert_eq!(fork(), Err(Errno::BUSY));
         drop(tx);
         t.join().unwrap();
     }

@@ -32,7 +32,9 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use rustix::process::{Pid, Signal};
-use saferoot::sys::process::{block_signals, exit_immediately, fork, Forked};
+use saferoot::sys::process::{
+    block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
+};
 
 use crate::errors::{CliError, EXIT_SETUP};
 use crate::namespaces::write_id_maps;
@@ -323,11 +325,19 @@ fn init_main(sb: &Sandbox) -> i32 {
         eprintln!("saferoot: prctl(PR_SET_DUMPABLE, 0): {e}");
         return EXIT_SETUP;
     }
+    // Made before entering the root, which may have no /proc.
+    let counter = match ThreadCounter::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("saferoot: open a procfs to count threads: {e}");
+            return EXIT_SETUP;
+        }
+    };
     if let Err(e) = crate::rootfs_setup::setup(sb) {
         eprintln!("saferoot: {e}");
         return e.code;
     }
-    match fork() {
+    match fork_with(&counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb);
             eprintln!("saferoot: {e}");
