@@ -165,6 +165,20 @@ impl Procfs {
         Ok(f.into())
     }
 
+    /// Whether the calling thread is in the initial pid namespace (its
+    /// `NSpid` in `/proc/thread-self/status` has one entry).
+    pub fn in_initial_pid_ns(&self) -> Result<bool> {
+        let mut status = String::new();
+        self.open_thread_self("status")?
+            .read_to_string(&mut status)
+            .map_err(|e| Error::os("read /proc/thread-self/status", errno_of(&e)))?;
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .ok_or_else(|| Error::invalid("read pid namespace", "no NSpid line in status"))?;
+        Ok(line.split_whitespace().count() == 1)
+    }
+
     /// The inode number of the mount namespace of `pid` (or of the calling
     /// thread when `None`), which identifies the namespace.
     pub fn mount_ns_id(&self, pid: Option<u32>) -> Result<u64> {

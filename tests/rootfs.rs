@@ -1033,3 +1033,74 @@ fn full_oci_config_assembled_entered_and_compared() {
         seen.clear();
     });
 }
+
+/// A root without /proc: entering must not depend on the container's
+/// procfs (stdio and the working directory are prepared before the switch).
+#[test_log::test]
+fn enter_a_root_without_proc() {
+    let rootfs = make_rootfs();
+    let spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        mounts: vec![MountSpec::new("/tmp", "tmpfs", None, &[])],
+        cwd: Some("/work".into()),
+        ..Default::default()
+    };
+    common::in_mount_ns(|| {
+        let host_null = std::fs::File::open("/dev/null").unwrap();
+        rustix::stdio::dup2_stdout(&host_null).unwrap();
+        drop(host_null);
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        a.enter(EnterMethod::PivotRoot).unwrap();
+        assert!(!Path::new("/proc/self").exists());
+        assert_eq!(std::env::current_dir().unwrap(), Path::new("/work"));
+        let out = rustix::fs::fstat(std::io::stdout()).unwrap();
+        let null = std::fs::metadata("/dev/null").unwrap();
+        assert_eq!((out.st_dev, out.st_ino), (null.dev(), null.ino()));
+        // The harness reads /proc for its fd and mount-table checks.
+        let root = saferoot::Root::open("/").unwrap();
+        saferoot::Mount::fs("proc")
+            .mount()
+            .unwrap()
+            .attach(&root.resolve("/proc").unwrap())
+            .unwrap()
+            .forget();
+    });
+}
+
+/// Without default devices and without a /dev in the rootfs, nothing is
+/// created under /dev but the devices the spec asks for.
+#[test_log::test]
+fn no_default_devices_and_no_dev_directory() {
+    let rootfs = make_rootfs();
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+    let mut spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        default_devices: false,
+        ..Default::default()
+    };
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        assert!(!rootfs.join("dev").exists());
+        a.detach().unwrap();
+    });
+    spec.devices.push(DeviceSpec {
+        path: "/dev/null".into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 3,
+        file_mode: None,
+        uid: None,
+        gid: None,
+    });
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(rootfs.join("dev"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["null"]);
+        a.detach().unwrap();
+    });
+    std::fs::remove_file(rootfs.join("dev/null")).unwrap();
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+}

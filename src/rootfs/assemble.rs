@@ -158,7 +158,13 @@ impl AssembledRoot {
     /// Makes the assembled root the root of the calling process; see
     /// [`super::enter`].
     pub fn enter(self, method: super::enter::EnterMethod) -> Result<()> {
-        super::enter::enter(self.tree.as_fd(), &self.plan, method, self.devnull)
+        super::enter::enter(
+            self.tree.as_fd(),
+            &self.root,
+            &self.plan,
+            method,
+            self.devnull,
+        )
     }
 }
 
@@ -181,10 +187,20 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
     features::require(Feature::Openat2)?;
     let procfs = Procfs::new()?;
     if opts.require_private_namespace {
-        // Without the privilege to look at pid 1's namespace (no
-        // CAP_SYS_PTRACE) there is nothing to compare with; the check is
-        // then skipped, and the caller's word is taken.
-        match procfs.mount_ns_id(Some(1)) {
+        // Pid 1 stands for the host only in the initial pid namespace (in
+        // a new one, it is the container's own init). Without the
+        // privilege to look at pid 1's namespace (no CAP_SYS_PTRACE) there
+        // is nothing to compare with either. In both cases the check is
+        // skipped and the caller's word is taken.
+        let init_ns = if procfs.in_initial_pid_ns()? {
+            procfs.mount_ns_id(Some(1))
+        } else {
+            Err(Error::invalid(
+                "assemble",
+                "not in the initial pid namespace",
+            ))
+        };
+        match init_ns {
             Ok(init) if init == procfs.mount_ns_id(None)? => {
                 return Err(Error::invalid(
                     "assemble",
@@ -357,7 +373,9 @@ fn build(
         for m in dev::create_devices(root, &plan.devices, plan.user_namespace)? {
             m.forget();
         }
-        dev::setup_links(root)?;
+        if plan.default_devices {
+            dev::setup_links(root)?;
+        }
     }
     if let Some(console) = &opts.console {
         dev::setup_console(root, console.as_fd())?.forget();

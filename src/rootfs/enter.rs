@@ -8,10 +8,11 @@
 //! (of every thread that shares its fs struct). Do it in the process that
 //! is about to exec the container's program.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use linux_raw_sys::general as k;
+use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{move_mount, unmount, MoveMountFlags, UnmountFlags};
 
@@ -38,9 +39,16 @@ fn os(op: &'static str) -> impl FnOnce(Errno) -> Error {
     move |e| Error::os(op, e)
 }
 
-/// Enters the root whose mount fd is `tree`.
+/// Enters the root whose mount fd is `tree`; `root` is the same tree as a
+/// [`Root`], for the preparations.
+///
+/// Everything inside the new root that is needed afterwards (its
+/// `/dev/null`, the working directory) is opened through `root` before the
+/// switch, so nothing after it depends on the container's `/proc` (a root
+/// may have none).
 pub(crate) fn enter(
     tree: BorrowedFd<'_>,
+    root: &Root,
     plan: &Plan,
     method: EnterMethod,
     host_devnull: Option<(u64, u64)>,
@@ -51,6 +59,16 @@ pub(crate) fn enter(
         None => rustix::fs::stat("/dev/null")
             .ok()
             .map(|st| (st.st_dev, st.st_ino)),
+    };
+    let stdio_on_host_null = devnull_id.map(stdio_pointing_at).unwrap_or_default();
+    let container_null = if stdio_on_host_null.is_empty() {
+        None
+    } else {
+        Some(open_container_null(root)?)
+    };
+    let cwd = match &plan.cwd {
+        Some(c) => Some(root.mkdir_all(c, 0o755)?),
+        None => None,
     };
     match method {
         EnterMethod::PivotRoot => {
@@ -85,19 +103,19 @@ pub(crate) fn enter(
         }
     }
     rustix::process::chdir(c"/").map_err(os("chdir(\"/\")"))?;
-    let root = Root::open("/")?;
-    if let Some(id) = devnull_id {
-        reopen_stdio(&root, id)?;
+    if let Some(null) = &container_null {
+        for which in stdio_on_host_null {
+            which.dup2(null).map_err(os("dup2 /dev/null onto stdio"))?;
+        }
     }
-    if let Some(cwd) = &plan.cwd {
-        let h = root.mkdir_all(cwd, 0o755)?;
-        rustix::process::fchdir(&h).map_err(|e| Error::os_at("fchdir", cwd, e))?;
+    if let (Some(h), Some(path)) = (&cwd, &plan.cwd) {
+        rustix::process::fchdir(h).map_err(|e| Error::os_at("fchdir", path, e))?;
         let now =
-            rustix::process::getcwd(Vec::new()).map_err(|e| Error::os_at("getcwd", cwd, e))?;
+            rustix::process::getcwd(Vec::new()).map_err(|e| Error::os_at("getcwd", path, e))?;
         if !now.to_bytes().starts_with(b"/") {
             return Err(Error::unsafe_at(
                 "enter",
-                cwd,
+                path,
                 "the working directory is outside the root",
             ));
         }
@@ -109,43 +127,60 @@ pub(crate) fn enter(
     Ok(())
 }
 
-/// stdin, stdout and stderr that point at the host's `/dev/null` are
-/// pointed at the container's instead, after checking it is char 1:3.
-fn reopen_stdio(root: &Root, host_devnull: (u64, u64)) -> Result<()> {
-    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    type Dup2 = fn(&std::fs::File) -> rustix::io::Result<()>;
-    let fds: [(BorrowedFd<'_>, Dup2); 3] = [
-        (stdin.as_fd(), |f| rustix::stdio::dup2_stdin(f)),
-        (stdout.as_fd(), |f| rustix::stdio::dup2_stdout(f)),
-        (stderr.as_fd(), |f| rustix::stdio::dup2_stderr(f)),
-    ];
-    let mut container_null = None;
-    for (fd, dup2) in fds {
-        let Ok(st) = rustix::fs::fstat(fd) else {
-            continue;
-        };
-        if (st.st_dev, st.st_ino) != host_devnull {
-            continue;
-        }
-        if container_null.is_none() {
-            let h = root.resolve("/dev/null")?;
-            let s = h.stat()?;
-            if s.file_type != rustix::fs::FileType::CharacterDevice
-                || s.rdev != rustix::fs::makedev(1, 3)
-            {
-                return Err(Error::unsafe_at(
-                    "reopen stdio",
-                    "/dev/null",
-                    "not the character device 1:3",
-                ));
-            }
-            container_null = Some(h.reopen(rustix::fs::OFlags::RDWR)?);
-        }
-        if let Some(f) = &container_null {
-            dup2(f).map_err(os("dup2 /dev/null onto stdio"))?;
+/// One of stdin, stdout, stderr.
+#[derive(Debug, Clone, Copy)]
+enum Stdio {
+    In,
+    Out,
+    Err,
+}
+
+impl Stdio {
+    fn dup2(self, f: &OwnedFd) -> rustix::io::Result<()> {
+        match self {
+            Stdio::In => rustix::stdio::dup2_stdin(f),
+            Stdio::Out => rustix::stdio::dup2_stdout(f),
+            Stdio::Err => rustix::stdio::dup2_stderr(f),
         }
     }
-    Ok(())
+}
+
+/// Which of stdin, stdout and stderr are the file with (dev, ino) `id`.
+fn stdio_pointing_at(id: (u64, u64)) -> Vec<Stdio> {
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    [
+        (Stdio::In, i.as_fd()),
+        (Stdio::Out, o.as_fd()),
+        (Stdio::Err, e.as_fd()),
+    ]
+    .into_iter()
+    .filter(|(_, fd)| rustix::fs::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == id))
+    .map(|(which, _)| which)
+    .collect()
+}
+
+/// The container's `/dev/null`, opened read-write through the root's `/dev`
+/// without following a symlink at `null`, and checked to be char 1:3.
+fn open_container_null(root: &Root) -> Result<OwnedFd> {
+    let dev = root.resolve("/dev")?;
+    let fd = rustix::fs::openat(
+        &dev,
+        c"null",
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::os_at("open", "/dev/null", e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::os_at("fstat", "/dev/null", e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
+        || st.st_rdev != rustix::fs::makedev(1, 3)
+    {
+        return Err(Error::unsafe_at(
+            "reopen stdio",
+            "/dev/null",
+            "the container's /dev/null is not the character device 1:3",
+        ));
+    }
+    Ok(fd)
 }
 
 /// Before move-root: proc and sysfs mounts of the host outside the rootfs

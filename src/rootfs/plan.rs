@@ -177,6 +177,8 @@ pub struct Plan {
     pub mounts: Vec<PlannedMount>,
     /// Whether saferoot populates `/dev` (false when the spec binds `/dev`).
     pub setup_dev: bool,
+    /// Whether the default devices and the `/dev` symlinks are created.
+    pub default_devices: bool,
     /// Device nodes to create (defaults first, then the spec's).
     pub devices: Vec<DeviceSpec>,
     /// Paths to mask.
@@ -291,7 +293,7 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         };
         let mut extra = Vec::new();
         if !has("/dev/pts") {
-            extra.push(implicit_fs(
+            let mut pts = implicit_fs(
                 "/dev/pts",
                 "devpts",
                 &[
@@ -301,7 +303,15 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
                     ("gid", Some("5")),
                 ],
                 MountAttr::NOSUID | MountAttr::NOEXEC,
-            ));
+            );
+            // A user namespace may not map group 5 (tty); devpts would
+            // refuse it. Rootless runtimes drop it the same way.
+            if spec.user_namespace {
+                if let MountKind::Fs { data, .. } = &mut pts.kind {
+                    data.retain(|(k, _)| k != "gid");
+                }
+            }
+            extra.push(pts);
         }
         if !has("/dev/shm") {
             extra.push(implicit_fs(
@@ -368,6 +378,7 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         rootfs: spec.rootfs.clone(),
         mounts,
         setup_dev,
+        default_devices: setup_dev && spec.default_devices,
         devices,
         masked_paths: spec.masked_paths.clone(),
         readonly_paths: spec.readonly_paths.clone(),
@@ -536,6 +547,25 @@ mod tests {
         assert!(p.setup_dev);
         assert_eq!(p.devices.len(), 6);
         assert_eq!(p.rootfs_propagation.name(), "rslave");
+    }
+
+    #[test]
+    fn user_namespace_drops_the_tty_group_from_the_implicit_devpts() {
+        let mut s = spec(vec![]);
+        s.user_namespace = true;
+        let p = plan(&s).unwrap();
+        let MountKind::Fs { data, .. } = &p.mounts[1].kind else {
+            panic!()
+        };
+        assert!(!data.iter().any(|(k, _)| k == "gid"), "{data:?}");
+        s.user_namespace = false;
+        let p = plan(&s).unwrap();
+        let MountKind::Fs { data, .. } = &p.mounts[1].kind else {
+            panic!()
+        };
+        assert!(data
+            .iter()
+            .any(|(k, v)| k == "gid" && v.as_deref() == Some("5")));
     }
 
     #[test]
