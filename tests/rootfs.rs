@@ -1104,3 +1104,72 @@ fn no_default_devices_and_no_dev_directory() {
     std::fs::remove_file(rootfs.join("dev/null")).unwrap();
     std::fs::remove_dir(rootfs.join("dev")).unwrap();
 }
+
+/// A cgroup2 host: the OCI `cgroup` mount is a fresh cgroup2 where the
+/// kernel allows one, and a bind of the host's hierarchy where it refuses
+/// (a user namespace without a cgroup namespace of its own). The host's
+/// unified hierarchy is bound over /sys/fs/cgroup first, in the test's own
+/// namespace, so that the machine looks like a cgroup2 host either way.
+#[test_log::test]
+fn cgroup_is_fresh_cgroup2_or_falls_back_to_a_bind() {
+    fn run(expect_fresh_refused: bool) {
+        let rootfs = make_rootfs();
+        std::fs::create_dir_all(rootfs.join("sys/fs/cgroup")).unwrap();
+        let spec = RootfsSpec {
+            rootfs: rootfs.path().into(),
+            mounts: vec![MountSpec::new(
+                "/sys/fs/cgroup",
+                "cgroup",
+                Some("cgroup".into()),
+                &["nosuid", "noexec", "nodev", "ro"],
+            )],
+            default_devices: false,
+            user_namespace: expect_fresh_refused,
+            ..Default::default()
+        };
+        common::in_mount_ns(|| {
+            let unified = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                "/sys/fs/cgroup/unified"
+            } else {
+                "/sys/fs/cgroup"
+            };
+            let host = saferoot::Root::open("/sys/fs/cgroup").unwrap();
+            saferoot::Mount::clone_tree(unified, false)
+                .unwrap()
+                .attach(&host.handle().unwrap())
+                .unwrap()
+                .forget();
+            let fresh = saferoot::Mount::fs("cgroup2").mount();
+            assert_eq!(fresh.is_err(), expect_fresh_refused, "{fresh:?}");
+            drop(fresh);
+            let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+            let rows = table_under(rootfs.path());
+            assert!(
+                has(
+                    &rows,
+                    "/sys/fs/cgroup",
+                    "cgroup2",
+                    &["ro", "nosuid", "nodev", "noexec"]
+                ),
+                "{rows:#?}"
+            );
+            a.detach().unwrap();
+            saferoot::mount::unmount_handle(
+                &saferoot::Root::open("/sys/fs/cgroup")
+                    .unwrap()
+                    .handle()
+                    .unwrap(),
+            )
+            .unwrap();
+        });
+    }
+    if !common::is_child() {
+        run(false);
+    }
+    common::in_child(
+        "cgroup_is_fresh_cgroup2_or_falls_back_to_a_bind",
+        &[],
+        true,
+        || run(true),
+    );
+}
