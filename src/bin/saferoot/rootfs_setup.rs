@@ -110,9 +110,9 @@ pub fn setup(sb: &Sandbox) -> Result<(), CliError> {
     let opts = AssembleOptions {
         strategy: sb.strategy,
         console: None,
-        // The caller made a mount namespace of its own (checked in
-        // run::child); in a new pid namespace the library's own check
-        // would compare with the wrong pid 1.
+        // The caller made a mount namespace of its own and checked that it
+        // differs from the one it started in (run::child), which is
+        // stronger than the library's best-effort comparison with pid 1.
         require_private_namespace: false,
     };
     // The working directory is made here, before entering, and changed
