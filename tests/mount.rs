@@ -643,3 +643,51 @@ fn seccomp_enosys_makes_probes_report_missing_syscalls() {
         },
     );
 }
+
+/// Linux 6.15+: mounts can be attached inside a detached tree, and the
+/// finished tree attached once; nothing is visible before that last step.
+#[test_log::test]
+fn a_detached_tree_is_built_then_attached_once() {
+    let supported = saferoot::features::has(Feature::DetachedMountTargets);
+    let dir = TempDir::new();
+    common::in_mount_ns(|| {
+        if !supported {
+            // Before 6.15 the kernel refuses; the probe must agree with it.
+            let tree = Mount::fs("tmpfs").mount().unwrap();
+            let b = tree.root().unwrap().mkdir_all("/b", 0o755).unwrap();
+            assert!(Mount::fs("tmpfs").mount().unwrap().attach(&b).is_err());
+            return;
+        }
+        let tree = Mount::fs("tmpfs").mount().unwrap();
+        let inner = tree.root().unwrap();
+        let a = inner.mkdir_all("/a", 0o755).unwrap();
+        let b = inner.mkdir_all("/a/b", 0o755).unwrap();
+        let child = Mount::fs("tmpfs").mount().unwrap();
+        child
+            .root()
+            .unwrap()
+            .create_file("/child-marker", 0o644)
+            .unwrap();
+        child
+            .set_attr(MountAttr::RDONLY, MountAttr::empty())
+            .unwrap();
+        child.attach(&b).unwrap().forget();
+        drop(a);
+        let before = common::mount_points();
+        assert!(
+            !before.iter().any(|(p, _)| p.starts_with(dir.path())),
+            "visible before the attach"
+        );
+        let att = tree
+            .attach(&Root::open(dir.path()).unwrap().handle().unwrap())
+            .unwrap();
+        assert!(dir.join("a/b/child-marker").exists());
+        assert!(
+            has_opt(&dir.join("a/b"), "ro"),
+            "{}",
+            opts(&dir.join("a/b"))
+        );
+        att.detach().unwrap();
+        assert!(!common::is_mount_point(dir.path()));
+    });
+}
