@@ -906,14 +906,24 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
 /// and the mount table seen from inside compared with the expected one.
 #[cfg(feature = "oci")]
 #[test_log::test]
-fn full_oci_config_assembled_entered_and_compared() {
+fn full_runc_default_config_assembled_entered_and_compared() {
+    full_oci_config("tests/fixtures/runc-spec-default.json");
+}
+
+/// The same with the config `crun spec` writes.
+#[cfg(feature = "oci")]
+#[test_log::test]
+fn full_crun_default_config_assembled_entered_and_compared() {
+    full_oci_config("tests/fixtures/crun-spec-default.json");
+}
+
+#[cfg(feature = "oci")]
+fn full_oci_config(fixture: &str) {
     let rootfs = make_rootfs();
     let data = TempDir::new();
     std::fs::write(data.join("secret"), "s").unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("tests/fixtures/runc-spec-default.json").unwrap(),
-    )
-    .unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     cfg["root"]["path"] = rootfs.path().to_str().unwrap().into();
     cfg["root"]["readonly"] = true.into();
     let mounts = cfg["mounts"].as_array_mut().unwrap();
