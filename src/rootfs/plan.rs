@@ -447,7 +447,9 @@ fn plan_mount(
             let mut data = opts.data.clone();
             if let Some(label) = &spec.mount_label {
                 if takes_label(&m.fs_type) && !opts.has_data("context") {
-                    data.push(("context".into(), Some(format!("\"{label}\""))));
+                    // fsconfig takes the value as it is: no quoting, which
+                    // a mount(2) data string needs for labels with commas.
+                    data.push(("context".into(), Some(label.clone())));
                 }
             }
             MountKind::Fs {
@@ -619,7 +621,8 @@ mod tests {
         let MountKind::Fs { data, .. } = &p.mounts[3].kind else {
             panic!()
         };
-        assert!(data.iter().any(|(k, _)| k == "context"));
+        assert!(data.iter().any(|(k, v)| k == "context"
+            && v.as_deref() == Some("system_u:object_r:container_file_t:s0")));
         let MountKind::Fs { data, .. } = &p.mounts[4].kind else {
             panic!()
         };
