@@ -288,6 +288,9 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
         None,
         &["tmpcopyup", "nosuid"],
     ));
+    // Recursive flags on a new filesystem are flags on the mount itself.
+    spec.mounts
+        .push(MountSpec::new("/rotmp", "tmpfs", None, &["rro", "rnoexec"]));
     spec.mounts.push(MountSpec::new(
         "/data",
         "bind",
@@ -328,6 +331,10 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
             "{rows:#?}"
         );
         assert!(has(&rows, "/etc", "tmpfs", &["nosuid"]), "{rows:#?}");
+        assert!(
+            has(&rows, "/rotmp", "tmpfs", &["ro", "noexec"]),
+            "{rows:#?}"
+        );
         assert_eq!(
             std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(),
             "hello\n"

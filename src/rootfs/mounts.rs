@@ -110,7 +110,10 @@ fn make_fs(
     sb_flags: &[String],
 ) -> Result<Mount> {
     let dest = &pm.destination;
-    let mut b = Mount::fs(fstype).attrs(pm.set - MountAttr::RDONLY);
+    // A new filesystem has no mounts below it: recursive flags (`rro`, ...)
+    // are flags on the mount itself.
+    let set = pm.set | pm.rec_set;
+    let mut b = Mount::fs(fstype).attrs(set - MountAttr::RDONLY);
     if let Some(s) = source {
         b = b.source(s);
     }
@@ -141,7 +144,7 @@ fn make_fs(
     }
     // Read-only goes on last, after any copy-up filled the tmpfs, and still
     // before the mount is attached.
-    if pm.set.contains(MountAttr::RDONLY) {
+    if set.contains(MountAttr::RDONLY) {
         m.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
     }
     Ok(m)
