@@ -155,7 +155,11 @@ fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
     let st =
         rustix::fs::fstatfs(&host).map_err(|e| Error::os_at("fstatfs", "/sys/fs/cgroup", e))?;
     if st.f_type as i64 == CGROUP2_SUPER_MAGIC {
-        match Mount::fs("cgroup2").source("cgroup2").attrs(pm.set).mount() {
+        match Mount::fs("cgroup2")
+            .source("cgroup2")
+            .attrs(pm.set | pm.rec_set)
+            .mount()
+        {
             Ok(m) => return Ok(m),
             Err(e) if matches!(e.kind(), ErrorKind::Permission) || e.errno() == libc::EBUSY => {
                 log::debug!("fresh cgroup2 refused ({e}); binding the host's /sys/fs/cgroup");
