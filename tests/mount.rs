@@ -360,6 +360,16 @@ fn idmapped_mount_shows_files_with_mapped_owners() {
 fn attach_beneath_then_detach_top_swaps_atomically() {
     let dir = TempDir::new();
     common::in_mount_ns(|| {
+        if !saferoot::features::has(Feature::MoveMountBeneath) {
+            // An older kernel, or the feature turned off: refused by name.
+            let e = Mount::fs("tmpfs")
+                .mount()
+                .unwrap()
+                .attach_beneath(&Root::open(dir.path()).unwrap().handle().unwrap())
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            return;
+        }
         let root = Root::open(dir.path()).unwrap();
         let old = Mount::fs("tmpfs").mount().unwrap();
         let oldroot = old.root().unwrap();
@@ -648,7 +658,8 @@ fn seccomp_enosys_makes_probes_report_missing_syscalls() {
 /// finished tree attached once; nothing is visible before that last step.
 #[test_log::test]
 fn a_detached_tree_is_built_then_attached_once() {
-    let supported = saferoot::features::has(Feature::DetachedMountTargets);
+    // What the kernel can do, whatever SAFEROOT_DISABLE_FEATURES says.
+    let supported = saferoot::sys::probe::detached_mount_targets();
     let dir = TempDir::new();
     common::in_mount_ns(|| {
         if !supported {
