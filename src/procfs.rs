@@ -165,18 +165,23 @@ impl Procfs {
         Ok(f.into())
     }
 
-    /// Whether the calling thread is in the initial pid namespace (its
-    /// `NSpid` in `/proc/thread-self/status` has one entry).
+    /// Whether the calling thread is in the initial pid namespace: the
+    /// kernel gives the initial namespaces fixed inode numbers, the pid
+    /// namespace's being `0xEFFFFFFC` (`PROC_PID_INIT_INO`, since Linux 3.8).
+    /// (`NSpid` in `status` cannot tell: it lists only the levels visible
+    /// to the procfs it is read from.)
     pub fn in_initial_pid_ns(&self) -> Result<bool> {
-        let mut status = String::new();
-        self.open_thread_self("status")?
-            .read_to_string(&mut status)
-            .map_err(|e| Error::os("read /proc/thread-self/status", errno_of(&e)))?;
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .ok_or_else(|| Error::invalid("read pid namespace", "no NSpid line in status"))?;
-        Ok(line.split_whitespace().count() == 1)
+        const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+        let f = self
+            .inner
+            .open_follow(
+                ProcfsBase::ProcThreadSelf,
+                "ns/pid",
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )
+            .map_err(|e| Error::resolve("open pid namespace", "/proc/thread-self/ns/pid", e))?;
+        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat pid namespace", e))?;
+        Ok(st.st_ino == PROC_PID_INIT_INO)
     }
 
     /// The inode number of the mount namespace of `pid` (or of the calling

@@ -1211,3 +1211,54 @@ fn cgroup_is_fresh_cgroup2_or_falls_back_to_a_bind() {
         || run(true),
     );
 }
+
+/// In a new pid namespace, pid 1 is the container's own init, not the
+/// host's: the host-namespace check must not mistake the caller's own
+/// (private) mount namespace for the host's. The child runs as pid 1 of a
+/// new pid namespace, in a mount namespace of its own.
+#[test_log::test]
+fn assembly_in_a_new_pid_namespace_is_not_refused() {
+    const NAME: &str = "assembly_in_a_new_pid_namespace_is_not_refused";
+    if common::is_child() {
+        let procfs = saferoot::procfs::Procfs::new().unwrap();
+        assert!(!procfs.in_initial_pid_ns().unwrap());
+        assert_eq!(rustix::process::getpid().as_raw_nonzero().get(), 1);
+        let rootfs = make_rootfs();
+        let a = assemble(&base_spec(rootfs.path()), &AssembleOptions::default()).unwrap();
+        assert!(has(&table_under(rootfs.path()), "/proc", "proc", &[]));
+        a.detach().unwrap();
+        return;
+    }
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("SAFEROOT_TEST_CHILD", NAME)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And here, in the pid namespace the tests started in, the answer
+    // matches what the kernel says in NSpid.
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let levels = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .count();
+    let procfs = saferoot::procfs::Procfs::new().unwrap();
+    assert_eq!(procfs.in_initial_pid_ns().unwrap(), levels == 1);
+}
