@@ -88,10 +88,16 @@ fn leaves_root(link: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return true;
     }
-    let mut depth = link
+    let start = link
         .parent()
         .map_or(0, |p| p.components().count().saturating_sub(1)) as i64;
-    for c in target.components() {
+    climbs_above(start, target)
+}
+
+/// Whether `path`, walked lexically from `depth` levels below `/`, goes
+/// above `/` with `..`.
+fn climbs_above(mut depth: i64, path: &Path) -> bool {
+    for c in path.components() {
         match c {
             Component::ParentDir => {
                 depth -= 1;
@@ -108,20 +114,7 @@ fn leaves_root(link: &Path, target: &Path) -> bool {
 
 /// Whether a destination climbs above `/` with `..` (lexically).
 fn dotdot_escapes(dest: &Path) -> bool {
-    let mut depth = 0i64;
-    for c in dest.components() {
-        match c {
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return true;
-                }
-            }
-            Component::Normal(_) => depth += 1,
-            _ => {}
-        }
-    }
-    false
+    climbs_above(0, dest)
 }
 
 /// One mount of the config, with what the audit needs.
