@@ -436,6 +436,14 @@ fn root_operations_create_inside_the_root() {
             .unwrap();
         assert_eq!(n.stat().unwrap().rdev, rustix::fs::makedev(1, 3));
         root.mknod("/fifo", NodeKind::Fifo, 0o600).unwrap();
+        let b = root
+            .mknod("/loop", NodeKind::Block { major: 7, minor: 0 }, 0o600)
+            .unwrap();
+        let st = b.stat().unwrap();
+        assert_eq!(st.file_type, rustix::fs::FileType::BlockDevice);
+        assert_eq!(st.rdev, rustix::fs::makedev(7, 0));
+        let e = root.mknod("/fifo", NodeKind::Fifo, 0o600).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
         use std::os::unix::fs::FileTypeExt;
         assert!(std::fs::symlink_metadata(dir.join("fifo"))
             .unwrap()
