@@ -1262,3 +1262,31 @@ fn assembly_in_a_new_pid_namespace_is_not_refused() {
     let procfs = saferoot::procfs::Procfs::new().unwrap();
     assert_eq!(procfs.in_initial_pid_ns().unwrap(), levels == 1);
 }
+
+/// `rootfsPropagation: rshared`: the container's mounts are shared, and
+/// pivot_root still works because the mount the rootfs lives on was made
+/// private (pivot_root refuses a shared parent).
+#[test_log::test]
+fn shared_root_propagation_and_pivot_root() {
+    let rootfs = make_rootfs();
+    let mut spec = base_spec(rootfs.path());
+    spec.rootfs_propagation = saferoot::rootfs::PropagationSetting::parse("rshared");
+    assert!(spec.rootfs_propagation.is_some());
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        // Until it is entered, the tree is a slave: a shared copy of the
+        // host's mounts would send the container's mounts to the host.
+        let rows = table_under(rootfs.path());
+        assert!(
+            rows.iter().all(|r| !r.propagation.contains("shared")),
+            "{rows:#?}"
+        );
+        a.enter(EnterMethod::PivotRoot).unwrap();
+        assert!(Path::new("/etc/motd").exists());
+        let rows = table_under(Path::new("/"));
+        for p in ["/", "/proc", "/dev"] {
+            let r = rows.iter().find(|r| r.point == Path::new(p)).unwrap();
+            assert!(r.propagation.contains("shared"), "{r:?}");
+        }
+    });
+}

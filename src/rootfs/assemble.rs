@@ -220,9 +220,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
 
     set_caller_propagation(&plan)?;
     let target = rootfs_dir.handle()?;
-    if plan.rootfs_propagation.kind == Propagation::Shared {
-        make_parent_private(&target)?;
-    }
+    make_parent_private(&target)?;
 
     let tree_mount = Mount::clone_fd(&rootfs_dir, true).map_err(|e| e.with_path(&plan.rootfs))?;
     let tree = match strategy {
@@ -277,13 +275,28 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
         .map_err(|e| Error::os("dup", Errno::from_io_error(&e).unwrap_or(Errno::IO)))
 }
 
-/// Like runc: `/` of the caller becomes a recursive slave (or the spec's
-/// rootfs propagation), so that nothing mounted for the container can
-/// propagate back to the host.
+/// The propagation the caller's `/` gets before anything is mounted: the
+/// spec's rootfs propagation, except that a shared one becomes a recursive
+/// slave here. A copy of the host's shared mounts made shared again would
+/// send the container's mounts back to the host; a shared root propagation
+/// is applied to the container's own `/` once it is entered (see
+/// [`super::enter`]), as pivot_root refuses a shared root anyway.
+pub(crate) fn preparation_propagation(plan: &Plan) -> crate::rootfs::PropagationSetting {
+    match plan.rootfs_propagation.kind {
+        Propagation::Shared => crate::rootfs::PropagationSetting {
+            kind: Propagation::Slave,
+            recursive: true,
+        },
+        _ => plan.rootfs_propagation,
+    }
+}
+
+/// `/` of the caller gets [`preparation_propagation`], so that nothing
+/// mounted for the container can propagate back to the host.
 fn set_caller_propagation(plan: &Plan) -> Result<()> {
     let slash = open_tree(rustix::fs::CWD, c"/", OpenTreeFlags::OPEN_TREE_CLOEXEC)
         .map_err(|e| Error::os_at("open_tree", "/", e))?;
-    let p = plan.rootfs_propagation;
+    let p = preparation_propagation(plan);
     let mut flags = k::AT_EMPTY_PATH;
     if p.recursive {
         flags |= k::AT_RECURSIVE;
@@ -296,10 +309,12 @@ fn set_caller_propagation(plan: &Plan) -> Result<()> {
         .map_err(|e| Error::os_at(format!("mount_setattr(propagation {})", p.name()), "/", e))
 }
 
-/// pivot_root refuses a new root whose parent mount is shared. The mount
-/// the rootfs lives on is found by walking `..` from the rootfs until the
-/// mount id changes: the cost is the depth of the path, not the size of the
-/// host's mount table.
+/// The mount the rootfs lives on becomes private, as runc does: the clone
+/// attached over the rootfs then propagates nowhere, and pivot_root, which
+/// refuses a new root whose parent mount is shared, is satisfied whatever
+/// the propagation setting left it as. The mount is found by walking `..`
+/// from the rootfs until the mount id changes: the cost is the depth of the
+/// path, not the size of the host's mount table.
 fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
     let mnt_id = |fd: BorrowedFd<'_>| -> Result<(u64, u64)> {
         let st = rustix::fs::statx(
@@ -396,7 +411,7 @@ fn build(
     if plan.readonly_root {
         tree_mount.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
     }
-    let p = plan.rootfs_propagation;
+    let p = preparation_propagation(plan);
     tree_mount.set_propagation(p.kind, p.recursive)?;
     Ok(deferred_ro)
 }

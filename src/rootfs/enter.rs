@@ -103,6 +103,19 @@ pub(crate) fn enter(
         }
     }
     rustix::process::chdir(c"/").map_err(os("chdir(\"/\")"))?;
+    // A shared root propagation is applied now, to the container's own `/`
+    // (assembly kept the tree a slave: pivot_root refuses a shared root).
+    let p = plan.rootfs_propagation;
+    if p.kind == Propagation::Shared {
+        let args = MountAttrArgs {
+            propagation: p.kind.to_kernel(),
+            ..Default::default()
+        };
+        let flags = if p.recursive { k::AT_RECURSIVE } else { 0 };
+        sys::mount_setattr(rustix::fs::CWD, c"/", flags, &args).map_err(|e| {
+            Error::os_at(format!("mount_setattr(propagation {})", p.name()), "/", e)
+        })?;
+    }
     if let Some(null) = &container_null {
         for which in stdio_on_host_null {
             which.dup2(null).map_err(os("dup2 /dev/null onto stdio"))?;
