@@ -359,7 +359,7 @@ impl Mount {
         features::require(Feature::IdmappedMounts)?;
         let args = MountAttrArgs {
             attr_set: k::MOUNT_ATTR_IDMAP as u64,
-            userns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&userns.as_fd())),
+            userns_fd: Some(userns.as_fd()),
             ..Default::default()
         };
         sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args)

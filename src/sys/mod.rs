@@ -18,8 +18,8 @@ pub mod statmount;
 pub mod userns;
 
 /// The arguments of `mount_setattr(2)`, as the kernel's `struct mount_attr`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MountAttrArgs {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MountAttrArgs<'fd> {
     /// `MOUNT_ATTR_*` bits to set.
     pub attr_set: u64,
     /// `MOUNT_ATTR_*` bits to clear.
@@ -27,16 +27,16 @@ pub struct MountAttrArgs {
     /// `MS_PRIVATE`, `MS_SLAVE`, `MS_SHARED`, `MS_UNBINDABLE` or 0.
     pub propagation: u64,
     /// The user namespace fd for `MOUNT_ATTR_IDMAP`, or `None`.
-    pub userns_fd: Option<RawFd>,
+    pub userns_fd: Option<BorrowedFd<'fd>>,
 }
 
-impl MountAttrArgs {
+impl MountAttrArgs<'_> {
     fn to_kernel(self) -> k::mount_attr {
         k::mount_attr {
             attr_set: self.attr_set,
             attr_clr: self.attr_clr,
             propagation: self.propagation,
-            userns_fd: self.userns_fd.map_or(0, |fd| fd as u64),
+            userns_fd: self.userns_fd.map_or(0, |fd| fd.as_raw_fd() as u64),
         }
     }
 }
