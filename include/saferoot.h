@@ -536,8 +536,8 @@ extern "C" {
 const char *saferoot_version(void);
 
 /**
- * Frees a string returned by the library (such as the result of
- * `saferoot_readlink_alloc`). NULL is a no-op.
+ * Frees a string returned by the library (the result of
+ * `saferoot_readlink_alloc` or `saferoot_plan_json`). NULL is a no-op.
  */
 void saferoot_string_free(char *s);
 
@@ -1001,6 +1001,51 @@ struct saferoot_rootfs *saferoot_rootfs_assemble_oci(const char *config_json,
 struct saferoot_rootfs *saferoot_rootfs_assemble_bundle(const char *bundle_dir,
                                                         const struct saferoot_assemble_options *opts,
                                                         struct saferoot_error **err);
+
+/**
+ * Assembles the root filesystem that `spec_json` describes: saferoot's
+ * own `RootfsSpec` as JSON (camelCase field names, see docs/c-api.md),
+ * with every path absolute, so nothing is read relative to a bundle.
+ * `spec_json` is borrowed for the call; `opts` may be NULL (the
+ * defaults) and is borrowed too.
+ *
+ * A JSON syntax or type error is an invalid-input error whose message
+ * gives the line and column; a member the spec does not have is refused
+ * too. As with `saferoot_rootfs_assemble_oci`: call it as root in a
+ * private mount namespace, on the thread that will enter the root; the
+ * spec is checked before anything changes, and a failure later leaves no
+ * mount behind and no fd open.
+ *
+ * Returns a new assembled root owned by the caller (free it with
+ * `saferoot_rootfs_free`), or NULL with `*err` set.
+ */
+struct saferoot_rootfs *saferoot_rootfs_assemble_spec(const char *spec_json,
+                                                      const struct saferoot_assemble_options *opts,
+                                                      struct saferoot_error **err);
+
+/**
+ * Checks a spec and returns its plan as JSON text: every mount that
+ * assembling it would make, in order (with the `/dev`, `/dev/pts` and
+ * `/dev/shm` saferoot adds when the spec has no `/dev`), the devices,
+ * masked and read-only paths, the propagation; for dry runs and audits.
+ * Nothing on the system changes.
+ *
+ * `is_oci` is 1 when `spec_json` is an OCI runtime-spec config.json (the
+ * text): relative paths are then read from `bundle_dir`, as in
+ * `saferoot_rootfs_assemble_oci`. It is 0 when `spec_json` is a saferoot
+ * `RootfsSpec`, as for `saferoot_rootfs_assemble_spec`; `bundle_dir`
+ * must then be NULL. Any other `is_oci` is an invalid-input error. The
+ * strings are borrowed for the call.
+ *
+ * Returns a new NUL-terminated UTF-8 string (one line of JSON) owned by
+ * the caller, to free with `saferoot_string_free`, or NULL with `*err`
+ * set (invalid input for a spec that is not valid or that saferoot
+ * refuses, naming the entry).
+ */
+char *saferoot_plan_json(const char *spec_json,
+                         int is_oci,
+                         const char *bundle_dir,
+                         struct saferoot_error **err);
 
 /**
  * A new root for working inside the assembled root (resolve, create,

@@ -45,8 +45,8 @@ pub extern "C" fn saferoot_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// Frees a string returned by the library (such as the result of
-/// `saferoot_readlink_alloc`). NULL is a no-op.
+/// Frees a string returned by the library (the result of
+/// `saferoot_readlink_alloc` or `saferoot_plan_json`). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_string_free(s: *mut c_char) {
     error::ffi_plain((), || {

@@ -1,4 +1,5 @@
-//! Whole container roots: assembled from an OCI config, then entered.
+//! Whole container roots: assembled from an OCI config or a saferoot
+//! `RootfsSpec` (JSON), planned without changes, then entered.
 
 use std::ffi::{c_char, c_int};
 use std::os::fd::{AsFd, AsRawFd};
@@ -6,9 +7,14 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use saferoot_core::oci;
-use saferoot_core::rootfs::{self, AssembleOptions, AssembledRoot, EnterMethod, Strategy};
+use saferoot_core::rootfs::{
+    self, AssembleOptions, AssembledRoot, EnterMethod, RootfsSpec, Strategy,
+};
+use serde_json::Value;
 
-use crate::error::{ffi_plain, guard_int, guard_ptr, saferoot_error, FfiResult};
+use crate::error::{
+    c_string_lossy, ffi_plain, guard_int, guard_ptr, saferoot_errkind, saferoot_error, FfiResult,
+};
 use crate::root::{boxed, saferoot_root};
 use crate::util::{check_flags, dup_borrowed, handle, read_ext, str_arg, ExtStruct};
 
@@ -227,6 +233,152 @@ pub unsafe extern "C" fn saferoot_rootfs_assemble_bundle(
     })
 }
 
+/// Reads saferoot's own `RootfsSpec` from the JSON text `json`.
+///
+/// Syntax and type errors carry serde's line and column. Beyond what serde
+/// checks, a member the spec does not have (`readOnlyRoot` for
+/// `readonlyRoot`) is refused instead of ignored, since ignoring it would
+/// silently drop a setting; so is an array where an object belongs (serde
+/// would take it as the fields in order).
+fn spec_from_native_json(json: &str) -> FfiResult<RootfsSpec> {
+    let bad = |e: serde_json::Error| {
+        saferoot_error::invalid(format!("spec_json: not a valid RootfsSpec: {e}"))
+    };
+    let spec: RootfsSpec = serde_json::from_str(json).map_err(bad)?;
+    let given: Value = serde_json::from_str(json).map_err(bad)?;
+    let known = serde_json::to_value(&spec).map_err(|e| {
+        saferoot_error::new(
+            saferoot_errkind::SAFEROOT_ERRKIND_INTERNAL,
+            libc::EIO,
+            format!("spec_json: re-encoding the spec: {e}"),
+        )
+    })?;
+    match shape_error(&given, &known, "") {
+        Some(e) => Err(saferoot_error::invalid(format!("spec_json: {e}"))),
+        None => Ok(spec),
+    }
+}
+
+/// The first place where the JSON `given` has a member the re-encoded spec
+/// `known` lacks, or an array where `known` has an object. `at` is the
+/// location of `given` in the document, as `mounts[2].options`.
+fn shape_error(given: &Value, known: &Value, at: &str) -> Option<String> {
+    match (given, known) {
+        (Value::Object(g), Value::Object(k)) => g.iter().find_map(|(name, v)| {
+            let here = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            match k.get(name) {
+                None => Some(format!(
+                    "unknown field `{here}` (RootfsSpec field names are camelCase)"
+                )),
+                Some(kv) => shape_error(v, kv, &here),
+            }
+        }),
+        (Value::Array(g), Value::Array(k)) => g
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (g, k))| shape_error(g, k, &format!("{at}[{i}]"))),
+        (Value::Array(_), Value::Object(_)) => Some(format!(
+            "{} must be a JSON object, not an array",
+            if at.is_empty() { "the spec" } else { at }
+        )),
+        _ => None,
+    }
+}
+
+/// Assembles the root filesystem that `spec_json` describes: saferoot's
+/// own `RootfsSpec` as JSON (camelCase field names, see docs/c-api.md),
+/// with every path absolute, so nothing is read relative to a bundle.
+/// `spec_json` is borrowed for the call; `opts` may be NULL (the
+/// defaults) and is borrowed too.
+///
+/// A JSON syntax or type error is an invalid-input error whose message
+/// gives the line and column; a member the spec does not have is refused
+/// too. As with `saferoot_rootfs_assemble_oci`: call it as root in a
+/// private mount namespace, on the thread that will enter the root; the
+/// spec is checked before anything changes, and a failure later leaves no
+/// mount behind and no fd open.
+///
+/// Returns a new assembled root owned by the caller (free it with
+/// `saferoot_rootfs_free`), or NULL with `*err` set.
+#[no_mangle]
+pub unsafe extern "C" fn saferoot_rootfs_assemble_spec(
+    spec_json: *const c_char,
+    opts: *const saferoot_assemble_options,
+    err: *mut *mut saferoot_error,
+) -> *mut saferoot_rootfs {
+    guard_ptr!(err, || {
+        // SAFETY: NULL or a NUL-terminated string; `opts` NULL or readable.
+        let (json, opts) = unsafe { (str_arg(spec_json, "spec_json")?, assemble_options(opts)?) };
+        let spec = spec_from_native_json(json)?;
+        Ok(new_rootfs(rootfs::assemble(&spec, &opts)?))
+    })
+}
+
+/// Checks a spec and returns its plan as JSON text: every mount that
+/// assembling it would make, in order (with the `/dev`, `/dev/pts` and
+/// `/dev/shm` saferoot adds when the spec has no `/dev`), the devices,
+/// masked and read-only paths, the propagation; for dry runs and audits.
+/// Nothing on the system changes.
+///
+/// `is_oci` is 1 when `spec_json` is an OCI runtime-spec config.json (the
+/// text): relative paths are then read from `bundle_dir`, as in
+/// `saferoot_rootfs_assemble_oci`. It is 0 when `spec_json` is a saferoot
+/// `RootfsSpec`, as for `saferoot_rootfs_assemble_spec`; `bundle_dir`
+/// must then be NULL. Any other `is_oci` is an invalid-input error. The
+/// strings are borrowed for the call.
+///
+/// Returns a new NUL-terminated UTF-8 string (one line of JSON) owned by
+/// the caller, to free with `saferoot_string_free`, or NULL with `*err`
+/// set (invalid input for a spec that is not valid or that saferoot
+/// refuses, naming the entry).
+#[no_mangle]
+pub unsafe extern "C" fn saferoot_plan_json(
+    spec_json: *const c_char,
+    is_oci: c_int,
+    bundle_dir: *const c_char,
+    err: *mut *mut saferoot_error,
+) -> *mut c_char {
+    guard_ptr!(err, || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let json = unsafe { str_arg(spec_json, "spec_json")? };
+        let spec = match is_oci {
+            1 => {
+                // SAFETY: as above.
+                let bundle = unsafe { str_arg(bundle_dir, "bundle_dir")? };
+                oci::spec_from_json(json, Path::new(bundle))?
+            }
+            0 => {
+                if !bundle_dir.is_null() {
+                    return Err(saferoot_error::invalid(
+                        "bundle_dir must be NULL with is_oci 0: a RootfsSpec has absolute paths",
+                    ));
+                }
+                spec_from_native_json(json)?
+            }
+            other => {
+                return Err(saferoot_error::invalid(format!(
+                    "is_oci must be 0 or 1, not {other}"
+                )))
+            }
+        };
+        let plan = rootfs::plan(&spec)?;
+        let text = serde_json::to_string(&plan).map_err(|e| {
+            saferoot_error::new(
+                saferoot_errkind::SAFEROOT_ERRKIND_INTERNAL,
+                libc::EIO,
+                format!("encoding the plan as JSON: {e}"),
+            )
+        })?;
+        // serde_json escapes every control character: the text has no NUL.
+        Ok(c_string_lossy(&text).into_raw())
+    })
+}
+
 /// A new root for working inside the assembled root (resolve, create,
 /// attach more mounts), owned by the caller (free with
 /// `saferoot_root_free`); NULL with `*err` set on failure.
@@ -382,6 +534,162 @@ mod tests {
             // SAFETY: as above.
             let r = unsafe { assemble_options(&bad) };
             assert_eq!(r.unwrap_err().errno(), libc::EINVAL);
+        }
+    }
+
+    /// Calls `saferoot_plan_json` and returns its text or its error's
+    /// errno, kind and message.
+    fn plan_json(
+        spec: &str,
+        is_oci: c_int,
+        bundle: Option<&str>,
+    ) -> Result<String, (c_int, saferoot_errkind, String)> {
+        let spec = std::ffi::CString::new(spec).unwrap();
+        let bundle = bundle.map(|b| std::ffi::CString::new(b).unwrap());
+        let mut err: *mut saferoot_error = std::ptr::null_mut();
+        // SAFETY: valid strings and out-pointer; what comes back is freed
+        // once.
+        unsafe {
+            let p = saferoot_plan_json(
+                spec.as_ptr(),
+                is_oci,
+                bundle.as_ref().map_or(std::ptr::null(), |b| b.as_ptr()),
+                &mut err,
+            );
+            if p.is_null() {
+                assert!(!err.is_null());
+                let e = (
+                    crate::error::saferoot_error_errno(err),
+                    crate::error::saferoot_error_kind(err),
+                    std::ffi::CStr::from_ptr(crate::error::saferoot_error_message(err))
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
+                crate::error::saferoot_error_free(err);
+                return Err(e);
+            }
+            assert!(err.is_null());
+            let text = std::ffi::CStr::from_ptr(p).to_str().unwrap().to_string();
+            crate::saferoot_string_free(p);
+            Ok(text)
+        }
+    }
+
+    #[test]
+    fn plan_json_of_a_native_spec() {
+        let text = plan_json(
+            r#"{"rootfs":"/srv/c1","mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+               {"destination":"/data","type":"bind","source":"/srv/data","options":["rbind","ro"]}],
+               "readonlyRoot":true,"rootfsPropagation":{"kind":"private","recursive":true}}"#,
+            0,
+            None,
+        )
+        .unwrap();
+        let plan: Value = serde_json::from_str(&text).unwrap();
+        let dests: Vec<&str> = plan["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(dests, ["/dev", "/dev/pts", "/dev/shm", "/proc", "/data"]);
+        assert_eq!(plan["rootfs"], "/srv/c1");
+        assert_eq!(plan["readonly_root"], true);
+        assert_eq!(plan["rootfs_propagation"], "rprivate");
+        assert_eq!(plan["mounts"][4]["kind"], "bind");
+    }
+
+    #[test]
+    fn plan_json_of_an_oci_config() {
+        let text = plan_json(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+               "mounts":[{"destination":"/tmp","type":"tmpfs","source":"tmpfs"}]}"#,
+            1,
+            Some("/srv/bundle"),
+        )
+        .unwrap();
+        let plan: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(plan["rootfs"], "/srv/bundle/rootfs");
+        assert!(plan["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/tmp"));
+    }
+
+    #[test]
+    fn bad_specs_are_invalid_input() {
+        let invalid = saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT;
+        // Syntax and type errors: serde's line and column.
+        for (json, want) in [
+            ("{\n  \"rootfs\": \"/x\",\n  \"mounts\": [}", "line 3 column"),
+            ("{\"rootfs\": \"/x\", \"mounts\": 5}", "line 1 column"),
+            ("{\"rootfs\":\"/x\",\"devices\":[{\"path\":\"/dev/a\",\"kind\":\"tape\",\"major\":1,\"minor\":1}]}", "unknown variant"),
+        ] {
+            let (errno, kind, msg) = plan_json(json, 0, None).unwrap_err();
+            assert_eq!((errno, kind), (libc::EINVAL, invalid), "{msg}");
+            assert!(msg.starts_with("spec_json: not a valid RootfsSpec: "), "{msg}");
+            assert!(msg.contains(want), "{json}: {msg}");
+        }
+        // Members the spec does not have, and positional arrays.
+        for (json, want) in [
+            (
+                r#"{"rootfs":"/x","readOnlyRoot":true}"#,
+                "unknown field `readOnlyRoot`",
+            ),
+            (
+                r#"{"rootfs":"/x","mounts":[{"destination":"/a","type":"tmpfs","option":["ro"]}]}"#,
+                "unknown field `mounts[0].option`",
+            ),
+            (
+                r#"{"rootfs":"/x","rootfsPropagation":{"kind":"slave","recursive":true,"x":1}}"#,
+                "unknown field `rootfsPropagation.x`",
+            ),
+            (r#"["/x"]"#, "the spec must be a JSON object"),
+            (
+                r#"{"rootfs":"/x","mounts":[["/a","tmpfs"]]}"#,
+                "mounts[0] must be a JSON object",
+            ),
+        ] {
+            let (errno, kind, msg) = plan_json(json, 0, None).unwrap_err();
+            assert_eq!((errno, kind), (libc::EINVAL, invalid), "{msg}");
+            assert!(msg.contains(want), "{json}: {msg}");
+        }
+        // Maps keep their own keys.
+        plan_json(
+            r#"{"rootfs":"/x","sysctls":{"net.ipv4.ip_forward":"1"},"umask":18}"#,
+            0,
+            None,
+        )
+        .unwrap();
+        // Planning errors, is_oci and bundle_dir.
+        for (json, is_oci, bundle, want) in [
+            (r#"{"rootfs":"x"}"#, 0, None, "absolute"),
+            (
+                r#"{"rootfs":"/x","mounts":[{"destination":"a","type":"tmpfs"}]}"#,
+                0,
+                None,
+                "mounts[0]",
+            ),
+            (
+                r#"{"rootfs":"/x"}"#,
+                0,
+                Some("/b"),
+                "bundle_dir must be NULL",
+            ),
+            (r#"{"rootfs":"/x"}"#, 2, None, "is_oci must be 0 or 1"),
+            (r#"{"rootfs":"/x"}"#, -1, None, "is_oci must be 0 or 1"),
+            (
+                r#"{"ociVersion":"1.0.2","root":{"path":"r"}}"#,
+                1,
+                None,
+                "bundle_dir is NULL",
+            ),
+        ] {
+            let (errno, kind, msg) = plan_json(json, is_oci, bundle).unwrap_err();
+            assert_eq!((errno, kind), (libc::EINVAL, invalid), "{msg}");
+            assert!(msg.contains(want), "{json}: {msg}");
         }
     }
 }

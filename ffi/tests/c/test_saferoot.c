@@ -1851,6 +1851,312 @@ static void test_rootfs_enter(void)
     CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
 }
 
+/* ---- native specs and plans ------------------------------------------------- */
+
+/* A saferoot RootfsSpec (not OCI) for the root "<b>/rootfs" of a bundle made
+ * by make_bundle: proc, a small tmpfs /tmp, a read-only bind of the host
+ * directory `data` onto /data, no /dev (saferoot adds /dev, /dev/pts and
+ * /dev/shm), a masked file, a read-only root. Written into `buf`. */
+static const char *native_spec(char *buf, size_t len, const char *b, const char *data)
+{
+    snprintf(buf, len,
+             "{\"rootfs\":\"%s/rootfs\",\n"
+             " \"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},\n"
+             "  {\"destination\":\"/tmp\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+             "\"options\":[\"nosuid\",\"nodev\",\"size=1m\"]},\n"
+             "  {\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"%s\","
+             "\"options\":[\"rbind\",\"ro\"]}],\n"
+             " \"maskedPaths\":[\"/etc/secret\"],\"readonlyPaths\":[\"/proc/sys\"],\n"
+             " \"readonlyRoot\":true,\"cwd\":\"/work\","
+             "\"rootfsPropagation\":{\"kind\":\"private\",\"recursive\":true}}",
+             b, data);
+    return buf;
+}
+
+/* Whether the options of the last mount at `path` in /proc/self/mountinfo
+ * (the sixth field, the per-mount ones) start with "ro". */
+static int mount_is_ro(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    int ro = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char mp[PATH_MAX], opts[1024];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s %1023s", mp, opts) != 2)
+            continue;
+        if (strcmp(mp, path) == 0)
+            ro = strncmp(opts, "ro", 2) == 0 && (opts[2] == '\0' || opts[2] == ',');
+    }
+    fclose(f);
+    return ro;
+}
+
+/* The "destination" members of a plan's JSON text, in order, as one
+ * space-separated string: a minimal reading that does not trust the
+ * library (the test has no JSON parser). Returns the count. */
+static int plan_destinations(const char *json, char *out, size_t len)
+{
+    static const char key[] = "\"destination\":\"";
+    const char *p = json;
+    size_t used = 0;
+    int n = 0;
+    out[0] = '\0';
+    while ((p = strstr(p, key)) != NULL) {
+        const char *start = p + strlen(key);
+        const char *end = strchr(start, '"');
+        if (end == NULL)
+            return -1;
+        if (used + (size_t)(end - start) + 2 > len)
+            return -1;
+        if (n > 0)
+            out[used++] = ' ';
+        memcpy(out + used, start, (size_t)(end - start));
+        used += (size_t)(end - start);
+        out[used] = '\0';
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+/* Whether the message of `err` contains `needle`; prints it when not. */
+static int message_has(const saferoot_error *err, const char *needle)
+{
+    if (err == NULL)
+        return 0;
+    if (strstr(saferoot_error_message(err), needle) != NULL)
+        return 1;
+    fprintf(stderr, "  message without \"%s\": %s\n", needle, saferoot_error_message(err));
+    return 0;
+}
+
+/* Argument checking of saferoot_rootfs_assemble_spec and
+ * saferoot_plan_json, bad JSON and refused specs; nothing is mounted. */
+static void test_spec_bad_input(void)
+{
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/spec-bad");
+    char spec[4096];
+    struct saferoot_assemble_options o;
+    static const char syntax_error[] = "{\"rootfs\":\"/x\",\n  \"mounts\": }";
+    static const char type_error[] = "{\"rootfs\":\"/x\",\n\n  \"readonlyRoot\": \"yes\"}";
+    static const char unknown_field[] = "{\"rootfs\":\"/x\",\"readOnlyRoot\":true}";
+    static const char relative_dest[] =
+        "{\"rootfs\":\"/x\",\"mounts\":[{\"destination\":\"proc\",\"type\":\"proc\"}]}";
+    char *s;
+
+    native_spec(spec, sizeof(spec), b, b);
+
+    /* NULL and invalid UTF-8. */
+    CHECK(saferoot_rootfs_assemble_spec(NULL, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_spec(BAD_UTF8, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_spec(NULL, NULL, NULL) == NULL); /* NULL err is fine */
+    CHECK(saferoot_plan_json(NULL, 0, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(BAD_UTF8, 0, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(NULL, 1, b, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(CONFIG_JSON, 1, NULL, &err) == NULL); /* OCI needs a bundle */
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(CONFIG_JSON, 1, BAD_UTF8, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(spec, 0, b, &err) == NULL); /* a native spec takes no bundle */
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(spec, 2, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(spec, -1, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(NULL, 0, NULL, NULL) == NULL);
+
+    /* Bad options, checked like the other assemble entries. */
+    memset(&o, 0, sizeof(o));
+    o.size = 8;
+    CHECK(saferoot_rootfs_assemble_spec(spec, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    o.size = sizeof(o);
+    o.strategy = 9;
+    CHECK(saferoot_rootfs_assemble_spec(spec, &o, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    /* JSON errors give serde's line and column. */
+    CHECK(saferoot_rootfs_assemble_spec(syntax_error, NULL, &err) == NULL);
+    CHECK(message_has(err, "line 2 column 13"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(syntax_error, 0, NULL, &err) == NULL);
+    CHECK(message_has(err, "line 2 column 13"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_spec(type_error, NULL, &err) == NULL);
+    CHECK(message_has(err, "line 3 column"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_rootfs_assemble_spec("", NULL, &err) == NULL);
+    CHECK(message_has(err, "line 1 column 0"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* A misspelt field is refused, not ignored. */
+    CHECK(saferoot_rootfs_assemble_spec(unknown_field, NULL, &err) == NULL);
+    CHECK(message_has(err, "readOnlyRoot"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* A spec that parses but does not plan. */
+    CHECK(saferoot_rootfs_assemble_spec(relative_dest, NULL, &err) == NULL);
+    CHECK(message_has(err, "mounts[0]"));
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json(relative_dest, 0, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_plan_json("{\"rootfs\":\"relative\"}", 0, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    /* An OCI config is not a RootfsSpec, and the other way round. */
+    CHECK(saferoot_plan_json(CONFIG_JSON, 0, NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    s = saferoot_plan_json(spec, 1, b, &err);
+    CHECK(s == NULL);
+    saferoot_string_free(s);
+    CHECK_ERR(err, EINVAL, INVALID);
+
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
+}
+
+/* Plans as JSON, from a native spec and from an OCI config. Works without
+ * the mount API (under valgrind too): planning changes nothing. */
+static void test_plan_json(void)
+{
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/plan");
+    char spec[4096], dests[1024], want[PATH_MAX + 32];
+    char *plan;
+
+    native_spec(spec, sizeof(spec), b, b);
+    plan = saferoot_plan_json(spec, 0, NULL, &err);
+    CHECK_OK(plan != NULL, err);
+    if (plan != NULL) {
+        size_t n = strlen(plan);
+        CHECK(n > 2 && plan[0] == '{' && plan[n - 1] == '}' && strchr(plan, '\n') == NULL);
+        CHECK(plan_destinations(plan, dests, sizeof(dests)) == 6);
+        if (strcmp(dests, "/dev /dev/pts /dev/shm /proc /tmp /data") != 0)
+            fprintf(stderr, "  destinations: %s\n", dests);
+        CHECK(strcmp(dests, "/dev /dev/pts /dev/shm /proc /tmp /data") == 0);
+        snprintf(want, sizeof(want), "\"rootfs\":\"%s/rootfs\"", b);
+        CHECK(strstr(plan, want) != NULL);
+        CHECK(strstr(plan, "\"readonly_root\":true") != NULL);
+        CHECK(strstr(plan, "\"rootfs_propagation\":\"rprivate\"") != NULL);
+        CHECK(strstr(plan, "\"masked_paths\":[\"/etc/secret\"]") != NULL);
+        CHECK(strstr(plan, "\"kind\":\"bind\"") != NULL);
+        saferoot_string_free(plan);
+    }
+
+    plan = saferoot_plan_json(CONFIG_JSON, 1, b, &err);
+    CHECK_OK(plan != NULL, err);
+    if (plan != NULL) {
+        /* The config mounts /dev itself: nothing is added. */
+        CHECK(plan_destinations(plan, dests, sizeof(dests)) == 3);
+        CHECK(strcmp(dests, "/proc /dev /tmp") == 0);
+        snprintf(want, sizeof(want), "\"rootfs\":\"%s/rootfs\"", b);
+        CHECK(strstr(plan, want) != NULL);
+        CHECK(strstr(plan, "\"cwd\":\"/work\"") != NULL);
+        saferoot_string_free(plan);
+    }
+    saferoot_string_free(NULL);
+
+    /* Nothing changed. */
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
+    CHECK(access(path_join(b, "/rootfs/data"), F_OK) != 0 && errno == ENOENT);
+}
+
+static void test_rootfs_assemble_spec(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *b = make_bundle("/spec");
+    const char *data = new_dir("/spec-data");
+    char spec[4096], type[128] = "", buf[32];
+    struct saferoot_assemble_options o;
+    saferoot_rootfs *rf;
+    saferoot_root *inner;
+    struct stat st;
+    int fd;
+    ssize_t n;
+
+    CHECK(write_file(path_join(data, "/hello"), "hello\n") == 0);
+    native_spec(spec, sizeof(spec), b, data);
+    rf = saferoot_rootfs_assemble_spec(spec, NULL, &err);
+    CHECK_OK(rf != NULL, err);
+    if (rf == NULL)
+        return;
+    CHECK(saferoot_rootfs_fd(rf) >= 0);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) >= 1);
+    CHECK(mounts_at(path_join(b, "/rootfs/proc"), type, sizeof(type)) == 1 &&
+          strcmp(type, "proc") == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/tmp"), type, sizeof(type)) == 1 &&
+          strcmp(type, "tmpfs") == 0);
+    /* The /dev saferoot adds, with its devpts and shm. */
+    CHECK(mounts_at(path_join(b, "/rootfs/dev"), type, sizeof(type)) == 1 &&
+          strcmp(type, "tmpfs") == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/dev/pts"), type, sizeof(type)) == 1 &&
+          strcmp(type, "devpts") == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/dev/shm"), NULL, 0) == 1);
+    CHECK(stat(path_join(b, "/rootfs/dev/null"), &st) == 0 && S_ISCHR(st.st_mode) &&
+          st.st_rdev == makedev(1, 3));
+    /* The bind: created in the root, read-only, the host directory's content. */
+    CHECK(mounts_at(path_join(b, "/rootfs/data"), NULL, 0) == 1);
+    CHECK(mount_is_ro(path_join(b, "/rootfs/data")) == 1);
+    fd = open(path_join(b, "/rootfs/data/hello"), O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof(buf));
+        CHECK(n == 6 && memcmp(buf, "hello\n", 6) == 0);
+        close(fd);
+    }
+    CHECK(write_file(path_join(b, "/rootfs/data/new"), "x") != 0 && errno == EROFS);
+    /* Masked, read-only paths and root. */
+    CHECK(mounts_at(path_join(b, "/rootfs/etc/secret"), NULL, 0) == 1);
+    CHECK(stat(path_join(b, "/rootfs/etc/secret"), &st) == 0 && S_ISCHR(st.st_mode));
+    CHECK(mounts_at(path_join(b, "/rootfs/proc/sys"), NULL, 0) >= 1);
+    CHECK(mount_is_ro(path_join(b, "/rootfs")) == 1);
+    CHECK(write_file(path_join(b, "/rootfs/etc/new"), "x") != 0 && errno == EROFS);
+    CHECK(mount_is_ro(path_join(b, "/rootfs/tmp")) == 0);
+    CHECK(write_file(path_join(b, "/rootfs/tmp/new"), "x") == 0);
+
+    inner = saferoot_rootfs_root(rf, &err);
+    CHECK_OK(inner != NULL, err);
+    fd = saferoot_resolve(inner, "/data/hello", &err);
+    CHECK_OK(fd >= 0, err);
+    if (fd >= 0)
+        close(fd);
+    saferoot_root_free(inner);
+    CHECK_OK(saferoot_rootfs_detach(rf, &err) == 0, err);
+    saferoot_rootfs_free(rf);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+    CHECK(mounts_at(path_join(b, "/rootfs/data"), NULL, 0) == 0);
+
+    /* In place, with options. */
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.strategy = SAFEROOT_STRATEGY_IN_PLACE;
+    rf = saferoot_rootfs_assemble_spec(spec, &o, &err);
+    CHECK_OK(rf != NULL, err);
+    CHECK(saferoot_rootfs_strategy(rf) == SAFEROOT_STRATEGY_IN_PLACE);
+    CHECK(mounts_at(path_join(b, "/rootfs/data"), NULL, 0) == 1);
+    CHECK_OK(saferoot_rootfs_detach(rf, &err) == 0, err);
+    saferoot_rootfs_free(rf);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+
+    /* A bind whose source is missing fails during assembly: nothing stays. */
+    {
+        char missing[PATH_MAX];
+        snprintf(missing, sizeof(missing), "%s/no-such-dir", data);
+        native_spec(spec, sizeof(spec), b, missing);
+        CHECK(saferoot_rootfs_assemble_spec(spec, NULL, &err) == NULL);
+        CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+        CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+        CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static int enter_private_namespace(void)
@@ -1953,6 +2259,9 @@ int main(void)
     RUN(test_rootfs_bad_input);
     RUN(test_rootfs_assemble_and_detach);
     RUN(test_rootfs_enter);
+    RUN(test_spec_bad_input);
+    RUN(test_plan_json);
+    RUN(test_rootfs_assemble_spec);
 
     /* Invariant 5: no fd left behind by the library. */
     fds_after = count_open_fds();
