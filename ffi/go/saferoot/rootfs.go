@@ -42,8 +42,8 @@ const (
 	EnterChroot EnterMethod = C.SAFEROOT_ENTER_CHROOT
 )
 
-// AssembleOptions configure AssembleOCI and AssembleBundle. The zero value
-// (or nil) means the defaults.
+// AssembleOptions configure AssembleOCI, AssembleBundle and AssembleSpec.
+// The zero value (or nil) means the defaults.
 type AssembleOptions struct {
 	Strategy Strategy
 	// Console, when set, is the pty peer bound onto /dev/console. It
@@ -167,6 +167,73 @@ func AssembleBundle(bundleDir string, opts *AssembleOptions) (*Rootfs, error) {
 		return nil, err
 	}
 	return newRootfs(p), nil
+}
+
+// AssembleSpec assembles the root filesystem described by specJSON:
+// saferoot's own RootfsSpec as JSON (camelCase field names, absolute
+// paths; see docs/c-api.md), not an OCI config. A JSON error is a
+// KindInvalidInput error whose message has the line and column; a field
+// the spec does not have is refused, not ignored.
+//
+// As for AssembleOCI: call it as root in a mount namespace of its own, on
+// a locked OS thread that will also enter the root. The spec is checked
+// before anything changes; a failure later leaves no mount and no fd
+// behind.
+func AssembleSpec(specJSON string, opts *AssembleOptions) (*Rootfs, error) {
+	j, err := cString("spec", specJSON)
+	if err != nil {
+		return nil, err
+	}
+	defer freeString(j)
+	var p *C.saferoot_rootfs
+	err = withOptions(opts, func(o *C.struct_saferoot_assemble_options) error {
+		var cerr *C.saferoot_error
+		p = C.saferoot_rootfs_assemble_spec(j, o, &cerr)
+		if p == nil {
+			return takeError(cerr, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRootfs(p), nil
+}
+
+// PlanJSON checks a spec and returns its plan as one line of JSON: every
+// mount assembling it would make, in order, the devices, masked and
+// read-only paths, the propagation. Nothing on the system changes; use it
+// for dry runs and audits.
+//
+// With isOCI, specJSON is an OCI runtime-spec config.json (its text) whose
+// relative paths are read from bundleDir, as in AssembleOCI. Without it,
+// specJSON is a RootfsSpec, as for AssembleSpec, and bundleDir must be "".
+func PlanJSON(specJSON string, isOCI bool, bundleDir string) (string, error) {
+	j, err := cString("spec", specJSON)
+	if err != nil {
+		return "", err
+	}
+	defer freeString(j)
+	var b *C.char
+	isOCIArg := C.int(0)
+	if isOCI {
+		isOCIArg = 1
+		b, err = cString("bundle", bundleDir)
+	} else {
+		// "" is NULL; anything else is refused by the library.
+		b, err = cStringOpt("bundle", bundleDir)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer freeString(b)
+	var cerr *C.saferoot_error
+	s := C.saferoot_plan_json(j, isOCIArg, b, &cerr)
+	if s == nil {
+		return "", takeError(cerr, 0)
+	}
+	defer C.saferoot_string_free(s)
+	return C.GoString(s), nil
 }
 
 func (r *Rootfs) call(fn func(p *C.saferoot_rootfs, cerr **C.saferoot_error) C.int) error {

@@ -3,6 +3,7 @@ package saferoot_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -682,4 +683,167 @@ func TestAssembleDetachAndEnter(t *testing.T) {
 	if _, err := os.Stat(b); err != nil {
 		t.Errorf("host root changed for other threads: %v", err)
 	}
+}
+
+// nativeSpec is a saferoot RootfsSpec (not an OCI config) for the rootfs
+// of a bundle made by makeBundle: proc, a small tmpfs /tmp, a read-only
+// bind of the host directory data onto /data, no /dev (saferoot adds
+// /dev, /dev/pts and /dev/shm), a masked file and a read-only root.
+func nativeSpec(t *testing.T, bundle, data string) string {
+	t.Helper()
+	spec := map[string]interface{}{
+		"rootfs": filepath.Join(bundle, "rootfs"),
+		"mounts": []map[string]interface{}{
+			{"destination": "/proc", "type": "proc", "source": "proc"},
+			{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "size=1m"}},
+			{"destination": "/data", "type": "bind", "source": data, "options": []string{"rbind", "ro"}},
+		},
+		"maskedPaths":  []string{"/etc/secret"},
+		"readonlyRoot": true,
+		"cwd":          "/work",
+	}
+	text, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		t.Fatalf("marshal spec: %v", err)
+	}
+	return string(text)
+}
+
+// plan is the part of a plan's JSON the tests look at.
+type plan struct {
+	Rootfs string `json:"rootfs"`
+	Mounts []struct {
+		Destination string `json:"destination"`
+		Kind        string `json:"kind"`
+	} `json:"mounts"`
+	ReadonlyRoot bool     `json:"readonly_root"`
+	MaskedPaths  []string `json:"masked_paths"`
+}
+
+func parsePlan(t *testing.T, text string) (plan, []string) {
+	t.Helper()
+	var p plan
+	if err := json.Unmarshal([]byte(text), &p); err != nil {
+		t.Errorf("plan is not JSON: %v: %s", err, text)
+	}
+	var dests []string
+	for _, m := range p.Mounts {
+		dests = append(dests, m.Destination)
+	}
+	return p, dests
+}
+
+func TestPlanJSON(t *testing.T) {
+	b := makeBundle(t)
+	spec := nativeSpec(t, b, b)
+
+	text, err := saferoot.PlanJSON(spec, false, "")
+	if check(t, err, "plan native spec") {
+		p, dests := parsePlan(t, text)
+		if got := strings.Join(dests, " "); got != "/dev /dev/pts /dev/shm /proc /tmp /data" {
+			t.Errorf("destinations %q", got)
+		}
+		if p.Rootfs != filepath.Join(b, "rootfs") || !p.ReadonlyRoot || len(p.MaskedPaths) != 1 {
+			t.Errorf("plan %+v", p)
+		}
+		if len(p.Mounts) == 6 && p.Mounts[5].Kind != "bind" {
+			t.Errorf("/data is a %q", p.Mounts[5].Kind)
+		}
+	}
+	text, err = saferoot.PlanJSON(configJSON, true, b)
+	if check(t, err, "plan OCI config") {
+		p, dests := parsePlan(t, text)
+		if got := strings.Join(dests, " "); got != "/proc /dev /tmp" {
+			t.Errorf("OCI destinations %q", got)
+		}
+		if p.Rootfs != filepath.Join(b, "rootfs") {
+			t.Errorf("OCI rootfs %q", p.Rootfs)
+		}
+	}
+	// Planning changed nothing.
+	if _, err := os.Stat(filepath.Join(b, "rootfs/data")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("planning created /data: %v", err)
+	}
+
+	_, err = saferoot.PlanJSON("{\"rootfs\": \"/x\",\n  \"mounts\": }", false, "")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "bad JSON")
+	if err != nil && !strings.Contains(err.Error(), "line 2 column 13") {
+		t.Errorf("no line and column: %v", err)
+	}
+	_, err = saferoot.PlanJSON(`{"rootfs":"/x","readOnlyRoot":true}`, false, "")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "unknown field")
+	if err != nil && !strings.Contains(err.Error(), "readOnlyRoot") {
+		t.Errorf("unknown field not named: %v", err)
+	}
+	_, err = saferoot.PlanJSON(spec, false, b)
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "bundle with a native spec")
+	_, err = saferoot.PlanJSON(configJSON, false, "")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "OCI config as a native spec")
+	_, err = saferoot.PlanJSON(`{"rootfs":"/x","mounts":[{"destination":"proc","type":"proc"}]}`, false, "")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "relative destination")
+	_, err = saferoot.PlanJSON("{\x00}", false, "")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "NUL in spec")
+	_, err = saferoot.PlanJSON(configJSON, true, "/b\x00")
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "NUL in bundle")
+}
+
+func TestAssembleSpec(t *testing.T) {
+	b := makeBundle(t)
+	rootfs := filepath.Join(b, "rootfs")
+	data := t.TempDir()
+	check(t, os.WriteFile(filepath.Join(data, "hello"), []byte("hello\n"), 0o644), "hello")
+	spec := nativeSpec(t, b, data)
+	inMountNS(t, func() {
+		rf, err := saferoot.AssembleSpec(spec, nil)
+		if !check(t, err, "assemble spec") {
+			return
+		}
+		defer rf.Close()
+		for p, want := range map[string]string{"/proc": "proc", "/tmp": "tmpfs", "/dev": "tmpfs", "/dev/pts": "devpts"} {
+			if n, typ := mountsAt(t, rootfs+p); n != 1 || typ != want {
+				t.Errorf("%s: %d %q", p, n, typ)
+			}
+		}
+		if n, _ := mountsAt(t, rootfs+"/data"); n != 1 {
+			t.Errorf("/data: %d mounts", n)
+		}
+		if got, err := os.ReadFile(rootfs + "/data/hello"); err != nil || string(got) != "hello\n" {
+			t.Errorf("/data/hello: %q %v", got, err)
+		}
+		if err := os.WriteFile(rootfs+"/data/new", nil, 0o644); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("/data not read-only: %v", err)
+		}
+		if err := os.WriteFile(rootfs+"/etc/new", nil, 0o644); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("root not read-only: %v", err)
+		}
+		if n, _ := mountsAt(t, rootfs+"/etc/secret"); n != 1 {
+			t.Errorf("masked path not masked")
+		}
+		check(t, rf.Detach(), "detach")
+		if n, _ := mountsAt(t, rootfs); n != 0 {
+			t.Errorf("root still mounted after detach")
+		}
+
+		rf2, err := saferoot.AssembleSpec(spec, &saferoot.AssembleOptions{Strategy: saferoot.StrategyInPlace})
+		if check(t, err, "assemble spec in place") {
+			if rf2.Strategy() != saferoot.StrategyInPlace {
+				t.Errorf("strategy %d", rf2.Strategy())
+			}
+			check(t, rf2.Detach(), "detach in place")
+			rf2.Close()
+		}
+
+		_, err = saferoot.AssembleSpec("{\"rootfs\": \"/x\",\n  \"mounts\": }", nil)
+		wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "bad JSON")
+		if err != nil && !strings.Contains(err.Error(), "line 2 column 13") {
+			t.Errorf("no line and column: %v", err)
+		}
+		_, err = saferoot.AssembleSpec(spec, &saferoot.AssembleOptions{Strategy: saferoot.Strategy(9)})
+		wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "unknown strategy")
+		_, err = saferoot.AssembleSpec("{\x00}", nil)
+		wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "NUL in spec")
+		if n, _ := mountsAt(t, rootfs); n != 0 {
+			t.Errorf("failed assembly left a mount")
+		}
+	})
 }
