@@ -1281,7 +1281,7 @@ fn run_dry_run_prints_the_plan_and_runs_nothing() {
         .unwrap()
         .contains(&json!("size=2m")));
     assert_eq!(find("/dev")["type"], "tmpfs");
-    assert_eq!(j["plan"]["masked_paths"], json!(["/out/secret"]));
+    assert_eq!(j["plan"]["maskedPaths"], json!(["/out/secret"]));
     assert_eq!(j["steps"][0]["phase"], "after-mounts");
     assert_eq!(j["steps"][0]["kind"], "dir");
     assert!(j["plan"]["mounts"].as_array().unwrap().len() >= mounts.len());

@@ -581,7 +581,7 @@ mod tests {
         let text = plan_json(
             r#"{"rootfs":"/srv/c1","mounts":[{"destination":"/proc","type":"proc","source":"proc"},
                {"destination":"/data","type":"bind","source":"/srv/data","options":["rbind","ro"]}],
-               "readonlyRoot":true,"rootfsPropagation":{"kind":"private","recursive":true}}"#,
+               "readonlyRoot":true,"rootfsPropagation":"rprivate"}"#,
             0,
             None,
         )
@@ -595,8 +595,8 @@ mod tests {
             .collect();
         assert_eq!(dests, ["/dev", "/dev/pts", "/dev/shm", "/proc", "/data"]);
         assert_eq!(plan["rootfs"], "/srv/c1");
-        assert_eq!(plan["readonly_root"], true);
-        assert_eq!(plan["rootfs_propagation"], "rprivate");
+        assert_eq!(plan["readonlyRoot"], true);
+        assert_eq!(plan["rootfsPropagation"], "rprivate");
         assert_eq!(plan["mounts"][4]["kind"], "bind");
     }
 
@@ -643,8 +643,8 @@ mod tests {
                 "unknown field `mounts[0].option`",
             ),
             (
-                r#"{"rootfs":"/x","rootfsPropagation":{"kind":"slave","recursive":true,"x":1}}"#,
-                "unknown field `rootfsPropagation.x`",
+                r#"{"rootfs":"/x","rootfsPropagation":"rfoo"}"#,
+                "unknown propagation \"rfoo\"",
             ),
             (r#"["/x"]"#, "the spec must be a JSON object"),
             (

@@ -17,7 +17,11 @@ use crate::{Error, MountAttr, Result};
 
 /// What a planned mount is made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum MountKind {
     /// A new filesystem instance.
     Fs {
@@ -53,6 +57,7 @@ pub enum MountKind {
 
 /// Idmapped-mount settings of a planned bind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IdmapPlan {
     /// `ridmap`: applies to every mount of the cloned tree.
     pub recursive: bool,
@@ -64,6 +69,7 @@ pub struct IdmapPlan {
 
 /// One mount of a [`Plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlannedMount {
     /// The index of the mount in `RootfsSpec::mounts`, or `None` for
     /// mounts saferoot adds (an implicit `/dev`).
@@ -74,7 +80,7 @@ pub struct PlannedMount {
     #[serde(flatten)]
     pub kind: MountKind,
     /// Attributes set on the mount before it is attached.
-    #[serde(serialize_with = "ser_attr")]
+    #[serde(serialize_with = "ser_attr_words")]
     pub set: MountAttr,
     /// Attributes cleared on the mount before it is attached.
     #[serde(serialize_with = "ser_attr_words")]
@@ -86,7 +92,6 @@ pub struct PlannedMount {
     #[serde(serialize_with = "ser_attr_words")]
     pub rec_clear: MountAttr,
     /// Propagation changes.
-    #[serde(serialize_with = "ser_props")]
     pub propagation: Vec<PropagationSetting>,
     /// Idmapping, for binds.
     pub idmap: Option<IdmapPlan>,
@@ -96,23 +101,12 @@ pub struct PlannedMount {
     pub dest_nofollow: bool,
 }
 
-fn ser_attr<S: serde::Serializer>(a: &MountAttr, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&a.to_string())
-}
-
 fn ser_attr_words<S: serde::Serializer>(
     a: &MountAttr,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     let words: Vec<&str> = a.iter_names().map(|(n, _)| n).collect();
     s.collect_seq(words.iter().map(|w| w.to_ascii_lowercase()))
-}
-
-fn ser_props<S: serde::Serializer>(
-    p: &[PropagationSetting],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_seq(p.iter().map(PropagationSetting::name))
 }
 
 impl PlannedMount {
@@ -170,6 +164,7 @@ pub fn default_devices() -> Vec<DeviceSpec> {
 
 /// A checked spec: everything [`super::assemble`] will do, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The host directory that becomes `/`.
     pub rootfs: PathBuf,
@@ -188,7 +183,6 @@ pub struct Plan {
     /// Make `/` read-only at the end.
     pub readonly_root: bool,
     /// Propagation of the root mount; `rslave` when the spec has none.
-    #[serde(serialize_with = "ser_prop")]
     pub rootfs_propagation: PropagationSetting,
     /// Sysctls.
     pub sysctls: Vec<(String, String)>,
@@ -198,13 +192,6 @@ pub struct Plan {
     pub user_namespace: bool,
     /// umask for the container process.
     pub umask: Option<u32>,
-}
-
-fn ser_prop<S: serde::Serializer>(
-    p: &PropagationSetting,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&p.name())
 }
 
 fn implicit_fs(

@@ -156,8 +156,8 @@ pub struct DeviceSpec {
 }
 
 /// A propagation type and whether it applies to the whole tree (`rslave`)
-/// or one mount (`slave`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// or one mount (`slave`). In JSON it is that word, as in OCI configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PropagationSetting {
     /// The type.
     pub kind: Propagation,
@@ -190,5 +190,52 @@ impl PropagationSetting {
             if self.recursive { "r" } else { "" },
             self.kind.name()
         )
+    }
+}
+
+impl Serialize for PropagationSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for PropagationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        PropagationSetting::parse(&word).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown propagation {word:?} (private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable)"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_is_a_word_in_json() {
+        let p = PropagationSetting::parse("rslave").unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"rslave\"");
+        let back: PropagationSetting = serde_json::from_str("\"runbindable\"").unwrap();
+        assert_eq!(back.name(), "runbindable");
+        let e = serde_json::from_str::<PropagationSetting>("\"rfoo\"").unwrap_err();
+        assert!(e.to_string().contains("rfoo"), "{e}");
+        for w in [
+            "private",
+            "rprivate",
+            "slave",
+            "rslave",
+            "shared",
+            "rshared",
+            "unbindable",
+            "runbindable",
+        ] {
+            assert_eq!(PropagationSetting::parse(w).unwrap().name(), w);
+        }
+        let spec: RootfsSpec =
+            serde_json::from_str(r#"{"rootfs": "/r", "rootfsPropagation": "rshared"}"#).unwrap();
+        assert_eq!(spec.rootfs_propagation.unwrap().name(), "rshared");
     }
 }

@@ -716,8 +716,8 @@ type plan struct {
 		Destination string `json:"destination"`
 		Kind        string `json:"kind"`
 	} `json:"mounts"`
-	ReadonlyRoot bool     `json:"readonly_root"`
-	MaskedPaths  []string `json:"masked_paths"`
+	ReadonlyRoot bool     `json:"readonlyRoot"`
+	MaskedPaths  []string `json:"maskedPaths"`
 }
 
 func parsePlan(t *testing.T, text string) (plan, []string) {

@@ -1868,7 +1868,7 @@ static const char *native_spec(char *buf, size_t len, const char *b, const char 
              "\"options\":[\"rbind\",\"ro\"]}],\n"
              " \"maskedPaths\":[\"/etc/secret\"],\"readonlyPaths\":[\"/proc/sys\"],\n"
              " \"readonlyRoot\":true,\"cwd\":\"/work\","
-             "\"rootfsPropagation\":{\"kind\":\"private\",\"recursive\":true}}",
+             "\"rootfsPropagation\":\"rprivate\"}",
              b, data);
     return buf;
 }
@@ -2041,9 +2041,9 @@ static void test_plan_json(void)
         CHECK(strcmp(dests, "/dev /dev/pts /dev/shm /proc /tmp /data") == 0);
         snprintf(want, sizeof(want), "\"rootfs\":\"%s/rootfs\"", b);
         CHECK(strstr(plan, want) != NULL);
-        CHECK(strstr(plan, "\"readonly_root\":true") != NULL);
-        CHECK(strstr(plan, "\"rootfs_propagation\":\"rprivate\"") != NULL);
-        CHECK(strstr(plan, "\"masked_paths\":[\"/etc/secret\"]") != NULL);
+        CHECK(strstr(plan, "\"readonlyRoot\":true") != NULL);
+        CHECK(strstr(plan, "\"rootfsPropagation\":\"rprivate\"") != NULL);
+        CHECK(strstr(plan, "\"maskedPaths\":[\"/etc/secret\"]") != NULL);
         CHECK(strstr(plan, "\"kind\":\"bind\"") != NULL);
         saferoot_string_free(plan);
     }
