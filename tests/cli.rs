@@ -770,8 +770,12 @@ fn run_die_with_parent_kills_the_sandbox() {
             "-c",
             "echo $$ >/out/pid.tmp && mv /out/pid.tmp /out/pid; exec sleep 1000",
         ]));
+        // saferoot is SIGKILLed below and cannot remove its scratch root:
+        // keep that in the test's own directory, which goes at the end.
+        let scratch = TempDir::new();
         let mut child = Command::new(EXE)
             .args(&args)
+            .env("TMPDIR", scratch.path())
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
