@@ -281,6 +281,43 @@ impl Error {
     }
 }
 
+/// Runs a pathrs call. Its error becomes [`Error::Resolve`]; a panic inside
+/// it (pathrs 0.2 panics while describing an error when the process has no
+/// `/proc`, as after entering a root without one) becomes an `EIO` error
+/// naming the operation, instead of unwinding into the caller.
+pub(crate) fn pathrs_call<T>(
+    op: impl Into<Cow<'static, str>>,
+    path: impl AsRef<Path>,
+    f: impl FnOnce() -> std::result::Result<T, pathrs::error::Error>,
+) -> Result<T> {
+    let op = op.into();
+    match catch_pathrs(&op, path.as_ref(), f)? {
+        Ok(v) => Ok(v),
+        Err(e) => Err(Error::resolve(op, path, e)),
+    }
+}
+
+/// Like [`pathrs_call`], but hands pathrs' own error back for the caller to
+/// inspect; only a panic becomes an [`Error`].
+pub(crate) fn catch_pathrs<T>(
+    op: &str,
+    path: &Path,
+    f: impl FnOnce() -> std::result::Result<T, pathrs::error::Error>,
+) -> Result<std::result::Result<T, pathrs::error::Error>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Error::Os {
+            op: format!("{op} (pathrs panicked: {msg})").into(),
+            path: Some(path.to_path_buf()),
+            errno: Errno::IO,
+        }
+    })
+}
+
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         std::io::Error::new(std::io::Error::from_raw_os_error(e.errno()).kind(), e)

@@ -189,9 +189,9 @@ impl Handle {
         let flags = pathrs::flags::OpenFlags::from_bits_retain(
             (flags | rustix::fs::OFlags::CLOEXEC).bits() as _,
         );
-        pathrs::HandleRef::from_fd(self.fd.as_fd())
-            .reopen(flags)
-            .map_err(|e| Error::resolve("reopen handle", "", e))
+        crate::error::pathrs_call("reopen handle", "", || {
+            pathrs::HandleRef::from_fd(self.fd.as_fd()).reopen(flags)
+        })
     }
 }
 
@@ -228,7 +228,7 @@ impl Root {
                 "path contains a NUL byte",
             ));
         }
-        let inner = pathrs::Root::open(path).map_err(|e| Error::resolve("open root", path, e))?;
+        let inner = crate::error::pathrs_call("open root", path, || pathrs::Root::open(path))?;
         Ok(Root { inner })
     }
 
@@ -249,10 +249,7 @@ impl Root {
 
     /// Another fd to the same root.
     pub fn try_clone(&self) -> Result<Root> {
-        let inner = self
-            .inner
-            .try_clone()
-            .map_err(|e| Error::resolve("clone root", "/", e))?;
+        let inner = crate::error::pathrs_call("clone root", "/", || self.inner.try_clone())?;
         Ok(Root { inner })
     }
 
@@ -261,10 +258,7 @@ impl Root {
     pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve", path)?;
-        let h = self
-            .inner
-            .resolve(path)
-            .map_err(|e| Error::resolve("resolve", path, e))?;
+        let h = crate::error::pathrs_call("resolve", path, || self.inner.resolve(path))?;
         log::trace!("resolved {}", path.display());
         Ok(Handle::from_fd(h))
     }
@@ -274,10 +268,9 @@ impl Root {
     pub fn resolve_nofollow(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve_nofollow", path)?;
-        let h = self
-            .inner
-            .resolve_nofollow(path)
-            .map_err(|e| Error::resolve("resolve_nofollow", path, e))?;
+        let h = crate::error::pathrs_call("resolve_nofollow", path, || {
+            self.inner.resolve_nofollow(path)
+        })?;
         Ok(Handle::from_fd(h))
     }
 
@@ -296,10 +289,9 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
-        let h = self
-            .inner
-            .mkdir_all(path, &Permissions::from_mode(mode))
-            .map_err(|e| Error::resolve("mkdir_all", path, e))?;
+        let h = crate::error::pathrs_call("mkdir_all", path, || {
+            self.inner.mkdir_all(path, &Permissions::from_mode(mode))
+        })?;
         Ok(Handle::from_fd(h))
     }
 
@@ -341,10 +333,11 @@ impl Root {
                 | pathrs::flags::OpenFlags::O_NOFOLLOW
                 | pathrs::flags::OpenFlags::O_NOCTTY
                 | pathrs::flags::OpenFlags::O_CLOEXEC;
-            match self
-                .inner
-                .create_file(path, flags, &Permissions::from_mode(mode))
-            {
+            let created = crate::error::catch_pathrs("create_file", path, || {
+                self.inner
+                    .create_file(path, flags, &Permissions::from_mode(mode))
+            })?;
+            match created {
                 Ok(file) => return Ok(Handle::from_fd(to_opath(file.into(), path)?)),
                 Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {
                     continue
@@ -375,9 +368,7 @@ impl Root {
             NodeKind::Block { .. } => pathrs::InodeType::BlockDevice(perm, kind.rdev()),
             NodeKind::Fifo => pathrs::InodeType::Fifo(perm),
         };
-        self.inner
-            .create(path, &inode)
-            .map_err(|e| Error::resolve("mknod", path, e))?;
+        crate::error::pathrs_call("mknod", path, || self.inner.create(path, &inode))?;
         let h = self.resolve_nofollow(path)?;
         let st = h.stat().map_err(|e| e.with_path(path))?;
         if st.file_type != kind.file_type() || (kind != NodeKind::Fifo && st.rdev != kind.rdev()) {
@@ -408,36 +399,31 @@ impl Root {
                 "symlink target is empty or contains a NUL byte",
             ));
         }
-        self.inner
-            .create(path, &pathrs::InodeType::Symlink(target.to_path_buf()))
-            .map_err(|e| Error::resolve("symlink", path, e))
+        crate::error::pathrs_call("symlink", path, || {
+            self.inner
+                .create(path, &pathrs::InodeType::Symlink(target.to_path_buf()))
+        })
     }
 
     /// Reads the symlink at `path` (not following it).
     pub fn readlink(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
         let path = path.as_ref();
         check_in_root_path("readlink", path)?;
-        self.inner
-            .readlink(path)
-            .map_err(|e| Error::resolve("readlink", path, e))
+        crate::error::pathrs_call("readlink", path, || self.inner.readlink(path))
     }
 
     /// Removes the non-directory at `path`.
     pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_in_root_path("remove_file", path)?;
-        self.inner
-            .remove_file(path)
-            .map_err(|e| Error::resolve("remove_file", path, e))
+        crate::error::pathrs_call("remove_file", path, || self.inner.remove_file(path))
     }
 
     /// Removes the empty directory at `path`.
     pub fn remove_dir(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_in_root_path("remove_dir", path)?;
-        self.inner
-            .remove_dir(path)
-            .map_err(|e| Error::resolve("remove_dir", path, e))
+        crate::error::pathrs_call("remove_dir", path, || self.inner.remove_dir(path))
     }
 
     /// A handle to the root directory itself.

@@ -48,10 +48,9 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf> {
 impl Procfs {
     /// A full procfs (including `/proc/sys`), private to this process.
     pub fn new() -> Result<Procfs> {
-        let inner = ProcfsHandleBuilder::new()
-            .subset_pid(false)
-            .build()
-            .map_err(|e| Error::resolve("open private procfs", "/proc", e))?;
+        let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
+            ProcfsHandleBuilder::new().subset_pid(false).build()
+        })?;
         Ok(Procfs { inner })
     }
 
@@ -60,10 +59,10 @@ impl Procfs {
     fn open_sysctl(&self, name: &str, flags: OpenFlags) -> Result<(std::fs::File, PathBuf)> {
         let path = sysctl_path(name)?;
         let shown = Path::new("/proc").join(&path);
-        let f = self
-            .inner
-            .open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
-            .map_err(|e| Error::resolve("open sysctl", &shown, e))?;
+        let f = crate::error::pathrs_call("open sysctl", &shown, || {
+            self.inner
+                .open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
+        })?;
         Ok((f, shown))
     }
 
@@ -90,9 +89,11 @@ impl Procfs {
     /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
     pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {
         let sub = PathBuf::from(format!("fd/{}", fd.as_raw_fd()));
-        self.inner
-            .readlink(ProcfsBase::ProcThreadSelf, &sub)
-            .map_err(|e| Error::resolve("readlink fd", Path::new("/proc/thread-self").join(sub), e))
+        crate::error::pathrs_call(
+            "readlink fd",
+            Path::new("/proc/thread-self").join(&sub),
+            || self.inner.readlink(ProcfsBase::ProcThreadSelf, &sub),
+        )
     }
 
     /// Opens `subpath` (e.g. `mountinfo`) under `/proc/thread-self`,
@@ -123,9 +124,9 @@ impl Procfs {
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        self.inner
-            .open(ProcfsBase::ProcRoot, sub, flags)
-            .map_err(|e| Error::resolve("open procfs file", Path::new("/proc").join(sub), e))
+        crate::error::pathrs_call("open procfs file", Path::new("/proc").join(sub), || {
+            self.inner.open(ProcfsBase::ProcRoot, sub, flags)
+        })
     }
 }
 
@@ -140,27 +141,30 @@ impl Procfs {
         let pid = child.pid();
         for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
             let sub = PathBuf::from(format!("{pid}/{file}"));
-            let mut f = self
-                .inner
-                .open(
-                    ProcfsBase::ProcRoot,
-                    &sub,
-                    OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
-                )
-                .map_err(|e| Error::resolve("open id map", Path::new("/proc").join(&sub), e))?;
+            let mut f =
+                crate::error::pathrs_call("open id map", Path::new("/proc").join(&sub), || {
+                    self.inner.open(
+                        ProcfsBase::ProcRoot,
+                        &sub,
+                        OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
+                    )
+                })?;
             f.write_all(map.as_bytes()).map_err(|e| {
                 Error::os_at("write id map", Path::new("/proc").join(&sub), errno_of(&e))
             })?;
         }
         let sub = PathBuf::from(format!("{pid}/ns/user"));
-        let f = self
-            .inner
-            .open_follow(
-                ProcfsBase::ProcRoot,
-                &sub,
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )
-            .map_err(|e| Error::resolve("open user namespace", Path::new("/proc").join(&sub), e))?;
+        let f = crate::error::pathrs_call(
+            "open user namespace",
+            Path::new("/proc").join(&sub),
+            || {
+                self.inner.open_follow(
+                    ProcfsBase::ProcRoot,
+                    &sub,
+                    OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                )
+            },
+        )?;
         drop(child);
         Ok(f.into())
     }
@@ -172,14 +176,14 @@ impl Procfs {
     /// to the procfs it is read from.)
     pub fn in_initial_pid_ns(&self) -> Result<bool> {
         const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
-        let f = self
-            .inner
-            .open_follow(
-                ProcfsBase::ProcThreadSelf,
-                "ns/pid",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )
-            .map_err(|e| Error::resolve("open pid namespace", "/proc/thread-self/ns/pid", e))?;
+        let f =
+            crate::error::pathrs_call("open pid namespace", "/proc/thread-self/ns/pid", || {
+                self.inner.open_follow(
+                    ProcfsBase::ProcThreadSelf,
+                    "ns/pid",
+                    OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                )
+            })?;
         let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat pid namespace", e))?;
         Ok(st.st_ino == PROC_PID_INIT_INO)
     }
@@ -191,10 +195,10 @@ impl Procfs {
             Some(p) => (ProcfsBase::ProcRoot, PathBuf::from(format!("{p}/ns/mnt"))),
             None => (ProcfsBase::ProcThreadSelf, PathBuf::from("ns/mnt")),
         };
-        let f = self
-            .inner
-            .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
-            .map_err(|e| Error::resolve("open mount namespace", &sub, e))?;
+        let f = crate::error::pathrs_call("open mount namespace", &sub, || {
+            self.inner
+                .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+        })?;
         let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat mount namespace", e))?;
         Ok(st.st_ino)
     }

@@ -1290,3 +1290,39 @@ fn shared_root_propagation_and_pivot_root() {
         }
     });
 }
+
+/// After entering a root without /proc, pathrs 0.2 panics while it
+/// describes an error. saferoot turns that into an error naming the
+/// operation: a runtime working in the new root gets a `Result`, not an
+/// unwinding panic.
+#[test_log::test]
+fn a_root_without_proc_gives_errors_not_panics() {
+    let rootfs = make_rootfs();
+    let spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        default_devices: false,
+        ..Default::default()
+    };
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        a.enter(EnterMethod::PivotRoot).unwrap();
+        assert!(!Path::new("/proc/self").exists());
+        let root = saferoot::Root::open("/").unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            root.resolve("/nonexistent/x").map(drop)
+        }));
+        let e = r.expect("a panic escaped from the library").unwrap_err();
+        assert_eq!(e.path(), Some(Path::new("/nonexistent/x")), "{e}");
+        let e = root.mkdir_all("/made/here", 0o755).unwrap_err();
+        assert_eq!(e.path(), Some(Path::new("/made/here")), "{e}");
+        // Lookups that succeed need no /proc.
+        assert!(root.resolve("/etc/motd").is_ok());
+        // The harness needs a /proc for its own checks.
+        saferoot::Mount::fs("proc")
+            .mount()
+            .unwrap()
+            .attach(&root.resolve("/proc").unwrap())
+            .unwrap()
+            .forget();
+    });
+}

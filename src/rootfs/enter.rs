@@ -64,7 +64,16 @@ pub(crate) fn enter(
     let container_null = if stdio_on_host_null.is_empty() {
         None
     } else {
-        Some(open_container_null(root)?)
+        match open_container_null(root) {
+            Ok(fd) => Some(fd),
+            // A root without /dev/null: stdio keeps the host's, which is
+            // the same harmless device; there is nothing to point it at.
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                log::debug!("no /dev/null in the root; stdio keeps the host's: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        }
     };
     let cwd = match &plan.cwd {
         Some(c) => Some(root.mkdir_all(c, 0o755)?),
