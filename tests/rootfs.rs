@@ -160,6 +160,19 @@ fn strategies() -> Vec<Strategy> {
     s
 }
 
+/// Assembles `spec` in the calling (private) namespace, expecting it to be
+/// refused with `kind`; checks that nothing was left mounted in the root
+/// and returns the error's text.
+fn assert_refused(spec: &RootfsSpec, strategy: Strategy, kind: ErrorKind) -> String {
+    let e = assemble(spec, &opts(strategy)).unwrap_err();
+    assert_eq!(e.kind(), kind, "{e}");
+    assert!(
+        table_under(&spec.rootfs).is_empty(),
+        "a refused assembly left mounts"
+    );
+    e.to_string()
+}
+
 fn opts(strategy: Strategy) -> AssembleOptions {
     AssembleOptions {
         strategy,
@@ -282,10 +295,8 @@ fn auto_strategy_falls_back_to_in_place_without_detached_targets() {
             let rootfs = make_rootfs();
             let spec = base_spec(rootfs.path());
             common::in_mount_ns(|| {
-                let e = assemble(&spec, &opts(Strategy::Detached)).unwrap_err();
-                assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
-                assert!(e.to_string().contains("6.15"), "{e}");
-                assert!(table_under(rootfs.path()).is_empty());
+                let e = assert_refused(&spec, Strategy::Detached, ErrorKind::Unsupported);
+                assert!(e.contains("6.15"), "{e}");
                 let a = assemble(&spec, &opts(Strategy::Auto)).unwrap();
                 assert_eq!(a.strategy(), Strategy::InPlace);
                 check_full_table(&table_under(rootfs.path()));
@@ -584,10 +595,8 @@ fn cve_2019_19921_proc_symlink_is_refused() {
         symlink(target, rootfs.join("proc")).unwrap();
         let spec = base_spec(rootfs.path());
         common::in_mount_ns(|| {
-            let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::SafetyViolation, "{e}");
-            assert!(e.to_string().contains("/proc"), "{e}");
-            assert!(table_under(rootfs.path()).is_empty());
+            let e = assert_refused(&spec, Strategy::Auto, ErrorKind::SafetyViolation);
+            assert!(e.contains("/proc"), "{e}");
             assert!(!common::is_mount_point(&rootfs.join("evil")));
         });
     }
@@ -601,9 +610,7 @@ fn cve_2023_27561_sys_symlink_is_refused() {
     symlink("/tmp", rootfs.join("sys")).unwrap();
     let spec = base_spec(rootfs.path());
     common::in_mount_ns(|| {
-        let e = assemble(&spec, &AssembleOptions::default()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::SafetyViolation, "{e}");
-        assert!(table_under(rootfs.path()).is_empty());
+        assert_refused(&spec, Strategy::Auto, ErrorKind::SafetyViolation);
     });
 }
 
@@ -857,9 +864,7 @@ fn proc_policy_is_enforced_at_mount_time() {
     let mut bad = base_spec(rootfs.path());
     bad.mounts[0] = MountSpec::new("/proc", "bind", Some(src.path().into()), &["rbind"]);
     common::in_mount_ns(|| {
-        let e = assemble(&bad, &AssembleOptions::default()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-        assert!(table_under(rootfs.path()).is_empty());
+        assert_refused(&bad, Strategy::Auto, ErrorKind::InvalidInput);
     });
 }
 
