@@ -130,19 +130,9 @@ func AssembleOCI(configJSON, bundleDir string, opts *AssembleOptions) (*Rootfs, 
 		return nil, err
 	}
 	defer freeString(b)
-	var p *C.saferoot_rootfs
-	err = withOptions(opts, func(o *C.struct_saferoot_assemble_options) error {
-		var cerr *C.saferoot_error
-		p = C.saferoot_rootfs_assemble_oci(j, b, o, &cerr)
-		if p == nil {
-			return takeError(cerr, 0)
-		}
-		return nil
+	return assembleWith(opts, func(o *C.struct_saferoot_assemble_options, cerr **C.saferoot_error) *C.saferoot_rootfs {
+		return C.saferoot_rootfs_assemble_oci(j, b, o, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return newRootfs(p), nil
 }
 
 // AssembleBundle is AssembleOCI with the config.json of the bundle
@@ -154,19 +144,9 @@ func AssembleBundle(bundleDir string, opts *AssembleOptions) (*Rootfs, error) {
 		return nil, err
 	}
 	defer freeString(b)
-	var p *C.saferoot_rootfs
-	err = withOptions(opts, func(o *C.struct_saferoot_assemble_options) error {
-		var cerr *C.saferoot_error
-		p = C.saferoot_rootfs_assemble_bundle(b, o, &cerr)
-		if p == nil {
-			return takeError(cerr, 0)
-		}
-		return nil
+	return assembleWith(opts, func(o *C.struct_saferoot_assemble_options, cerr **C.saferoot_error) *C.saferoot_rootfs {
+		return C.saferoot_rootfs_assemble_bundle(b, o, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return newRootfs(p), nil
 }
 
 // AssembleSpec assembles the root filesystem described by specJSON:
@@ -185,19 +165,9 @@ func AssembleSpec(specJSON string, opts *AssembleOptions) (*Rootfs, error) {
 		return nil, err
 	}
 	defer freeString(j)
-	var p *C.saferoot_rootfs
-	err = withOptions(opts, func(o *C.struct_saferoot_assemble_options) error {
-		var cerr *C.saferoot_error
-		p = C.saferoot_rootfs_assemble_spec(j, o, &cerr)
-		if p == nil {
-			return takeError(cerr, 0)
-		}
-		return nil
+	return assembleWith(opts, func(o *C.struct_saferoot_assemble_options, cerr **C.saferoot_error) *C.saferoot_rootfs {
+		return C.saferoot_rootfs_assemble_spec(j, o, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return newRootfs(p), nil
 }
 
 // PlanJSON checks a spec and returns its plan as one line of JSON: every
@@ -328,4 +298,22 @@ func (r *Rootfs) Close() error {
 		runtime.SetFinalizer(r, nil)
 	}
 	return nil
+}
+
+// assembleWith runs one of the C assemble calls with opts and wraps the
+// root it returns, or turns its error into a Go error.
+func assembleWith(opts *AssembleOptions, call func(o *C.struct_saferoot_assemble_options, cerr **C.saferoot_error) *C.saferoot_rootfs) (*Rootfs, error) {
+	var p *C.saferoot_rootfs
+	err := withOptions(opts, func(o *C.struct_saferoot_assemble_options) error {
+		var cerr *C.saferoot_error
+		p = call(o, &cerr)
+		if p == nil {
+			return takeError(cerr, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRootfs(p), nil
 }
