@@ -169,6 +169,27 @@ impl Procfs {
         Ok(f.into())
     }
 
+    /// Opens the namespace `kind` (`mnt`, `user`, `pid`, `net`, ...) of
+    /// `pid`, or of the calling thread when `None`, as an nsfs fd.
+    pub fn open_namespace(&self, pid: Option<u32>, kind: &str) -> Result<std::fs::File> {
+        let (base, sub, shown) = match pid {
+            Some(p) => (
+                ProcfsBase::ProcRoot,
+                PathBuf::from(format!("{p}/ns/{kind}")),
+                format!("/proc/{p}/ns/{kind}"),
+            ),
+            None => (
+                ProcfsBase::ProcThreadSelf,
+                PathBuf::from(format!("ns/{kind}")),
+                format!("/proc/thread-self/ns/{kind}"),
+            ),
+        };
+        crate::error::pathrs_call("open namespace", shown, || {
+            self.inner
+                .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+        })
+    }
+
     /// Whether the calling thread is in the initial pid namespace: the
     /// kernel gives the initial namespaces fixed inode numbers, the pid
     /// namespace's being `0xEFFFFFFC` (`PROC_PID_INIT_INO`, since Linux 3.8).
@@ -176,14 +197,7 @@ impl Procfs {
     /// to the procfs it is read from.)
     pub fn in_initial_pid_ns(&self) -> Result<bool> {
         const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
-        let f =
-            crate::error::pathrs_call("open pid namespace", "/proc/thread-self/ns/pid", || {
-                self.inner.open_follow(
-                    ProcfsBase::ProcThreadSelf,
-                    "ns/pid",
-                    OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-                )
-            })?;
+        let f = self.open_namespace(None, "pid")?;
         let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat pid namespace", e))?;
         Ok(st.st_ino == PROC_PID_INIT_INO)
     }
@@ -191,14 +205,7 @@ impl Procfs {
     /// The inode number of the mount namespace of `pid` (or of the calling
     /// thread when `None`), which identifies the namespace.
     pub fn mount_ns_id(&self, pid: Option<u32>) -> Result<u64> {
-        let (base, sub) = match pid {
-            Some(p) => (ProcfsBase::ProcRoot, PathBuf::from(format!("{p}/ns/mnt"))),
-            None => (ProcfsBase::ProcThreadSelf, PathBuf::from("ns/mnt")),
-        };
-        let f = crate::error::pathrs_call("open mount namespace", &sub, || {
-            self.inner
-                .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
-        })?;
+        let f = self.open_namespace(pid, "mnt")?;
         let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat mount namespace", e))?;
         Ok(st.st_ino)
     }

@@ -9,6 +9,7 @@ mod assemble;
 mod copyup;
 mod dev;
 pub mod enter;
+pub mod lock;
 pub mod mask;
 mod mounts;
 pub mod options;
@@ -18,6 +19,7 @@ pub mod spec;
 
 pub use assemble::{assemble, assemble_plan, AssembleOptions, AssembledRoot, Strategy};
 pub use enter::EnterMethod;
+pub use lock::MountLock;
 pub use options::{parse_options, BindKind, MountOptions};
 pub use plan::{plan, MountKind, Plan, PlannedMount};
 pub use spec::{DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting, RootfsSpec};

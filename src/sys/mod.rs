@@ -130,6 +130,23 @@ fn raw_errno_of(nr: libc::c_long, args: [libc::c_long; 5]) -> Errno {
     }
 }
 
+/// `ioctl(ns, NS_GET_PARENT)`: the parent of the user (or pid) namespace
+/// `ns`, as a new `O_CLOEXEC` nsfs fd. `EPERM` when the parent is outside
+/// the caller's reach (an ancestor of its own user namespace's owner).
+pub fn ns_get_parent(ns: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // _IO(0xb7, 0x2) from <linux/nsfs.h>.
+    const NS_GET_PARENT: libc::c_ulong = 0xb702;
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd (or -1);
+    // `ns` is a valid fd for the duration of the call.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    // SAFETY: a successful NS_GET_PARENT returns a fresh fd owned by nobody
+    // else. nsfs opens it with O_CLOEXEC.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
 /// `unshare(flags)` for the calling thread, for every flag except
 /// `CLONE_FILES` (refused with `EINVAL`; see [`unshare_with_files`]).
 ///

@@ -28,7 +28,7 @@ impl UsernsChild {
             release_r.as_raw_fd(),
         );
         // SAFETY: the child only makes async-signal-safe system calls
-        // (unshare, write, read, _exit) on fds that stay open in it, and
+        // (prctl, unshare, write, read, _exit) on fds that stay open in it, and
         // never returns into Rust code.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -37,6 +37,11 @@ impl UsernsChild {
         if pid == 0 {
             // SAFETY: see above; these are raw system calls on valid fds.
             unsafe {
+                // A parent that made itself non-dumpable (a pid namespace's
+                // init does) would pass that on, and then nobody below the
+                // caller's original user namespace could open this child's
+                // /proc/PID/ns/user or write its maps.
+                libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
                 let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                     1
                 } else {

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use rustix::process::{Gid, Uid};
+use saferoot::rootfs::MountLock;
 use saferoot::sys::process::{set_signal_mask, SignalSet};
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
@@ -38,7 +39,15 @@ fn switch_user(sb: &Sandbox) -> Result<(), CliError> {
 
 /// Execs the program. Returns only on failure, with the error to report
 /// (exit status 127 when the program was not found, 126 otherwise).
-pub fn exec(sb: &Sandbox) -> CliError {
+///
+/// `lock` (with a user namespace) is applied first, so that the program
+/// runs in a mount namespace where every mount saferoot made is locked.
+pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
+    if let Some(lock) = lock {
+        if let Err(e) = lock.apply() {
+            return CliError::setup(format!("lock the sandbox's mounts: {e}"));
+        }
+    }
     if let Err(e) = switch_user(sb) {
         return e;
     }

@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use linux_raw_sys::general as k;
-use saferoot::rootfs::{assemble, AssembleOptions};
+use saferoot::rootfs::{assemble, AssembleOptions, MountLock};
 use saferoot::sys::MountAttrArgs;
 use saferoot::{ErrorKind, Mount, Root};
 
@@ -87,7 +87,12 @@ fn do_steps(sb: &Sandbox, root: &Root, phase: Phase) -> Result<(), CliError> {
 
 /// Builds the root and enters it. Runs in the new namespaces (in the pid
 /// namespace's init when there is one, so that a new procfs belongs to it).
-pub fn setup(sb: &Sandbox) -> Result<(), CliError> {
+///
+/// With a user namespace, returns the [`MountLock`] that the process about
+/// to exec the program applies last: the program then lives in a copy of
+/// this mount namespace owned by a child user namespace, where the kernel
+/// locks every mount and every flag made here.
+pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     make_root_slave()?;
     if let Some(h) = &sb.hostname {
         saferoot::sys::process::sethostname(h)
@@ -134,11 +139,20 @@ pub fn setup(sb: &Sandbox) -> Result<(), CliError> {
     }
     rustix::process::umask(old_umask);
     stdio_to_sandbox_null(assembled.root())?;
+    // Made while the caller's procfs is still reachable.
+    let lock =
+        if sb.namespaces.user {
+            Some(MountLock::nested().map_err(|e| {
+                CliError::setup(format!("user namespace for locking the mounts: {e}"))
+            })?)
+        } else {
+            None
+        };
     assembled.enter(sb.enter).map_err(setup_err(sb))?;
     if let Some(cwd) = &cwd {
         chdir_in_root(cwd)?;
     }
-    Ok(())
+    Ok(lock)
 }
 
 /// Changes into `cwd` of the root just entered: resolved inside it, then

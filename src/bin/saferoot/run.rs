@@ -269,8 +269,8 @@ fn child_main(
     }
     drop(procfs);
     if !sb.namespaces.pid {
-        crate::rootfs_setup::setup(sb)?;
-        return Err(crate::exec::exec(sb));
+        let lock = crate::rootfs_setup::setup(sb)?;
+        return Err(crate::exec::exec(sb, lock));
     }
     // The first process forked into the new pid namespace is its pid 1.
     match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
@@ -333,17 +333,25 @@ fn init_main(sb: &Sandbox) -> i32 {
             return EXIT_SETUP;
         }
     };
-    if let Err(e) = crate::rootfs_setup::setup(sb) {
-        eprintln!("saferoot: {e}");
-        return e.code;
-    }
+    let lock = match crate::rootfs_setup::setup(sb) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("saferoot: {e}");
+            return e.code;
+        }
+    };
     match fork_with(&counter) {
         Ok(Forked::Child) => {
-            let e = crate::exec::exec(sb);
+            let e = crate::exec::exec(sb, lock);
             eprintln!("saferoot: {e}");
             exit_immediately(e.code)
         }
-        Ok(Forked::Parent(main)) => relay::init_loop(main),
+        Ok(Forked::Parent(main)) => {
+            // The init stays in the namespace where the mounts were made;
+            // only the program moves into the locked copy.
+            drop(lock);
+            relay::init_loop(main)
+        }
         Err(e) => {
             eprintln!("saferoot: fork the program: {e}");
             EXIT_SETUP
