@@ -163,8 +163,13 @@ impl MountLock {
 
 /// Whether `userns` is a user namespace whose parent is the caller's.
 fn is_child_of_current(userns: std::os::fd::BorrowedFd<'_>) -> Result<bool> {
-    let parent = crate::sys::ns_get_parent(userns)
-        .map_err(|e| Error::os("lock mounts: ioctl(NS_GET_PARENT)", e))?;
+    let parent = match crate::sys::ns_get_parent(userns) {
+        Ok(p) => p,
+        // The initial namespace has no parent; one whose parent is out of
+        // the caller's reach is not the caller's child either.
+        Err(rustix::io::Errno::PERM) => return Ok(false),
+        Err(e) => return Err(Error::os("lock mounts: ioctl(NS_GET_PARENT)", e)),
+    };
     let parent_ino = rustix::fs::fstat(&parent)
         .map_err(|e| Error::os("lock mounts: fstat user namespace", e))?
         .st_ino;
