@@ -812,6 +812,65 @@ fn run_user_namespace_mounts_are_locked_against_the_program() {
     assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 3);
 }
 
+/// Escape class 8: the program gets stdin, stdout, stderr and the fds it
+/// was given (--preserve-fds, LISTEN_FDS), never another fd saferoot
+/// inherited (CVE-2024-21626 class). The caller's shell opens host files
+/// and a host directory without close-on-exec, then execs saferoot.
+#[test_log::test]
+fn run_passes_only_stdio_and_the_fds_it_was_given() {
+    if !common::require_root() {
+        return;
+    }
+    let host = TempDir::new();
+    std::fs::write(host.join("three"), "fd-three\n").unwrap();
+    std::fs::write(host.join("four"), "fd-four\n").unwrap();
+    let h = host.path().to_str().unwrap();
+    // The shell looks at its own fd table with a builtin test, before any
+    // redirection or command substitution adds fds of its own.
+    let inner = r#"fds=""; for n in $(seq 0 1023); do [ -e /proc/$$/fd/$n ] && fds="$fds $n"; done; echo "fds=$fds"; cat 2>/dev/null <&3; cat 2>/dev/null <&4; ls /proc/self/fd/7/ >/dev/null 2>&1 && echo dir-seen; true"#;
+    let case = |extra: &[&str], env: &[(&str, &str)]| -> Out {
+        let mut args = s(&["run", "--unshare-pid", "--proc", "/proc"]);
+        args.extend(base());
+        args.extend(s(extra));
+        args.extend(s(&["--", "/bin/sh", "-c", inner]));
+        let quoted: Vec<String> = std::iter::once(EXE.to_string())
+            .chain(args)
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let wrapper = format!(
+            "exec 3<'{h}/three' 4<'{h}/four' 7<'{h}'; exec {}",
+            quoted.join(" ")
+        );
+        let tmp = TempDir::new();
+        let out = Command::new("/bin/sh")
+            .args(["-c", &wrapper])
+            .env("TMPDIR", tmp.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("start saferoot through sh");
+        Out {
+            code: status_code(out.status),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let out = case(&[], &[]).ok();
+    assert_eq!(out.var("fds").trim(), "0 1 2", "{out:#?}");
+    assert!(!out.stdout.contains("fd-three"), "{out:#?}");
+    assert!(!out.stdout.contains("dir-seen"), "{out:#?}");
+
+    let out = case(&["--preserve-fds", "1"], &[]).ok();
+    assert_eq!(out.var("fds").trim(), "0 1 2 3", "{out:#?}");
+    assert!(out.stdout.contains("fd-three"), "{out:#?}");
+    assert!(!out.stdout.contains("fd-four"), "{out:#?}");
+
+    let out = case(&[], &[("LISTEN_FDS", "2")]).ok();
+    assert_eq!(out.var("fds").trim(), "0 1 2 3 4", "{out:#?}");
+    assert!(out.stdout.contains("fd-four"), "{out:#?}");
+    assert!(!out.stdout.contains("dir-seen"), "{out:#?}");
+}
+
 #[test_log::test]
 fn run_unshare_net_has_only_loopback_and_it_is_up() {
     if !common::require_root() {

@@ -65,17 +65,19 @@ fn spec_with_host_programs(rootfs: &Path, vol: &Path) -> RootfsSpec {
                 std::os::unix::fs::symlink(std::fs::read_link(d).unwrap(), rootfs.join(&d[1..]))
                     .unwrap();
             }
-            Ok(m) if m.is_dir() => mounts.push(MountSpec::new(
-                d,
-                "bind",
-                Some(d.into()),
-                &["rbind", "ro"],
-            )),
+            Ok(m) if m.is_dir() => {
+                mounts.push(MountSpec::new(d, "bind", Some(d.into()), &["rbind", "ro"]))
+            }
             _ => {}
         }
     }
     mounts.push(MountSpec::new("/tmp", "tmpfs", None, &["nosuid", "nodev"]));
-    mounts.push(MountSpec::new("/dev", "tmpfs", None, &["nosuid", "mode=755"]));
+    mounts.push(MountSpec::new(
+        "/dev",
+        "tmpfs",
+        None,
+        &["nosuid", "mode=755"],
+    ));
     mounts.push(MountSpec::new(
         "/vol",
         "bind",
@@ -110,7 +112,8 @@ fn run_script(rootfs: &Path, lock: Option<MountLock>) -> BTreeMap<String, String
     #[allow(deprecated)]
     cmd.before_exec(move || {
         if let Some(l) = lock.take() {
-            l.apply().map_err(|e| std::io::Error::other(e.to_string()))?;
+            l.apply()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         rustix::process::chroot(root.as_c_str())?;
         rustix::process::chdir(c"/")?;
@@ -142,7 +145,10 @@ fn a_locked_namespace_keeps_every_mount_and_flag() {
             "the program holds CAP_SYS_ADMIN over its mount namespace: {locked:?}"
         );
         for what in MUST_FAIL {
-            assert_ne!(locked[*what], "0", "{what} worked in the locked namespace: {locked:?}");
+            assert_ne!(
+                locked[*what], "0",
+                "{what} worked in the locked namespace: {locked:?}"
+            );
         }
 
         // Unlocked (the program in the namespace the mounts were made in),
@@ -158,15 +164,20 @@ fn a_locked_namespace_keeps_every_mount_and_flag() {
     std::fs::create_dir(host.join("secret")).unwrap();
     std::fs::write(host.join("secret/key"), "hidden\n").unwrap();
     std::fs::write(host.join("masked-file"), "hidden\n").unwrap();
-    common::run_child(
-        NAME,
-        &[(HOST_DIR_ENV, host.path().to_str().unwrap())],
-        true,
-    );
+    common::run_child(NAME, &[(HOST_DIR_ENV, host.path().to_str().unwrap())], true);
     // The host side: nothing written, nothing added.
-    assert_eq!(std::fs::read_to_string(host.join("marker")).unwrap(), "host\n");
-    assert_eq!(std::fs::read_to_string(host.join("secret/key")).unwrap(), "hidden\n");
-    assert_eq!(std::fs::read_to_string(host.join("masked-file")).unwrap(), "hidden\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("marker")).unwrap(),
+        "host\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("secret/key")).unwrap(),
+        "hidden\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("masked-file")).unwrap(),
+        "hidden\n"
+    );
     assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 3);
 }
 

@@ -131,6 +131,51 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Marks every fd from `first` up close-on-exec (`close_range(first, ~0,
+/// CLOSE_RANGE_CLOEXEC)`, Linux 5.11): whatever the process inherited
+/// there is gone once it execs, whether or not it knows the numbers.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on fds
+    // of this process; it closes nothing and touches no memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Clears close-on-exec on the fds `first..first + count` that are open,
+/// so that the program exec'd next inherits them. Numbers that are not
+/// open are left alone.
+pub fn inherit_across_exec(first: i32, count: u32) -> Result<(), Errno> {
+    for fd in (first..).take(count as usize) {
+        // SAFETY: F_GETFD/F_SETFD read and write the fd flags of a number
+        // in this process's table; a number that is not open answers EBADF
+        // and nothing changes. No fd is created, closed or dereferenced.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            match last_errno() {
+                libc::EBADF => continue,
+                e => return Err(Errno::from_raw_os_error(e)),
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(Errno::from_raw_os_error(last_errno()));
+        }
+    }
+    Ok(())
+}
+
 /// A set of signals.
 #[derive(Clone, Copy)]
 pub struct SignalSet(libc::sigset_t);

@@ -193,6 +193,12 @@ pub struct RunArgs {
     /// Kill the sandbox (SIGKILL) when saferoot's parent dies.
     #[arg(long, help_heading = "Process")]
     pub die_with_parent: bool,
+    /// Pass fds 3 to 3+N-1 on to the program (as runc's --preserve-fds).
+    /// Every other fd saferoot inherited is closed on exec; with
+    /// LISTEN_FDS=N in saferoot's environment (socket activation), those
+    /// N fds are passed on as well.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Process")]
+    pub preserve_fds: u32,
 
     /// New user namespace, mapping --uid/--gid to the caller's ids.
     #[arg(long, help_heading = "Namespaces")]

@@ -221,6 +221,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         enter,
         die_with_parent: args.die_with_parent,
         new_session: args.new_session,
+        preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
     })
 }

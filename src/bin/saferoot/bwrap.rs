@@ -714,6 +714,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         enter,
         die_with_parent: args.die_with_parent,
         new_session: args.new_session,
+        preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
     })
 }

@@ -48,6 +48,9 @@ pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
             return CliError::setup(format!("lock the sandbox's mounts: {e}"));
         }
     }
+    if let Err(e) = crate::fds::pass_preserved(sb.preserve_fds) {
+        return e;
+    }
     if let Err(e) = switch_user(sb) {
         return e;
     }

@@ -15,6 +15,7 @@ mod default_sandbox;
 mod dry_run;
 mod errors;
 mod exec;
+mod fds;
 mod features_cmd;
 mod findings;
 mod mounts_cmd;

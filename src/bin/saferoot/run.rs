@@ -123,6 +123,7 @@ fn write_byte(fd: &OwnedFd) -> bool {
 
 /// Runs the sandbox; returns the exit status for saferoot.
 pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
+    crate::fds::seal_inherited(sb.preserve_fds)?;
     // Everything that can be refused is refused here, before any process
     // or namespace exists.
     saferoot::rootfs::plan(&sb.spec).map_err(|e| {

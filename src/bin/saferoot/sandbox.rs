@@ -152,6 +152,9 @@ pub struct Sandbox {
     pub die_with_parent: bool,
     /// setsid.
     pub new_session: bool,
+    /// How many fds after stdio the program gets (3 to 3+N-1); every other
+    /// inherited fd is closed on exec.
+    pub preserve_fds: u32,
     /// Parts of the input that saferoot does not apply (OCI fields).
     pub ignored: Vec<String>,
 }
