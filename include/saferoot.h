@@ -1101,6 +1101,37 @@ int saferoot_rootfs_enter(const struct saferoot_rootfs *rootfs,
 void saferoot_rootfs_free(struct saferoot_rootfs *rootfs);
 
 /**
+ * Makes the user namespace that `saferoot_lock_mounts` moves the
+ * container's program into: a child of the caller's user namespace that
+ * maps every id the caller's namespace maps to itself (so files keep their
+ * owners). Returns it as a new `O_CLOEXEC` fd owned by the caller, or
+ * `-errno` with `*err` set.
+ *
+ * Call it in the process that assembled the root, before entering it
+ * (it needs saferoot's private procfs). Needs `CAP_SETUID` and
+ * `CAP_SETGID` in the caller's user namespace.
+ */
+int saferoot_lock_userns_new(struct saferoot_error **err);
+
+/**
+ * Locks every mount of the caller's mount namespace against the
+ * container: joins the user namespace `userns_fd` (borrowed; from
+ * `saferoot_lock_userns_new`, or one the caller made, which must be a
+ * child of the caller's user namespace) and unshares the mount namespace.
+ * In the copy, owned by that less privileged user namespace, the kernel
+ * locks every mount's place and its read-only, nosuid, nodev, noexec and
+ * atime flags: the program, even with `CAP_SYS_ADMIN` in its namespace,
+ * cannot remount, unmount or move them.
+ *
+ * Call it after `saferoot_rootfs_enter`, in the single-threaded process
+ * that is about to exec the program (the kernel refuses `setns` into a
+ * user namespace from a process with more than one thread: the error
+ * kind is then `SAFEROOT_ERRKIND_INVALID_INPUT`). Returns 0, or `-errno`
+ * with `*err` set.
+ */
+int saferoot_lock_mounts(int userns_fd, struct saferoot_error **err);
+
+/**
  * Reads the mount table of the calling thread's mount namespace, as the
  * calling thread sees it, with `backend` (a `saferoot_table_backend`).
  * For audits and tests; building a root never needs it.

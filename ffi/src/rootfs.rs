@@ -497,6 +497,51 @@ pub unsafe extern "C" fn saferoot_rootfs_free(rootfs: *mut saferoot_rootfs) {
     })
 }
 
+/// Makes the user namespace that `saferoot_lock_mounts` moves the
+/// container's program into: a child of the caller's user namespace that
+/// maps every id the caller's namespace maps to itself (so files keep their
+/// owners). Returns it as a new `O_CLOEXEC` fd owned by the caller, or
+/// `-errno` with `*err` set.
+///
+/// Call it in the process that assembled the root, before entering it
+/// (it needs saferoot's private procfs). Needs `CAP_SETUID` and
+/// `CAP_SETGID` in the caller's user namespace.
+#[no_mangle]
+pub unsafe extern "C" fn saferoot_lock_userns_new(err: *mut *mut saferoot_error) -> c_int {
+    guard_int!(err, || {
+        let lock = rootfs::MountLock::nested()?;
+        Ok(std::os::fd::IntoRawFd::into_raw_fd(
+            lock.into_user_namespace(),
+        ))
+    })
+}
+
+/// Locks every mount of the caller's mount namespace against the
+/// container: joins the user namespace `userns_fd` (borrowed; from
+/// `saferoot_lock_userns_new`, or one the caller made, which must be a
+/// child of the caller's user namespace) and unshares the mount namespace.
+/// In the copy, owned by that less privileged user namespace, the kernel
+/// locks every mount's place and its read-only, nosuid, nodev, noexec and
+/// atime flags: the program, even with `CAP_SYS_ADMIN` in its namespace,
+/// cannot remount, unmount or move them.
+///
+/// Call it after `saferoot_rootfs_enter`, in the single-threaded process
+/// that is about to exec the program (the kernel refuses `setns` into a
+/// user namespace from a process with more than one thread: the error
+/// kind is then `SAFEROOT_ERRKIND_INVALID_INPUT`). Returns 0, or `-errno`
+/// with `*err` set.
+#[no_mangle]
+pub unsafe extern "C" fn saferoot_lock_mounts(
+    userns_fd: c_int,
+    err: *mut *mut saferoot_error,
+) -> c_int {
+    guard_int!(err, || {
+        let fd = dup_borrowed(userns_fd, "userns_fd")?;
+        rootfs::MountLock::join(fd)?.apply()?;
+        Ok(0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,12 @@ impl MountLock {
         self.userns.as_fd()
     }
 
+    /// The user namespace the program will be in, as an owned fd (to hand
+    /// to another process, which then calls [`MountLock::join`]).
+    pub fn into_user_namespace(self) -> OwnedFd {
+        self.userns
+    }
+
     /// Joins the user namespace and unshares the mount namespace: the
     /// calling process ends up in a copy of its mount namespace in which
     /// every mount is locked. The root and working directory move to the

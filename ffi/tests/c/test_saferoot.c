@@ -1851,6 +1851,88 @@ static void test_rootfs_enter(void)
     CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
 }
 
+/* In a child: assemble the bundle, make the lock namespace, enter, lock
+ * (unless `lock` is 0), then try to undo what saferoot set. Returns 0 when
+ * every attempt failed as it must (lock = 1), or when the remount worked
+ * (lock = 0: the checks can tell). Other codes name the failing step. */
+static int lock_child(const char *bundle, int lock)
+{
+    saferoot_error *err = NULL;
+    saferoot_rootfs *rf;
+    int userns;
+
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+        return 10;
+    rf = saferoot_rootfs_assemble_bundle(bundle, NULL, &err);
+    if (rf == NULL)
+        return 11;
+    userns = saferoot_lock_userns_new(&err);
+    if (userns < 0) {
+        fprintf(stderr, "  child: lock userns: %s\n", saferoot_error_message(err));
+        return 12;
+    }
+    if (!is_cloexec(userns))
+        return 13;
+    if (saferoot_rootfs_enter(rf, SAFEROOT_ENTER_PIVOT_ROOT, &err) != 0)
+        return 14;
+    saferoot_rootfs_free(rf);
+    if (!lock)
+        return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL) == 0 ? 0 : 15;
+    if (saferoot_lock_mounts(userns, &err) != 0) {
+        fprintf(stderr, "  child: lock: %s\n", saferoot_error_message(err));
+        return 16;
+    }
+    close(userns);
+    /* Still CAP_SYS_ADMIN over the (new) mount namespace: mounting works. */
+    if (mount("t", "/tmp", "tmpfs", 0, NULL) != 0)
+        return 17;
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL) == 0)
+        return 18; /* the read-only root became writable */
+    if (umount2("/etc/secret", MNT_DETACH) == 0)
+        return 19; /* a mask came off */
+    if (umount2("/proc/sys", MNT_DETACH) == 0)
+        return 20; /* the read-only /proc/sys came off */
+    if (mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND, NULL) == 0)
+        return 21;
+    if (access("/etc/hostname", W_OK) == 0)
+        return 22;
+    return 0;
+}
+
+static void test_lock_mounts(void)
+{
+    NEED_MOUNT_API();
+    const char *b = make_bundle("/lock");
+    saferoot_error *err = NULL;
+    int lock, fd;
+
+    for (lock = 1; lock >= 0; lock--) {
+        int status = -1;
+        pid_t pid;
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0)
+            _exit(lock_child(b, lock));
+        CHECK(pid > 0);
+        CHECK(waitpid(pid, &status, 0) == pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "  lock=%d: child status %#x\n", lock, status);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* The caller's own user namespace is not its child: refused, and this
+     * process stays where it is. */
+    fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK(saferoot_lock_mounts(fd, &err) == -EINVAL);
+    CHECK(saferoot_error_kind(err) == SAFEROOT_ERRKIND_INVALID_INPUT);
+    saferoot_error_free(err);
+    err = NULL;
+    close(fd);
+    CHECK(saferoot_lock_mounts(-1, &err) == -EINVAL);
+    saferoot_error_free(err);
+    CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
+}
+
 /* ---- native specs and plans ------------------------------------------------- */
 
 /* A saferoot RootfsSpec (not OCI) for the root "<b>/rootfs" of a bundle made
@@ -2259,6 +2341,7 @@ int main(void)
     RUN(test_rootfs_bad_input);
     RUN(test_rootfs_assemble_and_detach);
     RUN(test_rootfs_enter);
+    RUN(test_lock_mounts);
     RUN(test_spec_bad_input);
     RUN(test_plan_json);
     RUN(test_rootfs_assemble_spec);
