@@ -141,32 +141,39 @@ pub fn classify(
         }
     }
     let dir = source_root.map(policy::clean);
-    let cleaned = match (&dir, source.is_absolute()) {
-        (_, true) => policy::clean(source),
-        (Some(d), false) => {
-            // Lexically, `..` may not climb out of the source root: what
-            // is judged must be what is opened.
-            let mut depth = 0usize;
-            for c in source.components() {
-                match c {
-                    Component::Normal(_) => depth += 1,
-                    Component::ParentDir if depth == 0 => {
-                        return Err(Error::invalid(
-                            "plan mount",
-                            format!(
-                                "{what} {} leaves its source root {} with ..",
-                                source.display(),
-                                d.display()
-                            ),
-                        ))
-                    }
-                    Component::ParentDir => depth -= 1,
-                    _ => {}
+    // The part of `source` below the source root, as written: relative, or
+    // absolute and spelt inside it.
+    let below = match &dir {
+        Some(_) if source.is_relative() => Some(source),
+        Some(d) => source.strip_prefix(d).ok(),
+        None => None,
+    };
+    if let (Some(d), Some(below)) = (&dir, below) {
+        // Lexically, `..` may not climb out of the source root: what is
+        // judged must be what is opened.
+        let mut depth = 0usize;
+        for c in below.components() {
+            match c {
+                Component::Normal(_) => depth += 1,
+                Component::ParentDir if depth == 0 => {
+                    return Err(Error::invalid(
+                        "plan mount",
+                        format!(
+                            "{what} {} leaves its source root {} with ..",
+                            source.display(),
+                            d.display()
+                        ),
+                    ))
                 }
+                Component::ParentDir => depth -= 1,
+                _ => {}
             }
-            policy::clean(&d.join(source))
         }
-        (None, false) => {
+    }
+    let cleaned = match &dir {
+        _ if source.is_absolute() => policy::clean(source),
+        Some(d) => policy::clean(&d.join(source)),
+        None => {
             return Err(Error::invalid(
                 "plan mount",
                 format!(
@@ -512,7 +519,13 @@ mod tests {
             }
         );
         assert_eq!(c("/srv", Some("/b")).unwrap().1, SourceLookup::Host);
-        for bad in [("rel", None), ("../x", Some("/b")), ("a/../../x", Some("/b")), ("x", Some("rel"))]
+        for bad in [
+            ("rel", None),
+            ("../x", Some("/b")),
+            ("a/../../x", Some("/b")),
+            ("/b/a/../../x", Some("/b")),
+            ("x", Some("rel")),
+        ]
         {
             let e = c(bad.0, bad.1).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}: {e}");
