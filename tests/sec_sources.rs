@@ -112,11 +112,21 @@ fn sec_bind_source_under_the_rootfs_is_resolved_in_the_rootfs() {
     let want_etc = dev_ino(&rootfs.join("etc"));
     let host_id = dev_ino(host.path());
     assert_ne!(want_evil, host_id);
+    // A host symlink outside the rootfs that leads into it: not lexically
+    // under the rootfs, caught by walking the host path.
+    let links = TempDir::new();
+    symlink(&rootfs, links.join("to-rootfs")).unwrap();
     common::in_mount_ns(|| {
         for strategy in strategies() {
             let s = spec(
                 &rootfs,
                 vec![
+                    MountSpec::new(
+                        "/m-via-host-link",
+                        "bind",
+                        Some(links.join("to-rootfs/evil")),
+                        &["bind"],
+                    ),
                     // Absolute, lexically under the rootfs, through `evil`.
                     MountSpec::new("/m-evil", "bind", Some(rootfs.join("evil")), &["rbind"]),
                     // `slash -> /`, then etc: the image's /etc.
@@ -153,6 +163,7 @@ fn sec_bind_source_under_the_rootfs_is_resolved_in_the_rootfs() {
                 "image etc\n"
             );
             assert_shows(&rootfs.join("m-dots"), want_evil, what);
+            assert_shows(&rootfs.join("m-via-host-link"), want_evil, what);
             assert_eq!(
                 std::fs::read_link(rootfs.join("m-link")).unwrap(),
                 Path::new("/in-root-link-target")
@@ -247,15 +258,23 @@ fn sec_host_sources_outside_the_rootfs_stay_host_paths() {
         for strategy in strategies() {
             let s = spec(
                 &rootfs,
-                vec![MountSpec::new(
-                    "/h",
-                    "bind",
-                    Some(links.join("to-host")),
-                    &["bind", "ro"],
-                )],
+                vec![
+                    MountSpec::new("/h", "bind", Some(links.join("to-host")), &["bind", "ro"]),
+                    MountSpec::new(
+                        "/netns",
+                        "bind",
+                        Some("/proc/self/ns/net".into()),
+                        &["bind"],
+                    ),
+                ],
             );
             let a = assemble(&s, &opts(strategy)).unwrap();
             assert!(common::is_mount_point(&rootfs.join("h")));
+            // A magic link on procfs is still followed by the kernel.
+            assert_eq!(
+                dev_ino(&rootfs.join("netns")),
+                dev_ino(Path::new("/proc/self/ns/net"))
+            );
             assert_eq!(dev_ino(&rootfs.join("h")), want);
             assert_eq!(
                 std::fs::read_to_string(rootfs.join("h/MARKER")).unwrap(),

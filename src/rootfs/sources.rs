@@ -24,7 +24,8 @@
 //!
 //! [`MountSpec::source_root`]: crate::rootfs::MountSpec::source_root
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -218,6 +219,113 @@ fn resolve_confined(root: &Root, lookup: &SourceLookup, nofollow: bool) -> Resul
     }
 }
 
+/// What walking a host path found.
+enum HostWalk {
+    /// The path, opened (`O_PATH`), without passing through the rootfs.
+    Opened(OwnedFd),
+    /// The path went into the rootfs (through host symlinks that the
+    /// lexical check cannot see); the rest was resolved inside it.
+    IntoRootfs(Handle),
+}
+
+/// The most symlinks followed in one host path, as the kernel's limit.
+const MAX_SYMLINKS: usize = 40;
+
+/// `PROC_SUPER_MAGIC`: procfs, whose magic links only the kernel can follow.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Opens the host path `source` one component at a time (`O_PATH |
+/// O_NOFOLLOW`, following symlinks by reading them), the way the kernel
+/// would, and watches for the rootfs directory (`root`'s device and inode):
+/// a host symlink can lead there even when the path is not lexically
+/// under the rootfs. From there on, the rest of the path is resolved inside
+/// the root being assembled. The path is walked once, and the result is
+/// the fd that is used: nothing looks the path up again.
+///
+/// Symlinks on procfs (`/proc/PID/ns/net`, `/proc/self/fd/N`) are magic
+/// links; those are left to the kernel to follow.
+fn walk_host(root: &Root, source: &Path, nofollow: bool) -> Result<HostWalk> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+
+    use rustix::fs::{fstat, fstatfs, openat, readlinkat, FileType, Mode};
+
+    let os = |op: &'static str| move |e| Error::os_at(op, source, e);
+    let id = |fd: BorrowedFd<'_>| fstat(fd).map(|st| (st.st_dev, st.st_ino));
+    let rootfs = id(root.as_fd()).map_err(os("stat rootfs"))?;
+    let slash = || {
+        openat(
+            rustix::fs::CWD,
+            c"/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(os("open /"))
+    };
+    let parts = |p: &Path| -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut cur = slash()?;
+    let mut todo = parts(source);
+    let mut links = 0;
+    loop {
+        if id(cur.as_fd()).map_err(os("stat bind source"))? == rootfs {
+            let rest = Path::new("/").join(todo.iter().collect::<PathBuf>());
+            log::debug!(
+                "{} goes into the rootfs through a host symlink; {} is resolved inside it",
+                source.display(),
+                rest.display()
+            );
+            let h = if nofollow {
+                root.resolve_nofollow(&rest)?
+            } else {
+                root.resolve(&rest)?
+            };
+            return Ok(HostWalk::IntoRootfs(h));
+        }
+        let Some(name) = todo.pop_front() else {
+            return Ok(HostWalk::Opened(cur));
+        };
+        let last = todo.is_empty();
+        let next = openat(
+            &cur,
+            name.as_os_str(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(os("open bind source"))?;
+        let is_link = FileType::from_raw_mode(fstat(&next).map_err(os("stat bind source"))?.st_mode)
+            == FileType::Symlink;
+        if !is_link || (last && nofollow) {
+            cur = next;
+            continue;
+        }
+        links += 1;
+        if links > MAX_SYMLINKS {
+            return Err(Error::os_at("open bind source", source, rustix::io::Errno::LOOP));
+        }
+        if fstatfs(&cur).map_err(os("statfs bind source"))?.f_type as i64 == PROC_SUPER_MAGIC {
+            cur = openat(&cur, name.as_os_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(os("open bind source"))?;
+            continue;
+        }
+        let target = readlinkat(&next, c"", Vec::new()).map_err(os("readlink bind source"))?;
+        let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
+        let mut new = parts(&target);
+        new.append(&mut todo);
+        todo = new;
+        if target.is_absolute() {
+            cur = slash()?;
+        }
+    }
+}
+
 /// The bind mount of a planned source: one `open_tree` of the host path,
 /// or a clone of the handle resolved inside its root.
 pub(crate) fn clone_source(
@@ -227,27 +335,34 @@ pub(crate) fn clone_source(
     recursive: bool,
     nofollow: bool,
 ) -> Result<Mount> {
-    match resolve_confined(root, lookup, nofollow).map_err(|e| e.with_path(source))? {
-        None if nofollow => Mount::clone_tree_nofollow(source, recursive),
-        None => Mount::clone_tree(source, recursive),
-        Some(h) => {
-            log::debug!("bind source {} resolved in {lookup:?}", source.display());
-            Mount::clone_fd(&h, recursive).map_err(|e| e.with_path(source))
-        }
-    }
+    let confined = match resolve_confined(root, lookup, nofollow) {
+        Ok(None) => match walk_host(root, source, nofollow)? {
+            HostWalk::Opened(fd) => {
+                return Mount::clone_fd(&fd, recursive).map_err(|e| e.with_path(source))
+            }
+            HostWalk::IntoRootfs(h) => h,
+        },
+        Ok(Some(h)) => h,
+        Err(e) => return Err(e.with_path(source)),
+    };
+    log::debug!("bind source {} resolved in {lookup:?}", source.display());
+    Mount::clone_fd(&confined, recursive).map_err(|e| e.with_path(source))
 }
 
 /// The target of the symlink a copy-symlink mount copies, read inside its
 /// root when it has one.
 pub(crate) fn read_source_link(root: &Root, source: &Path, lookup: &SourceLookup) -> Result<PathBuf> {
     match lookup {
-        SourceLookup::Host => std::fs::read_link(source).map_err(|e| {
-            Error::os_at(
-                "readlink bind source",
+        SourceLookup::Host => match walk_host(root, source, true)? {
+            HostWalk::Opened(fd) => rustix::fs::readlinkat(&fd, c"", Vec::new())
+                .map(|t| PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
+                .map_err(|e| Error::os_at("readlink bind source", source, e)),
+            HostWalk::IntoRootfs(_) => Err(Error::invalid_at(
+                "copy-symlink",
                 source,
-                rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
-            )
-        }),
+                "the host path leads into the rootfs; name the symlink by its path in the rootfs",
+            )),
+        },
         SourceLookup::Rootfs { path, .. } => root.readlink(path),
         SourceLookup::Dir { dir, path } => Root::open(dir)?.readlink(path),
     }
@@ -385,7 +500,17 @@ pub(crate) fn add_overlay_layers(
     let mut data = Vec::new();
     for l in layers {
         let s = match &l.lookup {
-            SourceLookup::Host => escape(&l.path)?,
+            SourceLookup::Host => {
+                if let HostWalk::IntoRootfs(_) = walk_host(root, &l.path, false)? {
+                    log::warn!(
+                        "overlay layer {} reaches into the rootfs through a host symlink, and \
+                         this kernel cannot take layers as fds",
+                        l.path.display()
+                    );
+                    return Err(Error::unsupported(Feature::OverlayLayerFds));
+                }
+                escape(&l.path)?
+            }
             _ => escape(&proven_string(l)?)?,
         };
         match l.kind {
@@ -410,20 +535,24 @@ pub(crate) fn add_overlay_layers(
 /// takes no `O_PATH` file for `FSCONFIG_SET_FD`).
 fn open_layer(root: &Root, l: &OverlayLayer) -> Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match resolve_confined(root, &l.lookup, false)? {
-        None => rustix::fs::openat(rustix::fs::CWD, &l.path, flags, rustix::fs::Mode::empty())
-            .map_err(|e| Error::os_at("open overlay layer", &l.path, e)),
-        Some(h) => {
-            if !h.is_dir()? {
-                return Err(Error::invalid_at(
-                    "overlay layer",
-                    &l.path,
-                    "a layer must be a directory",
-                ));
+    let h = match resolve_confined(root, &l.lookup, false)? {
+        Some(h) => h,
+        None => match walk_host(root, &l.path, false)? {
+            HostWalk::IntoRootfs(h) => h,
+            HostWalk::Opened(fd) => {
+                return rustix::fs::openat(&fd, c".", flags, rustix::fs::Mode::empty())
+                    .map_err(|e| Error::os_at("open overlay layer", &l.path, e))
             }
-            Ok(h.reopen(flags)?.into())
-        }
+        },
+    };
+    if !h.is_dir()? {
+        return Err(Error::invalid_at(
+            "overlay layer",
+            &l.path,
+            "a layer must be a directory",
+        ));
     }
+    Ok(h.reopen(flags)?.into())
 }
 
 /// The host path of a layer inside the rootfs or a source root, for a
