@@ -138,7 +138,8 @@ const PRESENT: u8 = 1;
 const ABSENT: u8 = 2;
 const DISABLED: u8 = 3;
 
-static STATE: [AtomicU8; Feature::ALL.len()] = [const { AtomicU8::new(UNKNOWN) }; Feature::ALL.len()];
+static STATE: [AtomicU8; Feature::ALL.len()] =
+    [const { AtomicU8::new(UNKNOWN) }; Feature::ALL.len()];
 static ENV_READ: Once = Once::new();
 
 fn read_env_overrides() {

@@ -19,9 +19,9 @@ use linux_raw_sys::general as k;
 use rustix::fs::{FileType, StatVfsMountFlags};
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
-    open_tree, unmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
-    UnmountFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    move_mount, open_tree, unmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
 };
 
 use crate::features::{self, Feature};

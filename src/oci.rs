@@ -229,7 +229,8 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     // (as runc reads them: relative to the bundle), or an absolute one that
     // lies in the bundle directory.
     let in_the_bundle = |p: &Path| {
-        p.is_relative() || crate::rootfs::policy::clean(p).starts_with(crate::rootfs::policy::clean(bundle))
+        p.is_relative()
+            || crate::rootfs::policy::clean(p).starts_with(crate::rootfs::policy::clean(bundle))
     };
     let mut source_root = None;
     let source = match m.source() {

@@ -94,11 +94,25 @@ fn dev_ino(p: &Path) -> (u64, u64) {
 /// point, seen through the assembled tree) is `expected` and shows no host
 /// marker.
 fn assert_shows(dest: &Path, expected: (u64, u64), what: &str) {
-    assert!(common::is_mount_point(dest), "{} is not mounted", dest.display());
+    assert!(
+        common::is_mount_point(dest),
+        "{} is not mounted",
+        dest.display()
+    );
     if let Ok(s) = std::fs::read_to_string(dest.join("MARKER")) {
-        assert_ne!(s, HOST_SECRET, "{what}: the host's directory is mounted at {}", dest.display());
+        assert_ne!(
+            s,
+            HOST_SECRET,
+            "{what}: the host's directory is mounted at {}",
+            dest.display()
+        );
     }
-    assert_eq!(dev_ino(dest), expected, "{what}: {} is not the in-root target", dest.display());
+    assert_eq!(
+        dev_ino(dest),
+        expected,
+        "{what}: {} is not the in-root target",
+        dest.display()
+    );
 }
 
 #[test_log::test]
@@ -130,12 +144,7 @@ fn sec_bind_source_under_the_rootfs_is_resolved_in_the_rootfs() {
                     // Absolute, lexically under the rootfs, through `evil`.
                     MountSpec::new("/m-evil", "bind", Some(rootfs.join("evil")), &["rbind"]),
                     // `slash -> /`, then etc: the image's /etc.
-                    MountSpec::new(
-                        "/m-etc",
-                        "bind",
-                        Some(rootfs.join("slash/etc")),
-                        &["bind"],
-                    ),
+                    MountSpec::new("/m-etc", "bind", Some(rootfs.join("slash/etc")), &["bind"]),
                     // Spelt with `.` and `//`: cleaned before it is judged.
                     MountSpec::new(
                         "/m-dots",
@@ -156,7 +165,10 @@ fn sec_bind_source_under_the_rootfs_is_resolved_in_the_rootfs() {
                 .unwrap_or_else(|e| panic!("{}: {e}", strategy.name()));
             let what = strategy.name();
             assert_shows(&rootfs.join("m-evil"), want_evil, what);
-            assert_eq!(std::fs::read_to_string(rootfs.join("m-evil/MARKER")).unwrap(), IN_ROOT);
+            assert_eq!(
+                std::fs::read_to_string(rootfs.join("m-evil/MARKER")).unwrap(),
+                IN_ROOT
+            );
             assert_shows(&rootfs.join("m-etc"), want_etc, what);
             assert_eq!(
                 std::fs::read_to_string(rootfs.join("m-etc/marker")).unwrap(),
@@ -174,7 +186,10 @@ fn sec_bind_source_under_the_rootfs_is_resolved_in_the_rootfs() {
         }
     });
     // Nothing was written through the symlink on the host.
-    assert_eq!(std::fs::read_to_string(host.join("MARKER")).unwrap(), HOST_SECRET);
+    assert_eq!(
+        std::fs::read_to_string(host.join("MARKER")).unwrap(),
+        HOST_SECRET
+    );
     assert!(!host.join("m-link").exists());
 }
 
@@ -357,7 +372,10 @@ fn sec_overlay_layers_work_as_fds_and_write_through_upper() {
                 std::fs::read_to_string(layers.join(format!("upper/written-{what}"))).unwrap(),
                 what
             );
-            assert_eq!(std::fs::read_to_string(rootfs.join("layers/up/w")).unwrap(), what);
+            assert_eq!(
+                std::fs::read_to_string(rootfs.join("layers/up/w")).unwrap(),
+                what
+            );
             assert!(!layers.join(format!("lower/written-{what}")).exists());
         }
     });
@@ -397,7 +415,10 @@ fn hostile_overlay(strategy: Strategy) -> Result<(), saferoot::Error> {
         }
     })
     .expect("runs as root");
-    assert_eq!(std::fs::read_to_string(host.join("MARKER")).unwrap(), HOST_SECRET);
+    assert_eq!(
+        std::fs::read_to_string(host.join("MARKER")).unwrap(),
+        HOST_SECRET
+    );
     r
 }
 

@@ -40,11 +40,7 @@ use crate::{Error, Mount, Result};
 
 /// Where a bind source or an overlay layer is looked up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(
-    tag = "in",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "in", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum SourceLookup {
     /// A host path outside the rootfs and any source root: looked up once
     /// by the kernel, from the caller's `/`.
@@ -134,10 +130,7 @@ pub fn classify(
         if !d.is_absolute() || d.as_os_str().as_encoded_bytes().contains(&0) {
             return Err(Error::invalid(
                 "plan mount",
-                format!(
-                    "sourceRoot {} must be an absolute host path",
-                    d.display()
-                ),
+                format!("sourceRoot {} must be an absolute host path", d.display()),
             ));
         }
     }
@@ -300,19 +293,29 @@ fn walk_host(root: &Root, source: &Path, nofollow: bool) -> Result<HostWalk> {
             Mode::empty(),
         )
         .map_err(os("open bind source"))?;
-        let is_link = FileType::from_raw_mode(fstat(&next).map_err(os("stat bind source"))?.st_mode)
-            == FileType::Symlink;
+        let is_link =
+            FileType::from_raw_mode(fstat(&next).map_err(os("stat bind source"))?.st_mode)
+                == FileType::Symlink;
         if !is_link || (last && nofollow) {
             cur = next;
             continue;
         }
         links += 1;
         if links > MAX_SYMLINKS {
-            return Err(Error::os_at("open bind source", source, rustix::io::Errno::LOOP));
+            return Err(Error::os_at(
+                "open bind source",
+                source,
+                rustix::io::Errno::LOOP,
+            ));
         }
         if fstatfs(&cur).map_err(os("statfs bind source"))?.f_type as i64 == PROC_SUPER_MAGIC {
-            cur = openat(&cur, name.as_os_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-                .map_err(os("open bind source"))?;
+            cur = openat(
+                &cur,
+                name.as_os_str(),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(os("open bind source"))?;
             continue;
         }
         let target = readlinkat(&next, c"", Vec::new()).map_err(os("readlink bind source"))?;
@@ -351,7 +354,11 @@ pub(crate) fn clone_source(
 
 /// The target of the symlink a copy-symlink mount copies, read inside its
 /// root when it has one.
-pub(crate) fn read_source_link(root: &Root, source: &Path, lookup: &SourceLookup) -> Result<PathBuf> {
+pub(crate) fn read_source_link(
+    root: &Root,
+    source: &Path,
+    lookup: &SourceLookup,
+) -> Result<PathBuf> {
     match lookup {
         SourceLookup::Host => match walk_host(root, source, true)? {
             HostWalk::Opened(fd) => rustix::fs::readlinkat(&fd, c"", Vec::new())
@@ -466,9 +473,9 @@ fn unescape(value: &str) -> String {
 
 /// Escapes `\`, `:` and `,` for an overlayfs layer string.
 fn escape(path: &Path) -> Result<String> {
-    let s = path.to_str().ok_or_else(|| {
-        Error::invalid_at("overlay layer", path, "a layer path must be UTF-8")
-    })?;
+    let s = path
+        .to_str()
+        .ok_or_else(|| Error::invalid_at("overlay layer", path, "a layer path must be UTF-8"))?;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '\\' | ':' | ',') {
@@ -616,7 +623,10 @@ mod tests {
         let c = |s: &str, root: Option<&str>| {
             classify("bind source", Path::new(s), root.map(Path::new), rootfs)
         };
-        assert_eq!(c("/srv", None).unwrap(), ("/srv".into(), SourceLookup::Host));
+        assert_eq!(
+            c("/srv", None).unwrap(),
+            ("/srv".into(), SourceLookup::Host)
+        );
         let inside = |p: &str| SourceLookup::Rootfs {
             rootfs: rootfs.into(),
             path: p.into(),
@@ -629,7 +639,10 @@ mod tests {
         assert_eq!((p, l), ("/b/etc".into(), SourceLookup::Host));
         assert_eq!(c("/b/rootfsx", None).unwrap().1, SourceLookup::Host);
         // Relative: in the source root, and the rootfs rule first.
-        assert_eq!(c("rootfs/evil/etc", Some("/b")).unwrap().1, inside("/evil/etc"));
+        assert_eq!(
+            c("rootfs/evil/etc", Some("/b")).unwrap().1,
+            inside("/evil/etc")
+        );
         assert_eq!(
             c("vol", Some("/b")).unwrap(),
             (
@@ -654,8 +667,7 @@ mod tests {
             ("a/../../x", Some("/b")),
             ("/b/a/../../x", Some("/b")),
             ("x", Some("rel")),
-        ]
-        {
+        ] {
             let e = c(bad.0, bad.1).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}: {e}");
         }
@@ -664,7 +676,10 @@ mod tests {
     #[test]
     fn overlay_layers_are_split_and_classified() {
         let data = vec![
-            ("lowerdir".to_string(), Some(r"/l1:/b/rootfs/l\:2::/d1".to_string())),
+            (
+                "lowerdir".to_string(),
+                Some(r"/l1:/b/rootfs/l\:2::/d1".to_string()),
+            ),
             ("upperdir".to_string(), Some("/u".to_string())),
             ("workdir".to_string(), Some("w".to_string())),
             ("index".to_string(), Some("off".to_string())),

@@ -106,7 +106,9 @@ pub fn overlay_layer_fds() -> bool {
         let dir = rustix::fs::openat(
             &mnt,
             c".",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )?;
         let ovl = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
