@@ -227,6 +227,11 @@ typedef enum saferoot_feature {
      * `open_tree_attr` (Linux 6.15).
      */
     SAFEROOT_FEATURE_OPEN_TREE_ATTR = 9,
+    /**
+     * overlayfs layers given as fds (`FSCONFIG_SET_FD` on `lowerdir+`,
+     * `upperdir`, `workdir`; Linux 6.13).
+     */
+    SAFEROOT_FEATURE_OVERLAY_LAYER_FDS = 10,
 } saferoot_feature;
 
 /**

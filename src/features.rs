@@ -41,11 +41,15 @@ pub enum Feature {
     /// `open_tree_attr`: clone a tree and set its attributes in one call
     /// (Linux 6.15).
     OpenTreeAttr,
+    /// overlayfs takes its layers as open directories (`fsconfig`
+    /// `FSCONFIG_SET_FD` on `lowerdir+`, `datadir+`, `upperdir`, `workdir`;
+    /// Linux 6.13), so no layer path is looked up by the kernel.
+    OverlayLayerFds,
 }
 
 impl Feature {
     /// Every feature, in the order [`probe_all`] reports them.
-    pub const ALL: [Feature; 9] = [
+    pub const ALL: [Feature; 10] = [
         Feature::MountApi,
         Feature::Openat2,
         Feature::MountSetattr,
@@ -55,6 +59,7 @@ impl Feature {
         Feature::Listmount,
         Feature::DetachedMountTargets,
         Feature::OpenTreeAttr,
+        Feature::OverlayLayerFds,
     ];
 
     /// The short name used in reports and in `SAFEROOT_DISABLE_FEATURES`.
@@ -69,6 +74,7 @@ impl Feature {
             Feature::Listmount => "listmount",
             Feature::DetachedMountTargets => "detached-mount-targets",
             Feature::OpenTreeAttr => "open_tree_attr",
+            Feature::OverlayLayerFds => "overlay-layer-fds",
         }
     }
 
@@ -80,6 +86,7 @@ impl Feature {
             Feature::MountSetattr | Feature::IdmappedMounts => "5.12",
             Feature::MoveMountBeneath => "6.5",
             Feature::Statmount | Feature::Listmount => "6.8",
+            Feature::OverlayLayerFds => "6.13",
             Feature::DetachedMountTargets | Feature::OpenTreeAttr => "6.15",
         }
     }
@@ -115,6 +122,7 @@ impl Feature {
             Feature::Listmount => sys::probe::listmount(),
             Feature::OpenTreeAttr => sys::probe::open_tree_attr(),
             Feature::DetachedMountTargets => sys::probe::detached_mount_targets(),
+            Feature::OverlayLayerFds => sys::probe::overlay_layer_fds(),
         }
     }
 }
@@ -130,7 +138,8 @@ const PRESENT: u8 = 1;
 const ABSENT: u8 = 2;
 const DISABLED: u8 = 3;
 
-static STATE: [AtomicU8; Feature::ALL.len()] = [const { AtomicU8::new(UNKNOWN) }; 9];
+static STATE: [AtomicU8; Feature::ALL.len()] =
+    [const { AtomicU8::new(UNKNOWN) }; Feature::ALL.len()];
 static ENV_READ: Once = Once::new();
 
 fn read_env_overrides() {

@@ -19,9 +19,9 @@ use linux_raw_sys::general as k;
 use rustix::fs::{FileType, StatVfsMountFlags};
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
-    open_tree, unmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
-    UnmountFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    move_mount, open_tree, unmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
 };
 
 use crate::features::{self, Feature};
@@ -30,10 +30,12 @@ use crate::sys::{self, MountAttrArgs};
 use crate::{Error, MountAttr, Propagation, Result};
 
 /// One `fsconfig` parameter.
-#[derive(Clone, PartialEq, Eq)]
 enum FsParam {
     Flag(String),
     String(String, String),
+    /// A parameter whose value is an open file (`FSCONFIG_SET_FD`); the
+    /// string is what the file stands for, for messages.
+    Fd(String, OwnedFd, String),
 }
 
 impl fmt::Debug for FsParam {
@@ -41,6 +43,7 @@ impl fmt::Debug for FsParam {
         match self {
             FsParam::Flag(k) => f.write_str(k),
             FsParam::String(k, v) => write!(f, "{k}={v}"),
+            FsParam::Fd(k, _, what) => write!(f, "{k}=<fd of {what}>"),
         }
     }
 }
@@ -101,6 +104,16 @@ impl FsBuilder {
     /// Adds a string parameter, e.g. `size` = `64k`.
     pub fn string(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push(FsParam::String(key.into(), value.into()));
+        self
+    }
+
+    /// Adds a parameter whose value is an open file (`fsconfig`
+    /// `FSCONFIG_SET_FD`): for overlayfs, a layer directory as `lowerdir+`,
+    /// `datadir+`, `upperdir` or `workdir` (Linux 6.13), so that the kernel
+    /// looks no path up. The fd must be opened for real (not `O_PATH`): the
+    /// kernel refuses `O_PATH` files here. `what` names it in messages.
+    pub fn fd(mut self, key: impl Into<String>, fd: OwnedFd, what: impl Into<String>) -> Self {
+        self.params.push(FsParam::Fd(key.into(), fd, what.into()));
         self
     }
 
@@ -170,6 +183,7 @@ impl FsBuilder {
                 FsParam::String(key, value) => {
                     fsconfig_set_string(&fs, key.as_str(), value.as_str())
                 }
+                FsParam::Fd(key, fd, _) => fsconfig_set_fd(&fs, key.as_str(), fd.as_fd()),
             };
             if let Err(e) = r {
                 let log = fs_log(&fs);

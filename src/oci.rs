@@ -224,9 +224,21 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
         other => other.with_path(dest),
     })?;
 
+    // Paths that name something in the bundle are resolved inside it
+    // (saferoot::rootfs::sources): a relative bind source or overlay layer
+    // (as runc reads them: relative to the bundle), or an absolute one that
+    // lies in the bundle directory.
+    let in_the_bundle = |p: &Path| {
+        p.is_relative()
+            || crate::rootfs::policy::clean(p).starts_with(crate::rootfs::policy::clean(bundle))
+    };
+    let mut source_root = None;
     let source = match m.source() {
         Some(s) if !s.as_os_str().is_empty() => {
             check_path(&format!("mounts[{i}].source"), s)?;
+            if is_bind && in_the_bundle(s) {
+                source_root = Some(bundle.to_path_buf());
+            }
             if is_bind && s.is_relative() {
                 // As runc does: a relative bind source is a path in the
                 // bundle directory.
@@ -291,13 +303,38 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
         gid_mappings = ns.gid.clone();
     }
 
+    if fs_type == "overlay" && overlay_layers_in_bundle(&options, &in_the_bundle) {
+        source_root = Some(bundle.to_path_buf());
+    }
+
     Ok(MountSpec {
         destination: dest.clone(),
         fs_type,
         source,
+        source_root,
         options,
         uid_mappings,
         gid_mappings,
+    })
+}
+
+/// Whether an overlay mount's options name a layer in the bundle, by the
+/// test `in_the_bundle`. Escapes (`\:`) are not undone here: a wrong
+/// split can only make this say yes too often, and a source root changes
+/// nothing for layers outside it.
+fn overlay_layers_in_bundle(options: &[String], in_the_bundle: &dyn Fn(&Path) -> bool) -> bool {
+    options.iter().any(|o| {
+        let Some((key, value)) = o.split_once('=') else {
+            return false;
+        };
+        match key {
+            "lowerdir" => value
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .any(|p| in_the_bundle(Path::new(p))),
+            "lowerdir+" | "datadir+" | "upperdir" | "workdir" => in_the_bundle(Path::new(value)),
+            _ => false,
+        }
     })
 }
 

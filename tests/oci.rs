@@ -267,6 +267,9 @@ fn oci_binds_idmaps_devices_sysctls_and_user_namespace() {
     // ... or, for idmap without any, the user namespace's.
     expected[5].uid_mappings = ns_map.clone();
     expected[5].gid_mappings = ns_map;
+    // Sources in the bundle are resolved inside it.
+    expected[0].source_root = Some(bundle.to_path_buf());
+    expected[2].source_root = Some(bundle.to_path_buf());
     assert_eq!(spec.mounts, expected);
     assert_eq!(
         spec.mounts[2].source.as_deref().map(Path::as_os_str),

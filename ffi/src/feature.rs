@@ -32,12 +32,15 @@ pub enum saferoot_feature {
     SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS = 8,
     /// `open_tree_attr` (Linux 6.15).
     SAFEROOT_FEATURE_OPEN_TREE_ATTR = 9,
+    /// overlayfs layers given as fds (`FSCONFIG_SET_FD` on `lowerdir+`,
+    /// `upperdir`, `workdir`; Linux 6.13).
+    SAFEROOT_FEATURE_OVERLAY_LAYER_FDS = 10,
 }
 
 /// The C values with the Rust features they stand for, and the features'
 /// names and first kernels as static C strings (checked against the Rust
 /// library's by a test, so no string is ever allocated for C).
-const TABLE: [(c_int, Feature, &CStr, &CStr); 9] = [
+const TABLE: [(c_int, Feature, &CStr, &CStr); 10] = [
     (
         saferoot_feature::SAFEROOT_FEATURE_MOUNT_API as c_int,
         Feature::MountApi,
@@ -91,6 +94,12 @@ const TABLE: [(c_int, Feature, &CStr, &CStr); 9] = [
         Feature::OpenTreeAttr,
         c"open_tree_attr",
         c"6.15",
+    ),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_OVERLAY_LAYER_FDS as c_int,
+        Feature::OverlayLayerFds,
+        c"overlay-layer-fds",
+        c"6.13",
     ),
 ];
 

@@ -15,6 +15,7 @@ mod mounts;
 pub mod options;
 pub mod plan;
 pub mod policy;
+pub mod sources;
 pub mod spec;
 
 pub use assemble::{assemble, assemble_plan, AssembleOptions, AssembledRoot, Strategy};

@@ -11,6 +11,7 @@ use crate::path::{split_parent, Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::plan::{IdmapPlan, MountKind, PlannedMount};
 use crate::rootfs::policy;
+use crate::rootfs::sources::{self, OverlayLayer};
 use crate::rootfs::spec::IdMapping;
 use crate::{Error, ErrorKind, Mount, MountAttr, Result};
 
@@ -36,9 +37,8 @@ pub(crate) enum Made {
 pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Result<Made> {
     let dest = &pm.destination;
     let mount = match &pm.kind {
-        MountKind::CopySymlink { source } => {
-            let target = std::fs::read_link(source)
-                .map_err(|e| Error::os_at("readlink bind source", source, errno(&e)))?;
+        MountKind::CopySymlink { source, lookup } => {
+            let target = sources::read_source_link(root, source, lookup)?;
             if let Some(parent) = dest.parent() {
                 root.mkdir_all(parent, 0o755)?;
             }
@@ -50,18 +50,16 @@ pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Resu
             source,
             data,
             sb_flags,
-        } => make_fs(root, pm, fstype, source.as_deref(), data, sb_flags)?,
+            layers,
+        } => make_fs(root, pm, fstype, source.as_deref(), data, sb_flags, layers)?,
         MountKind::Cgroup => make_cgroup(pm)?,
         MountKind::Bind {
             source,
+            lookup,
             recursive,
             nofollow,
         } => {
-            let m = if *nofollow {
-                Mount::clone_tree_nofollow(source, *recursive)?
-            } else {
-                Mount::clone_tree(source, *recursive)?
-            };
+            let m = sources::clone_source(root, source, lookup, *recursive, *nofollow)?;
             if policy::clean(dest) == Path::new("/proc")
                 && !policy::is_on_procfs(&Handle::from_fd(dup(&m)?))?
             {
@@ -108,6 +106,7 @@ fn make_fs(
     source: Option<&str>,
     data: &[(String, Option<String>)],
     sb_flags: &[String],
+    layers: &[OverlayLayer],
 ) -> Result<Mount> {
     let dest = &pm.destination;
     // A new filesystem has no mounts below it: recursive flags (`rro`, ...)
@@ -125,6 +124,9 @@ fn make_fs(
     }
     for f in sb_flags {
         b = b.flag(f);
+    }
+    if !layers.is_empty() {
+        b = sources::add_overlay_layers(root, b, layers).map_err(|e| e.with_path(dest))?;
     }
     // A new tmpfs keeps the mode of the directory it covers, as runc does.
     if fstype == "tmpfs" && !data.iter().any(|(k, _)| k == "mode") {

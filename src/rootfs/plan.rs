@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::path::check_in_root_path;
 use crate::rootfs::options::{parse_options, BindKind, MountOptions};
 use crate::rootfs::policy::{check_destination, ProcPlacement};
+use crate::rootfs::sources::{classify, split_overlay_layers, OverlayLayer, SourceLookup};
 use crate::rootfs::spec::{DeviceKind, DeviceSpec, IdMapping, PropagationSetting, RootfsSpec};
 use crate::{Error, MountAttr, Result};
 
@@ -33,11 +34,18 @@ pub enum MountKind {
         data: Vec<(String, Option<String>)>,
         /// Superblock flags (`sync`, ...).
         sb_flags: Vec<String>,
+        /// overlayfs layers, taken out of `data` and each looked up safely
+        /// (see [`crate::rootfs::sources`]); empty for other filesystems.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        layers: Vec<OverlayLayer>,
     },
-    /// A clone of a host path.
+    /// A clone of a host path, or of a path inside the rootfs or a source
+    /// root.
     Bind {
-        /// Host path.
+        /// The source, as an absolute host path, lexically cleaned.
         source: PathBuf,
+        /// Where `source` is looked up.
+        lookup: SourceLookup,
         /// With the mounts below it.
         recursive: bool,
         /// Do not follow a symlink as the source's last component.
@@ -50,8 +58,10 @@ pub enum MountKind {
     /// crun's `copy-symlink`: the source is a symlink; make the same
     /// symlink at the destination instead of a mount.
     CopySymlink {
-        /// Host path of the symlink.
+        /// Host path of the symlink, lexically cleaned.
         source: PathBuf,
+        /// Where `source` is looked up.
+        lookup: SourceLookup,
     },
 }
 
@@ -131,7 +141,7 @@ impl PlannedMount {
             MountKind::Fs { source, fstype, .. } => {
                 source.clone().unwrap_or_else(|| fstype.clone())
             }
-            MountKind::Bind { source, .. } | MountKind::CopySymlink { source } => {
+            MountKind::Bind { source, .. } | MountKind::CopySymlink { source, .. } => {
                 source.display().to_string()
             }
             MountKind::Cgroup => "cgroup".into(),
@@ -211,6 +221,7 @@ fn implicit_fs(
                 .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
                 .collect(),
             sb_flags: vec![],
+            layers: vec![],
         },
         set,
         clear: MountAttr::empty(),
@@ -405,21 +416,18 @@ fn plan_mount(
             .source
             .clone()
             .ok_or_else(|| Error::invalid_at("plan mount", dest, "a bind mount needs a source"))?;
-        if !source.is_absolute() || source.as_os_str().as_encoded_bytes().contains(&0) {
-            return Err(Error::invalid_at(
-                "plan mount",
-                dest,
-                format!(
-                    "bind source {} must be an absolute host path",
-                    source.display()
-                ),
-            ));
-        }
+        let (source, lookup) = classify(
+            "bind source",
+            &source,
+            m.source_root.as_deref(),
+            &spec.rootfs,
+        )?;
         if opts.copy_symlink {
-            MountKind::CopySymlink { source }
+            MountKind::CopySymlink { source, lookup }
         } else {
             MountKind::Bind {
                 source,
+                lookup,
                 recursive: b == BindKind::RBind,
                 nofollow: opts.src_nofollow,
             }
@@ -439,6 +447,11 @@ fn plan_mount(
                     data.push(("context".into(), Some(label.clone())));
                 }
             }
+            let (layers, data) = if m.fs_type == "overlay" {
+                split_overlay_layers(data, m.source_root.as_deref(), &spec.rootfs)?
+            } else {
+                (Vec::new(), data)
+            };
             MountKind::Fs {
                 fstype: m.fs_type.clone(),
                 source: m
@@ -448,6 +461,7 @@ fn plan_mount(
                     .filter(|s| !s.is_empty()),
                 data,
                 sb_flags: opts.sb_flags.clone(),
+                layers,
             }
         }
     };

@@ -84,7 +84,23 @@ pub struct MountSpec {
     #[serde(rename = "type")]
     pub fs_type: String,
     /// The source: a host path for binds, a device or a name otherwise.
+    ///
+    /// A bind source (and an overlay layer: `lowerdir`, `upperdir`,
+    /// `workdir`) that lies under [`RootfsSpec::rootfs`] is resolved inside
+    /// the rootfs, so that the image's symlinks cannot lead out of it; see
+    /// [`source_root`](Self::source_root) for other confining directories.
+    /// Paths are cleaned lexically (`.` and `..` removed) before they are
+    /// judged, and the cleaned path is the one opened.
     pub source: Option<PathBuf>,
+    /// A directory that `source` (and overlay layers) must be resolved in
+    /// (`RESOLVE_IN_ROOT`): a relative path is relative to it, and a path
+    /// lexically under it is resolved inside it, so a symlink there can
+    /// never reach a host path outside it. The OCI reader sets it to the
+    /// bundle directory for bind sources and overlay layers given relative
+    /// to the bundle or inside it. A relative path that leaves it (`../x`)
+    /// is refused. `None`: paths outside the rootfs are host paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_root: Option<PathBuf>,
     /// Options as runc and crun accept them.
     pub options: Vec<String>,
     /// User id mappings for an idmapped mount (OCI `uidMappings`).

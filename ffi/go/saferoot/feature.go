@@ -26,13 +26,14 @@ const (
 	FeatureListmount            Feature = C.SAFEROOT_FEATURE_LISTMOUNT
 	FeatureDetachedMountTargets Feature = C.SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS
 	FeatureOpenTreeAttr         Feature = C.SAFEROOT_FEATURE_OPEN_TREE_ATTR
+	FeatureOverlayLayerFds      Feature = C.SAFEROOT_FEATURE_OVERLAY_LAYER_FDS
 )
 
 // AllFeatures lists every feature this package knows, in report order.
 var AllFeatures = []Feature{
 	FeatureMountAPI, FeatureOpenat2, FeatureMountSetattr, FeatureIdmappedMounts,
 	FeatureMoveMountBeneath, FeatureStatmount, FeatureListmount,
-	FeatureDetachedMountTargets, FeatureOpenTreeAttr,
+	FeatureDetachedMountTargets, FeatureOpenTreeAttr, FeatureOverlayLayerFds,
 }
 
 // Available reports whether the running kernel has the feature (probed
