@@ -847,3 +847,82 @@ func TestAssembleSpec(t *testing.T) {
 		}
 	})
 }
+
+// TestLockedProgramCannotUndoMounts: a program started with
+// LockedSysProcAttr in an assembled root is root with CAP_SYS_ADMIN in its
+// namespace, yet cannot make the read-only root writable, unmount a mask
+// or the read-only /proc/sys. Started without the lock, the same remount
+// works: the check can fail.
+func TestLockedProgramCannotUndoMounts(t *testing.T) {
+	b := makeBundle(t)
+	rootfs := filepath.Join(b, "rootfs")
+	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
+		if target, err := os.Readlink("/" + d); err == nil {
+			if err := os.Symlink(target, filepath.Join(rootfs, d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config := strings.Replace(configJSON, `"mounts":[`,
+		`"mounts":[{"destination":"/usr","type":"bind","source":"/usr","options":["rbind","ro"]},`, 1)
+	script := `
+		try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
+		try can_mount mount -t tmpfs t /tmp
+		try remount_root mount -o remount,bind,rw /
+		try umount_mask umount /etc/secret
+		try umount_sys umount /proc/sys
+		try write_root touch /etc/new`
+	run := func(locked bool) map[string]string {
+		out := map[string]string{}
+		inMountNS(t, func() {
+			rf, err := saferoot.AssembleOCI(config, b, nil)
+			if !check(t, err, "assemble") {
+				return
+			}
+			defer rf.Close()
+			attr := &syscall.SysProcAttr{}
+			if locked {
+				attr, err = saferoot.LockedSysProcAttr()
+				if !check(t, err, "LockedSysProcAttr") {
+					return
+				}
+			}
+			attr.Chroot = rootfs
+			cmd := exec.Command("/bin/sh", "-c", script)
+			cmd.Dir = "/"
+			cmd.SysProcAttr = attr
+			text, err := cmd.CombinedOutput()
+			if !check(t, err, "run the script: "+string(text)) {
+				return
+			}
+			for _, line := range strings.Split(string(text), "\n") {
+				if k, v, ok := strings.Cut(line, "="); ok {
+					out[k] = v
+				}
+			}
+		})
+		return out
+	}
+	locked := run(true)
+	if locked["can_mount"] != "0" {
+		t.Errorf("no CAP_SYS_ADMIN in the lock namespace: %v", locked)
+	}
+	for _, k := range []string{"remount_root", "umount_mask", "umount_sys", "write_root"} {
+		if v, ok := locked[k]; !ok || v == "0" {
+			t.Errorf("%s worked in the locked namespace: %v", k, locked)
+		}
+	}
+	if unlocked := run(false); unlocked["remount_root"] != "0" {
+		t.Errorf("without the lock the remount should work: %v", unlocked)
+	}
+	if n, _ := mountsAt(t, rootfs); n != 0 {
+		t.Errorf("assembled root left mounted")
+	}
+	f, err := saferoot.NewLockUserNamespace()
+	if check(t, err, "NewLockUserNamespace") {
+		f.Close()
+	}
+}
