@@ -278,3 +278,142 @@ fn tmpcopyup_copies_nested_trees_and_skips_special_files() {
     }
     assert_eq!(snapshot(&rootfs.join("data")), before, "the source changed");
 }
+
+/// Runs `f` on a thread of its own and fails the test if it has not
+/// finished after `limit`: a copy that blocks (on a fifo) makes the test
+/// fail instead of hanging the suite.
+fn with_watchdog<R: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name(format!("watched: {what}"))
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    match rx.recv_timeout(limit) {
+        Ok(Ok(r)) => {
+            worker.join().unwrap();
+            r
+        }
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("{what} did not finish within {limit:?}: it blocked"),
+    }
+}
+
+const PAYLOADS: [&str; 3] = ["payload of f\n", "payload of g\n", "payload of h\n"];
+
+/// A racer swaps regular files with a fifo and with a character device
+/// (1:5, endless zeros) using `renameat2(RENAME_EXCHANGE)` while the
+/// directory is copied again and again. The copy never blocks (a watchdog
+/// fails the test instead of letting it hang), and the tmpfs never holds
+/// a fifo, a device, or a byte that is not one of the files' contents.
+#[test_log::test]
+fn tmpcopyup_racing_fifo_and_device_swaps_never_block_or_leak() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let rootfs = Arc::new(TempDir::new());
+    let data = rootfs.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("f"), PAYLOADS[0]).unwrap();
+    std::fs::write(data.join("g"), PAYLOADS[1]).unwrap();
+    std::fs::write(data.join("sub/h"), PAYLOADS[2]).unwrap();
+    mknod(&data.join("p"), FileType::Fifo, 0o644, 0);
+    mknod(&data.join("sub/q"), FileType::Fifo, 0o644, 0);
+    mknod(
+        &data.join("z"),
+        FileType::CharacterDevice,
+        0o666,
+        rustix::fs::makedev(1, 5),
+    );
+    let pairs = [("", "f", "p"), ("", "g", "z"), ("sub", "h", "q")];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let racer = {
+        let (stop, swaps, data) = (stop.clone(), swaps.clone(), data.clone());
+        std::thread::spawn(move || {
+            let dirs: Vec<std::fs::File> = pairs
+                .iter()
+                .map(|(d, _, _)| std::fs::File::open(data.join(d)).unwrap())
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                for (d, (_, a, b)) in dirs.iter().zip(pairs) {
+                    if rustix::fs::renameat_with(d, a, d, b, rustix::fs::RenameFlags::EXCHANGE)
+                        .is_ok()
+                    {
+                        swaps.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+
+    let spec = copyup_spec(rootfs.path(), "/data");
+    let root2 = rootfs.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        with_watchdog(
+            Duration::from_secs(120),
+            "tmpcopyup under a racer",
+            move || {
+                let rootfs = root2;
+                let mut copies = 0u32;
+                let mut swapped_seen = 0u32;
+                common::in_mount_ns(|| {
+                    let strategies = strategies();
+                    for i in 0..300 {
+                        let strategy = strategies[i % strategies.len()];
+                        let a = assemble(&spec, &opts(strategy))
+                            .unwrap_or_else(|e| panic!("{}: {e}", strategy.name()));
+                        let copied = snapshot(&rootfs.join("data"));
+                        for (p, e) in &copied {
+                            match e.kind {
+                                "dir" => assert_eq!(p, Path::new("sub")),
+                                "file" => {
+                                    assert!(
+                                        PAYLOADS.iter().any(|x| x.as_bytes() == e.content),
+                                        "{}: {} holds {} bytes that are no file's content",
+                                        strategy.name(),
+                                        p.display(),
+                                        e.content.len()
+                                    );
+                                    let n = p.file_name().unwrap();
+                                    if n == "p" || n == "z" || n == "q" {
+                                        swapped_seen += 1;
+                                    }
+                                }
+                                other => panic!(
+                                    "{}: {} is a {other} in the container",
+                                    strategy.name(),
+                                    p.display()
+                                ),
+                            }
+                        }
+                        copies += 1;
+                        a.detach().unwrap();
+                    }
+                    assert!(mounts_under(rootfs.path()).is_empty());
+                });
+                (copies, swapped_seen)
+            },
+        )
+    }));
+    stop.store(true, Ordering::Relaxed);
+    racer.join().unwrap();
+    let (copies, swapped_seen) = match result {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    };
+    let swaps = swaps.load(Ordering::Relaxed);
+    log::info!("{copies} copies, {swaps} swaps, {swapped_seen} files copied from a swapped name");
+    assert!(swaps > 1000, "the racer hardly ran ({swaps} swaps)");
+    assert!(
+        swapped_seen > 0,
+        "the race never hit: no file was ever copied from a name the racer swapped in"
+    );
+}
