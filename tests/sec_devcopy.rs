@@ -417,3 +417,337 @@ fn tmpcopyup_racing_fifo_and_device_swaps_never_block_or_leak() {
         "the race never hit: no file was ever copied from a name the racer swapped in"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Class 6: /dev
+
+/// The usual OCI /dev mounts (tmpfs, devpts, shm, mqueue).
+fn dev_mounts() -> Vec<MountSpec> {
+    vec![
+        MountSpec::new(
+            "/dev",
+            "tmpfs",
+            Some("tmpfs".into()),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        MountSpec::new(
+            "/dev/pts",
+            "devpts",
+            Some("devpts".into()),
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        MountSpec::new(
+            "/dev/shm",
+            "tmpfs",
+            Some("shm".into()),
+            &["nosuid", "noexec", "nodev", "mode=1777"],
+        ),
+        MountSpec::new(
+            "/dev/mqueue",
+            "mqueue",
+            Some("mqueue".into()),
+            &["nosuid", "noexec", "nodev"],
+        ),
+    ]
+}
+
+/// A host directory used as a volume, with marker files of every kind
+/// /dev setup could clobber: a `null` that is a regular file, a `pts`
+/// directory, an `fd` symlink, a `console` file.
+fn make_volume() -> TempDir {
+    let v = TempDir::new();
+    std::fs::write(v.join("marker"), "precious volume data\n").unwrap();
+    std::fs::write(v.join("null"), "not a device\n").unwrap();
+    std::fs::write(v.join("console"), "not a console\n").unwrap();
+    std::fs::create_dir(v.join("pts")).unwrap();
+    std::fs::write(v.join("pts/keep"), "keep\n").unwrap();
+    symlink("marker", v.join("fd")).unwrap();
+    v
+}
+
+/// A rootfs whose /dev is a symlink to `target`, with an empty /vol
+/// directory for the volume.
+fn rootfs_with_dev_link(target: &Path) -> TempDir {
+    let r = TempDir::new();
+    for d in ["vol", "proc", "etc", "data"] {
+        std::fs::create_dir(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("etc/hostname"), "container\n").unwrap();
+    symlink(target, r.join("dev")).unwrap();
+    r
+}
+
+fn vol_bind(vol: &Path) -> MountSpec {
+    MountSpec::new("/vol", "bind", Some(vol.into()), &["rbind", "rw"])
+}
+
+/// Assembles `spec` with every strategy, expecting `InvalidInput` naming
+/// `needle`; checks that nothing is left mounted under the rootfs or the
+/// watched directories and that every watched directory (listing, types,
+/// modes, owners, contents, timestamps) is exactly as before.
+fn refused_and_untouched(spec: &RootfsSpec, watched: &[&Path], needle: &str) {
+    let before: Vec<_> = watched.iter().map(|w| snapshot(w)).collect();
+    for strategy in strategies() {
+        common::in_mount_ns(|| {
+            let e = match assemble(spec, &opts(strategy)) {
+                Ok(a) => {
+                    let _ = a.detach();
+                    panic!("{}: assembled, but must be refused", strategy.name())
+                }
+                Err(e) => e,
+            };
+            assert_eq!(
+                e.kind(),
+                ErrorKind::InvalidInput,
+                "{}: {e}",
+                strategy.name()
+            );
+            let msg = e.to_string();
+            assert!(msg.contains(needle), "{}: {msg}", strategy.name());
+            log::info!("{}: refused: {msg}", strategy.name());
+            assert_eq!(mounts_under(&spec.rootfs), Vec::<PathBuf>::new());
+            for w in watched {
+                assert_eq!(mounts_under(w), Vec::<PathBuf>::new());
+            }
+        });
+        for (w, b) in watched.iter().zip(&before) {
+            assert_eq!(
+                &snapshot(w),
+                b,
+                "{}: {} changed",
+                strategy.name(),
+                w.display()
+            );
+        }
+    }
+}
+
+/// The spec variants every /dev-symlink image is tried with: the OCI /dev
+/// mounts after the volume, the /dev mounts before it, the implicit /dev,
+/// and no default devices with one spec device under /dev.
+fn dev_specs(rootfs: &Path, vol: &Path) -> Vec<(&'static str, RootfsSpec)> {
+    let base = RootfsSpec {
+        rootfs: rootfs.into(),
+        ..Default::default()
+    };
+    let mut explicit = base.clone();
+    explicit.mounts = vec![vol_bind(vol)];
+    explicit.mounts.extend(dev_mounts());
+    let mut dev_first = base.clone();
+    dev_first.mounts = dev_mounts();
+    dev_first.mounts.push(vol_bind(vol));
+    let mut implicit = base.clone();
+    implicit.mounts = vec![vol_bind(vol)];
+    let mut pts_only = base.clone();
+    pts_only.mounts = vec![vol_bind(vol), dev_mounts().remove(1)];
+    pts_only.default_devices = false;
+    let mut device_only = base.clone();
+    device_only.mounts = vec![vol_bind(vol)];
+    device_only.default_devices = false;
+    device_only.devices = vec![DeviceSpec {
+        path: "/dev/fuse".into(),
+        kind: DeviceKind::Char,
+        major: 10,
+        minor: 229,
+        file_mode: Some(0o666),
+        uid: None,
+        gid: None,
+    }];
+    vec![
+        ("explicit /dev mounts after the volume", explicit),
+        ("explicit /dev mounts before the volume", dev_first),
+        ("implicit /dev", implicit),
+        ("only /dev/pts, no default devices", pts_only),
+        ("one device, no /dev mount", device_only),
+    ]
+}
+
+/// runc CVE-2026-41579 / crun CVE-2026-47766: the image's /dev is a
+/// symlink to a volume mount point (`/dev -> /vol`). Whatever the spec
+/// says about /dev, the run is refused and the volume is unchanged.
+#[test_log::test]
+fn dev_symlink_to_a_volume_is_refused_and_the_volume_is_untouched() {
+    let vol = make_volume();
+    let rootfs = rootfs_with_dev_link(Path::new("/vol"));
+    for (what, spec) in dev_specs(rootfs.path(), vol.path()) {
+        log::info!("case: {what}");
+        refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev");
+    }
+}
+
+/// `/dev -> /`: a symlink that stays inside the root is refused all the
+/// same; nothing is created at the top of the rootfs.
+#[test_log::test]
+fn dev_symlink_to_the_root_is_refused_and_the_rootfs_is_untouched() {
+    let vol = make_volume();
+    let rootfs = rootfs_with_dev_link(Path::new("/"));
+    for (what, spec) in dev_specs(rootfs.path(), vol.path()) {
+        log::info!("case: {what}");
+        refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev");
+    }
+}
+
+/// `/dev -> ../../<host directory>`: a relative symlink that climbs out of
+/// the rootfs on the host. The host directory and the rootfs are
+/// unchanged.
+#[test_log::test]
+fn dev_symlink_climbing_to_a_host_path_is_refused() {
+    let vol = make_volume();
+    let host = make_volume();
+    let up = "../../../../../../../../..";
+    let target = PathBuf::from(up).join(host.path().strip_prefix("/").unwrap());
+    let rootfs = rootfs_with_dev_link(&target);
+    // The link does lead to the host directory when followed on the host.
+    assert!(rootfs.join("dev/marker").exists());
+    for (what, spec) in dev_specs(rootfs.path(), vol.path()) {
+        log::info!("case: {what}");
+        refused_and_untouched(&spec, &[host.path(), vol.path(), rootfs.path()], "/dev");
+    }
+}
+
+/// A /dev tmpfs with `tmpcopyup` brings the image's symlinks into the new
+/// /dev (`pts -> /vol`, `net -> /vol`, `shm -> /vol/shm`): the /dev/pts
+/// mount and a device under /dev/net are refused rather than made through
+/// them, and the volume is unchanged.
+#[test_log::test]
+fn symlinks_inside_dev_are_never_followed() {
+    let vol = make_volume();
+    let rootfs = TempDir::new();
+    for d in ["vol", "dev"] {
+        std::fs::create_dir(rootfs.join(d)).unwrap();
+    }
+    symlink("/vol", rootfs.join("dev/pts")).unwrap();
+    symlink("/vol", rootfs.join("dev/net")).unwrap();
+    symlink("/vol/shm", rootfs.join("dev/shm")).unwrap();
+    let mut copyup_dev = dev_mounts()[0].clone();
+    copyup_dev.options.push("tmpcopyup".into());
+
+    // devpts onto /dev/pts -> /vol
+    let mut spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        mounts: vec![
+            vol_bind(vol.path()),
+            copyup_dev.clone(),
+            dev_mounts().remove(1),
+        ],
+        default_devices: false,
+        ..Default::default()
+    };
+    refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev/pts");
+
+    // shm tmpfs onto /dev/shm -> /vol/shm (which does not exist yet)
+    spec.mounts = vec![
+        vol_bind(vol.path()),
+        copyup_dev.clone(),
+        dev_mounts().remove(2),
+    ];
+    refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev/shm");
+
+    // a device under /dev/net -> /vol
+    spec.mounts = vec![vol_bind(vol.path()), copyup_dev.clone()];
+    spec.devices = vec![DeviceSpec {
+        path: "/dev/net/tun".into(),
+        kind: DeviceKind::Char,
+        major: 10,
+        minor: 200,
+        file_mode: None,
+        uid: None,
+        gid: None,
+    }];
+    refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev/net");
+
+    // /dev/mqueue listed before /dev, so that it would be made in the
+    // image's own /dev: the image's `mqueue -> /vol` is refused too.
+    symlink("/vol", rootfs.join("dev/mqueue")).unwrap();
+    spec.devices.clear();
+    spec.mounts = vec![vol_bind(vol.path()), dev_mounts().remove(3)];
+    spec.mounts.extend(dev_mounts());
+    spec.default_devices = true;
+    refused_and_untouched(&spec, &[vol.path(), rootfs.path()], "/dev/mqueue");
+}
+
+/// Devices outside /dev: created in the rootfs, or in a tmpfs saferoot
+/// made, but never in a bind-mounted volume and never through a symlink.
+#[test_log::test]
+fn devices_outside_dev_never_land_in_a_volume() {
+    let vol = make_volume();
+    let rootfs = TempDir::new();
+    for d in ["vol", "dev", "data", "etc", "scratch"] {
+        std::fs::create_dir(rootfs.join(d)).unwrap();
+    }
+    symlink("/vol", rootfs.join("etc/link")).unwrap();
+    let dev = |p: &str| DeviceSpec {
+        path: p.into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 3,
+        file_mode: Some(0o640),
+        uid: Some(0),
+        gid: Some(0),
+    };
+    let mut spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        mounts: vec![
+            vol_bind(vol.path()),
+            MountSpec::new("/scratch", "tmpfs", None, &["size=1m"]),
+        ],
+        ..Default::default()
+    };
+    for (p, culprit) in [
+        ("/vol/null2", "at /vol:"),
+        ("/vol/sub/dir/null", "at /vol:"),
+        ("/etc/link/null3", "at /etc/link:"),
+    ] {
+        spec.devices = vec![dev(p)];
+        refused_and_untouched(&spec, &[vol.path(), rootfs.path()], culprit);
+    }
+    // The rootfs itself and a tmpfs saferoot made are fine.
+    spec.devices = vec![dev("/data/sub/null"), dev("/scratch/a/null")];
+    for strategy in strategies() {
+        common::in_mount_ns(|| {
+            let a = assemble(&spec, &opts(strategy)).unwrap();
+            for p in ["data/sub/null", "scratch/a/null"] {
+                let md = std::fs::symlink_metadata(rootfs.join(p)).unwrap();
+                assert!(md.file_type().is_char_device(), "{p}");
+                assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
+            }
+            a.detach().unwrap();
+        });
+        std::fs::remove_file(rootfs.join("data/sub/null")).unwrap();
+        std::fs::remove_dir(rootfs.join("data/sub")).unwrap();
+    }
+}
+
+/// Default devices go only into a tmpfs saferoot mounted on /dev: a /dev
+/// of another filesystem (here devtmpfs, the host's own device
+/// filesystem) is refused before a node is touched.
+#[test_log::test]
+fn default_devices_only_go_into_saferoots_own_dev_tmpfs() {
+    let rootfs = TempDir::new();
+    std::fs::create_dir(rootfs.join("dev")).unwrap();
+    let ids = || {
+        ["null", "zero", "tty"].map(|n| {
+            let md = std::fs::symlink_metadata(Path::new("/dev").join(n)).unwrap();
+            (md.dev(), md.ino(), md.ctime(), md.ctime_nsec())
+        })
+    };
+    let before = ids();
+    let spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        mounts: vec![MountSpec::new(
+            "/dev",
+            "devtmpfs",
+            Some("devtmpfs".into()),
+            &[],
+        )],
+        ..Default::default()
+    };
+    refused_and_untouched(&spec, &[rootfs.path()], "/dev");
+    assert_eq!(ids(), before, "the host's device nodes were replaced");
+}

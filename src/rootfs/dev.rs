@@ -31,7 +31,7 @@ use crate::rootfs::policy;
 use crate::rootfs::spec::{DeviceKind, DeviceSpec};
 use crate::{Error, ErrorKind, Mount, Result};
 
-const OP: &str = "set up /dev";
+const OP: &str = "set up /dev and devices";
 
 /// Whether `dest` is `/dev` or below it (lexically).
 pub(crate) fn is_dev_path(dest: &Path) -> bool {
@@ -111,7 +111,7 @@ impl DevScope {
             return Err(Error::invalid_at(
                 OP,
                 dev,
-                format!("/dev is a {}, not a directory", type_name(ft)),
+                format!("{} is a {}, not a directory", dev.display(), type_name(ft)),
             ));
         }
         if self.dev_tmpfs != Some(id) {
@@ -159,16 +159,20 @@ impl DevScope {
                 return Err(Error::invalid_at(
                     OP,
                     &at,
-                    format!("is a {}, not a directory", type_name(ft)),
+                    format!("{} is a {}, not a directory", at.display(), type_name(ft)),
                 ));
             }
             if !self.writable.contains(&id) {
                 return Err(Error::invalid_at(
                     OP,
                     &at,
-                    "is on a mount saferoot did not make in this assembly (a bind-mounted \
-                     volume, or a mount already under the rootfs); /dev setup creates nothing \
-                     there",
+                    format!(
+                        "{} is on a mount saferoot did not make in this assembly (a \
+                         bind-mounted volume, or a mount already under the rootfs); /dev \
+                         entries and devices are created only on the rootfs mount or a tmpfs \
+                         saferoot made",
+                        at.display()
+                    ),
                 ));
             }
             cur = fd;
@@ -203,8 +207,11 @@ fn refuse_symlink(at: &Path) -> Error {
     Error::invalid_at(
         OP,
         at,
-        "is a symlink; /dev setup never creates, replaces or removes anything through a \
-         symlink (the image may point it at a volume or a host path)",
+        format!(
+            "{} is a symlink; /dev setup never creates, replaces or removes anything \
+             through a symlink (the image may point it at a volume or a host path)",
+            at.display()
+        ),
     )
 }
 
