@@ -16,7 +16,8 @@ use std::time::Duration;
 use common::TempDir;
 use rustix::fs::{FileType, Mode};
 use saferoot::rootfs::{
-    assemble, AssembleOptions, DeviceKind, DeviceSpec, MountSpec, RootfsSpec, Strategy,
+    assemble, assemble_plan, plan, AssembleOptions, DeviceKind, DeviceSpec, MountSpec, RootfsSpec,
+    Strategy,
 };
 use saferoot::ErrorKind;
 
@@ -739,4 +740,31 @@ fn default_devices_only_go_into_saferoots_own_dev_tmpfs() {
         ..Default::default()
     };
     refused_and_untouched(&spec, &[rootfs.path()], "not a tmpfs saferoot mounted");
+}
+
+/// A plan that asks for the default devices but has no /dev tmpfs (built
+/// by hand: `plan()` always adds one) is refused: the image's own /dev
+/// directory is never populated.
+#[test_log::test]
+fn default_devices_without_a_dev_tmpfs_are_refused() {
+    let rootfs = TempDir::new();
+    std::fs::create_dir(rootfs.join("dev")).unwrap();
+    std::fs::write(rootfs.join("dev/null"), "image file\n").unwrap();
+    let spec = RootfsSpec {
+        rootfs: rootfs.path().into(),
+        ..Default::default()
+    };
+    let mut p = plan(&spec).unwrap();
+    assert!(p.default_devices);
+    p.mounts.retain(|m| !m.destination.starts_with("/dev"));
+    let before = snapshot(rootfs.path());
+    for strategy in strategies() {
+        common::in_mount_ns(|| {
+            let e = assemble_plan(p.clone(), &opts(strategy)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains("/dev"), "{e}");
+            assert_eq!(mounts_under(rootfs.path()), Vec::<PathBuf>::new());
+        });
+        assert_eq!(snapshot(rootfs.path()), before, "{}", strategy.name());
+    }
 }
