@@ -210,7 +210,7 @@ fn make_copy_source(src: &Path) {
     ] {
         rustix::fs::utimensat(
             rustix::fs::CWD,
-            &src.join(p),
+            src.join(p),
             &old,
             rustix::fs::AtFlags::empty(),
         )

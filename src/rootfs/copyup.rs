@@ -248,8 +248,8 @@ fn set_meta(fd: impl AsFd, st: &Stat) -> std::result::Result<(), Errno> {
     rustix::fs::futimens(
         fd,
         &Timestamps {
-            last_access: ts(st.st_atime as i64, st.st_atime_nsec as u64),
-            last_modification: ts(st.st_mtime as i64, st.st_mtime_nsec as u64),
+            last_access: ts(st.st_atime, st.st_atime_nsec),
+            last_modification: ts(st.st_mtime, st.st_mtime_nsec),
         },
     )
 }
