@@ -273,6 +273,10 @@ pub(crate) fn make_mount(
     let parent = dest.parent().unwrap_or(Path::new("/"));
     let mut local = pm.clone();
     local.destination = name;
+    // Resolved again inside `dir` by `mounts::make`: never follow a
+    // symlink that appeared there since the check (a race could at worst
+    // put the mount onto the symlink itself, inside `dir`).
+    local.dest_nofollow = true;
     mounts::make(&dir, &local, user_namespace).map_err(|e| reroot(e, parent))
 }
 
