@@ -363,6 +363,9 @@ fn build(
     strategy: Strategy,
 ) -> Result<Vec<AttachedMount>> {
     let mut deferred_ro = Vec::new();
+    // What /dev setup may write to: the rootfs mount, and the tmpfs mounts
+    // made below (see dev.rs).
+    let mut dev_scope = dev::DevScope::new(root)?;
     for pm in &plan.mounts {
         // /dev is filled after it is mounted; a read-only /dev gets its flag
         // once the nodes exist.
@@ -378,22 +381,36 @@ fn build(
         } else {
             pm
         };
-        match mounts::make(root, pm, plan.user_namespace)? {
+        // When saferoot sets up /dev, /dev and everything below it are
+        // reached without following a symlink and never on a volume.
+        let made = if plan.setup_dev && dev::is_dev_path(&pm.destination) {
+            dev::make_mount(root, &dev_scope, pm, plan.user_namespace)?
+        } else {
+            mounts::make(root, pm, plan.user_namespace)?
+        };
+        if let Made::Mount(m) = &made {
+            dev_scope.made(pm, m)?;
+        }
+        match made {
             Made::Mount(m) if defer => deferred_ro.push(m),
             Made::Mount(m) => m.forget(),
             Made::Nothing => {}
         }
     }
     if plan.setup_dev {
-        for m in dev::create_devices(root, &plan.devices, plan.user_namespace)? {
+        if plan.default_devices {
+            dev_scope.check_dev(root)?;
+        }
+        for m in dev::create_devices(root, &dev_scope, &plan.devices, plan.user_namespace)? {
             m.forget();
         }
         if plan.default_devices {
-            dev::setup_links(root)?;
+            dev::setup_links(root, &dev_scope)?;
         }
     }
     if let Some(console) = &opts.console {
-        dev::setup_console(root, console.as_fd())?.forget();
+        let scope = plan.setup_dev.then_some(&dev_scope);
+        dev::setup_console(root, scope, console.as_fd())?.forget();
     }
     for m in mask::readonly_paths(root, &plan.readonly_paths)? {
         m.forget();

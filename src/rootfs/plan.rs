@@ -337,6 +337,18 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
                 "fileMode has bits outside 0o7777",
             ));
         }
+        if d.path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            // Devices are created without following symlinks (see
+            // rootfs/dev.rs); `..` would have no clear meaning there.
+            return Err(Error::invalid_at(
+                format!("devices[{i}]"),
+                &d.path,
+                "a device path may not contain ..",
+            ));
+        }
         if crate::rootfs::policy::clean(&d.path) == Path::new("/dev") {
             return Err(Error::invalid_at(
                 format!("devices[{i}]"),
@@ -609,6 +621,23 @@ mod tests {
             let s = e.to_string();
             assert!(s.contains("mounts[1]"), "{s}");
         }
+    }
+
+    #[test]
+    fn device_paths_with_dot_dot_are_refused() {
+        let mut s = spec(vec![]);
+        s.devices.push(DeviceSpec {
+            path: "/dev/../vol/null".into(),
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            file_mode: None,
+            uid: None,
+            gid: None,
+        });
+        let e = plan(&s).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("devices[0]"), "{e}");
     }
 
     #[test]
