@@ -191,15 +191,34 @@ impl Procfs {
     /// The inode number of the mount namespace of `pid` (or of the calling
     /// thread when `None`), which identifies the namespace.
     pub fn mount_ns_id(&self, pid: Option<u32>) -> Result<u64> {
+        self.ns_inode("mnt", pid)
+    }
+
+    /// The inode number of the namespace `name` (`mnt`, `net`, `ipc`,
+    /// `uts`, `pid`, `cgroup`, ...) of `pid`, or of the calling thread when
+    /// `None`; it identifies the namespace.
+    pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::invalid(
+                "open namespace",
+                format!("bad namespace name {name:?}"),
+            ));
+        }
         let (base, sub) = match pid {
-            Some(p) => (ProcfsBase::ProcRoot, PathBuf::from(format!("{p}/ns/mnt"))),
-            None => (ProcfsBase::ProcThreadSelf, PathBuf::from("ns/mnt")),
+            Some(p) => (
+                ProcfsBase::ProcRoot,
+                PathBuf::from(format!("{p}/ns/{name}")),
+            ),
+            None => (
+                ProcfsBase::ProcThreadSelf,
+                PathBuf::from(format!("ns/{name}")),
+            ),
         };
-        let f = crate::error::pathrs_call("open mount namespace", &sub, || {
+        let f = crate::error::pathrs_call("open namespace", &sub, || {
             self.inner
                 .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
         })?;
-        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat mount namespace", e))?;
+        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat namespace", e))?;
         Ok(st.st_ino)
     }
 }

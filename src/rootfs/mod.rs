@@ -20,4 +20,6 @@ pub use assemble::{assemble, assemble_plan, AssembleOptions, AssembledRoot, Stra
 pub use enter::EnterMethod;
 pub use options::{parse_options, BindKind, MountOptions};
 pub use plan::{plan, MountKind, Plan, PlannedMount};
-pub use spec::{DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting, RootfsSpec};
+pub use spec::{
+    DeviceKind, DeviceSpec, IdMapping, MountSpec, Namespaces, PropagationSetting, RootfsSpec,
+};
