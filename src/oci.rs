@@ -563,6 +563,21 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
             .iter()
             .flatten()
             .any(|n| n.typ() == LinuxNamespaceType::User);
+        // Every listed namespace is the container's own, new or joined: a
+        // `path` joins an existing one, and whether that one is the host's
+        // cannot be known from the config (runc takes a joined namespace as
+        // the container's too). Whoever sets up the namespaces must check
+        // the paths it joins.
+        for n in linux.namespaces().iter().flatten() {
+            match n.typ() {
+                LinuxNamespaceType::Pid => spec.namespaces.pid = true,
+                LinuxNamespaceType::Network => spec.namespaces.net = true,
+                LinuxNamespaceType::Ipc => spec.namespaces.ipc = true,
+                LinuxNamespaceType::Uts => spec.namespaces.uts = true,
+                LinuxNamespaceType::Cgroup => spec.namespaces.cgroup = true,
+                _ => {}
+            }
+        }
     }
 
     if let Some(process) = config.process() {

@@ -172,6 +172,12 @@ impl Procfs {
     /// Opens the namespace `kind` (`mnt`, `user`, `pid`, `net`, ...) of
     /// `pid`, or of the calling thread when `None`, as an nsfs fd.
     pub fn open_namespace(&self, pid: Option<u32>, kind: &str) -> Result<std::fs::File> {
+        if kind.is_empty() || kind.contains('/') || kind.starts_with('.') {
+            return Err(Error::invalid(
+                "open namespace",
+                format!("bad namespace name {kind:?}"),
+            ));
+        }
         let (base, sub, shown) = match pid {
             Some(p) => (
                 ProcfsBase::ProcRoot,
@@ -205,8 +211,15 @@ impl Procfs {
     /// The inode number of the mount namespace of `pid` (or of the calling
     /// thread when `None`), which identifies the namespace.
     pub fn mount_ns_id(&self, pid: Option<u32>) -> Result<u64> {
-        let f = self.open_namespace(pid, "mnt")?;
-        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat mount namespace", e))?;
+        self.ns_inode("mnt", pid)
+    }
+
+    /// The inode number of the namespace `name` (`mnt`, `net`, `ipc`,
+    /// `uts`, `pid`, `cgroup`, ...) of `pid`, or of the calling thread when
+    /// `None`; it identifies the namespace.
+    pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
+        let f = self.open_namespace(pid, name)?;
+        let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat namespace", e))?;
         Ok(st.st_ino)
     }
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use saferoot::oci::{load_bundle, spec_from_config, spec_from_json};
-use saferoot::rootfs::{DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting};
+use saferoot::rootfs::{
+    DeviceKind, DeviceSpec, IdMapping, MountSpec, Namespaces, PropagationSetting,
+};
 use saferoot::{ErrorKind, Propagation, RootfsSpec};
 
 const RUNC_DEFAULT: &str = include_str!("fixtures/runc-spec-default.json");
@@ -126,6 +128,13 @@ fn default_spec(bundle: &Path) -> RootfsSpec {
         sysctls: BTreeMap::new(),
         user_namespace: false,
         umask: None,
+        namespaces: Namespaces {
+            pid: true,
+            net: true,
+            ipc: true,
+            uts: true,
+            cgroup: false,
+        },
     }
 }
 
@@ -210,6 +219,13 @@ fn oci_binds_idmaps_devices_sysctls_and_user_namespace() {
     assert_eq!(spec.umask, Some(0o22));
     assert!(spec.user_namespace);
     assert!(spec.default_devices);
+    assert_eq!(
+        spec.namespaces,
+        Namespaces {
+            pid: true,
+            ..Default::default()
+        }
+    );
 
     let ns_map = vec![IdMapping {
         container_id: 0,

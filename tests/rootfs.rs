@@ -777,8 +777,9 @@ fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
 }
 
 /// CVE-2025-52881: a sysctl write redirected through the container's /proc
-/// (here: a host file bound over an allowed /proc path) must go to the real
-/// procfs instead.
+/// (here: the sysctl's file masked in the container, and a host file bound
+/// over an allowed /proc path) must go to the real procfs instead, in the
+/// container's (the assembling thread's own) ipc namespace.
 #[test_log::test]
 fn cve_2025_52881_sysctls_use_a_private_procfs() {
     let rootfs = make_rootfs();
@@ -791,22 +792,34 @@ fn cve_2025_52881_sysctls_use_a_private_procfs() {
         Some(host.join("fake")),
         &["bind"],
     ));
+    spec.masked_paths.push("/proc/sys/kernel/shmmni".into());
+    spec.namespaces.ipc = true;
+    let host_value = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
     common::in_mount_ns(|| {
+        #[allow(deprecated)]
+        rustix::thread::unshare(rustix::thread::UnshareFlags::NEWIPC).unwrap();
         let procfs = saferoot::procfs::Procfs::new().unwrap();
-        let cur = procfs.read_sysctl("kernel.ns_last_pid").unwrap();
+        let cur = procfs.read_sysctl("kernel.shmmni").unwrap();
+        let want = if cur == "1234" { "1235" } else { "1234" };
         let mut s = spec.clone();
-        s.sysctls = BTreeMap::from([("kernel.ns_last_pid".to_string(), cur.clone())]);
+        s.sysctls = BTreeMap::from([("kernel.shmmni".to_string(), want.to_string())]);
         let a = assemble(&s, &AssembleOptions::default()).unwrap();
         assert_eq!(
             std::fs::read_to_string(host.join("fake")).unwrap(),
             "untouched"
         );
+        // The container's file is the mask; the namespace got the value.
         assert_eq!(
-            std::fs::read_to_string(rootfs.join("proc/sys/kernel/ns_last_pid")).unwrap(),
-            "untouched"
+            std::fs::read_to_string(rootfs.join("proc/sys/kernel/shmmni")).unwrap(),
+            ""
         );
+        assert_eq!(procfs.read_sysctl("kernel.shmmni").unwrap(), want);
         a.detach().unwrap();
     });
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        host_value
+    );
 }
 
 /// CVE-2026-41579: the rootfs's /dev is a symlink out of the root; /dev

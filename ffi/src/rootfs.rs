@@ -691,6 +691,10 @@ mod tests {
                 r#"{"rootfs":"/x","rootfsPropagation":"rfoo"}"#,
                 "unknown propagation \"rfoo\"",
             ),
+            (
+                r#"{"rootfs":"/x","namespaces":{"network":true}}"#,
+                "unknown field `namespaces.network`",
+            ),
             (r#"["/x"]"#, "the spec must be a JSON object"),
             (
                 r#"{"rootfs":"/x","mounts":[["/a","tmpfs"]]}"#,
@@ -703,7 +707,7 @@ mod tests {
         }
         // Maps keep their own keys.
         plan_json(
-            r#"{"rootfs":"/x","sysctls":{"net.ipv4.ip_forward":"1"},"umask":18}"#,
+            r#"{"rootfs":"/x","sysctls":{"net.ipv4.ip_forward":"1"},"umask":18,"namespaces":{"net":true}}"#,
             0,
             None,
         )
@@ -711,6 +715,18 @@ mod tests {
         // Planning errors, is_oci and bundle_dir.
         for (json, is_oci, bundle, want) in [
             (r#"{"rootfs":"x"}"#, 0, None, "absolute"),
+            (
+                r#"{"rootfs":"/x","sysctls":{"kernel.core_pattern":"|/x"}}"#,
+                0,
+                None,
+                "kernel.core_pattern",
+            ),
+            (
+                r#"{"rootfs":"/x","sysctls":{"net.ipv4.ip_forward":"1"}}"#,
+                0,
+                None,
+                "no network namespace",
+            ),
             (
                 r#"{"rootfs":"/x","mounts":[{"destination":"a","type":"tmpfs"}]}"#,
                 0,

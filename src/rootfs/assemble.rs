@@ -105,15 +105,12 @@ impl Tree {
     }
 
     /// Undoes everything: a detached tree vanishes with its fd; an attached
-    /// one is detached with every mount below it.
-    fn abandon(self) {
+    /// one is detached with every mount below it (see
+    /// [`rollback_in_place`]).
+    fn abandon(self, target: &crate::Handle, rootfs: &Path) {
         match self {
             Tree::Detached(m) => drop(m),
-            Tree::Attached(a) => {
-                if let Err(e) = a.detach() {
-                    log::warn!("rollback: detaching the assembled root failed: {e}");
-                }
-            }
+            Tree::Attached(a) => rollback_in_place(a, target, rootfs),
         }
     }
 }
@@ -211,6 +208,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
             Err(e) => log::debug!("cannot compare with pid 1's mount namespace: {e}"),
         }
     }
+    check_own_namespaces(&procfs, &plan)?;
     let rootfs_dir = Root::open(&plan.rootfs)?;
     let devnull = if plan.masked_paths.is_empty() {
         None
@@ -234,7 +232,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
     let root = match dup(tree.fd()).and_then(Root::from_fd) {
         Ok(r) => r,
         Err(e) => {
-            tree.abandon();
+            tree.abandon(&target, &plan.rootfs);
             return Err(e);
         }
     };
@@ -249,9 +247,8 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
                 Tree::Attached(a) => a,
             };
             if let Err(e) = finish(&plan, &deferred) {
-                if let Err(d) = tree.detach() {
-                    log::warn!("rollback: detaching the assembled root failed: {d}");
-                }
+                drop(deferred);
+                rollback_in_place(tree, &target, &plan.rootfs);
                 return Err(e);
             }
             Ok(AssembledRoot {
@@ -264,10 +261,81 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         }
         Err(e) => {
             drop(root);
-            tree.abandon();
+            tree.abandon(&target, &plan.rootfs);
             Err(e)
         }
     }
+}
+
+/// Undoes an attached tree and checks that it is gone: afterwards the
+/// rootfs path must reach the same mount and inode as `target` (what was
+/// there before the tree was attached). A mount left over the rootfs
+/// (the kernel unmounts the topmost mount at a place, which is the tree
+/// only if nothing was stacked on its root) is unmounted too, a bounded
+/// number of times.
+fn rollback_in_place(tree: AttachedMount, target: &crate::Handle, rootfs: &Path) {
+    if let Err(e) = tree.detach() {
+        log::warn!("rollback: detaching the assembled root failed: {e}");
+    }
+    let Ok(want) = target.stat() else {
+        return;
+    };
+    for _ in 0..64 {
+        let top = match Root::open(rootfs).and_then(|r| r.handle()) {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("rollback: cannot reopen {}: {e}", rootfs.display());
+                return;
+            }
+        };
+        match top.stat() {
+            Ok(st) if (st.mount_id, st.ino) == (want.mount_id, want.ino) => return,
+            Ok(_) => {
+                log::warn!(
+                    "rollback: a mount is still over {}; unmounting it",
+                    rootfs.display()
+                );
+                if let Err(e) = crate::mount::unmount_handle(&top) {
+                    log::warn!("rollback: {e}");
+                    return;
+                }
+            }
+            Err(e) => {
+                log::warn!("rollback: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Refuses to start when the plan relies on a namespace of the
+/// container's own (its sysctls, a read-write cgroup mount) and the
+/// calling thread is in the host's namespace of that kind: the writes
+/// would land on the host. The host's namespace is recognised by the
+/// kernel's fixed inode number for initial namespaces, and by pid 1's
+/// namespace when it can be read.
+fn check_own_namespaces(procfs: &Procfs, plan: &Plan) -> Result<()> {
+    for kind in &plan.relies_on {
+        let ours = procfs.ns_inode(kind.proc_name(), None)?;
+        let pid1 = if procfs.in_initial_pid_ns().unwrap_or(false) {
+            procfs.ns_inode(kind.proc_name(), Some(1)).ok()
+        } else {
+            None
+        };
+        if ours == kind.initial_inode() || pid1 == Some(ours) {
+            return Err(Error::invalid(
+                "assemble",
+                format!(
+                    "the spec gives the container a {} namespace of its own (its sysctls or \
+                     cgroup mount rely on it), but the calling thread is in the host's; \
+                     unshare({}) before assembling",
+                    kind.oci_name(),
+                    kind.clone_flag()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
@@ -384,9 +452,9 @@ fn build(
         // When saferoot sets up /dev, /dev and everything below it are
         // reached without following a symlink and never on a volume.
         let made = if plan.setup_dev && dev::is_dev_path(&pm.destination) {
-            dev::make_mount(root, &dev_scope, pm, plan.user_namespace)?
+            dev::make_mount(root, &dev_scope, pm, plan.user_namespace, &plan.namespaces)?
         } else {
-            mounts::make(root, pm, plan.user_namespace)?
+            mounts::make(root, pm, plan.user_namespace, &plan.namespaces)?
         };
         if let Made::Mount(m) = &made {
             dev_scope.made(pm, m)?;
@@ -441,7 +509,13 @@ fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
 }
 
 /// The steps that need the tree attached: deferred read-only flags (a
-/// detached tree only lets its root be changed) and sysctls.
+/// detached tree only lets its root be changed) and, last of all, once
+/// everything else succeeded, sysctls. They are written by the calling
+/// thread, which is in the container's namespaces
+/// ([`check_own_namespaces`] made sure of that for each namespace they
+/// rely on), through a private procfs: what a sysctl file shows depends on
+/// the namespaces of the thread that opens it, never on the container's
+/// `/proc`.
 fn finish(plan: &Plan, deferred: &[AttachedMount]) -> Result<()> {
     apply_deferred(deferred)?;
     if !plan.sysctls.is_empty() {

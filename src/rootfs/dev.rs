@@ -267,6 +267,7 @@ pub(crate) fn make_mount(
     scope: &DevScope,
     pm: &PlannedMount,
     user_namespace: bool,
+    namespaces: &crate::rootfs::spec::Namespaces,
 ) -> Result<Made> {
     let dest = &pm.destination;
     let (dir, name) = scope.parent(root, dest, true)?;
@@ -277,7 +278,7 @@ pub(crate) fn make_mount(
     // symlink that appeared there since the check (a race could at worst
     // put the mount onto the symlink itself, inside `dir`).
     local.dest_nofollow = true;
-    mounts::make(&dir, &local, user_namespace).map_err(|e| reroot(e, parent))
+    mounts::make(&dir, &local, user_namespace, namespaces).map_err(|e| reroot(e, parent))
 }
 
 fn node_kind(d: &DeviceSpec) -> NodeKind {

@@ -70,6 +70,7 @@ pub(crate) fn mask_paths(
         let Some(target) = resolve_existing(root, p)? else {
             continue;
         };
+        crate::rootfs::policy::check_not_tree_root(root, &target, "maskedPaths", p)?;
         let m = if target.is_dir().map_err(|e| e.with_path(p))? {
             let fresh = || {
                 Mount::fs("tmpfs")
@@ -114,6 +115,7 @@ pub(crate) fn readonly_paths(
         let Some(target) = resolve_existing(root, p)? else {
             continue;
         };
+        crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)?;
         let m = Mount::clone_fd(&target, true).map_err(|e| e.with_path(p))?;
         m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())
             .map_err(|e| e.with_path(p))?;

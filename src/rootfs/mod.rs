@@ -23,4 +23,6 @@ pub use enter::EnterMethod;
 pub use lock::MountLock;
 pub use options::{parse_options, BindKind, MountOptions};
 pub use plan::{plan, MountKind, Plan, PlannedMount};
-pub use spec::{DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting, RootfsSpec};
+pub use spec::{
+    DeviceKind, DeviceSpec, IdMapping, MountSpec, Namespaces, PropagationSetting, RootfsSpec,
+};

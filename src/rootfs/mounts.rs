@@ -4,18 +4,15 @@
 use std::path::Path;
 
 use rustix::fs::FileType;
-use rustix::io::Errno;
 
 use crate::mount::AttachedMount;
 use crate::path::{split_parent, Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::plan::{IdmapPlan, MountKind, PlannedMount};
-use crate::rootfs::policy;
+use crate::rootfs::policy::{self, FsClass, TargetPlace};
 use crate::rootfs::sources::{self, OverlayLayer};
-use crate::rootfs::spec::IdMapping;
+use crate::rootfs::spec::{IdMapping, Namespaces};
 use crate::{Error, ErrorKind, Mount, MountAttr, Result};
-
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// Flags a user namespace cannot clear on a bind of a mount that has them
 /// (the kernel locks them).
@@ -33,9 +30,40 @@ pub(crate) enum Made {
     Nothing,
 }
 
-/// Makes `pm` inside `root`. `user_namespace` relaxes locked flags.
-pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Result<Made> {
+/// What the bind source of a mount is, for the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BindSource {
+    /// Not a bind.
+    NotABind,
+    /// The root directory of a procfs: the only procfs bind allowed, and
+    /// only onto the container's `/proc`.
+    ProcRoot,
+    /// Any other procfs inode.
+    ProcOther,
+    /// Anything else (read-only rules already applied).
+    Other,
+}
+
+/// Refuses mount `pm` at mount time, naming its index and destination.
+fn refuse(pm: &PlannedMount, reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    let op = match pm.index {
+        Some(i) => format!("mounts[{i}]: mount"),
+        None => "mount".to_string(),
+    };
+    Error::invalid_at(op, &pm.destination, reason)
+}
+
+/// Makes `pm` inside `root`. `user_namespace` relaxes locked flags;
+/// `namespaces` are the container's own (a bind of a procfs needs the
+/// container to share the pid namespace it shows).
+pub(crate) fn make(
+    root: &Root,
+    pm: &PlannedMount,
+    user_namespace: bool,
+    namespaces: &Namespaces,
+) -> Result<Made> {
     let dest = &pm.destination;
+    let mut bind_source = BindSource::NotABind;
     let mount = match &pm.kind {
         MountKind::CopySymlink { source, lookup } => {
             let target = sources::read_source_link(root, source, lookup)?;
@@ -60,19 +88,14 @@ pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Resu
             nofollow,
         } => {
             let m = sources::clone_source(root, source, lookup, *recursive, *nofollow)?;
-            if policy::clean(dest) == Path::new("/proc")
-                && !policy::is_on_procfs(&Handle::from_fd(dup(&m)?))?
-            {
-                return Err(Error::invalid_at(
-                    "bind",
-                    dest,
-                    format!(
-                        "{} is not a procfs; only a procfs may be bound on /proc",
-                        source.display()
-                    ),
-                ));
-            }
+            bind_source = check_bind_source(&m, pm, source)?;
             set_bind_attrs(&m, pm, user_namespace)?;
+            if bind_source == BindSource::Other && needs_readonly(&m)? && *recursive {
+                // Every mount below a read-only bind of sysfs or a cgroup
+                // tree is read-only too: an rbind of /sys would otherwise
+                // bring the v1 hierarchies below it writable.
+                m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())?;
+            }
             if let Some(idmap) = &pm.idmap {
                 apply_idmap(&m, idmap)?;
             }
@@ -83,20 +106,123 @@ pub(crate) fn make(root: &Root, pm: &PlannedMount, user_namespace: bool) -> Resu
         mount.set_propagation(p.kind, p.recursive)?;
     }
     let target = target_for(root, pm, &mount)?;
+    check_target(root, &target, pm, bind_source, namespaces)?;
     Ok(Made::Mount(
         mount.attach(&target).map_err(|e| e.with_path(dest))?,
     ))
 }
 
-fn errno(e: &std::io::Error) -> Errno {
-    Errno::from_io_error(e).unwrap_or(Errno::IO)
+/// Whether a bind source must be (and, being checked, is) read-only.
+fn needs_readonly(m: &Mount) -> Result<bool> {
+    Ok(
+        policy::READONLY_BIND_SOURCES.contains(&policy::fs_class(m)?)
+            || policy::is_host_cgroup_root(m)?,
+    )
 }
 
-fn dup(m: &Mount) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::AsFd;
-    m.as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::os("dup mount fd", errno(&e)))
+/// The bind-source policy, on the cloned source itself: a procfs is
+/// noted (it may only become the container's /proc, see [`check_target`]);
+/// sysfs and cgroup hierarchies of the host only go in read-only.
+fn check_bind_source(m: &Mount, pm: &PlannedMount, source: &Path) -> Result<BindSource> {
+    let class = policy::fs_class(m)?;
+    if class == FsClass::Procfs {
+        let ino = rustix::fs::fstat(m)
+            .map_err(|e| Error::os_at("fstat bind source", source, e))?
+            .st_ino;
+        return Ok(if ino == policy::PROC_ROOT_INO {
+            BindSource::ProcRoot
+        } else {
+            BindSource::ProcOther
+        });
+    }
+    let host_cgroup = class == FsClass::Other && policy::is_host_cgroup_root(m)?;
+    if policy::READONLY_BIND_SOURCES.contains(&class) || host_cgroup {
+        let what = if host_cgroup {
+            "the host's /sys/fs/cgroup"
+        } else {
+            class.describe()
+        };
+        if !(pm.set | pm.rec_set).contains(MountAttr::RDONLY) {
+            return Err(refuse(
+                pm,
+                format!(
+                    "{} is {what}; a bind of it must be read-only (ro): a writable view \
+                     changes the host (cgroup release_agent, CVE-2022-0492)",
+                    source.display()
+                ),
+            ));
+        }
+    }
+    Ok(BindSource::Other)
+}
+
+/// The destination policy, on the resolved target, just before attaching:
+/// nothing over the tree's root; on the container's /proc only a procfs
+/// (new, or the root of one bound); inside a procfs only the allowlist; a
+/// procfs nowhere else.
+fn check_target(
+    root: &Root,
+    target: &Handle,
+    pm: &PlannedMount,
+    bind_source: BindSource,
+    namespaces: &Namespaces,
+) -> Result<()> {
+    let is_proc_fs = matches!(&pm.kind, MountKind::Fs { fstype, .. } if fstype == "proc");
+    let place = policy::target_place(root, target)?;
+    match place {
+        TargetPlace::TreeRoot => {
+            return Err(refuse(
+                pm,
+                "the destination resolves to the root of the tree itself; mounting over the root is not allowed",
+            ))
+        }
+        TargetPlace::InsideProcfs => {
+            return Err(refuse(
+                pm,
+                "the destination resolves inside a procfs, at a place that is not on the /proc allowlist",
+            ))
+        }
+        TargetPlace::ContainerProc => {
+            match bind_source {
+                BindSource::ProcRoot if namespaces.pid => {
+                    return Err(refuse(
+                        pm,
+                        "a bind of a procfs onto /proc shows the processes of another pid \
+                         namespace than the container's own; mount a new proc instead",
+                    ))
+                }
+                BindSource::ProcRoot => {}
+                BindSource::NotABind if is_proc_fs => {}
+                BindSource::ProcOther => {
+                    return Err(refuse(
+                        pm,
+                        "the bind source is a procfs subdirectory, never the container's /proc",
+                    ))
+                }
+                _ => {
+                    return Err(refuse(
+                        pm,
+                        "only a proc mount or a bind of a whole procfs may go on the container's /proc",
+                    ))
+                }
+            }
+            return Ok(());
+        }
+        TargetPlace::ProcAllowed | TargetPlace::Elsewhere => {}
+    }
+    if is_proc_fs {
+        return Err(refuse(
+            pm,
+            "a procfs may only be mounted on the container's /proc; this destination resolves elsewhere",
+        ));
+    }
+    if matches!(bind_source, BindSource::ProcRoot | BindSource::ProcOther) {
+        return Err(refuse(
+            pm,
+            "the bind source is on a procfs; outside the container's /proc it would be a second procfs without the masks",
+        ));
+    }
+    Ok(())
 }
 
 fn make_fs(
@@ -156,7 +282,7 @@ fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
     let host = Root::open("/sys/fs/cgroup")?;
     let st =
         rustix::fs::fstatfs(&host).map_err(|e| Error::os_at("fstatfs", "/sys/fs/cgroup", e))?;
-    if st.f_type as i64 == CGROUP2_SUPER_MAGIC {
+    if st.f_type as i64 == policy::CGROUP2_SUPER_MAGIC {
         match Mount::fs("cgroup2")
             .source("cgroup2")
             .attrs(pm.set | pm.rec_set)
@@ -170,7 +296,14 @@ fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
         }
     }
     // cgroup v1 hosts, and cgroup2 without a cgroup namespace: the host's
-    // hierarchy, with every mount below it.
+    // hierarchy, with every mount below it, and only ever read-only.
+    if !(pm.set | pm.rec_set).contains(MountAttr::RDONLY) {
+        return Err(refuse(
+            pm,
+            "a read-write cgroup mount cannot be confined here (no new cgroup2 instance \
+             allowed): it would be a writable bind of the host's hierarchy; mount it ro",
+        ));
+    }
     let m = Mount::clone_tree("/sys/fs/cgroup", true)?;
     let (set, clear) = (pm.set | pm.rec_set, pm.clear | pm.rec_clear);
     m.set_attr_recursive(set, clear - set)?;

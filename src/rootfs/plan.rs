@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use crate::path::check_in_root_path;
 use crate::rootfs::options::{parse_options, BindKind, MountOptions};
-use crate::rootfs::policy::{check_destination, ProcPlacement};
+use crate::rootfs::policy::{self, check_destination, NsKind, ProcPlacement};
 use crate::rootfs::sources::{classify, split_overlay_layers, OverlayLayer, SourceLookup};
-use crate::rootfs::spec::{DeviceKind, DeviceSpec, IdMapping, PropagationSetting, RootfsSpec};
+use crate::rootfs::spec::{
+    DeviceKind, DeviceSpec, IdMapping, Namespaces, PropagationSetting, RootfsSpec,
+};
 use crate::{Error, MountAttr, Result};
 
 /// What a planned mount is made from.
@@ -202,6 +204,12 @@ pub struct Plan {
     pub user_namespace: bool,
     /// umask for the container process.
     pub umask: Option<u32>,
+    /// The container's own namespaces, as the spec gives them.
+    pub namespaces: Namespaces,
+    /// The namespaces that the sysctls and read-write cgroup mounts of the
+    /// plan rely on: assembly refuses to start when the calling thread is
+    /// in the host's namespace of one of these kinds.
+    pub relies_on: Vec<NsKind>,
 }
 
 fn implicit_fs(
@@ -262,9 +270,12 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             "rootfs path must be absolute",
         ));
     }
+    let mut relies_on = Vec::new();
     let mut mounts = Vec::with_capacity(spec.mounts.len() + 1);
     for (i, m) in spec.mounts.iter().enumerate() {
-        mounts.push(plan_mount(i, m, spec).map_err(|e| mount_err(i, &m.destination, e))?);
+        mounts.push(
+            plan_mount(i, m, spec, &mut relies_on).map_err(|e| mount_err(i, &m.destination, e))?,
+        );
     }
     // /dev: saferoot populates it unless the spec binds it; without a /dev
     // mount in the spec it gets a tmpfs of its own.
@@ -378,8 +389,13 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
     if let Some(cwd) = &spec.cwd {
         check_in_root_path("plan cwd", cwd)?;
     }
+    // Only sysctls that a namespace of the container's own isolates; the
+    // rest would be written in the host's namespaces.
     for k in spec.sysctls.keys() {
-        crate::procfs::sysctl_path(k)?;
+        let kind = policy::check_sysctl(k, &spec.namespaces)?;
+        if !relies_on.contains(&kind) {
+            relies_on.push(kind);
+        }
     }
     if spec.umask.is_some_and(|u| u & !0o777 != 0) {
         return Err(Error::invalid("plan umask", "umask has bits outside 0o777"));
@@ -405,6 +421,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         cwd: spec.cwd.clone(),
         user_namespace: spec.user_namespace,
         umask: spec.umask,
+        namespaces: spec.namespaces,
+        relies_on,
     })
 }
 
@@ -412,6 +430,7 @@ fn plan_mount(
     i: usize,
     m: &crate::rootfs::spec::MountSpec,
     spec: &RootfsSpec,
+    relies_on: &mut Vec<NsKind>,
 ) -> Result<PlannedMount> {
     let dest = &m.destination;
     check_in_root_path("plan mount", dest)?;
@@ -489,7 +508,34 @@ fn plan_mount(
                 ));
             }
         }
-        ProcPlacement::Allowed | ProcPlacement::Outside => {}
+        // A procfs anywhere but /proc would be a second, unmasked one
+        // (checked again on the resolved target when it is mounted).
+        ProcPlacement::Allowed | ProcPlacement::Outside => {
+            if matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc") {
+                return Err(Error::invalid_at(
+                    "plan mount",
+                    dest,
+                    "a procfs may only be mounted on /proc",
+                ));
+            }
+        }
+    }
+    // cgroups: never a writable view of the host's hierarchies.
+    let cgroup_type = match &kind {
+        MountKind::Cgroup => Some("cgroup"),
+        MountKind::Fs { fstype, .. } if fstype == "cgroup2" => Some("cgroup2"),
+        _ => None,
+    };
+    if let Some(t) = cgroup_type {
+        let readonly = (opts.set | opts.rec_set).contains(MountAttr::RDONLY);
+        if !readonly {
+            let layout = policy::host_cgroup_layout()?;
+            if policy::check_cgroup_mount(t, readonly, &spec.namespaces, layout)?
+                && !relies_on.contains(&NsKind::Cgroup)
+            {
+                relies_on.push(NsKind::Cgroup);
+            }
+        }
     }
     let idmap = opts.idmap.map(|recursive| IdmapPlan {
         recursive,
@@ -657,5 +703,58 @@ mod tests {
             panic!()
         };
         assert!(data.is_empty());
+    }
+
+    #[test]
+    fn sysctls_are_refused_unless_a_namespace_of_the_container_isolates_them() {
+        let mut s = spec(vec![]);
+        s.sysctls
+            .insert("kernel.core_pattern".into(), "|/evil".into());
+        s.namespaces = Namespaces {
+            pid: true,
+            net: true,
+            ipc: true,
+            uts: true,
+            cgroup: true,
+        };
+        let e = plan(&s).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("kernel.core_pattern"), "{e}");
+
+        let mut s = spec(vec![]);
+        s.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        let e = plan(&s).unwrap_err();
+        assert!(e.to_string().contains("net.ipv4.ip_forward"), "{e}");
+        s.namespaces.net = true;
+        s.sysctls.insert("kernel.shmmax".into(), "1".into());
+        assert!(plan(&s).is_err(), "kernel.shmmax without an ipc namespace");
+        s.namespaces.ipc = true;
+        let p = plan(&s).unwrap();
+        assert_eq!(p.relies_on, vec![NsKind::Ipc, NsKind::Net]);
+        assert_eq!(p.namespaces, s.namespaces);
+    }
+
+    #[test]
+    fn procfs_only_on_proc() {
+        for dest in ["/x", "/proc/sys", "/procx", "/proc/cpuinfo"] {
+            let e = plan(&spec(vec![MountSpec::new(dest, "proc", None, &[])])).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{dest}: {e}");
+        }
+        for dest in ["/proc", "/proc/", "/x/../proc"] {
+            plan(&spec(vec![MountSpec::new(dest, "proc", None, &[])])).unwrap();
+        }
+    }
+
+    #[test]
+    fn rw_cgroup_needs_a_cgroup_namespace() {
+        let m = MountSpec::new("/sys/fs/cgroup", "cgroup2", None, &["nosuid"]);
+        let e = plan(&spec(vec![m.clone()])).unwrap_err();
+        assert!(e.to_string().contains("mounts[0]"), "{e}");
+        assert!(e.to_string().contains("cgroup namespace"), "{e}");
+        let mut s = spec(vec![m]);
+        s.namespaces.cgroup = true;
+        assert_eq!(plan(&s).unwrap().relies_on, vec![NsKind::Cgroup]);
+        let ro = MountSpec::new("/sys/fs/cgroup", "cgroup", None, &["ro"]);
+        assert!(plan(&spec(vec![ro])).unwrap().relies_on.is_empty());
     }
 }

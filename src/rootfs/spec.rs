@@ -51,6 +51,50 @@ pub struct RootfsSpec {
     /// The umask for the container process (OCI `process.user.umask`);
     /// applied when the root is entered.
     pub umask: Option<u32>,
+    /// The namespaces, other than mount and user, that the container has
+    /// of its own. Sysctls and read-write cgroup mounts are judged by them
+    /// (see [`super::policy`]); the caller creates them.
+    pub namespaces: Namespaces,
+}
+
+/// Which namespaces the container has of its own, besides its mount
+/// namespace (always) and its user namespace
+/// ([`RootfsSpec::user_namespace`]).
+///
+/// saferoot does not create them: the caller does, and must assemble the
+/// root from a thread that is already in them. They decide what the spec
+/// may ask for: a sysctl is only accepted when the container has the
+/// namespace that isolates it, a read-write cgroup mount only with a cgroup
+/// namespace. A namespace the container joins (an OCI entry with a `path`)
+/// counts as its own: whether a path names the host's namespace cannot be
+/// known from the spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Namespaces {
+    /// A pid namespace.
+    pub pid: bool,
+    /// A network namespace.
+    pub net: bool,
+    /// An IPC namespace.
+    pub ipc: bool,
+    /// A UTS (hostname) namespace.
+    pub uts: bool,
+    /// A cgroup namespace.
+    pub cgroup: bool,
+}
+
+impl Namespaces {
+    /// Whether the container has a namespace of `kind` of its own.
+    pub fn has(&self, kind: super::policy::NsKind) -> bool {
+        use super::policy::NsKind;
+        match kind {
+            NsKind::Pid => self.pid,
+            NsKind::Net => self.net,
+            NsKind::Ipc => self.ipc,
+            NsKind::Uts => self.uts,
+            NsKind::Cgroup => self.cgroup,
+        }
+    }
 }
 
 impl Default for RootfsSpec {
@@ -69,6 +113,7 @@ impl Default for RootfsSpec {
             sysctls: BTreeMap::new(),
             user_namespace: false,
             umask: None,
+            namespaces: Namespaces::default(),
         }
     }
 }

@@ -73,7 +73,7 @@ fn ignored_fields(config: &Spec) -> Vec<String> {
 pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliError> {
     let dir = std::path::absolute(dir)
         .map_err(|e| CliError::setup(format!("--bundle {}: {e}", shown(dir))))?;
-    let (config, spec) = saferoot::oci::load_bundle(&dir)
+    let (config, mut spec) = saferoot::oci::load_bundle(&dir)
         .map_err(|e| CliError::setup(format!("--bundle {}: {e}", shown(&dir))))?;
     let entry = |what: &str, why: String| {
         CliError::setup(format!("{}/config.json: {what}: {why}", dir.display()))
@@ -112,6 +112,8 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
     if !has_mount_ns {
         log::info!("config.json lists no mount namespace; saferoot always creates one");
     }
+    // The namespaces saferoot creates are the ones the policy judges by.
+    spec.namespaces = ns.spec_namespaces();
     let id_maps = if ns.user {
         let linux = config.linux().as_ref();
         let maps = IdMaps {

@@ -687,6 +687,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         readonly_root: comp.readonly_root,
         cwd,
         user_namespace: ns.user,
+        namespaces: ns.spec_namespaces(),
         ..RootfsSpec::default()
     };
     if args.command.is_empty() {

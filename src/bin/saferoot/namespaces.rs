@@ -50,6 +50,19 @@ impl Namespaces {
         v
     }
 
+    /// The namespaces the root filesystem's policy needs to know about
+    /// (which sysctls and cgroup mounts are confined), as the library
+    /// takes them.
+    pub fn spec_namespaces(&self) -> saferoot::rootfs::Namespaces {
+        saferoot::rootfs::Namespaces {
+            pid: self.pid,
+            net: self.net,
+            ipc: self.ipc,
+            uts: self.uts,
+            cgroup: self.cgroup,
+        }
+    }
+
     /// The `unshare` flags for everything but the user namespace.
     pub fn unshare_flags(&self) -> UnshareFlags {
         let mut f = UnshareFlags::NEWNS;
