@@ -53,7 +53,7 @@ fn identity_of(map: &str) -> Result<String> {
     let mut out = String::new();
     for line in map.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [inside, _, count] = fields[..] else {
+        let [inside, outside, count] = fields[..] else {
             return Err(Error::invalid(
                 "read id map",
                 format!("unexpected line {line:?}"),
@@ -64,12 +64,9 @@ fn identity_of(map: &str) -> Result<String> {
                 Error::invalid("read id map", format!("unexpected number in {line:?}"))
             })
         };
-        out.push_str(&format!(
-            "{} {} {}\n",
-            parse(inside)?,
-            parse(inside)?,
-            parse(count)?
-        ));
+        let (inside, count) = (parse(inside)?, parse(count)?);
+        parse(outside)?;
+        out.push_str(&format!("{inside} {inside} {count}\n"));
     }
     if out.is_empty() {
         return Err(Error::invalid(
