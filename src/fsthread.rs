@@ -12,11 +12,13 @@ use rustix::io::Errno;
 /// it returned. Fails with the errno when the thread cannot be started or
 /// cannot unshare; a panic in `f` is resumed on the caller's thread.
 pub(crate) fn on_fs_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, Errno> {
+    let journal = crate::journal::current();
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name("saferoot-fs".into())
             .spawn_scoped(s, || {
                 crate::sys::unshare(rustix::thread::UnshareFlags::FS)?;
+                let _journal = crate::journal::Active::set(journal);
                 Ok(f())
             })
             .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))?;

@@ -27,6 +27,7 @@ pub mod attr;
 pub mod error;
 pub mod features;
 mod fsthread;
+mod journal;
 pub mod mount;
 pub mod mountinfo;
 #[cfg(feature = "oci")]

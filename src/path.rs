@@ -289,10 +289,59 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
+        let journaling = crate::journal::current().is_some();
+        let prefixes = if journaling {
+            self.missing_prefixes(path)
+        } else {
+            Vec::new()
+        };
         let h = crate::error::pathrs_call("mkdir_all", path, || {
             self.inner.mkdir_all(path, &Permissions::from_mode(mode))
         })?;
+        // Record the directories this call made: each missing prefix, in
+        // the directory its parent resolves to now.
+        for p in prefixes {
+            let (Some(parent), Some(Component::Normal(name))) =
+                (p.parent(), p.components().next_back())
+            else {
+                continue;
+            };
+            if let Ok(dir) = self.resolve(parent) {
+                crate::journal::record(
+                    dir.as_fd(),
+                    name,
+                    crate::journal::Made::Type(FileType::Directory),
+                );
+            }
+        }
         Ok(Handle::from_fd(h))
+    }
+
+    /// The prefixes of `path` (from the shortest) that do not resolve yet:
+    /// what [`mkdir_all`](Self::mkdir_all) is about to create.
+    fn missing_prefixes(&self, path: &Path) -> Vec<PathBuf> {
+        let mut prefix = PathBuf::new();
+        let mut missing = Vec::new();
+        for c in path.components() {
+            prefix.push(c);
+            if !missing.is_empty() {
+                missing.push(prefix.clone());
+                continue;
+            }
+            if let Err(e) = self.resolve(&prefix) {
+                if e.kind() == crate::ErrorKind::NotFound {
+                    missing.push(prefix.clone());
+                }
+            }
+        }
+        missing
+    }
+
+    /// The handle of `path`'s parent, when a journal records what this
+    /// thread creates (see [`crate::journal`]).
+    fn journal_parent(&self, path: &Path) -> Option<Handle> {
+        crate::journal::current()?;
+        self.resolve(path.parent()?).ok()
     }
 
     /// Makes sure `path` is a regular file, creating it empty with `mode`
@@ -310,6 +359,7 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
+        let parent = self.journal_parent(path);
         // Two rounds at most: if the file appears between the lookup and
         // the O_EXCL create, the second lookup finds it.
         for _ in 0..2 {
@@ -338,7 +388,11 @@ impl Root {
                     .create_file(path, flags, &Permissions::from_mode(mode))
             })?;
             match created {
-                Ok(file) => return Ok(Handle::from_fd(to_opath(file.into(), path)?)),
+                Ok(file) => {
+                    let h = Handle::from_fd(to_opath(file.into(), path)?);
+                    record_made(parent.as_ref(), path, &h);
+                    return Ok(h);
+                }
                 Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {
                     continue
                 }
@@ -368,8 +422,10 @@ impl Root {
             NodeKind::Block { .. } => pathrs::InodeType::BlockDevice(perm, kind.rdev()),
             NodeKind::Fifo => pathrs::InodeType::Fifo(perm),
         };
+        let parent = self.journal_parent(path);
         crate::error::pathrs_call("mknod", path, || self.inner.create(path, &inode))?;
         let h = self.resolve_nofollow(path)?;
+        record_made(parent.as_ref(), path, &h);
         let st = h.stat().map_err(|e| e.with_path(path))?;
         if st.file_type != kind.file_type() || (kind != NodeKind::Fifo && st.rdev != kind.rdev()) {
             return Err(Error::unsafe_at(
@@ -399,10 +455,19 @@ impl Root {
                 "symlink target is empty or contains a NUL byte",
             ));
         }
+        let parent = self.journal_parent(path);
         crate::error::pathrs_call("symlink", path, || {
             self.inner
                 .create(path, &pathrs::InodeType::Symlink(target.to_path_buf()))
-        })
+        })?;
+        if let (Some(p), Some(name)) = (&parent, path.file_name()) {
+            crate::journal::record(
+                p.as_fd(),
+                name,
+                crate::journal::Made::Type(FileType::Symlink),
+            );
+        }
+        Ok(())
     }
 
     /// Reads the symlink at `path` (not following it).
@@ -452,6 +517,21 @@ impl From<Root> for OwnedFd {
 
 /// An `O_PATH` fd to the same inode as `fd`, made without any path lookup:
 /// `open_tree` without `OPEN_TREE_CLONE` on an empty path returns one.
+/// Records `h`, just created at `path`, in the journal in force (when
+/// `parent` was resolved because one is).
+fn record_made(parent: Option<&Handle>, path: &Path, h: &Handle) {
+    let (Some(parent), Some(name)) = (parent, path.file_name()) else {
+        return;
+    };
+    if let Ok(st) = h.stat() {
+        crate::journal::record(
+            parent.as_fd(),
+            name,
+            crate::journal::Made::Inode(st.dev, st.ino),
+        );
+    }
+}
+
 fn to_opath(fd: OwnedFd, path: &Path) -> Result<OwnedFd> {
     open_tree(
         &fd,

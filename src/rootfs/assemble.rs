@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
 use crate::features::{self, Feature};
+use crate::journal::{self, Journal};
 use crate::mount::AttachedMount;
 use crate::procfs::Procfs;
 use crate::rootfs::mask::HostDevNull;
@@ -237,20 +238,38 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         }
     };
     log::debug!("assembling {} ({})", plan.rootfs.display(), strategy.name());
-    match build(&root, &tree, &plan, opts, devnull.as_ref(), strategy) {
+    // Everything created in the rootfs from here on (mount points, their
+    // parents, files for file binds, nodes, links) is recorded, so that a
+    // failure can take it out again; see crate::journal.
+    let journal = Journal::new();
+    let active = journal::Active::set(Some(journal.clone()));
+    let built = build(&root, &tree, &plan, opts, devnull.as_ref(), strategy);
+    drop(active);
+    let undo = |what: &str| {
+        let n = journal.undo();
+        if n > 0 {
+            log::debug!("rollback ({what}): removed {n} entries saferoot had created");
+        }
+    };
+    match built {
         Ok(deferred) => {
             let tree = match tree {
                 Tree::Detached(m) => match m.attach(&target) {
                     Ok(a) => a,
-                    Err(e) => return Err(e.with_path(&plan.rootfs)),
+                    Err(e) => {
+                        undo("attach");
+                        return Err(e.with_path(&plan.rootfs));
+                    }
                 },
                 Tree::Attached(a) => a,
             };
             if let Err(e) = finish(&plan, &deferred) {
                 drop(deferred);
                 rollback_in_place(tree, &target, &plan.rootfs);
+                undo("finish");
                 return Err(e);
             }
+            journal.commit();
             Ok(AssembledRoot {
                 tree,
                 root,
@@ -262,6 +281,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         Err(e) => {
             drop(root);
             tree.abandon(&target, &plan.rootfs);
+            undo("build");
             Err(e)
         }
     }

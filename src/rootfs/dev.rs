@@ -228,7 +228,15 @@ fn open_or_mkdir(parent: &OwnedFd, name: &std::ffi::OsStr, at: &Path) -> Result<
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {
                 match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => continue,
+                    Ok(()) => {
+                        crate::journal::record(
+                            parent.as_fd(),
+                            name,
+                            crate::journal::Made::Type(FileType::Directory),
+                        );
+                        continue;
+                    }
+                    Err(Errno::EXIST) => continue,
                     Err(e) => return Err(Error::os_at("mkdirat", at, e)),
                 }
             }
