@@ -36,7 +36,7 @@ use saferoot::sys::process::{
     block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
 };
 
-use crate::errors::{CliError, EXIT_SETUP};
+use crate::errors::{Escaped, CliError, EXIT_SETUP};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -63,7 +63,7 @@ impl ScratchDir {
                 Err(e) => {
                     return Err(CliError::setup(format!(
                         "create a scratch directory in {}: {e}",
-                        base.display()
+                        base.escaped()
                     )))
                 }
             }
@@ -75,7 +75,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir(&self.path) {
-            log::warn!("remove {}: {e}", self.path.display());
+            log::warn!("remove {}: {e}", self.path.escaped());
         }
     }
 }
@@ -183,7 +183,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
-                    eprintln!("saferoot: {e}");
+                    crate::errors::print_error(&e);
                     e.code
                 }
                 Ok(Ok(never)) => match never {},
@@ -323,28 +323,28 @@ fn init_main(sb: &Sandbox) -> i32 {
     if let Err(e) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        eprintln!("saferoot: prctl(PR_SET_DUMPABLE, 0): {e}");
+        crate::errors::print_error(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
         return EXIT_SETUP;
     }
     // Made before entering the root, which may have no /proc.
     let counter = match ThreadCounter::new() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("saferoot: open a procfs to count threads: {e}");
+            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
             return EXIT_SETUP;
         }
     };
     let lock = match crate::rootfs_setup::setup(sb) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("saferoot: {e}");
+            crate::errors::print_error(&e);
             return e.code;
         }
     };
     match fork_with(&counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb, lock);
-            eprintln!("saferoot: {e}");
+            crate::errors::print_error(&e);
             exit_immediately(e.code)
         }
         Ok(Forked::Parent(main)) => {
@@ -354,7 +354,7 @@ fn init_main(sb: &Sandbox) -> i32 {
             relay::init_loop(main)
         }
         Err(e) => {
-            eprintln!("saferoot: fork the program: {e}");
+            crate::errors::print_error(format!("fork the program: {e}"));
             EXIT_SETUP
         }
     }
