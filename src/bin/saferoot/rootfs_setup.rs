@@ -127,6 +127,7 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     // into after entering (see `chdir_in_root`), not by the library.
     let mut spec = sb.spec.clone();
     let cwd = spec.cwd.take();
+    crate::run::test_setup_delay();
     let assembled = assemble(&spec, &opts).map_err(setup_err(sb))?;
     log::info!(
         "assembled {} ({} strategy)",
