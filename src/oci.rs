@@ -706,7 +706,9 @@ fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
     // Reopened through the library's procfs handle: the file checked above
     // is the file read, whatever happens to the path meanwhile.
     let file = crate::path::Handle::from_fd(fd)
-        .reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY)
+        .reopen(
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY,
+        )
         .map_err(|e| e.with_path(path))?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_SIZE + 1)
@@ -782,8 +784,12 @@ pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
 /// As [`read_config`].
 pub fn read_config_file(path: &Path) -> Result<Vec<u8>> {
     use rustix::fs::OFlags;
-    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| Error::os_at("open config.json", path, e))?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::os_at("open config.json", path, e))?;
     read_config_fd(fd, path)
 }
 

@@ -183,15 +183,11 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
         Ok(r) if rootfs.is_dir() => Some(r),
         _ => {
             out.push(
-                Finding::new(
-                    Severity::High,
-                    "rootfs-missing",
-                    rootfs.escaped(),
-                )
-                .entry("root.path")
-                .problem("the rootfs is not a directory that can be opened")
-                .why("the container cannot start; nothing in the rootfs could be checked")
-                .fix("point root.path (or --rootfs) at the root filesystem directory"),
+                Finding::new(Severity::High, "rootfs-missing", rootfs.escaped())
+                    .entry("root.path")
+                    .problem("the rootfs is not a directory that can be opened")
+                    .why("the container cannot start; nothing in the rootfs could be checked")
+                    .fix("point root.path (or --rootfs) at the root filesystem directory"),
             );
             None
         }

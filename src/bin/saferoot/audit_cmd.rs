@@ -9,7 +9,7 @@ use saferoot::oci::oci_spec::runtime::Spec;
 use saferoot::MountTable;
 
 use crate::args::AuditArgs;
-use crate::errors::{Escaped, shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::findings::{report, Finding, Severity, Target};
 use crate::{audit_bundle, audit_live};
 

@@ -16,7 +16,7 @@ use saferoot::oci::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use saferoot::rootfs::spec::IdMapping;
 
 use crate::args::RunArgs;
-use crate::errors::{Escaped, shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::namespaces::Namespaces;
 use crate::sandbox::{IdMaps, ProcessUser, RootKind, Sandbox};
 

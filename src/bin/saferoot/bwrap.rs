@@ -735,7 +735,12 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         log::warn!(
             "--chdir given {} times: only the last ({}) is used",
             args.chdir.len(),
-            shown(args.chdir.last().map(PathBuf::as_path).unwrap_or(Path::new("")))
+            shown(
+                args.chdir
+                    .last()
+                    .map(PathBuf::as_path)
+                    .unwrap_or(Path::new(""))
+            )
         );
     }
     let cwd = match args.chdir.last() {
@@ -856,8 +861,22 @@ mod tests {
         assert_eq!(size("50%").unwrap(), "50%");
         assert_eq!(size("9223372036854775807").unwrap(), i64::MAX.to_string());
         for bad in [
-            "0", "0k", "0%", "", "k", "-1", "+1", " 1", "1.5m", "1e30", "16E", "1kk", "101%",
-            "9223372036854775808", "99999999999999999999", "8589934592g",
+            "0",
+            "0k",
+            "0%",
+            "",
+            "k",
+            "-1",
+            "+1",
+            " 1",
+            "1.5m",
+            "1e30",
+            "16E",
+            "1kk",
+            "101%",
+            "9223372036854775808",
+            "99999999999999999999",
+            "8589934592g",
         ] {
             let e = size(bad).unwrap_err();
             assert_eq!(e.code, crate::errors::EXIT_USAGE);
@@ -868,8 +887,16 @@ mod tests {
     #[test]
     fn size_or_perms_twice_for_one_flag_is_refused() {
         for ops in [
-            vec![Op::Size("1m".into()), Op::Size("2m".into()), Op::Tmpfs("/t".into())],
-            vec![Op::Perms("700".into()), Op::Perms("711".into()), Op::Dir("/d".into())],
+            vec![
+                Op::Size("1m".into()),
+                Op::Size("2m".into()),
+                Op::Tmpfs("/t".into()),
+            ],
+            vec![
+                Op::Perms("700".into()),
+                Op::Perms("711".into()),
+                Op::Dir("/d".into()),
+            ],
         ] {
             let e = compose(&ops, 0, true).unwrap_err();
             assert!(e.message.contains("given twice"), "{e}");

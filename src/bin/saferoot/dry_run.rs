@@ -5,7 +5,7 @@ use saferoot::rootfs::spec::DeviceKind;
 use saferoot::MountAttr;
 use serde::Serialize;
 
-use crate::errors::{Escaped, shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::output::{print, print_json, table};
 use crate::sandbox::{IdMaps, Phase, ProcessUser, RootKind, Sandbox, Step, StepKind};
 

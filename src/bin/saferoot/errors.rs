@@ -201,7 +201,10 @@ mod tests {
 
     #[test]
     fn terminal_safe_escapes_only_controls() {
-        assert_eq!(terminal_safe("a\x1b]0;x\x07 \\x", false), r"a\x1b]0;x\x07 \x");
+        assert_eq!(
+            terminal_safe("a\x1b]0;x\x07 \\x", false),
+            r"a\x1b]0;x\x07 \x"
+        );
         assert_eq!(terminal_safe("l1\nl2", true), "l1\nl2");
         assert_eq!(terminal_safe("l1\nl2", false), r"l1\nl2");
     }

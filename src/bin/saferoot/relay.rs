@@ -117,7 +117,9 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, watch: Option<&Watch>
             if let Some(w) = watch {
                 if let Some(parent) = w.parent {
                     if rustix::process::getppid() != parent {
-                        log::info!("saferoot's parent died (--die-with-parent): killing the sandbox");
+                        log::info!(
+                            "saferoot's parent died (--die-with-parent): killing the sandbox"
+                        );
                         return kill_and_reap(child);
                     }
                 }

@@ -18,7 +18,7 @@ use saferoot::rootfs::{assemble, AssembleOptions, MountLock};
 use saferoot::sys::MountAttrArgs;
 use saferoot::{ErrorKind, Mount, Root};
 
-use crate::errors::{Escaped, shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::sandbox::{Phase, RootKind, Sandbox, Step, StepKind};
 
 fn setup_err(sb: &Sandbox) -> impl Fn(saferoot::Error) -> CliError + '_ {

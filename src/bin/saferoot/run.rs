@@ -36,7 +36,7 @@ use saferoot::sys::process::{
     block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
 };
 
-use crate::errors::{Escaped, CliError, EXIT_SETUP};
+use crate::errors::{CliError, Escaped, EXIT_SETUP};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -331,9 +331,10 @@ fn child_main(
     }
     // The init learns whether this process is still alive through `alive`:
     // this process holds the write end, which closes when it dies.
-    let (alive_r, alive_w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)
-            .map_err(|e| CliError::setup(format!("pipe: {e}")))?;
+    let (alive_r, alive_w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )
+    .map_err(|e| CliError::setup(format!("pipe: {e}")))?;
     // The first process forked into the new pid namespace is its pid 1.
     match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
         Forked::Child => {
@@ -396,7 +397,10 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
         return EXIT_SETUP;
     }
     let mut b = [0u8; 1];
-    if !matches!(rustix::io::read(&alive, &mut b), Err(rustix::io::Errno::AGAIN)) {
+    if !matches!(
+        rustix::io::read(&alive, &mut b),
+        Err(rustix::io::Errno::AGAIN)
+    ) {
         return EXIT_SETUP;
     }
     drop(alive);

@@ -175,7 +175,9 @@ pub fn new_session(args: &crate::args::RunArgs) -> bool {
     if args.no_new_session {
         return false;
     }
-    std::io::stdin().is_terminal() || std::io::stdout().is_terminal() || std::io::stderr().is_terminal()
+    std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
 }
 
 /// The PATH given to a program whose environment has none.
