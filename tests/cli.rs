@@ -2458,7 +2458,7 @@ fn hygiene_config_json_shapes_run_and_audit_agree() {
     let b = runnable_bundle();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &b.join("config.json"),
+        b.join("config.json"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,
@@ -2470,7 +2470,7 @@ fn hygiene_config_json_shapes_run_and_audit_agree() {
     let b = runnable_bundle();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &b.join("config.json"),
+        b.join("config.json"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o600),
         rustix::fs::makedev(1, 3),

@@ -26,6 +26,14 @@
 //! that status up. Everything mounted lives in the child's mount namespace
 //! and goes away with it; the only thing saferoot makes on the host is the
 //! empty scratch directory of a fresh root, removed when the sandbox ends.
+//!
+//! Until the program is exec'd, every process of the chain holds a
+//! close-on-exec write end of the setup pipe; saferoot holds the read end
+//! and so knows whether setup is still under way. SIGINT, SIGTERM or SIGHUP
+//! then end the setup (the namespace child is killed, and the init with
+//! it) instead of waiting, blocked, for a program that does not exist yet.
+//! With `--die-with-parent`, saferoot's own parent-death signal is SIGTERM,
+//! so it can kill the sandbox and remove the scratch directory itself.
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
