@@ -41,7 +41,6 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use rustix::io::Errno;
 
@@ -663,47 +662,147 @@ fn io_error(op: &'static str, path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-/// Reads `config.json` from the bundle directory `bundle` and turns it into
-/// a [`RootfsSpec`] with [`spec_from_config`]; returns the configuration
-/// too, for the parts saferoot does not handle.
+/// The largest `config.json` saferoot reads: 16 MiB. Real configs are a few
+/// kilobytes; a bigger file is refused before any of it is read, so a
+/// planted multi-gigabyte (or sparse) file cannot exhaust memory.
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
+/// Reads the configuration file open as the `O_PATH` fd `fd` (`path` is for
+/// messages): it must be a regular file of at most [`MAX_CONFIG_SIZE`]
+/// bytes, checked with `fstat` on the fd before the file is opened for
+/// reading, so a fifo or a device is never opened and nothing blocks.
+fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
+    const OP: &str = "read config.json";
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::os_at(OP, path, e))?;
+    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    if ft != rustix::fs::FileType::RegularFile {
+        let what = match ft {
+            rustix::fs::FileType::Fifo => "a fifo",
+            rustix::fs::FileType::CharacterDevice => "a character device",
+            rustix::fs::FileType::BlockDevice => "a block device",
+            rustix::fs::FileType::Socket => "a socket",
+            rustix::fs::FileType::Directory => "a directory",
+            _ => "not a regular file",
+        };
+        return Err(Error::invalid_at(
+            OP,
+            path,
+            format!("the configuration is {what}; it must be a regular file"),
+        ));
+    }
+    let too_big = |size: u64| {
+        Error::invalid_at(
+            OP,
+            path,
+            format!(
+                "the configuration has {size} bytes or more; saferoot reads at most {MAX_CONFIG_SIZE} (16 MiB)"
+            ),
+        )
+    };
+    let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+    if size > MAX_CONFIG_SIZE {
+        return Err(too_big(size));
+    }
+    // Reopened through the library's procfs handle: the file checked above
+    // is the file read, whatever happens to the path meanwhile.
+    let file = crate::path::Handle::from_fd(fd)
+        .reopen(
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY,
+        )
+        .map_err(|e| e.with_path(path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(OP, path, e))?;
+    if bytes.len() as u64 > MAX_CONFIG_SIZE {
+        // It grew after the check.
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Reads `config.json` of the bundle directory `bundle`, the way both
+/// [`load_bundle`] and `saferoot audit --bundle` read it.
 ///
-/// `config.json` is opened inside the bundle with cap-std, so a
-/// `config.json` that is a symlink (or whose path otherwise leads) outside
-/// the bundle directory is refused. It must be a regular file; it is opened
-/// non-blocking, so a fifo planted there is refused rather than waited on.
+/// `config.json` is resolved inside the bundle with
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: a relative symlink
+/// that stays inside the bundle is followed; an absolute symlink, or one
+/// (or a `..`) that leads out of the bundle, is refused. It is opened
+/// `O_PATH` and checked with `fstat` to be a regular file of at most
+/// [`MAX_CONFIG_SIZE`] bytes before it is opened for reading, so a fifo or
+/// device planted there is refused without being opened, and a huge file
+/// without being read.
 ///
 /// # Errors
 ///
 /// [`Error::Os`] when the bundle or `config.json` cannot be opened or read,
 /// [`Error::SafetyViolation`] when `config.json` leads outside the bundle,
-/// [`Error::InvalidInput`] when it is not a regular file, and every error of
-/// [`spec_from_json`].
-pub fn load_bundle(bundle: &Path) -> Result<(Spec, RootfsSpec)> {
+/// [`Error::InvalidInput`] when it is not a regular file or is too big.
+pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
+    use rustix::fs::{OFlags, ResolveFlags};
     check_path("bundle", bundle)?;
     let config_path = bundle.join(CONFIG_JSON);
-    let dir = Dir::open_ambient_dir(bundle, cap_std::ambient_authority())
-        .map_err(|e| io_error("open bundle directory", bundle, e))?;
-    let mut file = dir
-        .open_with(
+    let dir = rustix::fs::open(
+        bundle,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::os_at("open bundle directory", bundle, e))?;
+    let mut tries = 0;
+    let fd = loop {
+        match rustix::fs::openat2(
+            &dir,
             CONFIG_JSON,
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY),
-        )
-        .map_err(|e| io_error("open config.json", &config_path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| io_error("stat config.json", &config_path, e))?;
-    if !meta.is_file() {
-        return Err(Error::invalid_at(
-            "open config.json",
-            &config_path,
-            "config.json is not a regular file",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| io_error("read config.json", &config_path, e))?;
+            OFlags::PATH | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => break fd,
+            // A rename elsewhere on the system raced the lookup.
+            Err(Errno::AGAIN) if tries < 16 => tries += 1,
+            Err(Errno::XDEV) => {
+                return Err(Error::unsafe_at(
+                    "open config.json",
+                    &config_path,
+                    "config.json leads outside the bundle directory (an absolute symlink, or a symlink or `..` out of it)",
+                ))
+            }
+            Err(e) => return Err(Error::os_at("open config.json", &config_path, e)),
+        }
+    };
+    read_config_fd(fd, &config_path)
+}
+
+/// Reads a configuration file given by its own path (`saferoot audit
+/// --config FILE`), with the checks of [`read_config`]: the path is the
+/// caller's (symlinks in it are followed), the file must be a regular file
+/// of at most [`MAX_CONFIG_SIZE`] bytes, and it is checked before it is
+/// opened for reading.
+///
+/// # Errors
+///
+/// As [`read_config`].
+pub fn read_config_file(path: &Path) -> Result<Vec<u8>> {
+    use rustix::fs::OFlags;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::os_at("open config.json", path, e))?;
+    read_config_fd(fd, path)
+}
+
+/// Reads `config.json` from the bundle directory `bundle` with
+/// [`read_config`] and turns it into a [`RootfsSpec`] with
+/// [`spec_from_config`]; returns the configuration too, for the parts
+/// saferoot does not handle.
+///
+/// # Errors
+///
+/// Every error of [`read_config`] and of [`spec_from_json`].
+pub fn load_bundle(bundle: &Path) -> Result<(Spec, RootfsSpec)> {
+    let bytes = read_config(bundle)?;
     let config = parse_config(&bytes)?;
     let spec = spec_from_config(&config, bundle)?;
     Ok((config, spec))

@@ -1456,7 +1456,7 @@ fn run_dry_run_prints_the_plan_and_runs_nothing() {
     assert!(tmpfs["data"]
         .as_array()
         .unwrap()
-        .contains(&json!("size=2m")));
+        .contains(&json!("size=2097152")));
     assert_eq!(find("/dev")["type"], "tmpfs");
     assert_eq!(j["plan"]["maskedPaths"], json!(["/out/secret"]));
     assert_eq!(j["steps"][0]["phase"], "after-mounts");
@@ -2149,4 +2149,656 @@ fn features_lists_every_feature_and_the_strategy() {
         out.stdout.contains("FEATURE") && out.stdout.contains("statmount"),
         "{out:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 9: hygiene
+
+/// Runs `saferoot ARGS` (stdin /dev/null, its own TMPDIR that must be empty
+/// again afterwards) and fails the test when it does not end within
+/// `limit`: for inputs that must be refused without blocking.
+fn saferoot_within<S: AsRef<std::ffi::OsStr>>(args: &[S], limit: Duration) -> Out {
+    let tmp = TempDir::new();
+    let mut child = Command::new(EXE)
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start saferoot");
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let outs = std::thread::spawn(move || {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        std::io::Read::read_to_end(&mut so, &mut a).unwrap();
+        std::io::Read::read_to_end(&mut se, &mut b).unwrap();
+        (a, b)
+    });
+    let Some(st) = wait_timeout(&mut child, limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("saferoot did not end within {limit:?} (it blocked)");
+    };
+    let (stdout, stderr) = outs.join().unwrap();
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "saferoot left {left:?} in its TMPDIR");
+    Out {
+        code: status_code(st),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Every process whose parent chain leads to `pid` (from /proc).
+fn descendants(pid: i32) -> BTreeSet<i32> {
+    let mut parent_of = BTreeMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        if let Some(pp) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse::<i32>().ok())
+        {
+            parent_of.insert(p, pp);
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (&p, &pp) in &parent_of {
+            if (pp == pid || out.contains(&pp)) && out.insert(p) {
+                grew = true;
+            }
+        }
+    }
+    out
+}
+
+/// Waits up to `limit` for every process in `pids` to be gone.
+fn all_gone(pids: &BTreeSet<i32>, limit: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|p| running(*p)).collect();
+        if left.is_empty() || start.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The hook that makes setup wait exists in debug builds only.
+fn setup_delay_hook_available() -> bool {
+    common::require(
+        cfg!(debug_assertions),
+        "SAFEROOT_TEST_SETUP_DELAY_MS is read by debug builds of saferoot only",
+    )
+}
+
+/// Waits until saferoot (`pid`) has `n` descendants (the namespace child,
+/// and the init of a pid namespace), then a moment more so that the setup
+/// is inside the delay hook.
+fn wait_for_setup(pid: i32, n: usize) -> BTreeSet<i32> {
+    let start = Instant::now();
+    loop {
+        let d = descendants(pid);
+        if d.len() >= n {
+            std::thread::sleep(Duration::from_millis(300));
+            return descendants(pid);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the sandbox's processes did not appear"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test_log::test]
+fn hygiene_signal_during_setup_ends_it_cleanly() {
+    if !common::require_root() || !setup_delay_hook_available() {
+        return;
+    }
+    use rustix::process::Signal;
+    let out = TempDir::new();
+    // With a pid namespace (the namespace child and its init) and without
+    // one (the namespace child sets up and becomes the program).
+    let pidns = with(&[
+        "--bind",
+        out.path().to_str().unwrap(),
+        "/out",
+        "--unshare-pid",
+    ]);
+    let plain = with(&["--bind", out.path().to_str().unwrap(), "/out"]);
+    for (flags, procs) in [(&pidns, 2), (&plain, 1)] {
+        for (sig, n) in [(Signal::TERM, 15), (Signal::INT, 2), (Signal::HUP, 1)] {
+            let tmp = TempDir::new();
+            let mut args = s(&["run"]);
+            args.extend(flags.iter().cloned());
+            args.extend(s(&[
+                "--",
+                "/bin/sh",
+                "-c",
+                "touch /out/started; exec sleep 100",
+            ]));
+            let mut child = Command::new(EXE)
+                .args(&args)
+                .env("TMPDIR", tmp.path())
+                .env("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            let sandbox = wait_for_setup(pid, procs);
+            let start = Instant::now();
+            kill(pid, sig);
+            let st = wait_timeout(&mut child, Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("signal {n} during setup: saferoot went on"));
+            assert_eq!(status_code(st), 128 + n, "signal {n}");
+            assert!(start.elapsed() < Duration::from_secs(10));
+            let left = all_gone(&sandbox, Duration::from_secs(5));
+            assert!(
+                left.is_empty(),
+                "signal {n}: {left:?} of {sandbox:?} still run"
+            );
+            assert!(
+                !out.join("started").exists(),
+                "signal {n}: the program ran although setup was ended"
+            );
+            let tmp_left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+            assert!(
+                tmp_left.is_empty(),
+                "signal {n}: scratch left: {tmp_left:?}"
+            );
+        }
+    }
+}
+
+/// Runs saferoot with `--die-with-parent` under a shell that the test
+/// SIGKILLs once `ready` says so; returns saferoot's pid and the sandbox's
+/// processes at that moment.
+fn die_with_parent_case(
+    tmp: &Path,
+    flags: &[String],
+    env: &[(&str, &str)],
+    ready: impl Fn(i32) -> bool,
+) {
+    let mut args = s(&["run", "--die-with-parent"]);
+    args.extend(flags.iter().cloned());
+    args.extend(s(&[
+        "--",
+        "/bin/sh",
+        "-c",
+        "touch /out/started; exec sleep 100",
+    ]));
+    let mut parent = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#""$0" "$@" & echo "$!"; wait"#)
+        .arg(EXE)
+        .args(&args)
+        .env("TMPDIR", tmp)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line.trim().parse().unwrap();
+    let start = Instant::now();
+    while !ready(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sandbox did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut gone = descendants(pid);
+    gone.insert(pid);
+    assert!(gone.len() >= 2, "{gone:?}");
+    parent.kill().unwrap(); // SIGKILL to saferoot's parent
+    parent.wait().unwrap();
+    let left = all_gone(&gone, Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "{left:?} of {gone:?} outlived saferoot's parent"
+    );
+    let scratch: Vec<_> = std::fs::read_dir(tmp).unwrap().collect();
+    assert!(
+        scratch.is_empty(),
+        "the scratch directory stayed: {scratch:?}"
+    );
+}
+
+#[test_log::test]
+fn hygiene_die_with_parent_leaves_no_scratch_directory() {
+    if !common::require_root() || !setup_delay_hook_available() {
+        return;
+    }
+    let out = TempDir::new();
+    let flags = with(&[
+        "--bind",
+        out.path().to_str().unwrap(),
+        "/out",
+        "--unshare-pid",
+    ]);
+    // While the sandbox is set up.
+    let tmp = TempDir::new();
+    die_with_parent_case(
+        tmp.path(),
+        &flags,
+        &[("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")],
+        |pid| descendants(pid).len() >= 2,
+    );
+    assert!(!out.join("started").exists());
+    // While the program runs.
+    let tmp = TempDir::new();
+    die_with_parent_case(tmp.path(), &flags, &[], |_| out.join("started").exists());
+}
+
+/// A bundle whose program says `ran=yes`, with only a shell in its rootfs.
+fn runnable_bundle() -> TempDir {
+    let b = TempDir::new();
+    copy_shell_into(&b.join("rootfs"));
+    b
+}
+
+fn runnable_config() -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["/bin/sh", "-c", "echo ran=yes"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
+        "mounts": [],
+        "linux": {"namespaces": [{"type": "mount"}]}
+    })
+}
+
+/// `run --bundle` and `audit --bundle` of `b`, each within 20 s.
+fn run_and_audit(b: &Path) -> (Out, Out) {
+    let dir = b.to_str().unwrap();
+    let limit = Duration::from_secs(20);
+    (
+        saferoot_within(&["run", "--bundle", dir], limit),
+        saferoot_within(&["audit", "--bundle", dir, "--json"], limit),
+    )
+}
+
+#[test_log::test]
+fn hygiene_config_json_shapes_run_and_audit_agree() {
+    if !common::require_root() {
+        return;
+    }
+    let text = serde_json::to_vec_pretty(&runnable_config()).unwrap();
+    let refused = |b: &TempDir, what: &str| {
+        let (run, audit) = run_and_audit(b.path());
+        assert_eq!(run.code, 125, "{what}: run: {run:#?}");
+        assert_eq!(audit.code, 2, "{what}: audit: {audit:#?}");
+        for o in [&run, &audit] {
+            assert!(o.stderr.contains(what), "{what}: {o:#?}");
+            assert!(o.stderr.contains("config.json"), "{what}: {o:#?}");
+            assert!(!o.stdout.contains("ran=yes"));
+        }
+    };
+
+    // Over 16 MiB (sparse): refused before reading.
+    let b = runnable_bundle();
+    let f = std::fs::File::create(b.join("config.json")).unwrap();
+    f.set_len(17 << 20).unwrap();
+    refused(&b, "at most 16777216 (16 MiB)");
+
+    // A fifo: refused at once, never waited on.
+    let b = runnable_bundle();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        b.join("config.json"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    refused(&b, "is a fifo");
+
+    // A character device (1:3, /dev/null's numbers): never opened.
+    let b = runnable_bundle();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        b.join("config.json"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    refused(&b, "is a character device");
+
+    // Symlinks out of the bundle: refused by both.
+    for target in ["../outside.json", "/etc/hostname"] {
+        let b = runnable_bundle();
+        std::fs::write(b.path().parent().unwrap().join("outside.json"), &text).ok();
+        std::os::unix::fs::symlink(target, b.join("config.json")).unwrap();
+        refused(&b, "outside the bundle");
+    }
+
+    // A symlink that stays inside: followed by both.
+    let b = runnable_bundle();
+    std::fs::create_dir(b.join("conf")).unwrap();
+    std::fs::write(b.join("conf/real.json"), &text).unwrap();
+    std::os::unix::fs::symlink("conf/real.json", b.join("config.json")).unwrap();
+    let (run, audit) = run_and_audit(b.path());
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.var("ran"), "yes");
+    assert!(audit.code == 0 || audit.code == 1, "{audit:#?}");
+    assert_eq!(audit.json()["target"]["kind"], "bundle", "{audit:#?}");
+
+    // audit --rootfs --config refuses a fifo without blocking too.
+    let fifo = b.join("fifo.json");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let out = saferoot_within(
+        &[
+            "audit",
+            "--rootfs",
+            b.join("rootfs").to_str().unwrap(),
+            "--config",
+            fifo.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("is a fifo"), "{out:#?}");
+}
+
+#[test_log::test]
+fn hygiene_nul_bytes_in_process_entries_are_refused_by_name() {
+    if !common::require_root() {
+        return;
+    }
+    let before = common::mount_points();
+    type Mutate = fn(&mut Value);
+    let cases: [(Mutate, &str); 4] = [
+        (
+            |c| c["process"]["args"] = json!(["/bin/sh", "a\u{0}b"]),
+            "process.args[1]",
+        ),
+        (
+            |c| c["process"]["args"] = json!(["/bin/s\u{0}h"]),
+            "process.args[0]",
+        ),
+        (
+            |c| c["process"]["env"] = json!(["A=1\u{0}B=2", "PATH=/bin"]),
+            "process.env[0]",
+        ),
+        (|c| c["process"]["cwd"] = json!("/tmp\u{0}x"), "process.cwd"),
+    ];
+    for (mutate, entry) in cases {
+        let b = runnable_bundle();
+        let mut config = runnable_config();
+        mutate(&mut config);
+        write_config(b.path(), &config);
+        let listing = |b: &TempDir| {
+            let mut v: Vec<PathBuf> = Vec::new();
+            let mut stack = vec![b.path().to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    if e.file_type().unwrap().is_dir() {
+                        stack.push(e.path());
+                    }
+                    v.push(e.path());
+                }
+            }
+            v.sort();
+            v
+        };
+        let files = listing(&b);
+        let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]);
+        assert_eq!(out.code, 125, "{entry}: {out:#?}");
+        assert!(out.stderr.contains(entry), "{entry}: {out:#?}");
+        assert!(out.stderr.contains("NUL"), "{entry}: {out:#?}");
+        assert!(!out.stderr.contains("cannot run"), "{entry}: {out:#?}");
+        assert_eq!(listing(&b), files, "{entry}: the bundle changed");
+    }
+    assert_eq!(common::mount_points(), before);
+}
+
+#[test_log::test]
+fn hygiene_size_perms_and_chdir_flags() {
+    if !common::require_root() {
+        return;
+    }
+    for bad in [
+        "0",
+        "0k",
+        "99999999999999999999",
+        "1e30",
+        "16E",
+        "9223372036854775808",
+        "8589934592g",
+        "101%",
+    ] {
+        let out = saferoot(&["run", "--size", bad, "--tmpfs", "/t", "--", "/bin/true"]);
+        assert_eq!(out.code, 2, "--size {bad}: {out:#?}");
+        assert!(
+            out.stderr.starts_with(&format!("saferoot: --size {bad}:")),
+            "--size {bad}: {out:#?}"
+        );
+    }
+    for twice in [
+        ["--size", "1m", "--size", "2m", "--tmpfs", "/t"],
+        ["--perms", "700", "--perms", "711", "--dir", "/d"],
+    ] {
+        let mut args = vec!["run"];
+        args.extend(twice);
+        args.extend(["--", "/bin/true"]);
+        let out = saferoot(&args);
+        assert_eq!(out.code, 2, "{twice:?}: {out:#?}");
+        assert!(out.stderr.contains("given twice"), "{twice:?}: {out:#?}");
+    }
+    // --perms is for the leaf; parents get 0755. A --size in k is bytes.
+    let out = sandbox(
+        &with(&[
+            "--perms", "700", "--dir", "/a/b/c", "--perms", "750", "--size", "64k", "--tmpfs",
+            "/x/y/z", "--chdir", "/a", "--chdir", "/x",
+        ]),
+        r#"for d in /a /a/b /a/b/c /x /x/y /x/y/z; do echo "$d=$(stat -c %a $d)"; done
+           echo "pwd=$(pwd)"
+           echo "size=$(df -k /x/y/z | tail -1 | tr -s ' ' | cut -d' ' -f2)""#,
+    )
+    .ok();
+    for (d, mode) in [
+        ("/a", "755"),
+        ("/a/b", "755"),
+        ("/a/b/c", "700"),
+        ("/x", "755"),
+        ("/x/y", "755"),
+        ("/x/y/z", "750"),
+    ] {
+        assert_eq!(out.var(d), mode, "{d}: {out:#?}");
+    }
+    // --chdir twice: the last wins, with a warning (as bubblewrap).
+    assert_eq!(out.var("pwd"), "/x");
+    assert!(out.stderr.contains("only the last"), "{out:#?}");
+    assert_eq!(out.var("size"), "64");
+}
+
+/// Asserts that `out` holds no raw control byte and no byte that was not
+/// UTF-8 (`Out` shows those as U+FFFD).
+#[track_caller]
+fn assert_terminal_safe(out: &Out) {
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|c| (c.is_control() && *c != '\n') || *c == '\u{fffd}')
+            .collect();
+        assert!(bad.is_empty(), "{name} has {bad:?}:\n{out:#?}");
+    }
+}
+
+#[test_log::test]
+fn hygiene_mount_tables_with_hostile_names_are_escaped() {
+    if !common::require_root() {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let t = TempDir::new();
+    let name = std::ffi::OsStr::from_bytes(b"esc\x1b[31mred\nnl\xffbyte");
+    let dir = t.path().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let escaped = format!("{}/esc\\x1b[31mred\\nnl\\xffbyte", t.path().display());
+    let mut holder = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs saferoot-esc-test "$D" && echo ready && exec sleep 60"#)
+        .env("D", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = holder.id().to_string();
+    for backend in ["statmount", "mountinfo"] {
+        let table = saferoot(&["mounts", "--pid", &pid, "--backend", backend]).ok();
+        assert_terminal_safe(&table);
+        assert!(table.stdout.contains(&escaped), "{backend}: {table:#?}");
+        let j = saferoot(&["mounts", "--pid", &pid, "--backend", backend, "--json"]).ok();
+        assert_terminal_safe(&j);
+        let mut found = BTreeSet::new();
+        targets(&j.json()["filesystems"], &mut found);
+        assert!(found.contains(&escaped), "{backend}: {found:?}");
+    }
+    for json in [false, true] {
+        let mut args = vec!["audit", "--pid", &pid, "--fail-on", "critical"];
+        if json {
+            args.push("--json");
+        }
+        let out = saferoot(&args);
+        assert_eq!(out.code, 0, "{out:#?}");
+        assert_terminal_safe(&out);
+        assert!(
+            out.stdout
+                .contains(&escaped.replace('\\', if json { "\\\\" } else { "\\" })),
+            "{out:#?}"
+        );
+        if json {
+            out.json();
+        }
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test_log::test]
+fn hygiene_config_strings_are_escaped_in_reports_and_errors() {
+    if !common::require_root() {
+        return;
+    }
+    let b = runnable_bundle();
+    let mut config = runnable_config();
+    config["mounts"] = json!([
+        {"destination": "/proc/\u{1b}]0;pwned\u{7}x\u{1b}[2J", "type": "tmpfs", "source": "tmpfs\u{1b}[31m", "options": ["nosuid"]}
+    ]);
+    write_config(b.path(), &config);
+    let dir = b.path().to_str().unwrap();
+    let audit = saferoot(&["audit", "--bundle", dir]);
+    assert_eq!(audit.code, 1, "{audit:#?}");
+    assert_terminal_safe(&audit);
+    assert!(
+        audit.stdout.contains(r"/proc/\x1b]0;pwned\x07x\x1b[2J"),
+        "{audit:#?}"
+    );
+    let audit = saferoot(&["audit", "--bundle", dir, "--json"]);
+    assert_terminal_safe(&audit);
+    let paths: Vec<String> = audit.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        paths.contains(&r"/proc/\x1b]0;pwned\x07x\x1b[2J".to_string()),
+        "{paths:?}"
+    );
+    let run = saferoot(&["run", "--bundle", dir]);
+    assert_eq!(run.code, 125, "{run:#?}");
+    assert_terminal_safe(&run);
+    assert!(run.stderr.contains(r"\x1b"), "{run:#?}");
+    // A flag's value in an error message.
+    let run = saferoot(&["run", "--tmpfs", "/proc/\u{1b}[31mx", "--", "/bin/true"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert_terminal_safe(&run);
+    assert!(run.stderr.contains(r"$'/proc/\x1b[31mx'"), "{run:#?}");
+}
+
+/// Runs `saferoot run FLAGS` under `script` (a new pseudo-terminal that is
+/// the controlling terminal of saferoot's session), with a program that
+/// reports its pid, session and controlling terminal (`/proc/PID/stat`
+/// fields 1, 6 and 7).
+fn under_a_terminal(extra: &[&str]) -> Out {
+    let tmp = TempDir::new();
+    let script = tmp.join("run.sh");
+    let mut cmd = format!("exec {EXE} run");
+    for a in with(&["--proc", "/proc"])
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+    {
+        cmd += &format!(" '{a}'");
+    }
+    cmd += r#" -- /bin/sh -c 'read -r l </proc/$$/stat; set -- $l; echo "pid=$1"; echo "sid=$6"; echo "tty=$7"'"#;
+    std::fs::write(&script, format!("#!/bin/sh\n{cmd}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scratch = TempDir::new();
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(&script)
+        .arg("/dev/null")
+        .env("TMPDIR", scratch.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    assert!(std::fs::read_dir(scratch.path()).unwrap().next().is_none());
+    Out {
+        code: status_code(out.status),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test_log::test]
+fn hygiene_a_terminal_gets_a_new_session_by_default() {
+    if !common::require_root() {
+        return;
+    }
+    let out = under_a_terminal(&[]).ok();
+    assert_eq!(out.var("sid"), out.var("pid"), "{out:#?}");
+    assert_eq!(
+        out.var("tty"),
+        "0",
+        "the program still has the terminal: {out:#?}"
+    );
+    let out = under_a_terminal(&["--no-new-session"]).ok();
+    assert_ne!(out.var("sid"), out.var("pid"), "{out:#?}");
+    assert_ne!(out.var("tty"), "0", "{out:#?}");
+    // Without a terminal, nothing changes unless asked.
+    let out = sandbox(
+        &with(&["--proc", "/proc"]),
+        r#"read -r l </proc/$$/stat; set -- $l; echo "pid=$1"; echo "sid=$6""#,
+    )
+    .ok();
+    assert_ne!(out.var("sid"), out.var("pid"), "{out:#?}");
 }

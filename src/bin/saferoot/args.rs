@@ -173,8 +173,9 @@ pub struct RunArgs {
     pub mask: Vec<PathBuf>,
 
     /// Working directory of the program (created when missing; default /).
-    #[arg(long, value_name = "DIR", help_heading = "Process")]
-    pub chdir: Option<PathBuf>,
+    /// Given more than once, the last is used (with a warning).
+    #[arg(long, value_name = "DIR", action = ArgAction::Append, help_heading = "Process")]
+    pub chdir: Vec<PathBuf>,
     /// Hostname in the sandbox (needs --unshare-uts or --unshare-all).
     #[arg(long, value_name = "NAME", help_heading = "Process")]
     pub hostname: Option<String>,
@@ -188,8 +189,14 @@ pub struct RunArgs {
     #[arg(long, action = ArgAction::Count, help_heading = "Process")]
     pub clearenv: u8,
     /// Put the program in a new session (setsid), away from the terminal.
+    /// This is the default when stdin, stdout or stderr is a terminal.
     #[arg(long, help_heading = "Process")]
     pub new_session: bool,
+    /// Keep the program in saferoot's session even when stdio is a
+    /// terminal (job control works, but the program can push input into
+    /// the terminal with TIOCSTI where the kernel allows it).
+    #[arg(long, conflicts_with = "new_session", help_heading = "Process")]
+    pub no_new_session: bool,
     /// Kill the sandbox (SIGKILL) when saferoot's parent dies.
     #[arg(long, help_heading = "Process")]
     pub die_with_parent: bool,

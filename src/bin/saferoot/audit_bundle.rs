@@ -17,6 +17,7 @@ use saferoot::rootfs::options::parse_options;
 use saferoot::rootfs::policy::{clean, PROC_ALLOWLIST};
 use saferoot::{ErrorKind, MountAttr, Root};
 
+use crate::errors::Escaped;
 use crate::findings::{Finding, Severity, DEFAULT_MASKED};
 
 /// What the walk of a path inside the root met.
@@ -170,7 +171,7 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Err(e) = saferoot::oci::spec_from_config(config, bundle) {
         out.push(
-            Finding::new(Severity::Medium, "config-invalid", e.path().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()))
+            Finding::new(Severity::Medium, "config-invalid", e.path().map(|p| p.escaped()).unwrap_or_else(|| "-".into()))
                 .entry(e.operation().to_string())
                 .problem(format!("saferoot refuses the config: {e}"))
                 .why("the container does not start with saferoot; a runtime that accepts it may not do what the entry seems to say (runc ignores unknown bind options, so a misspelt nosuid is silently dropped)")
@@ -182,15 +183,11 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
         Ok(r) if rootfs.is_dir() => Some(r),
         _ => {
             out.push(
-                Finding::new(
-                    Severity::High,
-                    "rootfs-missing",
-                    rootfs.display().to_string(),
-                )
-                .entry("root.path")
-                .problem("the rootfs is not a directory that can be opened")
-                .why("the container cannot start; nothing in the rootfs could be checked")
-                .fix("point root.path (or --rootfs) at the root filesystem directory"),
+                Finding::new(Severity::High, "rootfs-missing", rootfs.escaped())
+                    .entry("root.path")
+                    .problem("the rootfs is not a directory that can be opened")
+                    .why("the container cannot start; nothing in the rootfs could be checked")
+                    .fix("point root.path (or --rootfs) at the root filesystem directory"),
             );
             None
         }
@@ -212,9 +209,12 @@ fn check_mount_options(mounts: &[AMount], out: &mut Vec<Finding>) {
     for m in mounts {
         if let Err(e) = parse_options(&m.options, m.fs_type == "bind") {
             out.push(
-                Finding::new(Severity::Medium, "mount-option-invalid", m.dest.display().to_string())
+                Finding::new(Severity::Medium, "mount-option-invalid", m.dest.escaped())
                     .entry(format!("{}.options", m.entry()))
-                    .problem(format!("bad mount options {:?}: {e}", m.options))
+                    .problem(format!(
+                        "bad mount options {}: {e}",
+                        m.options.iter().map(|o| o.escaped()).collect::<Vec<_>>().join(",")
+                    ))
                     .why("saferoot refuses the mount; runc silently ignores unknown options on bind mounts, so the flag the author meant (say nosuid) is not applied")
                     .fix("use only the options runc and crun document (see docs/oci.md)"),
             );
@@ -228,7 +228,7 @@ fn under(p: &Path, top: &str) -> bool {
 
 fn check_destinations(mounts: &[AMount], root: Option<&Root>, out: &mut Vec<Finding>) {
     for m in mounts {
-        let shown = m.dest.display().to_string();
+        let shown = m.dest.escaped();
         if dotdot_escapes(&m.dest) {
             out.push(
                 Finding::new(Severity::High, "dest-dotdot-escape", shown.clone())
@@ -236,7 +236,7 @@ fn check_destinations(mounts: &[AMount], root: Option<&Root>, out: &mut Vec<Find
                     .problem("the destination climbs above / with `..`")
                     .why("a runtime that joins the destination to the rootfs path and follows it mounts outside the rootfs, onto the host; saferoot keeps it inside, but the config only works by luck")
                     .cve("CVE-2021-30465")
-                    .fix(format!("write the destination as the absolute path it means ({})", m.clean_dest.display())),
+                    .fix(format!("write the destination as the absolute path it means ({})", m.clean_dest.escaped())),
             );
         }
         if under(&m.clean_dest, "/proc")
@@ -276,18 +276,18 @@ fn check_destinations(mounts: &[AMount], root: Option<&Root>, out: &mut Vec<Find
             let whereto = if escapes {
                 format!(
                     "it points out of the root ({}): a runtime that follows it on the host mounts onto the host",
-                    target.display()
+                    target.escaped()
                 )
             } else {
-                format!("inside the root it leads to {}", w.end.display())
+                format!("inside the root it leads to {}", w.end.escaped())
             };
             let mut f = Finding::new(severity, "dest-through-symlink", shown.clone())
                 .entry(format!("{}.destination", m.entry()))
                 .problem(format!(
                     "the destination {} {}, a symlink to {}; {whereto}",
                     if link == &m.clean_dest { "is" } else { "passes through" },
-                    link.display(),
-                    target.display()
+                    link.escaped(),
+                    target.escaped()
                 ))
                 .why(if kernel_fs {
                     "a mount whose target is redirected into /proc or /sys can defeat the runtime's procfs and LSM writes (a container-controlled symlink swapped in at the right moment)"
@@ -298,7 +298,7 @@ fn check_destinations(mounts: &[AMount], root: Option<&Root>, out: &mut Vec<Find
                 })
                 .fix(format!(
                     "use the real path ({}) as the destination, or replace the symlink with a directory",
-                    w.end.display()
+                    w.end.escaped()
                 ));
             if kernel_fs {
                 f = f.cve("CVE-2019-19921");
@@ -325,12 +325,12 @@ fn check_bind_sources(mounts: &[AMount], out: &mut Vec<Finding>) {
             Finding::new(
                 if sticky { Severity::Medium } else { Severity::High },
                 "bind-source-world-writable",
-                m.dest.display().to_string(),
+                m.dest.escaped(),
             )
             .entry(format!("{}.source", m.entry()))
             .problem(format!(
                 "the bind source {} is world-writable (mode {:o}{})",
-                src.display(),
+                src.escaped(),
                 mode & 0o7777,
                 if sticky { ", sticky" } else { "" }
             ))
@@ -345,7 +345,7 @@ fn check_propagation(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
         for o in &m.options {
             if o == "shared" || o == "rshared" {
                 out.push(
-                    Finding::new(Severity::High, "shared-propagation", m.dest.display().to_string())
+                    Finding::new(Severity::High, "shared-propagation", m.dest.escaped())
                         .entry(format!("{}.options", m.entry()))
                         .problem(format!("the mount is made {o}"))
                         .why("mounts made inside the container propagate to its peers on the host, and the host's to it: the container can make mounts appear on the host")
@@ -415,9 +415,9 @@ fn check_flags(mounts: &[AMount], out: &mut Vec<Finding>) {
             Severity::Low
         };
         out.push(
-            Finding::new(severity, "missing-mount-flags", m.dest.display().to_string())
+            Finding::new(severity, "missing-mount-flags", m.dest.escaped())
                 .entry(format!("{}.options", m.entry()))
-                .problem(format!("the {} mount lacks {}", m.fs_type, words.join(", ")))
+                .problem(format!("the {} mount lacks {}", m.fs_type.escaped(), words.join(", ")))
                 .why("a writable place without nosuid lets a program gain privileges from a setuid file dropped there; without nodev, device nodes made there give raw access to host devices; without noexec, it can hold and run tools")
                 .fix(format!("add {} to the options", words.join(","))),
         );
@@ -473,7 +473,7 @@ fn check_proc_sys(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
             continue;
         }
         out.push(
-            Finding::new(Severity::High, "sysfs-writable", m.dest.display().to_string())
+            Finding::new(Severity::High, "sysfs-writable", m.dest.escaped())
                 .entry(format!("{}.options", m.entry()))
                 .problem("sysfs is mounted read-write")
                 .why("writable sysfs lets root in the container change host devices and kernel state (uevent_helper, power, firmware loading)")
@@ -555,7 +555,7 @@ fn check_root_layout(root: &Root, mounts: &[AMount], out: &mut Vec<Finding>) {
             )
             .problem(format!(
                 "{top} in the rootfs is a symlink to {}{}",
-                target.display(),
+                target.escaped(),
                 if used { ", and the config mounts there" } else { "" }
             ))
             .why(format!(
@@ -570,7 +570,7 @@ fn check_root_layout(root: &Root, mounts: &[AMount], out: &mut Vec<Finding>) {
             let target = root.readlink("/dev").unwrap_or_default();
             out.push(
                 Finding::new(Severity::Critical, "dev-symlink", "/dev")
-                    .problem(format!("/dev in the rootfs is a symlink to {}", target.display()))
+                    .problem(format!("/dev in the rootfs is a symlink to {}", target.escaped()))
                     .why("a runtime that creates device nodes and /dev symlinks by path follows it and creates them where the image chose, possibly on the host")
                     .cve("CVE-2026-41579")
                     .fix("make /dev an empty directory in the rootfs"),
@@ -591,7 +591,7 @@ fn check_root_layout(root: &Root, mounts: &[AMount], out: &mut Vec<Finding>) {
                 let what = match st {
                     Ok(s) if s.file_type == FileType::Symlink => format!(
                         "a symlink to {}",
-                        root.readlink("/dev/null").unwrap_or_default().display()
+                        root.readlink("/dev/null").unwrap_or_default().escaped()
                     ),
                     Ok(s) if s.file_type == FileType::CharacterDevice => format!(
                         "the character device {}:{}",

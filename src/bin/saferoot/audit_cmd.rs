@@ -1,37 +1,25 @@
 //! `saferoot audit`: picks the target, runs the static or live audit,
 //! reports.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rustix::process::Pid;
 use saferoot::mountinfo::Backend;
 use saferoot::oci::oci_spec::runtime::Spec;
-use saferoot::{MountTable, Root};
+use saferoot::MountTable;
 
 use crate::args::AuditArgs;
-use crate::errors::{shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::findings::{report, Finding, Severity, Target};
 use crate::{audit_bundle, audit_live};
 
-/// Reads `config.json` of the bundle `dir`, without following a symlink
-/// out of the bundle directory.
+/// Reads `config.json` of the bundle `dir` with the reader `run` uses
+/// (`saferoot::oci::read_config`), so both accept and refuse the same
+/// files: a symlink that stays in the bundle is followed, one that leaves
+/// it is refused, and so are fifos, devices and files over 16 MiB.
 fn read_bundle_config(dir: &Path) -> Result<Vec<u8>, CliError> {
-    let fail = |e: String| CliError::usage(format!("--bundle {}: {e}", shown(dir)));
-    let bundle = Root::open(dir).map_err(|e| fail(e.to_string()))?;
-    let h = bundle
-        .resolve_nofollow("/config.json")
-        .map_err(|e| fail(e.to_string()))?;
-    if h.file_type().map_err(|e| fail(e.to_string()))? != rustix::fs::FileType::RegularFile {
-        return Err(fail("config.json is not a regular file".into()));
-    }
-    let mut f = h
-        .reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK)
-        .map_err(|e| fail(e.to_string()))?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)
-        .map_err(|e| fail(format!("read config.json: {e}")))?;
-    Ok(bytes)
+    saferoot::oci::read_config(dir)
+        .map_err(|e| CliError::usage(format!("--bundle {}: {e}", shown(dir))))
 }
 
 fn unparsable(e: &serde_json::Error) -> Finding {
@@ -93,14 +81,14 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
         (
             Target {
                 kind: "bundle",
-                what: dir.display().to_string(),
+                what: dir.escaped(),
             },
             static_audit(&bytes, &dir, None),
         )
     } else if let (Some(rootfs), Some(config)) = (&args.rootfs, &args.config) {
         let rootfs = std::path::absolute(rootfs)
             .map_err(|e| CliError::usage(format!("--rootfs {}: {e}", shown(rootfs))))?;
-        let bytes = std::fs::read(config)
+        let bytes = saferoot::oci::read_config_file(config)
             .map_err(|e| CliError::usage(format!("--config {}: {e}", shown(config))))?;
         let config_abs = std::path::absolute(config).unwrap_or_else(|_| config.clone());
         let bundle = config_abs
@@ -110,7 +98,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
         (
             Target {
                 kind: "rootfs",
-                what: format!("{} with {}", rootfs.display(), config_abs.display()),
+                what: format!("{} with {}", rootfs.escaped(), config_abs.escaped()),
             },
             static_audit(&bytes, &bundle, Some(&rootfs)),
         )

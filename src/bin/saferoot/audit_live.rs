@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use saferoot::rootfs::policy::PROC_ALLOWLIST;
 use saferoot::{MountAttr, MountEntry, MountTable};
 
+use crate::errors::Escaped;
 use crate::findings::{Finding, Severity};
 
 /// Filesystems that hold no files a program could use for setuid or device
@@ -44,7 +45,7 @@ pub struct HostView {
 }
 
 fn shown(e: &MountEntry) -> String {
-    e.mount_point.display().to_string()
+    e.mount_point.escaped()
 }
 
 fn is_virtual(e: &MountEntry) -> bool {
@@ -142,7 +143,7 @@ fn check_writable_flags(e: &MountEntry, out: &mut Vec<Finding>) {
     if !e.attrs.contains(MountAttr::NOSUID) {
         out.push(
             Finding::new(severity, "writable-setuid-mount", shown(e))
-                .problem(format!("the {} mount is writable and honours setuid bits (no nosuid)", e.fs_type))
+                .problem(format!("the {} mount is writable and honours setuid bits (no nosuid)", e.fs_type.escaped()))
                 .why("a setuid-root program written there (by a process that can chown, or copied in from elsewhere) is a way to regain privileges")
                 .fix("mount it nosuid (or read-only)"),
         );
@@ -151,7 +152,7 @@ fn check_writable_flags(e: &MountEntry, out: &mut Vec<Finding>) {
     if !e.attrs.contains(MountAttr::NODEV) && !dev_dir {
         out.push(
             Finding::new(severity, "writable-device-mount", shown(e))
-                .problem(format!("the {} mount is writable and allows device nodes (no nodev)", e.fs_type))
+                .problem(format!("the {} mount is writable and allows device nodes (no nodev)", e.fs_type.escaped()))
                 .why("a device node created there (mknod, or one written by another namespace) gives raw access to host devices such as disks")
                 .fix("mount it nodev (or read-only)"),
         );
@@ -171,14 +172,14 @@ fn check_host_fs(e: &MountEntry, out: &mut Vec<Finding>) {
         )
         .problem(format!(
             "a block-device filesystem ({} {} on {}:{}{}) is mounted here, {}",
-            e.fs_type,
-            e.source.as_deref().unwrap_or("?"),
+            e.fs_type.escaped(),
+            e.source.as_deref().unwrap_or("?").escaped(),
             e.dev.0,
             e.dev.1,
             if e.root == Path::new("/") {
                 String::new()
             } else {
-                format!(", subtree {}", e.root.display())
+                format!(", subtree {}", e.root.escaped())
             },
             if rw { "writable" } else { "read-only" }
         ))
@@ -198,7 +199,7 @@ fn check_proc(t: &MountTable, out: &mut Vec<Finding>) {
             let covered = t.find_by_mount_point(&sys).is_some_and(is_mask);
             if !covered {
                 out.push(
-                    Finding::new(Severity::High, "proc-sys-writable", sys.display().to_string())
+                    Finding::new(Severity::High, "proc-sys-writable", sys.escaped())
                         .problem("procfs is mounted read-write and its sys/ is not covered by a read-only mount")
                         .why("root in the namespace can change host kernel settings, such as kernel.core_pattern, which makes the host run a program of its choosing as root")
                         .fix("bind <proc>/sys over itself read-only (runc's readonlyPaths do)"),
@@ -220,8 +221,8 @@ fn check_proc(t: &MountTable, out: &mut Vec<Finding>) {
                 Finding::new(Severity::High, "proc-overmount", shown(m))
                     .problem(format!(
                         "a writable {} mount covers the procfs entry {}",
-                        m.fs_type,
-                        as_proc.display()
+                        m.fs_type.escaped(),
+                        as_proc.escaped()
                     ))
                     .why("what the runtime, the LSM or the kernel interface reads and writes there is no longer procfs: confinement writes can go nowhere, or somewhere chosen")
                     .cve("CVE-2019-19921")

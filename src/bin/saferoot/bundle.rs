@@ -16,7 +16,7 @@ use saferoot::oci::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use saferoot::rootfs::spec::IdMapping;
 
 use crate::args::RunArgs;
-use crate::errors::{shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::namespaces::Namespaces;
 use crate::sandbox::{IdMaps, ProcessUser, RootKind, Sandbox};
 
@@ -76,7 +76,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
     let (config, mut spec) = saferoot::oci::load_bundle(&dir)
         .map_err(|e| CliError::setup(format!("--bundle {}: {e}", shown(&dir))))?;
     let entry = |what: &str, why: String| {
-        CliError::setup(format!("{}/config.json: {what}: {why}", dir.display()))
+        CliError::setup(format!("{}/config.json: {what}: {why}", dir.escaped()))
     };
 
     let mut ns = Namespaces::default();
@@ -88,7 +88,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
                     &format!("linux.namespaces[{i}].path"),
                     format!(
                         "joining an existing namespace ({}) is not supported; saferoot only creates new ones",
-                        p.display()
+                        p.escaped()
                     ),
                 ));
             }
@@ -144,15 +144,24 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
     }
 
     let process = config.process().as_ref();
+    // A NUL byte cannot be passed to execve: each string that would hold
+    // one is refused here, naming it, before any process exists.
+    let nul = |what: String| {
+        entry(
+            &what,
+            "contains a NUL byte (\\u0000), which no program argument, environment \
+             entry or path can hold"
+                .into(),
+        )
+    };
     let argv: Vec<OsString> = if !args.command.is_empty() {
         args.command.clone()
     } else {
-        process
-            .and_then(|p| p.args().clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(OsString::from)
-            .collect()
+        let list = process.and_then(|p| p.args().clone()).unwrap_or_default();
+        if let Some(i) = list.iter().position(|a| a.contains('\0')) {
+            return Err(nul(format!("process.args[{i}]")));
+        }
+        list.into_iter().map(OsString::from).collect()
     };
     if argv.is_empty() {
         return Err(entry("process.args", "no program to run".into()));
@@ -164,12 +173,15 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         .into_iter()
         .enumerate()
     {
+        if kv.contains('\0') {
+            return Err(nul(format!("process.env[{i}]")));
+        }
         match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => env.push((OsString::from(k), OsString::from(v))),
             _ => {
                 return Err(entry(
                     &format!("process.env[{i}]"),
-                    format!("{kv:?} is not NAME=VALUE"),
+                    format!("{} is not NAME=VALUE", shown(&kv)),
                 ))
             }
         }
@@ -222,7 +234,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         strategy,
         enter,
         die_with_parent: args.die_with_parent,
-        new_session: args.new_session,
+        new_session: crate::sandbox::new_session(args),
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
     })

@@ -236,16 +236,59 @@ fn in_sandbox(flag: &Op, p: &Path) -> Result<PathBuf, CliError> {
     Ok(p.to_path_buf())
 }
 
+/// The largest `--size`: half the 64-bit address space (`i64::MAX` bytes),
+/// as bubblewrap's limit; also the largest file size the kernel has
+/// (`MAX_LFS_FILESIZE`), so a tmpfs cannot usefully be bigger.
+pub const MAX_TMPFS_BYTES: u64 = i64::MAX as u64;
+
+/// `--size`: a number of bytes, optionally with `k`, `m` or `g` (powers of
+/// 1024, either case), or a percentage of RAM with `%` (1 to 100). Zero,
+/// overflow and sizes above [`MAX_TMPFS_BYTES`] are refused. Returns the
+/// tmpfs `size=` value: the number of bytes, or `N%`.
 fn parse_size(flag: &Op, s: &str) -> Result<String, CliError> {
-    let digits = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
-    let suffix = &s[digits.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || suffix.len() > 1 {
-        return Err(CliError::usage(format!(
-            "{}: not a size (a number of bytes, optionally with k, m, g or %)",
-            flag.flag()
-        )));
+    let bad = |why: &str| CliError::usage(format!("{}: {why}", flag.flag()));
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if !c.is_ascii_digit() => (&s[..i], Some(c)),
+        _ => (s, None),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(
+            "not a size (a number of bytes, optionally with k, m, g, or a percentage with %)",
+        ));
     }
-    Ok(s.to_string())
+    let n: u64 = digits.parse().map_err(|_| {
+        bad(&format!(
+            "too big: a tmpfs can have at most {MAX_TMPFS_BYTES} bytes"
+        ))
+    })?;
+    if n == 0 {
+        return Err(bad(
+            "a tmpfs of size 0 is not a limit (the kernel would make it unlimited); leave --size out for the default",
+        ));
+    }
+    let shift = match unit {
+        None => 0,
+        Some('k' | 'K') => 10,
+        Some('m' | 'M') => 20,
+        Some('g' | 'G') => 30,
+        Some('%') => {
+            if n > 100 {
+                return Err(bad("a percentage of RAM is at most 100%"));
+            }
+            return Ok(format!("{n}%"));
+        }
+        Some(_) => {
+            return Err(bad(
+                "unknown unit (use bytes, or k, m, g, or a percentage with %)",
+            ))
+        }
+    };
+    match n.checked_mul(1u64 << shift) {
+        Some(bytes) if bytes <= MAX_TMPFS_BYTES => Ok(bytes.to_string()),
+        _ => Err(bad(&format!(
+            "too big: a tmpfs can have at most {MAX_TMPFS_BYTES} bytes"
+        ))),
+    }
 }
 
 fn parse_perms(flag: &Op, s: &str) -> Result<u32, CliError> {
@@ -349,8 +392,27 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
             }
         }
         match op {
-            Op::Size(s) => size = Some((parse_size(op, s)?, op.clone())),
-            Op::Perms(s) => perms = Some((parse_perms(op, s)?, op.clone())),
+            // As bubblewrap: a second --size or --perms before the flag
+            // that takes it is an error, not a silent override.
+            Op::Size(_) | Op::Perms(_) => {
+                let pending = if matches!(op, Op::Size(_)) {
+                    size.as_ref().map(|(_, o)| o)
+                } else {
+                    perms.as_ref().map(|(_, o)| o)
+                };
+                if let Some(first) = pending {
+                    return Err(CliError::usage(format!(
+                        "{} after {}: given twice for the same flag",
+                        op.flag(),
+                        first.flag()
+                    )));
+                }
+                match op {
+                    Op::Size(s) => size = Some((parse_size(op, s)?, op.clone())),
+                    Op::Perms(s) => perms = Some((parse_perms(op, s)?, op.clone())),
+                    _ => {}
+                }
+            }
             Op::Bind {
                 flavor,
                 try_,
@@ -668,14 +730,27 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         RootKind::Directory(d) => d.clone(),
         _ => PathBuf::from(FRESH_ROOT_PLACEHOLDER),
     };
-    let cwd = match &args.chdir {
+    // As bubblewrap: --chdir given more than once warns, and the last wins.
+    if args.chdir.len() > 1 {
+        log::warn!(
+            "--chdir given {} times: only the last ({}) is used",
+            args.chdir.len(),
+            shown(
+                args.chdir
+                    .last()
+                    .map(PathBuf::as_path)
+                    .unwrap_or(Path::new(""))
+            )
+        );
+    }
+    let cwd = match args.chdir.last() {
         Some(d) if !d.is_absolute() => {
             return Err(CliError::usage(format!(
                 "--chdir {}: must be an absolute path inside the sandbox",
                 shown(d)
             )))
         }
-        other => other.clone(),
+        other => other.cloned(),
     };
     let spec = RootfsSpec {
         rootfs,
@@ -714,7 +789,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         strategy,
         enter,
         die_with_parent: args.die_with_parent,
-        new_session: args.new_session,
+        new_session: crate::sandbox::new_session(args),
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
     })
@@ -726,7 +801,7 @@ pub fn bundle_conflicts(args: &RunArgs, m: &ArgMatches) -> Option<String> {
         return Some(op.flag());
     }
     let flags = [
-        (args.chdir.is_some(), "--chdir"),
+        (!args.chdir.is_empty(), "--chdir"),
         (args.hostname.is_some(), "--hostname"),
         (args.unshare_user, "--unshare-user"),
         (args.uid.is_some(), "--uid"),
@@ -756,7 +831,7 @@ mod tests {
         let c = compose(&ops, 0, true).unwrap();
         assert_eq!(
             c.mounts[0].0.options,
-            ["nosuid", "nodev", "mode=700", "size=1m"]
+            ["nosuid", "nodev", "mode=700", "size=1048576"]
         );
         assert_eq!(
             c.steps[0].kind,
@@ -775,6 +850,65 @@ mod tests {
         assert!(e.message.contains("--perms 9"), "{e}");
         let e = compose(&[Op::Size("x1".into()), Op::Tmpfs("/x".into())], 0, true).unwrap_err();
         assert!(e.message.contains("not a size"), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_checked_and_in_bytes() {
+        let size = |s: &str| parse_size(&Op::Size(s.into()), s);
+        assert_eq!(size("4096").unwrap(), "4096");
+        assert_eq!(size("2k").unwrap(), "2048");
+        assert_eq!(size("3G").unwrap(), (3u64 << 30).to_string());
+        assert_eq!(size("50%").unwrap(), "50%");
+        assert_eq!(size("9223372036854775807").unwrap(), i64::MAX.to_string());
+        for bad in [
+            "0",
+            "0k",
+            "0%",
+            "",
+            "k",
+            "-1",
+            "+1",
+            " 1",
+            "1.5m",
+            "1e30",
+            "16E",
+            "1kk",
+            "101%",
+            "9223372036854775808",
+            "99999999999999999999",
+            "8589934592g",
+        ] {
+            let e = size(bad).unwrap_err();
+            assert_eq!(e.code, crate::errors::EXIT_USAGE);
+            assert!(e.message.starts_with("--size"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn size_or_perms_twice_for_one_flag_is_refused() {
+        for ops in [
+            vec![
+                Op::Size("1m".into()),
+                Op::Size("2m".into()),
+                Op::Tmpfs("/t".into()),
+            ],
+            vec![
+                Op::Perms("700".into()),
+                Op::Perms("711".into()),
+                Op::Dir("/d".into()),
+            ],
+        ] {
+            let e = compose(&ops, 0, true).unwrap_err();
+            assert!(e.message.contains("given twice"), "{e}");
+        }
+        // One for each flag is fine.
+        let ops = vec![
+            Op::Perms("700".into()),
+            Op::Dir("/a".into()),
+            Op::Perms("711".into()),
+            Op::Dir("/b".into()),
+        ];
+        assert_eq!(compose(&ops, 0, true).unwrap().steps.len(), 2);
     }
 
     #[test]

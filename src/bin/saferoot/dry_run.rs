@@ -5,7 +5,7 @@ use saferoot::rootfs::spec::DeviceKind;
 use saferoot::MountAttr;
 use serde::Serialize;
 
-use crate::errors::{shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::output::{print, print_json, table};
 use crate::sandbox::{IdMaps, Phase, ProcessUser, RootKind, Sandbox, Step, StepKind};
 
@@ -67,7 +67,7 @@ fn view(pm: &PlannedMount, sb: &Sandbox) -> MountView {
         _ => Vec::new(),
     };
     MountView {
-        destination: pm.destination.display().to_string(),
+        destination: pm.destination.escaped(),
         source: pm.source_display(),
         fs_type: pm.fstype().to_string(),
         attributes: (pm.set | pm.rec_set).to_string(),
@@ -229,7 +229,7 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
             };
             out += &format!(
                 "  {} ({kind} {}:{}, mode {:o})\n",
-                d.path.display(),
+                d.path.escaped(),
                 d.major,
                 d.minor,
                 d.file_mode.unwrap_or(0o666)
@@ -243,7 +243,7 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
         if !list.is_empty() {
             out += &format!("\n{title}:\n");
             for p in list {
-                out += &format!("  {}\n", p.display());
+                out += &format!("  {}\n", p.escaped());
             }
         }
     }
@@ -256,10 +256,10 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
             };
             let what = match &s.kind {
                 StepKind::Dir { path, mode } => {
-                    format!("directory {} (mode {mode:o})", path.display())
+                    format!("directory {} (mode {mode:o})", path.escaped())
                 }
                 StepKind::Symlink { target, path } => {
-                    format!("symlink {} -> {}", path.display(), target.display())
+                    format!("symlink {} -> {}", path.escaped(), target.escaped())
                 }
             };
             out += &format!("  {what}, {when} ({})\n", s.origin);

@@ -150,6 +150,20 @@ pub fn report(
             .then_with(|| a.kind.cmp(b.kind))
     });
     findings.dedup();
+    // Paths were escaped where the findings were made; a library error
+    // quoted in a problem may still hold a control character.
+    for f in &mut findings {
+        for s in [&mut f.path, &mut f.problem, &mut f.why, &mut f.fix] {
+            *s = crate::errors::terminal_safe(s, false);
+        }
+        if let Some(e) = &mut f.entry {
+            *e = crate::errors::terminal_safe(e, false);
+        }
+    }
+    let target = &Target {
+        kind: target.kind,
+        what: crate::errors::terminal_safe(&target.what, false),
+    };
     let failed = findings.iter().any(|f| f.severity >= fail_on);
     let mut counts = std::collections::BTreeMap::new();
     for s in Severity::DESCENDING {

@@ -59,7 +59,7 @@ fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliErr
                 return Err(CliError::usage(format!(
                     "{flag} cannot be combined with --bundle: the bundle's config.json \
                      says what the sandbox is (only --strategy, --enter, --dry-run, --json, \
-                     --die-with-parent, --new-session and a COMMAND are allowed with it)"
+                     --die-with-parent, --new-session, --no-new-session and a COMMAND are allowed with it)"
                 )));
             }
             bundle::sandbox_from_bundle(dir, args)?
@@ -94,7 +94,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("saferoot: {e}");
+            crate::errors::print_error(&e);
             std::process::exit(e.code);
         }
     }

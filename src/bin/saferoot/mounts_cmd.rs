@@ -9,7 +9,7 @@ use saferoot::{MountEntry, MountTable};
 use serde::Serialize;
 
 use crate::args::{BackendArg, MountsArgs};
-use crate::errors::CliError;
+use crate::errors::{CliError, Escaped};
 use crate::output::{print, print_json, table};
 
 /// Reads the mount table of `pid` (or of saferoot itself).
@@ -91,15 +91,15 @@ fn node(t: &MountTable, e: &MountEntry, seen: &mut HashSet<u64>) -> Node {
     Node {
         id: e.id,
         parent_id: e.parent_id,
-        target: e.mount_point.display().to_string(),
-        source: e.source.clone(),
-        fstype: e.fs_type.clone(),
-        options: options_of(e),
+        target: e.mount_point.escaped(),
+        source: e.source.as_ref().map(|s| s.escaped()),
+        fstype: e.fs_type.escaped(),
+        options: options_of(e).escaped(),
         propagation: e.propagation.kind().name().to_string(),
         propagation_groups: e.propagation.to_string(),
-        root: e.root.display().to_string(),
+        root: e.root.escaped(),
         dev: format!("{}:{}", e.dev.0, e.dev.1),
-        super_options: e.super_options.clone(),
+        super_options: e.super_options.as_ref().map(|s| s.escaped()),
         children,
     }
 }

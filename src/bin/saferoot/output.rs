@@ -1,13 +1,25 @@
 //! Output helpers: aligned text tables, JSON, and a small stderr logger.
+//!
+//! Everything printed goes through here or [`crate::errors::print_error`],
+//! and each applies [`terminal_safe`] last: values from mount tables,
+//! configs and root filesystems are escaped where they are put into text
+//! ([`crate::errors::escape`]), and no control character that slipped
+//! through (in a library error naming a path, say) reaches a terminal.
 
 use std::io::Write;
+
+use crate::errors::terminal_safe;
 
 /// Formats `rows` under `headers` in columns separated by two spaces. The
 /// last column is not padded.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| terminal_safe(c, false)).collect())
+        .collect();
     let n = headers.len();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate().take(n) {
             widths[i] = widths[i].max(cell.chars().count());
         }
@@ -28,23 +40,47 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut headers.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Makes every string in `v` (keys too) [`terminal_safe`].
+fn sanitize_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = terminal_safe(s, false),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(sanitize_json),
+        serde_json::Value::Object(o) => {
+            let old = std::mem::take(o);
+            for (k, mut x) in old {
+                sanitize_json(&mut x);
+                o.insert(terminal_safe(&k, false), x);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout. Strings that came from outside
+/// were escaped where they were made (so non-UTF-8 bytes keep an exact
+/// form); as a last step no string keeps a control character, so the
+/// output is safe even after `jq -r`.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), crate::errors::CliError> {
-    let text = serde_json::to_string_pretty(value)
+    let mut v = serde_json::to_value(value)
+        .map_err(|e| crate::errors::CliError::setup(format!("JSON output: {e}")))?;
+    sanitize_json(&mut v);
+    let text = serde_json::to_string_pretty(&v)
         .map_err(|e| crate::errors::CliError::setup(format!("JSON output: {e}")))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     Ok(())
 }
 
-/// Prints `text` on stdout, ignoring a closed pipe.
+/// Prints `text` on stdout, ignoring a closed pipe. Its lines are kept;
+/// any other control character is escaped.
 pub fn print(text: &str) {
+    let text = terminal_safe(text, true);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -64,7 +100,7 @@ impl log::Log for StderrLogger {
                 "saferoot[{}]: {}: {}",
                 std::process::id(),
                 r.level().as_str().to_ascii_lowercase(),
-                r.args()
+                terminal_safe(&r.args().to_string(), false)
             );
         }
     }

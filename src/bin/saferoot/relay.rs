@@ -10,6 +10,8 @@
 //! whole foreground process group, so the child got it too; it is passed on
 //! only when the child is in another session (`--new-session`).
 
+use std::os::fd::OwnedFd;
+
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 use saferoot::sys::process::{wait_signal, ReceivedSignal, SignalSet, SI_KERNEL};
@@ -53,10 +55,55 @@ fn forward(to: Pid, s: ReceivedSignal, child_in_our_group: bool) {
     }
 }
 
+/// The signals that end a sandbox still being set up: saferoot kills it
+/// (there is no program yet to pass them to) and exits with 128 + N.
+pub const END_SETUP: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// What saferoot itself watches besides its child, for [`supervise_top`].
+#[derive(Debug)]
+pub struct Watch {
+    /// The read end of a pipe whose write ends only the sandbox's
+    /// processes hold, close-on-exec, up to the exec of the program: while
+    /// it has not reached end-of-file, the sandbox is being set up.
+    pub setup: OwnedFd,
+    /// With `--die-with-parent`: saferoot's parent when it started.
+    /// saferoot's own parent-death signal is SIGTERM (catchable, so that it
+    /// can clean up); a signal that arrives once the parent has changed
+    /// means the parent died.
+    pub parent: Option<Option<Pid>>,
+}
+
+/// Whether the sandbox is still being set up: the setup pipe (non-blocking)
+/// has writers left.
+fn setting_up(setup: &OwnedFd) -> bool {
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::io::read(setup, &mut b) {
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return true,
+            // End-of-file: every process that held a write end has
+            // exec'd the program or died.
+            _ => return false,
+        }
+    }
+}
+
 /// Waits for `child` to end, forwarding signals to it; returns its exit
 /// status as [`status_code`] computes it. The signals of [`handled`] must
 /// be blocked.
 pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
+    supervise_top(child, child_in_our_group, None)
+}
+
+/// [`supervise`] for saferoot itself, with `watch`:
+///
+/// - SIGINT, SIGTERM or SIGHUP while the sandbox is still being set up
+///   kill it (SIGKILL to the namespace child; the init of a pid namespace
+///   has that child's death as its parent-death signal, and the pid
+///   namespace ends with its init) and return 128 + N;
+/// - once saferoot's parent has died (`--die-with-parent`), the sandbox is
+///   killed with SIGKILL, and its status returned.
+pub fn supervise_top(child: Pid, child_in_our_group: bool, watch: Option<&Watch>) -> i32 {
     let set = handled();
     loop {
         let s = match wait_signal(&set) {
@@ -67,6 +114,21 @@ pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
             }
         };
         if s.signo != libc::SIGCHLD {
+            if let Some(w) = watch {
+                if let Some(parent) = w.parent {
+                    if rustix::process::getppid() != parent {
+                        log::info!(
+                            "saferoot's parent died (--die-with-parent): killing the sandbox"
+                        );
+                        return kill_and_reap(child);
+                    }
+                }
+                if END_SETUP.contains(&s.signo) && setting_up(&w.setup) {
+                    log::info!("signal {} while the sandbox is set up: ending it", s.signo);
+                    kill_and_reap(child);
+                    return 128 + s.signo;
+                }
+            }
             forward(child, s, child_in_our_group);
             continue;
         }

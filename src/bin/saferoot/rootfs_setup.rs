@@ -18,7 +18,7 @@ use saferoot::rootfs::{assemble, AssembleOptions, MountLock};
 use saferoot::sys::MountAttrArgs;
 use saferoot::{ErrorKind, Mount, Root};
 
-use crate::errors::{shown, CliError};
+use crate::errors::{shown, CliError, Escaped};
 use crate::sandbox::{Phase, RootKind, Sandbox, Step, StepKind};
 
 fn setup_err(sb: &Sandbox) -> impl Fn(saferoot::Error) -> CliError + '_ {
@@ -39,7 +39,7 @@ fn make_root_slave() -> Result<(), CliError> {
 /// A new tmpfs on the scratch directory: the empty root the flags fill.
 fn mount_fresh_root(dir: &Path) -> Result<(), CliError> {
     let fail =
-        |e: saferoot::Error| CliError::setup(format!("fresh root tmpfs on {}: {e}", dir.display()));
+        |e: saferoot::Error| CliError::setup(format!("fresh root tmpfs on {}: {e}", dir.escaped()));
     let target = Root::open(dir).and_then(|r| r.handle()).map_err(fail)?;
     Mount::fs("tmpfs")
         .source("saferoot")
@@ -54,10 +54,13 @@ fn mount_fresh_root(dir: &Path) -> Result<(), CliError> {
 fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
     match &step.kind {
         StepKind::Dir { path, mode } => {
-            let h = root.mkdir_all(path, *mode)?;
-            // mkdir_all leaves an existing directory alone; a new one got
-            // `mode` (the umask is 0 here).
-            drop(h);
+            // `--perms` is for the leaf only: missing parents get 0755, as
+            // with bubblewrap. mkdir_all leaves an existing directory
+            // alone; a new one gets the mode given (the umask is 0 here).
+            if let Some(parent) = path.parent() {
+                root.mkdir_all(parent, 0o755)?;
+            }
+            drop(root.mkdir_all(path, *mode)?);
         }
         StepKind::Symlink { target, path } => {
             if let Some(parent) = path.parent() {
@@ -124,10 +127,11 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     // into after entering (see `chdir_in_root`), not by the library.
     let mut spec = sb.spec.clone();
     let cwd = spec.cwd.take();
+    crate::run::test_setup_delay();
     let assembled = assemble(&spec, &opts).map_err(setup_err(sb))?;
     log::info!(
         "assembled {} ({} strategy)",
-        sb.spec.rootfs.display(),
+        sb.spec.rootfs.escaped(),
         assembled.strategy().name()
     );
     do_steps(sb, assembled.root(), Phase::AfterMounts)?;
@@ -163,7 +167,7 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
 /// has none. The directory exists already (made before entering), so only
 /// a lookup is needed here.
 fn chdir_in_root(cwd: &Path) -> Result<(), CliError> {
-    let fail = |e: String| CliError::setup(format!("working directory {}: {e}", cwd.display()));
+    let fail = |e: String| CliError::setup(format!("working directory {}: {e}", cwd.escaped()));
     let root = Root::open("/").map_err(|e| fail(e.to_string()))?;
     let h = root.resolve(cwd).map_err(|e| fail(e.to_string()))?;
     rustix::process::fchdir(&h).map_err(|e| fail(format!("fchdir: {e}")))?;

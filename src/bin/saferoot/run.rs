@@ -26,6 +26,14 @@
 //! that status up. Everything mounted lives in the child's mount namespace
 //! and goes away with it; the only thing saferoot makes on the host is the
 //! empty scratch directory of a fresh root, removed when the sandbox ends.
+//!
+//! Until the program is exec'd, every process of the chain holds a
+//! close-on-exec write end of the setup pipe; saferoot holds the read end
+//! and so knows whether setup is still under way. SIGINT, SIGTERM or SIGHUP
+//! then end the setup (the namespace child is killed, and the init with
+//! it) instead of waiting, blocked, for a program that does not exist yet.
+//! With `--die-with-parent`, saferoot's own parent-death signal is SIGTERM,
+//! so it can kill the sandbox and remove the scratch directory itself.
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
@@ -36,7 +44,7 @@ use saferoot::sys::process::{
     block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
 };
 
-use crate::errors::{CliError, EXIT_SETUP};
+use crate::errors::{CliError, Escaped, EXIT_SETUP};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -63,7 +71,7 @@ impl ScratchDir {
                 Err(e) => {
                     return Err(CliError::setup(format!(
                         "create a scratch directory in {}: {e}",
-                        base.display()
+                        base.escaped()
                     )))
                 }
             }
@@ -75,7 +83,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir(&self.path) {
-            log::warn!("remove {}: {e}", self.path.display());
+            log::warn!("remove {}: {e}", self.path.escaped());
         }
     }
 }
@@ -146,15 +154,22 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
 
     block_signals(&relay::handled()).map_err(|e| CliError::setup(format!("sigprocmask: {e}")))?;
     let me = rustix::process::getpid();
+    let mut parent = None;
     if sb.die_with_parent {
-        let parent = rustix::process::getppid();
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        // saferoot's own parent-death signal is SIGTERM, which it takes
+        // like the others (it is blocked): it then kills the sandbox with
+        // SIGKILL and removes the scratch directory. The sandbox's
+        // processes have SIGKILL as theirs, so a SIGKILL to saferoot
+        // itself still takes them along.
+        let p = rustix::process::getppid();
+        rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
             .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
-        if rustix::process::getppid() != parent {
+        if rustix::process::getppid() != p {
             return Err(CliError::setup(
                 "--die-with-parent: the parent is already gone",
             ));
         }
+        parent = Some(p);
     }
     let scratch = match sb.root {
         RootKind::Tmpfs => {
@@ -169,6 +184,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else {
         None
     };
+    let (setup_r, setup_w) = setup_pipe(sb.preserve_fds)?;
     let child = match fork() {
         Ok(Forked::Child) => {
             // The child keeps its ends of the pipes only, so that it sees
@@ -177,13 +193,14 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
                 drop((s.ready_r, s.go_w));
                 (s.ready_w, s.go_r)
             });
+            drop(setup_r);
             // Never returns: the child execs the program or exits.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&sb, ends, me)
+                child_main(&sb, ends, me, setup_w)
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
-                    eprintln!("saferoot: {e}");
+                    crate::errors::print_error(&e);
                     e.code
                 }
                 Ok(Ok(never)) => match never {},
@@ -193,6 +210,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
     };
+    drop(setup_w);
     let sync = sync.map(|s| {
         drop((s.ready_w, s.go_r));
         (s.ready_r, s.go_w)
@@ -215,16 +233,59 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         }
     }
     drop(sync);
-    let code = relay::supervise(child, !sb.new_session);
+    let watch = relay::Watch {
+        setup: setup_r,
+        parent,
+    };
+    let code = relay::supervise_top(child, !sb.new_session, Some(&watch));
+    // Every way out of here removes the scratch directory: a signal during
+    // setup or the parent's death end `supervise_top` like the sandbox's
+    // own end does.
     drop(scratch);
     Ok(code)
 }
 
+/// The setup pipe of [`relay::Watch`]: non-blocking, close-on-exec, and
+/// numbered above the fds `--preserve-fds` passes on (whose close-on-exec
+/// flag is cleared right before exec), so that the program never inherits
+/// the write end.
+fn setup_pipe(preserve_fds: u32) -> Result<(OwnedFd, OwnedFd), CliError> {
+    use rustix::pipe::PipeFlags;
+    let fail = |e: rustix::io::Errno| CliError::setup(format!("setup pipe: {e}"));
+    let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(fail)?;
+    let above = 3u32.saturating_add(preserve_fds);
+    let w = if (rustix::fd::AsRawFd::as_raw_fd(&w) as u32) < above {
+        rustix::io::fcntl_dupfd_cloexec(&w, above as i32).map_err(fail)?
+    } else {
+        w
+    };
+    Ok((r, w))
+}
+
+/// The debug-build test hook `SAFEROOT_TEST_SETUP_DELAY_MS`: the sandbox's
+/// setup sleeps that long before assembling the root, so tests can signal
+/// saferoot while setup is under way. Release builds do not read it.
+pub fn test_setup_delay() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SAFEROOT_TEST_SETUP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        log::debug!("test hook: setup sleeps {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// The namespace child. Returns only on failure.
+///
+/// `setup_w` is the write end of the setup pipe (see [`relay::Watch`]): it
+/// is held, close-on-exec, by every process of the chain until the program
+/// is exec'd.
 fn child_main(
     sb: &Sandbox,
     sync: Option<(OwnedFd, OwnedFd)>,
     parent: Pid,
+    setup_w: OwnedFd,
 ) -> Result<Infallible, CliError> {
     if sb.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
@@ -271,12 +332,29 @@ fn child_main(
     drop(procfs);
     if !sb.namespaces.pid {
         let lock = crate::rootfs_setup::setup(sb)?;
-        return Err(crate::exec::exec(sb, lock));
+        // setup_w closes on exec.
+        let e = crate::exec::exec(sb, lock);
+        drop(setup_w);
+        return Err(e);
     }
+    // The init learns whether this process is still alive through `alive`:
+    // this process holds the write end, which closes when it dies.
+    let (alive_r, alive_w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )
+    .map_err(|e| CliError::setup(format!("pipe: {e}")))?;
     // The first process forked into the new pid namespace is its pid 1.
     match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
-        Forked::Child => exit_immediately(init_main(sb)),
-        Forked::Parent(init) => exit_immediately(relay::supervise(init, true)),
+        Forked::Child => {
+            drop(alive_w);
+            exit_immediately(init_main(sb, alive_r, setup_w))
+        }
+        Forked::Parent(init) => {
+            drop((alive_r, setup_w));
+            let code = relay::supervise(init, true);
+            drop(alive_w);
+            exit_immediately(code)
+        }
     }
 }
 
@@ -314,47 +392,67 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 
 /// Pid 1 of the new pid namespace: builds and enters the root, starts the
 /// program, then reaps and forwards until the program ends.
-fn init_main(sb: &Sandbox) -> i32 {
+///
+/// `alive` reaches end-of-file once the namespace child is gone;
+/// `setup_w` is the setup pipe's write end, kept until the program is
+/// forked (the program's copy closes on exec).
+fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
     // The namespace child is only a relay: if it goes, so does the sandbox.
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // (saferoot kills it to end a setup.) Its death before the prctl would
+    // not send the signal, so that is checked after it.
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
+        crate::errors::print_error(format!("prctl(PR_SET_PDEATHSIG): {e}"));
+        return EXIT_SETUP;
+    }
+    let mut b = [0u8; 1];
+    if !matches!(
+        rustix::io::read(&alive, &mut b),
+        Err(rustix::io::Errno::AGAIN)
+    ) {
+        return EXIT_SETUP;
+    }
+    drop(alive);
     // The init stays in the sandbox running saferoot's binary: the sandbox
     // must not be able to ptrace it or open its /proc/1/exe
     // (CVE-2019-5736), so it is not dumpable.
     if let Err(e) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        eprintln!("saferoot: prctl(PR_SET_DUMPABLE, 0): {e}");
+        crate::errors::print_error(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
         return EXIT_SETUP;
     }
     // Made before entering the root, which may have no /proc.
     let counter = match ThreadCounter::new() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("saferoot: open a procfs to count threads: {e}");
+            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
             return EXIT_SETUP;
         }
     };
     let lock = match crate::rootfs_setup::setup(sb) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("saferoot: {e}");
+            crate::errors::print_error(&e);
             return e.code;
         }
     };
     match fork_with(&counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb, lock);
-            eprintln!("saferoot: {e}");
+            crate::errors::print_error(&e);
             exit_immediately(e.code)
         }
         Ok(Forked::Parent(main)) => {
+            // The setup is over once the program execs: its copy of
+            // setup_w is then the last.
+            drop(setup_w);
             // The init stays in the namespace where the mounts were made;
             // only the program moves into the locked copy.
             drop(lock);
             relay::init_loop(main)
         }
         Err(e) => {
-            eprintln!("saferoot: fork the program: {e}");
+            crate::errors::print_error(format!("fork the program: {e}"));
             EXIT_SETUP
         }
     }

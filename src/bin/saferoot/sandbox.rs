@@ -150,13 +150,34 @@ pub struct Sandbox {
     pub enter: EnterMethod,
     /// Kill the sandbox when saferoot's parent dies.
     pub die_with_parent: bool,
-    /// setsid.
+    /// setsid (see [`new_session`]).
     pub new_session: bool,
     /// How many fds after stdio the program gets (3 to 3+N-1); every other
     /// inherited fd is closed on exec.
     pub preserve_fds: u32,
     /// Parts of the input that saferoot does not apply (OCI fields).
     pub ignored: Vec<String>,
+}
+
+/// Whether the program gets a session of its own: with `--new-session`,
+/// and by default whenever stdin, stdout or stderr is a terminal, unless
+/// `--no-new-session`. A program in the caller's session can push
+/// characters into the caller's terminal with the `TIOCSTI` ioctl (they are
+/// read as typed once the sandbox ends), which bubblewrap's
+/// `--new-session` exists to stop; in a new session the terminal is not
+/// its controlling terminal, and the kernel refuses `TIOCSTI` on it to
+/// anyone without `CAP_SYS_ADMIN`.
+pub fn new_session(args: &crate::args::RunArgs) -> bool {
+    use std::io::IsTerminal;
+    if args.new_session {
+        return true;
+    }
+    if args.no_new_session {
+        return false;
+    }
+    std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
 }
 
 /// The PATH given to a program whose environment has none.
