@@ -380,8 +380,14 @@ mod tests {
         let missing = "/saferoot-no-such-dir-for-this-test/x";
         let e = pathrs_call("resolve", missing, || root.resolve(missing)).unwrap_err();
         let s = e.to_string();
-        assert!(s.starts_with("resolve at /saferoot-no-such-dir-for-this-test/x: "), "{s}");
-        assert!(s.ends_with(": No such file or directory (os error 2)"), "{s}");
+        assert!(
+            s.starts_with("resolve at /saferoot-no-such-dir-for-this-test/x: "),
+            "{s}"
+        );
+        assert!(
+            s.ends_with(": No such file or directory (os error 2)"),
+            "{s}"
+        );
         assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 

@@ -469,7 +469,13 @@ fn build(
         if plan.default_devices {
             dev_scope.check_dev(root)?;
         }
-        for m in dev::create_devices(root, &dev_scope, &plan.devices, plan.user_namespace)? {
+        for m in dev::create_devices(
+            root,
+            &dev_scope,
+            &plan.devices,
+            &plan.device_index,
+            plan.user_namespace,
+        )? {
             m.forget();
         }
         if plan.default_devices {

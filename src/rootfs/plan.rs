@@ -188,6 +188,11 @@ pub struct Plan {
     pub default_devices: bool,
     /// Device nodes to create (defaults first, then the spec's).
     pub devices: Vec<DeviceSpec>,
+    /// For each entry of `devices`, its index in `RootfsSpec::devices`, or
+    /// `None` for a default device: errors about a device name the entry
+    /// (`devices[i]`).
+    #[serde(skip)]
+    pub device_index: Vec<Option<usize>>,
     /// Paths to mask.
     pub masked_paths: Vec<PathBuf>,
     /// Paths to make read-only.
@@ -250,6 +255,54 @@ fn mount_err(i: usize, dest: &Path, e: Error) -> Error {
             reason,
         },
         other => other.with_path(dest),
+    }
+}
+
+/// An error about device `i` of the spec, named `devices[i]` (a CLI maps
+/// that to its own name for the entry, `linux.devices[i]` for a bundle).
+pub(crate) fn device_err(i: usize, path: &Path, e: Error) -> Error {
+    let prefix = format!("devices[{i}]");
+    let named = |op: std::borrow::Cow<'static, str>| -> std::borrow::Cow<'static, str> {
+        if op.starts_with(&prefix) {
+            op
+        } else {
+            format!("{prefix}: {op}").into()
+        }
+    };
+    match e {
+        Error::InvalidInput {
+            op,
+            path: p,
+            reason,
+        } => Error::InvalidInput {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            reason,
+        },
+        Error::Os { op, path: p, errno } => Error::Os {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            errno,
+        },
+        Error::SafetyViolation {
+            op,
+            path: p,
+            reason,
+        } => Error::SafetyViolation {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            reason,
+        },
+        Error::Resolve {
+            op,
+            path: p,
+            source,
+        } => Error::Resolve {
+            op: named(op),
+            path: p,
+            source,
+        },
+        other => other,
     }
 }
 
@@ -334,13 +387,27 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             mounts.insert(1 + n, m);
         }
     }
-    let mut devices = if setup_dev && spec.default_devices {
-        default_devices()
+    let mut devices: Vec<(DeviceSpec, Option<usize>)> = if setup_dev && spec.default_devices {
+        default_devices().into_iter().map(|d| (d, None)).collect()
     } else {
         Vec::new()
     };
     for (i, d) in spec.devices.iter().enumerate() {
-        check_in_root_path("plan device", &d.path).map_err(|e| mount_err(i, &d.path, e))?;
+        check_in_root_path("plan device", &d.path).map_err(|e| device_err(i, &d.path, e))?;
+        let kind = match d.kind {
+            DeviceKind::Char => Some(crate::NodeKind::Char {
+                major: d.major,
+                minor: d.minor,
+            }),
+            DeviceKind::Block => Some(crate::NodeKind::Block {
+                major: d.major,
+                minor: d.minor,
+            }),
+            DeviceKind::Fifo => None,
+        };
+        if let Some(Err(why)) = kind.map(crate::NodeKind::check) {
+            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, why));
+        }
         if d.file_mode.is_some_and(|m| m & !0o7777 != 0) {
             return Err(Error::invalid_at(
                 format!("devices[{i}]"),
@@ -368,8 +435,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             ));
         }
         // A spec device replaces a default one at the same path.
-        devices.retain(|x| x.path != d.path);
-        devices.push(d.clone());
+        devices.retain(|(x, _)| x.path != d.path);
+        devices.push((d.clone(), Some(i)));
     }
     for (what, list) in [
         ("maskedPaths", &spec.masked_paths),
@@ -405,7 +472,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         mounts,
         setup_dev,
         default_devices: setup_dev && spec.default_devices,
-        devices,
+        device_index: devices.iter().map(|(_, i)| *i).collect(),
+        devices: devices.into_iter().map(|(d, _)| d).collect(),
         masked_paths: spec.masked_paths.clone(),
         readonly_paths: spec.readonly_paths.clone(),
         readonly_root: spec.readonly_root,
