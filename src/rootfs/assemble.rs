@@ -124,6 +124,25 @@ pub struct AssembledRoot {
     plan: Plan,
     strategy: Strategy,
     devnull: Option<(u64, u64)>,
+    propagated: Propagated,
+}
+
+/// Mounts with propagation options of their own (`rshared`, `slave`,
+/// ...), with those options: applied again after every tree-wide
+/// propagation change, so that per-mount settings win, as runc applies
+/// them after the root's propagation.
+pub(crate) type Propagated = Vec<(OwnedFd, Vec<crate::rootfs::PropagationSetting>)>;
+
+/// Applies each mount's own propagation settings again, in plan order (a
+/// later mount below an earlier `rshared` one keeps its own setting).
+pub(crate) fn reapply_propagation(propagated: &Propagated) -> Result<()> {
+    for (fd, settings) in propagated {
+        let m = Mount::from_fd(dup(fd.as_fd())?);
+        for p in settings {
+            m.set_propagation(p.kind, p.recursive)?;
+        }
+    }
+    Ok(())
 }
 
 impl AssembledRoot {
@@ -161,6 +180,7 @@ impl AssembledRoot {
             &self.plan,
             method,
             self.devnull,
+            &self.propagated,
         )
     }
 }
@@ -238,7 +258,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
     };
     log::debug!("assembling {} ({})", plan.rootfs.display(), strategy.name());
     match build(&root, &tree, &plan, opts, devnull.as_ref(), strategy) {
-        Ok(deferred) => {
+        Ok((deferred, propagated)) => {
             let tree = match tree {
                 Tree::Detached(m) => match m.attach(&target) {
                     Ok(a) => a,
@@ -246,8 +266,9 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
                 },
                 Tree::Attached(a) => a,
             };
-            if let Err(e) = finish(&plan, &deferred) {
+            if let Err(e) = finish(&plan, &deferred, &propagated) {
                 drop(deferred);
+                drop(propagated);
                 rollback_in_place(tree, &target, &plan.rootfs);
                 return Err(e);
             }
@@ -257,6 +278,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
                 plan,
                 strategy,
                 devnull: devnull.map(|d| d.id),
+                propagated,
             })
         }
         Err(e) => {
@@ -421,7 +443,8 @@ fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
 
 /// Attaches every mount, populates /dev, applies read-only and masked
 /// paths and the root's own flags. Returns the mounts whose read-only flag
-/// waits until /dev is populated.
+/// waits until /dev is populated, and the mounts with propagation settings
+/// of their own (see [`Propagated`]).
 fn build(
     root: &Root,
     tree: &Tree,
@@ -429,8 +452,9 @@ fn build(
     opts: &AssembleOptions,
     devnull: Option<&HostDevNull>,
     strategy: Strategy,
-) -> Result<Vec<AttachedMount>> {
+) -> Result<(Vec<AttachedMount>, Propagated)> {
     let mut deferred_ro = Vec::new();
+    let mut propagated = Propagated::new();
     // What /dev setup may write to: the rootfs mount, and the tmpfs mounts
     // made below (see dev.rs).
     let mut dev_scope = dev::DevScope::new(root)?;
@@ -458,6 +482,9 @@ fn build(
         };
         if let Made::Mount(m) = &made {
             dev_scope.made(pm, m)?;
+            if !pm.propagation.is_empty() {
+                propagated.push((dup(m.as_fd())?, pm.propagation.clone()));
+            }
         }
         match made {
             Made::Mount(m) if defer => deferred_ro.push(m),
@@ -502,9 +529,17 @@ fn build(
     if plan.readonly_root {
         tree_mount.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
     }
+    // The root propagation goes on the tree's root mount only. The mounts
+    // below it already have it: the clones of host mounts are copies of
+    // the caller's `/`, which got it before anything was cloned, and new
+    // filesystems are private. A recursive change here would flatten the
+    // mounts' own settings (an `rshared` bind would become a slave, an
+    // `unbindable` one bindable) and break the master links of `slave`
+    // binds. Each mount's own settings are applied once more after the
+    // tree is attached (see `finish`), as runc applies them after mounting.
     let p = preparation_propagation(plan);
-    tree_mount.set_propagation(p.kind, p.recursive)?;
-    Ok(deferred_ro)
+    tree_mount.set_propagation(p.kind, false)?;
+    Ok((deferred_ro, propagated))
 }
 
 fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
@@ -514,16 +549,18 @@ fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
     Ok(())
 }
 
-/// The steps that need the tree attached: deferred read-only flags (a
-/// detached tree only lets its root be changed) and, last of all, once
+/// The steps that need the tree attached: deferred read-only flags and
+/// each mount's own propagation settings (a detached tree only lets its
+/// root be changed) and, last of all, once
 /// everything else succeeded, sysctls. They are written by the calling
 /// thread, which is in the container's namespaces
 /// ([`check_own_namespaces`] made sure of that for each namespace they
 /// rely on), through a private procfs: what a sysctl file shows depends on
 /// the namespaces of the thread that opens it, never on the container's
 /// `/proc`.
-fn finish(plan: &Plan, deferred: &[AttachedMount]) -> Result<()> {
+fn finish(plan: &Plan, deferred: &[AttachedMount], propagated: &Propagated) -> Result<()> {
     apply_deferred(deferred)?;
+    reapply_propagation(propagated)?;
     if !plan.sysctls.is_empty() {
         let procfs = Procfs::new()?;
         for (k, v) in &plan.sysctls {

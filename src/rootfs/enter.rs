@@ -52,6 +52,7 @@ pub(crate) fn enter(
     plan: &Plan,
     method: EnterMethod,
     host_devnull: Option<(u64, u64)>,
+    propagated: &super::assemble::Propagated,
 ) -> Result<()> {
     // The host's /dev/null identity, to recognise stdio pointing at it.
     let devnull_id = match host_devnull {
@@ -81,16 +82,34 @@ pub(crate) fn enter(
     };
     match method {
         EnterMethod::PivotRoot => {
+            // The old root, held by an fd: after pivot_root it is a mount
+            // of its own stacked on the new root's `.`.
+            let old_root = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                c"/",
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(os("open the old root"))?;
             rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
             rustix::process::pivot_root(c".", c".").map_err(os("pivot_root(\".\", \".\")"))?;
-            // The old root is now stacked on `.`: make it a slave so the
-            // unmount does not propagate to the host, then detach it.
+            // Only the old root and the mounts below it become slaves, so
+            // that the unmount does not propagate to the host; the new
+            // root's mounts keep their propagation (a path `.` here would
+            // name the new root, which the old one covers). As runc does,
+            // the unmount then works from inside the old root.
             let args = MountAttrArgs {
                 propagation: Propagation::Slave.to_kernel(),
                 ..Default::default()
             };
-            sys::mount_setattr(rustix::fs::CWD, c".", k::AT_RECURSIVE, &args)
-                .map_err(os("make the old root a slave"))?;
+            sys::mount_setattr(
+                old_root.as_fd(),
+                c"",
+                k::AT_EMPTY_PATH | k::AT_RECURSIVE,
+                &args,
+            )
+            .map_err(os("make the old root a slave"))?;
+            rustix::process::fchdir(&old_root).map_err(os("fchdir to the old root"))?;
+            drop(old_root);
             unmount(c".", UnmountFlags::DETACH).map_err(os("detach the old root"))?;
         }
         EnterMethod::MoveRoot => {
@@ -124,6 +143,8 @@ pub(crate) fn enter(
         sys::mount_setattr(rustix::fs::CWD, c"/", flags, &args).map_err(|e| {
             Error::os_at(format!("mount_setattr(propagation {})", p.name()), "/", e)
         })?;
+        // Per-mount settings win over the root's, as they do in runc.
+        super::assemble::reapply_propagation(propagated)?;
     }
     if let Some(null) = &container_null {
         for which in stdio_on_host_null {
