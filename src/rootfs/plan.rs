@@ -111,6 +111,11 @@ pub struct PlannedMount {
     pub tmpcopyup: bool,
     /// Mount onto a symlink destination itself instead of following it.
     pub dest_nofollow: bool,
+    /// Options of a bind mount that only a new filesystem takes (`mode=`,
+    /// `size=`, `sync`, ...): ignored, as runc and crun ignore them, with
+    /// a warning naming the mount and the option.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_options: Vec<String>,
 }
 
 fn ser_attr_words<S: serde::Serializer>(
@@ -244,6 +249,7 @@ fn implicit_fs(
         idmap: None,
         tmpcopyup: false,
         dest_nofollow: false,
+        ignored_options: vec![],
     }
 }
 
@@ -505,6 +511,13 @@ fn plan_mount(
     let placement = check_destination(dest)?;
     let is_bind_type = m.fs_type == "bind";
     let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
+    for w in &opts.ignored {
+        log::warn!(
+            "mounts[{i}] ({}): option {w:?} is a filesystem option, which a bind mount does \
+             not take; ignored (as runc and crun do)",
+            dest.display()
+        );
+    }
     let bind = opts.bind.or(if is_bind_type {
         Some(BindKind::Bind)
     } else {
@@ -639,6 +652,7 @@ fn plan_mount(
         idmap,
         tmpcopyup: opts.tmpcopyup,
         dest_nofollow: opts.dest_nofollow,
+        ignored_options: opts.ignored,
     })
 }
 
@@ -720,7 +734,7 @@ mod tests {
             MountSpec::new("/proc", "tmpfs", None, &[]),
             MountSpec::new("/x", "bind", None, &[]),
             MountSpec::new("/x", "bind", Some("rel".into()), &[]),
-            MountSpec::new("/x", "bind", Some("/a".into()), &["size=1"]),
+            MountSpec::new("/x", "bind", Some("/a".into()), &["newinstance"]),
             MountSpec::new("/x", "", None, &[]),
             MountSpec::new("/x", "proc", None, &["tmpcopyup"]),
             MountSpec::new("/x", "bind", Some("/a".into()), &["idmap"]),
@@ -735,6 +749,63 @@ mod tests {
             let s = e.to_string();
             assert!(s.contains("mounts[1]"), "{s}");
         }
+    }
+
+    #[test]
+    fn data_options_on_binds_are_ignored_and_listed() {
+        let p = plan(&spec(vec![MountSpec::new(
+            "/data",
+            "bind",
+            Some("/srv".into()),
+            &["rbind", "mode=755", "size=1m", "uid=1000", "nosuid"],
+        )]))
+        .unwrap();
+        let m = p.mounts.iter().find(|m| m.index == Some(0)).unwrap();
+        assert_eq!(m.ignored_options, ["mode=755", "size=1m", "uid=1000"]);
+        assert_eq!(m.set, MountAttr::NOSUID);
+        let json = serde_json::to_value(m).unwrap();
+        assert_eq!(json["ignoredOptions"][0], "mode=755", "{json}");
+        let e = plan(&spec(vec![MountSpec::new(
+            "/data",
+            "bind",
+            Some("/srv".into()),
+            &["newinstance"],
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("mounts[0]"), "{e}");
+        assert!(e.to_string().contains("newinstance"), "{e}");
+    }
+
+    #[test]
+    fn device_numbers_beyond_the_kernel_encoding_are_refused() {
+        for (major, minor) in [(4096, 0), (1, 1 << 20), (u32::MAX, 3)] {
+            let mut s = spec(vec![]);
+            s.devices.push(DeviceSpec {
+                path: "/dev/big".into(),
+                kind: DeviceKind::Char,
+                major,
+                minor,
+                file_mode: None,
+                uid: None,
+                gid: None,
+            });
+            let e = plan(&s).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().starts_with("devices[0]"), "{e}");
+        }
+        let mut s = spec(vec![]);
+        s.devices.push(DeviceSpec {
+            path: "relative".into(),
+            kind: DeviceKind::Fifo,
+            major: 0,
+            minor: 0,
+            file_mode: None,
+            uid: None,
+            gid: None,
+        });
+        let e = plan(&s).unwrap_err();
+        assert!(e.to_string().starts_with("devices[0]"), "{e}");
+        assert!(!e.to_string().contains("mounts["), "{e}");
     }
 
     #[test]
