@@ -196,8 +196,59 @@ pub fn assemble(spec: &RootfsSpec, opts: &AssembleOptions) -> Result<AssembledRo
     assemble_plan(plan, opts)
 }
 
+/// The magic number of selinuxfs (`SELINUX_MAGIC`).
+const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
+
+/// Whether the kernel has SELinux enabled: selinuxfs is mounted at
+/// `/sys/fs/selinux`, or at least registered (listed in the private
+/// procfs's `filesystems`; with SELinux disabled at boot it is not).
+fn selinux_enabled(procfs: &Procfs) -> bool {
+    if rustix::fs::statfs("/sys/fs/selinux").is_ok_and(|st| st.f_type as i64 == SELINUX_MAGIC) {
+        return true;
+    }
+    let mut text = String::new();
+    procfs
+        .open_root("filesystems", OFlags::RDONLY)
+        .is_ok_and(|mut f| std::io::Read::read_to_string(&mut f, &mut text).is_ok())
+        && text
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("selinuxfs"))
+}
+
+/// A mount label on a kernel without SELinux: an error when the plan asks
+/// for strict labels, otherwise the label is taken out of every mount with
+/// a warning (as crun drops it), before anything is mounted.
+fn settle_mount_label(plan: &mut Plan, procfs: &Procfs) -> Result<()> {
+    let Some(label) = plan.mount_label.clone() else {
+        return Ok(());
+    };
+    if selinux_enabled(procfs) {
+        return Ok(());
+    }
+    if plan.strict_mount_label {
+        return Err(Error::invalid(
+            "assemble",
+            format!(
+                "mountLabel {label:?} is set and strict mount labels are asked for, but this \
+                 kernel has no SELinux (no selinuxfs), so no mount can carry the label"
+            ),
+        ));
+    }
+    log::warn!(
+        "mountLabel {label:?} dropped: this kernel has no SELinux (no selinuxfs); the mounts \
+         are made without a context= option (set strictMountLabel to fail instead)"
+    );
+    for m in &mut plan.mounts {
+        if let MountKind::Fs { data, .. } = &mut m.kind {
+            data.retain(|(k, v)| !(k == "context" && v.as_deref() == Some(label.as_str())));
+        }
+    }
+    plan.mount_label = None;
+    Ok(())
+}
+
 /// Assembles a plan made by [`plan`](super::plan::plan).
-pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
+pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
     let strategy = opts.strategy.resolve()?;
     features::require(Feature::MountApi)?;
     features::require(Feature::MountSetattr)?;
@@ -229,6 +280,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         }
     }
     check_own_namespaces(&procfs, &plan)?;
+    settle_mount_label(&mut plan, &procfs)?;
     let rootfs_dir = Root::open(&plan.rootfs)?;
     let devnull = if plan.masked_paths.is_empty() {
         None

@@ -9,7 +9,6 @@
 //! is about to exec the container's program.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use linux_raw_sys::general as k;
 use rustix::fs::{FileType, OFlags};
@@ -113,7 +112,7 @@ pub(crate) fn enter(
             unmount(c".", UnmountFlags::DETACH).map_err(os("detach the old root"))?;
         }
         EnterMethod::MoveRoot => {
-            cover_host_kernel_fs(&plan.rootfs)?;
+            cover_host_kernel_fs(tree)?;
             rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
             move_mount(
                 tree,
@@ -226,17 +225,39 @@ fn open_container_null(root: &Root) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Before move-root: proc and sysfs mounts of the host outside the rootfs
+/// Before move-root: proc and sysfs mounts of the host outside the root
 /// are unmounted, or covered with an empty read-only tmpfs where they cannot
 /// be. This reads the mount table, which only move-root needs.
-fn cover_host_kernel_fs(rootfs: &Path) -> Result<()> {
+///
+/// The container's own mounts are told apart by identity, not by path:
+/// they are the mount `tree` (found by the mount id of its fd) and every
+/// mount below it in the table. A rootfs path through a symlink, or a bind
+/// of the rootfs elsewhere, cannot make saferoot take the container's
+/// `/proc` for the host's.
+fn cover_host_kernel_fs(tree: BorrowedFd<'_>) -> Result<()> {
+    let tree_id = rustix::fs::statx(
+        tree,
+        c"",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .map_err(os("statx the assembled root"))?
+    .stx_mnt_id;
     let table = crate::MountTable::read()?;
+    let ours: std::collections::HashSet<u64> =
+        table.subtree(tree_id).iter().map(|e| e.id).collect();
+    if ours.is_empty() {
+        return Err(Error::os(
+            "move-root: the assembled root is not in this mount namespace",
+            Errno::NOENT,
+        ));
+    }
     let mut points: Vec<_> = table
         .entries()
         .iter()
         .filter(|e| matches!(e.fs_type.as_str(), "proc" | "sysfs"))
+        .filter(|e| !ours.contains(&e.id))
         .map(|e| e.mount_point.clone())
-        .filter(|p| !p.starts_with(rootfs))
         .collect();
     // Deepest first, so that a parent is not unmounted under a child.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));

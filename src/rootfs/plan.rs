@@ -214,6 +214,13 @@ pub struct Plan {
     pub user_namespace: bool,
     /// umask for the container process.
     pub umask: Option<u32>,
+    /// The spec's SELinux mount label, given as `context=` to the
+    /// filesystems of `mounts` that take one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_label: Option<String>,
+    /// Whether assembly fails, rather than dropping the label with a
+    /// warning, on a kernel without SELinux.
+    pub strict_mount_label: bool,
     /// The container's own namespaces, as the spec gives them.
     pub namespaces: Namespaces,
     /// The namespaces that the sysctls and read-write cgroup mounts of the
@@ -392,6 +399,17 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         for (n, m) in extra.into_iter().enumerate() {
             mounts.insert(1 + n, m);
         }
+        // The mounts saferoot adds get the label as the same mounts written
+        // in the spec would.
+        if let Some(label) = &spec.mount_label {
+            for m in mounts.iter_mut().filter(|m| m.index.is_none()) {
+                if let MountKind::Fs { fstype, data, .. } = &mut m.kind {
+                    if takes_label(fstype) && !data.iter().any(|(k, _)| k == "context") {
+                        data.push(("context".into(), Some(label.clone())));
+                    }
+                }
+            }
+        }
     }
     let mut devices: Vec<(DeviceSpec, Option<usize>)> = if setup_dev && spec.default_devices {
         default_devices().into_iter().map(|d| (d, None)).collect()
@@ -495,6 +513,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         cwd: spec.cwd.clone(),
         user_namespace: spec.user_namespace,
         umask: spec.umask,
+        mount_label: spec.mount_label.clone(),
+        strict_mount_label: spec.strict_mount_label,
         namespaces: spec.namespaces,
         relies_on,
     })
@@ -842,6 +862,22 @@ mod tests {
             panic!()
         };
         assert!(data.is_empty());
+        // The implicit /dev, /dev/pts and /dev/shm carry it too.
+        for m in &p.mounts[..3] {
+            assert_eq!(m.index, None);
+            let MountKind::Fs { data, .. } = &m.kind else {
+                panic!()
+            };
+            assert!(
+                data.iter().any(|(k, v)| k == "context"
+                    && v.as_deref() == Some("system_u:object_r:container_file_t:s0")),
+                "{m:?}"
+            );
+        }
+        assert_eq!(
+            p.mount_label.as_deref(),
+            Some("system_u:object_r:container_file_t:s0")
+        );
     }
 
     #[test]
