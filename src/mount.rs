@@ -378,8 +378,7 @@ impl Mount {
         if features::has(Feature::Statmount) {
             let st2 = ask(rustix::fs::StatxFlags::MNT_ID | unique)?;
             if st2.stx_mask & k::STATX_MNT_ID_UNIQUE != 0 {
-                match sys::statmount::statmount(st2.stx_mnt_id, u64::from(k::STATMOUNT_MNT_BASIC))
-                {
+                match sys::statmount::statmount(st2.stx_mnt_id, u64::from(k::STATMOUNT_MNT_BASIC)) {
                     Ok(_) => here = Some(true),
                     Err(Errno::NOENT) => here = Some(false),
                     Err(e) => log::debug!("{OP}: statmount: {e}; reading mountinfo"),
