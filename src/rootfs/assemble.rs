@@ -197,13 +197,16 @@ pub fn assemble(spec: &RootfsSpec, opts: &AssembleOptions) -> Result<AssembledRo
 }
 
 /// The magic number of selinuxfs (`SELINUX_MAGIC`).
-const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
+const SELINUX_MAGIC: u64 = 0xf97c_ff8c;
 
 /// Whether the kernel has SELinux enabled: selinuxfs is mounted at
 /// `/sys/fs/selinux`, or at least registered (listed in the private
 /// procfs's `filesystems`; with SELinux disabled at boot it is not).
 fn selinux_enabled(procfs: &Procfs) -> bool {
-    if rustix::fs::statfs("/sys/fs/selinux").is_ok_and(|st| st.f_type as i64 == SELINUX_MAGIC) {
+    // f_type is 32 bits wide on some architectures (and signed): compare
+    // the low 32 bits.
+    let magic = |st: rustix::fs::StatFs| (st.f_type as u64) & 0xffff_ffff;
+    if rustix::fs::statfs("/sys/fs/selinux").is_ok_and(|st| magic(st) == SELINUX_MAGIC) {
         return true;
     }
     let mut text = String::new();
