@@ -662,6 +662,16 @@ struct saferoot_mount *saferoot_mount_clone_in_root(const struct saferoot_root *
  * open_tree(2) with `OPEN_TREE_CLONE`). `fd` is borrowed: the handle
  * keeps its own `O_CLOEXEC` duplicate and the caller still closes `fd`.
  *
+ * Only a detached mount is accepted: `fd` must be the root of a mount
+ * that is not attached in the calling thread's mount namespace. An fd of
+ * a live mount (open_tree(2) without `OPEN_TREE_CLONE`, or an open mount
+ * point) is refused with `-EINVAL`, invalid-input kind, and nothing is
+ * changed: attribute and propagation changes through it would act on the
+ * live mount. (A mount attached in another namespace cannot be changed
+ * through an fd at all; the kernel refuses those changes.) To work on a
+ * live mount, clone it with `saferoot_mount_clone_fd` and attach the
+ * clone.
+ *
  * Returns a new mount handle owned by the caller, or NULL with `*err`
  * set.
  */
@@ -897,9 +907,16 @@ int saferoot_create_file(const struct saferoot_root *root,
 
 /**
  * Creates a device node or fifo at the in-root path `path` (the parent
- * must exist) with permission bits `mode`, then checks that the inode now
- * there has exactly the type and device number asked for (a
+ * must exist) with exactly the permission bits `mode` (the umask is not
+ * applied, and the caller's umask is not changed), then checks that the
+ * inode now there has exactly the type and device number asked for (a
  * safety-violation error otherwise). `type` is a `saferoot_node_type`.
+ *
+ * Checked before anything is created, each refused with `-EINVAL`,
+ * invalid-input kind: the type; `dev_major` at most 4095 and `dev_minor`
+ * at most 1048575 (12 and 20 bits, what the kernel's device numbers
+ * hold: larger ones would silently name another device); both 0 for a
+ * fifo; `mode` within 07777.
  *
  * When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
  * O_CLOEXEC` fd to the node, owned by the caller; otherwise that fd is

@@ -55,7 +55,9 @@ pub enum Error {
     },
 
     /// Resolving or creating a path inside a root failed (through pathrs).
-    #[error("{op}{}: {source}", InPath(Some(path)))]
+    /// The message ends with the errno text when pathrs reports one (its
+    /// own message, such as "openat2 subpath failed", does not say why).
+    #[error("{op}{}: {}", InPath(Some(path)), PathrsText(source))]
     Resolve {
         /// The operation that was resolving.
         op: Cow<'static, str>,
@@ -107,6 +109,37 @@ impl fmt::Display for InPath<'_> {
             Some(p) => write!(f, " at {}", p.display()),
             None => Ok(()),
         }
+    }
+}
+
+/// A pathrs error as one line: its own message, then the errno text when
+/// the kernel gave one (`openat2 subpath failed: No such file or directory
+/// (os error 2)`), otherwise every cause in its chain that adds something.
+/// The raw system call and its arguments, which pathrs keeps as a cause,
+/// stay out of the message (they are in the `Debug` form).
+struct PathrsText<'a>(&'a pathrs::error::Error);
+
+impl fmt::Display for PathrsText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.0.to_string();
+        if let pathrs::error::ErrorKind::OsError(Some(errno)) = self.0.kind() {
+            let why = std::io::Error::from_raw_os_error(errno).to_string();
+            if !text.contains(&why) {
+                text.push_str(": ");
+                text.push_str(&why);
+            }
+            return f.write_str(&text);
+        }
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(c) = cause {
+            let more = c.to_string();
+            if !more.is_empty() && !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            cause = c.source();
+        }
+        f.write_str(&text)
     }
 }
 
@@ -338,6 +371,24 @@ mod tests {
         assert_eq!(e.errno(), libc::EPERM);
         assert_eq!(e.path(), Some(Path::new("/proc/sys")));
         assert_eq!(e.operation(), "mount_setattr");
+    }
+
+    #[test]
+    fn pathrs_errors_end_with_the_errno_text() {
+        let dir = std::env::temp_dir();
+        let root = pathrs::Root::open(&dir).unwrap();
+        let missing = "/saferoot-no-such-dir-for-this-test/x";
+        let e = pathrs_call("resolve", missing, || root.resolve(missing)).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("resolve at /saferoot-no-such-dir-for-this-test/x: "),
+            "{s}"
+        );
+        assert!(
+            s.ends_with(": No such file or directory (os error 2)"),
+            "{s}"
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 
     #[test]

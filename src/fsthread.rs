@@ -6,7 +6,15 @@
 //! fs struct (`CLONE_FS`: root, working directory, umask), so whatever it
 //! changes stays with it. The helper is in the caller's mount namespace.
 
+use std::cell::Cell;
+
 use rustix::io::Errno;
+
+thread_local! {
+    /// Set on helper threads started by [`on_fs_thread`]: their fs struct
+    /// (and so their umask) is theirs alone.
+    static PRIVATE_FS: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Runs `f` on a helper thread with a private fs struct and returns what
 /// it returned. Fails with the errno when the thread cannot be started or
@@ -19,6 +27,7 @@ pub(crate) fn on_fs_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, E
             .spawn_scoped(s, || {
                 crate::sys::unshare(rustix::thread::UnshareFlags::FS)?;
                 let _journal = crate::journal::Active::set(journal);
+                PRIVATE_FS.with(|p| p.set(true));
                 Ok(f())
             })
             .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))?;
@@ -27,6 +36,25 @@ pub(crate) fn on_fs_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, E
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// Runs `f` with umask 0, so that modes given to `mknod` and friends are
+/// the modes created. On a helper thread of [`on_fs_thread`] the umask is
+/// changed in place and restored afterwards; anywhere else `f` runs on a
+/// new helper thread, so the caller's umask (shared with every thread of
+/// its process) is never touched.
+pub(crate) fn with_umask_zero<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, Errno> {
+    if PRIVATE_FS.with(Cell::get) {
+        let old = rustix::process::umask(rustix::fs::Mode::empty());
+        let r = f();
+        rustix::process::umask(old);
+        Ok(r)
+    } else {
+        on_fs_thread(|| {
+            rustix::process::umask(rustix::fs::Mode::empty());
+            f()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -47,5 +75,31 @@ mod tests {
         let mine = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
         rustix::process::umask(mine);
         assert_ne!(mine.bits(), 0o077);
+    }
+
+    #[test]
+    fn umask_zero_runs_with_umask_zero_and_restores_it() {
+        let mine = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(mine);
+        let inside = with_umask_zero(|| {
+            let m = rustix::process::umask(rustix::fs::Mode::empty());
+            m.bits()
+        })
+        .unwrap();
+        assert_eq!(inside, 0);
+        let nested = on_fs_thread(|| {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            let inner = with_umask_zero(|| {
+                let m = rustix::process::umask(rustix::fs::Mode::empty());
+                m.bits()
+            })
+            .unwrap();
+            let after = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            (inner, after.bits())
+        })
+        .unwrap();
+        assert_eq!(nested, (0, 0o077));
+        let now = rustix::process::umask(mine);
+        assert_eq!(now, mine);
     }
 }

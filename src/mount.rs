@@ -327,12 +327,81 @@ impl Mount {
         Ok(m)
     }
 
-    /// Adopts a mount fd made elsewhere (e.g. by `fsmount` or `open_tree`).
+    /// Adopts a mount fd made elsewhere (e.g. by `fsmount` or `open_tree`),
+    /// unchecked: changes made through it act on whatever mount the fd is
+    /// on, attached or not. [`from_detached_fd`](Self::from_detached_fd)
+    /// refuses fds of live mounts.
     pub fn from_fd(fd: impl Into<OwnedFd>) -> Mount {
         Mount {
             fd: fd.into(),
             what: "mount fd".into(),
         }
+    }
+
+    /// Adopts a mount fd made elsewhere after checking that it is a
+    /// *detached* mount: the root of a mount (`STATX_ATTR_MOUNT_ROOT`) that
+    /// is not attached in the calling thread's mount namespace, as
+    /// `fsmount` and `open_tree(OPEN_TREE_CLONE)` make them.
+    ///
+    /// [`from_fd`](Self::from_fd) takes any fd; attribute and propagation
+    /// changes on an fd of a mount attached in the caller's namespace (such
+    /// as `open_tree` without `OPEN_TREE_CLONE`, or an `O_PATH` open of a
+    /// mount point) would change that live mount. This refuses such an fd
+    /// with [`Error::InvalidInput`], as well as an fd that is not the root
+    /// of a mount. A mount attached in *another* namespace cannot be
+    /// changed through the fd at all (`mount_setattr` and `move_mount`
+    /// refuse mounts of other namespaces), so it passes the check but every
+    /// change to it fails.
+    ///
+    /// Whether the mount is attached here is asked of the kernel by its
+    /// unique id with `statmount` (Linux 6.8+: `ENOENT` means not in this
+    /// namespace); older kernels have the calling thread's
+    /// `/proc/thread-self/mountinfo` searched for its mount id.
+    pub fn from_detached_fd(fd: impl Into<OwnedFd>) -> Result<Mount> {
+        const OP: &str = "adopt a detached mount fd";
+        let fd = fd.into();
+        let unique = rustix::fs::StatxFlags::from_bits_retain(k::STATX_MNT_ID_UNIQUE);
+        let ask = |flags| {
+            rustix::fs::statx(&fd, c"", rustix::fs::AtFlags::EMPTY_PATH, flags)
+                .map_err(|e| Error::os(format!("{OP}: statx"), e))
+        };
+        let st = ask(rustix::fs::StatxFlags::MNT_ID)?;
+        let root_bit = rustix::fs::StatxAttributes::MOUNT_ROOT;
+        if st.stx_attributes_mask.contains(root_bit) && !st.stx_attributes.contains(root_bit) {
+            return Err(Error::invalid(
+                OP,
+                "the fd is not the root of a mount (give the fd fsmount or \
+                 open_tree(OPEN_TREE_CLONE) returned)",
+            ));
+        }
+        let mut here = None;
+        if features::has(Feature::Statmount) {
+            let st2 = ask(rustix::fs::StatxFlags::MNT_ID | unique)?;
+            if st2.stx_mask & k::STATX_MNT_ID_UNIQUE != 0 {
+                match sys::statmount::statmount(st2.stx_mnt_id, u64::from(k::STATMOUNT_MNT_BASIC)) {
+                    Ok(_) => here = Some(true),
+                    Err(Errno::NOENT) => here = Some(false),
+                    Err(e) => log::debug!("{OP}: statmount: {e}; reading mountinfo"),
+                }
+            }
+        }
+        let here = match here {
+            Some(h) => h,
+            None => crate::MountTable::read_with(crate::mountinfo::Backend::Mountinfo)?
+                .get(st.stx_mnt_id)
+                .is_some(),
+        };
+        if here {
+            return Err(Error::invalid(
+                OP,
+                "the fd is a mount attached in the caller's mount namespace, not a detached \
+                 one: changing its attributes would change that live mount",
+            ));
+        }
+        Ok(Mount {
+            fd,
+            what: "detached mount fd".into(),
+        })
     }
 
     /// Gives up the mount fd.

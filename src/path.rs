@@ -79,7 +79,37 @@ pub enum NodeKind {
     Fifo,
 }
 
+/// The largest major number a device node can have: the kernel encodes
+/// device numbers for `mknod` in 32 bits, 12 of them for the major.
+pub const MAX_MAJOR: u32 = (1 << 12) - 1;
+
+/// The largest minor number a device node can have (20 bits).
+pub const MAX_MINOR: u32 = (1 << 20) - 1;
+
 impl NodeKind {
+    /// Checks that the device numbers fit the kernel's encoding
+    /// ([`MAX_MAJOR`], [`MAX_MINOR`]); the reason when they do not.
+    pub fn check(self) -> std::result::Result<(), String> {
+        match self {
+            NodeKind::Char { major, minor } | NodeKind::Block { major, minor } => {
+                if major > MAX_MAJOR {
+                    return Err(format!(
+                        "major number {major} is outside 0..={MAX_MAJOR} (12 bits, what the \
+                         kernel's device numbers can hold)"
+                    ));
+                }
+                if minor > MAX_MINOR {
+                    return Err(format!(
+                        "minor number {minor} is outside 0..={MAX_MINOR} (20 bits, what the \
+                         kernel's device numbers can hold)"
+                    ));
+                }
+                Ok(())
+            }
+            NodeKind::Fifo => Ok(()),
+        }
+    }
+
     /// The file type a node of this kind has.
     pub fn file_type(self) -> FileType {
         match self {
@@ -403,8 +433,15 @@ impl Root {
     }
 
     /// Creates a device node or fifo at `path` (the parent must exist) with
-    /// `mode`, then checks that the inode now there has exactly the type and
-    /// device number asked for, and returns a handle to it.
+    /// exactly the permission bits `mode`: the umask is not applied (the
+    /// node is made on a thread whose umask is 0; the caller's umask is
+    /// left alone). Then checks that the inode now there has exactly the
+    /// type and device number asked for, and returns a handle to it.
+    ///
+    /// Device numbers the kernel cannot encode (a major above
+    /// [`MAX_MAJOR`], a minor above [`MAX_MINOR`]) are refused before
+    /// anything is created: `mknod` would silently truncate them to
+    /// another device.
     pub fn mknod(&self, path: impl AsRef<Path>, kind: NodeKind, mode: u32) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("mknod", path)?;
@@ -416,6 +453,8 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
+        kind.check()
+            .map_err(|why| Error::invalid_at("mknod", path, why))?;
         let perm = Permissions::from_mode(mode);
         let inode = match kind {
             NodeKind::Char { .. } => pathrs::InodeType::CharacterDevice(perm, kind.rdev()),
@@ -423,7 +462,11 @@ impl Root {
             NodeKind::Fifo => pathrs::InodeType::Fifo(perm),
         };
         let parent = self.journal_parent(path);
-        crate::error::pathrs_call("mknod", path, || self.inner.create(path, &inode))?;
+        let inner = &self.inner;
+        crate::fsthread::with_umask_zero(|| {
+            crate::error::pathrs_call("mknod", path, || inner.create(path, &inode))
+        })
+        .map_err(|e| Error::os_at("mknod (start the umask-0 helper thread)", path, e))??;
         let h = self.resolve_nofollow(path)?;
         record_made(parent.as_ref(), path, &h);
         let st = h.stat().map_err(|e| e.with_path(path))?;

@@ -304,6 +304,16 @@ pub unsafe extern "C" fn saferoot_mount_clone_in_root(
 /// open_tree(2) with `OPEN_TREE_CLONE`). `fd` is borrowed: the handle
 /// keeps its own `O_CLOEXEC` duplicate and the caller still closes `fd`.
 ///
+/// Only a detached mount is accepted: `fd` must be the root of a mount
+/// that is not attached in the calling thread's mount namespace. An fd of
+/// a live mount (open_tree(2) without `OPEN_TREE_CLONE`, or an open mount
+/// point) is refused with `-EINVAL`, invalid-input kind, and nothing is
+/// changed: attribute and propagation changes through it would act on the
+/// live mount. (A mount attached in another namespace cannot be changed
+/// through an fd at all; the kernel refuses those changes.) To work on a
+/// live mount, clone it with `saferoot_mount_clone_fd` and attach the
+/// clone.
+///
 /// Returns a new mount handle owned by the caller, or NULL with `*err`
 /// set.
 #[no_mangle]
@@ -311,9 +321,9 @@ pub unsafe extern "C" fn saferoot_mount_from_fd(
     fd: c_int,
     err: *mut *mut saferoot_error,
 ) -> *mut saferoot_mount {
-    guard_ptr!(err, || Ok(saferoot_mount::new(Mount::from_fd(
+    guard_ptr!(err, || Ok(saferoot_mount::new(Mount::from_detached_fd(
         dup_borrowed(fd, "mount fd")?
-    ))))
+    )?)))
 }
 
 /// The mount's fd, borrowed: it stays owned by `m` and is valid until

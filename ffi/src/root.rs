@@ -211,9 +211,16 @@ pub unsafe extern "C" fn saferoot_create_file(
 }
 
 /// Creates a device node or fifo at the in-root path `path` (the parent
-/// must exist) with permission bits `mode`, then checks that the inode now
-/// there has exactly the type and device number asked for (a
+/// must exist) with exactly the permission bits `mode` (the umask is not
+/// applied, and the caller's umask is not changed), then checks that the
+/// inode now there has exactly the type and device number asked for (a
 /// safety-violation error otherwise). `type` is a `saferoot_node_type`.
+///
+/// Checked before anything is created, each refused with `-EINVAL`,
+/// invalid-input kind: the type; `dev_major` at most 4095 and `dev_minor`
+/// at most 1048575 (12 and 20 bits, what the kernel's device numbers
+/// hold: larger ones would silently name another device); both 0 for a
+/// fifo; `mode` within 07777.
 ///
 /// When `fd_out` is not NULL, `*fd_out` receives a new `O_PATH |
 /// O_CLOEXEC` fd to the node, owned by the caller; otherwise that fd is

@@ -125,6 +125,25 @@ pub struct AssembledRoot {
     plan: Plan,
     strategy: Strategy,
     devnull: Option<(u64, u64)>,
+    propagated: Propagated,
+}
+
+/// Mounts with propagation options of their own (`rshared`, `slave`,
+/// ...), with those options: applied again after every tree-wide
+/// propagation change, so that per-mount settings win, as runc applies
+/// them after the root's propagation.
+pub(crate) type Propagated = Vec<(OwnedFd, Vec<crate::rootfs::PropagationSetting>)>;
+
+/// Applies each mount's own propagation settings again, in plan order (a
+/// later mount below an earlier `rshared` one keeps its own setting).
+pub(crate) fn reapply_propagation(propagated: &Propagated) -> Result<()> {
+    for (fd, settings) in propagated {
+        let m = Mount::from_fd(dup(fd.as_fd())?);
+        for p in settings {
+            m.set_propagation(p.kind, p.recursive)?;
+        }
+    }
+    Ok(())
 }
 
 impl AssembledRoot {
@@ -162,6 +181,7 @@ impl AssembledRoot {
             &self.plan,
             method,
             self.devnull,
+            &self.propagated,
         )
     }
 }
@@ -177,8 +197,62 @@ pub fn assemble(spec: &RootfsSpec, opts: &AssembleOptions) -> Result<AssembledRo
     assemble_plan(plan, opts)
 }
 
+/// The magic number of selinuxfs (`SELINUX_MAGIC`).
+const SELINUX_MAGIC: u64 = 0xf97c_ff8c;
+
+/// Whether the kernel has SELinux enabled: selinuxfs is mounted at
+/// `/sys/fs/selinux`, or at least registered (listed in the private
+/// procfs's `filesystems`; with SELinux disabled at boot it is not).
+fn selinux_enabled(procfs: &Procfs) -> bool {
+    // f_type is 32 bits wide on some architectures (and signed): compare
+    // the low 32 bits.
+    let magic = |st: rustix::fs::StatFs| (st.f_type as u64) & 0xffff_ffff;
+    if rustix::fs::statfs("/sys/fs/selinux").is_ok_and(|st| magic(st) == SELINUX_MAGIC) {
+        return true;
+    }
+    let mut text = String::new();
+    procfs
+        .open_root("filesystems", OFlags::RDONLY)
+        .is_ok_and(|mut f| std::io::Read::read_to_string(&mut f, &mut text).is_ok())
+        && text
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("selinuxfs"))
+}
+
+/// A mount label on a kernel without SELinux: an error when the plan asks
+/// for strict labels, otherwise the label is taken out of every mount with
+/// a warning (as crun drops it), before anything is mounted.
+fn settle_mount_label(plan: &mut Plan, procfs: &Procfs) -> Result<()> {
+    let Some(label) = plan.mount_label.clone() else {
+        return Ok(());
+    };
+    if selinux_enabled(procfs) {
+        return Ok(());
+    }
+    if plan.strict_mount_label {
+        return Err(Error::invalid(
+            "assemble",
+            format!(
+                "mountLabel {label:?} is set and strict mount labels are asked for, but this \
+                 kernel has no SELinux (no selinuxfs), so no mount can carry the label"
+            ),
+        ));
+    }
+    log::warn!(
+        "mountLabel {label:?} dropped: this kernel has no SELinux (no selinuxfs); the mounts \
+         are made without a context= option (set strictMountLabel to fail instead)"
+    );
+    for m in &mut plan.mounts {
+        if let MountKind::Fs { data, .. } = &mut m.kind {
+            data.retain(|(k, v)| !(k == "context" && v.as_deref() == Some(label.as_str())));
+        }
+    }
+    plan.mount_label = None;
+    Ok(())
+}
+
 /// Assembles a plan made by [`plan`](super::plan::plan).
-pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
+pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
     let strategy = opts.strategy.resolve()?;
     features::require(Feature::MountApi)?;
     features::require(Feature::MountSetattr)?;
@@ -210,6 +284,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         }
     }
     check_own_namespaces(&procfs, &plan)?;
+    settle_mount_label(&mut plan, &procfs)?;
     let rootfs_dir = Root::open(&plan.rootfs)?;
     let devnull = if plan.masked_paths.is_empty() {
         None
@@ -252,7 +327,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
         }
     };
     match built {
-        Ok(deferred) => {
+        Ok((deferred, propagated)) => {
             let tree = match tree {
                 Tree::Detached(m) => match m.attach(&target) {
                     Ok(a) => a,
@@ -263,8 +338,9 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
                 },
                 Tree::Attached(a) => a,
             };
-            if let Err(e) = finish(&plan, &deferred) {
+            if let Err(e) = finish(&plan, &deferred, &propagated) {
                 drop(deferred);
+                drop(propagated);
                 rollback_in_place(tree, &target, &plan.rootfs);
                 undo("finish");
                 return Err(e);
@@ -276,6 +352,7 @@ pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot
                 plan,
                 strategy,
                 devnull: devnull.map(|d| d.id),
+                propagated,
             })
         }
         Err(e) => {
@@ -441,7 +518,8 @@ fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
 
 /// Attaches every mount, populates /dev, applies read-only and masked
 /// paths and the root's own flags. Returns the mounts whose read-only flag
-/// waits until /dev is populated.
+/// waits until /dev is populated, and the mounts with propagation settings
+/// of their own (see [`Propagated`]).
 fn build(
     root: &Root,
     tree: &Tree,
@@ -449,8 +527,9 @@ fn build(
     opts: &AssembleOptions,
     devnull: Option<&HostDevNull>,
     strategy: Strategy,
-) -> Result<Vec<AttachedMount>> {
+) -> Result<(Vec<AttachedMount>, Propagated)> {
     let mut deferred_ro = Vec::new();
+    let mut propagated = Propagated::new();
     // What /dev setup may write to: the rootfs mount, and the tmpfs mounts
     // made below (see dev.rs).
     let mut dev_scope = dev::DevScope::new(root)?;
@@ -478,6 +557,9 @@ fn build(
         };
         if let Made::Mount(m) = &made {
             dev_scope.made(pm, m)?;
+            if !pm.propagation.is_empty() {
+                propagated.push((dup(m.as_fd())?, pm.propagation.clone()));
+            }
         }
         match made {
             Made::Mount(m) if defer => deferred_ro.push(m),
@@ -489,7 +571,13 @@ fn build(
         if plan.default_devices {
             dev_scope.check_dev(root)?;
         }
-        for m in dev::create_devices(root, &dev_scope, &plan.devices, plan.user_namespace)? {
+        for m in dev::create_devices(
+            root,
+            &dev_scope,
+            &plan.devices,
+            &plan.device_index,
+            plan.user_namespace,
+        )? {
             m.forget();
         }
         if plan.default_devices {
@@ -516,9 +604,17 @@ fn build(
     if plan.readonly_root {
         tree_mount.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
     }
+    // The root propagation goes on the tree's root mount only. The mounts
+    // below it already have it: the clones of host mounts are copies of
+    // the caller's `/`, which got it before anything was cloned, and new
+    // filesystems are private. A recursive change here would flatten the
+    // mounts' own settings (an `rshared` bind would become a slave, an
+    // `unbindable` one bindable) and break the master links of `slave`
+    // binds. Each mount's own settings are applied once more after the
+    // tree is attached (see `finish`), as runc applies them after mounting.
     let p = preparation_propagation(plan);
-    tree_mount.set_propagation(p.kind, p.recursive)?;
-    Ok(deferred_ro)
+    tree_mount.set_propagation(p.kind, false)?;
+    Ok((deferred_ro, propagated))
 }
 
 fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
@@ -528,16 +624,18 @@ fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
     Ok(())
 }
 
-/// The steps that need the tree attached: deferred read-only flags (a
-/// detached tree only lets its root be changed) and, last of all, once
+/// The steps that need the tree attached: deferred read-only flags and
+/// each mount's own propagation settings (a detached tree only lets its
+/// root be changed) and, last of all, once
 /// everything else succeeded, sysctls. They are written by the calling
 /// thread, which is in the container's namespaces
 /// ([`check_own_namespaces`] made sure of that for each namespace they
 /// rely on), through a private procfs: what a sysctl file shows depends on
 /// the namespaces of the thread that opens it, never on the container's
 /// `/proc`.
-fn finish(plan: &Plan, deferred: &[AttachedMount]) -> Result<()> {
+fn finish(plan: &Plan, deferred: &[AttachedMount], propagated: &Propagated) -> Result<()> {
     apply_deferred(deferred)?;
+    reapply_propagation(propagated)?;
     if !plan.sysctls.is_empty() {
         let procfs = Procfs::new()?;
         for (k, v) in &plan.sysctls {

@@ -314,21 +314,30 @@ fn node_kind(d: &DeviceSpec) -> NodeKind {
 /// symlink is followed, and a parent on a mount other than the rootfs
 /// mount or a tmpfs saferoot made is refused, so that no node is ever put
 /// into a volume.
+///
+/// `index[k]` is the index of `devices[k]` in the spec (`None` for a
+/// default device); an error about a spec device names it `devices[i]`.
 pub(crate) fn create_devices(
     root: &Root,
     scope: &DevScope,
     devices: &[DeviceSpec],
+    index: &[Option<usize>],
     user_namespace: bool,
 ) -> Result<Vec<AttachedMount>> {
     crate::fsthread::on_fs_thread(|| {
         rustix::process::umask(rustix::fs::Mode::empty());
         let mut binds = Vec::new();
-        for d in devices {
-            let (dir, name) = scope.parent(root, &d.path, false)?;
-            let parent = d.path.parent().unwrap_or(Path::new("/"));
-            if let Some(b) =
-                create_device(&dir, &name, d, user_namespace).map_err(|e| reroot(e, parent))?
-            {
+        for (k, d) in devices.iter().enumerate() {
+            let made = scope.parent(root, &d.path, false).and_then(|(dir, name)| {
+                let parent = d.path.parent().unwrap_or(Path::new("/"));
+                create_device(&dir, &name, d, user_namespace).map_err(|e| reroot(e, parent))
+            });
+            let made = match (made, index.get(k).copied().flatten()) {
+                (Err(e), Some(i)) => return Err(crate::rootfs::plan::device_err(i, &d.path, e)),
+                (Err(e), None) => return Err(e),
+                (Ok(m), _) => m,
+            };
+            if let Some(b) = made {
                 binds.push(b);
             }
         }

@@ -9,7 +9,6 @@
 //! is about to exec the container's program.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use linux_raw_sys::general as k;
 use rustix::fs::{FileType, OFlags};
@@ -52,6 +51,7 @@ pub(crate) fn enter(
     plan: &Plan,
     method: EnterMethod,
     host_devnull: Option<(u64, u64)>,
+    propagated: &super::assemble::Propagated,
 ) -> Result<()> {
     // The host's /dev/null identity, to recognise stdio pointing at it.
     let devnull_id = match host_devnull {
@@ -81,20 +81,38 @@ pub(crate) fn enter(
     };
     match method {
         EnterMethod::PivotRoot => {
+            // The old root, held by an fd: after pivot_root it is a mount
+            // of its own stacked on the new root's `.`.
+            let old_root = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                c"/",
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(os("open the old root"))?;
             rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
             rustix::process::pivot_root(c".", c".").map_err(os("pivot_root(\".\", \".\")"))?;
-            // The old root is now stacked on `.`: make it a slave so the
-            // unmount does not propagate to the host, then detach it.
+            // Only the old root and the mounts below it become slaves, so
+            // that the unmount does not propagate to the host; the new
+            // root's mounts keep their propagation (a path `.` here would
+            // name the new root, which the old one covers). As runc does,
+            // the unmount then works from inside the old root.
             let args = MountAttrArgs {
                 propagation: Propagation::Slave.to_kernel(),
                 ..Default::default()
             };
-            sys::mount_setattr(rustix::fs::CWD, c".", k::AT_RECURSIVE, &args)
-                .map_err(os("make the old root a slave"))?;
+            sys::mount_setattr(
+                old_root.as_fd(),
+                c"",
+                k::AT_EMPTY_PATH | k::AT_RECURSIVE,
+                &args,
+            )
+            .map_err(os("make the old root a slave"))?;
+            rustix::process::fchdir(&old_root).map_err(os("fchdir to the old root"))?;
+            drop(old_root);
             unmount(c".", UnmountFlags::DETACH).map_err(os("detach the old root"))?;
         }
         EnterMethod::MoveRoot => {
-            cover_host_kernel_fs(&plan.rootfs)?;
+            cover_host_kernel_fs(tree)?;
             rustix::process::fchdir(tree).map_err(os("fchdir to the new root"))?;
             move_mount(
                 tree,
@@ -124,6 +142,8 @@ pub(crate) fn enter(
         sys::mount_setattr(rustix::fs::CWD, c"/", flags, &args).map_err(|e| {
             Error::os_at(format!("mount_setattr(propagation {})", p.name()), "/", e)
         })?;
+        // Per-mount settings win over the root's, as they do in runc.
+        super::assemble::reapply_propagation(propagated)?;
     }
     if let Some(null) = &container_null {
         for which in stdio_on_host_null {
@@ -205,17 +225,39 @@ fn open_container_null(root: &Root) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Before move-root: proc and sysfs mounts of the host outside the rootfs
+/// Before move-root: proc and sysfs mounts of the host outside the root
 /// are unmounted, or covered with an empty read-only tmpfs where they cannot
 /// be. This reads the mount table, which only move-root needs.
-fn cover_host_kernel_fs(rootfs: &Path) -> Result<()> {
+///
+/// The container's own mounts are told apart by identity, not by path:
+/// they are the mount `tree` (found by the mount id of its fd) and every
+/// mount below it in the table. A rootfs path through a symlink, or a bind
+/// of the rootfs elsewhere, cannot make saferoot take the container's
+/// `/proc` for the host's.
+fn cover_host_kernel_fs(tree: BorrowedFd<'_>) -> Result<()> {
+    let tree_id = rustix::fs::statx(
+        tree,
+        c"",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .map_err(os("statx the assembled root"))?
+    .stx_mnt_id;
     let table = crate::MountTable::read()?;
+    let ours: std::collections::HashSet<u64> =
+        table.subtree(tree_id).iter().map(|e| e.id).collect();
+    if ours.is_empty() {
+        return Err(Error::os(
+            "move-root: the assembled root is not in this mount namespace",
+            Errno::NOENT,
+        ));
+    }
     let mut points: Vec<_> = table
         .entries()
         .iter()
         .filter(|e| matches!(e.fs_type.as_str(), "proc" | "sysfs"))
+        .filter(|e| !ours.contains(&e.id))
         .map(|e| e.mount_point.clone())
-        .filter(|p| !p.starts_with(rootfs))
         .collect();
     // Deepest first, so that a parent is not unmounted under a child.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));

@@ -7,6 +7,13 @@
 //! filesystem for a new filesystem (the kernel refuses unknown ones and the
 //! error names them) and refused outright for bind mounts, where they could
 //! only be silently ignored.
+//!
+//! A bind mount makes no filesystem, so filesystem data options
+//! (`key=value`: `mode=`, `size=`, `uid=`, `nr_inodes=`, ...) and
+//! superblock flags (`sync`, ...) mean nothing there. runc and crun ignore
+//! them; so does saferoot, listing them in [`MountOptions::ignored`] (the
+//! planner logs a warning naming the mount and the option). A bare word
+//! that is none of the above stays an error.
 
 use crate::rootfs::spec::PropagationSetting;
 use crate::{Error, MountAttr, Result};
@@ -53,6 +60,10 @@ pub struct MountOptions {
     pub sb_flags: Vec<String>,
     /// Filesystem parameters: `key=value` pairs and bare flags.
     pub data: Vec<(String, Option<String>)>,
+    /// Options given to a bind mount that only a new filesystem takes
+    /// (`key=value` data options, superblock flags), as written: a bind
+    /// ignores them, as runc and crun do. Empty for other mounts.
+    pub ignored: Vec<String>,
 }
 
 impl MountOptions {
@@ -182,12 +193,25 @@ pub fn parse_options<S: AsRef<str>>(options: &[S], is_bind: bool) -> Result<Moun
     }
     let bind = is_bind || o.bind.is_some();
     if bind {
-        if let Some(word) = unknown.first().or(o.data.first().map(|(k, _)| k)) {
+        if let Some(word) = unknown.first() {
             return Err(Error::invalid(
                 "mount options",
-                format!("unknown option {word:?} for a bind mount"),
+                format!(
+                    "{word:?} is not a mount flag, propagation type or bind option that \
+                     saferoot knows, and a bind mount takes no filesystem options"
+                ),
             ));
         }
+        // Filesystem data and superblock flags mean nothing on a bind.
+        o.ignored = o
+            .data
+            .drain(..)
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k,
+            })
+            .chain(o.sb_flags.drain(..))
+            .collect();
         if o.tmpcopyup {
             return Err(Error::invalid(
                 "mount options",
@@ -268,8 +292,16 @@ mod tests {
         let e = parse_options(&["bind", "frobnicate"], false).unwrap_err();
         assert!(e.to_string().contains("frobnicate"), "{e}");
         assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
-        let e = parse_options(&["size=1m"], true).unwrap_err();
-        assert!(e.to_string().contains("size"), "{e}");
+        assert!(!e.to_string().contains("unknown"), "{e}");
+        // Data options and superblock flags mean nothing on a bind: kept
+        // aside to be warned about, not refused, not applied.
+        let o = parse_options(&["size=1m", "mode=755", "rbind", "sync", "ro"], true).unwrap();
+        assert_eq!(o.ignored, ["size=1m", "mode=755", "sync"]);
+        assert!(o.data.is_empty() && o.sb_flags.is_empty());
+        assert_eq!(o.set, MountAttr::RDONLY);
+        let o = parse_options(&["size=1m", "sync"], false).unwrap();
+        assert!(o.ignored.is_empty());
+        assert_eq!(o.data_string(), "size=1m");
         let o = parse_options(&["frobnicate"], false).unwrap();
         assert!(o.has_data("frobnicate"));
         assert!(parse_options(&["=x"], false).is_err());

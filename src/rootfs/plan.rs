@@ -111,6 +111,11 @@ pub struct PlannedMount {
     pub tmpcopyup: bool,
     /// Mount onto a symlink destination itself instead of following it.
     pub dest_nofollow: bool,
+    /// Options of a bind mount that only a new filesystem takes (`mode=`,
+    /// `size=`, `sync`, ...): ignored, as runc and crun ignore them, with
+    /// a warning naming the mount and the option.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_options: Vec<String>,
 }
 
 fn ser_attr_words<S: serde::Serializer>(
@@ -188,6 +193,11 @@ pub struct Plan {
     pub default_devices: bool,
     /// Device nodes to create (defaults first, then the spec's).
     pub devices: Vec<DeviceSpec>,
+    /// For each entry of `devices`, its index in `RootfsSpec::devices`, or
+    /// `None` for a default device: errors about a device name the entry
+    /// (`devices[i]`).
+    #[serde(skip)]
+    pub device_index: Vec<Option<usize>>,
     /// Paths to mask.
     pub masked_paths: Vec<PathBuf>,
     /// Paths to make read-only.
@@ -204,6 +214,13 @@ pub struct Plan {
     pub user_namespace: bool,
     /// umask for the container process.
     pub umask: Option<u32>,
+    /// The spec's SELinux mount label, given as `context=` to the
+    /// filesystems of `mounts` that take one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_label: Option<String>,
+    /// Whether assembly fails, rather than dropping the label with a
+    /// warning, on a kernel without SELinux.
+    pub strict_mount_label: bool,
     /// The container's own namespaces, as the spec gives them.
     pub namespaces: Namespaces,
     /// The namespaces that the sysctls and read-write cgroup mounts of the
@@ -239,6 +256,7 @@ fn implicit_fs(
         idmap: None,
         tmpcopyup: false,
         dest_nofollow: false,
+        ignored_options: vec![],
     }
 }
 
@@ -250,6 +268,54 @@ fn mount_err(i: usize, dest: &Path, e: Error) -> Error {
             reason,
         },
         other => other.with_path(dest),
+    }
+}
+
+/// An error about device `i` of the spec, named `devices[i]` (a CLI maps
+/// that to its own name for the entry, `linux.devices[i]` for a bundle).
+pub(crate) fn device_err(i: usize, path: &Path, e: Error) -> Error {
+    let prefix = format!("devices[{i}]");
+    let named = |op: std::borrow::Cow<'static, str>| -> std::borrow::Cow<'static, str> {
+        if op.starts_with(&prefix) {
+            op
+        } else {
+            format!("{prefix}: {op}").into()
+        }
+    };
+    match e {
+        Error::InvalidInput {
+            op,
+            path: p,
+            reason,
+        } => Error::InvalidInput {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            reason,
+        },
+        Error::Os { op, path: p, errno } => Error::Os {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            errno,
+        },
+        Error::SafetyViolation {
+            op,
+            path: p,
+            reason,
+        } => Error::SafetyViolation {
+            op: named(op),
+            path: p.or_else(|| Some(path.to_path_buf())),
+            reason,
+        },
+        Error::Resolve {
+            op,
+            path: p,
+            source,
+        } => Error::Resolve {
+            op: named(op),
+            path: p,
+            source,
+        },
+        other => other,
     }
 }
 
@@ -333,14 +399,39 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         for (n, m) in extra.into_iter().enumerate() {
             mounts.insert(1 + n, m);
         }
+        // The mounts saferoot adds get the label as the same mounts written
+        // in the spec would.
+        if let Some(label) = &spec.mount_label {
+            for m in mounts.iter_mut().filter(|m| m.index.is_none()) {
+                if let MountKind::Fs { fstype, data, .. } = &mut m.kind {
+                    if takes_label(fstype) && !data.iter().any(|(k, _)| k == "context") {
+                        data.push(("context".into(), Some(label.clone())));
+                    }
+                }
+            }
+        }
     }
-    let mut devices = if setup_dev && spec.default_devices {
-        default_devices()
+    let mut devices: Vec<(DeviceSpec, Option<usize>)> = if setup_dev && spec.default_devices {
+        default_devices().into_iter().map(|d| (d, None)).collect()
     } else {
         Vec::new()
     };
     for (i, d) in spec.devices.iter().enumerate() {
-        check_in_root_path("plan device", &d.path).map_err(|e| mount_err(i, &d.path, e))?;
+        check_in_root_path("plan device", &d.path).map_err(|e| device_err(i, &d.path, e))?;
+        let kind = match d.kind {
+            DeviceKind::Char => Some(crate::NodeKind::Char {
+                major: d.major,
+                minor: d.minor,
+            }),
+            DeviceKind::Block => Some(crate::NodeKind::Block {
+                major: d.major,
+                minor: d.minor,
+            }),
+            DeviceKind::Fifo => None,
+        };
+        if let Some(Err(why)) = kind.map(crate::NodeKind::check) {
+            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, why));
+        }
         if d.file_mode.is_some_and(|m| m & !0o7777 != 0) {
             return Err(Error::invalid_at(
                 format!("devices[{i}]"),
@@ -368,8 +459,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             ));
         }
         // A spec device replaces a default one at the same path.
-        devices.retain(|x| x.path != d.path);
-        devices.push(d.clone());
+        devices.retain(|(x, _)| x.path != d.path);
+        devices.push((d.clone(), Some(i)));
     }
     for (what, list) in [
         ("maskedPaths", &spec.masked_paths),
@@ -405,7 +496,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         mounts,
         setup_dev,
         default_devices: setup_dev && spec.default_devices,
-        devices,
+        device_index: devices.iter().map(|(_, i)| *i).collect(),
+        devices: devices.into_iter().map(|(d, _)| d).collect(),
         masked_paths: spec.masked_paths.clone(),
         readonly_paths: spec.readonly_paths.clone(),
         readonly_root: spec.readonly_root,
@@ -421,6 +513,8 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         cwd: spec.cwd.clone(),
         user_namespace: spec.user_namespace,
         umask: spec.umask,
+        mount_label: spec.mount_label.clone(),
+        strict_mount_label: spec.strict_mount_label,
         namespaces: spec.namespaces,
         relies_on,
     })
@@ -437,6 +531,13 @@ fn plan_mount(
     let placement = check_destination(dest)?;
     let is_bind_type = m.fs_type == "bind";
     let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
+    for w in &opts.ignored {
+        log::warn!(
+            "mounts[{i}] ({}): option {w:?} is a filesystem option, which a bind mount does \
+             not take; ignored (as runc and crun do)",
+            dest.display()
+        );
+    }
     let bind = opts.bind.or(if is_bind_type {
         Some(BindKind::Bind)
     } else {
@@ -571,6 +672,7 @@ fn plan_mount(
         idmap,
         tmpcopyup: opts.tmpcopyup,
         dest_nofollow: opts.dest_nofollow,
+        ignored_options: opts.ignored,
     })
 }
 
@@ -652,7 +754,7 @@ mod tests {
             MountSpec::new("/proc", "tmpfs", None, &[]),
             MountSpec::new("/x", "bind", None, &[]),
             MountSpec::new("/x", "bind", Some("rel".into()), &[]),
-            MountSpec::new("/x", "bind", Some("/a".into()), &["size=1"]),
+            MountSpec::new("/x", "bind", Some("/a".into()), &["newinstance"]),
             MountSpec::new("/x", "", None, &[]),
             MountSpec::new("/x", "proc", None, &["tmpcopyup"]),
             MountSpec::new("/x", "bind", Some("/a".into()), &["idmap"]),
@@ -667,6 +769,63 @@ mod tests {
             let s = e.to_string();
             assert!(s.contains("mounts[1]"), "{s}");
         }
+    }
+
+    #[test]
+    fn data_options_on_binds_are_ignored_and_listed() {
+        let p = plan(&spec(vec![MountSpec::new(
+            "/data",
+            "bind",
+            Some("/srv".into()),
+            &["rbind", "mode=755", "size=1m", "uid=1000", "nosuid"],
+        )]))
+        .unwrap();
+        let m = p.mounts.iter().find(|m| m.index == Some(0)).unwrap();
+        assert_eq!(m.ignored_options, ["mode=755", "size=1m", "uid=1000"]);
+        assert_eq!(m.set, MountAttr::NOSUID);
+        let json = serde_json::to_value(m).unwrap();
+        assert_eq!(json["ignoredOptions"][0], "mode=755", "{json}");
+        let e = plan(&spec(vec![MountSpec::new(
+            "/data",
+            "bind",
+            Some("/srv".into()),
+            &["newinstance"],
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("mounts[0]"), "{e}");
+        assert!(e.to_string().contains("newinstance"), "{e}");
+    }
+
+    #[test]
+    fn device_numbers_beyond_the_kernel_encoding_are_refused() {
+        for (major, minor) in [(4096, 0), (1, 1 << 20), (u32::MAX, 3)] {
+            let mut s = spec(vec![]);
+            s.devices.push(DeviceSpec {
+                path: "/dev/big".into(),
+                kind: DeviceKind::Char,
+                major,
+                minor,
+                file_mode: None,
+                uid: None,
+                gid: None,
+            });
+            let e = plan(&s).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().starts_with("devices[0]"), "{e}");
+        }
+        let mut s = spec(vec![]);
+        s.devices.push(DeviceSpec {
+            path: "relative".into(),
+            kind: DeviceKind::Fifo,
+            major: 0,
+            minor: 0,
+            file_mode: None,
+            uid: None,
+            gid: None,
+        });
+        let e = plan(&s).unwrap_err();
+        assert!(e.to_string().starts_with("devices[0]"), "{e}");
+        assert!(!e.to_string().contains("mounts["), "{e}");
     }
 
     #[test]
@@ -703,6 +862,22 @@ mod tests {
             panic!()
         };
         assert!(data.is_empty());
+        // The implicit /dev, /dev/pts and /dev/shm carry it too.
+        for m in &p.mounts[..3] {
+            assert_eq!(m.index, None);
+            let MountKind::Fs { data, .. } = &m.kind else {
+                panic!()
+            };
+            assert!(
+                data.iter().any(|(k, v)| k == "context"
+                    && v.as_deref() == Some("system_u:object_r:container_file_t:s0")),
+                "{m:?}"
+            );
+        }
+        assert_eq!(
+            p.mount_label.as_deref(),
+            Some("system_u:object_r:container_file_t:s0")
+        );
     }
 
     #[test]

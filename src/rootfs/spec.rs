@@ -37,8 +37,14 @@ pub struct RootfsSpec {
     /// Make `/` read-only once everything is mounted.
     pub readonly_root: bool,
     /// SELinux label for mounts, passed as the `context=` option of
-    /// filesystems that take one.
+    /// filesystems that take one: those of the spec and the ones saferoot
+    /// adds itself (`/dev`, `/dev/pts`, `/dev/shm`). On a kernel without
+    /// SELinux the label is dropped with a warning, as crun does, unless
+    /// [`strict_mount_label`](Self::strict_mount_label) is set.
     pub mount_label: Option<String>,
+    /// Fail instead of dropping [`mount_label`](Self::mount_label) when the
+    /// kernel has no SELinux (JSON `strictMountLabel`, default false).
+    pub strict_mount_label: bool,
     /// The working directory to change into after entering the root; it is
     /// created when missing and checked to be inside the root.
     pub cwd: Option<PathBuf>,
@@ -109,6 +115,7 @@ impl Default for RootfsSpec {
             rootfs_propagation: None,
             readonly_root: false,
             mount_label: None,
+            strict_mount_label: false,
             cwd: None,
             sysctls: BTreeMap::new(),
             user_namespace: false,

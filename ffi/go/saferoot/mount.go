@@ -176,7 +176,11 @@ func CloneFile(f *os.File, flags CloneFlags) (*Mount, error) {
 
 // MountFromFile adopts a detached mount fd made elsewhere (fsmount(2),
 // open_tree(2) with OPEN_TREE_CLONE). f stays the caller's: the Mount
-// keeps a duplicate.
+// keeps a duplicate. f must be the root of a mount that is not attached
+// in the calling thread's mount namespace: the file of a live mount (an
+// open mount point, open_tree without OPEN_TREE_CLONE) is refused with a
+// KindInvalidInput error, because attribute changes through it would
+// change the live mount. Clone a live mount with CloneFile instead.
 func MountFromFile(f *os.File) (*Mount, error) {
 	var p *C.saferoot_mount
 	err := withFile("file", f, func(fd C.int) error {

@@ -233,9 +233,12 @@ func (r *Root) mknod(path string, t NodeType, major, minor, mode uint32, keep bo
 }
 
 // Mknod creates a device node or fifo at the in-root path (the parent
-// must exist) with mode, then checks that the inode there has exactly the
-// type and device number asked for (a KindSafetyViolation error if not).
-// A fifo takes major and minor 0.
+// must exist) with exactly the permission bits mode (the umask is not
+// applied), then checks that the inode there has exactly the type and
+// device number asked for (a KindSafetyViolation error if not). A fifo
+// takes major and minor 0. A major above 4095 or a minor above 1048575
+// (more than the kernel's device numbers hold) is a KindInvalidInput
+// error, and nothing is created.
 func (r *Root) Mknod(path string, t NodeType, major, minor, mode uint32) error {
 	_, err := r.mknod(path, t, major, minor, mode, false)
 	return err

@@ -185,6 +185,21 @@ func TestRootPathOperations(t *testing.T) {
 	}
 	err = r.Mknod("/bad", saferoot.NodeFifo, 1, 0, 0o600)
 	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "fifo with major")
+	// Device numbers the kernel cannot encode are refused before anything
+	// is created; the mode given is the mode created, whatever the umask.
+	err = r.Mknod("/big", saferoot.NodeChar, 4096, 0, 0o600)
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "major above 12 bits")
+	err = r.Mknod("/big", saferoot.NodeBlock, 7, 1<<20, 0o600)
+	wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "minor above 20 bits")
+	if _, err := os.Lstat(filepath.Join(dir, "big")); !os.IsNotExist(err) {
+		t.Errorf("a refused mknod left something behind: %v", err)
+	}
+	old := syscall.Umask(0o022)
+	check(t, r.Mknod("/exact", saferoot.NodeChar, 1, 3, 0o666), "mknod exact mode")
+	syscall.Umask(old)
+	if st, err := os.Lstat(filepath.Join(dir, "exact")); err != nil || st.Mode().Perm() != 0o666 {
+		t.Errorf("mknod with mode 0666 under umask 022 gave %v (%v)", st.Mode(), err)
+	}
 	check(t, r.Symlink("/link", "/etc/hostname"), "symlink")
 	target, err := r.Readlink("/link")
 	if check(t, err, "readlink") && target != "/etc/hostname" {
@@ -370,6 +385,14 @@ func TestMountLifecycle(t *testing.T) {
 		f.Close()
 		if check(t, err, "mount from file") {
 			check(t, m2.AttachAt(r, "/bound"), "attach adopted")
+			// The fd of a live (attached) mount is refused: changes
+			// through it would change the live mount.
+			live, err := os.Open(filepath.Join(dir, "bound"))
+			if check(t, err, "open live mount") {
+				_, err = saferoot.MountFromFile(live)
+				wantErr(t, err, syscall.EINVAL, saferoot.KindInvalidInput, "adopt an attached mount")
+				live.Close()
+			}
 			check(t, m2.Detach(), "detach adopted")
 			m2.Close()
 		}

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -118,6 +119,10 @@ static void check_mount_api_unsupported(void);
         }                                                                               \
     } while (0)
 static char base[PATH_MAX]; /* a scratch directory on a private tmpfs */
+
+/* The root mount of the namespace the suite started in, opened before it
+ * enters its own: a mount that is attached, but not in this namespace. */
+static int outer_root_fd = -1;
 
 static char *path_join(const char *a, const char *b)
 {
@@ -543,6 +548,50 @@ static void test_mknod(void)
     CHECK_ERR(err, EINVAL, INVALID);
     CHECK(saferoot_mknod(r, BAD_UTF8, SAFEROOT_NODE_CHAR, 1, 3, 0600, NULL, &err) == -EINVAL);
     CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_root_free(r);
+}
+
+/* Device numbers the kernel cannot encode (major > 12 bits, minor > 20
+ * bits) and unknown types are refused before anything is created; the mode
+ * given is the mode created, whatever the caller's umask. */
+static void test_mknod_checks_before_creating_and_keeps_the_mode(void)
+{
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/mknod-checks");
+    saferoot_root *r = open_root(dir);
+    struct stat st;
+    mode_t old = umask(022);
+
+    CHECK(saferoot_mknod(r, "/big-major", SAFEROOT_NODE_CHAR, 4096, 0, 0600, NULL, &err) ==
+          -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(lstat(path_join(dir, "/big-major"), &st) != 0 && errno == ENOENT);
+    CHECK(saferoot_mknod(r, "/big-minor", SAFEROOT_NODE_BLOCK, 7, 1u << 20, 0600, NULL, &err) ==
+          -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(lstat(path_join(dir, "/big-minor"), &st) != 0 && errno == ENOENT);
+    CHECK(saferoot_mknod(r, "/huge", SAFEROOT_NODE_CHAR, 0xffffffffu, 0xffffffffu, 0600, NULL,
+                         &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(lstat(path_join(dir, "/huge"), &st) != 0 && errno == ENOENT);
+    CHECK(saferoot_mknod(r, "/no-type", 0, 1, 3, 0600, NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(lstat(path_join(dir, "/no-type"), &st) != 0 && errno == ENOENT);
+
+    /* The largest numbers that fit are fine. */
+    CHECK_OK(saferoot_mknod(r, "/max", SAFEROOT_NODE_CHAR, 4095, (1u << 20) - 1, 0600, NULL,
+                            &err) == 0,
+             err);
+    CHECK(lstat(path_join(dir, "/max"), &st) == 0 && S_ISCHR(st.st_mode) &&
+          major(st.st_rdev) == 4095 && minor(st.st_rdev) == (1u << 20) - 1);
+
+    /* umask 022 would make these 0644 and 0664. */
+    CHECK_OK(saferoot_mknod(r, "/null", SAFEROOT_NODE_CHAR, 1, 3, 0666, NULL, &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/null"), &st) == 0 && (st.st_mode & 07777) == 0666);
+    CHECK_OK(saferoot_mknod(r, "/fifo", SAFEROOT_NODE_FIFO, 0, 0, 0664, NULL, &err) == 0, err);
+    CHECK(lstat(path_join(dir, "/fifo"), &st) == 0 && (st.st_mode & 07777) == 0664);
+    /* The caller's umask is untouched. */
+    CHECK(umask(old) == 022);
     saferoot_root_free(r);
 }
 
@@ -1121,6 +1170,44 @@ static void test_mount_from_and_into_fd(void)
     saferoot_root_free(r);
 }
 
+/* saferoot_mount_from_fd takes detached mounts only: the fd of a mount
+ * attached in this namespace (here an O_PATH open of its mount point) is
+ * refused, so no attribute change can reach the live mount through it. */
+static void test_mount_from_fd_refuses_an_attached_mount(void)
+{
+    NEED_MOUNT_API();
+    saferoot_error *err = NULL;
+    const char *dir = new_dir("/fromfd-live");
+    saferoot_root *r = open_root(dir);
+    saferoot_mount *m = make_tmpfs(NULL, 0), *again;
+    int live, plain;
+    struct statvfs sv;
+
+    CHECK_OK(saferoot_mkdir_all(r, "/live", 0755, NULL, &err) == 0, err);
+    CHECK_OK(saferoot_mount_attach_at(m, r, "/live", &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/live"), NULL, 0) == 1);
+    live = open(path_join(dir, "/live"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(live >= 0);
+    again = saferoot_mount_from_fd(live, &err);
+    CHECK(again == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_mount_free(again);
+    /* The live mount is as it was: writable. */
+    CHECK(statvfs(path_join(dir, "/live"), &sv) == 0 && !(sv.f_flag & ST_RDONLY));
+    close(live);
+    /* Neither is an fd that is not the root of a mount. */
+    CHECK_OK(saferoot_mkdir_all(r, "/live/sub", 0755, NULL, &err) == 0, err);
+    plain = open(path_join(dir, "/live/sub"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(plain >= 0);
+    CHECK(saferoot_mount_from_fd(plain, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    close(plain);
+    CHECK_OK(saferoot_mount_detach(m, &err) == 0, err);
+    CHECK(mounts_at(path_join(dir, "/live"), NULL, 0) == 0);
+    saferoot_mount_free(m);
+    saferoot_root_free(r);
+}
+
 static void test_mount_root_builds_a_detached_tree(void)
 {
     NEED_MOUNT_API();
@@ -1408,9 +1495,21 @@ static void test_mount_bad_input(void)
     int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     CHECK(dfd >= 0);
-    /* A handle made without the kernel: any fd can be adopted. */
+    /* Only a detached mount can be adopted; a plain directory fd is refused
+     * (statx, which needs no mount API, tells it is not a mount's root). */
     m = saferoot_mount_from_fd(dfd, &err);
-    CHECK_OK(m != NULL, err);
+    CHECK(m == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    if (mount_api) {
+        m = make_tmpfs(NULL, 0);
+    } else {
+        /* Without the mount API (valgrind) a handle for the argument checks
+         * below: the root mount of the namespace the suite started in is
+         * accepted, as it is not attached in this one; the kernel would
+         * refuse any change made through it. */
+        m = saferoot_mount_from_fd(outer_root_fd, &err);
+        CHECK_OK(m != NULL, err);
+    }
     CHECK(saferoot_mount_from_fd(-1, &err) == NULL);
     CHECK_ERR(err, EINVAL, INVALID);
     CHECK(saferoot_mount_from_fd(987654, &err) == NULL);
@@ -2244,6 +2343,11 @@ static void test_rootfs_assemble_spec(void)
 static int enter_private_namespace(void)
 {
     char tmpl[] = "/tmp/saferoot-ctest-XXXXXX";
+    outer_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (outer_root_fd < 0) {
+        perror("open /");
+        return -1;
+    }
     if (unshare(CLONE_NEWNS) != 0) {
         perror("unshare(CLONE_NEWNS)");
         return -1;
@@ -2321,6 +2425,7 @@ int main(void)
     RUN(test_mkdir_all);
     RUN(test_create_file);
     RUN(test_mknod);
+    RUN(test_mknod_checks_before_creating_and_keeps_the_mode);
     RUN(test_symlink_readlink);
     RUN(test_remove);
     RUN(test_mount_fs_and_options);
@@ -2331,6 +2436,7 @@ int main(void)
     RUN(test_mount_attach_at_errors);
     RUN(test_mount_attach_beneath);
     RUN(test_mount_from_and_into_fd);
+    RUN(test_mount_from_fd_refuses_an_attached_mount);
     RUN(test_mount_root_builds_a_detached_tree);
     RUN(test_unmount_in_root);
     RUN(test_symlink_escape_is_confined);

@@ -210,6 +210,9 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
     let origins = (0..spec.mounts.len())
         .map(|i| format!("mounts[{i}]"))
         .collect();
+    let device_origins = (0..spec.devices.len())
+        .map(|i| format!("linux.devices[{i}]"))
+        .collect();
     let mut path_origins = Vec::new();
     for (i, p) in spec.masked_paths.iter().enumerate() {
         path_origins.push((p.clone(), format!("linux.maskedPaths[{i}]")));
@@ -222,6 +225,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         root: RootKind::Bundle(spec.rootfs.clone()),
         spec,
         origins,
+        device_origins,
         steps: Vec::new(),
         path_origins,
         namespaces: ns,

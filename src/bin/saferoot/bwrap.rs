@@ -776,6 +776,16 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
     Ok(Sandbox {
         spec,
         origins: comp.mounts.iter().map(|(_, o)| o.clone()).collect(),
+        device_origins: comp
+            .devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "--dev {}",
+                    d.path.parent().unwrap_or(Path::new("/")).display()
+                )
+            })
+            .collect(),
         root,
         steps: comp.steps,
         path_origins,

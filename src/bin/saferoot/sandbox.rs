@@ -127,6 +127,9 @@ pub struct Sandbox {
     pub root: RootKind,
     /// Directories and symlinks to create.
     pub steps: Vec<Step>,
+    /// For each entry of `spec.devices`, the flag or config entry it came
+    /// from (`linux.devices[N]`, `--dev DIR`).
+    pub device_origins: Vec<String>,
     /// For `spec.masked_paths` and `spec.readonly_paths` (by path), the flag
     /// or entry they came from.
     pub path_origins: Vec<(PathBuf, String)>,
@@ -185,14 +188,23 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 impl Sandbox {
     /// The flag or entry a library error is about, when it can be told:
-    /// `mounts[N]` in the operation, or a path that is a mount destination,
-    /// a masked or read-only path, a step or the working directory.
+    /// `mounts[N]` or `devices[N]` in the operation, or a path that is a
+    /// mount destination, a masked or read-only path, a step or the working
+    /// directory. An error about a device is never put on a mount whose
+    /// destination happens to be on the device's path.
     pub fn origin_of(&self, e: &saferoot::Error) -> Option<String> {
         let op = e.operation();
-        if let Some(rest) = op.strip_prefix("mounts[") {
-            if let Some(i) = rest.split(']').next().and_then(|n| n.parse::<usize>().ok()) {
-                return self.origins.get(i).cloned();
-            }
+        let index = |rest: &str| rest.split(']').next().and_then(|n| n.parse::<usize>().ok());
+        if let Some(i) = op.strip_prefix("mounts[").and_then(index) {
+            return self.origins.get(i).cloned();
+        }
+        if let Some(i) = op.strip_prefix("devices[").and_then(index) {
+            return Some(
+                self.device_origins
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("devices[{i}]")),
+            );
         }
         let path = e.path()?;
         let clean = saferoot::rootfs::policy::clean;
@@ -215,7 +227,19 @@ impl Sandbox {
     /// A library error as a message that names the flag or entry at fault.
     pub fn explain(&self, e: &saferoot::Error) -> String {
         match self.origin_of(e) {
-            Some(o) if !e.to_string().starts_with(&o) => format!("{o}: {e}"),
+            Some(o) if !e.to_string().starts_with(&o) => {
+                // `devices[N]: ...` from the library becomes `linux.devices[N]: ...`.
+                let text = e.to_string();
+                let local = e
+                    .operation()
+                    .split(':')
+                    .next()
+                    .filter(|w| w.starts_with("devices[") && text.starts_with(w));
+                match local {
+                    Some(w) => format!("{o}{}", &text[w.len()..]),
+                    None => format!("{o}: {text}"),
+                }
+            }
             _ => e.to_string(),
         }
     }
