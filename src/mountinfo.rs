@@ -127,15 +127,23 @@ impl MountEntry {
 
     /// Whether `other` describes the same mount in the same state, ignoring
     /// [`unique_id`](Self::unique_id), which only the statmount backend
-    /// knows.
+    /// knows, and [`source`](Self::source) and
+    /// [`super_options`](Self::super_options) where either entry lacks
+    /// them (statmount on kernels without the fields, such as 6.8 to 6.12
+    /// for the source).
     pub fn same_as(&self, other: &MountEntry) -> bool {
-        MountEntry {
-            unique_id: None,
-            ..self.clone()
-        } == MountEntry {
-            unique_id: None,
-            ..other.clone()
+        fn agree(a: &Option<String>, b: &Option<String>) -> bool {
+            a.is_none() || b.is_none() || a == b
         }
+        let bare = |e: &MountEntry| MountEntry {
+            unique_id: None,
+            source: None,
+            super_options: None,
+            ..e.clone()
+        };
+        agree(&self.source, &other.source)
+            && agree(&self.super_options, &other.super_options)
+            && bare(self) == bare(other)
     }
 }
 
