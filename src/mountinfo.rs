@@ -992,6 +992,28 @@ mod tests {
     }
 
     #[test_log::test]
+    fn same_as_ignores_only_what_one_backend_cannot_know() {
+        let mi = line("36 35 0:22 / /t rw,relatime shared:1 - tmpfs src rw,size=8k");
+        // statmount on 6.8 to 6.12: a unique id, no source; before 6.11
+        // no super options either.
+        let mut st = mi.clone();
+        st.unique_id = Some(0x8000_0001);
+        st.source = None;
+        assert!(st.same_as(&mi) && mi.same_as(&st));
+        st.super_options = None;
+        assert!(st.same_as(&mi) && mi.same_as(&st));
+        // Known on both sides, they must agree.
+        st.source = Some("other".into());
+        assert!(!st.same_as(&mi));
+        let mut other = mi.clone();
+        other.super_options = Some("rw,size=16k".into());
+        assert!(!other.same_as(&mi));
+        let mut other = mi.clone();
+        other.mount_point = PathBuf::from("/u");
+        assert!(!other.same_as(&mi));
+    }
+
+    #[test_log::test]
     fn unescapes_octal_in_paths_source_and_type() {
         let e = line(
             r"40 27 0:50 /a\040b /tmp/with\040space\012and\011tab\134back rw,relatime - fuse.my\040fs my\040src rw,opt=a\054b",
