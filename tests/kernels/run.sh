@@ -8,7 +8,8 @@
 # What it does:
 #   1. installs what is missing with apt-get: qemu-system-x86, busybox-static,
 #      cpio, util-linux (unshare for the user-namespace tests), xz-utils and
-#      binutils (to unpack modules and strip the test binaries);
+#      binutils (to unpack modules and strip the test binaries), e2fsprogs
+#      (the guest's /tmp is an ext4 disk image);
 #   2. finds the newest Debian cloud kernel of each series in apt's lists
 #      (when this machine's sources lack them, a private apt configuration
 #      for bookworm on the same Debian mirror is used: nothing of the
@@ -325,8 +326,9 @@ boot() {
         -nographic -no-reboot -kernel "$kdir/vmlinuz" -initrd "$initrd" \
         -drive "file=$WORK/tmp.img,format=raw,if=virtio,cache=unsafe" \
         -append "console=ttyS0 panic=-1 quiet" </dev/null 2>&1 | tr -d '\r' >"$log"
+    local rc=${PIPESTATUS[0]}
     rm -f "$WORK/tmp.img"
-    return "${PIPESTATUS[0]}"
+    return "$rc"
 }
 
 # check LOG: prints "version passed failed problems" for one boot.
