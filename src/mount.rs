@@ -445,8 +445,16 @@ impl Mount {
             userns_fd: Some(userns.as_fd()),
             ..Default::default()
         };
-        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args)
-            .map_err(|e| Error::os(format!("mount_setattr(idmap) on {}", self.what), e))
+        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args).map_err(|e| {
+            // The kernel's answer for a filesystem without idmap support is
+            // a bare EINVAL (tmpfs before Linux 6.3, for one).
+            let hint = if e == Errno::INVAL {
+                " (the filesystem may not support idmapped mounts on this kernel)"
+            } else {
+                ""
+            };
+            Error::os(format!("mount_setattr(idmap) on {}{hint}", self.what), e)
+        })
     }
 
     fn setattr(

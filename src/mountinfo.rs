@@ -127,15 +127,23 @@ impl MountEntry {
 
     /// Whether `other` describes the same mount in the same state, ignoring
     /// [`unique_id`](Self::unique_id), which only the statmount backend
-    /// knows.
+    /// knows, and [`source`](Self::source) and
+    /// [`super_options`](Self::super_options) where either entry lacks
+    /// them (statmount on kernels without the fields, such as 6.8 to 6.12
+    /// for the source).
     pub fn same_as(&self, other: &MountEntry) -> bool {
-        MountEntry {
-            unique_id: None,
-            ..self.clone()
-        } == MountEntry {
-            unique_id: None,
-            ..other.clone()
+        fn agree(a: &Option<String>, b: &Option<String>) -> bool {
+            a.is_none() || b.is_none() || a == b
         }
+        let bare = |e: &MountEntry| MountEntry {
+            unique_id: None,
+            source: None,
+            super_options: None,
+            ..e.clone()
+        };
+        agree(&self.source, &other.source)
+            && agree(&self.super_options, &other.super_options)
+            && bare(self) == bare(other)
     }
 }
 
@@ -981,6 +989,28 @@ mod tests {
         assert_eq!(e.super_options.as_deref(), Some("rw,errors=continue"));
         assert_eq!(e.unique_id, None);
         assert!(!e.idmapped);
+    }
+
+    #[test_log::test]
+    fn same_as_ignores_only_what_one_backend_cannot_know() {
+        let mi = line("36 35 0:22 / /t rw,relatime shared:1 - tmpfs src rw,size=8k");
+        // statmount on 6.8 to 6.12: a unique id, no source; before 6.11
+        // no super options either.
+        let mut st = mi.clone();
+        st.unique_id = Some(0x8000_0001);
+        st.source = None;
+        assert!(st.same_as(&mi) && mi.same_as(&st));
+        st.super_options = None;
+        assert!(st.same_as(&mi) && mi.same_as(&st));
+        // Known on both sides, they must agree.
+        st.source = Some("other".into());
+        assert!(!st.same_as(&mi));
+        let mut other = mi.clone();
+        other.super_options = Some("rw,size=16k".into());
+        assert!(!other.same_as(&mi));
+        let mut other = mi.clone();
+        other.mount_point = PathBuf::from("/u");
+        assert!(!other.same_as(&mi));
     }
 
     #[test_log::test]

@@ -79,10 +79,17 @@ mod mountinfo {
             .unwrap_or_else(|e| panic!("mount_setattr propagation on {}: {e}", target.display()));
     }
 
-    /// `(STATX_MNT_ID, STATX_MNT_ID_UNIQUE)` of the mount `p` is on: the
-    /// kernel's own answer, independent of the code under test.
-    fn statx_mount_ids(p: &Path) -> (u64, u64) {
-        let old = rustix::fs::statx(CWD, p, AtFlags::empty(), StatxFlags::MNT_ID).expect("statx");
+    /// `STATX_MNT_ID` of the mount `p` is on: the kernel's own answer,
+    /// independent of the code under test.
+    fn statx_mount_id(p: &Path) -> u64 {
+        rustix::fs::statx(CWD, p, AtFlags::empty(), StatxFlags::MNT_ID)
+            .expect("statx")
+            .stx_mnt_id
+    }
+
+    /// `STATX_MNT_ID_UNIQUE` of the mount `p` is on (Linux 6.8, like
+    /// statmount).
+    fn statx_unique_id(p: &Path) -> u64 {
         let unique = rustix::fs::statx(
             CWD,
             p,
@@ -95,22 +102,88 @@ mod mountinfo {
             0,
             "no STATX_MNT_ID_UNIQUE"
         );
-        (old.stx_mnt_id, unique.stx_mnt_id)
+        unique.stx_mnt_id
     }
 
-    /// The table from each backend, read back to back.
-    fn both_tables() -> [MountTable; 2] {
+    /// Asserts that reading with the statmount backend was refused as
+    /// unsupported, naming statmount (or listmount) and Linux 6.8: what a
+    /// kernel without the calls must answer.
+    #[track_caller]
+    fn assert_statmount_refused(r: saferoot::Result<MountTable>) {
+        match r {
+            Err(
+                ref e @ Error::Unsupported {
+                    feature: Feature::Statmount | Feature::Listmount,
+                    min_kernel: "6.8",
+                },
+            ) => assert_eq!(e.kind(), ErrorKind::Unsupported),
+            other => panic!("expected Unsupported statmount (6.8), got {other:?}"),
+        }
+    }
+
+    /// The backend [`Backend::Auto`] must pick on this kernel.
+    fn best_backend() -> Backend {
+        if have_statmount() {
+            Backend::Statmount
+        } else {
+            Backend::Mountinfo
+        }
+    }
+
+    /// The table from each backend the kernel has, read back to back:
+    /// statmount then mountinfo on Linux 6.8+; before that mountinfo alone,
+    /// once the statmount backend was seen to be refused.
+    fn tables() -> Vec<MountTable> {
+        if !have_statmount() {
+            assert_statmount_refused(MountTable::read_with(Backend::Statmount));
+            let mi = MountTable::read_with(Backend::Mountinfo).expect("mountinfo backend");
+            assert_eq!(mi.backend(), Backend::Mountinfo);
+            return vec![mi];
+        }
         let st = MountTable::read_with(Backend::Statmount).expect("statmount backend");
         let mi = MountTable::read_with(Backend::Mountinfo).expect("mountinfo backend");
         assert_eq!(st.backend(), Backend::Statmount);
         assert_eq!(mi.backend(), Backend::Mountinfo);
-        [st, mi]
+        vec![st, mi]
     }
 
-    /// Asserts that the two tables hold the same mounts in the same order,
-    /// field for field (`unique_id` is statmount's alone).
+    /// Whether this kernel's statmount fills in the `STATMOUNT_*` group
+    /// `bit`, asked of the caller's root mount.
+    fn statmount_reports(bit: u32) -> bool {
+        let root = statx_unique_id(Path::new("/"));
+        saferoot::sys::statmount::statmount(root, u64::from(bit))
+            .expect("statmount of /")
+            .has(bit)
+    }
+
+    /// Asserts that `e`, as `t`'s backend read it, has the source `want`:
+    /// statmount leaves it out on kernels without `STATMOUNT_SB_SOURCE`
+    /// (before Linux 6.13), and then it must be `None`, not a guess.
     #[track_caller]
-    fn assert_tables_agree(st: &MountTable, mi: &MountTable) {
+    fn assert_source(t: &MountTable, e: &MountEntry, want: &str) {
+        if t.backend() == Backend::Statmount && !statmount_reports(k::STATMOUNT_SB_SOURCE) {
+            assert_eq!(e.source, None, "statmount without STATMOUNT_SB_SOURCE");
+        } else {
+            assert_eq!(e.source.as_deref(), Some(want), "{:?}", t.backend());
+        }
+    }
+
+    /// Asserts that the tables (from [`tables`]) hold the same mounts in
+    /// the same order, field for field: `unique_id` is statmount's alone,
+    /// and a source statmount cannot report is `None` for every mount.
+    #[track_caller]
+    fn assert_tables_agree(tables: &[MountTable]) {
+        let mi = tables.last().expect("a table");
+        assert!(mi.iter().all(|e| e.unique_id.is_none()));
+        assert!(mi.iter().all(|e| e.source.is_some()), "{mi:#?}");
+        let [st, mi] = tables else {
+            return;
+        };
+        let with_source = statmount_reports(k::STATMOUNT_SB_SOURCE);
+        assert!(
+            st.iter().all(|e| e.source.is_some() == with_source),
+            "statmount sources (expected: {with_source}):\n{st:#?}"
+        );
         let diff: Vec<String> = st
             .iter()
             .zip(mi.iter())
@@ -124,7 +197,6 @@ mod mountinfo {
             "statmount:\n{st:#?}\nmountinfo:\n{mi:#?}"
         );
         assert!(st.iter().all(|e| e.unique_id.is_some()));
-        assert!(mi.iter().all(|e| e.unique_id.is_none()));
     }
 
     #[track_caller]
@@ -154,10 +226,6 @@ mod mountinfo {
 
     #[test_log::test]
     fn backends_agree_on_a_private_namespace() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         super::common::in_mount_ns(|| {
             // Something of each kind: a tmpfs with options, a read-only bind
@@ -192,20 +260,20 @@ mod mountinfo {
                 &nosym,
             );
 
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
+            let ts = tables();
+            assert_tables_agree(&ts);
             let auto = MountTable::read().expect("auto");
             assert_eq!(
                 auto.backend(),
-                Backend::Statmount,
-                "Auto must pick statmount on 6.8+"
+                best_backend(),
+                "Auto must pick statmount on 6.8+, mountinfo before"
             );
 
-            for t in [&st, &mi] {
+            for t in &ts {
                 let b = at(t, &bind);
                 assert_eq!(b.root, Path::new("/sub"), "{:?}", t.backend());
                 assert_eq!(b.attrs, MountAttr::RDONLY | MountAttr::RELATIME);
-                assert_eq!(b.source.as_deref(), Some("agree-base"));
+                assert_source(t, b, "agree-base");
                 assert_eq!(
                     b.dev,
                     at(t, &base).dev,
@@ -219,27 +287,18 @@ mod mountinfo {
                     "{opts}"
                 );
                 assert!(at(t, &nosym).attrs.contains(MountAttr::NOSYMFOLLOW));
-                assert_eq!(
-                    at(t, &nameless).source.as_deref(),
-                    Some("none"),
-                    "{:?}",
-                    t.backend()
-                );
+                assert_source(t, at(t, &nameless), "none");
             }
         });
     }
 
     #[test_log::test]
     fn tmpfs_attrs_ids_and_parent_as_the_kernel_reports() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         super::common::in_mount_ns(|| {
             let target = dir.join("t");
             mkdir(&target);
-            let (parent_old, _) = statx_mount_ids(dir.path());
+            let parent_old = statx_mount_id(dir.path());
             let set = u64::from(
                 k::MOUNT_ATTR_RDONLY
                     | k::MOUNT_ATTR_NOSUID
@@ -255,12 +314,12 @@ mod mountinfo {
                 u64::from(k::MOUNT_ATTR__ATIME),
             );
             attach(&mnt, &target);
-            let (old, unique) = statx_mount_ids(&target);
+            let old = statx_mount_id(&target);
             assert_ne!(old, parent_old);
 
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
+            let ts = tables();
+            assert_tables_agree(&ts);
+            for t in &ts {
                 let e = at(t, &target);
                 assert_eq!(
                     e.id,
@@ -270,7 +329,7 @@ mod mountinfo {
                 );
                 assert_eq!(e.parent_id, parent_old);
                 assert_eq!(e.fs_type, "tmpfs");
-                assert_eq!(e.source.as_deref(), Some("saferoot-mi"));
+                assert_source(t, e, "saferoot-mi");
                 assert_eq!(e.root, Path::new("/"));
                 assert_eq!(
                     e.attrs,
@@ -293,16 +352,15 @@ mod mountinfo {
                 assert!(t.children(parent_old).any(|c| c.id == old));
                 assert_eq!(t.get(old), Some(e));
             }
-            assert_eq!(at(&st, &target).unique_id, Some(unique));
+            if have_statmount() {
+                let unique = statx_unique_id(&target);
+                assert_eq!(at(&ts[0], &target).unique_id, Some(unique));
+            }
         });
     }
 
     #[test_log::test]
     fn shared_slave_and_unbindable_peer_groups() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         super::common::in_mount_ns(|| {
             let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
@@ -324,10 +382,10 @@ mod mountinfo {
             mount_tmpfs_at("prop-c", &c);
             set_propagation(&c, k::MS_UNBINDABLE);
 
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            let group = at(&st, &a).propagation.shared.expect("a is shared");
-            for t in [&st, &mi] {
+            let ts = tables();
+            assert_tables_agree(&ts);
+            let group = at(&ts[0], &a).propagation.shared.expect("a is shared");
+            for t in &ts {
                 let (pa, pb, pc) = (
                     at(t, &a).propagation,
                     at(t, &b).propagation,
@@ -344,9 +402,9 @@ mod mountinfo {
 
             // Shared and slave at once: a peer group of its own, and a master.
             set_propagation(&b, k::MS_SHARED);
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
+            let ts = tables();
+            assert_tables_agree(&ts);
+            for t in &ts {
                 let pb = at(t, &b).propagation;
                 assert_eq!(pb.kind(), Propagation::Shared);
                 assert_eq!(pb.master, Some(group));
@@ -357,10 +415,6 @@ mod mountinfo {
 
     #[test_log::test]
     fn odd_mount_point_names_round_trip() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         let names: Vec<OsString> = vec![
             "with space".into(),
@@ -377,17 +431,14 @@ mod mountinfo {
                 mkdir(t);
                 mount_tmpfs_at(&format!("odd source {i}"), t);
             }
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
+            let ts = tables();
+            assert_tables_agree(&ts);
+            for t in &ts {
                 for (i, target) in targets.iter().enumerate() {
                     let e = at(t, target);
                     assert_eq!(&e.mount_point, target, "{:?}", t.backend());
-                    assert_eq!(
-                        e.source.as_deref(),
-                        Some(format!("odd source {i}").as_str())
-                    );
-                    assert_eq!(e.id, statx_mount_ids(target).0);
+                    assert_source(t, e, &format!("odd source {i}"));
+                    assert_eq!(e.id, statx_mount_id(target));
                 }
             }
         });
@@ -395,10 +446,6 @@ mod mountinfo {
 
     #[test_log::test]
     fn mount_point_longer_than_a_page_grows_the_statmount_buffer() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         super::common::in_mount_ns(|| {
             // 30 components of 200 bytes: past PATH_MAX, so built with
@@ -434,40 +481,36 @@ mod mountinfo {
                 MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
             )
             .expect("move_mount onto the deep directory");
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
-                assert_eq!(at(t, &long).source.as_deref(), Some("long-one"));
+            let ts = tables();
+            assert_tables_agree(&ts);
+            for t in &ts {
+                assert_source(t, at(t, &long), "long-one");
             }
         });
     }
 
     #[test_log::test]
     fn children_subtree_and_stacked_mounts() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         super::common::in_mount_ns(|| {
             let d = dir.join("d");
             mkdir(&d);
             mount_tmpfs_at("bottom", &d);
-            let bottom = statx_mount_ids(&d).0;
+            let bottom = statx_mount_id(&d);
             mkdir(&d.join("x"));
             mount_tmpfs_at("x", &d.join("x"));
-            let x = statx_mount_ids(&d.join("x")).0;
+            let x = statx_mount_id(&d.join("x"));
             mkdir(&d.join("x/y"));
             mount_tmpfs_at("y", &d.join("x/y"));
-            let y = statx_mount_ids(&d.join("x/y")).0;
+            let y = statx_mount_id(&d.join("x/y"));
             // A second tmpfs on d goes on top of the stack and hides d/x.
             mount_tmpfs_at("top", &d);
-            let top = statx_mount_ids(&d).0;
+            let top = statx_mount_id(&d);
             assert!(!d.join("x").exists(), "the top tmpfs hides x");
 
-            let [st, mi] = both_tables();
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
+            let ts = tables();
+            assert_tables_agree(&ts);
+            for t in &ts {
                 let ids = |v: Vec<&MountEntry>| v.iter().map(|e| e.id).collect::<Vec<_>>();
                 assert_eq!(
                     ids(t.subtree(bottom)),
@@ -491,10 +534,6 @@ mod mountinfo {
 
     #[test_log::test]
     fn statmount_under_seccomp_is_unsupported_and_auto_falls_back() {
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         super::common::in_mount_ns(|| {
             // The filter applies to this (harness) thread only, and to threads
             // it starts; the feature cache was filled above, unfiltered.
@@ -516,8 +555,8 @@ mod mountinfo {
             let theirs = MountTable::read_pid(me, Backend::Auto).expect("Auto falls back");
             assert_eq!(theirs.backend(), Backend::Mountinfo);
         });
-        // Other threads still have the calls.
-        assert_eq!(MountTable::read().unwrap().backend(), Backend::Statmount);
+        // Other threads still have the calls (where the kernel has them).
+        assert_eq!(MountTable::read().unwrap().backend(), best_backend());
     }
 
     #[test_log::test]
@@ -550,14 +589,16 @@ mod mountinfo {
         if !super::common::require_root() {
             return;
         }
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         // This test thread is in the process's namespace (it never unshares),
         // which is the thread-group leader's, the one /proc/PID/ns/mnt names.
         let me = Pid::from_raw(std::process::id() as i32).expect("pid");
-        for backend in [Backend::Statmount, Backend::Mountinfo] {
+        let backends = if have_statmount() {
+            vec![Backend::Statmount, Backend::Mountinfo]
+        } else {
+            assert_statmount_refused(MountTable::read_pid(me, Backend::Statmount));
+            vec![Backend::Mountinfo]
+        };
+        for backend in backends {
             // The host's table may change between two reads; it must not keep
             // changing.
             let agreed = (0..5).any(|_| {
@@ -575,10 +616,6 @@ mod mountinfo {
         if !super::common::require_root() {
             return;
         }
-        assert!(
-            have_statmount(),
-            "statmount/listmount missing: this suite needs Linux 6.8+"
-        );
         let dir = super::common::TempDir::new();
         let target = dir.join("theirs");
         mkdir(&target);
@@ -609,16 +646,21 @@ mod mountinfo {
             assert_eq!(ready.trim(), "ready", "the child did not mount its tmpfs");
             let pid = Pid::from_raw(child.id() as i32).expect("pid");
             let my_ns = std::fs::read_link("/proc/thread-self/ns/mnt").unwrap();
-            let st = MountTable::read_pid(pid, Backend::Statmount).expect("statmount read_pid");
-            let mi = MountTable::read_pid(pid, Backend::Mountinfo).expect("mountinfo read_pid");
+            let mut ts = Vec::new();
+            if have_statmount() {
+                ts.push(MountTable::read_pid(pid, Backend::Statmount).expect("statmount read_pid"));
+            } else {
+                assert_statmount_refused(MountTable::read_pid(pid, Backend::Statmount));
+            }
+            ts.push(MountTable::read_pid(pid, Backend::Mountinfo).expect("mountinfo read_pid"));
             assert_eq!(
                 std::fs::read_link("/proc/thread-self/ns/mnt").unwrap(),
                 my_ns
             );
-            assert_tables_agree(&st, &mi);
-            for t in [&st, &mi] {
+            assert_tables_agree(&ts);
+            for t in &ts {
                 let e = at(t, &target);
-                assert_eq!(e.source.as_deref(), Some("saferoot-pid-test"));
+                assert_source(t, e, "saferoot-pid-test");
                 assert_eq!(e.fs_type, "tmpfs");
             }
             let mine = MountTable::read().expect("read");

@@ -40,8 +40,8 @@ pub const STATMOUNT_MASK_6_8: u64 = (k::STATMOUNT_SB_BASIC
     | k::STATMOUNT_FS_TYPE) as u64;
 
 /// The newer fields asked for when the kernel has them: superblock options
-/// (Linux 6.11), filesystem subtype and source (a little later), and the
-/// mask of what the kernel supports at all (later still).
+/// (Linux 6.11), filesystem subtype and source (6.13), and the mask of what
+/// the kernel supports at all (later still).
 ///
 /// Kernels from 6.8 on ignore mask bits they do not know, so asking for
 /// these costs nothing; [`statmount_all`] still copes with a kernel that
@@ -100,13 +100,14 @@ pub struct StatmountInfo {
     pub sb_flags: u32,
     /// The filesystem type name, without subtype (`fuse`, not `fuse.sshfs`).
     pub fs_type: Option<String>,
-    /// The filesystem subtype, if the filesystem has one (Linux 6.11+).
+    /// The filesystem subtype, if the filesystem has one (Linux 6.13+).
     pub fs_subtype: Option<String>,
     /// The root of the mount within its filesystem.
     pub mnt_root: Option<PathBuf>,
     /// The mount point, relative to the caller's root directory.
     pub mnt_point: Option<PathBuf>,
-    /// The source (device) the filesystem was mounted from (Linux 6.11+).
+    /// The source (device) the filesystem was mounted from (Linux 6.13+;
+    /// 6.12 leaves it out of the mask).
     pub sb_source: Option<String>,
     /// The superblock options as the filesystem shows them, comma-separated
     /// and escaped as in mountinfo, without `ro`/`rw` (Linux 6.11+). The

@@ -146,6 +146,24 @@ pub fn require_root() -> bool {
     }
 }
 
+/// The running kernel's `(major, minor)`, from `/proc/sys/kernel/osrelease`.
+///
+/// For kernel behaviour that no feature probe covers, such as which
+/// filesystems accept idmapped mounts; features saferoot probes are asked
+/// with `saferoot::features::has`.
+pub fn kernel_version() -> (u32, u32) {
+    let text = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .expect("read /proc/sys/kernel/osrelease");
+    let mut parts = text.trim().split(|c: char| !c.is_ascii_digit());
+    let mut next = || -> u32 {
+        parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("odd kernel release {text:?}"))
+    };
+    (next(), next())
+}
+
 // ---------------------------------------------------------------------------
 // Private mount namespaces
 
