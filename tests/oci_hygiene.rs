@@ -110,7 +110,13 @@ fn proc_mount() -> MountSpec {
 /// show.
 #[test_log::test]
 fn per_mount_propagation_is_kept_inside_the_container() {
-    for strategy in [Strategy::Detached, Strategy::InPlace] {
+    // Detached assembly needs Linux 6.15; older kernels refuse it by name
+    // (checked in tests/rootfs.rs) and are tested in place here.
+    let strategies: Vec<Strategy> = [Strategy::Detached, Strategy::InPlace]
+        .into_iter()
+        .filter(|s| s.resolve().is_ok())
+        .collect();
+    for strategy in strategies {
         let rootfs = make_rootfs();
         let src = TempDir::new();
         std::fs::create_dir(src.join("sub")).unwrap();

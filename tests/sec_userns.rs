@@ -18,10 +18,14 @@ use saferoot::rootfs::{assemble, AssembleOptions, MountLock, MountSpec, RootfsSp
 
 const HOST_DIR_ENV: &str = "SAFEROOT_TEST_HOST_DIR";
 
+// The remount keeps every flag but ro as it was (nosuid, nodev, relatime),
+// so that only the read-only flag decides whether it works: a mount(8) that
+// passes all flags (busybox's) would otherwise trip over the atime lock the
+// bind inherits from its source mount.
 const SCRIPT: &str = r#"
     try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
     try can_mount sh -c 'mkdir -p /tmp/new && mount -t tmpfs new /tmp/new'
-    try remount_vol mount -o remount,bind,rw /vol
+    try remount_vol mount -o remount,bind,rw,nosuid,nodev,relatime /vol
     try remount_root mount -o remount,bind,rw /
     try clear_nodev mount -o remount,bind,dev /tmp
     try umount_mask_dir umount /vol/secret

@@ -54,7 +54,7 @@ SERIES=("$@")
 # virtio disk that holds /tmp, and overlayfs for the tests.
 MODULES=(virtio_pci virtio_blk overlay)
 
-APT_PACKAGES=(qemu-system-x86 busybox-static cpio util-linux xz-utils binutils e2fsprogs)
+APT_PACKAGES=(qemu-system-x86 busybox-static cpio util-linux bsdutils xz-utils binutils e2fsprogs)
 
 note() { printf 'kernels: %s\n' "$*" >&2; }
 die() {
@@ -256,6 +256,8 @@ build_common_initramfs() {
     install -m 0755 "$here/init.sh" "$stage/init"
     cp /bin/busybox "$stage/usr/bin/busybox"
     copy_with_libs "$(command -v unshare)" /usr/bin/unshare "$stage"
+    # script(1), for the CLI test that runs saferoot on a terminal.
+    copy_with_libs "$(command -v script)" /usr/bin/script "$stage"
     # glibc's ldd is a bash script; the CLI tests only need the list of
     # libraries (and "not a dynamic executable" for the static busybox).
     cat >"$stage/usr/bin/ldd" <<'EOF'
