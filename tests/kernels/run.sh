@@ -256,8 +256,12 @@ build_common_initramfs() {
     install -m 0755 "$here/init.sh" "$stage/init"
     cp /bin/busybox "$stage/usr/bin/busybox"
     copy_with_libs "$(command -v unshare)" /usr/bin/unshare "$stage"
-    # script(1), for the CLI test that runs saferoot on a terminal.
+    # script(1), for the CLI test that runs saferoot on a terminal; and
+    # util-linux's mount and umount, which the tests run inside sandboxes
+    # (busybox's mount turns `-o remount,bind,...` into something else).
     copy_with_libs "$(command -v script)" /usr/bin/script "$stage"
+    copy_with_libs "$(command -v mount)" /usr/bin/mount "$stage"
+    copy_with_libs "$(command -v umount)" /usr/bin/umount "$stage"
     # glibc's ldd is a bash script; the CLI tests only need the list of
     # libraries (and "not a dynamic executable" for the static busybox).
     cat >"$stage/usr/bin/ldd" <<'EOF'
