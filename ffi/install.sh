@@ -43,8 +43,10 @@ fi
 if [ "${NO_BUILD:-0}" != 1 ]; then
     (cd "$repo" && CARGO_TARGET_DIR="$target" "$cargo" build --release -p saferoot-ffi)
 fi
-so="$target/release/libsaferoot.so"
-a="$target/release/libsaferoot.a"
+# The crate's Rust library is saferoot_ffi (the name saferoot is the Rust
+# library's); the C library is installed as libsaferoot.
+so="$target/release/libsaferoot_ffi.so"
+a="$target/release/libsaferoot_ffi.a"
 for f in "$so" "$a"; do
     [ -f "$f" ] || { echo "$0: $f was not built" >&2; exit 1; }
 done

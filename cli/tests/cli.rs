@@ -6,8 +6,8 @@
 //! the command's TMPDIR at a fresh directory and checks it is empty again
 //! afterwards: a fresh root's scratch directory must not be left behind.
 
-#![cfg(feature = "cli")]
-
+// The library's namespace harness, shared with its own integration tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
