@@ -19,16 +19,20 @@ use saferoot::{Mount, MountAttr, Root};
 
 fn private_namespace() {
     use rustix::thread::UnshareFlags;
-    saferoot::sys::unshare(UnshareFlags::NEWNS | UnshareFlags::FS).expect("unshare (run as root)");
-    let args = saferoot::sys::MountAttrArgs {
-        propagation: linux_raw_sys::general::MS_PRIVATE as u64,
-        ..Default::default()
-    };
-    saferoot::sys::mount_setattr(
-        rustix::fs::CWD,
-        c"/",
-        linux_raw_sys::general::AT_RECURSIVE,
-        &args,
+    saferoot::namespace::unshare(UnshareFlags::NEWNS | UnshareFlags::FS)
+        .expect("unshare (run as root)");
+    let slash = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("open /");
+    saferoot::mount::change_attrs(
+        &slash,
+        MountAttr::empty(),
+        MountAttr::empty(),
+        Some(saferoot::Propagation::Private),
+        saferoot::mount::Scope::Tree,
     )
     .expect("make / private");
 }

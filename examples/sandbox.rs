@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: sandbox PROGRAM [ARGS...]")?;
 
     // A mount namespace of our own (this example is single-threaded).
-    saferoot::sys::unshare(UnshareFlags::NEWNS | UnshareFlags::FS)?;
+    saferoot::namespace::unshare(UnshareFlags::NEWNS | UnshareFlags::FS)?;
 
     // The root: a fresh tmpfs on a scratch directory.
     let scratch = std::env::temp_dir().join(format!("saferoot-example-{}", std::process::id()));

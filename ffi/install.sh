@@ -43,11 +43,29 @@ fi
 if [ "${NO_BUILD:-0}" != 1 ]; then
     (cd "$repo" && CARGO_TARGET_DIR="$target" "$cargo" build --release -p saferoot-ffi)
 fi
-so="$target/release/libsaferoot.so"
-a="$target/release/libsaferoot.a"
+# The crate's Rust library is saferoot_ffi (the name saferoot is the Rust
+# library's); the C library is installed as libsaferoot.
+so="$target/release/libsaferoot_ffi.so"
+a="$target/release/libsaferoot_ffi.a"
 for f in "$so" "$a"; do
     [ -f "$f" ] || { echo "$0: $f was not built" >&2; exit 1; }
 done
+
+# The shared library is linked from the static one with our version script
+# (ffi/saferoot.map: every saferoot_* symbol at SAFEROOT_0.1, nothing else
+# exported). rustc hands the linker a version script of its own for a
+# cdylib, and the linker uses the first one only, so a script given from
+# build.rs would be ignored. The libraries after the archive are what
+# `cargo rustc -p saferoot-ffi --release -- --print native-static-libs`
+# reports for this target.
+cc=${CC:-cc}
+so_versioned="$target/release/libsaferoot.so.$version"
+"$cc" -shared -o "$so_versioned" \
+    -Wl,--whole-archive "$a" -Wl,--no-whole-archive \
+    -Wl,--version-script="$here/saferoot.map" -Wl,-soname,"libsaferoot.so.$abi" \
+    -Wl,--gc-sections -Wl,-z,relro,-z,now \
+    -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+so=$so_versioned
 
 install -d "$destdir$libdir/pkgconfig" "$destdir$includedir"
 install -m 0755 "$so" "$destdir$libdir/libsaferoot.so.$version"

@@ -5,7 +5,7 @@
 //! never mounts anything visible and leaves no fd behind.
 //!
 //! For testing the older code paths on a new kernel, features can be turned
-//! off: programmatically with [`disable`], or for a whole process with the
+//! off: for tests with `disable` (feature `test-hooks`), or for a whole process with the
 //! environment variable `SAFEROOT_DISABLE_FEATURES` (a comma-separated list
 //! of [`Feature::name`]s, or `all-optional`), read once at the first probe.
 
@@ -150,10 +150,10 @@ fn read_env_overrides() {
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if name == "all-optional" {
                 for f in Feature::ALL.into_iter().filter(|f| !f.is_baseline()) {
-                    disable(f);
+                    set_disabled(f);
                 }
             } else if let Some(f) = Feature::from_name(name) {
-                disable(f);
+                set_disabled(f);
             } else {
                 log::warn!("SAFEROOT_DISABLE_FEATURES: unknown feature {name:?} ignored");
             }
@@ -191,12 +191,19 @@ pub fn require(feature: Feature) -> crate::Result<()> {
 }
 
 /// Treats `feature` as missing for the rest of the process, so that the code
-/// paths for older kernels can be exercised on a new one.
+/// paths for older kernels can be exercised on a new one (test-only: cargo
+/// feature `test-hooks`; programs use `SAFEROOT_DISABLE_FEATURES`).
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
 pub fn disable(feature: Feature) {
+    set_disabled(feature);
+}
+
+fn set_disabled(feature: Feature) {
     STATE[feature.index()].store(DISABLED, Ordering::Release);
 }
 
-/// Whether `feature` was turned off with [`disable`] or
+/// Whether `feature` was turned off with `disable` (tests) or
 /// `SAFEROOT_DISABLE_FEATURES`.
 pub fn is_disabled(feature: Feature) -> bool {
     read_env_overrides();

@@ -9,7 +9,9 @@
 //!
 //! The layers, each using only the ones listed before it:
 //!
-//! - [`sys`]: raw system calls rustix lacks, and kernel feature probes;
+//! - `sys` (private, the only module allowed `unsafe`): raw system calls
+//!   rustix lacks, and kernel feature probes;
+//! - [`namespace`]: a safe `unshare` for the calling thread;
 //! - [`features`]: which kernel features are there, probed once;
 //! - [`path`]: [`Root`] and [`Handle`], confined resolution and creation;
 //! - [`procfs`]: a private procfs for sysctls and fd checks;
@@ -21,6 +23,7 @@
 //! The minimum kernel is Linux 5.12; newer features are probed at run time.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod attr;
@@ -30,12 +33,25 @@ mod fsthread;
 mod journal;
 pub mod mount;
 pub mod mountinfo;
+pub mod namespace;
 #[cfg(feature = "oci")]
 pub mod oci;
 pub mod path;
 pub mod procfs;
 pub mod rootfs;
-pub mod sys;
+mod sys;
+
+/// Test-only hooks (cargo feature `test-hooks`, not part of the API): a
+/// seccomp filter that makes chosen system calls answer `ENOSYS`, so that
+/// old-kernel paths can be exercised on a new kernel, and the raw probes
+/// and statmount call the tests compare the library against.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::sys::probe::detached_mount_targets as probe_detached_mount_targets;
+    pub use crate::sys::seccomp::deny_with_enosys;
+    pub use crate::sys::statmount::statmount;
+}
 
 pub use attr::{MountAttr, Propagation, PropagationState};
 pub use error::{Error, ErrorKind, Result};

@@ -464,44 +464,15 @@ impl Mount {
         propagation: Option<Propagation>,
         recursive: bool,
     ) -> Result<()> {
-        if set.has_conflicting_atime() {
-            return Err(Error::invalid(
-                "mount_setattr",
-                "more than one access-time policy",
-            ));
-        }
-        if set.intersects(clear) {
-            return Err(Error::invalid(
-                "mount_setattr",
-                format!(
-                    "the same attribute is both set and cleared: {}",
-                    set & clear
-                ),
-            ));
-        }
         features::require(Feature::MountSetattr)?;
-        let (attr_set, attr_clr) = MountAttr::to_kernel(set, clear);
-        let args = MountAttrArgs {
-            attr_set,
-            attr_clr,
-            propagation: propagation.map_or(0, Propagation::to_kernel),
-            userns_fd: None,
-        };
-        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args).map_err(|e| {
-            Error::os(
-                format!(
-                    "mount_setattr(set {set}, clear {clear}, propagation {:?}, recursive {recursive}) on {}",
-                    propagation.map(Propagation::name),
-                    self.what
-                ),
-                e
-            )
-        })?;
-        log::debug!(
-            "{}: set {set:?} clear {clear:?} propagation {propagation:?} recursive {recursive}",
-            self.what
-        );
-        Ok(())
+        setattr_fd(
+            self.fd.as_fd(),
+            &self.what,
+            set,
+            clear,
+            propagation,
+            recursive,
+        )
     }
 
     /// The per-mount attributes of this mount as the kernel reports them
@@ -596,6 +567,94 @@ fn clone_flags(recursive: bool) -> OpenTreeFlags {
         f |= OpenTreeFlags::AT_RECURSIVE;
     }
     f
+}
+
+/// Which mounts a change of attributes applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The mount the fd is on, alone.
+    Mount,
+    /// The mount the fd is on and every mount below it (`AT_RECURSIVE`).
+    Tree,
+}
+
+/// Sets `set`, clears `clear` and, if given, changes the propagation of the
+/// mount that `fd` is on (or of its whole tree), with `mount_setattr` on the
+/// fd (`AT_EMPTY_PATH`). Works on attached and detached mounts alike; `fd`
+/// may be a mount fd or any fd (`O_PATH` included) on the mount, such as
+/// one of `/` to change the caller's whole tree.
+pub fn change_attrs(
+    fd: impl AsFd,
+    set: MountAttr,
+    clear: MountAttr,
+    propagation: Option<Propagation>,
+    scope: Scope,
+) -> Result<()> {
+    // No probe: a kernel without the call answers ENOSYS, which is
+    // reported as the missing feature (probing here would cache the answer
+    // before a test installs its ENOSYS filter).
+    setattr_fd(
+        fd.as_fd(),
+        "the mount of an fd",
+        set,
+        clear,
+        propagation,
+        scope == Scope::Tree,
+    )
+    .map_err(|e| {
+        if e.errno() == libc::ENOSYS {
+            Error::unsupported(Feature::MountSetattr)
+        } else {
+            e
+        }
+    })
+}
+
+fn setattr_fd(
+    fd: BorrowedFd<'_>,
+    what: &str,
+    set: MountAttr,
+    clear: MountAttr,
+    propagation: Option<Propagation>,
+    recursive: bool,
+) -> Result<()> {
+    if set.has_conflicting_atime() {
+        return Err(Error::invalid(
+            "mount_setattr",
+            "more than one access-time policy",
+        ));
+    }
+    if set.intersects(clear) {
+        return Err(Error::invalid(
+            "mount_setattr",
+            format!(
+                "the same attribute is both set and cleared: {}",
+                set & clear
+            ),
+        ));
+    }
+    let (attr_set, attr_clr) = MountAttr::to_kernel(set, clear);
+    let args = MountAttrArgs {
+        attr_set,
+        attr_clr,
+        propagation: propagation.map_or(0, Propagation::to_kernel),
+        userns_fd: None,
+    };
+    sys::mount_setattr(fd, c"", at_flags(recursive), &args).map_err(|e| {
+        Error::os(
+            format!(
+                "mount_setattr(set {set}, clear {clear}, propagation {:?}, recursive {recursive}) on {}",
+                propagation.map(Propagation::name),
+                what
+            ),
+            e
+        )
+    })?;
+    log::debug!(
+        "{}: set {set:?} clear {clear:?} propagation {propagation:?} recursive {recursive}",
+        what
+    );
+    Ok(())
 }
 
 fn at_flags(recursive: bool) -> u32 {

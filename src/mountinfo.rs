@@ -201,7 +201,10 @@ static TABLE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// How many whole mount tables this process has read so far (through
 /// [`MountTable::read_with`] or [`MountTable::read_pid`]). Building a root
 /// must not read one (its cost must not grow with the host's mounts); tests
-/// use this counter to hold that line.
+/// use this counter to hold that line (test-only: cargo feature
+/// `test-hooks`).
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
 pub fn table_reads() -> u64 {
     TABLE_READS.load(std::sync::atomic::Ordering::Relaxed)
 }

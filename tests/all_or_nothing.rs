@@ -208,7 +208,8 @@ fn a_failure_after_the_devices_removes_them_too() {
     let before = snapshot(rootfs.path());
     for strategy in strategies() {
         common::in_mount_ns(|| {
-            saferoot::sys::unshare(rustix::thread::UnshareFlags::NEWIPC).expect("unshare ipc");
+            saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWIPC)
+                .expect("unshare ipc");
             let opts = AssembleOptions {
                 strategy,
                 ..Default::default()
@@ -232,7 +233,7 @@ fn a_failure_after_the_devices_removes_them_too() {
     // above removed it.
     s.sysctls.clear();
     common::in_mount_ns(|| {
-        saferoot::sys::unshare(rustix::thread::UnshareFlags::NEWIPC).expect("unshare ipc");
+        saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWIPC).expect("unshare ipc");
         assemble(&s, &AssembleOptions::default())
             .expect("assemble")
             .detach()

@@ -663,7 +663,7 @@ fn seccomp_enosys_makes_probes_report_missing_syscalls() {
         &[],
         false,
         || {
-            saferoot::sys::seccomp::deny_with_enosys(&[
+            saferoot::testing::deny_with_enosys(&[
                 linux_raw_sys::general::__NR_mount_setattr,
                 linux_raw_sys::general::__NR_open_tree_attr,
             ])
@@ -686,7 +686,7 @@ fn seccomp_enosys_makes_probes_report_missing_syscalls() {
 #[test_log::test]
 fn a_detached_tree_is_built_then_attached_once() {
     // What the kernel can do, whatever SAFEROOT_DISABLE_FEATURES says.
-    let supported = saferoot::sys::probe::detached_mount_targets();
+    let supported = saferoot::testing::probe_detached_mount_targets();
     let dir = TempDir::new();
     common::in_mount_ns(|| {
         if !supported {

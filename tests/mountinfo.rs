@@ -6,10 +6,10 @@ mod common;
 
 /// Named so that `cargo test mountinfo` runs these with the unit tests.
 mod mountinfo {
-    use std::ffi::{CString, OsString};
+    use std::ffi::OsString;
     use std::io::{BufRead, BufReader};
     use std::os::fd::{AsFd, OwnedFd};
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::os::unix::ffi::OsStringExt;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
 
@@ -21,19 +21,14 @@ mod mountinfo {
     };
     use rustix::process::Pid;
     use saferoot::mountinfo::Backend;
-    use saferoot::sys::MountAttrArgs;
     use saferoot::{Error, ErrorKind, Feature, MountAttr, MountEntry, MountTable, Propagation};
 
     // ---------------------------------------------------------------------------
     // Helpers
 
-    fn c_path(p: &Path) -> CString {
-        CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
-    }
-
     /// A detached tmpfs with `source` (none if empty) and `options`, its
     /// attributes set with mount_setattr while still detached.
-    fn tmpfs(source: &str, options: &[(&str, &str)], attr_set: u64, attr_clr: u64) -> OwnedFd {
+    fn tmpfs(source: &str, options: &[(&str, &str)], attrs: u32) -> OwnedFd {
         let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).expect("fsopen tmpfs");
         if !source.is_empty() {
             fsconfig_set_string(&fs, "source", source).expect("fsconfig source");
@@ -42,16 +37,14 @@ mod mountinfo {
             fsconfig_set_string(&fs, *key, *value).expect("fsconfig option");
         }
         fsconfig_create(&fs).expect("fsconfig create");
-        let mnt =
-            fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).expect("fsmount");
-        let args = MountAttrArgs {
-            attr_set,
-            attr_clr,
-            ..Default::default()
-        };
-        saferoot::sys::mount_setattr(mnt.as_fd(), c"", k::AT_EMPTY_PATH, &args)
-            .expect("mount_setattr");
-        mnt
+        // A fresh mount takes its attributes from fsmount, before anyone
+        // can see it.
+        fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::from_bits_retain(attrs),
+        )
+        .expect("fsmount")
     }
 
     /// Attaches a detached mount on `target` (a test directory, by path).
@@ -67,16 +60,27 @@ mod mountinfo {
     }
 
     fn mount_tmpfs_at(source: &str, target: &Path) {
-        attach(&tmpfs(source, &[], 0, 0), target);
+        attach(&tmpfs(source, &[], 0), target);
     }
 
     fn set_propagation(target: &Path, propagation: u32) {
-        let args = MountAttrArgs {
-            propagation: u64::from(propagation),
-            ..Default::default()
+        let propagation = match propagation {
+            k::MS_SHARED => Propagation::Shared,
+            k::MS_SLAVE => Propagation::Slave,
+            k::MS_PRIVATE => Propagation::Private,
+            k::MS_UNBINDABLE => Propagation::Unbindable,
+            other => panic!("not a propagation type: {other:#x}"),
         };
-        saferoot::sys::mount_setattr(CWD, &c_path(target), 0, &args)
-            .unwrap_or_else(|e| panic!("mount_setattr propagation on {}: {e}", target.display()));
+        let mnt = rustix::fs::open(target, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("open {}: {e}", target.display()));
+        saferoot::mount::change_attrs(
+            &mnt,
+            MountAttr::empty(),
+            MountAttr::empty(),
+            Some(propagation),
+            saferoot::mount::Scope::Mount,
+        )
+        .unwrap_or_else(|e| panic!("mount_setattr propagation on {}: {e}", target.display()));
     }
 
     /// `STATX_MNT_ID` of the mount `p` is on: the kernel's own answer,
@@ -151,7 +155,7 @@ mod mountinfo {
     /// `bit`, asked of the caller's root mount.
     fn statmount_reports(bit: u32) -> bool {
         let root = statx_unique_id(Path::new("/"));
-        saferoot::sys::statmount::statmount(root, u64::from(bit))
+        saferoot::testing::statmount(root, u64::from(bit))
             .expect("statmount of /")
             .has(bit)
     }
@@ -237,9 +241,9 @@ mod mountinfo {
             for d in [&base, &bind, &nosym, &nameless] {
                 mkdir(d);
             }
-            attach(&tmpfs("", &[], 0, 0), &nameless);
+            attach(&tmpfs("", &[], 0), &nameless);
             attach(
-                &tmpfs("agree-base", &[("size", "2m"), ("mode", "0750")], 0, 0),
+                &tmpfs("agree-base", &[("size", "2m"), ("mode", "0750")], 0),
                 &base,
             );
             mkdir(&base.join("sub"));
@@ -249,14 +253,17 @@ mod mountinfo {
                 OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
             )
             .expect("open_tree clone");
-            let ro = MountAttrArgs {
-                attr_set: u64::from(k::MOUNT_ATTR_RDONLY),
-                ..Default::default()
-            };
-            saferoot::sys::mount_setattr(clone.as_fd(), c"", k::AT_EMPTY_PATH, &ro).expect("ro");
+            saferoot::mount::change_attrs(
+                &clone,
+                MountAttr::RDONLY,
+                MountAttr::empty(),
+                None,
+                saferoot::mount::Scope::Mount,
+            )
+            .expect("ro");
             attach(&clone, &bind);
             attach(
-                &tmpfs("agree-nosym", &[], u64::from(k::MOUNT_ATTR_NOSYMFOLLOW), 0),
+                &tmpfs("agree-nosym", &[], k::MOUNT_ATTR_NOSYMFOLLOW),
                 &nosym,
             );
 
@@ -299,20 +306,13 @@ mod mountinfo {
             let target = dir.join("t");
             mkdir(&target);
             let parent_old = statx_mount_id(dir.path());
-            let set = u64::from(
-                k::MOUNT_ATTR_RDONLY
-                    | k::MOUNT_ATTR_NOSUID
-                    | k::MOUNT_ATTR_NODEV
-                    | k::MOUNT_ATTR_NOEXEC
-                    | k::MOUNT_ATTR_NOATIME
-                    | k::MOUNT_ATTR_NODIRATIME,
-            );
-            let mnt = tmpfs(
-                "saferoot-mi",
-                &[("size", "1m")],
-                set,
-                u64::from(k::MOUNT_ATTR__ATIME),
-            );
+            let set = k::MOUNT_ATTR_RDONLY
+                | k::MOUNT_ATTR_NOSUID
+                | k::MOUNT_ATTR_NODEV
+                | k::MOUNT_ATTR_NOEXEC
+                | k::MOUNT_ATTR_NOATIME
+                | k::MOUNT_ATTR_NODIRATIME;
+            let mnt = tmpfs("saferoot-mi", &[("size", "1m")], set);
             attach(&mnt, &target);
             let old = statx_mount_id(&target);
             assert_ne!(old, parent_old);
@@ -472,7 +472,7 @@ mod mountinfo {
                 long.push(&part);
             }
             assert!(long.as_os_str().len() > 6000);
-            let mnt = tmpfs("long-one", &[], 0, 0);
+            let mnt = tmpfs("long-one", &[], 0);
             move_mount(
                 mnt.as_fd(),
                 c"",
@@ -537,7 +537,7 @@ mod mountinfo {
         super::common::in_mount_ns(|| {
             // The filter applies to this (harness) thread only, and to threads
             // it starts; the feature cache was filled above, unfiltered.
-            saferoot::sys::seccomp::deny_with_enosys(&[k::__NR_statmount, k::__NR_listmount])
+            saferoot::testing::deny_with_enosys(&[k::__NR_statmount, k::__NR_listmount])
                 .expect("seccomp filter");
             match MountTable::read_with(Backend::Statmount) {
                 Err(e @ Error::Unsupported { .. }) => {

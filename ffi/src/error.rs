@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-use saferoot_core::{Error, ErrorKind};
+use saferoot::{Error, ErrorKind};
 
 /// What went wrong, coarsely: the part a caller matches on. Mirrors
 /// `saferoot::ErrorKind`; new kinds may be added in later releases, so a
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn library_errors_keep_kind_errno_and_path() {
-        let root = saferoot_core::Root::open("/").unwrap();
+        let root = saferoot::Root::open("/").unwrap();
         let e: saferoot_error = root.resolve("relative").unwrap_err().into();
         assert_eq!(e.kind, saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT);
         assert_eq!(e.errno, libc::EINVAL);

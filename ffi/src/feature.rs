@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr;
 
-use saferoot_core::features::{self, Feature};
+use saferoot::features::{self, Feature};
 
 use crate::error::ffi_plain;
 use crate::util::str_arg;

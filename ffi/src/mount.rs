@@ -5,8 +5,8 @@ use std::ffi::{c_char, c_int};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 
-use saferoot_core::mount::{unmount_in_root, AttachedMount};
-use saferoot_core::{Handle, Mount, MountAttr, Propagation};
+use saferoot::mount::{unmount_in_root, AttachedMount};
+use saferoot::{Handle, Mount, MountAttr, Propagation};
 
 use crate::error::{ffi_plain, guard_int, guard_ptr, saferoot_error, FfiResult};
 use crate::root::{boxed, saferoot_root};
@@ -501,7 +501,7 @@ pub unsafe extern "C" fn saferoot_mount_root(
             State::Gone => return Err(not_detached(&st)),
         };
         Ok(boxed(saferoot_root {
-            root: saferoot_core::Root::from_fd(fd)?,
+            root: saferoot::Root::from_fd(fd)?,
         }))
     })
 }
@@ -514,7 +514,7 @@ pub unsafe extern "C" fn saferoot_mount_root(
 /// `m` must be NULL or a live mount handle.
 unsafe fn attach_with(
     m: *const saferoot_mount,
-    attach: impl FnOnce(Mount) -> saferoot_core::Result<AttachedMount>,
+    attach: impl FnOnce(Mount) -> saferoot::Result<AttachedMount>,
 ) -> FfiResult<c_int> {
     // SAFETY: as promised by the caller.
     let m = unsafe { handle(m, "mount")? };

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, CString};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use saferoot_core::{Handle, NodeKind, Root};
+use saferoot::{Handle, NodeKind, Root};
 
 use crate::error::{guard_int, guard_ptr, saferoot_errkind, saferoot_error, FfiResult};
 use crate::util::{dup_borrowed, handle, str_arg, write_out};

@@ -6,10 +6,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use saferoot_core::oci;
-use saferoot_core::rootfs::{
-    self, AssembleOptions, AssembledRoot, EnterMethod, RootfsSpec, Strategy,
-};
+use saferoot::oci;
+use saferoot::rootfs::{self, AssembleOptions, AssembledRoot, EnterMethod, RootfsSpec, Strategy};
 use serde_json::Value;
 
 use crate::error::{

@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 
-use saferoot_core::mountinfo::{Backend, MountEntry, MountTable};
+use saferoot::mountinfo::{Backend, MountEntry, MountTable};
 
 use crate::error::{ffi_plain, guard_ptr, saferoot_error, FfiResult};
 use crate::root::boxed;

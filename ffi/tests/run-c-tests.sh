@@ -64,6 +64,25 @@ if ! readelf -d "$work/test_saferoot" | grep -q 'NEEDED.*\[libsaferoot\.so\.0\]'
     exit 1
 fi
 
+# Every exported function is saferoot_* at version SAFEROOT_0.1, and the
+# library exports nothing else.
+lib="$prefix/lib/libsaferoot.so.0"
+exported=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" { print $(NF-1), $NF }')
+if [ -z "$exported" ]; then
+    echo "libsaferoot.so.0 exports nothing" >&2
+    exit 1
+fi
+bad=$(printf '%s\n' "$exported" | awk '
+    $1 == "SAFEROOT_0.1" && $2 ~ /^saferoot_/ { next }
+    $1 == "SAFEROOT_0.1" && $2 == "SAFEROOT_0.1" { next }
+    { print }')
+if [ -n "$bad" ]; then
+    echo "libsaferoot.so.0 exports symbols without version SAFEROOT_0.1 or outside saferoot_*:" >&2
+    printf '%s\n' "$bad" >&2
+    exit 1
+fi
+echo "== libsaferoot.so.0: $(printf '%s\n' "$exported" | grep -c ' saferoot_') functions, all at SAFEROOT_0.1"
+
 echo "== example (dynamic and static), in a private mount namespace"
 mkdir -p "$work/rootfs"
 unshare --mount --propagation private "$work/example" "$work/rootfs"

@@ -1,18 +1,23 @@
 //! Raw system calls that rustix does not wrap, and kernel feature probes.
 //!
-//! This is the one module of the library with `unsafe` code. Each wrapper
+//! This is the one module of the library with `unsafe` code (the crate
+//! denies `unsafe_code`; only the files of this module allow it). It is
+//! private: the rest of the crate offers safe, typed homes for what users
+//! need (`mount::change_attrs`, `namespace::unshare`). Each wrapper
 //! takes and returns owned or borrowed fds and plain Rust values, so that the
 //! rest of the crate stays safe. Errors are plain [`Errno`]s; callers add the
 //! operation and the path when they turn them into [`crate::Error`]s.
 
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use linux_raw_sys::general as k;
 use rustix::io::Errno;
 
 pub mod probe;
-pub mod process;
+#[cfg(feature = "test-hooks")]
 pub mod seccomp;
 pub mod statmount;
 pub mod userns;
@@ -81,35 +86,6 @@ pub fn mount_setattr(
     ret_unit(r)
 }
 
-/// `open_tree_attr(dirfd, path, flags, attr)` (Linux 6.15): clone a tree and
-/// set its attributes in one step. Returns an `O_CLOEXEC` mount fd.
-pub fn open_tree_attr(
-    dirfd: BorrowedFd<'_>,
-    path: &CStr,
-    flags: u32,
-    args: &MountAttrArgs,
-) -> Result<OwnedFd, Errno> {
-    let attr = args.to_kernel();
-    // SAFETY: as for mount_setattr; on success the kernel returns a new fd
-    // that nothing else owns, so wrapping it in an OwnedFd is sound.
-    let r = unsafe {
-        libc::syscall(
-            k::__NR_open_tree_attr as libc::c_long,
-            dirfd.as_raw_fd(),
-            path.as_ptr(),
-            (flags | k::OPEN_TREE_CLOEXEC) as libc::c_uint,
-            &attr as *const k::mount_attr,
-            std::mem::size_of::<k::mount_attr>(),
-        )
-    };
-    if r < 0 {
-        Err(Errno::from_raw_os_error(last_errno()))
-    } else {
-        // SAFETY: see above; r is a fresh fd in range of c_int.
-        Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-    }
-}
-
 /// Calls a system call with arguments that the kernel must reject, and
 /// returns the errno it answered with (`ENOSYS` when it does not exist).
 ///
@@ -158,18 +134,5 @@ pub fn unshare(flags: rustix::thread::UnshareFlags) -> Result<(), Errno> {
     }
     // SAFETY: rustix marks unshare unsafe only because CLONE_FILES splits the
     // fd table between threads; that flag is refused above.
-    unsafe { rustix::thread::unshare_unsafe(flags) }
-}
-
-/// `unshare(flags)` that may include `CLONE_FILES`.
-///
-/// # Safety
-///
-/// With `CLONE_FILES` the calling thread gets a private copy of the fd
-/// table. The caller must make sure that no fd opened by this thread after
-/// the call is used by another thread, and that this thread uses no fd that
-/// another thread opens after the call.
-pub unsafe fn unshare_with_files(flags: rustix::thread::UnshareFlags) -> Result<(), Errno> {
-    // SAFETY: the caller upholds the contract above.
     unsafe { rustix::thread::unshare_unsafe(flags) }
 }

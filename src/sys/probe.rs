@@ -5,6 +5,8 @@
 //! other error. The detached-target probe builds two private tmpfs mounts that
 //! never become visible and are gone when it returns.
 
+#![allow(unsafe_code)]
+
 use std::os::fd::AsFd;
 
 use linux_raw_sys::general as k;

@@ -7,6 +7,8 @@
 //! [`crate::Error::Unsupported`]. The filter applies to the calling thread
 //! and to the processes it starts; it cannot be removed.
 
+#![allow(unsafe_code)]
+
 use rustix::io::Errno;
 
 #[cfg(target_arch = "x86_64")]

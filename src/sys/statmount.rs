@@ -18,6 +18,8 @@
 //! walking the tree once per mount. `param` continues a listing after the
 //! given id, which is how [`listmount`] pages through long lists.
 
+#![allow(unsafe_code)]
+
 use std::ffi::OsString;
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStringExt;

@@ -5,6 +5,8 @@
 //! namespace and parked; the parent writes its maps, opens its namespace and
 //! kills it. The child runs only async-signal-safe system calls.
 
+#![allow(unsafe_code)]
+
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::io::Errno;

@@ -83,10 +83,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
-use linux_raw_sys::general as k;
-use rustix::fs::{AtFlags, Dir, Mode, OFlags, StatxFlags, CWD};
+use rustix::fs::{AtFlags, Dir, Mode, OFlags, StatxFlags};
 use rustix::thread::UnshareFlags;
-use saferoot::sys::MountAttrArgs;
 
 /// Set to `1` by a person who wants tests that cannot run to be skipped
 /// (with a `SKIPPED:` line on stderr) instead of failing. CI never sets it.
@@ -241,13 +239,17 @@ pub fn in_mount_ns<R: Send>(f: impl FnOnce() -> R + Send) -> Option<R> {
 fn run_in_private_ns<R>(f: impl FnOnce() -> R) -> R {
     unshare_for_test_thread()
         .unwrap_or_else(|e| panic!("unshare(CLONE_FS | CLONE_FILES | CLONE_NEWNS): {e}"));
-    let private = MountAttrArgs {
-        propagation: u64::from(k::MS_PRIVATE),
-        ..Default::default()
-    };
-    saferoot::sys::mount_setattr(CWD, c"/", k::AT_RECURSIVE, &private).unwrap_or_else(|e| {
-        panic!("mount_setattr(AT_FDCWD, \"/\", AT_RECURSIVE, propagation=MS_PRIVATE): {e}")
-    });
+    let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .unwrap_or_else(|e| panic!("open / (O_PATH): {e}"));
+    saferoot::mount::change_attrs(
+        &slash,
+        saferoot::MountAttr::empty(),
+        saferoot::MountAttr::empty(),
+        Some(saferoot::Propagation::Private),
+        saferoot::mount::Scope::Tree,
+    )
+    .unwrap_or_else(|e| panic!("mount_setattr(/, AT_RECURSIVE, propagation=MS_PRIVATE): {e}"));
+    drop(slash);
 
     let host_before = leader_mount_points();
     let fds_before = open_fds();

@@ -16,8 +16,8 @@
 #      machine's own apt setup changes), downloads it with `apt-get download`
 #      and unpacks vmlinuz and the modules the tests need into the cache
 #      (target/kernels/, never installed as the machine's kernel);
-#   3. builds the test binaries (`cargo test -p saferoot --all-features
-#      --no-run`) and packs them, the CLI they run, busybox, unshare and
+#   3. builds the test binaries (`cargo test -p saferoot -p saferoot-cli
+#      --all-features --no-run`) and packs them, the CLI they run, busybox, unshare and
 #      the shared libraries of all of these into an initramfs whose /init is
 #      tests/kernels/init.sh;
 #   4. boots each kernel, bounded by `timeout`, and reads the serial console.
@@ -238,7 +238,8 @@ build_common_initramfs() {
     local stage=$WORK/stage suite exe json
     json=$WORK/build.json
     note "building the test binaries"
-    cargo test -p saferoot --all-features --no-run --message-format=json-render-diagnostics \
+    cargo test -p saferoot -p saferoot-cli --all-features --no-run \
+        --message-format=json-render-diagnostics \
         >"$json" || die "cargo test --no-run failed"
 
     # "kind name test executable" for each artifact with an executable

@@ -12,9 +12,9 @@
 
 use std::os::fd::OwnedFd;
 
+use crate::sys::process::{wait_signal, ReceivedSignal, SignalSet, SI_KERNEL};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
-use saferoot::sys::process::{wait_signal, ReceivedSignal, SignalSet, SI_KERNEL};
 
 /// The signals passed on to the sandbox.
 pub const FORWARDED: [i32; 6] = [

@@ -24,12 +24,12 @@ pub fn preserved_count(flag: u32) -> u32 {
 /// Marks every inherited fd from `3 + preserve` up close-on-exec. Called
 /// first thing in `run`, so no process of the chain ever execs with one.
 pub fn seal_inherited(preserve: u32) -> Result<(), CliError> {
-    saferoot::sys::process::cloexec_from(3u32.saturating_add(preserve))
+    crate::sys::process::cloexec_from(3u32.saturating_add(preserve))
         .map_err(|e| CliError::setup(format!("mark inherited fds close-on-exec: {e}")))
 }
 
 /// Right before exec: the preserved fds are inherited by the program.
 pub fn pass_preserved(preserve: u32) -> Result<(), CliError> {
-    saferoot::sys::process::inherit_across_exec(3, preserve)
+    crate::sys::process::inherit_across_exec(3, preserve)
         .map_err(|e| CliError::setup(format!("--preserve-fds {preserve}: {e}")))
 }

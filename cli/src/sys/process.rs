@@ -12,6 +12,8 @@
 //! state the forking thread left it, so the child may run ordinary Rust code
 //! (allocate, print, use the library) as the parent would.
 
+#![allow(unsafe_code)]
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
@@ -75,6 +77,7 @@ impl ThreadCounter {
 }
 
 /// The number of threads of the calling process.
+#[cfg(test)]
 pub fn thread_count() -> Result<usize, Errno> {
     ThreadCounter::new()?.count()
 }
@@ -244,8 +247,6 @@ pub fn set_signal_mask(set: &SignalSet) -> Result<(), Errno> {
     sigmask(libc::SIG_SETMASK, set).map(|_| ())
 }
 
-/// `si_code` of a signal sent with `kill(2)`.
-pub const SI_USER: i32 = 0;
 /// `si_code` of a signal the kernel sent (a terminal's `^C`, for instance).
 pub const SI_KERNEL: i32 = 0x80;
 
@@ -254,7 +255,7 @@ pub const SI_KERNEL: i32 = 0x80;
 pub struct ReceivedSignal {
     /// The signal number.
     pub signo: i32,
-    /// Where it came from (`si_code`): [`SI_USER`], [`SI_KERNEL`], ...
+    /// Where it came from (`si_code`): `SI_USER` (0, from `kill(2)`), [`SI_KERNEL`], ...
     pub code: i32,
     /// The sending process, for signals sent with `kill(2)`.
     pub pid: i32,

@@ -13,9 +13,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use linux_raw_sys::general as k;
 use saferoot::rootfs::{assemble, AssembleOptions, MountLock};
-use saferoot::sys::MountAttrArgs;
 use saferoot::{ErrorKind, Mount, Root};
 
 use crate::errors::{shown, CliError, Escaped};
@@ -28,12 +26,22 @@ fn setup_err(sb: &Sandbox) -> impl Fn(saferoot::Error) -> CliError + '_ {
 /// Makes every mount of the (new, private to us) mount namespace a slave:
 /// mount events from the host still arrive, none leave.
 fn make_root_slave() -> Result<(), CliError> {
-    let args = MountAttrArgs {
-        propagation: u64::from(k::MS_SLAVE),
-        ..Default::default()
-    };
-    saferoot::sys::mount_setattr(rustix::fs::CWD, c"/", k::AT_RECURSIVE, &args)
-        .map_err(|e| CliError::setup(format!("make / a recursive slave (mount_setattr): {e}")))
+    let fail =
+        |e: String| CliError::setup(format!("make / a recursive slave (mount_setattr): {e}"));
+    let slash = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    saferoot::mount::change_attrs(
+        &slash,
+        saferoot::MountAttr::empty(),
+        saferoot::MountAttr::empty(),
+        Some(saferoot::Propagation::Slave),
+        saferoot::mount::Scope::Tree,
+    )
+    .map_err(|e| fail(e.to_string()))
 }
 
 /// A new tmpfs on the scratch directory: the empty root the flags fill.
@@ -98,11 +106,11 @@ fn do_steps(sb: &Sandbox, root: &Root, phase: Phase) -> Result<(), CliError> {
 pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     make_root_slave()?;
     if let Some(h) = &sb.hostname {
-        saferoot::sys::process::sethostname(h)
+        crate::sys::process::sethostname(h)
             .map_err(|e| CliError::setup(format!("hostname {}: sethostname: {e}", shown(h))))?;
     }
     if sb.namespaces.net {
-        saferoot::sys::process::loopback_up().map_err(|e| {
+        crate::sys::process::loopback_up().map_err(|e| {
             CliError::setup(format!("bring up lo in the new network namespace: {e}"))
         })?;
     }

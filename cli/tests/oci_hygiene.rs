@@ -9,8 +9,8 @@
 //! table read from inside (`/proc/thread-self/mountinfo`), never by what
 //! the library says it did. CLI tests run the built `saferoot` binary.
 
-#![cfg(feature = "cli")]
-
+// The library's namespace harness, shared with its own integration tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

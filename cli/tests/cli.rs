@@ -6,8 +6,8 @@
 //! the command's TMPDIR at a fresh directory and checks it is empty again
 //! afterwards: a fresh root's scratch directory must not be left behind.
 
-#![cfg(feature = "cli")]
-
+// The library's namespace harness, shared with its own integration tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1936,15 +1936,12 @@ fn audit_live_finds_hostile_mounts_and_not_clean_ones() {
         let d = d2.as_path();
         // shared tmpfs
         let shared = attach_tmpfs(&d.join("shared"), A::NOSUID | A::NODEV);
-        let args = saferoot::sys::MountAttrArgs {
-            propagation: u64::from(linux_raw_sys::general::MS_SHARED),
-            ..Default::default()
-        };
-        saferoot::sys::mount_setattr(
-            std::os::fd::AsFd::as_fd(&shared),
-            c"",
-            linux_raw_sys::general::AT_EMPTY_PATH,
-            &args,
+        saferoot::mount::change_attrs(
+            &shared,
+            A::empty(),
+            A::empty(),
+            Some(saferoot::Propagation::Shared),
+            saferoot::mount::Scope::Mount,
         )
         .unwrap();
         drop(shared);

@@ -4,9 +4,9 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use crate::sys::process::{set_signal_mask, SignalSet};
 use rustix::process::{Gid, Uid};
 use saferoot::rootfs::MountLock;
-use saferoot::sys::process::{set_signal_mask, SignalSet};
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::sandbox::Sandbox;

@@ -3,7 +3,7 @@
 //!
 //! Subcommands live in modules of their own; see `docs/cli.md`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod args;
 mod audit_bundle;
@@ -25,6 +25,7 @@ mod relay;
 mod rootfs_setup;
 mod run;
 mod sandbox;
+mod sys;
 
 use clap::{CommandFactory, FromArgMatches};
 

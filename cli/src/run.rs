@@ -16,7 +16,7 @@
 //! ```
 //!
 //! saferoot is single-threaded up to the first fork, and each fork is made
-//! by a process with one thread (`saferoot::sys::process::fork` checks), so
+//! by a process with one thread (`crate::sys::process::fork` checks), so
 //! every process of the chain may run ordinary Rust code. The library's
 //! helper threads (used while assembling) are joined before the init forks
 //! the program.
@@ -39,10 +39,10 @@ use std::convert::Infallible;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use rustix::process::{Pid, Signal};
-use saferoot::sys::process::{
+use crate::sys::process::{
     block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
 };
+use rustix::process::{Pid, Signal};
 
 use crate::errors::{CliError, Escaped, EXIT_SETUP};
 use crate::namespaces::write_id_maps;
@@ -302,7 +302,7 @@ fn child_main(
         // Our uid as the caller's namespace sees it (inside the new one,
         // getuid reports the mapped or overflow id).
         let host_uid = rustix::process::getuid().as_raw();
-        saferoot::sys::unshare(rustix::thread::UnshareFlags::NEWUSER)
+        saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWUSER)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWUSER): {e}")))?;
         if !write_byte(&ready_w) || !read_byte(&go_r) {
             // The parent failed and says why.
@@ -315,7 +315,7 @@ fn child_main(
         .mount_ns_id(None)
         .map_err(|e| CliError::setup(e.to_string()))?;
     let flags = sb.namespaces.unshare_flags();
-    saferoot::sys::unshare(flags).map_err(|e| {
+    saferoot::namespace::unshare(flags).map_err(|e| {
         CliError::setup(format!(
             "unshare({}): {e}",
             sb.namespaces.names().join(", ")

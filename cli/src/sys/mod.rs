@@ -1,0 +1,15 @@
+//! The command's own system calls: process creation and signal plumbing
+//! (`process`). This is the one module of the command with `unsafe` code
+//! (the crate denies `unsafe_code`; only this module's files allow it);
+//! every `unsafe` block carries a `SAFETY:` comment.
+
+#![allow(unsafe_code)]
+
+pub mod process;
+
+/// The errno of the last failed libc call.
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
