@@ -11,7 +11,7 @@ use saferoot::{MountTable, Root};
 
 use crate::args::AuditArgs;
 use crate::errors::{shown, CliError};
-use crate::findings::{report, Finding, Severity, Target};
+use crate::findings::{self, report, Finding, Format, Target};
 use crate::{audit_bundle, audit_live};
 
 /// Reads `config.json` of the bundle `dir`, without following a symlink
@@ -35,13 +35,11 @@ fn read_bundle_config(dir: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 fn unparsable(e: &serde_json::Error) -> Finding {
-    Finding::new(Severity::High, "config-unparsable", "config.json")
+    Finding::of(&findings::CONFIG_UNPARSABLE, "config.json")
         .entry("config.json")
-        .problem(format!(
+        .message(format!(
             "config.json is not a valid OCI runtime config: {e}"
         ))
-        .why("nothing in it can be checked, and no runtime will run it as meant")
-        .fix("fix the JSON at the line and column given")
 }
 
 fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Vec<Finding> {
@@ -55,10 +53,9 @@ fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Ve
             Some(r) if r.path().is_absolute() => r.path().clone(),
             Some(r) => bundle.join(r.path()),
             None => {
-                return vec![Finding::new(Severity::High, "config-invalid", "-")
+                return vec![Finding::of(&findings::ROOTFS_MISSING, "-")
                     .entry("root")
-                    .problem("the config has no root")
-                    .why("there is no root filesystem to run or check")
+                    .message("the config has no root")
                     .fix("add root.path")]
             }
         },
@@ -94,6 +91,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Target {
                 kind: "bundle",
                 what: dir.display().to_string(),
+                config: Some(dir.join("config.json")),
             },
             static_audit(&bytes, &dir, None),
         )
@@ -111,6 +109,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Target {
                 kind: "rootfs",
                 what: format!("{} with {}", rootfs.display(), config_abs.display()),
+                config: Some(config_abs.clone()),
             },
             static_audit(&bytes, &bundle, Some(&rootfs)),
         )
@@ -122,17 +121,24 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Some(p) => Target {
                 kind: "pid",
                 what: p.to_string(),
+                config: None,
             },
             None => Target {
                 kind: "self",
                 what: std::process::id().to_string(),
+                config: None,
             },
         };
-        (target, audit_live::audit(&table, &host_view(ns)))
+        let ns_root = audit_live::NsRoot::open(args.pid);
+        (
+            target,
+            audit_live::audit(&table, &host_view(ns), ns_root.as_ref()),
+        )
     } else {
         return Err(CliError::usage(
             "say what to audit: --bundle DIR, --rootfs DIR --config FILE, --pid PID or --self",
         ));
     };
-    report(&target, findings, args.fail_on, args.json)
+    let format = if args.json { Format::Json } else { args.format };
+    report(&target, findings, args.fail_on, format)
 }

@@ -23,6 +23,7 @@ mod namespaces;
 mod output;
 mod relay;
 mod rootfs_setup;
+mod sarif;
 mod run;
 mod sandbox;
 

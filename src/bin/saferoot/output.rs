@@ -34,6 +34,34 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `s` safe to print on a terminal: control characters (C0, DEL, C1), the
+/// Unicode bidirectional overrides and isolates (which reorder what is
+/// shown) and backslashes are written as escapes (`\x1b`, `\n`,
+/// `\u{202e}`, `\\`), so no byte from a container or a config reaches
+/// the terminal as a command. Strings with nothing to escape are returned
+/// as they are.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control() || c == '\\' || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && bad(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if bad(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), crate::errors::CliError> {
     let text = serde_json::to_string_pretty(value)
@@ -98,5 +126,13 @@ mod tests {
             &[vec!["xxx".into(), "y".into(), "z z".into()]],
         );
         assert_eq!(t, "A    BB  C\nxxx  y   z z\n");
+    }
+
+    #[test]
+    fn escape_leaves_plain_text_and_escapes_controls() {
+        assert!(matches!(escape("/proc/sys ok"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape("a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(escape("a\nb\\c"), "a\\nb\\\\c");
+        assert_eq!(escape("x\u{9b}y\u{202e}z\x7f"), "x\\u{9b}y\\u{202e}z\\x7f");
     }
 }
