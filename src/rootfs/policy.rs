@@ -1357,10 +1357,11 @@ const fn ss(
 
 /// Host paths a container should not get, most specific first. Devices
 /// and sockets are judged by what they are ([`device_class`],
-/// [`RUNTIME_SOCKETS`]), wherever they lie.
+/// [`RUNTIME_SOCKETS`]), wherever they lie; sysfs and the cgroup
+/// hierarchies by the filesystem the source is on
+/// ([`READONLY_BIND_SOURCES`], [`judge_bind_source`]), wherever they are
+/// mounted.
 pub const SENSITIVE_HOST_SOURCES: &[SensitiveSource] = &[
-    ss("/sys/fs/cgroup", true, &rules::CGROUP_WRITABLE, Severity::Critical, Severity::Info, "the host's cgroup hierarchy"),
-    ss("/sys", true, &rules::SYSFS_WRITABLE, Severity::High, Severity::Info, "the host's sysfs"),
     ss("/proc", true, &rules::HOST_PROC_BIND, Severity::Critical, Severity::Critical, "the host's procfs"),
     ss("/dev", false, &rules::HOST_DEV_BIND, Severity::High, Severity::High, "the host's /dev"),
     ss("/etc", true, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::Low, "the host's configuration (/etc)"),

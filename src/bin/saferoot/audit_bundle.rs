@@ -31,7 +31,7 @@ use saferoot::oci::oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec
 use saferoot::rootfs::options::parse_options;
 use saferoot::rootfs::plan::{MountKind, PlannedMount};
 use saferoot::rootfs::policy::{
-    self, clean, rules, BindSource, DeviceClass, Rule, Severity as PSev, Violation,
+    self, clean, rules, DeviceClass, Rule, Severity as PSev, Violation,
 };
 use saferoot::rootfs::sources::{LayerKind, SourceLookup};
 use saferoot::rootfs::{DeviceKind, MountSpec, Namespaces, RootfsSpec};
@@ -749,93 +749,95 @@ fn judge_bind(
     if let Some(f) = escape_finding(m, "bind source", source, &reach, readonly) {
         out.push(f);
     }
-    let Some((class, proc_root, host_cgroup, ftype, rdev, mode)) = facts_of(ctx, &reach, lookup)
-    else {
-        return;
-    };
+    // Sockets and sensitive host paths, by where the host's lookup leads
+    // (even when the path is not on this machine).
+    if reach.confined.is_none() {
+        if policy::is_runtime_socket(&reach.path) {
+            out.push(
+                Finding::of(&rules::RUNTIME_SOCKET_BIND, &at)
+                    .entry(format!("{entry}.source"))
+                    .message(format!(
+                        "the host's container runtime socket {} is bound on {}",
+                        reach.path.display(),
+                        m.place()
+                    )),
+            );
+            return;
+        }
+    }
+    let facts = facts_of(ctx, &reach, lookup);
     // The mount-time rules, on what the source is and where it lands.
-    match policy::judge_bind_source(class, proc_root, host_cgroup, readonly, source) {
-        Err(v) => out.push(violated(v, &at, &entry)),
-        Ok(bs) => {
-            if let Err(v) = policy::judge_target(
-                policy::place_of_path(&m.landing),
-                false,
-                bs,
-                ctx.namespaces.pid,
-            ) {
+    let mut judged = false;
+    if let Some((class, proc_root, host_cgroup, ..)) = facts {
+        match policy::judge_bind_source(class, proc_root, host_cgroup, readonly, source) {
+            Err(v) => {
                 out.push(violated(v, &at, &entry));
-            } else if bs == BindSource::ProcRoot {
-                out.push(
-                    Finding::of(&rules::HOST_PROC_BIND, &at)
-                        .entry(&entry)
-                        .message(format!(
-                            "{} (a whole procfs of the host) is bound on {}{}",
-                            source.display(),
-                            m.place(),
-                            if readonly { ", read-only" } else { ", read-write" }
-                        )),
-                );
+                judged = true;
+            }
+            Ok(bs) => {
+                if let Err(v) = policy::judge_target(
+                    policy::place_of_path(&m.landing),
+                    false,
+                    bs,
+                    ctx.namespaces.pid,
+                ) {
+                    out.push(violated(v, &at, &entry));
+                    judged = true;
+                }
             }
         }
     }
-    // A bind source any host user can write.
-    if matches!(ftype, FileType::Directory | FileType::RegularFile) && mode & 0o002 != 0 {
-        let sticky = mode & 0o1000 != 0;
-        out.push(
-            Finding::of(&rules::BIND_SOURCE_WORLD_WRITABLE, &at)
-                .severity(if sticky { PSev::Medium } else { PSev::High })
-                .entry(format!("{entry}.source"))
-                .message(format!(
-                    "the bind source {} is world-writable (mode {:o}{})",
-                    reach.path.display(),
-                    mode,
-                    if sticky { ", sticky" } else { "" }
-                )),
-        );
-    }
-    // Devices and sockets, wherever they are.
-    let dev = |kind| policy::device_class(kind, rustix::fs::major(rdev), rustix::fs::minor(rdev));
-    let device = match ftype {
-        FileType::BlockDevice => Some((dev(DeviceKind::Block), "block")),
-        FileType::CharacterDevice => Some((dev(DeviceKind::Char), "character")),
-        _ => None,
-    };
-    if let Some((class, word)) = device {
-        let rule: Option<&'static Rule> = match class {
-            DeviceClass::Block => Some(&rules::DEVICE_BLOCK),
-            DeviceClass::Memory => Some(&rules::DEVICE_MEMORY),
-            DeviceClass::Unusual => Some(&rules::DEVICE_UNUSUAL),
-            DeviceClass::Usual | DeviceClass::NotADevice => None,
+    if let Some((_, _, _, ftype, rdev, mode)) = facts {
+        // A bind source any host user can write.
+        if matches!(ftype, FileType::Directory | FileType::RegularFile) && mode & 0o002 != 0 {
+            let sticky = mode & 0o1000 != 0;
+            out.push(
+                Finding::of(&rules::BIND_SOURCE_WORLD_WRITABLE, &at)
+                    .severity(if sticky { PSev::Medium } else { PSev::High })
+                    .entry(format!("{entry}.source"))
+                    .message(format!(
+                        "the bind source {} is world-writable (mode {:o}{})",
+                        reach.path.display(),
+                        mode,
+                        if sticky { ", sticky" } else { "" }
+                    )),
+            );
+        }
+        // Devices, wherever they are.
+        let dev =
+            |kind| policy::device_class(kind, rustix::fs::major(rdev), rustix::fs::minor(rdev));
+        let device = match ftype {
+            FileType::BlockDevice => Some((dev(DeviceKind::Block), "block")),
+            FileType::CharacterDevice => Some((dev(DeviceKind::Char), "character")),
+            _ => None,
         };
-        if let Some(rule) = rule {
-            let mut f = Finding::of(rule, &at).entry(format!("{entry}.source")).message(format!(
-                "the bind source {} is the {word} device {}:{} of the host, bound on {}{}",
-                reach.path.display(),
-                rustix::fs::major(rdev),
-                rustix::fs::minor(rdev),
-                m.place(),
-                if nodev { " with nodev (it cannot be opened)" } else { "" }
-            ));
-            if nodev {
-                f = f.severity(PSev::Low);
+        if let Some((class, word)) = device {
+            let rule: Option<&'static Rule> = match class {
+                DeviceClass::Block => Some(&rules::DEVICE_BLOCK),
+                DeviceClass::Memory => Some(&rules::DEVICE_MEMORY),
+                DeviceClass::Unusual => Some(&rules::DEVICE_UNUSUAL),
+                DeviceClass::Usual | DeviceClass::NotADevice => None,
+            };
+            if let Some(rule) = rule {
+                let mut f = Finding::of(rule, &at)
+                    .entry(format!("{entry}.source"))
+                    .message(format!(
+                        "the bind source {} is the {word} device {}:{} of the host, bound on {}{}",
+                        reach.path.display(),
+                        rustix::fs::major(rdev),
+                        rustix::fs::minor(rdev),
+                        m.place(),
+                        if nodev { " with nodev (it cannot be opened)" } else { "" }
+                    ));
+                if nodev {
+                    f = f.severity(PSev::Low);
+                }
+                out.push(f);
             }
-            out.push(f);
+            return;
         }
-        return;
     }
-    if reach.confined.is_some() {
-        return;
-    }
-    if ftype == FileType::Socket && policy::is_runtime_socket(&reach.path) {
-        out.push(
-            Finding::of(&rules::RUNTIME_SOCKET_BIND, &at)
-                .entry(format!("{entry}.source"))
-                .message(format!(
-                    "the host's runtime socket {} is bound on {}",
-                    reach.path.display(),
-                    m.place()
-                )),
-        );
+    if judged || reach.confined.is_some() {
         return;
     }
     if let Some((s, mut sev)) = sensitivity(&reach.path, readonly) {
@@ -845,7 +847,7 @@ fn judge_bind(
         out.push(
             Finding::of(s.rule, &at)
                 .severity(sev)
-                .entry(format!("{entry}.source"))
+                .entry(&entry)
                 .message(format!(
                     "{} ({}) is bound on {}, {}",
                     reach.path.display(),
@@ -1034,7 +1036,7 @@ fn check_sysctls(config: &Spec, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         };
         if let Err(viol) = policy::judge_sysctl(&rule, &ctx.namespaces) {
             let path = saferoot::procfs::sysctl_path(k)
-                .map(|p| Path::new("/proc/sys").join(p.strip_prefix("/").unwrap_or(&p)))
+                .map(|p| Path::new("/proc").join(p))
                 .unwrap_or_else(|_| PathBuf::from("/proc/sys"));
             out.push(
                 Finding::of(viol.rule, path.display().to_string())

@@ -45,7 +45,16 @@ impl NsRoot {
             Some(p) => PathBuf::from(format!("/proc/{p}/root")),
             None => PathBuf::from("/"),
         };
-        Root::open(path).ok().map(|root| NsRoot { root })
+        // The magic link is followed by an ordinary open (the kernel's own
+        // lookup of the process's root); everything below it is resolved
+        // confined to the directory it gives.
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        Root::from_fd(fd).ok().map(|root| NsRoot { root })
     }
 
     /// Whether the file at `p` is the character device 1:3; `None` when
@@ -53,6 +62,17 @@ impl NsRoot {
     fn is_null_device(&self, p: &Path) -> Option<bool> {
         let st = self.root.resolve_nofollow(p).ok()?.stat().ok()?;
         Some(st.file_type == FileType::CharacterDevice && st.rdev == rustix::fs::makedev(1, 3))
+    }
+
+    /// The device at `p`, when it is one: `(kind, major, minor)`.
+    fn device_at(&self, p: &Path) -> Option<(DeviceKind, u32, u32)> {
+        let st = self.root.resolve_nofollow(p).ok()?.stat().ok()?;
+        let kind = match st.file_type {
+            FileType::CharacterDevice => DeviceKind::Char,
+            FileType::BlockDevice => DeviceKind::Block,
+            _ => return None,
+        };
+        Some((kind, rustix::fs::major(st.rdev), rustix::fs::minor(st.rdev)))
     }
 
     /// The block and character devices directly in the directory `dir`:
@@ -137,7 +157,7 @@ pub fn audit(t: &MountTable, host: &HostView, ns: Option<&NsRoot>) -> Vec<Findin
         if !host.is_host {
             check_host_fs(e, &mut out);
             if !mask {
-                check_host_views(e, &mut out);
+                check_host_views(e, ns, &mut out);
             }
         }
         if e.fs_type == "sysfs" && !e.attrs.contains(MountAttr::RDONLY) {
@@ -259,11 +279,19 @@ fn check_host_fs(e: &MountEntry, out: &mut Vec<Finding>) {
 }
 
 /// devtmpfs and writable cgroup hierarchies: host views a container
-/// should not have.
-fn check_host_views(e: &MountEntry, out: &mut Vec<Finding>) {
+/// should not have. One usual device node of the host's devtmpfs bound on
+/// a file (how saferoot and runc give a container in a user namespace its
+/// default devices) is not a view of the devtmpfs.
+fn check_host_views(e: &MountEntry, ns: Option<&NsRoot>, out: &mut Vec<Finding>) {
     let rw = !e.attrs.contains(MountAttr::RDONLY);
+    let usual_node = || {
+        e.root != Path::new("/")
+            && ns
+                .and_then(|n| n.device_at(&e.mount_point))
+                .is_some_and(|(k, ma, mi)| policy::device_class(k, ma, mi) == DeviceClass::Usual)
+    };
     match e.fs_type.as_str() {
-        "devtmpfs" => out.push(
+        "devtmpfs" if !usual_node() => out.push(
             Finding::of(&rules::DEVTMPFS_MOUNT, shown(e)).message(format!(
                 "a devtmpfs (the host's device filesystem{}) is mounted here, {}",
                 if e.root == Path::new("/") {
