@@ -188,7 +188,11 @@ fn corpus() -> Vec<Hostile> {
             |b| {
                 b.config["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/tmp/evil %p"});
             },
-            &[("sysctl-host-global", "critical", "/proc/sys/kernel/core_pattern")],
+            &[(
+                "sysctl-host-global",
+                "critical",
+                "/proc/sys/kernel/core_pattern",
+            )],
         ),
         hostile(
             "net sysctl without a network namespace",
@@ -196,7 +200,11 @@ fn corpus() -> Vec<Hostile> {
                 drop_namespace(b, "network");
                 b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
             },
-            &[("sysctl-without-namespace", "high", "/proc/sys/net/ipv4/ip_forward")],
+            &[(
+                "sysctl-without-namespace",
+                "high",
+                "/proc/sys/net/ipv4/ip_forward",
+            )],
         ),
         hostile(
             "bind source sent to the host's / by an image symlink",
@@ -312,7 +320,8 @@ fn corpus() -> Vec<Hostile> {
         hostile(
             "/dev/mem",
             |b| {
-                b.config["linux"]["devices"] = json!([{"path": "/dev/mem", "type": "c", "major": 1, "minor": 1}]);
+                b.config["linux"]["devices"] =
+                    json!([{"path": "/dev/mem", "type": "c", "major": 1, "minor": 1}]);
             },
             &[("device-memory", "critical", "/dev/mem")],
         ),
@@ -465,36 +474,69 @@ fn everything_plan_refuses_is_reported_high_or_critical() {
     if !common::require_root() {
         return;
     }
-    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>)> = vec![
-        ("host-global sysctl", Box::new(|b: &mut Bundle| {
-            b.config["linux"]["sysctl"] = json!({"vm.overcommit_memory": "1"});
-        })),
-        ("ipc sysctl without an ipc namespace", Box::new(|b: &mut Bundle| {
-            drop_namespace(b, "ipc");
-            b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "1"});
-        })),
-        ("tmpfs on /", Box::new(|b: &mut Bundle| {
-            b.push_mount(json!({"destination": "/", "type": "tmpfs", "source": "tmpfs"}));
-        })),
-        ("tmpfs in /proc/sys", Box::new(|b: &mut Bundle| {
-            b.push_mount(json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}));
-        })),
-        ("tmpfs on /proc", Box::new(|b: &mut Bundle| {
-            b.push_mount(json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}));
-        })),
-        ("proc elsewhere", Box::new(|b: &mut Bundle| {
-            b.push_mount(json!({"destination": "/x", "type": "proc", "source": "proc"}));
-        })),
-        ("rw cgroup2 without a cgroup namespace", Box::new(|b: &mut Bundle| {
-            b.push_mount(json!({"destination": "/mnt", "type": "cgroup2", "source": "cgroup2"}));
-        })),
-        ("tmpcopyup on a proc mount", Box::new(|b: &mut Bundle| {
-            b.config["mounts"][0]["options"] = json!(["tmpcopyup"]);
-            b.write();
-        })),
-        ("device path with ..", Box::new(|b: &mut Bundle| {
-            b.config["linux"]["devices"] = json!([{"path": "/dev/../mnt/null", "type": "c", "major": 1, "minor": 3}]);
-        })),
+    type Make = Box<dyn Fn(&mut Bundle)>;
+    let cases: Vec<(&str, Make)> = vec![
+        (
+            "host-global sysctl",
+            Box::new(|b: &mut Bundle| {
+                b.config["linux"]["sysctl"] = json!({"vm.overcommit_memory": "1"});
+            }),
+        ),
+        (
+            "ipc sysctl without an ipc namespace",
+            Box::new(|b: &mut Bundle| {
+                drop_namespace(b, "ipc");
+                b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "1"});
+            }),
+        ),
+        (
+            "tmpfs on /",
+            Box::new(|b: &mut Bundle| {
+                b.push_mount(json!({"destination": "/", "type": "tmpfs", "source": "tmpfs"}));
+            }),
+        ),
+        (
+            "tmpfs in /proc/sys",
+            Box::new(|b: &mut Bundle| {
+                b.push_mount(
+                    json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}),
+                );
+            }),
+        ),
+        (
+            "tmpfs on /proc",
+            Box::new(|b: &mut Bundle| {
+                b.push_mount(json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}));
+            }),
+        ),
+        (
+            "proc elsewhere",
+            Box::new(|b: &mut Bundle| {
+                b.push_mount(json!({"destination": "/x", "type": "proc", "source": "proc"}));
+            }),
+        ),
+        (
+            "rw cgroup2 without a cgroup namespace",
+            Box::new(|b: &mut Bundle| {
+                b.push_mount(
+                    json!({"destination": "/mnt", "type": "cgroup2", "source": "cgroup2"}),
+                );
+            }),
+        ),
+        (
+            "tmpcopyup on a proc mount",
+            Box::new(|b: &mut Bundle| {
+                b.config["mounts"][0]["options"] = json!(["tmpcopyup"]);
+                b.write();
+            }),
+        ),
+        (
+            "device path with ..",
+            Box::new(|b: &mut Bundle| {
+                b.config["linux"]["devices"] =
+                    json!([{"path": "/dev/../mnt/null", "type": "c", "major": 1, "minor": 3}]);
+            }),
+        ),
     ];
     for (name, make) in cases {
         let mut b = Bundle::runc();
@@ -534,12 +576,23 @@ fn sarif_output_is_sarif_2_1_0() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    for id in ["devtmpfs-mount", "sysctl-host-global", "host-proc-bind", "plan-refused"] {
+    for id in [
+        "devtmpfs-mount",
+        "sysctl-host-global",
+        "host-proc-bind",
+        "plan-refused",
+    ] {
         assert!(rules.contains(&id), "{id} not among {rules:?}");
     }
     let results = run["results"].as_array().unwrap();
-    let ids: BTreeSet<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
-    assert!(ids.contains("devtmpfs-mount") && ids.contains("sysctl-host-global"), "{ids:?}");
+    let ids: BTreeSet<&str> = results
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains("devtmpfs-mount") && ids.contains("sysctl-host-global"),
+        "{ids:?}"
+    );
     let config_uri = format!("file://{}", b.dir.join("config.json").display());
     for r in results {
         let i = r["ruleIndex"].as_u64().unwrap() as usize;
@@ -547,15 +600,28 @@ fn sarif_output_is_sarif_2_1_0() {
         assert!(["error", "warning", "note", "none"].contains(&r["level"].as_str().unwrap()));
         assert!(!r["message"]["text"].as_str().unwrap().is_empty());
         let loc = &r["locations"][0];
-        assert_eq!(loc["physicalLocation"]["artifactLocation"]["uri"], config_uri.as_str());
+        assert_eq!(
+            loc["physicalLocation"]["artifactLocation"]["uri"],
+            config_uri.as_str()
+        );
         assert!(loc["logicalLocations"][0]["fullyQualifiedName"].is_string());
     }
-    let dev = results.iter().find(|r| r["ruleId"] == "devtmpfs-mount").unwrap();
+    let dev = results
+        .iter()
+        .find(|r| r["ruleId"] == "devtmpfs-mount")
+        .unwrap();
     assert_eq!(dev["level"], "error");
     // --json and --format cannot both be given.
     assert_eq!(b.audit_with(&["--json", "--format", "sarif"]).code, 2);
     // A live audit gives SARIF too, with logical locations only.
-    let out = saferoot(&["audit", "--self", "--format", "sarif", "--fail-on", "critical"]);
+    let out = saferoot(&[
+        "audit",
+        "--self",
+        "--format",
+        "sarif",
+        "--fail-on",
+        "critical",
+    ]);
     let log = out.json();
     assert_eq!(log["version"], "2.1.0");
     for r in log["runs"][0]["results"].as_array().unwrap() {
@@ -572,15 +638,24 @@ fn human_output_never_prints_control_bytes_from_the_container() {
     let evil = "x\u{1b}]0;owned\u{7}\u{1b}[2J\n\u{9b}31m\u{202e}";
     std::os::unix::fs::symlink(format!("/{evil}"), b.rootfs("m")).unwrap();
     b.push_mount(json!({"destination": format!("/m/{evil}"), "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
-    b.push_mount(json!({"destination": format!("/mnt/{evil}"), "type": "devtmpfs", "source": "devtmpfs"}));
+    b.push_mount(
+        json!({"destination": format!("/mnt/{evil}"), "type": "devtmpfs", "source": "devtmpfs"}),
+    );
     let out = b.audit_with(&[]);
     assert_eq!(out.code, 1, "{out:#?}");
     for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
-        assert!(!out.stdout.contains(bad), "{bad:?} reached the terminal: {:?}", out.stdout);
+        assert!(
+            !out.stdout.contains(bad),
+            "{bad:?} reached the terminal: {:?}",
+            out.stdout
+        );
     }
     assert!(out.stdout.contains("\\x1b]0;owned\\x07"), "{}", out.stdout);
     // Every finding line stays one line.
-    assert!(out.stdout.lines().all(|l| !l.contains("owned") || l.contains("\\x1b")));
+    assert!(out
+        .stdout
+        .lines()
+        .all(|l| !l.contains("owned") || l.contains("\\x1b")));
     // JSON keeps the exact strings (escaped the JSON way).
     let r = b.audit().1;
     assert!(r["findings"]
@@ -661,7 +736,14 @@ fn live_audit_of_a_sandbox_saferoot_built_is_clean() {
             .unwrap();
         let pid = find_process(&["sleep", &secs]);
         let table = saferoot(&["mounts", "--pid", &pid.to_string(), "--json"]).json();
-        let out = saferoot(&["audit", "--pid", &pid.to_string(), "--json", "--fail-on", "medium"]);
+        let out = saferoot(&[
+            "audit",
+            "--pid",
+            &pid.to_string(),
+            "--json",
+            "--fail-on",
+            "medium",
+        ]);
         let _ = child.kill();
         let _ = child.wait();
         let r = out.json();
@@ -687,7 +769,11 @@ fn attach(m: saferoot::Mount, dir: &Path) {
 }
 
 fn fresh(fs: &str, attrs: saferoot::MountAttr) -> saferoot::Mount {
-    saferoot::Mount::fs(fs).source(fs).attrs(attrs).mount().unwrap()
+    saferoot::Mount::fs(fs)
+        .source(fs)
+        .attrs(attrs)
+        .mount()
+        .unwrap()
 }
 
 /// A cgroup v1 hierarchy of the host, if it has one.
@@ -710,32 +796,48 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
     use saferoot::MountAttr as A;
     let d = TempDir::new();
     let d2 = d.path().to_path_buf();
-    let host_disk = rustix::fs::stat(d.path()).map(|s| rustix::fs::major(s.st_dev) != 0).unwrap_or(false);
+    let host_disk = rustix::fs::stat(d.path())
+        .map(|s| rustix::fs::major(s.st_dev) != 0)
+        .unwrap_or(false);
     common::in_mount_ns(move || {
         let d = d2.as_path();
         let p = |x: &str| d.join(x).display().to_string();
         // rw bind of the host's /proc/sys
-        attach(saferoot::Mount::clone_tree("/proc/sys", false).unwrap(), &d.join("psys"));
+        attach(
+            saferoot::Mount::clone_tree("/proc/sys", false).unwrap(),
+            &d.join("psys"),
+        );
         // devtmpfs
         attach(fresh("devtmpfs", A::NOSUID), &d.join("devtmpfs"));
         // a shared tmpfs
         let shared = fresh("tmpfs", A::NOSUID | A::NODEV);
-        shared.set_propagation(saferoot::Propagation::Shared, false).unwrap();
+        shared
+            .set_propagation(saferoot::Propagation::Shared, false)
+            .unwrap();
         attach(shared, &d.join("shared"));
         // a writable procfs and sysfs
-        attach(fresh("proc", A::NOSUID | A::NODEV | A::NOEXEC), &d.join("proc"));
-        attach(fresh("sysfs", A::NOSUID | A::NODEV | A::NOEXEC), &d.join("sys"));
+        attach(
+            fresh("proc", A::NOSUID | A::NODEV | A::NOEXEC),
+            &d.join("proc"),
+        );
+        attach(
+            fresh("sysfs", A::NOSUID | A::NODEV | A::NOEXEC),
+            &d.join("sys"),
+        );
         // a writable cgroup hierarchy (v1 when the host has one)
         let (cg, cg_sev) = match a_cgroup_v1_hierarchy() {
             Some(h) => (h, "critical"),
             None => (PathBuf::from("/sys/fs/cgroup"), "medium"),
         };
-        attach(saferoot::Mount::clone_tree(&cg, false).unwrap(), &d.join("cg"));
+        attach(
+            saferoot::Mount::clone_tree(&cg, false).unwrap(),
+            &d.join("cg"),
+        );
         // a /dev with a block device of the host's in it
         attach(fresh("tmpfs", A::NOSUID), &d.join("dev"));
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &d.join("dev/loop0"),
+            d.join("dev/loop0"),
             rustix::fs::FileType::BlockDevice,
             rustix::fs::Mode::from_raw_mode(0o660),
             rustix::fs::makedev(7, 0),
@@ -743,9 +845,15 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
         .unwrap();
         // a host disk's directory bound read-write
         std::fs::create_dir(d.join("src")).unwrap();
-        attach(saferoot::Mount::clone_tree(d.join("src"), false).unwrap(), &d.join("host"));
+        attach(
+            saferoot::Mount::clone_tree(d.join("src"), false).unwrap(),
+            &d.join("host"),
+        );
         // and one clean mount
-        attach(fresh("tmpfs", A::NOSUID | A::NODEV | A::RDONLY), &d.join("clean"));
+        attach(
+            fresh("tmpfs", A::NOSUID | A::NODEV | A::RDONLY),
+            &d.join("clean"),
+        );
 
         let out = saferoot(&["audit", "--self", "--json", "--fail-on", "critical"]);
         let r = out.json();
@@ -792,7 +900,11 @@ fn default_masks_are_one_list() {
         .chain(saferoot::rootfs::policy::DEFAULT_READONLY_PATHS)
         .filter(|d| d.path.starts_with("/proc/"))
     {
-        assert!(plan.contains(d.path), "{} not in the default sandbox: {plan}", d.path);
+        assert!(
+            plan.contains(d.path),
+            "{} not in the default sandbox: {plan}",
+            d.path
+        );
     }
     // A bundle that masks exactly the library's list gets no
     // masked-path-missing finding at all.
@@ -802,5 +914,7 @@ fn default_masks_are_one_list() {
         .map(|d| d.path)
         .collect::<Vec<_>>());
     b.write();
-    assert!(!triples(&b.audit().1).iter().any(|(id, _, _)| id == "masked-path-missing"));
+    assert!(!triples(&b.audit().1)
+        .iter()
+        .any(|(id, _, _)| id == "masked-path-missing"));
 }

@@ -30,7 +30,6 @@ pub(crate) enum Made {
     Nothing,
 }
 
-
 /// Refuses mount `pm` at mount time, naming its index and destination.
 fn refuse(pm: &PlannedMount, reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     let op = match pm.index {

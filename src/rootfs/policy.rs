@@ -13,8 +13,8 @@ use rustix::fs::FileType;
 use serde::Serialize;
 
 use crate::path::{Handle, Root};
-use crate::MountAttr;
 use crate::rootfs::spec::Namespaces;
+use crate::MountAttr;
 use crate::{Error, Result};
 
 /// Paths inside `/proc` that may be mounted over (the files lxcfs
@@ -787,7 +787,11 @@ impl Violation {
 
     /// The refusal: an [`Error::InvalidInput`] with `op`, `path` and the
     /// reason.
-    pub fn into_error(self, op: impl Into<std::borrow::Cow<'static, str>>, path: Option<&Path>) -> Error {
+    pub fn into_error(
+        self,
+        op: impl Into<std::borrow::Cow<'static, str>>,
+        path: Option<&Path>,
+    ) -> Error {
         Error::InvalidInput {
             op: op.into(),
             path: path.map(Path::to_path_buf),
@@ -927,11 +931,16 @@ pub mod rules {
         "raw access to a host disk reads and changes the host's filesystems below every mount the host set up; a mode like 0666 opens it to every user in the container",
         None,
         "remove the device; give the container a filesystem, not a disk");
-    rule!(DEVICE_MEMORY, "device-memory", Critical, false,
+    rule!(
+        DEVICE_MEMORY,
+        "device-memory",
+        Critical,
+        false,
         "a memory or I/O port device",
         "/dev/mem, /dev/kmem and /dev/port reach the host's physical memory and I/O ports",
         None,
-        "remove the device");
+        "remove the device"
+    );
     rule!(DEVICE_UNUSUAL, "device-unusual", Low, false,
         "a character device beyond the usual ones",
         "every device node is a driver interface of the host kernel; the usual set (null, zero, full, random, urandom, tty, console, ptmx, pts, net/tun, fuse) is what containers normally get",
@@ -1109,11 +1118,41 @@ pub const DEFAULT_MASKED_PATHS: &[DefaultPath] = &[
 /// The paths saferoot's default sandbox makes read-only, as runc's default
 /// spec does.
 pub const DEFAULT_READONLY_PATHS: &[DefaultPath] = &[
-    dp("/proc/bus", Severity::Low, true, "it reaches host buses (PCI, USB) through their drivers", None),
-    dp("/proc/fs", Severity::Low, true, "it holds settings of host filesystems (nfsd, ...)", None),
-    dp("/proc/irq", Severity::Low, true, "it moves the host's interrupts between CPUs", None),
-    dp("/proc/sys", Severity::High, true, "it changes the host's kernel settings (kernel.core_pattern runs a program as host root)", None),
-    dp("/proc/sysrq-trigger", Severity::High, true, "a write reboots, crashes or freezes the host", None),
+    dp(
+        "/proc/bus",
+        Severity::Low,
+        true,
+        "it reaches host buses (PCI, USB) through their drivers",
+        None,
+    ),
+    dp(
+        "/proc/fs",
+        Severity::Low,
+        true,
+        "it holds settings of host filesystems (nfsd, ...)",
+        None,
+    ),
+    dp(
+        "/proc/irq",
+        Severity::Low,
+        true,
+        "it moves the host's interrupts between CPUs",
+        None,
+    ),
+    dp(
+        "/proc/sys",
+        Severity::High,
+        true,
+        "it changes the host's kernel settings (kernel.core_pattern runs a program as host root)",
+        None,
+    ),
+    dp(
+        "/proc/sysrq-trigger",
+        Severity::High,
+        true,
+        "a write reboots, crashes or freezes the host",
+        None,
+    ),
 ];
 
 /// Whether a mount of type `fs_type` whose root (the path inside its
@@ -1142,12 +1181,36 @@ pub struct DefaultDevice {
 
 /// The default devices, as runc creates them (mode 0666, owned by root).
 pub const DEFAULT_DEVICES: &[DefaultDevice] = &[
-    DefaultDevice { name: "null", major: 1, minor: 3 },
-    DefaultDevice { name: "zero", major: 1, minor: 5 },
-    DefaultDevice { name: "full", major: 1, minor: 7 },
-    DefaultDevice { name: "random", major: 1, minor: 8 },
-    DefaultDevice { name: "urandom", major: 1, minor: 9 },
-    DefaultDevice { name: "tty", major: 5, minor: 0 },
+    DefaultDevice {
+        name: "null",
+        major: 1,
+        minor: 3,
+    },
+    DefaultDevice {
+        name: "zero",
+        major: 1,
+        minor: 5,
+    },
+    DefaultDevice {
+        name: "full",
+        major: 1,
+        minor: 7,
+    },
+    DefaultDevice {
+        name: "random",
+        major: 1,
+        minor: 8,
+    },
+    DefaultDevice {
+        name: "urandom",
+        major: 1,
+        minor: 9,
+    },
+    DefaultDevice {
+        name: "tty",
+        major: 5,
+        minor: 0,
+    },
 ];
 
 /// The symlinks every `/dev` gets, `(link, target)`.
@@ -1201,7 +1264,9 @@ pub fn device_class(kind: crate::rootfs::spec::DeviceKind, major: u32, minor: u3
         DeviceKind::Char => {
             if MEMORY_CHAR_DEVICES.contains(&(major, minor)) {
                 DeviceClass::Memory
-            } else if DEFAULT_DEVICES.iter().any(|d| (d.major, d.minor) == (major, minor))
+            } else if DEFAULT_DEVICES
+                .iter()
+                .any(|d| (d.major, d.minor) == (major, minor))
                 || USUAL_CHAR_DEVICES
                     .iter()
                     .any(|&(ma, mi)| ma == major && mi.is_none_or(|mi| mi == minor))
@@ -1220,7 +1285,13 @@ pub fn device_class(kind: crate::rootfs::spec::DeviceKind, major: u32, minor: u3
 /// tty group) and a `/dev/shm` tmpfs.
 pub fn dev_mounts(dev: &Path, tty_gid: bool) -> Vec<crate::rootfs::spec::MountSpec> {
     use crate::rootfs::spec::MountSpec;
-    let mut pts = vec!["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"];
+    let mut pts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
     if tty_gid {
         pts.push("gid=5");
     }
@@ -1259,9 +1330,16 @@ pub struct ExpectedFlags {
     pub holds_files: bool,
 }
 
-const ALL3: MountAttr = MountAttr::NOSUID.union(MountAttr::NODEV).union(MountAttr::NOEXEC);
+const ALL3: MountAttr = MountAttr::NOSUID
+    .union(MountAttr::NODEV)
+    .union(MountAttr::NOEXEC);
 
-const fn ef(fstype: &'static str, dest: Option<&'static str>, want: MountAttr, holds_files: bool) -> ExpectedFlags {
+const fn ef(
+    fstype: &'static str,
+    dest: Option<&'static str>,
+    want: MountAttr,
+    holds_files: bool,
+) -> ExpectedFlags {
     ExpectedFlags {
         fstype,
         dest,
@@ -1278,13 +1356,38 @@ pub const EXPECTED_FLAGS: &[ExpectedFlags] = &[
     ef("mqueue", None, ALL3, false),
     ef("cgroup", None, ALL3, false),
     ef("cgroup2", None, ALL3, false),
-    ef("devpts", None, MountAttr::NOSUID.union(MountAttr::NOEXEC), false),
+    ef(
+        "devpts",
+        None,
+        MountAttr::NOSUID.union(MountAttr::NOEXEC),
+        false,
+    ),
     ef("tmpfs", Some("/dev/shm"), ALL3, true),
     ef("tmpfs", Some("/dev"), MountAttr::NOSUID, true),
-    ef("tmpfs", Some("/tmp"), MountAttr::NOSUID.union(MountAttr::NODEV), true),
-    ef("tmpfs", Some("/var/tmp"), MountAttr::NOSUID.union(MountAttr::NODEV), true),
-    ef("tmpfs", Some("/run"), MountAttr::NOSUID.union(MountAttr::NODEV), true),
-    ef("tmpfs", Some("/var/run"), MountAttr::NOSUID.union(MountAttr::NODEV), true),
+    ef(
+        "tmpfs",
+        Some("/tmp"),
+        MountAttr::NOSUID.union(MountAttr::NODEV),
+        true,
+    ),
+    ef(
+        "tmpfs",
+        Some("/var/tmp"),
+        MountAttr::NOSUID.union(MountAttr::NODEV),
+        true,
+    ),
+    ef(
+        "tmpfs",
+        Some("/run"),
+        MountAttr::NOSUID.union(MountAttr::NODEV),
+        true,
+    ),
+    ef(
+        "tmpfs",
+        Some("/var/run"),
+        MountAttr::NOSUID.union(MountAttr::NODEV),
+        true,
+    ),
 ];
 
 /// The expected flags for a mount of `fstype` at `dest` (cleaned), if the
@@ -1312,9 +1415,26 @@ impl ExpectedFlags {
 /// Filesystems that hold no files a program could use for setuid or
 /// device tricks: their flags do not matter for those findings.
 pub const PSEUDO_FILESYSTEMS: &[&str] = &[
-    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs",
-    "tracefs", "bpf", "pstore", "configfs", "fusectl", "binfmt_misc", "nsfs", "autofs",
-    "efivarfs", "selinuxfs", "rpc_pipefs", "hugetlbfs",
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "mqueue",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "nsfs",
+    "autofs",
+    "efivarfs",
+    "selinuxfs",
+    "rpc_pipefs",
+    "hugetlbfs",
 ];
 
 // ---------------------------------------------------------------------------
@@ -1362,14 +1482,70 @@ const fn ss(
 /// ([`READONLY_BIND_SOURCES`], [`judge_bind_source`]), wherever they are
 /// mounted.
 pub const SENSITIVE_HOST_SOURCES: &[SensitiveSource] = &[
-    ss("/proc", true, &rules::HOST_PROC_BIND, Severity::Critical, Severity::Critical, "the host's procfs"),
-    ss("/dev", false, &rules::HOST_DEV_BIND, Severity::High, Severity::High, "the host's /dev"),
-    ss("/etc", true, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::Low, "the host's configuration (/etc)"),
-    ss("/boot", true, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::Medium, "the host's boot loader and kernels (/boot)"),
-    ss("/root", true, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::Medium, "root's home directory on the host"),
-    ss("/run", false, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::High, "the host's runtime state (/run, with the runtime sockets)"),
-    ss("/var/run", false, &rules::HOST_SENSITIVE_BIND, Severity::High, Severity::High, "the host's runtime state (/var/run, with the runtime sockets)"),
-    ss("/", false, &rules::HOST_ROOT_BIND, Severity::Critical, Severity::High, "the host's root filesystem"),
+    ss(
+        "/proc",
+        true,
+        &rules::HOST_PROC_BIND,
+        Severity::Critical,
+        Severity::Critical,
+        "the host's procfs",
+    ),
+    ss(
+        "/dev",
+        false,
+        &rules::HOST_DEV_BIND,
+        Severity::High,
+        Severity::High,
+        "the host's /dev",
+    ),
+    ss(
+        "/etc",
+        true,
+        &rules::HOST_SENSITIVE_BIND,
+        Severity::High,
+        Severity::Low,
+        "the host's configuration (/etc)",
+    ),
+    ss(
+        "/boot",
+        true,
+        &rules::HOST_SENSITIVE_BIND,
+        Severity::High,
+        Severity::Medium,
+        "the host's boot loader and kernels (/boot)",
+    ),
+    ss(
+        "/root",
+        true,
+        &rules::HOST_SENSITIVE_BIND,
+        Severity::High,
+        Severity::Medium,
+        "root's home directory on the host",
+    ),
+    ss(
+        "/run",
+        false,
+        &rules::HOST_SENSITIVE_BIND,
+        Severity::High,
+        Severity::High,
+        "the host's runtime state (/run, with the runtime sockets)",
+    ),
+    ss(
+        "/var/run",
+        false,
+        &rules::HOST_SENSITIVE_BIND,
+        Severity::High,
+        Severity::High,
+        "the host's runtime state (/var/run, with the runtime sockets)",
+    ),
+    ss(
+        "/",
+        false,
+        &rules::HOST_ROOT_BIND,
+        Severity::Critical,
+        Severity::High,
+        "the host's root filesystem",
+    ),
 ];
 
 /// File names of container runtime API sockets.

@@ -289,7 +289,8 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
     check_destinations(&mounts, ctx.root, &mut out);
     for (m, raw) in mounts.iter().zip(&raw_mounts) {
         // The mount alone, translated as saferoot's OCI reader does.
-        let Ok(one) = saferoot::oci::spec_from_config(&reduced(config, Some(vec![raw.clone()])), bundle)
+        let Ok(one) =
+            saferoot::oci::spec_from_config(&reduced(config, Some(vec![raw.clone()])), bundle)
         else {
             continue;
         };
@@ -608,7 +609,13 @@ fn reach_of(ctx: &Ctx<'_>, source: &Path, lookup: &SourceLookup) -> Reach {
         .links
         .iter()
         .find(|(link, target)| leaves_root(link, target))
-        .map(|(link, target)| (link.clone(), target.clone(), std::fs::canonicalize(source).ok()));
+        .map(|(link, target)| {
+            (
+                link.clone(),
+                target.clone(),
+                std::fs::canonicalize(source).ok(),
+            )
+        });
     Reach {
         path: dir.join(end.strip_prefix("/").unwrap_or(&end)),
         confined: Some(end),
@@ -686,7 +693,8 @@ fn judge_layer(
         sensitivity(host, !writable).map(|(_, s)| s)
     };
     let Some(sev) = sev else { return };
-    let shown = policy::sensitive_host_source(host).map_or("the host's root filesystem", |s| s.what);
+    let shown =
+        policy::sensitive_host_source(host).map_or("the host's root filesystem", |s| s.what);
     out.push(
         Finding::of(&rules::OVERLAY_HOST_LAYER, m.landing())
             .severity(sev)
@@ -751,19 +759,17 @@ fn judge_bind(
     }
     // Sockets and sensitive host paths, by where the host's lookup leads
     // (even when the path is not on this machine).
-    if reach.confined.is_none() {
-        if policy::is_runtime_socket(&reach.path) {
-            out.push(
-                Finding::of(&rules::RUNTIME_SOCKET_BIND, &at)
-                    .entry(format!("{entry}.source"))
-                    .message(format!(
-                        "the host's container runtime socket {} is bound on {}",
-                        reach.path.display(),
-                        m.place()
-                    )),
-            );
-            return;
-        }
+    if reach.confined.is_none() && policy::is_runtime_socket(&reach.path) {
+        out.push(
+            Finding::of(&rules::RUNTIME_SOCKET_BIND, &at)
+                .entry(format!("{entry}.source"))
+                .message(format!(
+                    "the host's container runtime socket {} is bound on {}",
+                    reach.path.display(),
+                    m.place()
+                )),
+        );
+        return;
     }
     let facts = facts_of(ctx, &reach, lookup);
     // The mount-time rules, on what the source is and where it lands.
@@ -819,9 +825,10 @@ fn judge_bind(
                 DeviceClass::Usual | DeviceClass::NotADevice => None,
             };
             if let Some(rule) = rule {
-                let mut f = Finding::of(rule, &at)
-                    .entry(format!("{entry}.source"))
-                    .message(format!(
+                let mut f =
+                    Finding::of(rule, &at)
+                        .entry(format!("{entry}.source"))
+                        .message(format!(
                         "the bind source {} is the {word} device {}:{} of the host, bound on {}{}",
                         reach.path.display(),
                         rustix::fs::major(rdev),
@@ -908,7 +915,12 @@ fn check_flags(mounts: &[AMount], out: &mut Vec<Finding>) {
         let mut f = Finding::of(&rules::MISSING_MOUNT_FLAGS, m.landing())
             .severity(want.severity(missing))
             .entry(format!("{}.options", m.entry()))
-            .message(format!("the {} mount on {} lacks {}", m.fs_type, m.place(), words.join(", ")))
+            .message(format!(
+                "the {} mount on {} lacks {}",
+                m.fs_type,
+                m.place(),
+                words.join(", ")
+            ))
             .fix(format!("add {} to the options", words.join(",")));
         if !want.holds_files {
             f = f.why(format!(
@@ -1005,7 +1017,11 @@ fn check_masked(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
             continue;
         }
         let ro = listed(&readonly, path);
-        let severity = if ro || !d.usual { PSev::Info } else { d.missing };
+        let severity = if ro || !d.usual {
+            PSev::Info
+        } else {
+            d.missing
+        };
         let note = if ro {
             ", only read-only"
         } else if !d.usual {
@@ -1073,7 +1089,11 @@ fn check_devices(config: &Spec, out: &mut Vec<Finding>) {
                 .message(format!(
                     "linux.devices creates {} as the {} device {major}:{minor} of the host{}",
                     d.path().display(),
-                    if kind == DeviceKind::Block { "block" } else { "character" },
+                    if kind == DeviceKind::Block {
+                        "block"
+                    } else {
+                        "character"
+                    },
                     match mode {
                         Some(m) if m & 0o006 != 0 => format!(", mode {m:04o} (open to every user)"),
                         Some(m) => format!(", mode {m:04o}"),
@@ -1109,12 +1129,10 @@ fn check_root_layout(root: &Root, mounts: &[AMount], out: &mut Vec<Finding>) {
     if let Ok(h) = root.resolve_nofollow("/dev") {
         if h.file_type().ok() == Some(FileType::Symlink) {
             let target = root.readlink("/dev").unwrap_or_default();
-            out.push(
-                Finding::of(&rules::DEV_SYMLINK, "/dev").message(format!(
-                    "/dev in the rootfs is a symlink to {}",
-                    target.display()
-                )),
-            );
+            out.push(Finding::of(&rules::DEV_SYMLINK, "/dev").message(format!(
+                "/dev in the rootfs is a symlink to {}",
+                target.display()
+            )));
         }
     }
     if mounted_at("/dev") {

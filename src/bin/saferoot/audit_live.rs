@@ -93,8 +93,7 @@ impl NsRoot {
             if name == c"." || name == c".." {
                 continue;
             }
-            let Ok(st) = rustix::fs::statat(&f, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            else {
+            let Ok(st) = rustix::fs::statat(&f, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
             let kind = match FileType::from_raw_mode(st.st_mode) {
@@ -104,9 +103,9 @@ impl NsRoot {
             };
             let rdev = st.st_rdev;
             out.push((
-                dir.join(std::ffi::OsStr::new(
-                    &*String::from_utf8_lossy(name.to_bytes()),
-                )),
+                dir.join(std::ffi::OsStr::new(&*String::from_utf8_lossy(
+                    name.to_bytes(),
+                ))),
                 kind,
                 rustix::fs::major(rdev),
                 rustix::fs::minor(rdev),
@@ -334,11 +333,17 @@ fn check_dev_nodes(t: &MountTable, ns: &NsRoot, out: &mut Vec<Finding>) {
                 DeviceClass::Memory => &rules::DEVICE_MEMORY,
                 _ => continue,
             };
-            out.push(Finding::of(rule, path.display().to_string()).message(format!(
-                "{} is the {} device {major}:{minor} of the host, mode {mode:04o}",
-                path.display(),
-                if kind == DeviceKind::Block { "block" } else { "character" },
-            )));
+            out.push(
+                Finding::of(rule, path.display().to_string()).message(format!(
+                    "{} is the {} device {major}:{minor} of the host, mode {mode:04o}",
+                    path.display(),
+                    if kind == DeviceKind::Block {
+                        "block"
+                    } else {
+                        "character"
+                    },
+                )),
+            );
         }
     }
 }
@@ -368,7 +373,11 @@ fn check_proc(t: &MountTable, ns: Option<&NsRoot>, out: &mut Vec<Finding>) {
                 continue;
             }
             let as_proc = PathBuf::from("/proc").join(rel);
-            if policy::PROC_ALLOWLIST.iter().any(|a| as_proc == Path::new(a)) || is_mask(m, ns) {
+            if policy::PROC_ALLOWLIST
+                .iter()
+                .any(|a| as_proc == Path::new(a))
+                || is_mask(m, ns)
+            {
                 continue;
             }
             out.push(
@@ -386,7 +395,9 @@ fn check_proc(t: &MountTable, ns: Option<&NsRoot>, out: &mut Vec<Finding>) {
         if e.fs_type != "proc"
             || e.root == Path::new("/")
             || e.attrs.contains(MountAttr::RDONLY)
-            || procs.iter().any(|p| e.mount_point.starts_with(&p.mount_point))
+            || procs
+                .iter()
+                .any(|p| e.mount_point.starts_with(&p.mount_point))
         {
             continue;
         }

@@ -408,7 +408,10 @@ mod tests {
         assert!(s.contains("critical"), "{s}");
         assert!(s.contains("(CVE-2026-41579)"), "{s}");
         assert!(s.contains("FAILED"), "{s}");
-        assert!(!s.contains('\x1b') && !s.contains('\u{9b}') && !s.contains('\u{202e}'), "{s:?}");
+        assert!(
+            !s.contains('\x1b') && !s.contains('\u{9b}') && !s.contains('\u{202e}'),
+            "{s:?}"
+        );
         assert!(s.contains("\\x1b[2J") && s.contains("bad\\nline"), "{s}");
     }
 }

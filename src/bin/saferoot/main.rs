@@ -23,9 +23,9 @@ mod namespaces;
 mod output;
 mod relay;
 mod rootfs_setup;
-mod sarif;
 mod run;
 mod sandbox;
+mod sarif;
 
 use clap::{CommandFactory, FromArgMatches};
 

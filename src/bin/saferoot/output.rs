@@ -42,7 +42,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// as they are.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     let bad = |c: char| {
-        c.is_control() || c == '\\' || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
     if !s.chars().any(bad) {
         return std::borrow::Cow::Borrowed(s);
@@ -130,7 +132,10 @@ mod tests {
 
     #[test]
     fn escape_leaves_plain_text_and_escapes_controls() {
-        assert!(matches!(escape("/proc/sys ok"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            escape("/proc/sys ok"),
+            std::borrow::Cow::Borrowed(_)
+        ));
         assert_eq!(escape("a\x1b[31mb"), "a\\x1b[31mb");
         assert_eq!(escape("a\nb\\c"), "a\\nb\\\\c");
         assert_eq!(escape("x\u{9b}y\u{202e}z\x7f"), "x\\u{9b}y\\u{202e}z\\x7f");
