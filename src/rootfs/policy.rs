@@ -733,6 +733,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, highest first.
+    pub const DESCENDING: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
     /// The lowercase name.
     pub fn name(self) -> &'static str {
         match self {
@@ -742,6 +751,19 @@ impl Severity {
             Severity::High => "high",
             Severity::Critical => "critical",
         }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    /// Parses a lowercase name (`info`, `low`, `medium`, `high`,
+    /// `critical`).
+    fn from_str(s: &str) -> std::result::Result<Severity, String> {
+        Severity::DESCENDING
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("unknown severity {s:?} (info, low, medium, high or critical)"))
     }
 }
 

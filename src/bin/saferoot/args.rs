@@ -275,7 +275,12 @@ pub struct AuditArgs {
     #[arg(long = "self", group = "target")]
     pub self_: bool,
     /// Exit with status 1 when a finding at or above this severity is made.
-    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "high")]
+    #[arg(
+        long,
+        value_name = "SEVERITY",
+        default_value = "high",
+        value_parser = crate::findings::severity_parser()
+    )]
     pub fail_on: Severity,
     /// Print a JSON object with a `findings` list instead of a table
     /// (the same as --format json).

@@ -30,9 +30,7 @@ use rustix::fs::FileType;
 use saferoot::oci::oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 use saferoot::rootfs::options::parse_options;
 use saferoot::rootfs::plan::{MountKind, PlannedMount};
-use saferoot::rootfs::policy::{
-    self, clean, rules, DeviceClass, Rule, Severity as PSev, Violation,
-};
+use saferoot::rootfs::policy::{self, clean, rules, DeviceClass, Rule, Violation};
 use saferoot::rootfs::sources::{LayerKind, SourceLookup};
 use saferoot::rootfs::{DeviceKind, MountSpec, Namespaces, RootfsSpec};
 use saferoot::{ErrorKind, MountAttr, Root};
@@ -552,7 +550,11 @@ fn check_block_device_mount(
     }
     out.push(
         Finding::of(&rules::HOST_BLOCK_DEVICE_MOUNT, m.landing())
-            .severity(if readonly { PSev::High } else { PSev::Critical })
+            .severity(if readonly {
+                Severity::High
+            } else {
+                Severity::Critical
+            })
             .entry(m.entry())
             .message(format!(
                 "{how} is mounted as {fstype} on {}, {}",
@@ -625,7 +627,10 @@ fn reach_of(ctx: &Ctx<'_>, source: &Path, lookup: &SourceLookup) -> Reach {
 
 /// The severity of exposing the host path `host` (`None`: not
 /// sensitive), writable or not.
-fn sensitivity(host: &Path, readonly: bool) -> Option<(&'static policy::SensitiveSource, PSev)> {
+fn sensitivity(
+    host: &Path,
+    readonly: bool,
+) -> Option<(&'static policy::SensitiveSource, Severity)> {
     policy::sensitive_host_source(host).map(|s| (s, if readonly { s.ro } else { s.rw }))
 }
 
@@ -642,12 +647,12 @@ fn escape_finding(
         .as_deref()
         .map(|h| {
             if h == Path::new("/") {
-                PSev::Critical
+                Severity::Critical
             } else {
-                sensitivity(h, readonly).map_or(PSev::High, |(_, s)| s.max(PSev::High))
+                sensitivity(h, readonly).map_or(Severity::High, |(_, s)| s.max(Severity::High))
             }
         })
-        .unwrap_or(PSev::High);
+        .unwrap_or(Severity::High);
     Some(
         Finding::of(&rules::BIND_SOURCE_ESCAPES_ROOT, m.landing())
             .severity(host_sev)
@@ -688,7 +693,7 @@ fn judge_layer(
     }
     let host = &reach.path;
     let sev = if host == Path::new("/") {
-        Some(PSev::Critical)
+        Some(Severity::Critical)
     } else {
         sensitivity(host, !writable).map(|(_, s)| s)
     };
@@ -799,7 +804,11 @@ fn judge_bind(
             let sticky = mode & 0o1000 != 0;
             out.push(
                 Finding::of(&rules::BIND_SOURCE_WORLD_WRITABLE, &at)
-                    .severity(if sticky { PSev::Medium } else { PSev::High })
+                    .severity(if sticky {
+                        Severity::Medium
+                    } else {
+                        Severity::High
+                    })
                     .entry(format!("{entry}.source"))
                     .message(format!(
                         "the bind source {} is world-writable (mode {:o}{})",
@@ -837,7 +846,7 @@ fn judge_bind(
                         if nodev { " with nodev (it cannot be opened)" } else { "" }
                     ));
                 if nodev {
-                    f = f.severity(PSev::Low);
+                    f = f.severity(Severity::Low);
                 }
                 out.push(f);
             }
@@ -849,7 +858,7 @@ fn judge_bind(
     }
     if let Some((s, mut sev)) = sensitivity(&reach.path, readonly) {
         if s.rule.id == rules::HOST_DEV_BIND.id && nodev {
-            sev = PSev::Low;
+            sev = Severity::Low;
         }
         out.push(
             Finding::of(s.rule, &at)
@@ -982,7 +991,7 @@ fn check_proc_sys(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
             };
             out.push(
                 Finding::of(rule, d.path)
-                    .severity(if d.usual { d.missing } else { PSev::Info })
+                    .severity(if d.usual { d.missing } else { Severity::Info })
                     .entry("linux.readonlyPaths")
                     .message(format!(
                         "procfs is mounted on /proc ({}) and {} is neither read-only nor masked",
@@ -1018,7 +1027,7 @@ fn check_masked(config: &Spec, mounts: &[AMount], out: &mut Vec<Finding>) {
         }
         let ro = listed(&readonly, path);
         let severity = if ro || !d.usual {
-            PSev::Info
+            Severity::Info
         } else {
             d.missing
         };
@@ -1117,7 +1126,7 @@ fn check_root_layout(root: &Root, mounts: &[AMount], out: &mut Vec<Finding>) {
         let used = mounted_at(top);
         out.push(
             Finding::of(&rules::PROC_SYS_SYMLINK, top)
-                .severity(if used { PSev::Critical } else { PSev::High })
+                .severity(if used { Severity::Critical } else { Severity::High })
                 .message(format!(
                     "{top} in the rootfs is a symlink to {}{}; a {fs} mounted there lands where the image chose",
                     target.display(),

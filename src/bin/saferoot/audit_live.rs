@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
-use saferoot::rootfs::policy::{self, rules, DeviceClass, Severity as PSev};
+use saferoot::rootfs::policy::{self, rules, DeviceClass};
 use saferoot::rootfs::DeviceKind;
 use saferoot::{MountAttr, MountEntry, MountTable, Root};
 
@@ -309,7 +309,7 @@ fn check_host_views(e: &MountEntry, ns: Option<&NsRoot>, out: &mut Vec<Finding>)
         ),
         "cgroup2" if rw => out.push(
             Finding::of(&rules::CGROUP_WRITABLE, shown(e))
-                .severity(PSev::Medium)
+                .severity(Severity::Medium)
                 .cve(None)
                 .message(format!(
                     "the cgroup v2 hierarchy is mounted read-write (subtree {}): limits of the groups below it can be changed",

@@ -14,55 +14,15 @@ use serde::Serialize;
 use crate::errors::CliError;
 use crate::output::{escape, print, print_json, table};
 
-/// Finding severities, lowest first (the library's
-/// [`policy::Severity`], with a command-line spelling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing, not a problem by itself.
-    Info,
-    /// A weakness with little impact.
-    Low,
-    /// A weakness that helps an attack, or breaks something.
-    Medium,
-    /// A likely way to harm the host or escape.
-    High,
-    /// A known escape vector.
-    Critical,
-}
+/// Finding severities: the library's, so that a finding is rated on the
+/// same scale as the rule it reports.
+pub use saferoot::rootfs::policy::Severity;
 
-impl From<policy::Severity> for Severity {
-    fn from(s: policy::Severity) -> Severity {
-        match s {
-            policy::Severity::Info => Severity::Info,
-            policy::Severity::Low => Severity::Low,
-            policy::Severity::Medium => Severity::Medium,
-            policy::Severity::High => Severity::High,
-            policy::Severity::Critical => Severity::Critical,
-        }
-    }
-}
-
-impl Severity {
-    /// The lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Every severity, highest first.
-    pub const DESCENDING: [Severity; 5] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-        Severity::Info,
-    ];
+/// The `--fail-on` parser: one of the severity names.
+pub fn severity_parser() -> impl clap::builder::TypedValueParser<Value = Severity> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Severity::DESCENDING.map(Severity::name))
+        .try_map(|s| s.parse::<Severity>())
 }
 
 /// `config-unparsable`.
@@ -178,7 +138,7 @@ impl Finding {
     pub fn of(rule: &'static Rule, path: impl Into<String>) -> Finding {
         Finding {
             id: rule.id,
-            severity: rule.severity.into(),
+            severity: rule.severity,
             path: path.into(),
             entry: None,
             message: rule.title.to_string(),
@@ -189,8 +149,8 @@ impl Finding {
     }
 
     /// Sets the severity (a milder case of the rule).
-    pub fn severity(mut self, s: impl Into<Severity>) -> Finding {
-        self.severity = s.into();
+    pub fn severity(mut self, s: Severity) -> Finding {
+        self.severity = s;
         self
     }
 
@@ -369,15 +329,10 @@ mod tests {
         assert!(Severity::Critical > Severity::High);
         assert!(Severity::Info < Severity::Low);
         assert_eq!(Severity::DESCENDING[0], Severity::Critical);
-        for s in [
-            policy::Severity::Info,
-            policy::Severity::Low,
-            policy::Severity::Medium,
-            policy::Severity::High,
-            policy::Severity::Critical,
-        ] {
-            assert_eq!(Severity::from(s).name(), s.name());
+        for s in Severity::DESCENDING {
+            assert_eq!(s.name().parse::<Severity>(), Ok(s));
         }
+        assert!("sometimes".parse::<Severity>().is_err());
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub fn log(target: &Target, findings: &[Finding]) -> Value {
     let descriptors: Vec<Value> = rules
         .iter()
         .map(|r| {
-            let sev = Severity::from(r.severity);
+            let sev = r.severity;
             let mut tags = vec!["security"];
             if let Some(c) = r.cve {
                 tags.push(c);
