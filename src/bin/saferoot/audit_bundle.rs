@@ -246,22 +246,26 @@ fn violated(v: Violation, path: impl Into<String>, entry: impl Into<String>) -> 
     Finding::of(v.rule, path).entry(entry).message(v.reason)
 }
 
+/// A finding of `rule` for saferoot's refusal `e` of the whole config, at
+/// the path and entry the error names.
+fn refused(rule: &'static Rule, e: &saferoot::Error) -> Finding {
+    Finding::of(
+        rule,
+        e.path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+    )
+    .entry(e.operation().to_string())
+    .message(format!("saferoot refuses the config: {e}"))
+}
+
 /// Everything the static audit finds in `config` (read from `bundle`,
 /// for relative paths) with its root at `rootfs`.
 pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
     let full = saferoot::oci::spec_from_config(config, bundle);
     if let Err(e) = &full {
-        out.push(
-            Finding::of(
-                &findings::CONFIG_INVALID,
-                e.path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "-".into()),
-            )
-            .entry(e.operation().to_string())
-            .message(format!("saferoot refuses the config: {e}")),
-        );
+        out.push(refused(&findings::CONFIG_INVALID, e));
     }
     let root = match Root::open(rootfs) {
         Ok(r) if rootfs.is_dir() => Some(r),
@@ -326,16 +330,7 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
         }
         if let Err(e) = saferoot::rootfs::plan(&spec) {
             if !out.iter().any(|f| f.severity >= Severity::High) {
-                out.push(
-                    Finding::of(
-                        &findings::PLAN_REFUSED,
-                        e.path()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_else(|| "-".into()),
-                    )
-                    .entry(e.operation().to_string())
-                    .message(format!("saferoot refuses the config: {e}")),
-                );
+                out.push(refused(&findings::PLAN_REFUSED, &e));
             }
         }
     }
