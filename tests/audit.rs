@@ -790,7 +790,7 @@ fn a_cgroup_v1_hierarchy() -> Option<PathBuf> {
 /// a shared mount, a writable procfs and sysfs, a writable cgroup
 /// hierarchy, a host block device in a /dev, a host disk bound
 /// read-write): `audit --self` from inside it flags each leak, and nothing
-/// about the one clean mount.
+/// about the clean mount and the masks of runc's and crun's shapes.
 #[test_log::test]
 fn live_audit_flags_every_leak_of_a_leaky_namespace() {
     use saferoot::MountAttr as A;
@@ -843,6 +843,28 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
             rustix::fs::makedev(7, 0),
         )
         .unwrap();
+        // masks of runc's and crun's shapes on the writable procfs: the
+        // container's own /dev/null (a tmpfs node) bound on a file, a
+        // read-only tmpfs on a directory
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.join("dev/null"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .unwrap();
+        let proc_root = saferoot::Root::open(d.join("proc")).unwrap();
+        saferoot::Mount::clone_tree(d.join("dev/null"), false)
+            .unwrap()
+            .attach(&proc_root.resolve("/keys").unwrap())
+            .unwrap()
+            .forget();
+        fresh("tmpfs", A::RDONLY | A::NOSUID | A::NODEV | A::NOEXEC)
+            .attach(&proc_root.resolve("/fs").unwrap())
+            .unwrap()
+            .forget();
+        drop(proc_root);
         // a host disk's directory bound read-write
         std::fs::create_dir(d.join("src")).unwrap();
         attach(
@@ -876,10 +898,12 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
         for w in &want {
             assert!(got.contains(w), "{w:?} missing from {got:#?}");
         }
-        assert!(
-            !got.iter().any(|(_, _, path)| *path == p("clean")),
-            "the clean mount raised findings: {got:#?}"
-        );
+        for quiet in [p("clean"), p("proc/keys"), p("proc/fs"), p("dev/null")] {
+            assert!(
+                !got.iter().any(|(_, _, path)| *path == quiet),
+                "{quiet} raised findings: {got:#?}"
+            );
+        }
         assert_eq!(out.code, 1, "critical leaks fail --fail-on critical");
     });
 }

@@ -1,10 +1,18 @@
 //! What is dangerous, as data, in one place: the `/proc` allowlist, the
 //! namespaced sysctls, the pseudo-filesystems a bind may not expose
-//! writable, the cgroup rules. [`super::plan()`] refuses by these rules
-//! (lexically, before anything changes) and the mount code checks them
-//! again on the resolved inode, just before a mount is attached, so that
-//! what counts is where a destination really is, not how it is spelled.
-//! An audit can judge a spec by the same tables.
+//! writable, the cgroup rules, the default masked and read-only paths and
+//! the shapes of masks, the `/dev` layout (default devices, symlinks,
+//! mounts), the flags each filesystem should have, device classes, and the
+//! host sources a container should not get.
+//!
+//! Every rule has a stable id, a severity, a reason, the CVE of its class
+//! and a fix ([`Rule`], [`rules`]). The judges (`judge_*`) return a typed
+//! [`Violation`] of a rule. [`super::plan()`] turns one into a refusal
+//! (lexically, before anything changes) and the mount code does the same
+//! on the resolved inode, just before a mount is attached, so that what
+//! counts is where a destination really is, not how it is spelled;
+//! `saferoot audit` turns the same violation into a finding. A rule exists
+//! once.
 
 use std::os::fd::AsFd;
 use std::path::{Component, Path, PathBuf};
