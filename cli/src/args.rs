@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::findings::Severity;
+pub use crate::findings::{Format, Severity};
 
 /// Race-free container root filesystems on the new Linux mount API.
 #[derive(Debug, Parser)]
@@ -76,8 +76,10 @@ config and inspects the rootfs without following any symlink out of it.
 Live audit (--pid PID or --self): reads that process's mount namespace
 (statmount/listmount, or mountinfo).
 
-Each finding has a severity (info, low, medium, high, critical), a path, what
-is wrong, why it matters (with the CVE where one applies) and how to fix it.
+Each finding has a stable id (the rule of saferoot's policy it breaks), a
+severity (info, low, medium, high, critical), a path, what is wrong, why it
+matters (with the CVE where one applies) and how to fix it. Output: a table,
+--json (or --format json), or --format sarif (SARIF 2.1.0).
 
 Exit status: 1 when a finding at or above --fail-on (default high) was made,
 0 otherwise, 2 when the audit could not run (bad command line, unreadable
@@ -280,11 +282,20 @@ pub struct AuditArgs {
     #[arg(long = "self", group = "target")]
     pub self_: bool,
     /// Exit with status 1 when a finding at or above this severity is made.
-    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "high")]
+    #[arg(
+        long,
+        value_name = "SEVERITY",
+        default_value = "high",
+        value_parser = crate::findings::severity_parser()
+    )]
     pub fail_on: Severity,
-    /// Print a JSON object with a `findings` list instead of a table.
-    #[arg(long)]
+    /// Print a JSON object with a `findings` list instead of a table
+    /// (the same as --format json).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output format: a table, JSON, or SARIF 2.1.0 for code-scanning tools.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: Format,
 }
 
 /// Where a mount table comes from.

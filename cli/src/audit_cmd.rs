@@ -10,7 +10,7 @@ use saferoot::MountTable;
 
 use crate::args::AuditArgs;
 use crate::errors::{shown, CliError, Escaped};
-use crate::findings::{report, Finding, Severity, Target};
+use crate::findings::{self, report, Finding, Format, Target};
 use crate::{audit_bundle, audit_live};
 
 /// Reads `config.json` of the bundle `dir` with the reader `run` uses
@@ -23,13 +23,11 @@ fn read_bundle_config(dir: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 fn unparsable(e: &serde_json::Error) -> Finding {
-    Finding::new(Severity::High, "config-unparsable", "config.json")
+    Finding::of(&findings::CONFIG_UNPARSABLE, "config.json")
         .entry("config.json")
-        .problem(format!(
+        .message(format!(
             "config.json is not a valid OCI runtime config: {e}"
         ))
-        .why("nothing in it can be checked, and no runtime will run it as meant")
-        .fix("fix the JSON at the line and column given")
 }
 
 fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Vec<Finding> {
@@ -43,10 +41,9 @@ fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Ve
             Some(r) if r.path().is_absolute() => r.path().clone(),
             Some(r) => bundle.join(r.path()),
             None => {
-                return vec![Finding::new(Severity::High, "config-invalid", "-")
+                return vec![Finding::of(&findings::ROOTFS_MISSING, "-")
                     .entry("root")
-                    .problem("the config has no root")
-                    .why("there is no root filesystem to run or check")
+                    .message("the config has no root")
                     .fix("add root.path")]
             }
         },
@@ -82,6 +79,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Target {
                 kind: "bundle",
                 what: dir.escaped(),
+                config: Some(dir.join("config.json")),
             },
             static_audit(&bytes, &dir, None),
         )
@@ -99,6 +97,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Target {
                 kind: "rootfs",
                 what: format!("{} with {}", rootfs.escaped(), config_abs.escaped()),
+                config: Some(config_abs.clone()),
             },
             static_audit(&bytes, &bundle, Some(&rootfs)),
         )
@@ -110,17 +109,24 @@ pub fn audit(args: &AuditArgs) -> Result<i32, CliError> {
             Some(p) => Target {
                 kind: "pid",
                 what: p.to_string(),
+                config: None,
             },
             None => Target {
                 kind: "self",
                 what: std::process::id().to_string(),
+                config: None,
             },
         };
-        (target, audit_live::audit(&table, &host_view(ns)))
+        let ns_root = audit_live::NsRoot::open(args.pid);
+        (
+            target,
+            audit_live::audit(&table, &host_view(ns), ns_root.as_ref()),
+        )
     } else {
         return Err(CliError::usage(
             "say what to audit: --bundle DIR, --rootfs DIR --config FILE, --pid PID or --self",
         ));
     };
-    report(&target, findings, args.fail_on, args.json)
+    let format = if args.json { Format::Json } else { args.format };
+    report(&target, findings, args.fail_on, format)
 }

@@ -1,39 +1,23 @@
 //! The live audit: a process's mount namespace as the kernel reports it
-//! (statmount/listmount, or mountinfo).
+//! (statmount/listmount, or mountinfo), judged by the library's policy.
+//!
+//! Masks have known shapes (`policy::is_mask_shape`): saferoot's (the
+//! host's `/dev/null` bound on a file, an empty read-only tmpfs on a
+//! directory) and runc's and crun's (the container's `/dev/null` bound on a
+//! file, a read-only tmpfs): those are not leaks. What leaks is reported:
+//! writable procfs and sysfs, shared propagation with the host, devtmpfs,
+//! host block devices, host filesystems mounted read-write, writable
+//! cgroup hierarchies (release_agent).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use saferoot::rootfs::policy::PROC_ALLOWLIST;
-use saferoot::{MountAttr, MountEntry, MountTable};
+use rustix::fs::FileType;
+use saferoot::rootfs::policy::{self, rules, DeviceClass};
+use saferoot::rootfs::DeviceKind;
+use saferoot::{MountAttr, MountEntry, MountTable, Root};
 
-use crate::errors::Escaped;
-use crate::findings::{Finding, Severity};
-
-/// Filesystems that hold no files a program could use for setuid or device
-/// tricks: their flags do not matter for those findings.
-const VIRTUAL: &[&str] = &[
-    "proc",
-    "sysfs",
-    "cgroup",
-    "cgroup2",
-    "devpts",
-    "mqueue",
-    "securityfs",
-    "debugfs",
-    "tracefs",
-    "bpf",
-    "pstore",
-    "configfs",
-    "fusectl",
-    "binfmt_misc",
-    "nsfs",
-    "autofs",
-    "efivarfs",
-    "selinuxfs",
-    "rpc_pipefs",
-    "hugetlbfs",
-];
+use crate::findings::{self, Finding, Severity};
 
 /// What is known about the host, for telling leaks apart.
 #[derive(Debug, Default)]
@@ -44,50 +28,150 @@ pub struct HostView {
     pub shared_groups: HashSet<u64>,
 }
 
+/// The root directory of the audited namespace (`/` for `--self`,
+/// `/proc/PID/root` for `--pid`), for looking at what the mount table only
+/// names: whether a mask really is the null device, which device nodes a
+/// `/dev` holds. Paths are resolved inside it, never followed out.
+pub struct NsRoot {
+    root: Root,
+}
+
+impl NsRoot {
+    /// Opens the root of `pid`'s namespace (this process's when `None`);
+    /// `None` when it cannot be opened (the audit then goes by the table
+    /// alone).
+    pub fn open(pid: Option<u32>) -> Option<NsRoot> {
+        let path = match pid {
+            Some(p) => PathBuf::from(format!("/proc/{p}/root")),
+            None => PathBuf::from("/"),
+        };
+        // The magic link is followed by an ordinary open (the kernel's own
+        // lookup of the process's root); everything below it is resolved
+        // confined to the directory it gives.
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        Root::from_fd(fd).ok().map(|root| NsRoot { root })
+    }
+
+    /// Whether the file at `p` is the character device 1:3; `None` when
+    /// it cannot be looked at.
+    fn is_null_device(&self, p: &Path) -> Option<bool> {
+        let st = self.root.resolve_nofollow(p).ok()?.stat().ok()?;
+        Some(st.file_type == FileType::CharacterDevice && st.rdev == rustix::fs::makedev(1, 3))
+    }
+
+    /// The device at `p`, when it is one: `(kind, major, minor)`.
+    fn device_at(&self, p: &Path) -> Option<(DeviceKind, u32, u32)> {
+        let st = self.root.resolve_nofollow(p).ok()?.stat().ok()?;
+        let kind = match st.file_type {
+            FileType::CharacterDevice => DeviceKind::Char,
+            FileType::BlockDevice => DeviceKind::Block,
+            _ => return None,
+        };
+        Some((kind, rustix::fs::major(st.rdev), rustix::fs::minor(st.rdev)))
+    }
+
+    /// The block and character devices directly in the directory `dir`:
+    /// `(path, kind, major, minor, mode)`.
+    fn devices_in(&self, dir: &Path) -> Vec<(PathBuf, DeviceKind, u32, u32, u32)> {
+        let mut out = Vec::new();
+        let Ok(h) = self.root.resolve_nofollow(dir) else {
+            return out;
+        };
+        let Ok(f) = h.reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY) else {
+            return out;
+        };
+        let Ok(mut entries) = rustix::fs::Dir::read_from(&f) else {
+            return out;
+        };
+        while let Some(Ok(e)) = entries.next() {
+            let name = e.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let Ok(st) = rustix::fs::statat(&f, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let kind = match FileType::from_raw_mode(st.st_mode) {
+                FileType::BlockDevice => DeviceKind::Block,
+                FileType::CharacterDevice => DeviceKind::Char,
+                _ => continue,
+            };
+            let rdev = st.st_rdev;
+            out.push((
+                dir.join(std::ffi::OsStr::new(&*String::from_utf8_lossy(
+                    name.to_bytes(),
+                ))),
+                kind,
+                rustix::fs::major(rdev),
+                rustix::fs::minor(rdev),
+                st.st_mode & 0o7777,
+            ));
+        }
+        out
+    }
+}
+
 fn shown(e: &MountEntry) -> String {
-    e.mount_point.escaped()
+    crate::errors::escape(&e.mount_point)
 }
 
-fn is_virtual(e: &MountEntry) -> bool {
+fn is_pseudo(e: &MountEntry) -> bool {
     let base = e.fs_type.split('.').next().unwrap_or("");
-    VIRTUAL.contains(&base)
+    policy::PSEUDO_FILESYSTEMS.contains(&base)
 }
 
-/// Whether `e` is a mask: a read-only mount, or the host's /dev/null bound
-/// over a file.
-fn is_mask(e: &MountEntry) -> bool {
-    e.attrs.contains(MountAttr::RDONLY)
-        || (matches!(e.fs_type.as_str(), "devtmpfs" | "tmpfs") && e.root == Path::new("/null"))
+/// Whether `e` is a mask of a known shape; a null-device mask is checked
+/// to be the null device when the namespace's root can be looked at.
+fn is_mask(e: &MountEntry, ns: Option<&NsRoot>) -> bool {
+    let ro = e.attrs.contains(MountAttr::RDONLY);
+    if !policy::is_mask_shape(&e.fs_type, &e.root, ro) {
+        return false;
+    }
+    ro || ns
+        .and_then(|n| n.is_null_device(&e.mount_point))
+        .unwrap_or(true)
 }
 
 /// Everything the live audit finds in `t`.
-pub fn audit(t: &MountTable, host: &HostView) -> Vec<Finding> {
+pub fn audit(t: &MountTable, host: &HostView, ns: Option<&NsRoot>) -> Vec<Finding> {
     let mut out = Vec::new();
     if host.is_host {
         out.push(
-            Finding::new(Severity::Info, "host-namespace", "/")
-                .problem("this is the host's own mount namespace (the one pid 1 is in)")
-                .why("findings about leaks to or from the host, and host filesystems, do not apply; the rest describes the host itself")
-                .fix("audit a container's process with --pid PID"),
+            Finding::of(&findings::HOST_NAMESPACE, "/")
+                .message("this is the host's own mount namespace (the one pid 1 is in)"),
         );
     }
     let own_groups: HashSet<u64> = t.iter().filter_map(|e| e.propagation.shared).collect();
     for e in t.iter() {
         check_propagation(e, host, &own_groups, &mut out);
-        check_writable_flags(e, &mut out);
+        let mask = is_mask(e, ns);
+        if !mask {
+            check_writable_flags(e, &mut out);
+        }
         if !host.is_host {
             check_host_fs(e, &mut out);
+            if !mask {
+                check_host_views(e, ns, &mut out);
+            }
         }
         if e.fs_type == "sysfs" && !e.attrs.contains(MountAttr::RDONLY) {
             out.push(
-                Finding::new(Severity::High, "sysfs-writable", shown(e))
-                    .problem("sysfs is mounted read-write")
-                    .why("root in the namespace can change host devices and kernel state through it (uevent_helper, power, firmware loading)")
-                    .fix("mount sysfs with ro"),
+                Finding::of(&rules::SYSFS_WRITABLE, shown(e))
+                    .message("sysfs is mounted read-write"),
             );
         }
     }
-    check_proc(t, &mut out);
+    check_proc(t, ns, &mut out);
+    if !host.is_host {
+        if let Some(ns) = ns {
+            check_dev_nodes(t, ns, &mut out);
+        }
+    }
     out
 }
 
@@ -106,10 +190,9 @@ fn check_propagation(
             (Severity::Medium, "the other members of its peer group")
         };
         out.push(
-            Finding::new(severity, "shared-mount", shown(e))
-                .problem(format!("the mount is shared (peer group {g}) with {whom}"))
-                .why("mounts made below it propagate to its peers and theirs come back: a container can make mounts appear on the host, or be handed host mounts")
-                .fix("make it a slave (receive only) or private: mount_setattr/mount --make-rslave"),
+            Finding::of(&rules::SHARED_MOUNT, shown(e))
+                .severity(severity)
+                .message(format!("the mount is shared (peer group {g}) with {whom}")),
         );
     }
     if let Some(g) = e.propagation.master {
@@ -122,16 +205,17 @@ fn check_propagation(
             (Severity::Low, "a peer group outside this namespace")
         };
         out.push(
-            Finding::new(severity, "slave-mount", shown(e))
-                .problem(format!("the mount receives mount events from {whence} (master peer group {g})"))
-                .why("mounts made there below this point (a USB disk, a network share, another container's volumes) appear inside this namespace too")
-                .fix("make it private if the namespace should not see new outside mounts"),
+            Finding::of(&rules::SLAVE_MOUNT, shown(e))
+                .severity(severity)
+                .message(format!(
+                    "the mount receives mount events from {whence} (master peer group {g})"
+                )),
         );
     }
 }
 
 fn check_writable_flags(e: &MountEntry, out: &mut Vec<Finding>) {
-    if e.attrs.contains(MountAttr::RDONLY) || is_virtual(e) {
+    if e.attrs.contains(MountAttr::RDONLY) || is_pseudo(e) || e.fs_type == "devtmpfs" {
         return;
     }
     let root = e.mount_point == Path::new("/");
@@ -142,19 +226,22 @@ fn check_writable_flags(e: &MountEntry, out: &mut Vec<Finding>) {
     };
     if !e.attrs.contains(MountAttr::NOSUID) {
         out.push(
-            Finding::new(severity, "writable-setuid-mount", shown(e))
-                .problem(format!("the {} mount is writable and honours setuid bits (no nosuid)", e.fs_type.escaped()))
-                .why("a setuid-root program written there (by a process that can chown, or copied in from elsewhere) is a way to regain privileges")
-                .fix("mount it nosuid (or read-only)"),
+            Finding::of(&rules::WRITABLE_SETUID_MOUNT, shown(e))
+                .severity(severity)
+                .message(format!(
+                    "the {} mount is writable and honours setuid bits (no nosuid)",
+                    e.fs_type
+                )),
         );
     }
-    let dev_dir = e.mount_point == Path::new("/dev") || e.fs_type == "devtmpfs";
-    if !e.attrs.contains(MountAttr::NODEV) && !dev_dir {
+    if !e.attrs.contains(MountAttr::NODEV) && e.mount_point != Path::new("/dev") {
         out.push(
-            Finding::new(severity, "writable-device-mount", shown(e))
-                .problem(format!("the {} mount is writable and allows device nodes (no nodev)", e.fs_type.escaped()))
-                .why("a device node created there (mknod, or one written by another namespace) gives raw access to host devices such as disks")
-                .fix("mount it nodev (or read-only)"),
+            Finding::of(&rules::WRITABLE_DEVICE_MOUNT, shown(e))
+                .severity(severity)
+                .message(format!(
+                    "the {} mount is writable and allows device nodes (no nodev)",
+                    e.fs_type
+                )),
         );
     }
 }
@@ -164,45 +251,117 @@ fn check_host_fs(e: &MountEntry, out: &mut Vec<Finding>) {
         return;
     }
     let rw = !e.attrs.contains(MountAttr::RDONLY);
+    let severity = match (rw, e.mount_point == Path::new("/")) {
+        (false, _) => Severity::Low,
+        // The namespace's own root, writable: what a rootfs on a plain
+        // directory of a host disk is.
+        (true, true) => Severity::Medium,
+        (true, false) => Severity::High,
+    };
     out.push(
-        Finding::new(
-            if rw { Severity::Medium } else { Severity::Low },
-            "host-filesystem",
-            shown(e),
-        )
-        .problem(format!(
-            "a block-device filesystem ({} {} on {}:{}{}) is mounted here, {}",
-            e.fs_type.escaped(),
-            e.source.as_deref().unwrap_or("?").escaped(),
-            e.dev.0,
-            e.dev.1,
-            if e.root == Path::new("/") {
-                String::new()
-            } else {
-                format!(", subtree {}", e.root.escaped())
-            },
-            if rw { "writable" } else { "read-only" }
-        ))
-        .why("a host disk in the namespace exposes host files; writable, it lets the namespace change them (and, without nosuid/nodev, plant setuid programs or device nodes)")
-        .fix("bind only the directories needed, read-only where possible"),
+        Finding::of(&rules::HOST_FILESYSTEM, shown(e))
+            .severity(severity)
+            .message(format!(
+                "a block-device filesystem ({} {} on {}:{}{}) is mounted here, {}",
+                e.fs_type,
+                e.source.as_deref().unwrap_or("?"),
+                e.dev.0,
+                e.dev.1,
+                if e.root == Path::new("/") {
+                    String::new()
+                } else {
+                    format!(", subtree {}", crate::errors::escape(&e.root))
+                },
+                if rw { "writable" } else { "read-only" }
+            )),
     );
 }
 
-fn check_proc(t: &MountTable, out: &mut Vec<Finding>) {
+/// devtmpfs and writable cgroup hierarchies: host views a container
+/// should not have. One usual device node of the host's devtmpfs bound on
+/// a file (how saferoot and runc give a container in a user namespace its
+/// default devices) is not a view of the devtmpfs.
+fn check_host_views(e: &MountEntry, ns: Option<&NsRoot>, out: &mut Vec<Finding>) {
+    let rw = !e.attrs.contains(MountAttr::RDONLY);
+    let usual_node = || {
+        e.root != Path::new("/")
+            && ns
+                .and_then(|n| n.device_at(&e.mount_point))
+                .is_some_and(|(k, ma, mi)| policy::device_class(k, ma, mi) == DeviceClass::Usual)
+    };
+    match e.fs_type.as_str() {
+        "devtmpfs" if !usual_node() => out.push(
+            Finding::of(&rules::DEVTMPFS_MOUNT, shown(e)).message(format!(
+                "a devtmpfs (the host's device filesystem{}) is mounted here, {}",
+                if e.root == Path::new("/") {
+                    String::new()
+                } else {
+                    format!(", subtree {}", crate::errors::escape(&e.root))
+                },
+                if rw { "writable" } else { "read-only" }
+            )),
+        ),
+        "cgroup" if rw => out.push(
+            Finding::of(&rules::CGROUP_WRITABLE, shown(e)).message(format!(
+                "a cgroup v1 hierarchy ({}) is mounted read-write: its release_agent is run by the host as root",
+                e.source.as_deref().unwrap_or("cgroup")
+            )),
+        ),
+        "cgroup2" if rw => out.push(
+            Finding::of(&rules::CGROUP_WRITABLE, shown(e))
+                .severity(Severity::Medium)
+                .cve(None)
+                .message(format!(
+                    "the cgroup v2 hierarchy is mounted read-write (subtree {}): limits of the groups below it can be changed",
+                    e.root.display()
+                )),
+        ),
+        _ => {}
+    }
+}
+
+/// Device nodes of the host in the namespace's `/dev` directories (a
+/// tmpfs at a mount point named `dev`).
+fn check_dev_nodes(t: &MountTable, ns: &NsRoot, out: &mut Vec<Finding>) {
+    for e in t.iter() {
+        if e.fs_type != "tmpfs" || e.mount_point.file_name() != Some(std::ffi::OsStr::new("dev")) {
+            continue;
+        }
+        for (path, kind, major, minor, mode) in ns.devices_in(&e.mount_point) {
+            let rule = match policy::device_class(kind, major, minor) {
+                DeviceClass::Block => &rules::DEVICE_BLOCK,
+                DeviceClass::Memory => &rules::DEVICE_MEMORY,
+                _ => continue,
+            };
+            out.push(
+                Finding::of(rule, crate::errors::escape(&path)).message(format!(
+                    "{} is the {} device {major}:{minor} of the host, mode {mode:04o}",
+                    path.display(),
+                    if kind == DeviceKind::Block {
+                        "block"
+                    } else {
+                        "character"
+                    },
+                )),
+            );
+        }
+    }
+}
+
+fn check_proc(t: &MountTable, ns: Option<&NsRoot>, out: &mut Vec<Finding>) {
     let procs: Vec<&MountEntry> = t
         .iter()
         .filter(|e| e.fs_type == "proc" && e.root == Path::new("/"))
         .collect();
-    for p in procs {
+    for p in &procs {
         if !p.attrs.contains(MountAttr::RDONLY) {
             let sys = p.mount_point.join("sys");
-            let covered = t.find_by_mount_point(&sys).is_some_and(is_mask);
+            let covered = t.find_by_mount_point(&sys).is_some_and(|e| is_mask(e, ns));
             if !covered {
                 out.push(
-                    Finding::new(Severity::High, "proc-sys-writable", sys.escaped())
-                        .problem("procfs is mounted read-write and its sys/ is not covered by a read-only mount")
-                        .why("root in the namespace can change host kernel settings, such as kernel.core_pattern, which makes the host run a program of its choosing as root")
-                        .fix("bind <proc>/sys over itself read-only (runc's readonlyPaths do)"),
+                    Finding::of(&rules::PROC_SYS_WRITABLE, crate::errors::escape(&sys)).message(
+                        "procfs is mounted read-write and its sys/ is not covered by a read-only mount",
+                    ),
                 );
             }
         }
@@ -214,23 +373,42 @@ fn check_proc(t: &MountTable, out: &mut Vec<Finding>) {
                 continue;
             }
             let as_proc = PathBuf::from("/proc").join(rel);
-            if PROC_ALLOWLIST.iter().any(|a| as_proc == Path::new(a)) || is_mask(m) {
+            if policy::PROC_ALLOWLIST
+                .iter()
+                .any(|a| as_proc == Path::new(a))
+                || is_mask(m, ns)
+            {
                 continue;
             }
             out.push(
-                Finding::new(Severity::High, "proc-overmount", shown(m))
-                    .problem(format!(
-                        "a writable {} mount covers the procfs entry {}",
-                        m.fs_type.escaped(),
-                        as_proc.escaped()
-                    ))
-                    .why("what the runtime, the LSM or the kernel interface reads and writes there is no longer procfs: confinement writes can go nowhere, or somewhere chosen")
-                    .cve("CVE-2019-19921")
-                    .fix(format!(
-                        "remove it; only {} may be mounted over (and masks must be read-only or /dev/null)",
-                        PROC_ALLOWLIST.join(", ")
-                    )),
+                Finding::of(&rules::PROC_OVERMOUNT, shown(m)).message(format!(
+                    "a writable {} mount covers the procfs entry {}",
+                    m.fs_type,
+                    as_proc.display()
+                )),
             );
         }
+    }
+    // Pieces of a procfs bound somewhere else, writable: out of reach of
+    // the masks and read-only paths of /proc.
+    for e in t.iter() {
+        if e.fs_type != "proc"
+            || e.root == Path::new("/")
+            || e.attrs.contains(MountAttr::RDONLY)
+            || procs
+                .iter()
+                .any(|p| e.mount_point.starts_with(&p.mount_point))
+        {
+            continue;
+        }
+        let rule = if e.root.starts_with("/sys") {
+            &rules::PROC_SYS_WRITABLE
+        } else {
+            &rules::PROC_WRITABLE
+        };
+        out.push(Finding::of(rule, shown(e)).message(format!(
+            "the procfs subtree {} is bound here read-write",
+            e.root.display()
+        )));
     }
 }

@@ -310,45 +310,15 @@ fn source_path(flag: &Op, src: &Path) -> Result<PathBuf, CliError> {
     })
 }
 
-/// Options of the mounts that make up a `/dev`: the tmpfs itself, a private
-/// devpts, a `/dev/shm`. `devpts_gid` is given to devpts when the group
-/// `tty` (5) exists where the sandbox runs (not in a user namespace that
-/// does not map it).
+/// The mounts that make up a `/dev` (the library's
+/// [`saferoot::rootfs::policy::dev_mounts`]: the tmpfs itself, a private
+/// devpts, a `/dev/shm`), each with `origin`. `tty_gid`: devpts gets
+/// `gid=5` (not in a user namespace that does not map the tty group).
 pub fn dev_mounts(dest: &Path, origin: &str, tty_gid: bool) -> Vec<(MountSpec, String)> {
-    let mut pts = vec![
-        "nosuid",
-        "noexec",
-        "newinstance",
-        "ptmxmode=0666",
-        "mode=0620",
-    ];
-    if tty_gid {
-        pts.push("gid=5");
-    }
-    vec![
-        (
-            MountSpec::new(
-                dest,
-                "tmpfs",
-                Some("tmpfs".into()),
-                &["nosuid", "strictatime", "mode=755", "size=65536k"],
-            ),
-            origin.to_string(),
-        ),
-        (
-            MountSpec::new(dest.join("pts"), "devpts", Some("devpts".into()), &pts),
-            origin.to_string(),
-        ),
-        (
-            MountSpec::new(
-                dest.join("shm"),
-                "tmpfs",
-                Some("shm".into()),
-                &["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"],
-            ),
-            origin.to_string(),
-        ),
-    ]
+    saferoot::rootfs::policy::dev_mounts(dest, tty_gid)
+        .into_iter()
+        .map(|m| (m, origin.to_string()))
+        .collect()
 }
 
 /// Whether `p` is on or below the destination of one of `mounts`.

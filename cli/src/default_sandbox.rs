@@ -8,7 +8,8 @@
 //! - `/etc`: bound read-only;
 //! - `/proc`: a fresh procfs (of the sandbox's own pid namespace), with
 //!   `/proc/sys` and the other kernel knobs read-only and the usual
-//!   sensitive files masked, as container runtimes do;
+//!   sensitive files masked, as container runtimes do (the library's
+//!   `policy::DEFAULT_READONLY_PATHS` and `policy::DEFAULT_MASKED_PATHS`);
 //! - `/dev`: a tmpfs with the default devices, a private devpts and
 //!   `/dev/shm` (added by [`crate::bwrap`] for every root without a `/dev`);
 //! - `/tmp` (mode 1777) and `/run`: new tmpfs.
@@ -18,36 +19,14 @@
 
 use std::path::{Path, PathBuf};
 
+use saferoot::rootfs::policy;
+
 use crate::bwrap::{BindFlavor, Op};
 
 /// Host directories bound read-only when they are directories, recreated as
 /// symlinks when they are symlinks.
 pub const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc",
-];
-
-/// Paths in `/proc` made read-only.
-pub const READONLY_PROC: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-/// Paths in `/proc` (and `/sys`) hidden, as runc's default spec does.
-pub const MASKED: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
 ];
 
 /// The flags the default sandbox stands for, as if they had been given.
@@ -75,11 +54,16 @@ pub fn ops() -> Vec<Op> {
     ops.push(Op::Perms("1777".into()));
     ops.push(Op::Tmpfs(PathBuf::from("/tmp")));
     ops.push(Op::Tmpfs(PathBuf::from("/run")));
-    for p in READONLY_PROC {
-        ops.push(Op::RemountRo(PathBuf::from(p)));
+    // The library's default read-only and masked paths (the sandbox has
+    // no /sys, so only those in /proc).
+    for p in policy::DEFAULT_READONLY_PATHS {
+        ops.push(Op::RemountRo(PathBuf::from(p.path)));
     }
-    for p in MASKED.iter().filter(|p| p.starts_with("/proc/")) {
-        ops.push(Op::Mask(PathBuf::from(p)));
+    for p in policy::DEFAULT_MASKED_PATHS
+        .iter()
+        .filter(|p| p.path.starts_with("/proc/"))
+    {
+        ops.push(Op::Mask(PathBuf::from(p.path)));
     }
     ops
 }

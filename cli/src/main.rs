@@ -25,6 +25,7 @@ mod relay;
 mod rootfs_setup;
 mod run;
 mod sandbox;
+mod sarif;
 mod sys;
 
 use clap::{CommandFactory, FromArgMatches};

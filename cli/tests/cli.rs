@@ -1571,7 +1571,7 @@ fn kinds(report: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .map(|f| f["id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -1581,9 +1581,9 @@ fn finding<'a>(report: &'a Value, kind: &str) -> &'a Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["kind"] == kind)
+        .find(|f| f["id"] == kind)
         .unwrap_or_else(|| panic!("no {kind} finding in {report:#}"));
-    for field in ["severity", "path", "problem", "why", "fix"] {
+    for field in ["severity", "path", "message", "why", "fix"] {
         assert!(
             f[field].as_str().is_some_and(|s| !s.is_empty()),
             "{kind}: empty {field}: {f:#}"
@@ -1738,7 +1738,7 @@ fn audit_severities_follow_where_things_point() {
     let (code, r) = b.audit(&[]);
     let f = finding(&r, "dest-through-symlink");
     assert_eq!(f["severity"], "low", "{f:#}");
-    assert!(f["problem"].as_str().unwrap().contains("/run/x"), "{f:#}");
+    assert!(f["message"].as_str().unwrap().contains("/run/x"), "{f:#}");
     assert_eq!(code, 0);
     // ...one that leads into /proc is critical.
     let mut b = AuditBundle::clean();
@@ -1900,7 +1900,7 @@ fn kinds_under(report: &Value, dir: &Path) -> BTreeSet<(String, String)> {
         })
         .map(|f| {
             (
-                f["kind"].as_str().unwrap().to_string(),
+                f["id"].as_str().unwrap().to_string(),
                 f["path"].as_str().unwrap().to_string(),
             )
         })
@@ -1916,7 +1916,7 @@ fn audit_self_reports_findings_as_json() {
     assert_eq!(r["target"]["kind"], "self");
     let findings = r["findings"].as_array().unwrap();
     for f in findings {
-        for field in ["severity", "kind", "path", "problem", "why", "fix"] {
+        for field in ["severity", "id", "path", "message", "why", "fix"] {
             assert!(f[field].is_string(), "{f:#}");
         }
     }
@@ -2725,8 +2725,11 @@ fn hygiene_mount_tables_with_hostile_names_are_escaped() {
         if json {
             args.push("--json");
         }
+        // The namespace is a copy of the host's, which may well have
+        // critical findings of its own (a devtmpfs /dev, writable cgroup
+        // v1 hierarchies): the point here is how the names are shown.
         let out = saferoot(&args);
-        assert_eq!(out.code, 0, "{out:#?}");
+        assert!(out.code == 0 || out.code == 1, "{out:#?}");
         assert_terminal_safe(&out);
         assert!(
             out.stdout

@@ -409,14 +409,10 @@ fn bind_host_device(
 /// The symlinks every `/dev` has, as `(link, target)`; `/dev/core` only when
 /// the host has `/proc/kcore`.
 pub(crate) fn default_symlinks() -> Vec<(PathBuf, PathBuf)> {
-    let mut links = vec![
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-    ];
-    if Path::new("/proc/kcore").exists() {
-        links.push(("/dev/core", "/proc/kcore"));
+    let mut links = crate::rootfs::policy::DEFAULT_DEV_SYMLINKS.to_vec();
+    let core = crate::rootfs::policy::DEV_CORE_SYMLINK;
+    if Path::new(core.1).exists() {
+        links.push(core);
     }
     links
         .into_iter()

@@ -9,7 +9,7 @@ use crate::mount::AttachedMount;
 use crate::path::{split_parent, Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::plan::{IdmapPlan, MountKind, PlannedMount};
-use crate::rootfs::policy::{self, FsClass, TargetPlace};
+use crate::rootfs::policy::{self, BindSource, FsClass};
 use crate::rootfs::sources::{self, OverlayLayer};
 use crate::rootfs::spec::{IdMapping, Namespaces};
 use crate::{Error, ErrorKind, Mount, MountAttr, Result};
@@ -28,20 +28,6 @@ pub(crate) enum Made {
     Mount(AttachedMount),
     /// No mount (a copied symlink).
     Nothing,
-}
-
-/// What the bind source of a mount is, for the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BindSource {
-    /// Not a bind.
-    NotABind,
-    /// The root directory of a procfs: the only procfs bind allowed, and
-    /// only onto the container's `/proc`.
-    ProcRoot,
-    /// Any other procfs inode.
-    ProcOther,
-    /// Anything else (read-only rules already applied).
-    Other,
 }
 
 /// Refuses mount `pm` at mount time, naming its index and destination.
@@ -125,41 +111,19 @@ fn needs_readonly(m: &Mount) -> Result<bool> {
 /// sysfs and cgroup hierarchies of the host only go in read-only.
 fn check_bind_source(m: &Mount, pm: &PlannedMount, source: &Path) -> Result<BindSource> {
     let class = policy::fs_class(m)?;
-    if class == FsClass::Procfs {
-        let ino = rustix::fs::fstat(m)
+    let proc_root = class == FsClass::Procfs
+        && rustix::fs::fstat(m)
             .map_err(|e| Error::os_at("fstat bind source", source, e))?
-            .st_ino;
-        return Ok(if ino == policy::PROC_ROOT_INO {
-            BindSource::ProcRoot
-        } else {
-            BindSource::ProcOther
-        });
-    }
+            .st_ino
+            == policy::PROC_ROOT_INO;
     let host_cgroup = class == FsClass::Other && policy::is_host_cgroup_root(m)?;
-    if policy::READONLY_BIND_SOURCES.contains(&class) || host_cgroup {
-        let what = if host_cgroup {
-            "the host's /sys/fs/cgroup"
-        } else {
-            class.describe()
-        };
-        if !(pm.set | pm.rec_set).contains(MountAttr::RDONLY) {
-            return Err(refuse(
-                pm,
-                format!(
-                    "{} is {what}; a bind of it must be read-only (ro): a writable view \
-                     changes the host (cgroup release_agent, CVE-2022-0492)",
-                    source.display()
-                ),
-            ));
-        }
-    }
-    Ok(BindSource::Other)
+    let readonly = (pm.set | pm.rec_set).contains(MountAttr::RDONLY);
+    policy::judge_bind_source(class, proc_root, host_cgroup, readonly, source)
+        .map_err(|v| refuse(pm, v.reason))
 }
 
-/// The destination policy, on the resolved target, just before attaching:
-/// nothing over the tree's root; on the container's /proc only a procfs
-/// (new, or the root of one bound); inside a procfs only the allowlist; a
-/// procfs nowhere else.
+/// The destination policy ([`policy::judge_target`]), on the resolved
+/// target, just before attaching.
 fn check_target(
     root: &Root,
     target: &Handle,
@@ -169,60 +133,8 @@ fn check_target(
 ) -> Result<()> {
     let is_proc_fs = matches!(&pm.kind, MountKind::Fs { fstype, .. } if fstype == "proc");
     let place = policy::target_place(root, target)?;
-    match place {
-        TargetPlace::TreeRoot => {
-            return Err(refuse(
-                pm,
-                "the destination resolves to the root of the tree itself; mounting over the root is not allowed",
-            ))
-        }
-        TargetPlace::InsideProcfs => {
-            return Err(refuse(
-                pm,
-                "the destination resolves inside a procfs, at a place that is not on the /proc allowlist",
-            ))
-        }
-        TargetPlace::ContainerProc => {
-            match bind_source {
-                BindSource::ProcRoot if namespaces.pid => {
-                    return Err(refuse(
-                        pm,
-                        "a bind of a procfs onto /proc shows the processes of another pid \
-                         namespace than the container's own; mount a new proc instead",
-                    ))
-                }
-                BindSource::ProcRoot => {}
-                BindSource::NotABind if is_proc_fs => {}
-                BindSource::ProcOther => {
-                    return Err(refuse(
-                        pm,
-                        "the bind source is a procfs subdirectory, never the container's /proc",
-                    ))
-                }
-                _ => {
-                    return Err(refuse(
-                        pm,
-                        "only a proc mount or a bind of a whole procfs may go on the container's /proc",
-                    ))
-                }
-            }
-            return Ok(());
-        }
-        TargetPlace::ProcAllowed | TargetPlace::Elsewhere => {}
-    }
-    if is_proc_fs {
-        return Err(refuse(
-            pm,
-            "a procfs may only be mounted on the container's /proc; this destination resolves elsewhere",
-        ));
-    }
-    if matches!(bind_source, BindSource::ProcRoot | BindSource::ProcOther) {
-        return Err(refuse(
-            pm,
-            "the bind source is on a procfs; outside the container's /proc it would be a second procfs without the masks",
-        ));
-    }
-    Ok(())
+    policy::judge_target(place, is_proc_fs, bind_source, namespaces.pid)
+        .map_err(|v| refuse(pm, v.reason))
 }
 
 fn make_fs(

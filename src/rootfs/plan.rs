@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::path::check_in_root_path;
 use crate::rootfs::options::{parse_options, BindKind, MountOptions};
-use crate::rootfs::policy::{self, check_destination, NsKind, ProcPlacement};
+use crate::rootfs::policy::{self, check_destination, NsKind};
 use crate::rootfs::sources::{classify, split_overlay_layers, OverlayLayer, SourceLookup};
 use crate::rootfs::spec::{
     DeviceKind, DeviceSpec, IdMapping, Namespaces, PropagationSetting, RootfsSpec,
@@ -156,27 +156,21 @@ impl PlannedMount {
     }
 }
 
-/// The default devices every container gets, as runc creates them.
+/// The default devices every container gets, as runc creates them
+/// ([`policy::DEFAULT_DEVICES`]).
 pub fn default_devices() -> Vec<DeviceSpec> {
-    [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(name, major, minor)| DeviceSpec {
-        path: PathBuf::from("/dev").join(name),
-        kind: DeviceKind::Char,
-        major,
-        minor,
-        file_mode: Some(0o666),
-        uid: Some(0),
-        gid: Some(0),
-    })
-    .collect()
+    policy::DEFAULT_DEVICES
+        .iter()
+        .map(|d| DeviceSpec {
+            path: PathBuf::from("/dev").join(d.name),
+            kind: DeviceKind::Char,
+            major: d.major,
+            minor: d.minor,
+            file_mode: Some(0o666),
+            uid: Some(0),
+            gid: Some(0),
+        })
+        .collect()
 }
 
 /// A checked spec: everything [`super::assemble`] will do, in order.
@@ -229,35 +223,30 @@ pub struct Plan {
     pub relies_on: Vec<NsKind>,
 }
 
-fn implicit_fs(
-    dest: &str,
-    fstype: &str,
-    data: &[(&str, Option<&str>)],
-    set: MountAttr,
-) -> PlannedMount {
-    PlannedMount {
+/// A mount saferoot adds (not in the spec), from its options as runc's
+/// spec writes them ([`policy::dev_mounts`]).
+fn implicit_mount(m: &crate::rootfs::spec::MountSpec) -> Result<PlannedMount> {
+    let opts = parse_options(&m.options, false)?;
+    Ok(PlannedMount {
         index: None,
-        destination: dest.into(),
+        destination: m.destination.clone(),
         kind: MountKind::Fs {
-            fstype: fstype.into(),
-            source: Some(fstype.into()),
-            data: data
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-                .collect(),
-            sb_flags: vec![],
+            fstype: m.fs_type.clone(),
+            source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
+            data: opts.data,
+            sb_flags: opts.sb_flags,
             layers: vec![],
         },
-        set,
-        clear: MountAttr::empty(),
-        rec_set: MountAttr::empty(),
-        rec_clear: MountAttr::empty(),
-        propagation: vec![],
+        set: opts.set,
+        clear: opts.clear,
+        rec_set: opts.rec_set,
+        rec_clear: opts.rec_clear,
+        propagation: opts.propagation,
         idmap: None,
         tmpcopyup: false,
         dest_nofollow: false,
         ignored_options: vec![],
-    }
+    })
 }
 
 fn mount_err(i: usize, dest: &Path, e: Error) -> Error {
@@ -350,54 +339,26 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
         .find(|m| crate::rootfs::policy::clean(&m.destination) == Path::new("/dev"));
     let setup_dev = !dev_mount.is_some_and(PlannedMount::is_bind);
     if setup_dev && dev_mount.is_none() && spec.default_devices {
-        mounts.insert(
-            0,
-            implicit_fs(
-                "/dev",
-                "tmpfs",
-                &[("mode", Some("755")), ("size", Some("65536k"))],
-                MountAttr::NOSUID | MountAttr::STRICTATIME,
-            ),
-        );
         // With a /dev of its own, the container also gets the usual
         // pseudo-terminal and shared-memory mounts, unless the spec has them.
-        let has = |p: &str| {
+        // A user namespace may not map group 5 (tty); devpts would refuse
+        // it. Rootless runtimes drop it the same way.
+        let has = |p: &Path| {
             mounts
                 .iter()
-                .any(|m| crate::rootfs::policy::clean(&m.destination) == Path::new(p))
+                .any(|m| crate::rootfs::policy::clean(&m.destination) == p)
         };
         let mut extra = Vec::new();
-        if !has("/dev/pts") {
-            let mut pts = implicit_fs(
-                "/dev/pts",
-                "devpts",
-                &[
-                    ("newinstance", None),
-                    ("ptmxmode", Some("0666")),
-                    ("mode", Some("0620")),
-                    ("gid", Some("5")),
-                ],
-                MountAttr::NOSUID | MountAttr::NOEXEC,
-            );
-            // A user namespace may not map group 5 (tty); devpts would
-            // refuse it. Rootless runtimes drop it the same way.
-            if spec.user_namespace {
-                if let MountKind::Fs { data, .. } = &mut pts.kind {
-                    data.retain(|(k, _)| k != "gid");
-                }
+        for (n, m) in policy::dev_mounts(Path::new("/dev"), !spec.user_namespace)
+            .iter()
+            .enumerate()
+        {
+            if n == 0 || !has(&m.destination) {
+                extra.push(implicit_mount(m)?);
             }
-            extra.push(pts);
-        }
-        if !has("/dev/shm") {
-            extra.push(implicit_fs(
-                "/dev/shm",
-                "tmpfs",
-                &[("mode", Some("1777")), ("size", Some("65536k"))],
-                MountAttr::NOSUID | MountAttr::NODEV | MountAttr::NOEXEC,
-            ));
         }
         for (n, m) in extra.into_iter().enumerate() {
-            mounts.insert(1 + n, m);
+            mounts.insert(n, m);
         }
         // The mounts saferoot adds get the label as the same mounts written
         // in the spec would.
@@ -597,30 +558,12 @@ fn plan_mount(
             }
         }
     };
-    match placement {
-        ProcPlacement::ProcItself => {
-            let ok = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc")
-                || matches!(kind, MountKind::Bind { .. });
-            if !ok {
-                return Err(Error::invalid_at(
-                    "plan mount",
-                    dest,
-                    "only a proc mount or a bind of a procfs may go on /proc",
-                ));
-            }
-        }
-        // A procfs anywhere but /proc would be a second, unmasked one
-        // (checked again on the resolved target when it is mounted).
-        ProcPlacement::Allowed | ProcPlacement::Outside => {
-            if matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc") {
-                return Err(Error::invalid_at(
-                    "plan mount",
-                    dest,
-                    "a procfs may only be mounted on /proc",
-                ));
-            }
-        }
-    }
+    policy::judge_fs_placement(
+        placement,
+        matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc"),
+        matches!(kind, MountKind::Bind { .. }),
+    )
+    .map_err(|v| v.into_error("plan mount", Some(dest)))?;
     // cgroups: never a writable view of the host's hierarchies.
     let cgroup_type = match &kind {
         MountKind::Cgroup => Some("cgroup"),
