@@ -54,7 +54,7 @@ pub mod testing {
 }
 
 pub use attr::{MountAttr, Propagation, PropagationState};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Entry, Error, ErrorKind, Result};
 pub use features::Feature;
 pub use mount::{AttachedMount, Mount};
 pub use mountinfo::{MountEntry, MountTable};

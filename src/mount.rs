@@ -147,7 +147,7 @@ impl FsBuilder {
     /// Creates the filesystem and returns it as a detached mount.
     ///
     /// An unknown filesystem type or a parameter the filesystem refuses is
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), with the
+    /// [`crate::ErrorKind::InvalidInput`], with the
     /// kernel's own message where it gave one.
     pub fn mount(self) -> Result<Mount> {
         let what = format!("{}({})", self.fstype, describe(&self.params));
@@ -347,7 +347,7 @@ impl Mount {
     /// changes on an fd of a mount attached in the caller's namespace (such
     /// as `open_tree` without `OPEN_TREE_CLONE`, or an `O_PATH` open of a
     /// mount point) would change that live mount. This refuses such an fd
-    /// with [`Error::InvalidInput`], as well as an fd that is not the root
+    /// with [`crate::ErrorKind::InvalidInput`], as well as an fd that is not the root
     /// of a mount. A mount attached in *another* namespace cannot be
     /// changed through the fd at all (`mount_setattr` and `move_mount`
     /// refuse mounts of other namespaces), so it passes the check but every
@@ -787,11 +787,11 @@ fn unmount_name(parent: &Handle, name: &OsStr, expect: Option<&OwnedFd>) -> Resu
         .map_err(|e| Error::os("statx mount point", e))?
         .stx_mnt_id;
         if want != found {
-            return Err(Error::SafetyViolation {
-                op: "unmount".into(),
-                path: Some(PathBuf::from(name)),
-                reason: "the mount at this name is not the one that was attached".into(),
-            });
+            return Err(Error::unsafe_at(
+                "unmount",
+                PathBuf::from(name),
+                "the mount at this name is not the one that was attached",
+            ));
         }
     }
     with_cwd(parent.as_fd(), || {

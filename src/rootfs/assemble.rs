@@ -43,7 +43,7 @@ pub enum Strategy {
 
 impl Strategy {
     /// The strategy `Auto` stands for on this kernel; an explicit choice
-    /// the kernel cannot do is [`Error::Unsupported`].
+    /// the kernel cannot do is [`crate::ErrorKind::Unsupported`].
     pub fn resolve(self) -> Result<Strategy> {
         match self {
             Strategy::Auto if features::has(Feature::DetachedMountTargets) => {
@@ -550,10 +550,15 @@ fn build(
         };
         // When saferoot sets up /dev, /dev and everything below it are
         // reached without following a symlink and never on a volume.
+        let entry = |e: Error| match pm.index {
+            Some(i) => e.with_entry(crate::error::Entry::Mount(i)),
+            None => e,
+        };
         let made = if plan.setup_dev && dev::is_dev_path(&pm.destination) {
-            dev::make_mount(root, &dev_scope, pm, plan.user_namespace, &plan.namespaces)?
+            dev::make_mount(root, &dev_scope, pm, plan.user_namespace, &plan.namespaces)
+                .map_err(entry)?
         } else {
-            mounts::make(root, pm, plan.user_namespace, &plan.namespaces)?
+            mounts::make(root, pm, plan.user_namespace, &plan.namespaces).map_err(entry)?
         };
         if let Made::Mount(m) = &made {
             dev_scope.made(pm, m)?;

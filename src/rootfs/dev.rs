@@ -254,11 +254,12 @@ fn reroot(mut e: Error, dir: &Path) -> Error {
             *p = dir.join(rel);
         }
     };
-    match &mut e {
-        Error::Os { path: Some(p), .. }
-        | Error::InvalidInput { path: Some(p), .. }
-        | Error::SafetyViolation { path: Some(p), .. }
-        | Error::Resolve { path: p, .. } => fix(p),
+    use crate::error::Repr;
+    match e.repr_mut() {
+        Repr::Os { path: Some(p), .. }
+        | Repr::InvalidInput { path: Some(p), .. }
+        | Repr::SafetyViolation { path: Some(p), .. }
+        | Repr::Resolve { path: p, .. } => fix(p),
         _ => {}
     }
     e

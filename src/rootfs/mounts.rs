@@ -50,7 +50,11 @@ fn refuse(pm: &PlannedMount, reason: impl Into<std::borrow::Cow<'static, str>>) 
         Some(i) => format!("mounts[{i}]: mount"),
         None => "mount".to_string(),
     };
-    Error::invalid_at(op, &pm.destination, reason)
+    let e = Error::invalid_at(op, &pm.destination, reason);
+    match pm.index {
+        Some(i) => e.with_entry(crate::error::Entry::Mount(i)),
+        None => e,
+    }
 }
 
 /// Makes `pm` inside `root`. `user_namespace` relaxes locked flags;

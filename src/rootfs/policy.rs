@@ -215,7 +215,7 @@ pub fn sysctl_rule(name: &str) -> Result<SysctlRule> {
 }
 
 /// Accepts the sysctl `name` for a container with the namespaces `ns`, or
-/// refuses it with an [`Error::InvalidInput`] that names it and says why.
+/// refuses it with an [`crate::ErrorKind::InvalidInput`] that names it and says why.
 /// Returns the namespace the write will land in.
 pub fn check_sysctl(name: &str, ns: &Namespaces) -> Result<NsKind> {
     let rule = sysctl_rule(name)?;

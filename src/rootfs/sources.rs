@@ -20,7 +20,7 @@
 //! string only after its confined fd proved that the path has no symlink in
 //! it (the kernel's name for the fd, read through the private procfs, equals
 //! the lexical path); otherwise the mount is refused with
-//! [`Error::Unsupported`] naming the feature.
+//! [`crate::ErrorKind::Unsupported`] naming the feature.
 //!
 //! [`MountSpec::source_root`]: crate::rootfs::MountSpec::source_root
 
@@ -568,7 +568,7 @@ fn open_layer(root: &Root, l: &OverlayLayer) -> Result<OwnedFd> {
 /// private procfs) must be the directory's own name joined with the lexical
 /// path. A symlink anywhere in the path would make the two differ. Then the
 /// kernel's name is what the kernel is given. If the proof fails, the mount
-/// is refused with [`Error::Unsupported`] for [`Feature::OverlayLayerFds`]:
+/// is refused with [`crate::ErrorKind::Unsupported`] for [`Feature::OverlayLayerFds`]:
 /// that kernel feature would have made the layer safe to use.
 ///
 /// A process that can rename inside the rootfs between this check and the
