@@ -326,15 +326,13 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
         source_root = Some(bundle.to_path_buf());
     }
 
-    Ok(MountSpec {
-        destination: dest.clone(),
-        fs_type,
-        source,
-        source_root,
-        options,
-        uid_mappings,
-        gid_mappings,
-    })
+    let mut spec = MountSpec::new(dest.clone(), fs_type, source, &[]);
+    spec.source_root = source_root;
+    spec.options = options;
+    spec.uid_mappings = uid_mappings;
+    spec.gid_mappings = gid_mappings;
+    spec.set_parsed_options(parsed);
+    Ok(spec)
 }
 
 /// Whether an overlay mount's options name a layer in the bundle, by the

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::Entry;
 use crate::path::check_in_root_path;
-use crate::rootfs::options::{parse_options, BindKind, MountOptions};
+use crate::rootfs::options::{BindKind, MountOptions};
 use crate::rootfs::policy::{self, check_destination, NsKind, ProcPlacement};
 use crate::rootfs::sources::{classify, split_overlay_layers, OverlayLayer, SourceLookup};
 use crate::rootfs::spec::{
@@ -505,7 +505,7 @@ fn plan_mount(
     check_in_root_path("plan mount", dest)?;
     let placement = check_destination(dest)?;
     let is_bind_type = m.fs_type == "bind";
-    let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
+    let opts: MountOptions = m.parsed_options()?.into_owned();
     for w in &opts.ignored {
         log::warn!(
             "mounts[{i}] ({}): option {w:?} is a filesystem option, which a bind mount does \
