@@ -53,7 +53,7 @@ fn mount_fresh_root(dir: &Path) -> Result<(), CliError> {
         .source("saferoot")
         .data("mode=755")
         .mount()
-        .and_then(|m| m.attach(&target))
+        .and_then(|m| Ok(m.attach(&target)?))
         .map_err(fail)?
         .forget();
     Ok(())

@@ -5,13 +5,14 @@ use std::ffi::{c_char, c_int};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 
-use saferoot::mount::{unmount_in_root, AttachedMount};
-use saferoot::{Handle, Mount, MountAttr, Propagation};
+use saferoot::mount::{unmount_in_root, AttachError, AttachedMount, Scope};
+use saferoot::{Mount, MountAttr, Propagation};
 
 use crate::error::{ffi_plain, guard_int, guard_ptr, saferoot_error, FfiResult};
 use crate::root::{boxed, saferoot_root};
 use crate::util::{
-    check_flags, dup_borrowed, handle, opt_str_arg, read_ext, str_arg, write_out, ExtStruct,
+    borrow_fd, check_flags, dup_borrowed, handle, opt_str_arg, read_ext, str_arg, write_out,
+    ExtStruct,
 };
 
 /// Read-only.
@@ -237,9 +238,9 @@ pub unsafe extern "C" fn saferoot_mount_clone(
         )?;
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
-            Mount::clone_tree_nofollow(source, recursive)?
+            Mount::clone_tree_nofollow(source, Scope::tree_if(recursive))?
         } else {
-            Mount::clone_tree(source, recursive)?
+            Mount::clone_tree(source, Scope::tree_if(recursive))?
         };
         Ok(saferoot_mount::new(m))
     })
@@ -260,10 +261,11 @@ pub unsafe extern "C" fn saferoot_mount_clone_fd(
 ) -> *mut saferoot_mount {
     guard_ptr!(err, || {
         check_flags(flags, SAFEROOT_CLONE_RECURSIVE, "clone_fd flags")?;
-        let fd = dup_borrowed(fd, "fd")?;
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let fd = unsafe { borrow_fd(fd, "fd")? };
         Ok(saferoot_mount::new(Mount::clone_fd(
-            &fd,
-            flags & SAFEROOT_CLONE_RECURSIVE != 0,
+            fd,
+            Scope::tree_if(flags & SAFEROOT_CLONE_RECURSIVE != 0),
         )?))
     })
 }
@@ -292,9 +294,9 @@ pub unsafe extern "C" fn saferoot_mount_clone_in_root(
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
             let h = root.root.resolve_nofollow(path)?;
-            Mount::clone_fd(&h, recursive)?
+            Mount::clone_fd(&h, Scope::tree_if(recursive))?
         } else {
-            Mount::clone_in_root(&root.root, path, recursive)?
+            Mount::clone_in_root(&root.root, path, Scope::tree_if(recursive))?
         };
         Ok(saferoot_mount::new(m))
     })
@@ -366,15 +368,8 @@ pub unsafe extern "C" fn saferoot_mount_set_attr(
         match &*st {
             State::Detached(mount) if recursive => mount.set_attr_recursive(set, clear)?,
             State::Detached(mount) => mount.set_attr(set, clear)?,
-            State::Attached(a) => {
-                // An attached mount is reached through a clone of its fd.
-                let copy = Mount::from_fd(dup_fd(a)?);
-                if recursive {
-                    copy.set_attr_recursive(set, clear)?
-                } else {
-                    copy.set_attr(set, clear)?
-                }
-            }
+            State::Attached(a) if recursive => a.set_attr_recursive(set, clear)?,
+            State::Attached(a) => a.set_attr(set, clear)?,
             State::Gone => return Err(not_detached(&st)),
         }
         Ok(0)
@@ -414,13 +409,13 @@ pub unsafe extern "C" fn saferoot_mount_set_propagation(
                 )))
             }
         };
-        let recursive = flags & SAFEROOT_ATTR_RECURSIVE != 0;
+        let scope = Scope::tree_if(flags & SAFEROOT_ATTR_RECURSIVE != 0);
         // SAFETY: `m` is NULL or a live mount handle.
         let m = unsafe { handle(m, "mount")? };
         let st = m.lock();
         match &*st {
-            State::Detached(mount) => mount.set_propagation(p, recursive)?,
-            State::Attached(a) => Mount::from_fd(dup_fd(a)?).set_propagation(p, recursive)?,
+            State::Detached(mount) => mount.set_propagation(p, scope)?,
+            State::Attached(a) => a.set_propagation(p, scope)?,
             State::Gone => return Err(not_detached(&st)),
         }
         Ok(0)
@@ -441,11 +436,13 @@ pub unsafe extern "C" fn saferoot_mount_set_idmap(
 ) -> c_int {
     guard_int!(err, || {
         check_flags(flags, SAFEROOT_ATTR_RECURSIVE, "set_idmap flags")?;
-        let userns = dup_borrowed(userns_fd, "userns fd")?;
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let userns = unsafe { borrow_fd(userns_fd, "userns fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
         unsafe {
             with_detached(m, |mount| {
-                mount.set_idmap(&userns, flags & SAFEROOT_ATTR_RECURSIVE != 0)?;
+                let scope = Scope::tree_if(flags & SAFEROOT_ATTR_RECURSIVE != 0);
+                mount.set_idmap(userns, scope)?;
                 Ok(0)
             })
         }
@@ -514,25 +511,34 @@ pub unsafe extern "C" fn saferoot_mount_root(
 /// `m` must be NULL or a live mount handle.
 unsafe fn attach_with(
     m: *const saferoot_mount,
-    attach: impl FnOnce(Mount) -> saferoot::Result<AttachedMount>,
+    attach: impl FnOnce(Mount) -> Result<AttachedMount, AttachError>,
 ) -> FfiResult<c_int> {
     // SAFETY: as promised by the caller.
     let m = unsafe { handle(m, "mount")? };
     let mut st = m.lock();
-    let State::Detached(mount) = &*st else {
-        return Err(not_detached(&st));
+    let mount = match std::mem::replace(&mut *st, State::Gone) {
+        State::Detached(mount) => mount,
+        other => {
+            *st = other;
+            return Err(not_detached(&st));
+        }
     };
-    // move_mount acts on the open file, which the duplicate shares; if it
-    // fails, the original fd keeps the detached mount alive in the handle.
-    let copy = Mount::from_fd(dup_fd(mount)?);
     let what = mount.description().to_string();
-    let attached = attach(copy).map_err(|e| {
-        let mut e = saferoot_error::from(e);
-        e.prefix(&format!("attach {what}: "));
-        e
-    })?;
-    *st = State::Attached(attached);
-    Ok(0)
+    match attach(mount) {
+        Ok(attached) => {
+            *st = State::Attached(attached);
+            Ok(0)
+        }
+        Err(e) => {
+            // A failed attach hands the mount back: the handle stays
+            // detached and usable.
+            let (mount, e) = e.into_parts();
+            *st = State::Detached(mount);
+            let mut e = saferoot_error::from(e);
+            e.prefix(&format!("attach {what}: "));
+            Err(e)
+        }
+    }
 }
 
 /// Attaches the detached mount onto the inode `target_fd` refers to
@@ -550,9 +556,10 @@ pub unsafe extern "C" fn saferoot_mount_attach(
     err: *mut *mut saferoot_error,
 ) -> c_int {
     guard_int!(err, || {
-        let target = Handle::from_fd(dup_borrowed(target_fd, "target fd")?);
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let target = unsafe { borrow_fd(target_fd, "target fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
-        unsafe { attach_with(m, |mount| mount.attach(&target)) }
+        unsafe { attach_with(m, |mount| mount.attach(target)) }
     })
 }
 
@@ -569,9 +576,10 @@ pub unsafe extern "C" fn saferoot_mount_attach_beneath(
     err: *mut *mut saferoot_error,
 ) -> c_int {
     guard_int!(err, || {
-        let target = Handle::from_fd(dup_borrowed(target_fd, "target fd")?);
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let target = unsafe { borrow_fd(target_fd, "target fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
-        unsafe { attach_with(m, |mount| mount.attach_beneath(&target)) }
+        unsafe { attach_with(m, |mount| mount.attach_beneath(target)) }
     })
 }
 

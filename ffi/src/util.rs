@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, CStr};
 use std::mem::size_of;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{saferoot_errkind, saferoot_error, FfiResult};
 
@@ -58,6 +58,41 @@ pub(crate) fn check_fd(fd: c_int, what: &str) -> FfiResult<()> {
     } else {
         Ok(())
     }
+}
+
+/// Borrows the caller's fd `fd` for the length of one call, after checking
+/// that it is open (`F_GETFD`; a closed fd is refused as invalid input, as
+/// [`dup_borrowed`] refuses it). For fds the library only uses during the
+/// call; nothing is duplicated.
+///
+/// # Safety
+///
+/// The caller keeps `fd` open, and does not close it from another thread,
+/// until the returned value is dropped (the C functions that borrow an fd
+/// say so).
+pub(crate) unsafe fn borrow_fd<'a>(fd: c_int, what: &str) -> FfiResult<BorrowedFd<'a>> {
+    check_fd(fd, what)?;
+    // SAFETY: fcntl(F_GETFD) takes any integer and changes nothing.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EBADF);
+        let kind = if errno == libc::EBADF {
+            saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT
+        } else {
+            saferoot_errkind::SAFEROOT_ERRKIND_OS
+        };
+        return Err(saferoot_error::new(
+            kind,
+            errno,
+            format!(
+                "{what} {fd}: fcntl(F_GETFD): {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        ));
+    }
+    // SAFETY: `fd` is open, and the caller keeps it open while borrowed.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// Duplicates a borrowed fd (`F_DUPFD_CLOEXEC`), so that the library never

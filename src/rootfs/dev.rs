@@ -24,6 +24,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, StatxFlags, Uid};
 use rustix::io::Errno;
 
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::path::{type_name, NodeKind, Root};
 use crate::rootfs::mounts::{self, Made};
 use crate::rootfs::plan::{MountKind, PlannedMount};
@@ -393,7 +394,7 @@ fn bind_host_device(
     kind: NodeKind,
 ) -> Result<AttachedMount> {
     let path = &d.path;
-    let host = Mount::clone_tree_nofollow(path, false)?;
+    let host = Mount::clone_tree_nofollow(path, Scope::Mount)?;
     let st = rustix::fs::fstat(&host).map_err(|e| Error::os_at("fstat host device", path, e))?;
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
     if ft != kind.file_type() || (kind != NodeKind::Fifo && st.st_rdev != kind.rdev()) {
@@ -404,7 +405,8 @@ fn bind_host_device(
         ));
     }
     let target = dir.create_file(name, 0o644)?;
-    host.attach(&target).map_err(|e| e.with_path(name))
+    host.attach(&target)
+        .map_err(|e| Error::from(e).with_path(name))
 }
 
 /// The symlinks every `/dev` has, as `(link, target)`; `/dev/core` only when
@@ -482,7 +484,7 @@ fn bind_console(root: &Root, path: &Path, console: BorrowedFd<'_>) -> Result<Att
         _ => {}
     }
     let target = root.create_file(path, 0o600)?;
-    Mount::clone_fd(console.as_fd(), false)?
+    Mount::clone_fd(console.as_fd(), Scope::Mount)?
         .attach(&target)
-        .map_err(|e| e.with_path(path))
+        .map_err(|e| Error::from(e).with_path(path))
 }

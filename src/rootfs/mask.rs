@@ -12,6 +12,7 @@ use rustix::fs::FileType;
 
 use crate::error::Entry;
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::path::{Handle, Root};
 use crate::{Error, ErrorKind, Mount, MountAttr, Result};
 
@@ -93,14 +94,17 @@ pub(crate) fn mask_paths(
             };
             // One superblock for every masked directory; kernels that cannot
             // clone a detached mount get a fresh (equally empty) tmpfs.
-            match Mount::clone_fd(proto, false) {
+            match Mount::clone_fd(proto, Scope::Mount) {
                 Ok(m) => m,
                 Err(_) => fresh().map_err(entry)?,
             }
         } else {
-            Mount::clone_fd(devnull.handle(), false).map_err(entry)?
+            Mount::clone_fd(devnull.handle(), Scope::Mount).map_err(entry)?
         };
-        made.push(m.attach(&target).map_err(|e| entry(e.with_path(p)))?);
+        made.push(
+            m.attach(&target)
+                .map_err(|e| entry(Error::from(e).with_path(p)))?,
+        );
         log::debug!("masked {}", p.display());
     }
     Ok(made)
@@ -121,10 +125,13 @@ pub(crate) fn readonly_paths(
         };
         crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)
             .map_err(entry)?;
-        let m = Mount::clone_fd(&target, true).map_err(|e| entry(e.with_path(p)))?;
+        let m = Mount::clone_fd(&target, Scope::Tree).map_err(|e| entry(e.with_path(p)))?;
         m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())
             .map_err(|e| entry(e.with_path(p)))?;
-        made.push(m.attach(&target).map_err(|e| entry(e.with_path(p)))?);
+        made.push(
+            m.attach(&target)
+                .map_err(|e| entry(Error::from(e).with_path(p)))?,
+        );
         log::debug!("read-only {}", p.display());
     }
     Ok(made)

@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::features::{self, Feature};
 use crate::mount::FsBuilder;
+use crate::mount::Scope;
 use crate::path::{Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::policy;
@@ -341,7 +342,8 @@ pub(crate) fn clone_source(
     let confined = match resolve_confined(root, lookup, nofollow) {
         Ok(None) => match walk_host(root, source, nofollow)? {
             HostWalk::Opened(fd) => {
-                return Mount::clone_fd(&fd, recursive).map_err(|e| e.with_path(source))
+                return Mount::clone_fd(&fd, Scope::tree_if(recursive))
+                    .map_err(|e| e.with_path(source))
             }
             HostWalk::IntoRootfs(h) => h,
         },
@@ -349,7 +351,7 @@ pub(crate) fn clone_source(
         Err(e) => return Err(e.with_path(source)),
     };
     log::debug!("bind source {} resolved in {lookup:?}", source.display());
-    Mount::clone_fd(&confined, recursive).map_err(|e| e.with_path(source))
+    Mount::clone_fd(&confined, Scope::tree_if(recursive)).map_err(|e| e.with_path(source))
 }
 
 /// The target of the symlink a copy-symlink mount copies, read inside its
