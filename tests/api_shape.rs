@@ -47,7 +47,8 @@ fn a_failed_attach_gives_the_mount_back_still_detached() {
         assert!(a.attrs().unwrap().contains(MountAttr::RDONLY));
         let (options, _) = table_line(&dir.path().join("ok"));
         assert!(options.split(',').any(|o| o == "ro"), "{options}");
-        a.set_propagation(Propagation::Shared, Scope::Mount).unwrap();
+        a.set_propagation(Propagation::Shared, Scope::Mount)
+            .unwrap();
         let (_, optional) = table_line(&dir.path().join("ok"));
         assert!(optional.contains("shared:"), "{optional}");
     })

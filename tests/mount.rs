@@ -471,7 +471,7 @@ fn root_operations_create_inside_the_root() {
             .unwrap()
             .file_type()
             .is_fifo());
-        root.symlink("/lnk", "/a/b").unwrap();
+        root.symlink("/a/b", "/lnk").unwrap();
         assert_eq!(root.readlink("/lnk").unwrap(), Path::new("/a/b"));
         assert!(root.resolve("/lnk/c").unwrap().is_dir().unwrap());
         assert_eq!(
@@ -486,7 +486,7 @@ fn root_operations_create_inside_the_root() {
             (root.resolve("relative").unwrap_err(), "relative"),
             (root.mkdir_all("/a\0b", 0o755).unwrap_err(), "nul"),
             (root.mkdir_all("/x", 0o17777).unwrap_err(), "mode"),
-            (root.symlink("/s", "").unwrap_err(), "empty target"),
+            (root.symlink("", "/s").unwrap_err(), "empty target"),
             (root.create_file("/", 0o644).unwrap_err(), "root"),
         ] {
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");

@@ -74,7 +74,7 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             if let Some(parent) = path.parent() {
                 root.mkdir_all(parent, 0o755)?;
             }
-            match root.symlink(path, target) {
+            match root.symlink(target, path) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     // Fine when it is the same symlink already.
                     if root.readlink(path).ok().as_deref() != Some(target.as_path()) {

@@ -272,6 +272,9 @@ pub unsafe extern "C" fn saferoot_mknod(
 /// Creates a symlink at the in-root path `path` (the parent must exist)
 /// whose target is `target`, stored as given (it is not resolved now, and
 /// is confined to the root whenever saferoot later resolves through it).
+/// The arguments keep this function's first order, link then target (the
+/// Rust `Root::symlink` takes std's order, target then link; reversing
+/// two strings here would go unnoticed by compilers of existing callers).
 /// Returns 0, or `-errno` with `*err` set.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_symlink(
@@ -289,7 +292,7 @@ pub unsafe extern "C" fn saferoot_symlink(
                 str_arg(target, "target")?,
             )
         };
-        root.root.symlink(path, target)?;
+        root.root.symlink(target, path)?;
         Ok(0)
     })
 }

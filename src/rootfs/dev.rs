@@ -436,7 +436,7 @@ pub(crate) fn setup_links(root: &Root, scope: &DevScope) -> Result<()> {
     let run = || -> Result<()> {
         for (link, target) in default_symlinks() {
             let name = Path::new("/").join(link.strip_prefix(dev).unwrap_or(&link));
-            match dir.symlink(&name, &target) {
+            match dir.symlink(&target, &name) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 r => r?,
             }
@@ -445,7 +445,7 @@ pub(crate) fn setup_links(root: &Root, scope: &DevScope) -> Result<()> {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        dir.symlink("/ptmx", "pts/ptmx")
+        dir.symlink("pts/ptmx", "/ptmx")
     };
     run().map_err(|e| reroot(e, dev))
 }

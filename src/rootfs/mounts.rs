@@ -75,7 +75,7 @@ pub(crate) fn make(
             if let Some(parent) = dest.parent() {
                 root.mkdir_all(parent, 0o755)?;
             }
-            root.symlink(dest, target)?;
+            root.symlink(target, dest)?;
             return Ok(Made::Nothing);
         }
         MountKind::Fs {

@@ -80,9 +80,11 @@ pub struct IdmapPlan {
     pub gid_mappings: Vec<IdMapping>,
 }
 
-/// One mount of a [`Plan`].
+/// One mount of a [`Plan`]. Made only by [`plan`] (it is
+/// `#[non_exhaustive]`): its fields are what the checks passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PlannedMount {
     /// The index of the mount in `RootfsSpec::mounts`, or `None` for
     /// mounts saferoot adds (an implicit `/dev`).
@@ -181,8 +183,13 @@ pub fn default_devices() -> Vec<DeviceSpec> {
 }
 
 /// A checked spec: everything [`super::assemble`] will do, in order.
+///
+/// Only [`plan`] makes one (the type is `#[non_exhaustive]`, so code
+/// outside saferoot cannot build it field by field and skip the checks);
+/// its fields are public to read, and it serializes to JSON for dry runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Plan {
     /// The host directory that becomes `/`.
     pub rootfs: PathBuf,
