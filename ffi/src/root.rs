@@ -107,14 +107,8 @@ pub unsafe extern "C" fn saferoot_root_fd(root: *const saferoot_root) -> c_int {
 /// through the root stay valid.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_root_free(root: *mut saferoot_root) {
-    crate::error::ffi_plain((), || {
-        if !root.is_null() {
-            // SAFETY: `root` came from Box::into_raw in this library and is
-            // freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(root) });
-        }
-        Ok(())
-    })
+    // SAFETY: NULL or a handle of this library, freed once.
+    unsafe { crate::util::free_handle(root) }
 }
 
 /// Resolves the in-root path `path` (absolute, read relative to the root),

@@ -222,3 +222,85 @@ pub(crate) unsafe fn write_out<T>(p: *mut T, value: T) {
         unsafe { p.write(value) };
     }
 }
+
+/// A C handle whose state sits behind a lock: `saferoot_mount`,
+/// `saferoot_rootfs`. The functions below are the handle code every such
+/// type shares: look up the pointer, lock (a lock poisoned by a caught
+/// panic is taken over: the state is still consistent, each change being
+/// one assignment), free, hand out a borrowed fd.
+pub(crate) trait Locked {
+    /// The state behind the lock.
+    type State;
+    /// The handle's name in messages (`mount`, `rootfs`).
+    const WHAT: &'static str;
+    /// The lock.
+    fn state(&self) -> &std::sync::Mutex<Self::State>;
+    /// Takes the lock, taking over a poisoned one.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Self::State> {
+        self.state().lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Refuses NULL and locks the handle `p`.
+///
+/// # Safety
+///
+/// `p` must be NULL or a live handle of this library.
+pub(crate) unsafe fn lock_handle<'a, H: Locked + 'a>(
+    p: *const H,
+) -> FfiResult<std::sync::MutexGuard<'a, H::State>> {
+    // SAFETY: as promised by the caller.
+    let h: &'a H = unsafe { handle(p, H::WHAT)? };
+    Ok(h.lock())
+}
+
+/// The body of every `_fd` accessor: the fd `fd` picks from the locked
+/// state (the handle keeps owning it; the caller only borrows it), or
+/// `-EINVAL` when `p` is NULL or `fd` finds none (the handle was detached,
+/// entered, ...).
+///
+/// # Safety
+///
+/// As for [`lock_handle`].
+pub(crate) unsafe fn handle_fd<H: Locked + 'static>(
+    p: *const H,
+    fd: impl FnOnce(&H::State) -> Option<c_int>,
+) -> c_int {
+    crate::error::ffi_plain(-libc::EINVAL, || {
+        // SAFETY: as promised by the caller.
+        let st = unsafe { lock_handle(p)? };
+        Ok(fd(&st).unwrap_or(-libc::EINVAL))
+    })
+}
+
+/// The body of every `_free` function: drops the boxed handle `p`; NULL is
+/// a no-op.
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer this library made with `Box::into_raw`
+/// that is not used again.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    crate::error::ffi_plain((), || {
+        if !p.is_null() {
+            // SAFETY: made by Box::into_raw here and freed once, as the
+            // caller promises.
+            drop(unsafe { Box::from_raw(p) });
+        }
+        Ok(())
+    })
+}
+
+/// Takes back the boxed handle `p` that a consuming function
+/// (`saferoot_mount_into_fd`, ...) is given, refusing NULL.
+///
+/// # Safety
+///
+/// As for [`free_handle`].
+pub(crate) unsafe fn take_handle<T>(p: *mut T, what: &str) -> FfiResult<Box<T>> {
+    if p.is_null() {
+        return Err(saferoot_error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: as promised by the caller.
+    Ok(unsafe { Box::from_raw(p) })
+}
