@@ -224,7 +224,7 @@ impl MountSpec {
     /// The options, parsed: the value recorded when the mount was made if
     /// the options (and whether the type is `bind`) are still the ones it
     /// was parsed from, otherwise parsed now with
-    /// [`parse_options`](crate::rootfs::options::parse_options).
+    /// [`parse_options`].
     pub fn parsed_options(&self) -> Result<Cow<'_, MountOptions>> {
         let is_bind = self.fs_type == "bind";
         match self.parsed.0.as_deref() {
