@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Merged-/usr hosts: /bin, /lib and friends are symlinks into /usr.
     for link in ["bin", "sbin", "lib", "lib64"] {
         if let Ok(target) = std::fs::read_link(Path::new("/").join(link)) {
-            skeleton.symlink(Path::new("/").join(link), target)?;
+            skeleton.symlink(target, Path::new("/").join(link))?;
         }
     }
     tmpfs.attach(&Root::open(&scratch)?.handle()?)?.forget();

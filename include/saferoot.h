@@ -935,6 +935,9 @@ int saferoot_mknod(const struct saferoot_root *root,
  * Creates a symlink at the in-root path `path` (the parent must exist)
  * whose target is `target`, stored as given (it is not resolved now, and
  * is confined to the root whenever saferoot later resolves through it).
+ * The arguments keep this function's first order, link then target (the
+ * Rust `Root::symlink` takes std's order, target then link; reversing
+ * two strings here would go unnoticed by compilers of existing callers).
  * Returns 0, or `-errno` with `*err` set.
  */
 int saferoot_symlink(const struct saferoot_root *root,

@@ -39,10 +39,95 @@ pub enum ErrorKind {
     Os,
 }
 
-/// The error of every fallible saferoot operation.
-#[derive(Debug, thiserror::Error)]
+/// The entry of a spec or configuration that an error is about: which
+/// mount, device, masked path, sysctl, command-line flag or config field.
+///
+/// An index counts in the list that the failing call was given: for
+/// [`plan`](crate::rootfs::plan()) and assembly, `RootfsSpec::mounts` and
+/// `RootfsSpec::devices`; for [`crate::oci`], the OCI configuration's
+/// `mounts` and `linux.devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Error {
+pub enum Entry {
+    /// A mount, by index.
+    Mount(usize),
+    /// A device, by index.
+    Device(usize),
+    /// A masked path, by index.
+    MaskedPath(usize),
+    /// A read-only path, by index.
+    ReadonlyPath(usize),
+    /// A sysctl, by name.
+    Sysctl(String),
+    /// The working directory.
+    Cwd,
+    /// A command-line flag (set by a command, never by the library).
+    Flag(String),
+    /// Any other configuration field, by its name in the configuration
+    /// (`root`, `linux.rootfsPropagation`, `process.user.umask`, ...).
+    Config(String),
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Mount(i) => write!(f, "mounts[{i}]"),
+            Entry::Device(i) => write!(f, "devices[{i}]"),
+            Entry::MaskedPath(i) => write!(f, "maskedPaths[{i}]"),
+            Entry::ReadonlyPath(i) => write!(f, "readonlyPaths[{i}]"),
+            Entry::Sysctl(k) => write!(f, "sysctl {k:?}"),
+            Entry::Cwd => f.write_str("cwd"),
+            Entry::Flag(s) | Entry::Config(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The error of every fallible saferoot operation.
+///
+/// Opaque: read it through [`Error::kind`], [`Error::errno`],
+/// [`Error::path`], [`Error::operation`], [`Error::entry`] and
+/// [`Error::feature`]. Its `Display` names the operation (and, as part of
+/// it, the entry), the path, and what went wrong, ending with the errno
+/// text when there is an errno. Resolution errors keep the underlying
+/// error as their [`std::error::Error::source`].
+pub struct Error(Box<Inner>);
+
+struct Inner {
+    repr: Repr,
+    entry: Option<Entry>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind())
+            .field("repr", &self.0.repr)
+            .field("entry", &self.0.entry);
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.repr, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0.repr)
+    }
+}
+
+impl From<Repr> for Error {
+    fn from(repr: Repr) -> Self {
+        Error(Box::new(Inner { repr, entry: None }))
+    }
+}
+
+/// The forms of [`Error`], inside the crate.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Repr {
     /// A system call failed.
     #[error("{op}{}: {errno}", InPath(path.as_deref()))]
     Os {
@@ -159,11 +244,12 @@ fn kind_of_errno(errno: Errno) -> ErrorKind {
 impl Error {
     /// A failed system call without a path.
     pub(crate) fn os(op: impl Into<Cow<'static, str>>, errno: Errno) -> Self {
-        Error::Os {
+        Repr::Os {
             op: op.into(),
             path: None,
             errno,
         }
+        .into()
     }
 
     /// A failed system call on a path inside the root.
@@ -172,11 +258,12 @@ impl Error {
         path: impl AsRef<Path>,
         errno: Errno,
     ) -> Self {
-        Error::Os {
+        Repr::Os {
             op: op.into(),
             path: Some(path.as_ref().to_path_buf()),
             errno,
         }
+        .into()
     }
 
     /// Refused input, without a path.
@@ -184,11 +271,12 @@ impl Error {
         op: impl Into<Cow<'static, str>>,
         reason: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Error::InvalidInput {
+        Repr::InvalidInput {
             op: op.into(),
             path: None,
             reason: reason.into(),
         }
+        .into()
     }
 
     /// Refused input about a path.
@@ -197,11 +285,12 @@ impl Error {
         path: impl AsRef<Path>,
         reason: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Error::InvalidInput {
+        Repr::InvalidInput {
             op: op.into(),
             path: Some(path.as_ref().to_path_buf()),
             reason: reason.into(),
         }
+        .into()
     }
 
     /// A failed safety check about a path.
@@ -210,19 +299,21 @@ impl Error {
         path: impl AsRef<Path>,
         reason: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Error::SafetyViolation {
+        Repr::SafetyViolation {
             op: op.into(),
             path: Some(path.as_ref().to_path_buf()),
             reason: reason.into(),
         }
+        .into()
     }
 
     /// A missing kernel feature.
     pub(crate) fn unsupported(feature: Feature) -> Self {
-        Error::Unsupported {
+        Repr::Unsupported {
             feature,
             min_kernel: feature.min_kernel(),
         }
+        .into()
     }
 
     /// A pathrs error while working on `path`.
@@ -231,18 +322,19 @@ impl Error {
         path: impl AsRef<Path>,
         source: pathrs::error::Error,
     ) -> Self {
-        Error::Resolve {
+        Repr::Resolve {
             op: op.into(),
             path: path.as_ref().to_path_buf(),
             source,
         }
+        .into()
     }
 
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::Os { errno, .. } => kind_of_errno(*errno),
-            Error::Resolve { source, .. } => match source.kind() {
+        match &self.0.repr {
+            Repr::Os { errno, .. } => kind_of_errno(*errno),
+            Repr::Resolve { source, .. } => match source.kind() {
                 pathrs::error::ErrorKind::SafetyViolation => ErrorKind::SafetyViolation,
                 pathrs::error::ErrorKind::InvalidArgument => ErrorKind::InvalidInput,
                 pathrs::error::ErrorKind::NotSupported
@@ -252,17 +344,17 @@ impl Error {
                 }
                 _ => ErrorKind::Os,
             },
-            Error::Unsupported { .. } => ErrorKind::Unsupported,
-            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
-            Error::SafetyViolation { .. } => ErrorKind::SafetyViolation,
+            Repr::Unsupported { .. } => ErrorKind::Unsupported,
+            Repr::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Repr::SafetyViolation { .. } => ErrorKind::SafetyViolation,
         }
     }
 
     /// The errno that best describes this error, as a C caller would see it.
     pub fn errno(&self) -> i32 {
-        match self {
-            Error::Os { errno, .. } => errno.raw_os_error(),
-            Error::Resolve { source, .. } => match source.kind() {
+        match &self.0.repr {
+            Repr::Os { errno, .. } => errno.raw_os_error(),
+            Repr::Resolve { source, .. } => match source.kind() {
                 pathrs::error::ErrorKind::OsError(Some(e)) => e,
                 pathrs::error::ErrorKind::SafetyViolation => libc::EXDEV,
                 pathrs::error::ErrorKind::InvalidArgument => libc::EINVAL,
@@ -270,40 +362,121 @@ impl Error {
                 | pathrs::error::ErrorKind::NotImplemented => libc::ENOSYS,
                 _ => libc::EIO,
             },
-            Error::Unsupported { .. } => libc::ENOSYS,
-            Error::InvalidInput { .. } => libc::EINVAL,
-            Error::SafetyViolation { .. } => libc::EXDEV,
+            Repr::Unsupported { .. } => libc::ENOSYS,
+            Repr::InvalidInput { .. } => libc::EINVAL,
+            Repr::SafetyViolation { .. } => libc::EXDEV,
         }
     }
 
     /// The path inside the root that the operation was working on, if any.
     pub fn path(&self) -> Option<&Path> {
-        match self {
-            Error::Os { path, .. }
-            | Error::InvalidInput { path, .. }
-            | Error::SafetyViolation { path, .. } => path.as_deref(),
-            Error::Resolve { path, .. } => Some(path),
-            Error::Unsupported { .. } => None,
+        match &self.0.repr {
+            Repr::Os { path, .. }
+            | Repr::InvalidInput { path, .. }
+            | Repr::SafetyViolation { path, .. } => path.as_deref(),
+            Repr::Resolve { path, .. } => Some(path),
+            Repr::Unsupported { .. } => None,
         }
     }
 
     /// The operation that failed.
     pub fn operation(&self) -> &str {
-        match self {
-            Error::Os { op, .. }
-            | Error::Resolve { op, .. }
-            | Error::InvalidInput { op, .. }
-            | Error::SafetyViolation { op, .. } => op,
-            Error::Unsupported { feature, .. } => feature.name(),
+        match &self.0.repr {
+            Repr::Os { op, .. }
+            | Repr::Resolve { op, .. }
+            | Repr::InvalidInput { op, .. }
+            | Repr::SafetyViolation { op, .. } => op,
+            Repr::Unsupported { feature, .. } => feature.name(),
         }
+    }
+
+    /// The entry of the spec or configuration that this error is about,
+    /// when the failing call knew it (see [`Entry`]).
+    pub fn entry(&self) -> Option<&Entry> {
+        self.0.entry.as_ref()
+    }
+
+    /// The missing kernel feature, for an [`ErrorKind::Unsupported`] error
+    /// that names one.
+    pub fn feature(&self) -> Option<Feature> {
+        match &self.0.repr {
+            Repr::Unsupported { feature, .. } => Some(*feature),
+            _ => None,
+        }
+    }
+
+    /// The first Linux release with [`Error::feature`], as "major.minor".
+    pub fn min_kernel(&self) -> Option<&'static str> {
+        match &self.0.repr {
+            Repr::Unsupported { min_kernel, .. } => Some(min_kernel),
+            _ => None,
+        }
+    }
+
+    /// Why the input was refused or the safety check failed (the part of
+    /// the message after the operation and path), for
+    /// [`ErrorKind::InvalidInput`] and [`ErrorKind::SafetyViolation`].
+    pub fn reason(&self) -> Option<&str> {
+        match &self.0.repr {
+            Repr::InvalidInput { reason, .. } | Repr::SafetyViolation { reason, .. } => {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// Returns this error about `entry`, replacing an entry it had unless
+    /// that one was more precise (a [`Entry::Config`] field name is
+    /// replaced; any other entry is kept).
+    pub(crate) fn with_entry(mut self, entry: Entry) -> Self {
+        match self.0.entry {
+            None | Some(Entry::Config(_)) => self.0.entry = Some(entry),
+            Some(_) => {}
+        }
+        self
+    }
+
+    /// The form of this error, for code in the crate that rewrites it.
+    pub(crate) fn repr_mut(&mut self) -> &mut Repr {
+        &mut self.0.repr
+    }
+
+    /// Rewrites the operation with `f` (to prefix it with the entry, as
+    /// messages have always shown it).
+    pub(crate) fn map_op(mut self, f: impl FnOnce(Cow<'static, str>) -> Cow<'static, str>) -> Self {
+        let op = match &mut self.0.repr {
+            Repr::Os { op, .. }
+            | Repr::Resolve { op, .. }
+            | Repr::InvalidInput { op, .. }
+            | Repr::SafetyViolation { op, .. } => op,
+            Repr::Unsupported { .. } => return self,
+        };
+        *op = f(std::mem::take(op));
+        self
+    }
+
+    /// Replaces the path with `p` if there was none (`or`) or always.
+    pub(crate) fn set_path(mut self, p: impl AsRef<Path>, replace: bool) -> Self {
+        match &mut self.0.repr {
+            Repr::Os { path, .. }
+            | Repr::InvalidInput { path, .. }
+            | Repr::SafetyViolation { path, .. }
+                if replace || path.is_none() =>
+            {
+                *path = Some(p.as_ref().to_path_buf())
+            }
+            Repr::Resolve { path, .. } if replace => *path = p.as_ref().to_path_buf(),
+            _ => {}
+        }
+        self
     }
 
     /// Returns this error with `path` recorded, when it had none.
     pub(crate) fn with_path(mut self, p: impl AsRef<Path>) -> Self {
-        match &mut self {
-            Error::Os { path, .. }
-            | Error::InvalidInput { path, .. }
-            | Error::SafetyViolation { path, .. }
+        match &mut self.0.repr {
+            Repr::Os { path, .. }
+            | Repr::InvalidInput { path, .. }
+            | Repr::SafetyViolation { path, .. }
                 if path.is_none() =>
             {
                 *path = Some(p.as_ref().to_path_buf())
@@ -314,7 +487,7 @@ impl Error {
     }
 }
 
-/// Runs a pathrs call. Its error becomes [`Error::Resolve`]; a panic inside
+/// Runs a pathrs call. Its error becomes a resolution error; a panic inside
 /// it (pathrs 0.2 panics while describing an error when the process has no
 /// `/proc`, as after entering a root without one) becomes an `EIO` error
 /// naming the operation, instead of unwinding into the caller.
@@ -343,11 +516,11 @@ pub(crate) fn catch_pathrs<T>(
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        Error::Os {
+        Error::from(Repr::Os {
             op: format!("{op} (pathrs panicked: {msg})").into(),
             path: Some(path.to_path_buf()),
             errno: Errno::IO,
-        }
+        })
     })
 }
 
@@ -399,6 +572,27 @@ mod tests {
         assert!(s.contains("6.8"), "{s}");
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert_eq!(e.errno(), libc::ENOSYS);
+    }
+
+    #[test]
+    fn entry_is_data_and_the_text_does_not_change() {
+        let e = Error::invalid_at("mounts[3]: plan", "/x", "bad").with_entry(Entry::Mount(3));
+        assert_eq!(e.entry(), Some(&Entry::Mount(3)));
+        assert_eq!(e.to_string(), "mounts[3]: plan at /x: invalid input: bad");
+        // A field name is replaced by the entry it belongs to, nothing else.
+        let e = Error::invalid("mounts[1].type", "bad")
+            .with_entry(Entry::Config("mounts[1].type".into()))
+            .with_entry(Entry::Mount(1))
+            .with_entry(Entry::Device(0));
+        assert_eq!(e.entry(), Some(&Entry::Mount(1)));
+        assert_eq!(e.reason(), Some("bad"));
+        assert_eq!(Error::os("x", Errno::IO).entry(), None);
+    }
+
+    #[test]
+    fn os_errors_end_with_the_errno_text() {
+        let s = Error::os_at("mkdirat", "/a", Errno::NOENT).to_string();
+        assert!(s.ends_with("No such file or directory (os error 2)"), "{s}");
     }
 
     #[test]

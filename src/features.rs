@@ -181,7 +181,7 @@ pub fn has(feature: Feature) -> bool {
 }
 
 /// `Ok(())` when the kernel has `feature`, otherwise
-/// [`Error::Unsupported`](crate::Error::Unsupported) naming it.
+/// [`crate::ErrorKind::Unsupported`] naming it.
 pub fn require(feature: Feature) -> crate::Result<()> {
     if has(feature) {
         Ok(())

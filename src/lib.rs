@@ -54,9 +54,9 @@ pub mod testing {
 }
 
 pub use attr::{MountAttr, Propagation, PropagationState};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Entry, Error, ErrorKind, Result};
 pub use features::Feature;
-pub use mount::{AttachedMount, Mount};
+pub use mount::{AttachError, AttachedMount, Mount, Scope};
 pub use mountinfo::{MountEntry, MountTable};
 pub use path::{Handle, NodeKind, Root};
 pub use rootfs::RootfsSpec;

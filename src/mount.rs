@@ -147,7 +147,7 @@ impl FsBuilder {
     /// Creates the filesystem and returns it as a detached mount.
     ///
     /// An unknown filesystem type or a parameter the filesystem refuses is
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), with the
+    /// [`crate::ErrorKind::InvalidInput`], with the
     /// kernel's own message where it gave one.
     pub fn mount(self) -> Result<Mount> {
         let what = format!("{}({})", self.fstype, describe(&self.params));
@@ -265,51 +265,44 @@ impl Mount {
     }
 
     /// Clones the mount at the host path `source` (a bind mount), with the
-    /// mounts below it when `recursive`. `source` is the caller's host path
-    /// and symlinks in it are followed; see
+    /// mounts below it for [`Scope::Tree`] (an `rbind`). `source` is the
+    /// caller's host path and symlinks in it are followed; see
     /// [`clone_tree_nofollow`](Self::clone_tree_nofollow).
-    pub fn clone_tree(source: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
-        Self::clone_path(source.as_ref(), recursive, OpenTreeFlags::empty())
+    pub fn clone_tree(source: impl AsRef<Path>, scope: Scope) -> Result<Mount> {
+        Self::clone_path(source.as_ref(), scope, OpenTreeFlags::empty())
     }
 
     /// Like [`clone_tree`](Self::clone_tree), but a symlink as the last
     /// component of `source` is not followed (the symlink itself is bound).
-    pub fn clone_tree_nofollow(source: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
-        Self::clone_path(
-            source.as_ref(),
-            recursive,
-            OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
-        )
+    pub fn clone_tree_nofollow(source: impl AsRef<Path>, scope: Scope) -> Result<Mount> {
+        Self::clone_path(source.as_ref(), scope, OpenTreeFlags::AT_SYMLINK_NOFOLLOW)
     }
 
-    fn clone_path(source: &Path, recursive: bool, extra: OpenTreeFlags) -> Result<Mount> {
+    fn clone_path(source: &Path, scope: Scope, extra: OpenTreeFlags) -> Result<Mount> {
         let c = CString::new(source.as_os_str().as_bytes())
             .map_err(|_| Error::invalid_at("open_tree", source, "path contains a NUL byte"))?;
         if source.as_os_str().is_empty() {
             return Err(Error::invalid("open_tree", "empty source path"));
         }
         features::require(Feature::MountApi)?;
-        let fd = open_tree(
-            rustix::fs::CWD,
-            c.as_c_str(),
-            clone_flags(recursive) | extra,
-        )
-        .map_err(|e| Error::os_at("open_tree(clone)", source, e))?;
-        log::debug!("cloned {} (recursive: {recursive})", source.display());
+        let fd = open_tree(rustix::fs::CWD, c.as_c_str(), clone_flags(scope) | extra)
+            .map_err(|e| Error::os_at("open_tree(clone)", source, e))?;
+        log::debug!("cloned {} ({scope:?})", source.display());
         Ok(Mount {
             fd,
             what: format!("bind of {}", source.display()),
         })
     }
 
-    /// Clones the mount tree at an fd: a [`Handle`], a [`Root`], an open
-    /// file or directory, or another mount fd.
-    pub fn clone_fd(source: impl AsFd, recursive: bool) -> Result<Mount> {
+    /// Clones the mount at an fd (with the mounts below it for
+    /// [`Scope::Tree`]): a [`Handle`], a [`Root`], an open file or
+    /// directory, or another mount fd.
+    pub fn clone_fd(source: impl AsFd, scope: Scope) -> Result<Mount> {
         features::require(Feature::MountApi)?;
         let fd = open_tree(
             source,
             c"",
-            clone_flags(recursive) | OpenTreeFlags::AT_EMPTY_PATH,
+            clone_flags(scope) | OpenTreeFlags::AT_EMPTY_PATH,
         )
         .map_err(|e| Error::os("open_tree(clone, fd)", e))?;
         Ok(Mount {
@@ -319,10 +312,10 @@ impl Mount {
     }
 
     /// Clones `path` inside `root`, resolved without leaving it.
-    pub fn clone_in_root(root: &Root, path: impl AsRef<Path>, recursive: bool) -> Result<Mount> {
+    pub fn clone_in_root(root: &Root, path: impl AsRef<Path>, scope: Scope) -> Result<Mount> {
         let path = path.as_ref();
         let h = root.resolve(path)?;
-        let mut m = Self::clone_fd(&h, recursive).map_err(|e| e.with_path(path))?;
+        let mut m = Self::clone_fd(&h, scope).map_err(|e| e.with_path(path))?;
         m.what = format!("bind of {} in root", path.display());
         Ok(m)
     }
@@ -347,7 +340,7 @@ impl Mount {
     /// changes on an fd of a mount attached in the caller's namespace (such
     /// as `open_tree` without `OPEN_TREE_CLONE`, or an `O_PATH` open of a
     /// mount point) would change that live mount. This refuses such an fd
-    /// with [`Error::InvalidInput`], as well as an fd that is not the root
+    /// with [`crate::ErrorKind::InvalidInput`], as well as an fd that is not the root
     /// of a mount. A mount attached in *another* namespace cannot be
     /// changed through the fd at all (`mount_setattr` and `move_mount`
     /// refuse mounts of other namespaces), so it passes the check but every
@@ -416,45 +409,49 @@ impl Mount {
 
     /// Sets `set` and clears `clear` on this mount only.
     pub fn set_attr(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
-        self.setattr(set, clear, None, false)
+        self.setattr(set, clear, None, Scope::Mount)
     }
 
     /// Sets `set` and clears `clear` on this mount and every mount below it.
     pub fn set_attr_recursive(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
-        self.setattr(set, clear, None, true)
+        self.setattr(set, clear, None, Scope::Tree)
     }
 
-    /// Gives this mount (and, when `recursive`, every mount below it) the
-    /// propagation type `propagation`.
-    pub fn set_propagation(&self, propagation: Propagation, recursive: bool) -> Result<()> {
+    /// Gives this mount (and, for [`Scope::Tree`], every mount below it)
+    /// the propagation type `propagation`.
+    pub fn set_propagation(&self, propagation: Propagation, scope: Scope) -> Result<()> {
         self.setattr(
             MountAttr::empty(),
             MountAttr::empty(),
             Some(propagation),
-            recursive,
+            scope,
         )
     }
 
-    /// Makes this an idmapped mount with the uid and gid maps of the user
-    /// namespace `userns` (an fd to `/proc/PID/ns/user`). Only possible while
-    /// the mount is detached and not yet idmapped.
-    pub fn set_idmap(&self, userns: impl AsFd, recursive: bool) -> Result<()> {
+    /// Makes this an idmapped mount (and, for [`Scope::Tree`], every
+    /// mount below it) with the uid and gid maps of the user namespace
+    /// `userns` (an fd to `/proc/PID/ns/user`). Only possible while the
+    /// mount is detached and not yet idmapped, which is why
+    /// [`AttachedMount`] has no such method.
+    pub fn set_idmap(&self, userns: impl AsFd, scope: Scope) -> Result<()> {
         features::require(Feature::IdmappedMounts)?;
         let args = MountAttrArgs {
             attr_set: k::MOUNT_ATTR_IDMAP as u64,
             userns_fd: Some(userns.as_fd()),
             ..Default::default()
         };
-        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(recursive), &args).map_err(|e| {
-            // The kernel's answer for a filesystem without idmap support is
-            // a bare EINVAL (tmpfs before Linux 6.3, for one).
-            let hint = if e == Errno::INVAL {
-                " (the filesystem may not support idmapped mounts on this kernel)"
-            } else {
-                ""
-            };
-            Error::os(format!("mount_setattr(idmap) on {}{hint}", self.what), e)
-        })
+        sys::mount_setattr(self.fd.as_fd(), c"", at_flags(scope == Scope::Tree), &args).map_err(
+            |e| {
+                // The kernel's answer for a filesystem without idmap support is
+                // a bare EINVAL (tmpfs before Linux 6.3, for one).
+                let hint = if e == Errno::INVAL {
+                    " (the filesystem may not support idmapped mounts on this kernel)"
+                } else {
+                    ""
+                };
+                Error::os(format!("mount_setattr(idmap) on {}{hint}", self.what), e)
+            },
+        )
     }
 
     fn setattr(
@@ -462,7 +459,7 @@ impl Mount {
         set: MountAttr,
         clear: MountAttr,
         propagation: Option<Propagation>,
-        recursive: bool,
+        scope: Scope,
     ) -> Result<()> {
         features::require(Feature::MountSetattr)?;
         setattr_fd(
@@ -471,7 +468,7 @@ impl Mount {
             set,
             clear,
             propagation,
-            recursive,
+            scope == Scope::Tree,
         )
     }
 
@@ -495,53 +492,76 @@ impl Mount {
     }
 
     /// Attaches the mount onto `target` (`move_mount` with
-    /// `MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH`). The target may
-    /// be inside the caller's mount namespace or, on Linux 6.15 and later,
-    /// inside another detached tree.
-    pub fn attach(self, target: &Handle) -> Result<AttachedMount> {
-        self.move_onto(target, MoveMountFlags::empty(), None)
+    /// `MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH`): usually a
+    /// [`Handle`] from [`Root::resolve`], or any borrowed fd on the target
+    /// inode. The target may be inside the caller's mount namespace or, on
+    /// Linux 6.15 and later, inside another detached tree.
+    ///
+    /// # Errors
+    ///
+    /// An [`AttachError`], which gives the mount back, still detached
+    /// ([`AttachError::into_mount`]); `?` turns it into an [`Error`].
+    pub fn attach(self, target: impl AsFd) -> Result<AttachedMount, AttachError> {
+        self.move_onto(target.as_fd(), MoveMountFlags::empty(), None)
     }
 
     /// Attaches the mount beneath the mount that is on top at `target`
     /// (`MOVE_MOUNT_BENEATH`, Linux 6.5): once the top mount is then
     /// detached, the new one is in its place, with no moment where neither
-    /// is there.
-    pub fn attach_beneath(self, target: &Handle) -> Result<AttachedMount> {
-        features::require(Feature::MoveMountBeneath)?;
-        self.move_onto(target, MoveMountFlags::MOVE_MOUNT_BENEATH, None)
+    /// is there. Errors as [`attach`](Self::attach).
+    pub fn attach_beneath(self, target: impl AsFd) -> Result<AttachedMount, AttachError> {
+        if let Err(error) = features::require(Feature::MoveMountBeneath) {
+            return Err(AttachError { mount: self, error });
+        }
+        self.move_onto(target.as_fd(), MoveMountFlags::MOVE_MOUNT_BENEATH, None)
     }
 
     /// Resolves `path` in `root` and attaches the mount there. Unlike
     /// [`attach`](Self::attach), the mount remembers its parent directory and
     /// name, so that [`AttachedMount::detach`] works for file mounts too.
-    pub fn attach_at(self, root: &Root, path: impl AsRef<Path>) -> Result<AttachedMount> {
+    /// Errors as [`attach`](Self::attach), with `path` recorded.
+    pub fn attach_at(
+        self,
+        root: &Root,
+        path: impl AsRef<Path>,
+    ) -> Result<AttachedMount, AttachError> {
         let path = path.as_ref();
-        let target = root.resolve(path)?;
-        let parent = match split_parent("attach", path) {
-            Ok((parent, name)) => Some((root.resolve(parent)?, name.as_os_str().to_owned())),
-            Err(_) => None,
+        let resolved = root.resolve(path).and_then(|target| {
+            let parent = match split_parent("attach", path) {
+                Ok((parent, name)) => Some((root.resolve(parent)?, name.as_os_str().to_owned())),
+                Err(_) => None,
+            };
+            Ok((target, parent))
+        });
+        let (target, parent) = match resolved {
+            Ok(v) => v,
+            Err(error) => return Err(AttachError { mount: self, error }),
         };
-        self.move_onto(&target, MoveMountFlags::empty(), parent)
+        self.move_onto(target.as_fd(), MoveMountFlags::empty(), parent)
             .map_err(|e| e.with_path(path))
     }
 
     fn move_onto(
         self,
-        target: &Handle,
+        target: BorrowedFd<'_>,
         extra: MoveMountFlags,
         parent: Option<(Handle, OsString)>,
-    ) -> Result<AttachedMount> {
-        features::require(Feature::MountApi)?;
-        move_mount(
+    ) -> Result<AttachedMount, AttachError> {
+        if let Err(error) = features::require(Feature::MountApi) {
+            return Err(AttachError { mount: self, error });
+        }
+        if let Err(e) = move_mount(
             self.fd.as_fd(),
             c"",
-            target.as_fd(),
+            target,
             c"",
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
                 | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
                 | extra,
-        )
-        .map_err(|e| Error::os(format!("move_mount {}", self.what), e))?;
+        ) {
+            let error = Error::os(format!("move_mount {}", self.what), e);
+            return Err(AttachError { mount: self, error });
+        }
         log::debug!("attached {}", self.what);
         let is_dir = rustix::fs::fstat(&self.fd)
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
@@ -561,9 +581,62 @@ impl AsFd for Mount {
     }
 }
 
-fn clone_flags(recursive: bool) -> OpenTreeFlags {
+/// A failed [`Mount::attach`] (or [`Mount::attach_beneath`],
+/// [`Mount::attach_at`]): why, and the mount, still detached, so the caller
+/// can try elsewhere or drop it. Like [`std::ffi::NulError`] it hands the
+/// input back ([`into_mount`](Self::into_mount)); `?` in a function that
+/// returns [`crate::Result`] converts it into its [`Error`] (dropping the
+/// mount).
+#[derive(Debug)]
+pub struct AttachError {
+    mount: Mount,
+    error: Error,
+}
+
+impl AttachError {
+    /// Why the attach failed.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The mount, still detached.
+    pub fn into_mount(self) -> Mount {
+        self.mount
+    }
+
+    /// The mount and the error.
+    pub fn into_parts(self) -> (Mount, Error) {
+        (self.mount, self.error)
+    }
+
+    /// Records `path` in the error when it has none.
+    pub(crate) fn with_path(mut self, p: impl AsRef<Path>) -> Self {
+        self.error = self.error.with_path(p);
+        self
+    }
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for AttachError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+impl From<AttachError> for Error {
+    fn from(e: AttachError) -> Error {
+        e.error
+    }
+}
+
+fn clone_flags(scope: Scope) -> OpenTreeFlags {
     let mut f = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
+    if scope == Scope::Tree {
         f |= OpenTreeFlags::AT_RECURSIVE;
     }
     f
@@ -576,6 +649,18 @@ pub enum Scope {
     Mount,
     /// The mount the fd is on and every mount below it (`AT_RECURSIVE`).
     Tree,
+}
+
+impl Scope {
+    /// [`Scope::Tree`] when `recursive` (an `r`-prefixed option), else
+    /// [`Scope::Mount`].
+    pub fn tree_if(recursive: bool) -> Scope {
+        if recursive {
+            Scope::Tree
+        } else {
+            Scope::Mount
+        }
+    }
 }
 
 /// Sets `set`, clears `clear` and, if given, changes the propagation of the
@@ -714,6 +799,48 @@ impl AttachedMount {
         attrs_of(&self.fd).map_err(|e| Error::os(format!("fstatvfs {}", self.what), e))
     }
 
+    /// Sets `set` and clears `clear` on this mount only. The kernel allows
+    /// this on attached mounts as on detached ones; configure a mount
+    /// before attaching it where you can, so it is never visible with
+    /// weaker attributes.
+    pub fn set_attr(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
+        self.change(set, clear, None, Scope::Mount)
+    }
+
+    /// Sets `set` and clears `clear` on this mount and every mount below it.
+    pub fn set_attr_recursive(&self, set: MountAttr, clear: MountAttr) -> Result<()> {
+        self.change(set, clear, None, Scope::Tree)
+    }
+
+    /// Gives this mount (and, for [`Scope::Tree`], every mount below it)
+    /// the propagation type `propagation`.
+    pub fn set_propagation(&self, propagation: Propagation, scope: Scope) -> Result<()> {
+        self.change(
+            MountAttr::empty(),
+            MountAttr::empty(),
+            Some(propagation),
+            scope,
+        )
+    }
+
+    fn change(
+        &self,
+        set: MountAttr,
+        clear: MountAttr,
+        propagation: Option<Propagation>,
+        scope: Scope,
+    ) -> Result<()> {
+        features::require(Feature::MountSetattr)?;
+        setattr_fd(
+            self.fd.as_fd(),
+            &self.what,
+            set,
+            clear,
+            propagation,
+            scope == Scope::Tree,
+        )
+    }
+
     /// Keeps the mount and closes the fd.
     pub fn forget(self) {}
 
@@ -787,11 +914,11 @@ fn unmount_name(parent: &Handle, name: &OsStr, expect: Option<&OwnedFd>) -> Resu
         .map_err(|e| Error::os("statx mount point", e))?
         .stx_mnt_id;
         if want != found {
-            return Err(Error::SafetyViolation {
-                op: "unmount".into(),
-                path: Some(PathBuf::from(name)),
-                reason: "the mount at this name is not the one that was attached".into(),
-            });
+            return Err(Error::unsafe_at(
+                "unmount",
+                PathBuf::from(name),
+                "the mount at this name is not the one that was attached",
+            ));
         }
     }
     with_cwd(parent.as_fd(), || {

@@ -115,7 +115,7 @@ impl MountEntry {
     /// Optional fields other than `shared:`, `master:`, `propagate_from:`
     /// and `unbindable`, and per-mount options it does not know, are
     /// ignored. Anything else that does not fit the format is an
-    /// [`Error::InvalidInput`].
+    /// [`crate::ErrorKind::InvalidInput`].
     pub fn from_mountinfo_line(line: &[u8]) -> Result<MountEntry> {
         parse_line(line).map_err(|why| {
             Error::invalid(
@@ -174,7 +174,7 @@ pub enum Backend {
     /// `EACCES` at run time (a seccomp filter that hides them).
     #[default]
     Auto,
-    /// statmount/listmount (Linux 6.8), or [`Error::Unsupported`].
+    /// statmount/listmount (Linux 6.8), or [`crate::ErrorKind::Unsupported`].
     Statmount,
     /// `/proc/<thread or pid>/mountinfo`.
     Mountinfo,
@@ -219,7 +219,7 @@ impl MountTable {
     /// The mount table of the calling thread's mount namespace, from
     /// `backend`. [`Backend::Statmount`] on a kernel without statmount and
     /// listmount (or with them disabled, or hidden by seccomp) is
-    /// [`Error::Unsupported`].
+    /// [`crate::ErrorKind::Unsupported`].
     pub fn read_with(backend: Backend) -> Result<MountTable> {
         TABLE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match backend {
@@ -283,7 +283,7 @@ impl MountTable {
     }
 
     /// Parses the text of a mountinfo file. Empty lines are skipped; any
-    /// malformed line is an [`Error::InvalidInput`] naming its line number.
+    /// malformed line is an [`crate::ErrorKind::InvalidInput`] naming its line number.
     pub fn parse_mountinfo(text: &[u8]) -> Result<MountTable> {
         parse_mountinfo_text(text, None)
     }

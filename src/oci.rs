@@ -5,7 +5,7 @@
 //! `linux.maskedPaths`, `linux.readonlyPaths`, `linux.rootfsPropagation`,
 //! `linux.mountLabel`, `linux.sysctl`, the presence of a user namespace,
 //! `process.cwd` and `process.user.umask` — and checks it before anything is
-//! done with it. Every refusal is an [`Error::InvalidInput`] whose operation
+//! done with it. Every refusal is an [`crate::ErrorKind::InvalidInput`] whose operation
 //! names the config entry at fault (`mounts[3].destination`,
 //! `linux.devices[0].type`, `linux.sysctl["kernel.shmmax"]`, ...), so a user
 //! can find the line to fix.
@@ -44,11 +44,12 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use rustix::io::Errno;
 
+use crate::error::Entry;
 use crate::rootfs::options::parse_options;
 use crate::rootfs::spec::{
     DeviceKind, DeviceSpec, IdMapping, MountSpec, PropagationSetting, RootfsSpec,
 };
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// The `oci-spec` crate this module reads, re-exported so callers name the
 /// same version of [`Spec`] that saferoot takes.
@@ -71,16 +72,33 @@ const S_IFMT: u32 = 0o170000;
 /// The name of the configuration file in a bundle.
 const CONFIG_JSON: &str = "config.json";
 
-/// An [`Error::InvalidInput`] whose operation is the config entry at fault.
+/// An [`ErrorKind::InvalidInput`] error whose operation is the config entry
+/// at fault, with that entry as [`Entry::Config`] (the loops over mounts,
+/// devices, paths and sysctls replace it by the typed entry).
 fn refuse(
     entry: impl Into<Cow<'static, str>>,
     path: Option<&Path>,
     reason: impl Into<Cow<'static, str>>,
 ) -> Error {
-    Error::InvalidInput {
-        op: entry.into(),
-        path: path.map(Path::to_path_buf),
-        reason: reason.into(),
+    let entry = entry.into();
+    let field = Entry::Config(entry.to_string());
+    match path {
+        Some(p) => Error::invalid_at(entry, p, reason),
+        None => Error::invalid(entry, reason),
+    }
+    .with_entry(field)
+}
+
+/// `e` as a refusal of `entry` when it refused input; otherwise `other(e)`.
+fn refuse_as(
+    e: Error,
+    entry: impl FnOnce() -> String,
+    path: Option<&Path>,
+    other: impl FnOnce(Error) -> Error,
+) -> Error {
+    match (e.kind(), e.reason()) {
+        (ErrorKind::InvalidInput, Some(reason)) => refuse(entry(), path, reason.to_string()),
+        _ => other(e),
     }
 }
 
@@ -216,11 +234,13 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     };
     let is_bind = fs_type == "bind";
 
-    let parsed = parse_options(&options, is_bind).map_err(|e| match e {
-        Error::InvalidInput { reason, .. } => {
-            refuse(format!("mounts[{i}].options"), Some(dest), reason)
-        }
-        other => other.with_path(dest),
+    let parsed = parse_options(&options, is_bind).map_err(|e| {
+        refuse_as(
+            e,
+            || format!("mounts[{i}].options"),
+            Some(dest),
+            |o| o.with_path(dest),
+        )
     })?;
 
     // Paths that name something in the bundle are resolved inside it
@@ -306,15 +326,13 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
         source_root = Some(bundle.to_path_buf());
     }
 
-    Ok(MountSpec {
-        destination: dest.clone(),
-        fs_type,
-        source,
-        source_root,
-        options,
-        uid_mappings,
-        gid_mappings,
-    })
+    let mut spec = MountSpec::new(dest.clone(), fs_type, source, &[]);
+    spec.source_root = source_root;
+    spec.options = options;
+    spec.uid_mappings = uid_mappings;
+    spec.gid_mappings = gid_mappings;
+    spec.set_parsed_options(parsed);
+    Ok(spec)
 }
 
 /// Whether an overlay mount's options name a layer in the bundle, by the
@@ -422,10 +440,7 @@ fn device_spec(i: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<DeviceSpe
 /// value with a NUL byte.
 fn check_sysctl(key: &str, value: &str) -> Result<()> {
     let entry = || format!("linux.sysctl[{key:?}]");
-    crate::procfs::sysctl_path(key).map_err(|e| match e {
-        Error::InvalidInput { reason, .. } => refuse(entry(), None, reason),
-        other => other,
-    })?;
+    crate::procfs::sysctl_path(key).map_err(|e| refuse_as(e, entry, None, |o| o))?;
     check_no_nul(&entry(), None, value)
 }
 
@@ -447,7 +462,7 @@ fn check_sysctl(key: &str, value: &str) -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] naming the config entry at fault (for instance
+/// [`crate::ErrorKind::InvalidInput`] naming the config entry at fault (for instance
 /// `mounts[3].destination`, `mounts[1].options`, `linux.devices[0].type`,
 /// `linux.rootfsPropagation`) for: a missing or empty `root.path`; relative,
 /// empty or NUL-containing paths; mounts without a type; bind mounts without
@@ -502,7 +517,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
         spec.mounts = mounts
             .iter()
             .enumerate()
-            .map(|(i, m)| mount_spec(i, m, &bundle, &ns))
+            .map(|(i, m)| mount_spec(i, m, &bundle, &ns).map_err(|e| e.with_entry(Entry::Mount(i))))
             .collect::<Result<_>>()?;
     }
 
@@ -511,20 +526,27 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
             spec.devices = devices
                 .iter()
                 .enumerate()
-                .map(|(i, d)| device_spec(i, d))
+                .map(|(i, d)| device_spec(i, d).map_err(|e| e.with_entry(Entry::Device(i))))
                 .collect::<Result<_>>()?;
         }
-        for (field, paths, out) in [
-            ("maskedPaths", linux.masked_paths(), &mut spec.masked_paths),
+        for (field, paths, out, entry) in [
+            (
+                "maskedPaths",
+                linux.masked_paths(),
+                &mut spec.masked_paths,
+                Entry::MaskedPath as fn(usize) -> Entry,
+            ),
             (
                 "readonlyPaths",
                 linux.readonly_paths(),
                 &mut spec.readonly_paths,
+                Entry::ReadonlyPath,
             ),
         ] {
             for (i, p) in paths.iter().flatten().enumerate() {
                 let p = PathBuf::from(p);
-                check_in_root(&format!("linux.{field}[{i}]"), &p)?;
+                check_in_root(&format!("linux.{field}[{i}]"), &p)
+                    .map_err(|e| e.with_entry(entry(i)))?;
                 out.push(p);
             }
         }
@@ -552,7 +574,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
             spec.sysctls = sysctl
                 .iter()
                 .map(|(k, v)| {
-                    check_sysctl(k, v)?;
+                    check_sysctl(k, v).map_err(|e| e.with_entry(Entry::Sysctl(k.clone())))?;
                     Ok((k.clone(), v.clone()))
                 })
                 .collect::<Result<BTreeMap<_, _>>>()?;
@@ -580,7 +602,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
     }
 
     if let Some(process) = config.process() {
-        check_in_root("process.cwd", process.cwd())?;
+        check_in_root("process.cwd", process.cwd()).map_err(|e| e.with_entry(Entry::Cwd))?;
         spec.cwd = Some(process.cwd().clone());
         if let Some(umask) = process.user().umask() {
             if umask > 0o777 {
@@ -625,11 +647,14 @@ fn find_bad_device_type(bytes: &[u8], e: &serde_json::Error) -> Option<Error> {
         let t = d.get("type")?;
         match t.as_str() {
             Some("c" | "u" | "b" | "p" | "a") => None,
-            _ => Some(refuse(
-                format!("linux.devices[{i}].type"),
-                None,
-                format!("unknown device type {t} (expected c, u, b or p): {e}"),
-            )),
+            _ => Some(
+                refuse(
+                    format!("linux.devices[{i}].type"),
+                    None,
+                    format!("unknown device type {t} (expected c, u, b or p): {e}"),
+                )
+                .with_entry(Entry::Device(i)),
+            ),
         }
     })
 }
@@ -640,7 +665,7 @@ fn find_bad_device_type(bytes: &[u8], e: &serde_json::Error) -> Option<Error> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] with operation `config.json` and the parser's
+/// [`crate::ErrorKind::InvalidInput`] with operation `config.json` and the parser's
 /// message (with line and column) when the text is not a valid OCI
 /// configuration (operation `linux.devices[N].type` for an unknown device
 /// type), and every error of [`spec_from_config`].
@@ -729,9 +754,9 @@ fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// [`Error::Os`] when the bundle or `config.json` cannot be opened or read,
-/// [`Error::SafetyViolation`] when `config.json` leads outside the bundle,
-/// [`Error::InvalidInput`] when it is not a regular file or is too big.
+/// [`crate::ErrorKind::Os`] when the bundle or `config.json` cannot be opened or read,
+/// [`crate::ErrorKind::SafetyViolation`] when `config.json` leads outside the bundle,
+/// [`crate::ErrorKind::InvalidInput`] when it is not a regular file or is too big.
 pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
     use rustix::fs::{OFlags, ResolveFlags};
     check_path("bundle", bundle)?;

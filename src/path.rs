@@ -484,10 +484,12 @@ impl Root {
         Ok(h)
     }
 
-    /// Creates a symlink at `path` pointing at `target` (stored as given;
-    /// it is not resolved now). The parent must exist.
-    pub fn symlink(&self, path: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+    /// Creates a symlink at the in-root path `link` pointing at `target`
+    /// (stored as given; it is not resolved now). The parent must exist.
+    /// The order is std's ([`std::os::unix::fs::symlink`]`(original,
+    /// link)`): what the link points at first, where it is made second.
+    pub fn symlink(&self, target: impl AsRef<Path>, link: impl AsRef<Path>) -> Result<()> {
+        let path = link.as_ref();
         let target = target.as_ref();
         check_in_root_path("symlink", path)?;
         split_parent("symlink", path)?;

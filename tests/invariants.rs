@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::TempDir;
+use saferoot::mount::Scope;
 use saferoot::rootfs::{assemble, AssembleOptions, MountSpec, RootfsSpec};
 use saferoot::{Mount, MountAttr, Root};
 
@@ -58,7 +59,7 @@ fn a_mount_is_never_visible_with_weaker_flags() {
                     .mount()
                     .unwrap();
                 m.set_attr(MountAttr::RDONLY, MountAttr::empty()).unwrap();
-                let att = m.attach(&root.handle().unwrap()).unwrap();
+                let att = m.attach(root.handle().unwrap()).unwrap();
                 std::thread::yield_now();
                 att.detach().unwrap();
             }
@@ -84,8 +85,8 @@ fn every_fd_saferoot_opens_is_cloexec() {
         let h = root.resolve("/d").unwrap();
         let f = root.create_file("/f", 0o644).unwrap();
         let m = Mount::fs("tmpfs").mount().unwrap();
-        let c = Mount::clone_tree(dir.path(), true).unwrap();
-        let c2 = Mount::clone_fd(&h, false).unwrap();
+        let c = Mount::clone_tree(dir.path(), Scope::Tree).unwrap();
+        let c2 = Mount::clone_fd(&h, Scope::Mount).unwrap();
         let mr = m.root().unwrap();
         let procfs = saferoot::procfs::Procfs::new().unwrap();
         let userns = procfs.make_userns("0 0 1\n", "0 0 1\n").unwrap();

@@ -630,3 +630,55 @@ fn oci_other_bad_configs_name_their_entry() {
         refused(&v.to_string(), needles);
     }
 }
+
+#[test_log::test]
+fn oci_refusals_carry_their_entry_as_data() {
+    use saferoot::Entry;
+    use serde_json::json;
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, Entry)> = vec![
+        (
+            Box::new(|v| v["mounts"][3]["destination"] = "tmp".into()),
+            Entry::Mount(3),
+        ),
+        (
+            Box::new(|v| v["mounts"][1]["options"] = json!(["bind", "frobnicate"])),
+            Entry::Mount(1),
+        ),
+        (
+            Box::new(|v| v["linux"]["devices"][1]["minor"] = (-1).into()),
+            Entry::Device(1),
+        ),
+        (
+            Box::new(|v| v["linux"]["devices"][2]["type"] = "x".into()),
+            Entry::Device(2),
+        ),
+        (
+            Box::new(|v| v["linux"]["maskedPaths"] = json!(["/proc/kcore", "proc/keys"])),
+            Entry::MaskedPath(1),
+        ),
+        (
+            Box::new(|v| v["linux"]["readonlyPaths"] = json!([""])),
+            Entry::ReadonlyPath(0),
+        ),
+        (
+            Box::new(|v| v["linux"]["sysctl"] = json!({"net/../x": "1"})),
+            Entry::Sysctl("net/../x".into()),
+        ),
+        (
+            Box::new(|v| v["process"]["cwd"] = "home".into()),
+            Entry::Cwd,
+        ),
+        (
+            Box::new(|v| v["linux"]["rootfsPropagation"] = "rsideways".into()),
+            Entry::Config("linux.rootfsPropagation".into()),
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut v: serde_json::Value = serde_json::from_str(FULL).unwrap();
+        edit(&mut v);
+        let e = spec_from_json(&v.to_string(), Path::new("/run/bundles/bad")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.entry(), Some(&want), "{e}");
+    }
+}

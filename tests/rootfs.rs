@@ -9,6 +9,7 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use common::TempDir;
+use saferoot::mount::Scope;
 use saferoot::rootfs::{
     assemble, plan, AssembleOptions, DeviceKind, DeviceSpec, EnterMethod, MountSpec, RootfsSpec,
     Strategy,
@@ -350,7 +351,7 @@ fn readonly_root_tmpcopyup_rro_binds_devices_and_sysctls() {
         saferoot::Mount::fs("tmpfs")
             .mount()
             .unwrap()
-            .attach(&dr.resolve("/sub").unwrap())
+            .attach(dr.resolve("/sub").unwrap())
             .unwrap()
             .forget();
         let a = assemble(&spec, &AssembleOptions::default()).unwrap();
@@ -1117,7 +1118,7 @@ fn enter_a_root_without_proc() {
         saferoot::Mount::fs("proc")
             .mount()
             .unwrap()
-            .attach(&root.resolve("/proc").unwrap())
+            .attach(root.resolve("/proc").unwrap())
             .unwrap()
             .forget();
     });
@@ -1190,9 +1191,9 @@ fn cgroup_is_fresh_cgroup2_or_falls_back_to_a_bind() {
                 "/sys/fs/cgroup"
             };
             let host = saferoot::Root::open("/sys/fs/cgroup").unwrap();
-            saferoot::Mount::clone_tree(unified, false)
+            saferoot::Mount::clone_tree(unified, Scope::Mount)
                 .unwrap()
-                .attach(&host.handle().unwrap())
+                .attach(host.handle().unwrap())
                 .unwrap()
                 .forget();
             let fresh = saferoot::Mount::fs("cgroup2").mount();
@@ -1339,7 +1340,7 @@ fn a_root_without_proc_gives_errors_not_panics() {
         saferoot::Mount::fs("proc")
             .mount()
             .unwrap()
-            .attach(&root.resolve("/proc").unwrap())
+            .attach(root.resolve("/proc").unwrap())
             .unwrap()
             .forget();
     });

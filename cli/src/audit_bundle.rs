@@ -443,10 +443,9 @@ fn judge_mount(
     one.masked_paths.clear();
     one.readonly_paths.clear();
     one.cwd = None;
-    one.mounts = vec![MountSpec {
-        destination: m.landing.clone(),
-        ..ms
-    }];
+    let mut at_landing = ms;
+    at_landing.destination = m.landing.clone();
+    one.mounts = vec![at_landing];
     let planned: Option<PlannedMount> = match saferoot::rootfs::plan(&one) {
         Ok(p) => p.mounts.into_iter().find(|pm| pm.index == Some(0)),
         Err(e) => {

@@ -53,7 +53,7 @@ fn mount_fresh_root(dir: &Path) -> Result<(), CliError> {
         .source("saferoot")
         .data("mode=755")
         .mount()
-        .and_then(|m| m.attach(&target))
+        .and_then(|m| Ok(m.attach(&target)?))
         .map_err(fail)?
         .forget();
     Ok(())
@@ -74,7 +74,7 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             if let Some(parent) = path.parent() {
                 root.mkdir_all(parent, 0o755)?;
             }
-            match root.symlink(path, target) {
+            match root.symlink(target, path) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     // Fine when it is the same symlink already.
                     if root.readlink(path).ok().as_deref() != Some(target.as_path()) {

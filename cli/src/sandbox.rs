@@ -193,18 +193,17 @@ impl Sandbox {
     /// directory. An error about a device is never put on a mount whose
     /// destination happens to be on the device's path.
     pub fn origin_of(&self, e: &saferoot::Error) -> Option<String> {
-        let op = e.operation();
-        let index = |rest: &str| rest.split(']').next().and_then(|n| n.parse::<usize>().ok());
-        if let Some(i) = op.strip_prefix("mounts[").and_then(index) {
-            return self.origins.get(i).cloned();
-        }
-        if let Some(i) = op.strip_prefix("devices[").and_then(index) {
-            return Some(
-                self.device_origins
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("devices[{i}]")),
-            );
+        match e.entry() {
+            Some(saferoot::Entry::Mount(i)) => return self.origins.get(*i).cloned(),
+            Some(saferoot::Entry::Device(i)) => {
+                return Some(
+                    self.device_origins
+                        .get(*i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("devices[{i}]")),
+                )
+            }
+            _ => {}
         }
         let path = e.path()?;
         let clean = saferoot::rootfs::policy::clean;
@@ -230,11 +229,11 @@ impl Sandbox {
             Some(o) if !e.to_string().starts_with(&o) => {
                 // `devices[N]: ...` from the library becomes `linux.devices[N]: ...`.
                 let text = e.to_string();
-                let local = e
-                    .operation()
-                    .split(':')
-                    .next()
-                    .filter(|w| w.starts_with("devices[") && text.starts_with(w));
+                let local = match e.entry() {
+                    Some(entry @ saferoot::Entry::Device(_)) => Some(entry.to_string()),
+                    _ => None,
+                }
+                .filter(|w| text.starts_with(w.as_str()));
                 match local {
                     Some(w) => format!("{o}{}", &text[w.len()..]),
                     None => format!("{o}: {text}"),

@@ -817,7 +817,7 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
         let p = |x: &str| d.join(x).display().to_string();
         // rw bind of the host's /proc/sys
         attach(
-            saferoot::Mount::clone_tree("/proc/sys", false).unwrap(),
+            saferoot::Mount::clone_tree("/proc/sys", saferoot::mount::Scope::Mount).unwrap(),
             &d.join("psys"),
         );
         // devtmpfs
@@ -825,7 +825,7 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
         // a shared tmpfs
         let shared = fresh("tmpfs", A::NOSUID | A::NODEV);
         shared
-            .set_propagation(saferoot::Propagation::Shared, false)
+            .set_propagation(saferoot::Propagation::Shared, saferoot::mount::Scope::Mount)
             .unwrap();
         attach(shared, &d.join("shared"));
         // a writable procfs and sysfs
@@ -843,7 +843,7 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
             None => (PathBuf::from("/sys/fs/cgroup"), "medium"),
         };
         attach(
-            saferoot::Mount::clone_tree(&cg, false).unwrap(),
+            saferoot::Mount::clone_tree(&cg, saferoot::mount::Scope::Mount).unwrap(),
             &d.join("cg"),
         );
         // a /dev with a block device of the host's in it
@@ -868,20 +868,20 @@ fn live_audit_flags_every_leak_of_a_leaky_namespace() {
         )
         .unwrap();
         let proc_root = saferoot::Root::open(d.join("proc")).unwrap();
-        saferoot::Mount::clone_tree(d.join("dev/null"), false)
+        saferoot::Mount::clone_tree(d.join("dev/null"), saferoot::mount::Scope::Mount)
             .unwrap()
-            .attach(&proc_root.resolve("/keys").unwrap())
+            .attach(proc_root.resolve("/keys").unwrap())
             .unwrap()
             .forget();
         fresh("tmpfs", A::RDONLY | A::NOSUID | A::NODEV | A::NOEXEC)
-            .attach(&proc_root.resolve("/fs").unwrap())
+            .attach(proc_root.resolve("/fs").unwrap())
             .unwrap()
             .forget();
         drop(proc_root);
         // a host disk's directory bound read-write
         std::fs::create_dir(d.join("src")).unwrap();
         attach(
-            saferoot::Mount::clone_tree(d.join("src"), false).unwrap(),
+            saferoot::Mount::clone_tree(d.join("src"), saferoot::mount::Scope::Mount).unwrap(),
             &d.join("host"),
         );
         // and one clean mount

@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use saferoot::mount::Scope;
 use serde_json::{json, Value};
 
 const EXE: &str = env!("CARGO_BIN_EXE_saferoot");
@@ -1964,18 +1965,18 @@ fn audit_live_finds_hostile_mounts_and_not_clean_ones() {
         let files = attach_tmpfs(&d.join("files"), A::NOSUID | A::NODEV);
         drop(files);
         std::fs::write(d.join("files/uptime"), "1 1\n").unwrap();
-        saferoot::Mount::clone_tree(d.join("files/uptime"), false)
+        saferoot::Mount::clone_tree(d.join("files/uptime"), Scope::Mount)
             .unwrap()
-            .attach(&proc_root.resolve("/uptime").unwrap())
+            .attach(proc_root.resolve("/uptime").unwrap())
             .unwrap()
             .forget();
         drop(proc_root);
         attach_fs("sysfs", &d.join("sys"), A::NOSUID | A::NODEV | A::NOEXEC);
         attach_tmpfs(&d.join("t"), A::empty()).forget();
-        let host = saferoot::Mount::clone_tree(d.join("src"), false).unwrap();
+        let host = saferoot::Mount::clone_tree(d.join("src"), Scope::Mount).unwrap();
         std::fs::create_dir(d.join("host")).unwrap();
         host.attach(
-            &saferoot::Root::open(d.join("host"))
+            saferoot::Root::open(d.join("host"))
                 .unwrap()
                 .handle()
                 .unwrap(),

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::TempDir;
+use saferoot::mount::Scope;
 use saferoot::rootfs::{
     assemble, plan, AssembleOptions, EnterMethod, MountKind, MountSpec, RootfsSpec, Strategy,
 };
@@ -501,7 +502,7 @@ fn adopting_a_live_mount_fd_is_refused() {
         let e = saferoot::Mount::from_detached_fd(fd).unwrap_err();
         assert!(e.to_string().contains("not the root of a mount"), "{e}");
         // A detached clone is fine, and stays usable.
-        let clone = saferoot::Mount::clone_fd(live.as_fd(), false).unwrap();
+        let clone = saferoot::Mount::clone_fd(live.as_fd(), Scope::Mount).unwrap();
         let m = saferoot::Mount::from_detached_fd(clone.into_fd()).unwrap();
         m.set_attr(saferoot::MountAttr::RDONLY, saferoot::MountAttr::empty())
             .unwrap();

@@ -298,14 +298,9 @@ pub unsafe extern "C" fn saferoot_error_path(err: *const saferoot_error) -> *con
 /// Frees an error returned through an `err` out-parameter. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_error_free(err: *mut saferoot_error) {
-    ffi_plain((), || {
-        if !err.is_null() {
-            // SAFETY: a non-NULL `err` was made by Box::into_raw in `run` and
-            // is freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(err) });
-        }
-        Ok(())
-    })
+    // SAFETY: a non-NULL `err` was made by Box::into_raw in `run` and is
+    // freed once, as the caller promises.
+    unsafe { crate::util::free_handle(err) }
 }
 
 #[cfg(test)]

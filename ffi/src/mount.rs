@@ -3,15 +3,16 @@
 
 use std::ffi::{c_char, c_int};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
-use saferoot::mount::{unmount_in_root, AttachedMount};
-use saferoot::{Handle, Mount, MountAttr, Propagation};
+use saferoot::mount::{unmount_in_root, AttachError, AttachedMount, Scope};
+use saferoot::{Mount, MountAttr, Propagation};
 
-use crate::error::{ffi_plain, guard_int, guard_ptr, saferoot_error, FfiResult};
+use crate::error::{guard_int, guard_ptr, saferoot_error, FfiResult};
 use crate::root::{boxed, saferoot_root};
 use crate::util::{
-    check_flags, dup_borrowed, handle, opt_str_arg, read_ext, str_arg, write_out, ExtStruct,
+    borrow_fd, check_flags, dup_borrowed, free_handle, handle, handle_fd, lock_handle, opt_str_arg,
+    read_ext, str_arg, take_handle, write_out, ExtStruct, Locked,
 };
 
 /// Read-only.
@@ -111,7 +112,7 @@ unsafe impl ExtStruct for saferoot_fs_options {
     const NAME: &'static str = "saferoot_fs_options";
 }
 
-enum State {
+pub(crate) enum State {
     /// Made, not attached: configure it, then attach it.
     Detached(Mount),
     /// Attached; the handle keeps an fd to the mount's root.
@@ -140,9 +141,13 @@ impl saferoot_mount {
             state: Mutex::new(State::Detached(m)),
         })
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Locked for saferoot_mount {
+    type State = State;
+    const WHAT: &'static str = "mount";
+    fn state(&self) -> &Mutex<State> {
+        &self.state
     }
 }
 
@@ -162,9 +167,8 @@ unsafe fn with_detached<T>(
     m: *const saferoot_mount,
     f: impl FnOnce(&Mount) -> FfiResult<T>,
 ) -> FfiResult<T> {
-    // SAFETY: as promised by the caller.
-    let m = unsafe { handle(m, "mount")? };
-    let st = m.lock();
+    // SAFETY: `m` is NULL or a live mount handle.
+    let st = unsafe { lock_handle(m)? };
     match &*st {
         State::Detached(mount) => f(mount),
         other => Err(not_detached(other)),
@@ -237,9 +241,9 @@ pub unsafe extern "C" fn saferoot_mount_clone(
         )?;
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
-            Mount::clone_tree_nofollow(source, recursive)?
+            Mount::clone_tree_nofollow(source, Scope::tree_if(recursive))?
         } else {
-            Mount::clone_tree(source, recursive)?
+            Mount::clone_tree(source, Scope::tree_if(recursive))?
         };
         Ok(saferoot_mount::new(m))
     })
@@ -260,10 +264,11 @@ pub unsafe extern "C" fn saferoot_mount_clone_fd(
 ) -> *mut saferoot_mount {
     guard_ptr!(err, || {
         check_flags(flags, SAFEROOT_CLONE_RECURSIVE, "clone_fd flags")?;
-        let fd = dup_borrowed(fd, "fd")?;
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let fd = unsafe { borrow_fd(fd, "fd")? };
         Ok(saferoot_mount::new(Mount::clone_fd(
-            &fd,
-            flags & SAFEROOT_CLONE_RECURSIVE != 0,
+            fd,
+            Scope::tree_if(flags & SAFEROOT_CLONE_RECURSIVE != 0),
         )?))
     })
 }
@@ -292,9 +297,9 @@ pub unsafe extern "C" fn saferoot_mount_clone_in_root(
         let recursive = flags & SAFEROOT_CLONE_RECURSIVE != 0;
         let m = if flags & SAFEROOT_CLONE_NOFOLLOW != 0 {
             let h = root.root.resolve_nofollow(path)?;
-            Mount::clone_fd(&h, recursive)?
+            Mount::clone_fd(&h, Scope::tree_if(recursive))?
         } else {
-            Mount::clone_in_root(&root.root, path, recursive)?
+            Mount::clone_in_root(&root.root, path, Scope::tree_if(recursive))?
         };
         Ok(saferoot_mount::new(m))
     })
@@ -331,16 +336,14 @@ pub unsafe extern "C" fn saferoot_mount_from_fd(
 /// it. `-EINVAL` when `m` is NULL or was detached.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_mount_fd(m: *const saferoot_mount) -> c_int {
-    ffi_plain(-libc::EINVAL, || {
-        // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
-        let st = m.lock();
-        match &*st {
-            State::Detached(mount) => Ok(mount.as_fd().as_raw_fd()),
-            State::Attached(a) => Ok(a.as_fd().as_raw_fd()),
-            State::Gone => Ok(-libc::EINVAL),
-        }
-    })
+    // SAFETY: `m` is NULL or a live mount handle.
+    unsafe {
+        handle_fd(m, |st| match st {
+            State::Detached(mount) => Some(mount.as_fd().as_raw_fd()),
+            State::Attached(a) => Some(a.as_fd().as_raw_fd()),
+            State::Gone => None,
+        })
+    }
 }
 
 /// Sets the `SAFEROOT_MOUNT_ATTR_*` bits `set` and clears the bits
@@ -358,23 +361,15 @@ pub unsafe extern "C" fn saferoot_mount_set_attr(
 ) -> c_int {
     guard_int!(err, || {
         // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
+        let st = unsafe { lock_handle(m)? };
         let (set, clear) = (attr_arg(set, "set")?, attr_arg(clear, "clear")?);
         check_flags(flags, SAFEROOT_ATTR_RECURSIVE, "set_attr flags")?;
         let recursive = flags & SAFEROOT_ATTR_RECURSIVE != 0;
-        let st = m.lock();
         match &*st {
             State::Detached(mount) if recursive => mount.set_attr_recursive(set, clear)?,
             State::Detached(mount) => mount.set_attr(set, clear)?,
-            State::Attached(a) => {
-                // An attached mount is reached through a clone of its fd.
-                let copy = Mount::from_fd(dup_fd(a)?);
-                if recursive {
-                    copy.set_attr_recursive(set, clear)?
-                } else {
-                    copy.set_attr(set, clear)?
-                }
-            }
+            State::Attached(a) if recursive => a.set_attr_recursive(set, clear)?,
+            State::Attached(a) => a.set_attr(set, clear)?,
             State::Gone => return Err(not_detached(&st)),
         }
         Ok(0)
@@ -414,13 +409,12 @@ pub unsafe extern "C" fn saferoot_mount_set_propagation(
                 )))
             }
         };
-        let recursive = flags & SAFEROOT_ATTR_RECURSIVE != 0;
+        let scope = Scope::tree_if(flags & SAFEROOT_ATTR_RECURSIVE != 0);
         // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
-        let st = m.lock();
+        let st = unsafe { lock_handle(m)? };
         match &*st {
-            State::Detached(mount) => mount.set_propagation(p, recursive)?,
-            State::Attached(a) => Mount::from_fd(dup_fd(a)?).set_propagation(p, recursive)?,
+            State::Detached(mount) => mount.set_propagation(p, scope)?,
+            State::Attached(a) => a.set_propagation(p, scope)?,
             State::Gone => return Err(not_detached(&st)),
         }
         Ok(0)
@@ -441,11 +435,13 @@ pub unsafe extern "C" fn saferoot_mount_set_idmap(
 ) -> c_int {
     guard_int!(err, || {
         check_flags(flags, SAFEROOT_ATTR_RECURSIVE, "set_idmap flags")?;
-        let userns = dup_borrowed(userns_fd, "userns fd")?;
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let userns = unsafe { borrow_fd(userns_fd, "userns fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
         unsafe {
             with_detached(m, |mount| {
-                mount.set_idmap(&userns, flags & SAFEROOT_ATTR_RECURSIVE != 0)?;
+                let scope = Scope::tree_if(flags & SAFEROOT_ATTR_RECURSIVE != 0);
+                mount.set_idmap(userns, scope)?;
                 Ok(0)
             })
         }
@@ -467,8 +463,7 @@ pub unsafe extern "C" fn saferoot_mount_get_attr(
             return Err(saferoot_error::invalid("attrs_out is NULL"));
         }
         // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
-        let st = m.lock();
+        let st = unsafe { lock_handle(m)? };
         let attrs = match &*st {
             State::Detached(mount) => mount.attrs()?,
             State::Attached(a) => a.attrs()?,
@@ -493,8 +488,7 @@ pub unsafe extern "C" fn saferoot_mount_root(
 ) -> *mut saferoot_root {
     guard_ptr!(err, || {
         // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
-        let st = m.lock();
+        let st = unsafe { lock_handle(m)? };
         let fd = match &*st {
             State::Detached(mount) => dup_fd(mount)?,
             State::Attached(a) => dup_fd(a)?,
@@ -514,25 +508,33 @@ pub unsafe extern "C" fn saferoot_mount_root(
 /// `m` must be NULL or a live mount handle.
 unsafe fn attach_with(
     m: *const saferoot_mount,
-    attach: impl FnOnce(Mount) -> saferoot::Result<AttachedMount>,
+    attach: impl FnOnce(Mount) -> Result<AttachedMount, AttachError>,
 ) -> FfiResult<c_int> {
-    // SAFETY: as promised by the caller.
-    let m = unsafe { handle(m, "mount")? };
-    let mut st = m.lock();
-    let State::Detached(mount) = &*st else {
-        return Err(not_detached(&st));
+    // SAFETY: `m` is NULL or a live mount handle.
+    let mut st = unsafe { lock_handle(m)? };
+    let mount = match std::mem::replace(&mut *st, State::Gone) {
+        State::Detached(mount) => mount,
+        other => {
+            *st = other;
+            return Err(not_detached(&st));
+        }
     };
-    // move_mount acts on the open file, which the duplicate shares; if it
-    // fails, the original fd keeps the detached mount alive in the handle.
-    let copy = Mount::from_fd(dup_fd(mount)?);
     let what = mount.description().to_string();
-    let attached = attach(copy).map_err(|e| {
-        let mut e = saferoot_error::from(e);
-        e.prefix(&format!("attach {what}: "));
-        e
-    })?;
-    *st = State::Attached(attached);
-    Ok(0)
+    match attach(mount) {
+        Ok(attached) => {
+            *st = State::Attached(attached);
+            Ok(0)
+        }
+        Err(e) => {
+            // A failed attach hands the mount back: the handle stays
+            // detached and usable.
+            let (mount, e) = e.into_parts();
+            *st = State::Detached(mount);
+            let mut e = saferoot_error::from(e);
+            e.prefix(&format!("attach {what}: "));
+            Err(e)
+        }
+    }
 }
 
 /// Attaches the detached mount onto the inode `target_fd` refers to
@@ -550,9 +552,10 @@ pub unsafe extern "C" fn saferoot_mount_attach(
     err: *mut *mut saferoot_error,
 ) -> c_int {
     guard_int!(err, || {
-        let target = Handle::from_fd(dup_borrowed(target_fd, "target fd")?);
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let target = unsafe { borrow_fd(target_fd, "target fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
-        unsafe { attach_with(m, |mount| mount.attach(&target)) }
+        unsafe { attach_with(m, |mount| mount.attach(target)) }
     })
 }
 
@@ -569,9 +572,10 @@ pub unsafe extern "C" fn saferoot_mount_attach_beneath(
     err: *mut *mut saferoot_error,
 ) -> c_int {
     guard_int!(err, || {
-        let target = Handle::from_fd(dup_borrowed(target_fd, "target fd")?);
+        // SAFETY: the fd is borrowed for this call, as documented.
+        let target = unsafe { borrow_fd(target_fd, "target fd")? };
         // SAFETY: `m` is NULL or a live mount handle.
-        unsafe { attach_with(m, |mount| mount.attach_beneath(&target)) }
+        unsafe { attach_with(m, |mount| mount.attach_beneath(target)) }
     })
 }
 
@@ -607,8 +611,7 @@ pub unsafe extern "C" fn saferoot_mount_detach(
 ) -> c_int {
     guard_int!(err, || {
         // SAFETY: `m` is NULL or a live mount handle.
-        let m = unsafe { handle(m, "mount")? };
-        let mut st = m.lock();
+        let mut st = unsafe { lock_handle(m)? };
         match std::mem::replace(&mut *st, State::Gone) {
             State::Attached(a) => {
                 a.detach()?;
@@ -636,12 +639,9 @@ pub unsafe extern "C" fn saferoot_mount_into_fd(
     err: *mut *mut saferoot_error,
 ) -> c_int {
     guard_int!(err, || {
-        if m.is_null() {
-            return Err(saferoot_error::invalid("mount is NULL"));
-        }
-        // SAFETY: `m` came from Box::into_raw in this library; the caller
-        // gives it up with this call.
-        let m = unsafe { Box::from_raw(m) };
+        // SAFETY: `m` came from this library; the caller gives it up with
+        // this call.
+        let m = unsafe { take_handle(m, "mount")? };
         let state = m.state.into_inner().unwrap_or_else(|p| p.into_inner());
         match state {
             State::Detached(mount) => Ok(mount.into_fd().into_raw_fd()),
@@ -655,14 +655,8 @@ pub unsafe extern "C" fn saferoot_mount_into_fd(
 /// stays attached (only the handle's fd is closed). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_mount_free(m: *mut saferoot_mount) {
-    ffi_plain((), || {
-        if !m.is_null() {
-            // SAFETY: `m` came from Box::into_raw in this library and is
-            // freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(m) });
-        }
-        Ok(())
-    })
+    // SAFETY: `m` is NULL or a handle of this library, freed once.
+    unsafe { free_handle(m) }
 }
 
 /// Unmounts (lazily) the topmost mount at the in-root path `path`: a

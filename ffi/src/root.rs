@@ -107,14 +107,8 @@ pub unsafe extern "C" fn saferoot_root_fd(root: *const saferoot_root) -> c_int {
 /// through the root stay valid.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_root_free(root: *mut saferoot_root) {
-    crate::error::ffi_plain((), || {
-        if !root.is_null() {
-            // SAFETY: `root` came from Box::into_raw in this library and is
-            // freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(root) });
-        }
-        Ok(())
-    })
+    // SAFETY: NULL or a handle of this library, freed once.
+    unsafe { crate::util::free_handle(root) }
 }
 
 /// Resolves the in-root path `path` (absolute, read relative to the root),
@@ -272,6 +266,9 @@ pub unsafe extern "C" fn saferoot_mknod(
 /// Creates a symlink at the in-root path `path` (the parent must exist)
 /// whose target is `target`, stored as given (it is not resolved now, and
 /// is confined to the root whenever saferoot later resolves through it).
+/// The arguments keep this function's first order, link then target (the
+/// Rust `Root::symlink` takes std's order, target then link; reversing
+/// two strings here would go unnoticed by compilers of existing callers).
 /// Returns 0, or `-errno` with `*err` set.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_symlink(
@@ -289,7 +286,7 @@ pub unsafe extern "C" fn saferoot_symlink(
                 str_arg(target, "target")?,
             )
         };
-        root.root.symlink(path, target)?;
+        root.root.symlink(target, path)?;
         Ok(0)
     })
 }

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use saferoot::oci;
 use saferoot::rootfs::{self, AssembleOptions, AssembledRoot, EnterMethod, RootfsSpec, Strategy};
@@ -14,7 +14,10 @@ use crate::error::{
     c_string_lossy, ffi_plain, guard_int, guard_ptr, saferoot_errkind, saferoot_error, FfiResult,
 };
 use crate::root::{boxed, saferoot_root};
-use crate::util::{check_flags, dup_borrowed, handle, read_ext, str_arg, ExtStruct};
+use crate::util::{
+    check_flags, dup_borrowed, free_handle, handle_fd, lock_handle, read_ext, str_arg, ExtStruct,
+    Locked,
+};
 
 /// How `saferoot_rootfs_assemble_*` puts the mounts together.
 #[allow(non_camel_case_types)]
@@ -98,9 +101,11 @@ pub struct saferoot_rootfs {
     state: Mutex<Option<AssembledRoot>>,
 }
 
-impl saferoot_rootfs {
-    fn lock(&self) -> MutexGuard<'_, Option<AssembledRoot>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Locked for saferoot_rootfs {
+    type State = Option<AssembledRoot>;
+    const WHAT: &'static str = "rootfs";
+    fn state(&self) -> &Mutex<Option<AssembledRoot>> {
+        &self.state
     }
 }
 
@@ -387,8 +392,7 @@ pub unsafe extern "C" fn saferoot_rootfs_root(
 ) -> *mut saferoot_root {
     guard_ptr!(err, || {
         // SAFETY: NULL or a live handle.
-        let r = unsafe { handle(rootfs, "rootfs")? };
-        let st = r.lock();
+        let st = unsafe { lock_handle(rootfs)? };
         let a = st.as_ref().ok_or_else(gone)?;
         Ok(boxed(saferoot_root {
             root: a.root().try_clone()?,
@@ -401,14 +405,12 @@ pub unsafe extern "C" fn saferoot_rootfs_root(
 /// `-EINVAL` when `rootfs` is NULL or was entered or detached.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_rootfs_fd(rootfs: *const saferoot_rootfs) -> c_int {
-    ffi_plain(-libc::EINVAL, || {
-        // SAFETY: NULL or a live handle.
-        let r = unsafe { handle(rootfs, "rootfs")? };
-        let st = r.lock();
-        Ok(st
-            .as_ref()
-            .map_or(-libc::EINVAL, |a| a.mount_fd().as_fd().as_raw_fd()))
-    })
+    // SAFETY: NULL or a live handle.
+    unsafe {
+        handle_fd(rootfs, |st| {
+            st.as_ref().map(|a| a.mount_fd().as_fd().as_raw_fd())
+        })
+    }
 }
 
 /// The strategy that was used: `SAFEROOT_STRATEGY_DETACHED` or
@@ -418,8 +420,7 @@ pub unsafe extern "C" fn saferoot_rootfs_fd(rootfs: *const saferoot_rootfs) -> c
 pub unsafe extern "C" fn saferoot_rootfs_strategy(rootfs: *const saferoot_rootfs) -> c_int {
     ffi_plain(-libc::EINVAL, || {
         // SAFETY: NULL or a live handle.
-        let r = unsafe { handle(rootfs, "rootfs")? };
-        let st = r.lock();
+        let st = unsafe { lock_handle(rootfs)? };
         Ok(st.as_ref().map_or(-libc::EINVAL, |a| match a.strategy() {
             Strategy::Detached => saferoot_strategy::SAFEROOT_STRATEGY_DETACHED as c_int,
             _ => saferoot_strategy::SAFEROOT_STRATEGY_IN_PLACE as c_int,
@@ -437,8 +438,7 @@ pub unsafe extern "C" fn saferoot_rootfs_detach(
 ) -> c_int {
     guard_int!(err, || {
         // SAFETY: NULL or a live handle.
-        let r = unsafe { handle(rootfs, "rootfs")? };
-        let a = r.lock().take().ok_or_else(gone)?;
+        let a = unsafe { lock_handle(rootfs)? }.take().ok_or_else(gone)?;
         a.detach()?;
         Ok(0)
     })
@@ -473,8 +473,7 @@ pub unsafe extern "C" fn saferoot_rootfs_enter(
             }
         };
         // SAFETY: NULL or a live handle.
-        let r = unsafe { handle(rootfs, "rootfs")? };
-        let a = r.lock().take().ok_or_else(gone)?;
+        let a = unsafe { lock_handle(rootfs)? }.take().ok_or_else(gone)?;
         a.enter(method)?;
         Ok(0)
     })
@@ -485,14 +484,8 @@ pub unsafe extern "C" fn saferoot_rootfs_enter(
 /// no-op.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_rootfs_free(rootfs: *mut saferoot_rootfs) {
-    ffi_plain((), || {
-        if !rootfs.is_null() {
-            // SAFETY: made by Box::into_raw in this library and freed once,
-            // as the caller promises.
-            drop(unsafe { Box::from_raw(rootfs) });
-        }
-        Ok(())
-    })
+    // SAFETY: NULL or a handle of this library, freed once.
+    unsafe { free_handle(rootfs) }
 }
 
 /// Makes the user namespace that `saferoot_lock_mounts` moves the

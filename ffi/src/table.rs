@@ -291,14 +291,8 @@ pub unsafe extern "C" fn saferoot_mount_table_find(
 /// Frees a table and all its entries and strings. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_mount_table_free(t: *mut saferoot_mount_table) {
-    ffi_plain((), || {
-        if !t.is_null() {
-            // SAFETY: `t` came from Box::into_raw in this library and is
-            // freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(t) });
-        }
-        Ok(())
-    })
+    // SAFETY: NULL or a handle of this library, freed once.
+    unsafe { crate::util::free_handle(t) }
 }
 
 #[cfg(test)]

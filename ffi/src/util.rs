@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, CStr};
 use std::mem::size_of;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{saferoot_errkind, saferoot_error, FfiResult};
 
@@ -58,6 +58,41 @@ pub(crate) fn check_fd(fd: c_int, what: &str) -> FfiResult<()> {
     } else {
         Ok(())
     }
+}
+
+/// Borrows the caller's fd `fd` for the length of one call, after checking
+/// that it is open (`F_GETFD`; a closed fd is refused as invalid input, as
+/// [`dup_borrowed`] refuses it). For fds the library only uses during the
+/// call; nothing is duplicated.
+///
+/// # Safety
+///
+/// The caller keeps `fd` open, and does not close it from another thread,
+/// until the returned value is dropped (the C functions that borrow an fd
+/// say so).
+pub(crate) unsafe fn borrow_fd<'a>(fd: c_int, what: &str) -> FfiResult<BorrowedFd<'a>> {
+    check_fd(fd, what)?;
+    // SAFETY: fcntl(F_GETFD) takes any integer and changes nothing.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EBADF);
+        let kind = if errno == libc::EBADF {
+            saferoot_errkind::SAFEROOT_ERRKIND_INVALID_INPUT
+        } else {
+            saferoot_errkind::SAFEROOT_ERRKIND_OS
+        };
+        return Err(saferoot_error::new(
+            kind,
+            errno,
+            format!(
+                "{what} {fd}: fcntl(F_GETFD): {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        ));
+    }
+    // SAFETY: `fd` is open, and the caller keeps it open while borrowed.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// Duplicates a borrowed fd (`F_DUPFD_CLOEXEC`), so that the library never
@@ -186,4 +221,86 @@ pub(crate) unsafe fn write_out<T>(p: *mut T, value: T) {
         // SAFETY: as promised by the caller.
         unsafe { p.write(value) };
     }
+}
+
+/// A C handle whose state sits behind a lock: `saferoot_mount`,
+/// `saferoot_rootfs`. The functions below are the handle code every such
+/// type shares: look up the pointer, lock (a lock poisoned by a caught
+/// panic is taken over: the state is still consistent, each change being
+/// one assignment), free, hand out a borrowed fd.
+pub(crate) trait Locked {
+    /// The state behind the lock.
+    type State;
+    /// The handle's name in messages (`mount`, `rootfs`).
+    const WHAT: &'static str;
+    /// The lock.
+    fn state(&self) -> &std::sync::Mutex<Self::State>;
+    /// Takes the lock, taking over a poisoned one.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Self::State> {
+        self.state().lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Refuses NULL and locks the handle `p`.
+///
+/// # Safety
+///
+/// `p` must be NULL or a live handle of this library.
+pub(crate) unsafe fn lock_handle<'a, H: Locked + 'a>(
+    p: *const H,
+) -> FfiResult<std::sync::MutexGuard<'a, H::State>> {
+    // SAFETY: as promised by the caller.
+    let h: &'a H = unsafe { handle(p, H::WHAT)? };
+    Ok(h.lock())
+}
+
+/// The body of every `_fd` accessor: the fd `fd` picks from the locked
+/// state (the handle keeps owning it; the caller only borrows it), or
+/// `-EINVAL` when `p` is NULL or `fd` finds none (the handle was detached,
+/// entered, ...).
+///
+/// # Safety
+///
+/// As for [`lock_handle`].
+pub(crate) unsafe fn handle_fd<H: Locked + 'static>(
+    p: *const H,
+    fd: impl FnOnce(&H::State) -> Option<c_int>,
+) -> c_int {
+    crate::error::ffi_plain(-libc::EINVAL, || {
+        // SAFETY: as promised by the caller.
+        let st = unsafe { lock_handle(p)? };
+        Ok(fd(&st).unwrap_or(-libc::EINVAL))
+    })
+}
+
+/// The body of every `_free` function: drops the boxed handle `p`; NULL is
+/// a no-op.
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer this library made with `Box::into_raw`
+/// that is not used again.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    crate::error::ffi_plain((), || {
+        if !p.is_null() {
+            // SAFETY: made by Box::into_raw here and freed once, as the
+            // caller promises.
+            drop(unsafe { Box::from_raw(p) });
+        }
+        Ok(())
+    })
+}
+
+/// Takes back the boxed handle `p` that a consuming function
+/// (`saferoot_mount_into_fd`, ...) is given, refusing NULL.
+///
+/// # Safety
+///
+/// As for [`free_handle`].
+pub(crate) unsafe fn take_handle<T>(p: *mut T, what: &str) -> FfiResult<Box<T>> {
+    if p.is_null() {
+        return Err(saferoot_error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: as promised by the caller.
+    Ok(unsafe { Box::from_raw(p) })
 }

@@ -20,6 +20,7 @@ use rustix::mount::{open_tree, OpenTreeFlags};
 use crate::features::{self, Feature};
 use crate::journal::{self, Journal};
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::procfs::Procfs;
 use crate::rootfs::mask::HostDevNull;
 use crate::rootfs::mounts::{self, Made};
@@ -43,7 +44,7 @@ pub enum Strategy {
 
 impl Strategy {
     /// The strategy `Auto` stands for on this kernel; an explicit choice
-    /// the kernel cannot do is [`Error::Unsupported`].
+    /// the kernel cannot do is [`crate::ErrorKind::Unsupported`].
     pub fn resolve(self) -> Result<Strategy> {
         match self {
             Strategy::Auto if features::has(Feature::DetachedMountTargets) => {
@@ -138,9 +139,15 @@ pub(crate) type Propagated = Vec<(OwnedFd, Vec<crate::rootfs::PropagationSetting
 /// later mount below an earlier `rshared` one keeps its own setting).
 pub(crate) fn reapply_propagation(propagated: &Propagated) -> Result<()> {
     for (fd, settings) in propagated {
-        let m = Mount::from_fd(dup(fd.as_fd())?);
         for p in settings {
-            m.set_propagation(p.kind, p.recursive)?;
+            let scope = Scope::tree_if(p.recursive);
+            crate::mount::change_attrs(
+                fd,
+                MountAttr::empty(),
+                MountAttr::empty(),
+                Some(p.kind),
+                scope,
+            )?;
         }
     }
     Ok(())
@@ -296,7 +303,8 @@ pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<Assembled
     let target = rootfs_dir.handle()?;
     make_parent_private(&target)?;
 
-    let tree_mount = Mount::clone_fd(&rootfs_dir, true).map_err(|e| e.with_path(&plan.rootfs))?;
+    let tree_mount =
+        Mount::clone_fd(&rootfs_dir, Scope::Tree).map_err(|e| e.with_path(&plan.rootfs))?;
     let tree = match strategy {
         Strategy::Detached => Tree::Detached(tree_mount),
         _ => Tree::Attached(
@@ -333,7 +341,7 @@ pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<Assembled
                     Ok(a) => a,
                     Err(e) => {
                         undo("attach");
-                        return Err(e.with_path(&plan.rootfs));
+                        return Err(Error::from(e).with_path(&plan.rootfs));
                     }
                 },
                 Tree::Attached(a) => a,
@@ -550,10 +558,15 @@ fn build(
         };
         // When saferoot sets up /dev, /dev and everything below it are
         // reached without following a symlink and never on a volume.
+        let entry = |e: Error| match pm.index {
+            Some(i) => e.with_entry(crate::error::Entry::Mount(i)),
+            None => e,
+        };
         let made = if plan.setup_dev && dev::is_dev_path(&pm.destination) {
-            dev::make_mount(root, &dev_scope, pm, plan.user_namespace, &plan.namespaces)?
+            dev::make_mount(root, &dev_scope, pm, plan.user_namespace, &plan.namespaces)
+                .map_err(entry)?
         } else {
-            mounts::make(root, pm, plan.user_namespace, &plan.namespaces)?
+            mounts::make(root, pm, plan.user_namespace, &plan.namespaces).map_err(entry)?
         };
         if let Made::Mount(m) = &made {
             dev_scope.made(pm, m)?;
@@ -600,9 +613,19 @@ fn build(
         apply_deferred(&deferred_ro)?;
         deferred_ro.clear();
     }
-    let tree_mount = Mount::from_fd(dup(tree.fd())?);
+    // The tree's root mount is changed through the tree's fd: attached
+    // or not, mount_setattr acts on the mount the fd is on.
+    let change = |set, propagation| {
+        crate::mount::change_attrs(
+            tree.fd(),
+            set,
+            MountAttr::empty(),
+            propagation,
+            Scope::Mount,
+        )
+    };
     if plan.readonly_root {
-        tree_mount.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
+        change(MountAttr::RDONLY, None)?;
     }
     // The root propagation goes on the tree's root mount only. The mounts
     // below it already have it: the clones of host mounts are copies of
@@ -613,13 +636,13 @@ fn build(
     // binds. Each mount's own settings are applied once more after the
     // tree is attached (see `finish`), as runc applies them after mounting.
     let p = preparation_propagation(plan);
-    tree_mount.set_propagation(p.kind, false)?;
+    change(MountAttr::empty(), Some(p.kind))?;
     Ok((deferred_ro, propagated))
 }
 
 fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
     for m in mounts {
-        Mount::from_fd(dup(m.as_fd())?).set_attr(MountAttr::RDONLY, MountAttr::empty())?;
+        m.set_attr(MountAttr::RDONLY, MountAttr::empty())?;
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, StatxFlags, Uid};
 use rustix::io::Errno;
 
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::path::{type_name, NodeKind, Root};
 use crate::rootfs::mounts::{self, Made};
 use crate::rootfs::plan::{MountKind, PlannedMount};
@@ -254,11 +255,12 @@ fn reroot(mut e: Error, dir: &Path) -> Error {
             *p = dir.join(rel);
         }
     };
-    match &mut e {
-        Error::Os { path: Some(p), .. }
-        | Error::InvalidInput { path: Some(p), .. }
-        | Error::SafetyViolation { path: Some(p), .. }
-        | Error::Resolve { path: p, .. } => fix(p),
+    use crate::error::Repr;
+    match e.repr_mut() {
+        Repr::Os { path: Some(p), .. }
+        | Repr::InvalidInput { path: Some(p), .. }
+        | Repr::SafetyViolation { path: Some(p), .. }
+        | Repr::Resolve { path: p, .. } => fix(p),
         _ => {}
     }
     e
@@ -392,7 +394,7 @@ fn bind_host_device(
     kind: NodeKind,
 ) -> Result<AttachedMount> {
     let path = &d.path;
-    let host = Mount::clone_tree_nofollow(path, false)?;
+    let host = Mount::clone_tree_nofollow(path, Scope::Mount)?;
     let st = rustix::fs::fstat(&host).map_err(|e| Error::os_at("fstat host device", path, e))?;
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
     if ft != kind.file_type() || (kind != NodeKind::Fifo && st.st_rdev != kind.rdev()) {
@@ -403,7 +405,8 @@ fn bind_host_device(
         ));
     }
     let target = dir.create_file(name, 0o644)?;
-    host.attach(&target).map_err(|e| e.with_path(name))
+    host.attach(&target)
+        .map_err(|e| Error::from(e).with_path(name))
 }
 
 /// The symlinks every `/dev` has, as `(link, target)`; `/dev/core` only when
@@ -429,7 +432,7 @@ pub(crate) fn setup_links(root: &Root, scope: &DevScope) -> Result<()> {
     let run = || -> Result<()> {
         for (link, target) in default_symlinks() {
             let name = Path::new("/").join(link.strip_prefix(dev).unwrap_or(&link));
-            match dir.symlink(&name, &target) {
+            match dir.symlink(&target, &name) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 r => r?,
             }
@@ -438,7 +441,7 @@ pub(crate) fn setup_links(root: &Root, scope: &DevScope) -> Result<()> {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        dir.symlink("/ptmx", "pts/ptmx")
+        dir.symlink("pts/ptmx", "/ptmx")
     };
     run().map_err(|e| reroot(e, dev))
 }
@@ -477,7 +480,7 @@ fn bind_console(root: &Root, path: &Path, console: BorrowedFd<'_>) -> Result<Att
         _ => {}
     }
     let target = root.create_file(path, 0o600)?;
-    Mount::clone_fd(console.as_fd(), false)?
+    Mount::clone_fd(console.as_fd(), Scope::Mount)?
         .attach(&target)
-        .map_err(|e| e.with_path(path))
+        .map_err(|e| Error::from(e).with_path(path))
 }

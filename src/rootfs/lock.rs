@@ -109,7 +109,7 @@ impl MountLock {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] when `userns` is not a child of the caller's
+    /// [`crate::ErrorKind::InvalidInput`] when `userns` is not a child of the caller's
     /// user namespace: a mount namespace owned by any other would not be
     /// less privileged, so nothing would be locked.
     pub fn join(userns: OwnedFd) -> Result<MountLock> {
@@ -140,9 +140,9 @@ impl MountLock {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidInput`] when the process has more than one thread
+    /// - [`crate::ErrorKind::InvalidInput`] when the process has more than one thread
     ///   (`setns` answers `EINVAL`);
-    /// - [`Error::Os`] naming `setns` or `unshare` otherwise.
+    /// - [`crate::ErrorKind::Os`] naming `setns` or `unshare` otherwise.
     ///
     /// Needs no procfs and no path: it works in a root without `/proc`.
     pub fn apply(self) -> Result<()> {

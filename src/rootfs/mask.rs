@@ -10,7 +10,9 @@ use std::path::Path;
 
 use rustix::fs::FileType;
 
+use crate::error::Entry;
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::path::{Handle, Root};
 use crate::{Error, ErrorKind, Mount, MountAttr, Result};
 
@@ -65,13 +67,15 @@ pub(crate) fn mask_paths(
 ) -> Result<Vec<AttachedMount>> {
     let mut made = Vec::new();
     let mut dir_mask: Option<Mount> = None;
-    for p in paths {
+    for (i, p) in paths.iter().enumerate() {
         let p = p.as_ref();
-        let Some(target) = resolve_existing(root, p)? else {
+        let entry = |e: crate::Error| e.with_entry(Entry::MaskedPath(i));
+        let Some(target) = resolve_existing(root, p).map_err(entry)? else {
             continue;
         };
-        crate::rootfs::policy::check_not_tree_root(root, &target, "maskedPaths", p)?;
-        let m = if target.is_dir().map_err(|e| e.with_path(p))? {
+        crate::rootfs::policy::check_not_tree_root(root, &target, "maskedPaths", p)
+            .map_err(entry)?;
+        let m = if target.is_dir().map_err(|e| entry(e.with_path(p)))? {
             let fresh = || {
                 Mount::fs("tmpfs")
                     .source("tmpfs")
@@ -86,18 +90,21 @@ pub(crate) fn mask_paths(
             };
             let proto = match &dir_mask {
                 Some(m) => m,
-                None => dir_mask.insert(fresh()?),
+                None => dir_mask.insert(fresh().map_err(entry)?),
             };
             // One superblock for every masked directory; kernels that cannot
             // clone a detached mount get a fresh (equally empty) tmpfs.
-            match Mount::clone_fd(proto, false) {
+            match Mount::clone_fd(proto, Scope::Mount) {
                 Ok(m) => m,
-                Err(_) => fresh()?,
+                Err(_) => fresh().map_err(entry)?,
             }
         } else {
-            Mount::clone_fd(devnull.handle(), false)?
+            Mount::clone_fd(devnull.handle(), Scope::Mount).map_err(entry)?
         };
-        made.push(m.attach(&target).map_err(|e| e.with_path(p))?);
+        made.push(
+            m.attach(&target)
+                .map_err(|e| entry(Error::from(e).with_path(p)))?,
+        );
         log::debug!("masked {}", p.display());
     }
     Ok(made)
@@ -110,16 +117,21 @@ pub(crate) fn readonly_paths(
     paths: &[impl AsRef<Path>],
 ) -> Result<Vec<AttachedMount>> {
     let mut made = Vec::new();
-    for p in paths {
+    for (i, p) in paths.iter().enumerate() {
         let p = p.as_ref();
-        let Some(target) = resolve_existing(root, p)? else {
+        let entry = |e: crate::Error| e.with_entry(Entry::ReadonlyPath(i));
+        let Some(target) = resolve_existing(root, p).map_err(entry)? else {
             continue;
         };
-        crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)?;
-        let m = Mount::clone_fd(&target, true).map_err(|e| e.with_path(p))?;
+        crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)
+            .map_err(entry)?;
+        let m = Mount::clone_fd(&target, Scope::Tree).map_err(|e| entry(e.with_path(p)))?;
         m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())
-            .map_err(|e| e.with_path(p))?;
-        made.push(m.attach(&target).map_err(|e| e.with_path(p))?);
+            .map_err(|e| entry(e.with_path(p)))?;
+        made.push(
+            m.attach(&target)
+                .map_err(|e| entry(Error::from(e).with_path(p)))?,
+        );
         log::debug!("read-only {}", p.display());
     }
     Ok(made)

@@ -6,6 +6,7 @@ use std::path::Path;
 use rustix::fs::FileType;
 
 use crate::mount::AttachedMount;
+use crate::mount::Scope;
 use crate::path::{split_parent, Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::plan::{IdmapPlan, MountKind, PlannedMount};
@@ -36,7 +37,11 @@ fn refuse(pm: &PlannedMount, reason: impl Into<std::borrow::Cow<'static, str>>) 
         Some(i) => format!("mounts[{i}]: mount"),
         None => "mount".to_string(),
     };
-    Error::invalid_at(op, &pm.destination, reason)
+    let e = Error::invalid_at(op, &pm.destination, reason);
+    match pm.index {
+        Some(i) => e.with_entry(crate::error::Entry::Mount(i)),
+        None => e,
+    }
 }
 
 /// Makes `pm` inside `root`. `user_namespace` relaxes locked flags;
@@ -56,7 +61,7 @@ pub(crate) fn make(
             if let Some(parent) = dest.parent() {
                 root.mkdir_all(parent, 0o755)?;
             }
-            root.symlink(dest, target)?;
+            root.symlink(target, dest)?;
             return Ok(Made::Nothing);
         }
         MountKind::Fs {
@@ -89,7 +94,7 @@ pub(crate) fn make(
         }
     };
     for p in &pm.propagation {
-        mount.set_propagation(p.kind, p.recursive)?;
+        mount.set_propagation(p.kind, Scope::tree_if(p.recursive))?;
     }
     let target = target_for(root, pm, &mount)?;
     check_target(root, &target, pm, bind_source, namespaces)?;
@@ -216,7 +221,7 @@ fn make_cgroup(pm: &PlannedMount) -> Result<Mount> {
              allowed): it would be a writable bind of the host's hierarchy; mount it ro",
         ));
     }
-    let m = Mount::clone_tree("/sys/fs/cgroup", true)?;
+    let m = Mount::clone_tree("/sys/fs/cgroup", Scope::Tree)?;
     let (set, clear) = (pm.set | pm.rec_set, pm.clear | pm.rec_clear);
     m.set_attr_recursive(set, clear - set)?;
     Ok(m)
@@ -275,7 +280,7 @@ fn apply_idmap(m: &Mount, idmap: &IdmapPlan) -> Result<()> {
         &map_lines(&idmap.uid_mappings),
         &map_lines(&idmap.gid_mappings),
     )?;
-    m.set_idmap(&userns, idmap.recursive)
+    m.set_idmap(&userns, Scope::tree_if(idmap.recursive))
 }
 
 /// The inode the mount goes onto: resolved inside the root, created when

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::error::Entry;
 use crate::path::check_in_root_path;
 use crate::rootfs::options::{parse_options, BindKind, MountOptions};
 use crate::rootfs::policy::{self, check_destination, NsKind};
@@ -16,7 +17,7 @@ use crate::rootfs::sources::{classify, split_overlay_layers, OverlayLayer, Sourc
 use crate::rootfs::spec::{
     DeviceKind, DeviceSpec, IdMapping, Namespaces, PropagationSetting, RootfsSpec,
 };
-use crate::{Error, MountAttr, Result};
+use crate::{Error, ErrorKind, MountAttr, Result};
 
 /// What a planned mount is made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,9 +80,11 @@ pub struct IdmapPlan {
     pub gid_mappings: Vec<IdMapping>,
 }
 
-/// One mount of a [`Plan`].
+/// One mount of a [`Plan`]. Made only by [`plan`] (it is
+/// `#[non_exhaustive]`): its fields are what the checks passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PlannedMount {
     /// The index of the mount in `RootfsSpec::mounts`, or `None` for
     /// mounts saferoot adds (an implicit `/dev`).
@@ -174,8 +177,13 @@ pub fn default_devices() -> Vec<DeviceSpec> {
 }
 
 /// A checked spec: everything [`super::assemble`] will do, in order.
+///
+/// Only [`plan`] makes one (the type is `#[non_exhaustive]`, so code
+/// outside saferoot cannot build it field by field and skip the checks);
+/// its fields are public to read, and it serializes to JSON for dry runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Plan {
     /// The host directory that becomes `/`.
     pub rootfs: PathBuf,
@@ -250,62 +258,28 @@ fn implicit_mount(m: &crate::rootfs::spec::MountSpec) -> Result<PlannedMount> {
 }
 
 fn mount_err(i: usize, dest: &Path, e: Error) -> Error {
-    match e {
-        Error::InvalidInput { op, reason, .. } => Error::InvalidInput {
-            op: format!("mounts[{i}]: {op}").into(),
-            path: Some(dest.to_path_buf()),
-            reason,
-        },
-        other => other.with_path(dest),
+    let e = e.with_entry(Entry::Mount(i));
+    if e.kind() == ErrorKind::InvalidInput {
+        e.map_op(|op| format!("mounts[{i}]: {op}").into())
+            .set_path(dest, true)
+    } else {
+        e.with_path(dest)
     }
 }
 
-/// An error about device `i` of the spec, named `devices[i]` (a CLI maps
-/// that to its own name for the entry, `linux.devices[i]` for a bundle).
+/// An error about device `i` of the spec, named `devices[i]` in its
+/// message and [`Entry::Device`] as data.
 pub(crate) fn device_err(i: usize, path: &Path, e: Error) -> Error {
     let prefix = format!("devices[{i}]");
-    let named = |op: std::borrow::Cow<'static, str>| -> std::borrow::Cow<'static, str> {
-        if op.starts_with(&prefix) {
-            op
-        } else {
-            format!("{prefix}: {op}").into()
-        }
-    };
-    match e {
-        Error::InvalidInput {
-            op,
-            path: p,
-            reason,
-        } => Error::InvalidInput {
-            op: named(op),
-            path: p.or_else(|| Some(path.to_path_buf())),
-            reason,
-        },
-        Error::Os { op, path: p, errno } => Error::Os {
-            op: named(op),
-            path: p.or_else(|| Some(path.to_path_buf())),
-            errno,
-        },
-        Error::SafetyViolation {
-            op,
-            path: p,
-            reason,
-        } => Error::SafetyViolation {
-            op: named(op),
-            path: p.or_else(|| Some(path.to_path_buf())),
-            reason,
-        },
-        Error::Resolve {
-            op,
-            path: p,
-            source,
-        } => Error::Resolve {
-            op: named(op),
-            path: p,
-            source,
-        },
-        other => other,
-    }
+    e.with_entry(Entry::Device(i))
+        .map_op(|op| {
+            if op.starts_with(&prefix) {
+                op
+            } else {
+                format!("{prefix}: {op}").into()
+            }
+        })
+        .set_path(path, false)
 }
 
 /// Filesystems that take an SELinux `context=` option.
@@ -391,14 +365,16 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
             DeviceKind::Fifo => None,
         };
         if let Some(Err(why)) = kind.map(crate::NodeKind::check) {
-            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, why));
+            return Err(Error::invalid_at(format!("devices[{i}]"), &d.path, why)
+                .with_entry(Entry::Device(i)));
         }
         if d.file_mode.is_some_and(|m| m & !0o7777 != 0) {
             return Err(Error::invalid_at(
                 format!("devices[{i}]"),
                 &d.path,
                 "fileMode has bits outside 0o7777",
-            ));
+            )
+            .with_entry(Entry::Device(i)));
         }
         if d.path
             .components()
@@ -410,41 +386,47 @@ pub fn plan(spec: &RootfsSpec) -> Result<Plan> {
                 format!("devices[{i}]"),
                 &d.path,
                 "a device path may not contain ..",
-            ));
+            )
+            .with_entry(Entry::Device(i)));
         }
         if crate::rootfs::policy::clean(&d.path) == Path::new("/dev") {
             return Err(Error::invalid_at(
                 format!("devices[{i}]"),
                 &d.path,
                 "a device cannot replace /dev",
-            ));
+            )
+            .with_entry(Entry::Device(i)));
         }
         // A spec device replaces a default one at the same path.
         devices.retain(|(x, _)| x.path != d.path);
         devices.push((d.clone(), Some(i)));
     }
-    for (what, list) in [
-        ("maskedPaths", &spec.masked_paths),
-        ("readonlyPaths", &spec.readonly_paths),
+    for (what, list, entry) in [
+        (
+            "maskedPaths",
+            &spec.masked_paths,
+            Entry::MaskedPath as fn(usize) -> Entry,
+        ),
+        ("readonlyPaths", &spec.readonly_paths, Entry::ReadonlyPath),
     ] {
-        for p in list {
-            check_in_root_path("plan", p).map_err(|e| match e {
-                Error::InvalidInput { reason, path, .. } => Error::InvalidInput {
-                    op: what.into(),
-                    path,
-                    reason,
-                },
-                e => e,
+        for (j, p) in list.iter().enumerate() {
+            check_in_root_path("plan", p).map_err(|e| {
+                let e = e.with_entry(entry(j));
+                match e.kind() {
+                    ErrorKind::InvalidInput => e.map_op(|_| what.into()),
+                    _ => e,
+                }
             })?;
         }
     }
     if let Some(cwd) = &spec.cwd {
-        check_in_root_path("plan cwd", cwd)?;
+        check_in_root_path("plan cwd", cwd).map_err(|e| e.with_entry(Entry::Cwd))?;
     }
     // Only sysctls that a namespace of the container's own isolates; the
     // rest would be written in the host's namespaces.
     for k in spec.sysctls.keys() {
-        let kind = policy::check_sysctl(k, &spec.namespaces)?;
+        let kind = policy::check_sysctl(k, &spec.namespaces)
+            .map_err(|e| e.with_entry(Entry::Sysctl(k.clone())))?;
         if !relies_on.contains(&kind) {
             relies_on.push(kind);
         }
@@ -491,7 +473,7 @@ fn plan_mount(
     check_in_root_path("plan mount", dest)?;
     let placement = check_destination(dest)?;
     let is_bind_type = m.fs_type == "bind";
-    let opts: MountOptions = parse_options(&m.options, is_bind_type)?;
+    let opts: MountOptions = m.parsed_options()?.into_owned();
     for w in &opts.ignored {
         log::warn!(
             "mounts[{i}] ({}): option {w:?} is a filesystem option, which a bind mount does \
@@ -630,6 +612,48 @@ mod tests {
             mounts,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn refusals_carry_their_entry_and_kind() {
+        let entry = |s: &RootfsSpec| plan(s).unwrap_err();
+        let mut s = spec(vec![
+            MountSpec::new("/proc", "proc", Some("proc".into()), &[]),
+            MountSpec::new("tmp", "tmpfs", None, &[]),
+        ]);
+        let e = entry(&s);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.entry(), Some(&Entry::Mount(1)), "{e}");
+        assert!(e.to_string().starts_with("mounts[1]: "), "{e}");
+        s.mounts.pop();
+        s.devices.push(DeviceSpec {
+            path: "/dev/../x".into(),
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            file_mode: None,
+            uid: None,
+            gid: None,
+        });
+        let e = entry(&s);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.entry(), Some(&Entry::Device(0)), "{e}");
+        s.devices.clear();
+        s.readonly_paths = vec!["/proc/sys".into(), "proc/x".into()];
+        let e = entry(&s);
+        assert_eq!(e.entry(), Some(&Entry::ReadonlyPath(1)), "{e}");
+        s.readonly_paths.clear();
+        s.cwd = Some("home".into());
+        let e = entry(&s);
+        assert_eq!(e.entry(), Some(&Entry::Cwd), "{e}");
+        s.cwd = None;
+        s.sysctls.insert("kernel.shmmax".into(), "1".into());
+        let e = entry(&s);
+        assert_eq!(
+            e.entry(),
+            Some(&Entry::Sysctl("kernel.shmmax".into())),
+            "{e}"
+        );
     }
 
     #[test]

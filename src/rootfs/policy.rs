@@ -224,7 +224,7 @@ pub fn sysctl_rule(name: &str) -> Result<SysctlRule> {
 }
 
 /// Accepts the sysctl `name` for a container with the namespaces `ns`, or
-/// refuses it with an [`Error::InvalidInput`] that names it and says why.
+/// refuses it with an [`crate::ErrorKind::InvalidInput`] that names it and says why.
 /// Returns the namespace the write will land in.
 pub fn check_sysctl(name: &str, ns: &Namespaces) -> Result<NsKind> {
     let rule = sysctl_rule(name)?;
@@ -815,17 +815,16 @@ impl Violation {
         }
     }
 
-    /// The refusal: an [`Error::InvalidInput`] with `op`, `path` and the
-    /// reason.
+    /// The refusal: an error of kind [`crate::ErrorKind::InvalidInput`]
+    /// with `op`, `path` and the reason.
     pub fn into_error(
         self,
         op: impl Into<std::borrow::Cow<'static, str>>,
         path: Option<&Path>,
     ) -> Error {
-        Error::InvalidInput {
-            op: op.into(),
-            path: path.map(Path::to_path_buf),
-            reason: self.reason.into(),
+        match path {
+            Some(p) => Error::invalid_at(op, p, self.reason),
+            None => Error::invalid(op, self.reason),
         }
     }
 }

@@ -20,7 +20,7 @@
 //! string only after its confined fd proved that the path has no symlink in
 //! it (the kernel's name for the fd, read through the private procfs, equals
 //! the lexical path); otherwise the mount is refused with
-//! [`Error::Unsupported`] naming the feature.
+//! [`crate::ErrorKind::Unsupported`] naming the feature.
 //!
 //! [`MountSpec::source_root`]: crate::rootfs::MountSpec::source_root
 
@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::features::{self, Feature};
 use crate::mount::FsBuilder;
+use crate::mount::Scope;
 use crate::path::{Handle, Root};
 use crate::procfs::Procfs;
 use crate::rootfs::policy;
@@ -341,7 +342,8 @@ pub(crate) fn clone_source(
     let confined = match resolve_confined(root, lookup, nofollow) {
         Ok(None) => match walk_host(root, source, nofollow)? {
             HostWalk::Opened(fd) => {
-                return Mount::clone_fd(&fd, recursive).map_err(|e| e.with_path(source))
+                return Mount::clone_fd(&fd, Scope::tree_if(recursive))
+                    .map_err(|e| e.with_path(source))
             }
             HostWalk::IntoRootfs(h) => h,
         },
@@ -349,7 +351,7 @@ pub(crate) fn clone_source(
         Err(e) => return Err(e.with_path(source)),
     };
     log::debug!("bind source {} resolved in {lookup:?}", source.display());
-    Mount::clone_fd(&confined, recursive).map_err(|e| e.with_path(source))
+    Mount::clone_fd(&confined, Scope::tree_if(recursive)).map_err(|e| e.with_path(source))
 }
 
 /// The target of the symlink a copy-symlink mount copies, read inside its
@@ -568,7 +570,7 @@ fn open_layer(root: &Root, l: &OverlayLayer) -> Result<OwnedFd> {
 /// private procfs) must be the directory's own name joined with the lexical
 /// path. A symlink anywhere in the path would make the two differ. Then the
 /// kernel's name is what the kernel is given. If the proof fails, the mount
-/// is refused with [`Error::Unsupported`] for [`Feature::OverlayLayerFds`]:
+/// is refused with [`crate::ErrorKind::Unsupported`] for [`Feature::OverlayLayerFds`]:
 /// that kernel feature would have made the layer safe to use.
 ///
 /// A process that can rename inside the rootfs between this check and the

@@ -4,15 +4,21 @@
 //! runtime-spec reader ([`crate::oci`], feature `oci`) produces one; so can
 //! any caller. Mount options are kept as the strings runc and crun accept
 //! (`ro`, `nosuid`, `rbind`, `rro`, `rslave`, `tmpcopyup`, `mode=755`, ...)
-//! and are parsed by [`super::options::parse_options`] when the spec is
-//! planned, so a bad option is reported with the mount it belongs to.
+//! and are parsed once, into [`MountOptions`]: by the OCI translation,
+//! which keeps the parsed value with the mount, or else when the spec is
+//! planned; the plan carries the parsed value from there on. A bad option is
+//! reported with the mount it belongs to.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Propagation;
+use crate::rootfs::options::{parse_options, MountOptions};
+use crate::{Propagation, Result};
 
 /// Everything needed to assemble a root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +165,36 @@ pub struct MountSpec {
     pub uid_mappings: Vec<IdMapping>,
     /// Group id mappings for an idmapped mount (OCI `gidMappings`).
     pub gid_mappings: Vec<IdMapping>,
+    /// `options` as parsed by whoever made this mount (the OCI
+    /// translation), so that planning does not parse them again.
+    #[serde(skip)]
+    parsed: ParsedOptions,
+}
+
+/// Options parsed once, with the strings and bind-ness they were parsed
+/// from: a caller may edit [`MountSpec::options`] or
+/// [`MountSpec::fs_type`] after the spec was made, and then the stored
+/// value no longer applies and is not used. Not part of the mount's value:
+/// it never affects equality and is not serialized.
+#[derive(Clone, Default)]
+struct ParsedOptions(Option<Arc<(Vec<String>, bool, MountOptions)>>);
+
+impl PartialEq for ParsedOptions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ParsedOptions {}
+
+impl fmt::Debug for ParsedOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "parsed"
+        } else {
+            "not parsed"
+        })
+    }
 }
 
 impl MountSpec {
@@ -175,6 +211,27 @@ impl MountSpec {
             source,
             options: options.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
+        }
+    }
+
+    /// Records `parsed` as what [`MountSpec::options`] parse to, so that
+    /// [`MountSpec::parsed_options`] need not parse them again.
+    pub(crate) fn set_parsed_options(&mut self, parsed: MountOptions) {
+        let key = (self.options.clone(), self.fs_type == "bind", parsed);
+        self.parsed = ParsedOptions(Some(Arc::new(key)));
+    }
+
+    /// The options, parsed: the value recorded when the mount was made if
+    /// the options (and whether the type is `bind`) are still the ones it
+    /// was parsed from, otherwise parsed now with
+    /// [`parse_options`].
+    pub fn parsed_options(&self) -> Result<Cow<'_, MountOptions>> {
+        let is_bind = self.fs_type == "bind";
+        match self.parsed.0.as_deref() {
+            Some((from, bind, parsed)) if *from == self.options && *bind == is_bind => {
+                Ok(Cow::Borrowed(parsed))
+            }
+            _ => parse_options(&self.options, is_bind).map(Cow::Owned),
         }
     }
 }
@@ -305,5 +362,31 @@ mod tests {
         let spec: RootfsSpec =
             serde_json::from_str(r#"{"rootfs": "/r", "rootfsPropagation": "rshared"}"#).unwrap();
         assert_eq!(spec.rootfs_propagation.unwrap().name(), "rshared");
+    }
+}
+
+#[cfg(test)]
+mod parsed_options_tests {
+    use super::*;
+
+    #[test]
+    fn recorded_options_are_used_until_the_strings_change() {
+        let mut m = MountSpec::new("/tmp", "tmpfs", None, &["nosuid"]);
+        assert!(!m.parsed_options().unwrap().tmpcopyup);
+        // A recorded value is returned as is, not parsed again (this one
+        // differs from what the strings parse to, to tell them apart).
+        let mut recorded = parse_options(&["nosuid"], false).unwrap();
+        recorded.tmpcopyup = true;
+        m.set_parsed_options(recorded.clone());
+        assert_eq!(*m.parsed_options().unwrap(), recorded);
+        assert_eq!(m, MountSpec::new("/tmp", "tmpfs", None, &["nosuid"]));
+        // Edited options (or type) are parsed afresh.
+        m.options.push("nodev".into());
+        let now = m.parsed_options().unwrap();
+        assert!(!now.tmpcopyup);
+        assert!(now.set.contains(crate::MountAttr::NODEV));
+        m.options.pop();
+        m.fs_type = "bind".into();
+        assert!(!m.parsed_options().unwrap().tmpcopyup);
     }
 }

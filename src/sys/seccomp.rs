@@ -4,7 +4,7 @@
 //! This exists so that the code paths for older kernels can be tested on a
 //! new one: install the filter in a child process (or a thread of its own),
 //! then run the operation and check that it takes its fallback or reports
-//! [`crate::Error::Unsupported`]. The filter applies to the calling thread
+//! [`crate::ErrorKind::Unsupported`]. The filter applies to the calling thread
 //! and to the processes it starts; it cannot be removed.
 
 #![allow(unsafe_code)]

@@ -252,6 +252,8 @@ func (r *Root) MknodHandle(path string, t NodeType, major, minor, mode uint32) (
 
 // Symlink creates a symlink at the in-root path pointing at target,
 // stored as given (confined to the root whenever saferoot resolves it).
+// The order is the C function's, link then target (os.Symlink and the Rust
+// Root::symlink take the target first).
 func (r *Root) Symlink(path, target string) error {
 	t, err := cString("target", target)
 	if err != nil {

@@ -1,0 +1,56 @@
+//! What the mount types allow, as the kernel does: a failed attach hands
+//! the mount back, attributes and propagation change on attached mounts
+//! too, and a target is any borrowed fd. Checked in the mount table.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use std::path::Path;
+
+use common::TempDir;
+use saferoot::{ErrorKind, Mount, MountAttr, Propagation, Root, Scope};
+
+/// The per-mount options and optional fields (`shared:N`, ...) of the
+/// topmost mount at `p`, read from mountinfo, not from the code under test.
+fn table_line(p: &Path) -> (String, String) {
+    let p = std::fs::canonicalize(p).unwrap();
+    let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (Path::new(f[4]) == p).then(|| (f[5].to_string(), f[6..sep].join(" ")))
+        })
+        .next_back()
+        .unwrap_or_else(|| panic!("{} is not a mount point", p.display()))
+}
+
+#[test_log::test]
+fn a_failed_attach_gives_the_mount_back_still_detached() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.path().join("ok")).unwrap();
+    common::in_mount_ns(|| {
+        let root = Root::open(dir.path()).unwrap();
+        let m = Mount::fs("tmpfs").data("size=64k").mount().unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        // The mount is of a directory; a regular file is no place for it.
+        let e = m.attach(root.resolve("/file").unwrap()).unwrap_err();
+        assert_eq!(e.error().kind(), ErrorKind::Os, "{e}");
+        assert!(!common::is_mount_point(&dir.path().join("file")));
+        let m = e.into_mount();
+        // The same mount, still detached, attaches elsewhere.
+        let a = m.attach(root.resolve("/ok").unwrap().as_fd()).unwrap();
+        assert!(common::is_mount_point(&dir.path().join("ok")));
+        // Attributes change on the attached mount, as the table shows.
+        a.set_attr(MountAttr::RDONLY, MountAttr::empty()).unwrap();
+        assert!(a.attrs().unwrap().contains(MountAttr::RDONLY));
+        let (options, _) = table_line(&dir.path().join("ok"));
+        assert!(options.split(',').any(|o| o == "ro"), "{options}");
+        a.set_propagation(Propagation::Shared, Scope::Mount)
+            .unwrap();
+        let (_, optional) = table_line(&dir.path().join("ok"));
+        assert!(optional.contains("shared:"), "{optional}");
+    })
+    .expect("namespace");
+}
