@@ -28,7 +28,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::FileType;
 use saferoot::oci::oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
-use saferoot::rootfs::options::parse_options;
+use saferoot::rootfs::options::{parse_options, MountOptions};
 use saferoot::rootfs::plan::{MountKind, PlannedMount};
 use saferoot::rootfs::policy::{self, clean, rules, DeviceClass, Rule, Violation};
 use saferoot::rootfs::sources::{LayerKind, SourceLookup};
@@ -142,6 +142,9 @@ struct AMount {
     fs_type: String,
     is_bind: bool,
     options: Vec<String>,
+    /// `options`, parsed once (the library's parser; the error's text when
+    /// it refuses them).
+    parsed: Result<MountOptions, String>,
     /// Where the destination resolves inside the root (`.`, `..` and the
     /// image's symlinks followed, confined), cleaned.
     landing: PathBuf,
@@ -185,12 +188,14 @@ fn mounts_of(config: &Spec, root: Option<&Root>) -> Vec<AMount> {
                 Some(r) => clean(&walk(r, m.destination()).end),
                 None => clean(m.destination()),
             };
+            let parsed = parse_options(&options, fs_type == "bind").map_err(|e| e.to_string());
             AMount {
                 index,
                 dest: m.destination().clone(),
                 fs_type,
                 is_bind,
                 options,
+                parsed,
                 landing,
             }
         })
@@ -339,7 +344,7 @@ pub fn audit(config: &Spec, bundle: &Path, rootfs: &Path) -> Vec<Finding> {
 
 fn check_mount_options(mounts: &[AMount], out: &mut Vec<Finding>) {
     for m in mounts {
-        if let Err(e) = parse_options(&m.options, m.fs_type == "bind") {
+        if let Err(e) = &m.parsed {
             out.push(
                 Finding::of(&findings::MOUNT_OPTION_INVALID, m.landing())
                     .entry(format!("{}.options", m.entry()))
@@ -467,7 +472,7 @@ fn judge_mount(
         }
     }
     if m.fs_type == "cgroup" || m.fs_type == "cgroup2" {
-        let readonly = parse_options(&m.options, false).is_ok_and(|o| {
+        let readonly = m.parsed.as_ref().is_ok_and(|o| {
             ((o.set | o.rec_set) - (o.clear | o.rec_clear)).contains(MountAttr::RDONLY)
         });
         if !readonly {
@@ -903,7 +908,7 @@ fn check_flags(mounts: &[AMount], out: &mut Vec<Finding>) {
         let Some(want) = policy::expected_flags(&m.fs_type, &m.landing) else {
             continue;
         };
-        let Ok(o) = parse_options(&m.options, false) else {
+        let Ok(o) = &m.parsed else {
             continue;
         };
         let have = (o.set | o.rec_set) - (o.clear | o.rec_clear);
@@ -955,7 +960,8 @@ fn path_lists(config: &Spec) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 fn is_ro(m: &AMount) -> bool {
-    parse_options(&m.options, m.fs_type == "bind")
+    m.parsed
+        .as_ref()
         .is_ok_and(|o| ((o.set | o.rec_set) - (o.clear | o.rec_clear)).contains(MountAttr::RDONLY))
 }
 
