@@ -461,6 +461,7 @@ impl Mount {
         propagation: Option<Propagation>,
         scope: Scope,
     ) -> Result<()> {
+        check_attr_args(set, clear)?;
         features::require(Feature::MountSetattr)?;
         setattr_fd(
             self.fd.as_fd(),
@@ -695,14 +696,9 @@ pub fn change_attrs(
     })
 }
 
-fn setattr_fd(
-    fd: BorrowedFd<'_>,
-    what: &str,
-    set: MountAttr,
-    clear: MountAttr,
-    propagation: Option<Propagation>,
-    recursive: bool,
-) -> Result<()> {
+/// Refuses attribute changes that mean nothing, before any kernel feature
+/// is looked at: bad input gets the same answer on every kernel.
+fn check_attr_args(set: MountAttr, clear: MountAttr) -> Result<()> {
     if set.has_conflicting_atime() {
         return Err(Error::invalid(
             "mount_setattr",
@@ -718,6 +714,18 @@ fn setattr_fd(
             ),
         ));
     }
+    Ok(())
+}
+
+fn setattr_fd(
+    fd: BorrowedFd<'_>,
+    what: &str,
+    set: MountAttr,
+    clear: MountAttr,
+    propagation: Option<Propagation>,
+    recursive: bool,
+) -> Result<()> {
+    check_attr_args(set, clear)?;
     let (attr_set, attr_clr) = MountAttr::to_kernel(set, clear);
     let args = MountAttrArgs {
         attr_set,
@@ -830,6 +838,7 @@ impl AttachedMount {
         propagation: Option<Propagation>,
         scope: Scope,
     ) -> Result<()> {
+        check_attr_args(set, clear)?;
         features::require(Feature::MountSetattr)?;
         setattr_fd(
             self.fd.as_fd(),

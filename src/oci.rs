@@ -786,6 +786,7 @@ pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
                     "config.json leads outside the bundle directory (an absolute symlink, or a symlink or `..` out of it)",
                 ))
             }
+            Err(Errno::NOSYS) => return Err(Error::unsupported(crate::Feature::Openat2)),
             Err(e) => return Err(Error::os_at("open config.json", &config_path, e)),
         }
     };

@@ -1780,7 +1780,13 @@ static void test_rootfs_bad_input(void)
     CHECK(saferoot_rootfs_assemble_bundle(BAD_UTF8, NULL, &err) == NULL);
     CHECK_ERR(err, EINVAL, INVALID);
     CHECK(saferoot_rootfs_assemble_bundle(path_join(b, "/rootfs"), NULL, &err) == NULL);
-    CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND); /* no config.json there */
+    if (mount_api) {
+        CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND); /* no config.json there */
+    } else {
+        /* Under valgrind openat2, which finds config.json inside the
+         * bundle, is hidden too: the missing feature is what is reported. */
+        CHECK_ERR(err, ENOSYS, SAFEROOT_ERRKIND_UNSUPPORTED);
+    }
     CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
     CHECK(mounts_at(path_join(b, "/rootfs/proc"), NULL, 0) == 0);
 
