@@ -461,16 +461,7 @@ impl Mount {
         propagation: Option<Propagation>,
         scope: Scope,
     ) -> Result<()> {
-        check_attr_args(set, clear)?;
-        features::require(Feature::MountSetattr)?;
-        setattr_fd(
-            self.fd.as_fd(),
-            &self.what,
-            set,
-            clear,
-            propagation,
-            scope == Scope::Tree,
-        )
+        setattr_checked(self.fd.as_fd(), &self.what, set, clear, propagation, scope)
     }
 
     /// The per-mount attributes of this mount as the kernel reports them
@@ -717,6 +708,21 @@ fn check_attr_args(set: MountAttr, clear: MountAttr) -> Result<()> {
     Ok(())
 }
 
+/// `mount_setattr` on a mount of saferoot's own (detached or attached):
+/// the arguments checked first, then the feature, then the call.
+fn setattr_checked(
+    fd: BorrowedFd<'_>,
+    what: &str,
+    set: MountAttr,
+    clear: MountAttr,
+    propagation: Option<Propagation>,
+    scope: Scope,
+) -> Result<()> {
+    check_attr_args(set, clear)?;
+    features::require(Feature::MountSetattr)?;
+    setattr_fd(fd, what, set, clear, propagation, scope == Scope::Tree)
+}
+
 fn setattr_fd(
     fd: BorrowedFd<'_>,
     what: &str,
@@ -838,16 +844,7 @@ impl AttachedMount {
         propagation: Option<Propagation>,
         scope: Scope,
     ) -> Result<()> {
-        check_attr_args(set, clear)?;
-        features::require(Feature::MountSetattr)?;
-        setattr_fd(
-            self.fd.as_fd(),
-            &self.what,
-            set,
-            clear,
-            propagation,
-            scope == Scope::Tree,
-        )
+        setattr_checked(self.fd.as_fd(), &self.what, set, clear, propagation, scope)
     }
 
     /// Keeps the mount and closes the fd.
