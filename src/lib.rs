@@ -26,6 +26,8 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "archive")]
+pub mod archive;
 pub mod attr;
 pub mod error;
 pub mod features;
