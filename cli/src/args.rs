@@ -38,6 +38,10 @@ pub enum Command {
     Mounts(MountsArgs),
     /// Show which kernel features saferoot found, and the strategy `run` uses.
     Features(FeaturesArgs),
+    /// Unpack tar archives (plain, gzip or zstd) into a directory, confined
+    /// to it: no entry, symlink or hard link in the archive, and no process
+    /// changing the directory meanwhile, makes it write outside.
+    Extract(ExtractArgs),
 }
 
 const RUN_ABOUT: &str = "\
@@ -329,4 +333,40 @@ pub struct FeaturesArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `extract` treats whiteout entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhiteoutsArg {
+    /// `.wh.*` entries are ordinary files.
+    None,
+    /// OCI layer whiteouts are applied (never written).
+    Oci,
+    /// OCI whiteouts become overlayfs whiteouts (char 0:0, opaque xattr).
+    Overlay,
+}
+
+/// `saferoot extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The directory to unpack into (it must exist); everything the
+    /// archives contain stays inside it.
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+    /// Whiteout handling, for image layers.
+    #[arg(long, value_enum, default_value = "none")]
+    pub whiteouts: WhiteoutsArg,
+    /// Give entries the owners recorded in the archive (the default when
+    /// running as root).
+    #[arg(long, overrides_with = "no_same_owner")]
+    pub same_owner: bool,
+    /// Entries belong to the caller (the default when not root).
+    #[arg(long)]
+    pub no_same_owner: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Archives, applied in order (as image layers are); `-` is stdin.
+    #[arg(required = true, value_name = "ARCHIVE")]
+    pub archives: Vec<PathBuf>,
 }

@@ -15,6 +15,7 @@ mod default_sandbox;
 mod dry_run;
 mod errors;
 mod exec;
+mod extract_cmd;
 mod fds;
 mod features_cmd;
 mod findings;
@@ -92,6 +93,7 @@ fn main() {
         Command::Audit(args) => audit_cmd::audit(args),
         Command::Mounts(args) => mounts_cmd::mounts(args).map(|()| 0),
         Command::Features(args) => features_cmd::features(args).map(|()| 0),
+        Command::Extract(args) => extract_cmd::extract(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,642 @@
+//! Issue 13: archives unpacked into a root never reach outside it.
+//!
+//! Every hostile case builds an archive (by hand when the tar crate's
+//! builder would refuse the name), unpacks it into `top/root` and checks
+//! that `top/host`, a directory beside the root holding marker files that
+//! the archive names, is byte-for-byte unchanged (names, types, modes,
+//! owners, link counts, times, contents), whether the unpack succeeded or
+//! was refused. Each unpack runs on its own thread with a deadline, so a
+//! hang (a fifo opened for writing) fails the test instead of stalling it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::TempDir;
+use saferoot::archive::{Limits, UnpackOptions, UnpackSummary, Whiteouts};
+use saferoot::{ErrorKind, Root};
+
+/// A hand-made tar stream: any name, any type, PAX and GNU long names.
+#[derive(Default)]
+struct Raw(Vec<u8>);
+
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0width$o}\0", v, width = field.len() - 1);
+    field.copy_from_slice(s.as_bytes());
+}
+
+impl Raw {
+    fn header(&mut self, name: &[u8], typ: u8, mode: u32, size: usize, link: &[u8]) {
+        let mut h = [0u8; 512];
+        let n = name.len().min(100);
+        h[..n].copy_from_slice(&name[..n]);
+        octal(&mut h[100..108], u64::from(mode));
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], size as u64);
+        octal(&mut h[136..148], 1_000_000_000);
+        h[156] = typ;
+        let l = link.len().min(100);
+        h[157..157 + l].copy_from_slice(&link[..l]);
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        self.0.extend_from_slice(&h);
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        self.0.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.0.extend(std::iter::repeat_n(0u8, pad));
+    }
+
+    fn entry(&mut self, name: &str, typ: u8, mode: u32, data: &[u8], link: &str) -> &mut Self {
+        self.header(name.as_bytes(), typ, mode, data.len(), link.as_bytes());
+        self.data(data);
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &str) -> &mut Self {
+        self.entry(name, b'0', 0o644, data.as_bytes(), "")
+    }
+
+    fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
+        self.entry(name, b'5', mode, b"", "")
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.entry(name, b'2', 0o777, b"", target)
+    }
+
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.entry(name, b'1', 0o644, b"", target)
+    }
+
+    fn fifo(&mut self, name: &str) -> &mut Self {
+        self.entry(name, b'6', 0o644, b"", "")
+    }
+
+    /// A PAX extended header for the next entry.
+    fn pax(&mut self, records: &[(&str, &str)]) -> &mut Self {
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}{rest}").len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        self.header(b"././@PaxHeader", b'x', 0o644, body.len(), b"");
+        self.data(&body);
+        self
+    }
+
+    /// A GNU long name (`L`) or long link (`K`) for the next entry.
+    fn gnu_long(&mut self, typ: u8, value: &str) -> &mut Self {
+        let mut v = value.as_bytes().to_vec();
+        v.push(0);
+        self.header(b"././@LongLink", typ, 0o644, v.len(), b"");
+        self.data(&v);
+        self
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.0);
+        v.extend(std::iter::repeat_n(0u8, 1024));
+        v
+    }
+}
+
+/// `top/root` (the destination) and `top/host` (beside it, with markers).
+struct Sandbox {
+    top: TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let top = TempDir::new();
+        std::fs::create_dir(top.join("root")).unwrap();
+        let host = top.join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("MARKER"), "host marker\n").unwrap();
+        std::fs::set_permissions(host.join("MARKER"), PermissionsExt::from_mode(0o640)).unwrap();
+        std::fs::create_dir(host.join("sub")).unwrap();
+        std::fs::write(host.join("sub/deep"), "deep marker\n").unwrap();
+        std::os::unix::fs::symlink("MARKER", host.join("link")).unwrap();
+        Sandbox { top }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.top.join("root")
+    }
+
+    /// The host directory's absolute path.
+    fn host(&self) -> String {
+        self.top.join("host").display().to_string()
+    }
+
+    /// `../` enough times to climb from any entry to `/`.
+    fn climb() -> String {
+        "../".repeat(40)
+    }
+}
+
+/// Everything observable about a tree, keyed by relative path.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let md = std::fs::symlink_metadata(p).unwrap();
+    let ft = md.file_type();
+    let what = if ft.is_symlink() {
+        format!("symlink -> {}", std::fs::read_link(p).unwrap().display())
+    } else if ft.is_file() {
+        format!("file {:?}", std::fs::read(p).unwrap())
+    } else if ft.is_dir() {
+        "dir".to_string()
+    } else if ft.is_fifo() {
+        "fifo".to_string()
+    } else {
+        format!("special {:#x}", md.rdev())
+    };
+    let mtime = if ft.is_dir() {
+        0
+    } else {
+        md.mtime()
+    };
+    out.insert(
+        p.strip_prefix(base).unwrap().to_path_buf(),
+        format!(
+            "{what} mode={:o} uid={} gid={} nlink={} size={} mtime={mtime}",
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            if ft.is_dir() { 0 } else { md.nlink() },
+            if ft.is_dir() { 0 } else { md.len() }
+        ),
+    );
+    if ft.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for n in names {
+            walk(base, &n, out);
+        }
+    }
+}
+
+/// Unpacks `archive` into `root` on a thread, failing if it takes more
+/// than ten seconds.
+fn unpack_into(root: &Path, archive: Vec<u8>, opts: UnpackOptions) -> saferoot::Result<UnpackSummary> {
+    let root = root.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = Root::open(&root).and_then(|r| r.unpack(archive.as_slice(), &opts));
+        let _ = tx.send(r);
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("unpack hung (more than 10 s)")
+}
+
+/// Unpacks each archive in turn (errors allowed, and logged) and checks the
+/// host directory did not change. Returns each result.
+fn hostile(sb: &Sandbox, archives: Vec<Vec<u8>>, opts: UnpackOptions) -> Vec<saferoot::Result<UnpackSummary>> {
+    let before = snapshot(&sb.top.join("host"));
+    let mut results = Vec::new();
+    for a in archives {
+        let r = unpack_into(&sb.root(), a, opts);
+        log::info!("unpack: {r:?}");
+        results.push(r);
+    }
+    let after = snapshot(&sb.top.join("host"));
+    assert_eq!(before, after, "the host directory beside the root changed");
+    results
+}
+
+fn opts() -> UnpackOptions {
+    UnpackOptions {
+        same_owner: true,
+        ..UnpackOptions::default()
+    }
+}
+
+fn read_in_root(sb: &Sandbox, p: &str) -> String {
+    std::fs::read_to_string(sb.root().join(p.trim_start_matches('/'))).unwrap()
+}
+
+#[test_log::test]
+fn dotdot_names_stay_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default()
+        .file("../host/MARKER", "pwned\n")
+        .file(&format!("{}{h}/MARKER", Sandbox::climb()), "pwned2\n")
+        .file("a/../../../host/new", "x")
+        .finish();
+    let r = hostile(&sb, vec![a], opts());
+    r[0].as_ref().expect("confined names are extracted");
+    assert_eq!(read_in_root(&sb, "host/MARKER"), "pwned\n");
+    assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pwned2\n");
+    assert_eq!(read_in_root(&sb, "host/new"), "x");
+}
+
+#[test_log::test]
+fn absolute_names_stay_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default()
+        .file(&format!("{h}/MARKER"), "pwned\n")
+        .dir(&format!("{h}/sub/"), 0o777)
+        .finish();
+    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pwned\n");
+}
+
+#[test_log::test]
+fn pax_and_gnu_long_names_stay_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let long = format!("{}{h}/MARKER", Sandbox::climb());
+    assert!(long.len() > 100);
+    let mut raw = Raw::default();
+    raw.pax(&[("path", &long)]).file("short-pax", "pax\n");
+    raw.gnu_long(b'L', &format!("{}{h}/sub/deep", Sandbox::climb()))
+        .file("short-gnu", "gnu\n");
+    // A long symlink target and a long hard-link target.
+    raw.pax(&[("linkpath", &format!("{}{h}", Sandbox::climb()))])
+        .symlink("paxlink", "x");
+    raw.gnu_long(b'K', &format!("{}{h}/MARKER", Sandbox::climb()))
+        .hardlink("gnuhard", "x");
+    let r = hostile(&sb, vec![raw.finish()], opts());
+    log::info!("{r:?}");
+    assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pax\n");
+    assert_eq!(read_in_root(&sb, &format!("{h}/sub/deep")), "gnu\n");
+    // The hard link went to the in-root copy, not the host marker.
+    assert_eq!(read_in_root(&sb, "gnuhard"), "pax\n");
+}
+
+#[test_log::test]
+fn writing_through_an_outward_symlink_stays_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default()
+        .symlink("a", &h)
+        .file("a/MARKER", "pwned\n")
+        .file("a/new", "new\n")
+        .symlink("rel", &format!("{}{h}", Sandbox::climb()))
+        .file("rel/sub/deep", "pwned\n")
+        .symlink("file", &format!("{h}/MARKER"))
+        .file("file", "replaced\n")
+        .finish();
+    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pwned\n");
+    assert_eq!(read_in_root(&sb, "file"), "replaced\n");
+    assert!(!std::fs::symlink_metadata(sb.root().join("file")).unwrap().file_type().is_symlink());
+}
+
+#[test_log::test]
+fn symlink_chains_stay_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default()
+        .symlink("l1", "l2")
+        .symlink("l2", "d/l3")
+        .dir("d", 0o755)
+        .symlink("d/l3", &format!("../{}{h}", Sandbox::climb()))
+        .file("l1/MARKER", "pwned\n")
+        .finish();
+    let b = Raw::default().file("l1/sub/deep", "pwned\n").finish();
+    hostile(&sb, vec![a, b], opts());
+}
+
+#[test_log::test]
+fn hardlinks_to_outside_and_to_outward_symlinks() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default().hardlink("h1", &format!("{h}/MARKER")).finish();
+    let b = Raw::default().hardlink("h2", "../host/MARKER").finish();
+    let c = Raw::default()
+        .symlink("s", &format!("{h}/MARKER"))
+        .hardlink("h3", "s")
+        .file("h3", "written\n")
+        .finish();
+    let d = Raw::default()
+        .symlink("dir", &h)
+        .hardlink("h4", "dir/MARKER")
+        .finish();
+    let r = hostile(&sb, vec![a, b, c, d], opts());
+    // Targets that do not exist in the root are not found.
+    for i in [0, 1, 3] {
+        assert_eq!(r[i].as_ref().unwrap_err().kind(), ErrorKind::NotFound, "{r:?}");
+    }
+    r[2].as_ref().expect("a link to a symlink links the symlink");
+    assert_eq!(read_in_root(&sb, "h3"), "written\n");
+    assert!(std::fs::symlink_metadata(sb.root().join("s")).unwrap().file_type().is_symlink());
+}
+
+#[test_log::test]
+fn metadata_of_an_outward_symlink_entry_is_not_applied_outside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let mut a = Raw::default();
+    a.symlink("s", &format!("{h}/MARKER"))
+        .symlink("d", &h)
+        // A second symlink entry for the same name (chown/utime by name).
+        .symlink("d", &h)
+        // A directory entry where the symlink is, and one with a trailing "/.".
+        .dir("d", 0o777)
+        .symlink("e", &h)
+        .dir("e/.", 0o777)
+        .symlink("f", &format!("{h}/MARKER"));
+    // PAX owner and mtime for a file whose name is the symlink.
+    a.pax(&[("uid", "4242"), ("gid", "4242"), ("mtime", "12345.5")])
+        .file("f", "f\n");
+    a.symlink("g", &format!("{h}/MARKER")).fifo("g");
+    hostile(&sb, vec![a.finish()], opts())[0]
+        .as_ref()
+        .expect("extracted");
+    let f = std::fs::symlink_metadata(sb.root().join("f")).unwrap();
+    assert!(f.is_file());
+    assert_eq!((f.uid(), f.gid(), f.mtime(), f.mtime_nsec()), (4242, 4242, 12345, 500_000_000));
+    assert!(std::fs::symlink_metadata(sb.root().join("d")).unwrap().is_dir());
+}
+
+#[test_log::test]
+fn dot_symlinks_are_refused_or_confined() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default().symlink(".", &h).file("MARKER", "x").finish();
+    let b = Raw::default().symlink("./", &h).finish();
+    let c = Raw::default()
+        .symlink("x", ".")
+        .file("x/x/x/MARKER", "in root\n")
+        .finish();
+    let r = hostile(&sb, vec![a, b, c], opts());
+    assert_eq!(r[0].as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(r[1].as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
+    r[2].as_ref().expect("a symlink to . is confined");
+    assert_eq!(read_in_root(&sb, "MARKER"), "in root\n");
+}
+
+#[test_log::test]
+fn whiteouts_through_symlinks_stay_inside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    for mode in [Whiteouts::Oci, Whiteouts::Overlay] {
+        let a = Raw::default()
+            .symlink("s", &h)
+            .file("s/.wh.MARKER", "")
+            .file("s/.wh.sub", "")
+            .file("s/.wh..wh..opq", "")
+            .symlink("up", &format!("{}{h}", Sandbox::climb()))
+            .file("up/sub/.wh..wh..opq", "")
+            .file(&format!("{}{h}/.wh.link", Sandbox::climb()), "")
+            .finish();
+        let r = hostile(&sb, vec![a], UnpackOptions { whiteouts: mode, ..opts() });
+        log::info!("{mode:?}: {r:?}");
+    }
+    // `.wh.s` removes the symlink itself, not what it points at.
+    let a = Raw::default().file(".wh.s", "").finish();
+    hostile(&sb, vec![a], UnpackOptions { whiteouts: Whiteouts::Oci, ..opts() })[0]
+        .as_ref()
+        .expect("whiteout applied");
+    assert!(std::fs::symlink_metadata(sb.root().join("s")).is_err());
+}
+
+#[test_log::test]
+fn oci_whiteouts_remove_and_opaque_keeps_this_layers_entries() {
+    let sb = Sandbox::new();
+    let lower = Raw::default()
+        .file("etc/a", "a")
+        .file("etc/b", "b")
+        .file("opq/old", "old")
+        .dir("opq/olddir", 0o755)
+        .file("opq/olddir/x", "x")
+        .finish();
+    let upper = Raw::default()
+        .file("etc/.wh.a", "")
+        .file("opq/new", "new")
+        .file("opq/.wh..wh..opq", "")
+        .finish();
+    let o = UnpackOptions { whiteouts: Whiteouts::Oci, ..opts() };
+    let r = hostile(&sb, vec![lower, upper], o);
+    r[1].as_ref().expect("layer applied");
+    let root = sb.root();
+    assert!(!root.join("etc/a").exists());
+    assert!(!root.join("etc/.wh.a").exists());
+    assert_eq!(read_in_root(&sb, "etc/b"), "b");
+    assert!(!root.join("opq/old").exists());
+    assert!(!root.join("opq/olddir").exists());
+    assert_eq!(read_in_root(&sb, "opq/new"), "new");
+    assert!(!root.join("opq/.wh..wh..opq").exists());
+}
+
+#[test_log::test]
+fn overlay_whiteouts_become_char_devices() {
+    let sb = Sandbox::new();
+    let a = Raw::default()
+        .file("d/.wh.gone", "")
+        .file("d/.wh..wh..opq", "")
+        .finish();
+    let o = UnpackOptions { whiteouts: Whiteouts::Overlay, ..opts() };
+    hostile(&sb, vec![a], o)[0].as_ref().expect("converted");
+    let md = std::fs::symlink_metadata(sb.root().join("d/gone")).unwrap();
+    assert!(md.file_type().is_char_device());
+    assert_eq!(md.rdev(), 0);
+    let dir = std::fs::File::open(sb.root().join("d")).unwrap();
+    let mut buf = [0u8; 8];
+    let n = rustix::fs::fgetxattr(&dir, "trusted.overlay.opaque", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"y");
+}
+
+#[test_log::test]
+fn a_fifo_then_a_file_of_the_same_name_does_not_block() {
+    let sb = Sandbox::new();
+    let a = Raw::default()
+        .fifo("p")
+        .file("p", "now a file\n")
+        .fifo("q")
+        .dir("q", 0o755)
+        .fifo("r")
+        .hardlink("r2", "r")
+        .finish();
+    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    assert_eq!(read_in_root(&sb, "p"), "now a file\n");
+    assert!(sb.root().join("q").is_dir());
+    let r = std::fs::symlink_metadata(sb.root().join("r2")).unwrap();
+    assert!(r.file_type().is_fifo());
+    assert_eq!(r.nlink(), 2);
+}
+
+#[test_log::test]
+fn symlink_loops_fail_without_hanging() {
+    let sb = Sandbox::new();
+    let a = Raw::default().symlink("l", "l").file("l/x", "x").finish();
+    let b = Raw::default()
+        .symlink("a", "b")
+        .symlink("b", "a")
+        .file("a/x", "x")
+        .finish();
+    let c = Raw::default().hardlink("h", "a").finish();
+    let r = hostile(&sb, vec![a, b, c], opts());
+    assert!(r[0].is_err() && r[1].is_err(), "{r:?}");
+    // A hard link to a looping symlink links the symlink itself.
+    r[2].as_ref().expect("linked");
+}
+
+#[test_log::test]
+fn limits_refuse_with_a_typed_error() {
+    let sb = Sandbox::new();
+    let big = Raw::default().file("a", "0123456789").file("b", "0123456789").finish();
+    let o = |limits| UnpackOptions { limits, ..opts() };
+    let r = hostile(
+        &sb,
+        vec![big.clone(), big.clone(), big],
+        o(Limits { max_bytes: 15, ..Limits::default() }),
+    );
+    let e = r[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("/b"), "{e}");
+    let r = unpack_into(
+        &sb.root(),
+        Raw::default().file("a", "").file("b", "").finish(),
+        o(Limits { max_entries: 1, ..Limits::default() }),
+    );
+    assert!(r.unwrap_err().to_string().contains("more than 1 entries"));
+    let r = unpack_into(
+        &sb.root(),
+        Raw::default().file(&"x/".repeat(30), "").finish(),
+        o(Limits { max_path_len: 10, ..Limits::default() }),
+    );
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInput);
+}
+
+#[test_log::test]
+fn gzip_and_zstd_are_detected() {
+    let sb = Sandbox::new();
+    let plain = Raw::default().file("gz", "gzip\n").finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(Raw::default().file("zst", "zstd\n").finish().as_slice(), 3).unwrap();
+    let r = hostile(&sb, vec![gz, zst, b"garbage that is not a tar archive at all".repeat(20)], opts());
+    assert_eq!(read_in_root(&sb, "gz"), "gzip\n");
+    assert_eq!(read_in_root(&sb, "zst"), "zstd\n");
+    assert!(r[2].is_err(), "{r:?}");
+}
+
+/// A real tree archived by GNU tar extracts to what `tar -xp` makes.
+#[test_log::test]
+fn equivalent_to_gnu_tar() {
+    let top = TempDir::new();
+    let src = top.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("plain"), "plain contents\n").unwrap();
+    std::fs::write(src.join("setuid"), "#!/bin/true\n").unwrap();
+    std::fs::set_permissions(src.join("setuid"), PermissionsExt::from_mode(0o4755)).unwrap();
+    std::fs::create_dir(src.join("sticky")).unwrap();
+    std::fs::set_permissions(src.join("sticky"), PermissionsExt::from_mode(0o1777)).unwrap();
+    std::fs::create_dir_all(src.join("a/b/c")).unwrap();
+    std::fs::write(src.join("a/b/c/deep"), vec![7u8; 100_000]).unwrap();
+    std::fs::set_permissions(src.join("a/b"), PermissionsExt::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink("../plain", src.join("a/link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", src.join("abs")).unwrap();
+    std::fs::hard_link(src.join("plain"), src.join("a/hard")).unwrap();
+    std::fs::write(src.join("empty"), "").unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("fifo").as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
+    std::os::unix::fs::chown(src.join("empty"), Some(1234), Some(5678)).unwrap();
+    let tarball = top.join("t.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for d in ["gnu", "ours"] {
+        std::fs::create_dir(top.join(d)).unwrap();
+    }
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(top.join("gnu"))
+        .arg("-xpf")
+        .arg(&tarball)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let data = std::fs::read(&tarball).unwrap();
+    let sum = unpack_into(&top.join("ours"), data, opts()).expect("unpacked");
+    log::info!("{sum:?}");
+    assert_eq!(sum.hardlinks, 1);
+    assert_eq!(sum.files, 5);
+    let gnu = snapshot(&top.join("gnu"));
+    let ours = snapshot(&top.join("ours"));
+    assert_eq!(gnu, ours);
+    // And both are the source (set-id and sticky bits kept).
+    assert!(gnu[Path::new("setuid")].contains("mode=104755"), "{gnu:?}");
+    assert!(gnu[Path::new("sticky")].contains("mode=41777"), "{gnu:?}");
+    assert!(gnu[Path::new("a/hard")].contains("nlink=2"), "{gnu:?}");
+}
+
+/// An attacker inside the destination swaps a directory the archives write
+/// into with an outward symlink as fast as it can; nothing lands outside.
+#[test_log::test]
+fn exchange_race_never_writes_outside() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let root = sb.root();
+    std::fs::create_dir(root.join("d")).unwrap();
+    std::os::unix::fs::symlink(&h, root.join("s")).unwrap();
+    let before = snapshot(&sb.top.join("host"));
+    let mut archive = Raw::default();
+    for i in 0..20 {
+        archive
+            .file(&format!("d/f{i}"), "attack\n")
+            .dir(&format!("d/sub{i}"), 0o777)
+            .file(&format!("d/sub{i}/x"), "attack\n")
+            .file("d/MARKER", "attack\n")
+            .symlink(&format!("d/l{i}"), "/")
+            .hardlink(&format!("d/h{i}"), "d/MARKER");
+    }
+    let archive = archive.finish();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ((ok, failed), swaps) = common::while_exchanging(&root, "d", "s", || {
+        let r = Root::open(&root).unwrap();
+        let (mut ok, mut failed) = (0, 0);
+        for _ in 0..300 {
+            match r.unpack(archive.as_slice(), &opts()) {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        (ok, failed)
+    });
+    log::info!("{ok} unpacks succeeded, {failed} failed, {swaps} swaps");
+    assert!(swaps > 0, "the attacker never ran");
+    assert_eq!(before, snapshot(&sb.top.join("host")), "the host directory changed");
+}
