@@ -170,11 +170,7 @@ fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, String>) {
     } else {
         format!("special {:#x}", md.rdev())
     };
-    let mtime = if ft.is_dir() {
-        0
-    } else {
-        md.mtime()
-    };
+    let mtime = if ft.is_dir() { 0 } else { md.mtime() };
     out.insert(
         p.strip_prefix(base).unwrap().to_path_buf(),
         format!(
@@ -200,7 +196,11 @@ fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, String>) {
 
 /// Unpacks `archive` into `root` on a thread, failing if it takes more
 /// than ten seconds.
-fn unpack_into(root: &Path, archive: Vec<u8>, opts: UnpackOptions) -> saferoot::Result<UnpackSummary> {
+fn unpack_into(
+    root: &Path,
+    archive: Vec<u8>,
+    opts: UnpackOptions,
+) -> saferoot::Result<UnpackSummary> {
     let root = root.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -213,7 +213,11 @@ fn unpack_into(root: &Path, archive: Vec<u8>, opts: UnpackOptions) -> saferoot::
 
 /// Unpacks each archive in turn (errors allowed, and logged) and checks the
 /// host directory did not change. Returns each result.
-fn hostile(sb: &Sandbox, archives: Vec<Vec<u8>>, opts: UnpackOptions) -> Vec<saferoot::Result<UnpackSummary>> {
+fn hostile(
+    sb: &Sandbox,
+    archives: Vec<Vec<u8>>,
+    opts: UnpackOptions,
+) -> Vec<saferoot::Result<UnpackSummary>> {
     let before = snapshot(&sb.top.join("host"));
     let mut results = Vec::new();
     for a in archives {
@@ -261,7 +265,9 @@ fn absolute_names_stay_inside() {
         .file(&format!("{h}/MARKER"), "pwned\n")
         .dir(&format!("{h}/sub/"), 0o777)
         .finish();
-    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    hostile(&sb, vec![a], opts())[0]
+        .as_ref()
+        .expect("extracted");
     assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pwned\n");
 }
 
@@ -304,10 +310,15 @@ fn writing_through_an_outward_symlink_stays_inside() {
         .symlink("file", &format!("{h}/MARKER"))
         .file("file", "replaced\n")
         .finish();
-    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    hostile(&sb, vec![a], opts())[0]
+        .as_ref()
+        .expect("extracted");
     assert_eq!(read_in_root(&sb, &format!("{h}/MARKER")), "pwned\n");
     assert_eq!(read_in_root(&sb, "file"), "replaced\n");
-    assert!(!std::fs::symlink_metadata(sb.root().join("file")).unwrap().file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(sb.root().join("file"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test_log::test]
@@ -329,7 +340,9 @@ fn symlink_chains_stay_inside() {
 fn hardlinks_to_outside_and_to_outward_symlinks() {
     let sb = Sandbox::new();
     let h = sb.host();
-    let a = Raw::default().hardlink("h1", &format!("{h}/MARKER")).finish();
+    let a = Raw::default()
+        .hardlink("h1", &format!("{h}/MARKER"))
+        .finish();
     let b = Raw::default().hardlink("h2", "../host/MARKER").finish();
     let c = Raw::default()
         .symlink("s", &format!("{h}/MARKER"))
@@ -343,11 +356,19 @@ fn hardlinks_to_outside_and_to_outward_symlinks() {
     let r = hostile(&sb, vec![a, b, c, d], opts());
     // Targets that do not exist in the root are not found.
     for i in [0, 1, 3] {
-        assert_eq!(r[i].as_ref().unwrap_err().kind(), ErrorKind::NotFound, "{r:?}");
+        assert_eq!(
+            r[i].as_ref().unwrap_err().kind(),
+            ErrorKind::NotFound,
+            "{r:?}"
+        );
     }
-    r[2].as_ref().expect("a link to a symlink links the symlink");
+    r[2].as_ref()
+        .expect("a link to a symlink links the symlink");
     assert_eq!(read_in_root(&sb, "h3"), "written\n");
-    assert!(std::fs::symlink_metadata(sb.root().join("s")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(sb.root().join("s"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test_log::test]
@@ -373,8 +394,13 @@ fn metadata_of_an_outward_symlink_entry_is_not_applied_outside() {
         .expect("extracted");
     let f = std::fs::symlink_metadata(sb.root().join("f")).unwrap();
     assert!(f.is_file());
-    assert_eq!((f.uid(), f.gid(), f.mtime(), f.mtime_nsec()), (4242, 4242, 12345, 500_000_000));
-    assert!(std::fs::symlink_metadata(sb.root().join("d")).unwrap().is_dir());
+    assert_eq!(
+        (f.uid(), f.gid(), f.mtime(), f.mtime_nsec()),
+        (4242, 4242, 12345, 500_000_000)
+    );
+    assert!(std::fs::symlink_metadata(sb.root().join("d"))
+        .unwrap()
+        .is_dir());
 }
 
 #[test_log::test]
@@ -408,14 +434,28 @@ fn whiteouts_through_symlinks_stay_inside() {
             .file("up/sub/.wh..wh..opq", "")
             .file(&format!("{}{h}/.wh.link", Sandbox::climb()), "")
             .finish();
-        let r = hostile(&sb, vec![a], UnpackOptions { whiteouts: mode, ..opts() });
+        let r = hostile(
+            &sb,
+            vec![a],
+            UnpackOptions {
+                whiteouts: mode,
+                ..opts()
+            },
+        );
         log::info!("{mode:?}: {r:?}");
     }
     // `.wh.s` removes the symlink itself, not what it points at.
     let a = Raw::default().file(".wh.s", "").finish();
-    hostile(&sb, vec![a], UnpackOptions { whiteouts: Whiteouts::Oci, ..opts() })[0]
-        .as_ref()
-        .expect("whiteout applied");
+    hostile(
+        &sb,
+        vec![a],
+        UnpackOptions {
+            whiteouts: Whiteouts::Oci,
+            ..opts()
+        },
+    )[0]
+    .as_ref()
+    .expect("whiteout applied");
     assert!(std::fs::symlink_metadata(sb.root().join("s")).is_err());
 }
 
@@ -434,7 +474,10 @@ fn oci_whiteouts_remove_and_opaque_keeps_this_layers_entries() {
         .file("opq/new", "new")
         .file("opq/.wh..wh..opq", "")
         .finish();
-    let o = UnpackOptions { whiteouts: Whiteouts::Oci, ..opts() };
+    let o = UnpackOptions {
+        whiteouts: Whiteouts::Oci,
+        ..opts()
+    };
     let r = hostile(&sb, vec![lower, upper], o);
     r[1].as_ref().expect("layer applied");
     let root = sb.root();
@@ -454,7 +497,10 @@ fn overlay_whiteouts_become_char_devices() {
         .file("d/.wh.gone", "")
         .file("d/.wh..wh..opq", "")
         .finish();
-    let o = UnpackOptions { whiteouts: Whiteouts::Overlay, ..opts() };
+    let o = UnpackOptions {
+        whiteouts: Whiteouts::Overlay,
+        ..opts()
+    };
     hostile(&sb, vec![a], o)[0].as_ref().expect("converted");
     let md = std::fs::symlink_metadata(sb.root().join("d/gone")).unwrap();
     assert!(md.file_type().is_char_device());
@@ -476,7 +522,9 @@ fn a_fifo_then_a_file_of_the_same_name_does_not_block() {
         .fifo("r")
         .hardlink("r2", "r")
         .finish();
-    hostile(&sb, vec![a], opts())[0].as_ref().expect("extracted");
+    hostile(&sb, vec![a], opts())[0]
+        .as_ref()
+        .expect("extracted");
     assert_eq!(read_in_root(&sb, "p"), "now a file\n");
     assert!(sb.root().join("q").is_dir());
     let r = std::fs::symlink_metadata(sb.root().join("r2")).unwrap();
@@ -503,12 +551,18 @@ fn symlink_loops_fail_without_hanging() {
 #[test_log::test]
 fn limits_refuse_with_a_typed_error() {
     let sb = Sandbox::new();
-    let big = Raw::default().file("a", "0123456789").file("b", "0123456789").finish();
+    let big = Raw::default()
+        .file("a", "0123456789")
+        .file("b", "0123456789")
+        .finish();
     let o = |limits| UnpackOptions { limits, ..opts() };
     let r = hostile(
         &sb,
         vec![big.clone(), big.clone(), big],
-        o(Limits { max_bytes: 15, ..Limits::default() }),
+        o(Limits {
+            max_bytes: 15,
+            ..Limits::default()
+        }),
     );
     let e = r[0].as_ref().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
@@ -516,13 +570,19 @@ fn limits_refuse_with_a_typed_error() {
     let r = unpack_into(
         &sb.root(),
         Raw::default().file("a", "").file("b", "").finish(),
-        o(Limits { max_entries: 1, ..Limits::default() }),
+        o(Limits {
+            max_entries: 1,
+            ..Limits::default()
+        }),
     );
     assert!(r.unwrap_err().to_string().contains("more than 1 entries"));
     let r = unpack_into(
         &sb.root(),
         Raw::default().file(&"x/".repeat(30), "").finish(),
-        o(Limits { max_path_len: 10, ..Limits::default() }),
+        o(Limits {
+            max_path_len: 10,
+            ..Limits::default()
+        }),
     );
     assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInput);
 }
@@ -534,8 +594,17 @@ fn gzip_and_zstd_are_detected() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&plain).unwrap();
     let gz = gz.finish().unwrap();
-    let zst = zstd::encode_all(Raw::default().file("zst", "zstd\n").finish().as_slice(), 3).unwrap();
-    let r = hostile(&sb, vec![gz, zst, b"garbage that is not a tar archive at all".repeat(20)], opts());
+    let zst =
+        zstd::encode_all(Raw::default().file("zst", "zstd\n").finish().as_slice(), 3).unwrap();
+    let r = hostile(
+        &sb,
+        vec![
+            gz,
+            zst,
+            b"garbage that is not a tar archive at all".repeat(20),
+        ],
+        opts(),
+    );
     assert_eq!(read_in_root(&sb, "gz"), "gzip\n");
     assert_eq!(read_in_root(&sb, "zst"), "zstd\n");
     assert!(r[2].is_err(), "{r:?}");
@@ -641,5 +710,9 @@ fn exchange_race_never_writes_outside() {
     });
     log::info!("{ok} unpacks succeeded, {failed} failed, {swaps} swaps");
     assert!(swaps > 0, "the attacker never ran");
-    assert_eq!(before, snapshot(&sb.top.join("host")), "the host directory changed");
+    assert_eq!(
+        before,
+        snapshot(&sb.top.join("host")),
+        "the host directory changed"
+    );
 }

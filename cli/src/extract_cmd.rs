@@ -40,7 +40,13 @@ pub fn extract(args: &ExtractArgs) -> Result<(), CliError> {
     if args.no_same_owner {
         opts.same_owner = false;
     }
-    if args.archives.iter().filter(|a| a.as_os_str() == "-").count() > 1 {
+    if args
+        .archives
+        .iter()
+        .filter(|a| a.as_os_str() == "-")
+        .count()
+        > 1
+    {
         return Err(CliError::usage("stdin (-) can be given only once"));
     }
     let mut report = Report {
@@ -69,8 +75,16 @@ pub fn extract(args: &ExtractArgs) -> Result<(), CliError> {
         print(&format!(
             "{}: {} entries ({} files, {} directories, {} symlinks, {} hard links, {} nodes, \
              {} whiteouts, {} skipped), {} bytes\n",
-            a.archive, s.entries, s.files, s.dirs, s.symlinks, s.hardlinks, s.nodes, s.whiteouts,
-            s.skipped, s.bytes
+            a.archive,
+            s.entries,
+            s.files,
+            s.dirs,
+            s.symlinks,
+            s.hardlinks,
+            s.nodes,
+            s.whiteouts,
+            s.skipped,
+            s.bytes
         ));
     }
     Ok(())

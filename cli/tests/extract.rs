@@ -32,7 +32,13 @@ fn layers_apply_in_order_and_stay_inside() {
     std::fs::write(l1.join("etc/old"), "old\n").unwrap();
     // An outward-looking symlink; in the root it means the root itself.
     std::os::unix::fs::symlink("/", l1.join("evil")).unwrap();
-    gnu_tar(&["-C", l1.to_str().unwrap(), "-czf", top.join("l1.tgz").to_str().unwrap(), "."]);
+    gnu_tar(&[
+        "-C",
+        l1.to_str().unwrap(),
+        "-czf",
+        top.join("l1.tgz").to_str().unwrap(),
+        ".",
+    ]);
 
     // Layer 2 (from stdin): writes through the symlink, and an OCI
     // whiteout of etc/old.
@@ -75,13 +81,22 @@ fn layers_apply_in_order_and_stay_inside() {
     assert_eq!(json["archives"].as_array().unwrap().len(), 2, "{json}");
     assert_eq!(json["archives"][1]["whiteouts"], 1, "{json}");
 
-    assert_eq!(std::fs::read_to_string(host.join("MARKER")).unwrap(), "host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("MARKER")).unwrap(),
+        "host\n"
+    );
     assert!(!std::path::Path::new("/MARKER").exists());
     assert_eq!(std::fs::read_dir(&host).unwrap().count(), 1);
-    assert_eq!(std::fs::read_to_string(into.join("MARKER")).unwrap(), "pwned\n");
+    assert_eq!(
+        std::fs::read_to_string(into.join("MARKER")).unwrap(),
+        "pwned\n"
+    );
     assert!(!into.join("etc/old").exists());
     assert!(!into.join("etc/.wh.old").exists());
-    assert!(std::fs::symlink_metadata(into.join("evil")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(into.join("evil"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test_log::test]
@@ -91,8 +106,17 @@ fn no_same_owner_gives_the_caller_the_files_and_errors_name_the_entry() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), "f\n").unwrap();
     std::os::unix::fs::chown(src.join("f"), Some(4321), Some(4321)).unwrap();
-    gnu_tar(&["-C", src.to_str().unwrap(), "-cf", top.join("a.tar").to_str().unwrap(), "f"]);
-    for (flag, uid) in [("--same-owner", 4321), ("--no-same-owner", rustix::process::geteuid().as_raw())] {
+    gnu_tar(&[
+        "-C",
+        src.to_str().unwrap(),
+        "-cf",
+        top.join("a.tar").to_str().unwrap(),
+        "f",
+    ]);
+    for (flag, uid) in [
+        ("--same-owner", 4321),
+        ("--no-same-owner", rustix::process::geteuid().as_raw()),
+    ] {
         let into = top.join(flag);
         std::fs::create_dir(&into).unwrap();
         let out = Command::new(EXE)
@@ -101,14 +125,29 @@ fn no_same_owner_gives_the_caller_the_files_and_errors_name_the_entry() {
             .arg(top.join("a.tar"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::metadata(into.join("f")).unwrap().uid(), uid, "{flag}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::metadata(into.join("f")).unwrap().uid(),
+            uid,
+            "{flag}"
+        );
     }
     // A hard link to a missing target fails with the entry named.
     std::fs::remove_file(src.join("f")).unwrap();
     std::fs::write(src.join("t"), "t").unwrap();
     std::fs::hard_link(src.join("t"), src.join("h")).unwrap();
-    gnu_tar(&["-C", src.to_str().unwrap(), "-cf", top.join("b.tar").to_str().unwrap(), "t", "h"]);
+    gnu_tar(&[
+        "-C",
+        src.to_str().unwrap(),
+        "-cf",
+        top.join("b.tar").to_str().unwrap(),
+        "t",
+        "h",
+    ]);
     let into = top.join("partial");
     std::fs::create_dir(&into).unwrap();
     // Extract only the link: strip the first entry by using a filter.

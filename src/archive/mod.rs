@@ -643,11 +643,7 @@ impl State<'_> {
 }
 
 fn bad_pax(path: &Path, key: &str) -> Error {
-    Error::invalid_at(
-        "unpack",
-        path,
-        format!("PAX header has a bad {key} value"),
-    )
+    Error::invalid_at("unpack", path, format!("PAX header has a bad {key} value"))
 }
 
 /// Opens the directory `fd` (an `O_PATH` handle is fine) for reading,
@@ -682,7 +678,12 @@ fn list_dir(dir: &OwnedFd, path: &Path) -> Result<Vec<(CString, FileType)>> {
 /// Removes whatever is at `name` in `parent` (recursively for a
 /// directory, all by fd), unless it is a directory and `keep_dir`. Returns
 /// the type that was there (`None` if nothing was).
-fn clear(parent: BorrowedFd<'_>, name: &CStr, path: &Path, keep_dir: bool) -> Result<Option<FileType>> {
+fn clear(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    path: &Path,
+    keep_dir: bool,
+) -> Result<Option<FileType>> {
     let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(None),
@@ -708,7 +709,11 @@ const MAX_DEPTH: usize = 2048;
 /// opening each directory with `O_NOFOLLOW` relative to its parent's fd.
 fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, path: &Path, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::invalid_at("remove directory", path, "nested too deep"));
+        return Err(Error::invalid_at(
+            "remove directory",
+            path,
+            "nested too deep",
+        ));
     }
     let dir = rustix::fs::openat(
         parent,
