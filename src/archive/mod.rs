@@ -635,6 +635,10 @@ impl State<'_> {
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            // Replaced by a later entry of another type.
+            if h.file_type()? != FileType::Directory {
+                continue;
+            }
             let dir = reopen_dir(h.as_fd(), &path)?;
             rustix::fs::futimens(&dir, &times).map_err(|e| Error::os_at("futimens", &path, e))?;
         }
