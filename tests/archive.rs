@@ -731,3 +731,47 @@ fn exchange_race_never_writes_outside() {
         "the host directory changed"
     );
 }
+
+#[test_log::test]
+fn pax_xattrs_are_set_through_the_fd_and_overlay_ones_refused() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let mut a = Raw::default();
+    a.pax(&[("SCHILY.xattr.user.test", "hello")])
+        .file("f", "f\n");
+    a.pax(&[
+        ("SCHILY.xattr.trusted.overlay.opaque", "y"),
+        ("SCHILY.xattr.user.dir", "d"),
+    ])
+    .dir("d", 0o755);
+    // An xattr for an entry whose name is an outward symlink.
+    a.symlink("s", &format!("{h}/MARKER"))
+        .pax(&[("SCHILY.xattr.user.evil", "1")])
+        .file("s", "s\n");
+    let o = UnpackOptions {
+        xattrs: true,
+        ..opts()
+    };
+    hostile(&sb, vec![a.finish()], o)[0]
+        .as_ref()
+        .expect("extracted");
+    let get = |p: &str, name: &str| {
+        let f = std::fs::File::open(sb.root().join(p)).unwrap();
+        let mut buf = [0u8; 64];
+        rustix::fs::fgetxattr(&f, name, &mut buf).map(|n| buf[..n].to_vec())
+    };
+    assert_eq!(get("f", "user.test").unwrap(), b"hello");
+    assert_eq!(get("d", "user.dir").unwrap(), b"d");
+    assert!(get("d", "trusted.overlay.opaque").is_err());
+    assert_eq!(get("s", "user.evil").unwrap(), b"1");
+    let host_marker = std::fs::File::open(sb.top.join("host/MARKER")).unwrap();
+    let mut buf = [0u8; 8];
+    assert!(rustix::fs::fgetxattr(&host_marker, "user.evil", &mut buf).is_err());
+    // Without the option, none are set.
+    let mut b = Raw::default();
+    b.pax(&[("SCHILY.xattr.user.test", "x")]).file("g", "g\n");
+    hostile(&sb, vec![b.finish()], opts())[0]
+        .as_ref()
+        .expect("extracted");
+    assert!(get("g", "user.test").is_err());
+}

@@ -363,6 +363,10 @@ pub struct ExtractArgs {
     /// Entries belong to the caller (the default when not root).
     #[arg(long)]
     pub no_same_owner: bool,
+    /// Apply extended attributes recorded in the archives (PAX
+    /// SCHILY.xattr records, as GNU tar --xattrs writes them).
+    #[arg(long)]
+    pub xattrs: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,

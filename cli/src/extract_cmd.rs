@@ -32,6 +32,7 @@ pub fn extract(args: &ExtractArgs) -> Result<(), CliError> {
             WhiteoutsArg::Oci => Whiteouts::Oci,
             WhiteoutsArg::Overlay => Whiteouts::Overlay,
         },
+        xattrs: args.xattrs,
         ..UnpackOptions::default()
     };
     if args.same_owner {

@@ -84,16 +84,23 @@ pub struct UnpackOptions {
     pub same_owner: bool,
     /// Size limits.
     pub limits: Limits,
+    /// Apply extended attributes recorded in PAX `SCHILY.xattr.NAME`
+    /// records (as GNU tar `--xattrs` writes them) to files and
+    /// directories, through their fds. `trusted.overlay.*` attributes are
+    /// never applied (they steer overlayfs lookups). Symlinks and device
+    /// nodes get none (there is no fd-based call for them).
+    pub xattrs: bool,
 }
 
 impl Default for UnpackOptions {
     /// No whiteout handling, owners kept when running as root (as GNU tar
-    /// does), no size limits.
+    /// does), no size limits, no extended attributes.
     fn default() -> Self {
         UnpackOptions {
             whiteouts: Whiteouts::None,
             same_owner: rustix::process::geteuid().is_root(),
             limits: Limits::default(),
+            xattrs: false,
         }
     }
 }
@@ -202,12 +209,14 @@ fn limit(path: &Path, what: String) -> Error {
 }
 
 /// The metadata applied to an entry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
     mtime: Timespec,
+    /// Extended attributes to set (name, value).
+    xattrs: Vec<(CString, Vec<u8>)>,
 }
 
 impl Meta {
@@ -319,8 +328,16 @@ impl State<'_> {
             hdr.device_minor().ok().flatten().unwrap_or(0),
         );
         let link = e.link_name_bytes().map(|l| l.into_owned());
+        let mut xattrs = Vec::new();
         if let Some(pax) = e.pax_extensions().map_err(bad("read PAX header"))? {
             for ext in pax.flatten() {
+                if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                    if self.opts.xattrs && !name.starts_with(b"trusted.overlay.") {
+                        let name = CString::new(name).map_err(|_| bad_pax(path, "xattr"))?;
+                        xattrs.push((name, ext.value_bytes().to_vec()));
+                    }
+                    continue;
+                }
                 let (Ok(k), Ok(v)) = (ext.key(), ext.value()) else {
                     continue;
                 };
@@ -337,6 +354,7 @@ impl State<'_> {
             uid: u32::try_from(uid).map_err(|_| bad_pax(path, "uid"))?,
             gid: u32::try_from(gid).map_err(|_| bad_pax(path, "gid"))?,
             mtime,
+            xattrs,
         };
         if let Some(l) = &link {
             if l.len() > self.opts.limits.max_path_len {
@@ -536,7 +554,15 @@ impl State<'_> {
             .map_err(|e| Error::os_at("fchown", path, e))?;
         }
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
-            .map_err(|e| Error::os_at("fchmod", path, e))
+            .map_err(|e| Error::os_at("fchmod", path, e))?;
+        // After fchown, which clears security.capability.
+        for (name, value) in &meta.xattrs {
+            rustix::fs::fsetxattr(&fd, name.as_c_str(), value, rustix::fs::XattrFlags::empty())
+                .map_err(|e| {
+                    Error::os_at(format!("fsetxattr {}", name.to_string_lossy()), path, e)
+                })?;
+        }
+        Ok(())
     }
 
     /// Owner and times of a symlink or node, by name in its parent, never
