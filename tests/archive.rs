@@ -775,3 +775,28 @@ fn pax_xattrs_are_set_through_the_fd_and_overlay_ones_refused() {
         .expect("extracted");
     assert!(get("g", "user.test").is_err());
 }
+
+/// A directory replaced by a symlink mid-archive: later entries below it
+/// follow the new symlink (confined), never the old directory's fd.
+#[test_log::test]
+fn a_directory_replaced_by_a_symlink_is_looked_up_again() {
+    let sb = Sandbox::new();
+    let h = sb.host();
+    let a = Raw::default()
+        .dir("other", 0o755)
+        .dir("d", 0o755)
+        .file("d/x", "x\n")
+        .symlink("d", "/other")
+        .file("d/y", "y\n")
+        .dir("e", 0o755)
+        .file("e/x", "x\n")
+        .symlink("e", &h)
+        .file("e/y", "y\n")
+        .finish();
+    let r = hostile(&sb, vec![a], opts());
+    log::info!("{r:?}");
+    assert_eq!(read_in_root(&sb, "other/y"), "y\n");
+    assert!(!sb.root().join("other/x").exists());
+    // e -> the host path, which does not exist in the root: refused.
+    assert!(r[0].is_err());
+}

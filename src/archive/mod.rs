@@ -22,12 +22,13 @@
 //!
 //! See `docs/archive.md` for the threat model and the options.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io::{Cursor, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
@@ -147,6 +148,7 @@ pub fn unpack(root: &Root, reader: impl Read, opts: &UnpackOptions) -> Result<Un
         opts,
         summary: UnpackSummary::default(),
         made: HashSet::new(),
+        parents: HashMap::new(),
         dir_times: Vec::new(),
     };
     let entries = archive
@@ -235,6 +237,12 @@ struct State<'a> {
     /// Every in-root path this archive made, with all its prefixes: what an
     /// opaque whiteout keeps.
     made: HashSet<PathBuf>,
+    /// Directory fds of recent parents and of directories this archive
+    /// made, by in-root path: each was resolved in the root (or made
+    /// relative to such an fd), so using it again is as safe as resolving
+    /// again. An entry drops every one at or below its own path (it may
+    /// replace a component with a symlink); a whiteout drops them all.
+    parents: HashMap<PathBuf, Rc<OwnedFd>>,
     /// Directories whose mtime is set at the end (making their children
     /// changes it).
     dir_times: Vec<(PathBuf, Timestamps)>,
@@ -281,7 +289,28 @@ fn parse_pax_time(v: &str) -> Option<Timespec> {
     Some(Timespec { tv_sec, tv_nsec })
 }
 
+/// How many directory fds [`State::parents`] keeps at most.
+const MAX_CACHED_PARENTS: usize = 128;
+
 impl State<'_> {
+    /// The directory `path`, created (with missing parents) if needed, from
+    /// the cache or through [`Root::mkdir_all`].
+    fn parent(&mut self, path: &Path) -> Result<Rc<OwnedFd>> {
+        if let Some(fd) = self.parents.get(path) {
+            return Ok(fd.clone());
+        }
+        let fd = Rc::new(OwnedFd::from(self.root.mkdir_all(path, 0o755)?));
+        self.remember(path, fd.clone());
+        Ok(fd)
+    }
+
+    fn remember(&mut self, path: &Path, fd: Rc<OwnedFd>) {
+        if self.parents.len() >= MAX_CACHED_PARENTS {
+            self.parents.clear();
+        }
+        self.parents.insert(path.to_path_buf(), fd);
+    }
+
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = e.path_bytes().into_owned();
         let shown = PathBuf::from(std::ffi::OsStr::from_bytes(&raw));
@@ -389,15 +418,17 @@ impl State<'_> {
 
         if self.opts.whiteouts != Whiteouts::None {
             if let Some(target) = name.strip_prefix(b".wh.") {
+                self.parents.clear();
                 return self.whiteout(&parent_path, target, path);
             }
         }
+        self.parents.retain(|p, _| !p.starts_with(path));
 
         let cname = cname(path, name)?;
         use tar::EntryType as T;
         match kind {
             T::Directory => {
-                let parent = self.root.mkdir_all(&parent_path, 0o755)?;
+                let parent = self.parent(&parent_path)?;
                 let existing = clear(parent.as_fd(), &cname, path, true)?;
                 if existing != Some(FileType::Directory) {
                     rustix::fs::mkdirat(&parent, &*cname, Mode::from_raw_mode(0o700))
@@ -412,10 +443,11 @@ impl State<'_> {
                 .map_err(|e| Error::os_at("open directory", path, e))?;
                 self.set_fd_meta(&dir, path, &meta)?;
                 self.dir_times.push((path.to_path_buf(), meta.times()));
+                self.remember(path, Rc::new(dir));
                 self.summary.dirs += 1;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
-                let parent = self.root.mkdir_all(&parent_path, 0o755)?;
+                let parent = self.parent(&parent_path)?;
                 clear(parent.as_fd(), &cname, path, false)?;
                 let fd = rustix::fs::openat(
                     &parent,
@@ -457,7 +489,7 @@ impl State<'_> {
                         "symlink target is empty or has a NUL byte",
                     ));
                 }
-                let parent = self.root.mkdir_all(&parent_path, 0o755)?;
+                let parent = self.parent(&parent_path)?;
                 clear(parent.as_fd(), &cname, path, false)?;
                 rustix::fs::symlinkat(target.as_slice(), &parent, &*cname)
                     .map_err(|e| Error::os_at("symlinkat", path, e))?;
@@ -487,7 +519,7 @@ impl State<'_> {
                         format!("hard link to the directory {}", tpath.display()),
                     ));
                 }
-                let parent = self.root.mkdir_all(&parent_path, 0o755)?;
+                let parent = self.parent(&parent_path)?;
                 if let Ok(st) = rustix::fs::statat(&parent, &*cname, AtFlags::SYMLINK_NOFOLLOW) {
                     if st.st_ino == tst.ino && st.st_dev == tst.dev {
                         self.summary.hardlinks += 1;
@@ -506,7 +538,7 @@ impl State<'_> {
                     _ => FileType::Fifo,
                 };
                 let rdev = rustix::fs::makedev(dev.0, dev.1);
-                let parent = self.root.mkdir_all(&parent_path, 0o755)?;
+                let parent = self.parent(&parent_path)?;
                 clear(parent.as_fd(), &cname, path, false)?;
                 self.mknod(parent.as_fd(), &cname, path, ft, meta.mode, rdev)?;
                 self.set_at_meta(parent.as_fd(), &cname, path, &meta)?;
