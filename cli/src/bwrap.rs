@@ -424,13 +424,20 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
                 m.options = options;
                 c.mounts.push((m, origin));
             }
-            Op::Proc(dest) => {
+            Op::Proc(dest) | Op::Mqueue(dest) => {
+                // A kernel filesystem of the sandbox's own: no setuid, no
+                // devices, nothing to run from it.
+                let fstype = if matches!(op, Op::Proc(_)) {
+                    "proc"
+                } else {
+                    "mqueue"
+                };
                 let dest = in_sandbox(op, dest)?;
                 c.mounts.push((
                     MountSpec::new(
                         dest,
-                        "proc",
-                        Some("proc".into()),
+                        fstype,
+                        Some(fstype.into()),
                         &["nosuid", "nodev", "noexec"],
                     ),
                     origin,
@@ -451,18 +458,6 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
                     }
                 }
                 c.mounts.extend(dev_mounts(&dest, &origin, tty_gid));
-            }
-            Op::Mqueue(dest) => {
-                let dest = in_sandbox(op, dest)?;
-                c.mounts.push((
-                    MountSpec::new(
-                        dest,
-                        "mqueue",
-                        Some("mqueue".into()),
-                        &["nosuid", "nodev", "noexec"],
-                    ),
-                    origin,
-                ));
             }
             Op::Dir(dest) => {
                 let path = in_sandbox(op, dest)?;
