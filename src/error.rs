@@ -242,6 +242,33 @@ fn kind_of_errno(errno: Errno) -> ErrorKind {
 }
 
 impl Error {
+    /// A failed system call made by a caller's own code, for errors that
+    /// must travel through saferoot (a [`crate::rootfs::BeforeMount`]
+    /// callback): the operation, the in-root path if any, the errno.
+    pub fn from_os(op: impl Into<String>, path: Option<&Path>, errno: Errno) -> Self {
+        Repr::Os {
+            op: Cow::Owned(op.into()),
+            path: path.map(Path::to_path_buf),
+            errno,
+        }
+        .into()
+    }
+
+    /// Refused input found by a caller's own code (see
+    /// [`from_os`](Self::from_os)): [`ErrorKind::InvalidInput`].
+    pub fn from_invalid(
+        op: impl Into<String>,
+        path: Option<&Path>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Repr::InvalidInput {
+            op: Cow::Owned(op.into()),
+            path: path.map(Path::to_path_buf),
+            reason: Cow::Owned(reason.into()),
+        }
+        .into()
+    }
+
     /// A failed system call without a path.
     pub(crate) fn os(op: impl Into<Cow<'static, str>>, errno: Errno) -> Self {
         Repr::Os {

@@ -204,6 +204,28 @@ pub fn assemble(spec: &RootfsSpec, opts: &AssembleOptions) -> Result<AssembledRo
     assemble_plan(plan, opts)
 }
 
+/// What [`assemble_with`] calls before it makes mount `i` of the spec
+/// (`RootfsSpec::mounts[i]`), with the root as it stands at that moment:
+/// every earlier mount is in place, none of the later ones is.
+pub type BeforeMount<'a> = dyn FnMut(usize, &Root) -> Result<()> + 'a;
+
+/// [`assemble`], with `before_mount` called before each of the spec's
+/// mounts (in order, once per mount; implicit mounts such as the default
+/// `/dev` do not count). It lets a caller interleave work of its own with
+/// the mounts, as bubblewrap's command line does (`--dir`, `--symlink`,
+/// files from fds between binds), while the assembly stays one unit:
+/// whatever the callback creates through the [`Root`] it is given is
+/// recorded like saferoot's own creations and removed again if the
+/// assembly fails, and an error from the callback fails the assembly.
+pub fn assemble_with(
+    spec: &RootfsSpec,
+    opts: &AssembleOptions,
+    before_mount: &mut BeforeMount<'_>,
+) -> Result<AssembledRoot> {
+    let plan = plan(spec)?;
+    assemble_plan_with(plan, opts, before_mount)
+}
+
 /// The magic number of selinuxfs (`SELINUX_MAGIC`).
 const SELINUX_MAGIC: u64 = 0xf97c_ff8c;
 
@@ -259,7 +281,17 @@ fn settle_mount_label(plan: &mut Plan, procfs: &Procfs) -> Result<()> {
 }
 
 /// Assembles a plan made by [`plan`](super::plan::plan).
-pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
+pub fn assemble_plan(plan: Plan, opts: &AssembleOptions) -> Result<AssembledRoot> {
+    assemble_plan_with(plan, opts, &mut |_, _| Ok(()))
+}
+
+/// [`assemble_plan`] with a callback before each mount; see
+/// [`assemble_with`].
+pub fn assemble_plan_with(
+    mut plan: Plan,
+    opts: &AssembleOptions,
+    before_mount: &mut BeforeMount<'_>,
+) -> Result<AssembledRoot> {
     let strategy = opts.strategy.resolve()?;
     features::require(Feature::MountApi)?;
     features::require(Feature::MountSetattr)?;
@@ -326,7 +358,15 @@ pub fn assemble_plan(mut plan: Plan, opts: &AssembleOptions) -> Result<Assembled
     // failure can take it out again; see crate::journal.
     let journal = Journal::new();
     let active = journal::Active::set(Some(journal.clone()));
-    let built = build(&root, &tree, &plan, opts, devnull.as_ref(), strategy);
+    let built = build(
+        &root,
+        &tree,
+        &plan,
+        opts,
+        devnull.as_ref(),
+        strategy,
+        before_mount,
+    );
     drop(active);
     let undo = |what: &str| {
         let n = journal.undo();
@@ -535,6 +575,7 @@ fn build(
     opts: &AssembleOptions,
     devnull: Option<&HostDevNull>,
     strategy: Strategy,
+    before_mount: &mut BeforeMount<'_>,
 ) -> Result<(Vec<AttachedMount>, Propagated)> {
     let mut deferred_ro = Vec::new();
     let mut propagated = Propagated::new();
@@ -542,6 +583,9 @@ fn build(
     // made below (see dev.rs).
     let mut dev_scope = dev::DevScope::new(root)?;
     for pm in &plan.mounts {
+        if let Some(i) = pm.index {
+            before_mount(i, root)?;
+        }
         // /dev is filled after it is mounted; a read-only /dev gets its flag
         // once the nodes exist.
         let defer = plan.setup_dev

@@ -61,7 +61,14 @@ pub(crate) fn enter(
             .map(|st| (st.st_dev, st.st_ino)),
     };
     let stdio_on_host_null = devnull_id.map(stdio_pointing_at).unwrap_or_default();
-    let container_null = if stdio_on_host_null.is_empty() {
+    // The host's own node bound into the root (a user namespace's /dev, a
+    // bound host tree) is the same file: nothing to point stdio at.
+    let same_node = || {
+        root.resolve("/dev/null")
+            .and_then(|h| h.stat())
+            .is_ok_and(|s| Some((s.dev, s.ino)) == devnull_id)
+    };
+    let container_null = if stdio_on_host_null.is_empty() || same_node() {
         None
     } else {
         match open_container_null(root) {

@@ -18,7 +18,10 @@ pub mod policy;
 pub mod sources;
 pub mod spec;
 
-pub use assemble::{assemble, assemble_plan, AssembleOptions, AssembledRoot, Strategy};
+pub use assemble::{
+    assemble, assemble_plan, assemble_plan_with, assemble_with, AssembleOptions, AssembledRoot,
+    BeforeMount, Strategy,
+};
 pub use enter::EnterMethod;
 pub use lock::MountLock;
 pub use options::{parse_options, BindKind, MountOptions};
