@@ -42,6 +42,19 @@ pub enum Command {
     /// to it: no entry, symlink or hard link in the archive, and no process
     /// changing the directory meanwhile, makes it write outside.
     Extract(ExtractArgs),
+    /// Run a sandbox from a bubblewrap command line, exactly as bubblewrap
+    /// 0.11 takes it (saferoot invoked as `bwrap` does the same); see
+    /// docs/bwrap.md.
+    #[command(disable_help_flag = true)]
+    Bwrap(BwrapArgs),
+}
+
+/// `saferoot bwrap`: everything after it is bubblewrap's command line.
+#[derive(Debug, clap::Args)]
+pub struct BwrapArgs {
+    /// bubblewrap's options, then the program and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 const RUN_ABOUT: &str = "\

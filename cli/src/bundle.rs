@@ -241,5 +241,6 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         new_session: crate::sandbox::new_session(args),
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
+        extras: Default::default(),
     })
 }

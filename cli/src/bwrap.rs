@@ -23,7 +23,7 @@ use saferoot::rootfs::{EnterMethod, RootfsSpec, Strategy};
 use crate::args::{EnterArg, RunArgs, StrategyArg};
 use crate::errors::{shown, CliError};
 use crate::namespaces::Namespaces;
-use crate::sandbox::{IdMaps, Phase, RootKind, Sandbox, Step, StepKind, DEFAULT_PATH};
+use crate::sandbox::{FdArg, IdMaps, RootKind, Sandbox, Step, StepKind, DEFAULT_PATH};
 
 /// Which kind of bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,43 @@ pub enum Op {
     Unsetenv(OsString),
     /// `--clearenv`.
     Clearenv,
+    /// `--bind-fd FD DEST` / `--ro-bind-fd FD DEST` (bubblewrap dialect).
+    BindFd {
+        /// `--ro-bind-fd`.
+        ro: bool,
+        /// The fd, as given.
+        fd: i32,
+        /// Path in the sandbox.
+        dest: PathBuf,
+    },
+    /// `--file FD DEST`.
+    File(i32, PathBuf),
+    /// `--bind-data FD DEST` / `--ro-bind-data FD DEST`.
+    BindData {
+        /// `--ro-bind-data`.
+        ro: bool,
+        /// The fd, as given.
+        fd: i32,
+        /// Path in the sandbox.
+        dest: PathBuf,
+    },
+    /// `--chmod OCTAL PATH`.
+    Chmod(String, PathBuf),
+    /// `--overlay-src SRC`.
+    OverlaySrc(PathBuf),
+    /// `--overlay RWSRC WORKDIR DEST`.
+    Overlay {
+        /// Where writes go (host path).
+        upper: PathBuf,
+        /// The overlay's work directory (host path).
+        work: PathBuf,
+        /// Path in the sandbox.
+        dest: PathBuf,
+    },
+    /// `--tmp-overlay DEST`.
+    TmpOverlay(PathBuf),
+    /// `--ro-overlay DEST`.
+    RoOverlay(PathBuf),
 }
 
 impl Op {
@@ -121,6 +158,22 @@ impl Op {
             Op::Setenv(k, v) => two("--setenv", k, v),
             Op::Unsetenv(k) => one("--unsetenv", k),
             Op::Clearenv => "--clearenv".into(),
+            Op::BindFd { ro, fd, dest } => {
+                let f = if *ro { "--ro-bind-fd" } else { "--bind-fd" };
+                format!("{f} {fd} {}", shown(dest))
+            }
+            Op::File(fd, dest) => format!("--file {fd} {}", shown(dest)),
+            Op::BindData { ro, fd, dest } => {
+                let f = if *ro { "--ro-bind-data" } else { "--bind-data" };
+                format!("{f} {fd} {}", shown(dest))
+            }
+            Op::Chmod(m, p) => two("--chmod", OsStr::new(m), p.as_os_str()),
+            Op::OverlaySrc(p) => one("--overlay-src", p.as_os_str()),
+            Op::Overlay { upper, work, dest } => {
+                format!("--overlay {} {} {}", shown(upper), shown(work), shown(dest))
+            }
+            Op::TmpOverlay(p) => one("--tmp-overlay", p.as_os_str()),
+            Op::RoOverlay(p) => one("--ro-overlay", p.as_os_str()),
         }
     }
 }
@@ -223,6 +276,11 @@ pub struct Composition {
     pub masked: Vec<(PathBuf, String)>,
     /// `--remount-ro /`.
     pub readonly_root: bool,
+    /// A bind onto `/`: the host tree that becomes the root, how it is
+    /// bound, and the flag.
+    pub root_bind: Option<(PathBuf, BindFlavor, String)>,
+    /// Whether a `--dev` was given.
+    pub dev: bool,
 }
 
 fn in_sandbox(flag: &Op, p: &Path) -> Result<PathBuf, CliError> {
@@ -321,30 +379,97 @@ pub fn dev_mounts(dest: &Path, origin: &str, tty_gid: bool) -> Vec<(MountSpec, S
         .collect()
 }
 
-/// Whether `p` is on or below the destination of one of `mounts`.
-fn under_a_mount(p: &Path, mounts: &[(MountSpec, String)]) -> bool {
-    let p = clean(p);
-    mounts
+/// Which command line the ops came from: the two differ where bubblewrap
+/// has a behaviour of its own that `saferoot run` does not copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `saferoot run` flags.
+    Run,
+    /// bubblewrap's command line (`bwrap`, `saferoot bwrap`).
+    Bwrap,
+}
+
+/// The fds named on a bubblewrap command line, taken (duplicated
+/// close-on-exec) before composing.
+#[derive(Debug, Default)]
+pub struct FdTable(pub Vec<FdArg>);
+
+impl FdTable {
+    fn get(&self, op: &Op, n: i32) -> Result<FdArg, CliError> {
+        self.0
+            .iter()
+            .find(|f| f.number == n)
+            .cloned()
+            .ok_or_else(|| CliError::setup(format!("{}: fd {n} is not open", op.flag())))
+    }
+}
+
+/// How [`compose_with`] reads the ops.
+#[derive(Debug)]
+pub struct ComposeContext<'a> {
+    /// The first `n_default` ops are the embedded default's (their origin
+    /// says so).
+    pub n_default: usize,
+    /// Whether devpts may be given `gid=5`.
+    pub tty_gid: bool,
+    /// Which command line.
+    pub dialect: Dialect,
+    /// The fds the ops name.
+    pub fds: &'a FdTable,
+}
+
+/// [`compose_with`] for `saferoot run` flags.
+pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Composition, CliError> {
+    compose_with(
+        ops,
+        &ComposeContext {
+            n_default,
+            tty_gid,
+            dialect: Dialect::Run,
+            fds: &FdTable::default(),
+        },
+    )
+}
+
+/// An overlay layer list for the `lowerdir` option: top layer first, each
+/// path with `\`, `:` and `,` escaped.
+fn lowerdir(layers_bottom_first: &[PathBuf]) -> String {
+    layers_bottom_first
         .iter()
-        .any(|(m, _)| p.starts_with(clean(&m.destination)))
+        .rev()
+        .map(|p| {
+            let mut out = String::new();
+            for c in p.to_string_lossy().chars() {
+                if matches!(c, '\\' | ':' | ',') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Turns the root-shaping flags into mounts, steps and paths, in order.
-/// The first `n_default` ops are the embedded default's (their origin says
-/// so). `tty_gid`: whether devpts may be given `gid=5`.
-pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Composition, CliError> {
+pub fn compose_with(ops: &[Op], cx: &ComposeContext<'_>) -> Result<Composition, CliError> {
+    let bwrap = cx.dialect == Dialect::Bwrap;
     let mut c = Composition::default();
     let mut size: Option<(String, Op)> = None;
     let mut perms: Option<(u32, Op)> = None;
+    let mut overlay_srcs: Vec<PathBuf> = Vec::new();
     for (i, op) in ops.iter().enumerate().filter(|(_, o)| !o.is_env()) {
-        let origin = if i < n_default {
+        let origin = if i < cx.n_default {
             format!("default: {}", op.flag())
         } else {
             op.flag()
         };
         // --size and --perms apply to the flag right after them.
         let takes_size = matches!(op, Op::Tmpfs(_));
-        let takes_perms = matches!(op, Op::Tmpfs(_) | Op::Dir(_));
+        let takes_perms = matches!(
+            op,
+            Op::Tmpfs(_) | Op::Dir(_) | Op::File(..) | Op::BindData { .. }
+        );
         if let Some((_, s)) = &size {
             if !takes_size && !matches!(op, Op::Perms(_) | Op::Size(_)) {
                 return Err(CliError::usage(format!(
@@ -361,6 +486,14 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
                 )));
             }
         }
+        let at = c.mounts.len();
+        let mut step = |kind: StepKind, origin: String| {
+            c.steps.push(Step {
+                kind,
+                after_mounts: at,
+                origin,
+            })
+        };
         match op {
             // As bubblewrap: a second --size or --perms before the flag
             // that takes it is an error, not a silent override.
@@ -391,15 +524,36 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
             } => {
                 let dest = in_sandbox(op, dest)?;
                 let src = source_path(op, src)?;
-                if !src.exists() {
+                if let Err(e) = std::fs::metadata(&src) {
                     if *try_ {
                         log::info!("{origin}: skipped, the source does not exist");
                         continue;
                     }
-                    return Err(CliError::setup(format!(
-                        "{origin}: the source {} does not exist",
-                        shown(&src)
-                    )));
+                    return Err(CliError::setup(if bwrap {
+                        format!(
+                            "Can't find source path {}: {}",
+                            src.display(),
+                            crate::errors::os_text(&e)
+                        )
+                    } else {
+                        format!("{origin}: the source {} does not exist", shown(&src))
+                    }));
+                }
+                if clean(&dest) == Path::new("/") {
+                    // The bound tree becomes the root. Whatever came
+                    // before is beneath it, out of sight: start over.
+                    if !c.mounts.is_empty() || !c.steps.is_empty() {
+                        log::info!(
+                            "{origin}: covers the {} mounts and {} other steps given before it",
+                            c.mounts.len(),
+                            c.steps.len()
+                        );
+                    }
+                    c = Composition {
+                        root_bind: Some((src, *flavor, origin)),
+                        ..Composition::default()
+                    };
+                    continue;
                 }
                 let options: &[&str] = match flavor {
                     BindFlavor::Rw => &["rbind", "rnosuid", "rnodev"],
@@ -457,17 +611,13 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
                         });
                     }
                 }
-                c.mounts.extend(dev_mounts(&dest, &origin, tty_gid));
+                c.dev = true;
+                c.mounts.extend(dev_mounts(&dest, &origin, cx.tty_gid));
             }
             Op::Dir(dest) => {
                 let path = in_sandbox(op, dest)?;
                 let mode = perms.take().map_or(0o755, |(m, _)| m);
-                let phase = phase_of(&path, &c.mounts);
-                c.steps.push(Step {
-                    kind: StepKind::Dir { path, mode },
-                    phase,
-                    origin,
-                });
+                step(StepKind::Dir { path, mode }, origin);
             }
             Op::Symlink(target, dest) => {
                 let path = in_sandbox(op, dest)?;
@@ -479,19 +629,19 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
                 if target.as_os_str().is_empty() {
                     return Err(CliError::usage(format!("{origin}: the target is empty")));
                 }
-                let phase = phase_of(&path, &c.mounts);
-                c.steps.push(Step {
-                    kind: StepKind::Symlink {
+                step(
+                    StepKind::Symlink {
                         target: target.clone(),
                         path,
                     },
-                    phase,
                     origin,
-                });
+                );
             }
             Op::RemountRo(dest) => {
                 let dest = in_sandbox(op, dest)?;
-                if clean(&dest) == Path::new("/") {
+                if bwrap {
+                    step(StepKind::RemountRo { path: dest }, origin);
+                } else if clean(&dest) == Path::new("/") {
                     c.readonly_root = true;
                 } else {
                     c.readonly.push((dest, origin));
@@ -500,6 +650,62 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
             Op::Mask(p) => {
                 let p = in_sandbox(op, p)?;
                 c.masked.push((p, origin));
+            }
+            Op::Chmod(mode, p) => {
+                let path = in_sandbox(op, p)?;
+                let mode = parse_perms(op, mode)?;
+                step(StepKind::Chmod { path, mode }, origin);
+            }
+            Op::File(fd, dest) => {
+                let path = in_sandbox(op, dest)?;
+                let mode = perms.take().map_or(0o666, |(m, _)| m);
+                let fd = cx.fds.get(op, *fd)?;
+                step(StepKind::File { path, mode, fd }, origin);
+            }
+            Op::BindData { ro, fd, dest } => {
+                let path = in_sandbox(op, dest)?;
+                let mode = perms.take().map_or(0o600, |(m, _)| m);
+                let fd = cx.fds.get(op, *fd)?;
+                step(
+                    StepKind::BindData {
+                        path,
+                        mode,
+                        ro: *ro,
+                        fd,
+                    },
+                    origin,
+                );
+            }
+            Op::BindFd { ro, fd, dest } => {
+                let path = in_sandbox(op, dest)?;
+                let fd = cx.fds.get(op, *fd)?;
+                step(StepKind::BindFd { path, ro: *ro, fd }, origin);
+            }
+            Op::OverlaySrc(src) => overlay_srcs.push(source_path(op, src)?),
+            Op::Overlay { upper, work, dest } => {
+                let dest = in_sandbox(op, dest)?;
+                let options = vec![
+                    format!("lowerdir={}", lowerdir(&overlay_srcs)),
+                    format!("upperdir={}", lowerdir(&[source_path(op, upper)?])),
+                    format!("workdir={}", lowerdir(&[source_path(op, work)?])),
+                ];
+                overlay_srcs.clear();
+                let mut m = MountSpec::new(dest, "overlay", Some("overlay".into()), &[]);
+                m.options = options;
+                c.mounts.push((m, origin));
+            }
+            Op::RoOverlay(dest) => {
+                let dest = in_sandbox(op, dest)?;
+                let mut m = MountSpec::new(dest, "overlay", Some("overlay".into()), &["ro"]);
+                m.options
+                    .push(format!("lowerdir={}", lowerdir(&overlay_srcs)));
+                overlay_srcs.clear();
+                c.mounts.push((m, origin));
+            }
+            Op::TmpOverlay(dest) => {
+                let path = in_sandbox(op, dest)?;
+                let lower = std::mem::take(&mut overlay_srcs);
+                step(StepKind::TmpOverlay { path, lower }, origin);
             }
             Op::Setenv(..) | Op::Unsetenv(_) | Op::Clearenv => {}
         }
@@ -519,18 +725,16 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
     Ok(c)
 }
 
-fn phase_of(path: &Path, mounts: &[(MountSpec, String)]) -> Phase {
-    if under_a_mount(path, mounts) {
-        Phase::AfterMounts
-    } else {
-        Phase::BeforeMounts
-    }
-}
-
 /// The program's environment: saferoot's own (or none with
 /// `--clearenv`), changed by the environment flags in order; PATH gets a
 /// default when it ends up unset.
 pub fn environment(ops: &[Op]) -> Vec<(OsString, OsString)> {
+    environment_with(ops, true)
+}
+
+/// [`environment`]; `default_path`: give PATH a default when it ends up
+/// unset (bubblewrap does not).
+pub fn environment_with(ops: &[Op], default_path: bool) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     for op in ops {
         match op {
@@ -543,7 +747,7 @@ pub fn environment(ops: &[Op]) -> Vec<(OsString, OsString)> {
             _ => {}
         }
     }
-    if !env.iter().any(|(k, _)| k == "PATH") {
+    if default_path && !env.iter().any(|(k, _)| k == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }
     env
@@ -668,17 +872,30 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
             "implicit /dev (no flag mounts /dev)"
         };
         let mut dev = dev_mounts(Path::new("/dev"), origin, tty_gid);
+        let k = dev.len();
         dev.append(&mut comp.mounts);
         comp.mounts = dev;
         for s in &mut comp.steps {
-            if s.phase == Phase::BeforeMounts && clean(s.kind.path()).starts_with("/dev") {
-                s.phase = Phase::AfterMounts;
+            // A step under /dev given before any mount goes into the new
+            // /dev (made first), not beneath it.
+            if s.after_mounts > 0 || clean(s.kind.path()).starts_with("/dev") {
+                s.after_mounts += k;
             }
         }
     }
 
-    let root = match &args.rootfs {
-        Some(dir) => {
+    let root = match (&args.rootfs, &comp.root_bind) {
+        (Some(_), Some((_, _, origin))) => {
+            return Err(CliError::usage(format!(
+                "{origin} cannot be combined with --rootfs: both say what the root is"
+            )))
+        }
+        (None, Some((source, flavor, _))) => RootKind::Bind {
+            source: source.clone(),
+            ro: *flavor == BindFlavor::Ro,
+            devices: *flavor == BindFlavor::Dev,
+        },
+        (Some(dir), None) => {
             let dir = std::path::absolute(dir)
                 .map_err(|e| CliError::setup(format!("--rootfs {}: {e}", shown(dir))))?;
             if !dir.is_dir() {
@@ -689,7 +906,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
             }
             RootKind::Directory(dir)
         }
-        None => RootKind::Tmpfs,
+        (None, None) => RootKind::Tmpfs,
     };
     let rootfs = match &root {
         RootKind::Directory(d) => d.clone(),
@@ -767,6 +984,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         new_session: crate::sandbox::new_session(args),
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
+        extras: Default::default(),
     })
 }
 
@@ -815,7 +1033,7 @@ mod tests {
                 mode: 0o711
             }
         );
-        assert_eq!(c.steps[0].phase, Phase::AfterMounts);
+        assert_eq!(c.steps[0].after_mounts, 1);
         let e = compose(&[Op::Size("1m".into()), Op::Proc("/proc".into())], 0, true).unwrap_err();
         assert!(
             e.message.contains("--size 1m must be followed by --tmpfs"),
@@ -887,7 +1105,7 @@ mod tests {
     }
 
     #[test]
-    fn steps_before_mounts_unless_below_an_earlier_mount() {
+    fn steps_keep_their_place_among_the_mounts() {
         let ops = vec![
             Op::Symlink("usr/lib".into(), "/lib".into()),
             Op::Tmpfs("/tmp".into()),
@@ -897,11 +1115,8 @@ mod tests {
             Op::Mask("/etc/shadow".into()),
         ];
         let c = compose(&ops, 0, true).unwrap();
-        let phases: Vec<Phase> = c.steps.iter().map(|s| s.phase).collect();
-        assert_eq!(
-            phases,
-            [Phase::BeforeMounts, Phase::AfterMounts, Phase::BeforeMounts]
-        );
+        let at: Vec<usize> = c.steps.iter().map(|s| s.after_mounts).collect();
+        assert_eq!(at, [0, 1, 1]);
         assert!(c.readonly_root);
         assert!(c.readonly.is_empty());
         assert_eq!(c.masked[0].1, "--mask /etc/shadow");

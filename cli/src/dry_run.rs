@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::errors::{shown, CliError, Escaped};
 use crate::output::{print, print_json, table};
-use crate::sandbox::{IdMaps, Phase, ProcessUser, RootKind, Sandbox, Step, StepKind};
+use crate::sandbox::{IdMaps, ProcessUser, RootKind, Sandbox, Step, StepKind};
 
 /// One mount, as shown.
 #[derive(Debug, Serialize)]
@@ -87,6 +87,16 @@ fn root_line(root: &RootKind) -> String {
         RootKind::Tmpfs => "a fresh tmpfs (mounted on a private scratch directory when run)".into(),
         RootKind::Directory(d) => format!("the directory {}", shown(d)),
         RootKind::Bundle(d) => format!("the bundle root {}", shown(d)),
+        RootKind::Bind {
+            source,
+            ro,
+            devices,
+        } => format!(
+            "the host tree {} bound{}{} (on a private scratch directory when run)",
+            shown(source),
+            if *ro { " read-only" } else { "" },
+            if *devices { " with devices" } else { "" }
+        ),
     }
 }
 
@@ -250,9 +260,10 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
     if !sb.steps.is_empty() {
         out += "\nsteps:\n";
         for s in &sb.steps {
-            let when = match s.phase {
-                Phase::BeforeMounts => "before the mounts",
-                Phase::AfterMounts => "after the mounts",
+            let when = match s.after_mounts {
+                0 => "before the mounts".to_string(),
+                n if n >= sb.spec.mounts.len() => "after the mounts".to_string(),
+                n => format!("after mount {n}"),
             };
             let what = match &s.kind {
                 StepKind::Dir { path, mode } => {
@@ -261,6 +272,38 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
                 StepKind::Symlink { target, path } => {
                     format!("symlink {} -> {}", path.escaped(), target.escaped())
                 }
+                StepKind::Chmod { path, mode } => {
+                    format!("chmod {} to {mode:o}", path.escaped())
+                }
+                StepKind::File { path, mode, fd } => format!(
+                    "file {} (mode {mode:o}) from fd {}",
+                    path.escaped(),
+                    fd.number
+                ),
+                StepKind::BindData { path, mode, ro, fd } => format!(
+                    "{}bind of a private file (mode {mode:o}) from fd {} at {}",
+                    if *ro { "read-only " } else { "" },
+                    fd.number,
+                    path.escaped()
+                ),
+                StepKind::BindFd { path, ro, fd } => format!(
+                    "{}bind of fd {} at {}",
+                    if *ro { "read-only " } else { "" },
+                    fd.number,
+                    path.escaped()
+                ),
+                StepKind::RemountRo { path } => {
+                    format!("remount the mount at {} read-only", path.escaped())
+                }
+                StepKind::TmpOverlay { path, lower } => format!(
+                    "overlay at {} of {} with writes to a private tmpfs",
+                    path.escaped(),
+                    lower
+                        .iter()
+                        .map(|l| l.escaped().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             out += &format!("  {what}, {when} ({})\n", s.origin);
         }

@@ -11,6 +11,54 @@ pub const EXIT_CANNOT_EXEC: i32 = 126;
 /// Exit status when the program was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
+/// How the command presents itself: as `saferoot`, or as bubblewrap
+/// (`bwrap`), whose scripts expect its conventions: messages start with
+/// `bwrap: ` (after a syslog level such as `<3>` with `--level-prefix`),
+/// and every failure of its own exits with status 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Personality {
+    /// bubblewrap's conventions.
+    pub bwrap: bool,
+    /// `--level-prefix`.
+    pub level_prefix: bool,
+}
+
+static PERSONALITY: std::sync::OnceLock<Personality> = std::sync::OnceLock::new();
+
+/// Switches to bubblewrap's conventions (once, before anything is
+/// printed; forked processes inherit it).
+pub fn set_bwrap_personality(level_prefix: bool) {
+    let _ = PERSONALITY.set(Personality {
+        bwrap: true,
+        level_prefix,
+    });
+}
+
+/// Whether the command runs as bubblewrap.
+pub fn is_bwrap() -> bool {
+    PERSONALITY.get().is_some_and(|p| p.bwrap)
+}
+
+/// The exit status for a failure of saferoot's own: `code`, or 1 as
+/// bubblewrap.
+pub fn failure_code(code: i32) -> i32 {
+    if is_bwrap() {
+        1
+    } else {
+        code
+    }
+}
+
+/// The text of an OS error without Rust's ` (os error N)` suffix, as C
+/// programs print it (`No such file or directory`).
+pub fn os_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// An error that ends the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
@@ -24,7 +72,7 @@ impl CliError {
     /// A bad command line (exit status 2).
     pub fn usage(message: impl Into<String>) -> CliError {
         CliError {
-            code: EXIT_USAGE,
+            code: failure_code(EXIT_USAGE),
             message: message.into(),
         }
     }
@@ -32,7 +80,7 @@ impl CliError {
     /// The sandbox could not be set up (exit status 125).
     pub fn setup(message: impl Into<String>) -> CliError {
         CliError {
-            code: EXIT_SETUP,
+            code: failure_code(EXIT_SETUP),
             message: message.into(),
         }
     }
@@ -48,9 +96,14 @@ impl fmt::Display for CliError {
 /// every error message leaves through here.
 pub fn print_error(message: impl fmt::Display) {
     use std::io::Write;
+    let prefix = match PERSONALITY.get() {
+        Some(p) if p.bwrap && p.level_prefix => "<3>bwrap",
+        Some(p) if p.bwrap => "bwrap",
+        _ => "saferoot",
+    };
     let _ = writeln!(
         std::io::stderr(),
-        "saferoot: {}",
+        "{prefix}: {}",
         terminal_safe(&message.to_string(), false)
     );
 }

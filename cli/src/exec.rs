@@ -1,6 +1,8 @@
 //! The last step in the sandbox: switch ids if asked, then exec the
 //! program with its environment.
 
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -9,6 +11,7 @@ use rustix::process::{Gid, Uid};
 use saferoot::rootfs::MountLock;
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
+use crate::report::Reporter;
 use crate::sandbox::Sandbox;
 
 /// Switches to the sandbox's user (OCI `process.user`): supplementary
@@ -40,16 +43,47 @@ fn switch_user(sb: &Sandbox) -> Result<(), CliError> {
 /// Execs the program. Returns only on failure, with the error to report
 /// (exit status 127 when the program was not found, 126 otherwise).
 ///
-/// `lock` (with a user namespace) is applied first, so that the program
-/// runs in a mount namespace where every mount saferoot made is locked.
-pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
+/// `lock` (with a user namespace, when no init applied it already) is
+/// applied first, so that the program runs in a mount namespace where
+/// every mount saferoot made is locked. `report` hears `R` (unless
+/// `ready_sent`: an init said it), then `X` right before the exec, `E` if
+/// it fails.
+pub fn exec(
+    sb: &Sandbox,
+    lock: Option<MountLock>,
+    report: Option<&Reporter>,
+    ready_sent: bool,
+) -> CliError {
     if let Some(lock) = lock {
         if let Err(e) = lock.apply() {
             return CliError::setup(format!("lock the sandbox's mounts: {e}"));
         }
     }
+    if !ready_sent {
+        if let Some(r) = report {
+            r.ready();
+        }
+    }
+    if let Some(fd) = &sb.extras.block_fd {
+        // Until a byte, or end of file.
+        let mut b = [0u8; 1];
+        while let Err(rustix::io::Errno::INTR) = rustix::io::read(&*fd.fd, &mut b) {}
+    }
     if let Err(e) = crate::fds::pass_preserved(sb.preserve_fds) {
         return e;
+    }
+    if let Some(fd) = &sb.extras.userns2_fd {
+        if let Err(e) = rustix::thread::move_into_link_name_space(
+            fd.fd.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::User),
+        ) {
+            return CliError::setup(format!("Setting userns2 failed: {e}"));
+        }
+    }
+    if sb.extras.assert_userns_disabled
+        && saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWUSER).is_ok()
+    {
+        return CliError::setup("creation of new user namespaces was not disabled as requested");
     }
     if let Err(e) = switch_user(sb) {
         return e;
@@ -68,18 +102,39 @@ pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
     if let Err(e) = set_signal_mask(&SignalSet::empty()) {
         return CliError::setup(format!("sigprocmask: {e}"));
     }
-    let err = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .exec();
-    let code = if err.kind() == std::io::ErrorKind::NotFound {
+        .envs(sb.env.iter().map(|(k, v)| (k, v)));
+    if crate::errors::is_bwrap() {
+        // As bubblewrap: PWD is where the program starts.
+        if let Ok(cwd) = rustix::process::getcwd(Vec::new()) {
+            cmd.env("PWD", std::ffi::OsStr::from_bytes(cwd.to_bytes()));
+        }
+    }
+    if let Some(a0) = &sb.extras.argv0 {
+        cmd.arg0(a0);
+    }
+    if let Some(r) = report {
+        r.exec();
+    }
+    let err = cmd.exec();
+    if let Some(r) = report {
+        r.exec_failed();
+    }
+    let code = crate::errors::failure_code(if err.kind() == std::io::ErrorKind::NotFound {
         EXIT_NOT_FOUND
     } else {
         EXIT_CANNOT_EXEC
+    });
+    let message = if crate::errors::is_bwrap() {
+        format!(
+            "execvp {}: {}",
+            prog.to_string_lossy(),
+            crate::errors::os_text(&err)
+        )
+    } else {
+        format!("cannot run {} in the sandbox: {err}", shown(prog))
     };
-    CliError {
-        code,
-        message: format!("cannot run {} in the sandbox: {err}", shown(prog)),
-    }
+    CliError { code, message }
 }

@@ -11,6 +11,8 @@ mod audit_cmd;
 mod audit_live;
 mod bundle;
 mod bwrap;
+mod bwrap_args;
+mod bwrap_cmd;
 mod default_sandbox;
 mod dry_run;
 mod errors;
@@ -23,6 +25,7 @@ mod mounts_cmd;
 mod namespaces;
 mod output;
 mod relay;
+mod report;
 mod rootfs_setup;
 mod run;
 mod sandbox;
@@ -77,6 +80,16 @@ fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliErr
 }
 
 fn main() {
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_else(|| "saferoot".into());
+    let rest: Vec<std::ffi::OsString> = argv.collect();
+    if bwrap_cmd::invoked_as_bwrap(&argv0, rest.first().map(|a| a.as_os_str())) {
+        std::process::exit(bwrap_cmd::main(argv0, rest));
+    }
+    if rest.first().is_some_and(|a| a == "bwrap") {
+        // `saferoot bwrap ARGS...`: bubblewrap's command line as it is.
+        std::process::exit(bwrap_cmd::main("bwrap".into(), rest[1..].to_vec()));
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
@@ -94,6 +107,7 @@ fn main() {
         Command::Mounts(args) => mounts_cmd::mounts(args).map(|()| 0),
         Command::Features(args) => features_cmd::features(args).map(|()| 0),
         Command::Extract(args) => extract_cmd::extract(args).map(|()| 0),
+        Command::Bwrap(args) => Ok(bwrap_cmd::main("bwrap".into(), args.args.clone())),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -41,7 +41,7 @@ pub fn status_code(status: WaitStatus) -> i32 {
     } else if let Some(sig) = status.terminating_signal() {
         128 + sig
     } else {
-        crate::errors::EXIT_SETUP
+        crate::errors::failure_code(crate::errors::EXIT_SETUP)
     }
 }
 
@@ -135,7 +135,7 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, watch: Option<&Watch>
         match rustix::process::waitpid(Some(child), WaitOptions::NOHANG) {
             Ok(Some((_, st))) => return status_code(st),
             Ok(None) => {}
-            Err(Errno::CHILD) => return crate::errors::EXIT_SETUP,
+            Err(Errno::CHILD) => return crate::errors::failure_code(crate::errors::EXIT_SETUP),
             Err(e) => log::warn!("waitpid: {e}"),
         }
     }
@@ -174,6 +174,6 @@ pub fn kill_and_reap(child: Pid) -> i32 {
     let _ = rustix::process::kill_process(child, Signal::KILL);
     match rustix::process::waitpid(Some(child), WaitOptions::empty()) {
         Ok(Some((_, st))) => status_code(st),
-        _ => crate::errors::EXIT_SETUP,
+        _ => crate::errors::failure_code(crate::errors::EXIT_SETUP),
     }
 }

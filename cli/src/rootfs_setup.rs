@@ -13,11 +13,11 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use saferoot::rootfs::{assemble, AssembleOptions, MountLock};
+use saferoot::rootfs::{assemble_with, AssembleOptions, MountLock};
 use saferoot::{ErrorKind, Mount, Root};
 
 use crate::errors::{shown, CliError, Escaped};
-use crate::sandbox::{Phase, RootKind, Sandbox, Step, StepKind};
+use crate::sandbox::{RootKind, Sandbox, Step, StepKind};
 
 fn setup_err(sb: &Sandbox) -> impl Fn(saferoot::Error) -> CliError + '_ {
     move |e| CliError::setup(sb.explain(&e))
@@ -59,41 +59,295 @@ fn mount_fresh_root(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A host tree bound recursively on the scratch directory: the root for
+/// `--bind SRC /` (read-only all the way down for `--ro-bind`, nodev
+/// unless `--dev-bind`, always nosuid).
+fn mount_bound_root(dir: &Path, source: &Path, ro: bool, devices: bool) -> Result<(), CliError> {
+    let fail =
+        |e: saferoot::Error| CliError::setup(format!("bind {} as the root: {e}", source.escaped()));
+    let target = Root::open(dir).and_then(|r| r.handle()).map_err(fail)?;
+    let m = Mount::clone_tree(source, saferoot::mount::Scope::Tree).map_err(fail)?;
+    let mut set = saferoot::MountAttr::NOSUID;
+    if ro {
+        set |= saferoot::MountAttr::RDONLY;
+    }
+    if !devices {
+        set |= saferoot::MountAttr::NODEV;
+    }
+    m.set_attr_recursive(set, saferoot::MountAttr::empty())
+        .map_err(fail)?;
+    m.attach(&target).map_err(|e| fail(e.into()))?.forget();
+    Ok(())
+}
+
+/// Copies everything readable from `from` into `to`.
+fn copy_fd(from: &std::os::fd::OwnedFd, to: &mut std::fs::File) -> std::io::Result<u64> {
+    let dup = from.try_clone()?;
+    let mut src = std::fs::File::from(dup);
+    std::io::copy(&mut src, to)
+}
+
+fn io_err(path: &Path, what: &str, e: std::io::Error) -> saferoot::Error {
+    saferoot::Error::from_os(
+        what,
+        Some(path),
+        rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+    )
+}
+
+/// Whether the handle is the root of a mount.
+fn is_mount_root(h: &saferoot::Handle) -> Result<bool, saferoot::Error> {
+    let st = rustix::fs::statx(
+        h,
+        c"",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .map_err(|e| saferoot::Error::from_os("statx", None, e))?;
+    Ok(st
+        .stx_attributes_mask
+        .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+        && st
+            .stx_attributes
+            .contains(rustix::fs::StatxAttributes::MOUNT_ROOT))
+}
+
+/// Attaches a detached mount on `path` in the root: onto a directory when
+/// the mount's root is one, onto a file otherwise (created when missing).
+fn attach_at(root: &Root, m: Mount, path: &Path) -> Result<(), saferoot::Error> {
+    let is_dir = rustix::fs::fstat(&m)
+        .map(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .map_err(|e| saferoot::Error::from_os("fstat", None, e))?;
+    if let Some(parent) = path.parent() {
+        root.mkdir_all(parent, 0o755)?;
+    }
+    let target = if is_dir {
+        root.mkdir_all(path, 0o755)?
+    } else {
+        root.create_file(path, 0o444)?
+    };
+    m.attach(&target)
+        .map_err(|e| {
+            saferoot::Error::from_os(
+                "attach",
+                Some(path),
+                rustix::io::Errno::from_raw_os_error(e.error().errno()),
+            )
+        })?
+        .forget();
+    Ok(())
+}
+
+/// Whether this process is in a user namespace other than the initial one
+/// (whose inode number is fixed: `PROC_USER_INIT_INO`).
+fn in_user_namespace() -> bool {
+    const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+    saferoot::procfs::Procfs::new()
+        .and_then(|p| p.ns_inode("user", None))
+        .is_ok_and(|ino| ino != PROC_USER_INIT_INO)
+}
+
+/// A new private tmpfs, detached, as a root to make files in.
+fn private_tmpfs() -> Result<(Mount, Root), saferoot::Error> {
+    let m = Mount::fs("tmpfs")
+        .source("saferoot")
+        .data("mode=700")
+        .mount()?;
+    let r = m.root()?;
+    Ok((m, r))
+}
+
 fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
+    let bwrap = crate::errors::is_bwrap();
+    let mkparents = |path: &Path| -> Result<(), saferoot::Error> {
+        if let Some(parent) = path.parent() {
+            root.mkdir_all(parent, 0o755)?;
+        }
+        Ok(())
+    };
     match &step.kind {
         StepKind::Dir { path, mode } => {
             // `--perms` is for the leaf only: missing parents get 0755, as
             // with bubblewrap. mkdir_all leaves an existing directory
             // alone; a new one gets the mode given (the umask is 0 here).
-            if let Some(parent) = path.parent() {
-                root.mkdir_all(parent, 0o755)?;
-            }
+            mkparents(path)?;
             drop(root.mkdir_all(path, *mode)?);
         }
         StepKind::Symlink { target, path } => {
-            if let Some(parent) = path.parent() {
-                root.mkdir_all(parent, 0o755)?;
-            }
+            mkparents(path)?;
             match root.symlink(target, path) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     // Fine when it is the same symlink already.
-                    if root.readlink(path).ok().as_deref() != Some(target.as_path()) {
-                        return Err(e);
+                    match root.readlink(path) {
+                        Ok(old) if old == *target => {}
+                        Ok(old) if bwrap => {
+                            return Err(saferoot::Error::from_invalid(
+                                "symlink",
+                                Some(path),
+                                format!("existing destination is {}", old.display()),
+                            ))
+                        }
+                        _ => return Err(e),
                     }
                 }
                 r => r?,
             }
         }
+        StepKind::Chmod { path, mode } => {
+            let h = root.resolve(path)?;
+            let flags = match h.file_type()? {
+                rustix::fs::FileType::Socket => {
+                    return Err(saferoot::Error::from_invalid(
+                        "chmod",
+                        Some(path),
+                        "a socket's permissions cannot be changed through an fd",
+                    ))
+                }
+                _ => {
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::NONBLOCK
+                        | rustix::fs::OFlags::NOCTTY
+                }
+            };
+            let f = h.reopen(flags)?;
+            rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(*mode))
+                .map_err(|e| saferoot::Error::from_os("fchmod", Some(path), e))?;
+        }
+        StepKind::File { path, mode, fd } => {
+            mkparents(path)?;
+            let h = root.create_file(path, *mode)?;
+            let mut f = h.reopen(rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TRUNC)?;
+            copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
+        }
+        StepKind::BindData { path, mode, ro, fd } => {
+            let (tmp, tmp_root) = private_tmpfs()?;
+            let name = Path::new("/data");
+            let h = tmp_root.create_file(name, *mode)?;
+            let mut f = h.reopen(rustix::fs::OFlags::WRONLY)?;
+            copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
+            drop(f);
+            let file = Mount::clone_fd(&h, saferoot::mount::Scope::Mount)?;
+            drop(tmp);
+            let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
+            if *ro {
+                set |= saferoot::MountAttr::RDONLY;
+            }
+            file.set_attr(set, saferoot::MountAttr::empty())?;
+            attach_at(root, file, path)?;
+        }
+        StepKind::BindFd { path, ro, fd } => {
+            let m = Mount::clone_fd(&*fd.fd, saferoot::mount::Scope::Tree)?;
+            let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
+            if *ro {
+                set |= saferoot::MountAttr::RDONLY;
+            }
+            m.set_attr_recursive(set, saferoot::MountAttr::empty())?;
+            attach_at(root, m, path)?;
+        }
+        StepKind::RemountRo { path } => {
+            let h = root.resolve(path)?;
+            if !is_mount_root(&h)? {
+                return Err(saferoot::Error::from_invalid(
+                    "remount read-only",
+                    Some(path),
+                    "not a mount point",
+                ));
+            }
+            saferoot::mount::change_attrs(
+                &h,
+                saferoot::MountAttr::RDONLY,
+                saferoot::MountAttr::empty(),
+                None,
+                saferoot::mount::Scope::Mount,
+            )?;
+        }
+        StepKind::TmpOverlay { path, lower } => {
+            saferoot::features::require(saferoot::features::Feature::OverlayLayerFds)?;
+            let (_tmp, tmp_root) = private_tmpfs()?;
+            let open_dir = |h: &saferoot::Handle| {
+                h.reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
+                    .map(std::os::fd::OwnedFd::from)
+            };
+            let upper = open_dir(&tmp_root.mkdir_all("/upper", 0o755)?)?;
+            let work = open_dir(&tmp_root.mkdir_all("/work", 0o755)?)?;
+            let mut b = Mount::fs("overlay").source("overlay");
+            // lowerdir+ takes the top layer first.
+            for l in lower.iter().rev() {
+                let f = std::fs::File::open(l).map_err(|e| io_err(l, "open overlay layer", e))?;
+                b = b.fd("lowerdir+", f.into(), l.display().to_string());
+            }
+            b = b.fd("upperdir", upper, "the private upper directory");
+            b = b.fd("workdir", work, "the private work directory");
+            if in_user_namespace() {
+                b = b.flag("userxattr");
+            }
+            let m = b.mount()?;
+            attach_at(root, m, path)?;
+        }
     }
     Ok(())
 }
 
-fn do_steps(sb: &Sandbox, root: &Root, phase: Phase) -> Result<(), CliError> {
-    for step in sb.steps.iter().filter(|s| s.phase == phase) {
-        do_step(root, step).map_err(|e| CliError::setup(format!("{}: {e}", step.origin)))?;
-        log::debug!("{}: done", step.origin);
+/// Carries out the steps in order, each with the flag it came from in an
+/// error.
+struct Steps<'a> {
+    steps: &'a [Step],
+    next: usize,
+    failed: Option<String>,
+}
+
+impl Steps<'_> {
+    /// Does every step that comes before mount `i` (all that remain for
+    /// `usize::MAX`).
+    fn until(&mut self, i: usize, root: &Root) -> Result<(), saferoot::Error> {
+        while let Some(step) = self.steps.get(self.next) {
+            if step.after_mounts > i {
+                break;
+            }
+            self.next += 1;
+            if let Err(e) = do_step(root, step) {
+                self.failed = Some(step.origin.clone());
+                return Err(e);
+            }
+            log::debug!("{}: done", step.origin);
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn error(&self, sb: &Sandbox, e: saferoot::Error) -> CliError {
+        match &self.failed {
+            Some(origin) if crate::errors::is_bwrap() => {
+                CliError::setup(bwrap_step_message(origin, &e))
+            }
+            Some(origin) => CliError::setup(format!("{origin}: {e}")),
+            None => CliError::setup(sb.explain(&e)),
+        }
+    }
+}
+
+/// bubblewrap's wording for a failed step, which scripts match: `Can't
+/// make symlink at DEST: existing destination is OLD`, and so on.
+fn bwrap_step_message(origin: &str, e: &saferoot::Error) -> String {
+    let flag = origin.split_whitespace().next().unwrap_or("");
+    let what = match flag {
+        "--symlink" => "Can't make symlink at",
+        "--dir" => "Can't mkdir",
+        "--file" => "Can't create file at",
+        "--bind-data" | "--ro-bind-data" => "Can't create file at",
+        "--chmod" => "Can't chmod",
+        "--remount-ro" => "Can't remount readonly on",
+        _ => return format!("{origin}: {e}"),
+    };
+    let path = e
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let reason = e.to_string();
+    // The library's text ends with the reason after the last ": ".
+    let reason = reason.rsplit(": ").next().unwrap_or(&reason).to_string();
+    format!("{what} {path}: {reason}")
 }
 
 /// Builds the root and enters it. Runs in the new namespaces (in the pid
@@ -114,15 +368,17 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
             CliError::setup(format!("bring up lo in the new network namespace: {e}"))
         })?;
     }
-    if sb.root == RootKind::Tmpfs {
-        mount_fresh_root(&sb.spec.rootfs)?;
+    match &sb.root {
+        RootKind::Tmpfs => mount_fresh_root(&sb.spec.rootfs)?,
+        RootKind::Bind {
+            source,
+            ro,
+            devices,
+        } => mount_bound_root(&sb.spec.rootfs, source, *ro, *devices)?,
+        RootKind::Directory(_) | RootKind::Bundle(_) => {}
     }
     // Steps create exactly the modes asked for.
     let old_umask = rustix::process::umask(rustix::fs::Mode::empty());
-    if sb.steps.iter().any(|s| s.phase == Phase::BeforeMounts) {
-        let base = Root::open(&sb.spec.rootfs).map_err(setup_err(sb))?;
-        do_steps(sb, &base, Phase::BeforeMounts)?;
-    }
     let opts = AssembleOptions {
         strategy: sb.strategy,
         console: None,
@@ -136,13 +392,23 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     let mut spec = sb.spec.clone();
     let cwd = spec.cwd.take();
     crate::run::test_setup_delay();
-    let assembled = assemble(&spec, &opts).map_err(setup_err(sb))?;
+    // Steps happen between the mounts, in command-line order; those after
+    // the last mount, in the assembled root.
+    let mut steps = Steps {
+        steps: &sb.steps,
+        next: 0,
+        failed: None,
+    };
+    let assembled = assemble_with(&spec, &opts, &mut |i, root| steps.until(i, root))
+        .map_err(|e| steps.error(sb, e))?;
     log::info!(
         "assembled {} ({} strategy)",
         sb.spec.rootfs.escaped(),
         assembled.strategy().name()
     );
-    do_steps(sb, assembled.root(), Phase::AfterMounts)?;
+    steps
+        .until(usize::MAX, assembled.root())
+        .map_err(|e| steps.error(sb, e))?;
     if let Some(cwd) = &cwd {
         assembled
             .root()
@@ -163,6 +429,18 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
     assembled.enter(sb.enter).map_err(setup_err(sb))?;
     if let Some(cwd) = &cwd {
         chdir_in_root(cwd)?;
+    } else if let Some(dir) = &sb.extras.chdir {
+        rustix::process::chdir(dir.as_path())
+            .map_err(|e| CliError::setup(format!("Can't chdir to {}: {e}", dir.display())))?;
+    } else {
+        // The first that exists inside; `/` (where entering left us)
+        // otherwise. The root is this process's root now: a plain chdir
+        // cannot leave it (saferoot holds no fd outside it either).
+        for dir in &sb.extras.cwd_fallbacks {
+            if rustix::process::chdir(dir.as_path()).is_ok() {
+                break;
+            }
+        }
     }
     Ok(lock)
 }
@@ -218,7 +496,14 @@ fn stdio_to_sandbox_null(root: &Root) -> Result<(), CliError> {
         if null.is_none() {
             let fail =
                 |e: saferoot::Error| CliError::setup(format!("/dev/null in the sandbox: {e}"));
-            let h = root.resolve("/dev/null").map_err(fail)?;
+            let h = match root.resolve("/dev/null") {
+                Ok(h) => h,
+                // A root without /dev/null (bubblewrap's command line
+                // without --dev): stdio keeps the host's, the same
+                // harmless device.
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(fail(e)),
+            };
             let s = h.stat().map_err(fail)?;
             if s.file_type != rustix::fs::FileType::CharacterDevice
                 || s.rdev != rustix::fs::makedev(1, 3)

@@ -36,7 +36,9 @@
 //! so it can kill the sandbox and remove the scratch directory itself.
 
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::report::Reporter;
 use std::path::PathBuf;
 
 use crate::sys::process::{
@@ -44,7 +46,7 @@ use crate::sys::process::{
 };
 use rustix::process::{Pid, Signal};
 
-use crate::errors::{CliError, Escaped, EXIT_SETUP};
+use crate::errors::{CliError, Escaped};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -131,7 +133,9 @@ fn write_byte(fd: &OwnedFd) -> bool {
 
 /// Runs the sandbox; returns the exit status for saferoot.
 pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
-    crate::fds::seal_inherited(sb.preserve_fds)?;
+    if !sb.extras.inherit_fds {
+        crate::fds::seal_inherited(sb.preserve_fds)?;
+    }
     // Everything that can be refused is refused here, before any process
     // or namespace exists.
     saferoot::rootfs::plan(&sb.spec).map_err(|e| {
@@ -172,7 +176,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         parent = Some(p);
     }
     let scratch = match sb.root {
-        RootKind::Tmpfs => {
+        RootKind::Tmpfs | RootKind::Bind { .. } => {
             let s = ScratchDir::new()?;
             sb.spec.rootfs = s.path.clone();
             Some(s)
@@ -185,6 +189,30 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         None
     };
     let (setup_r, setup_w) = setup_pipe(sb.preserve_fds)?;
+    let (mut listener, reporter) = if sb.extras.reports() {
+        let (l, r) =
+            crate::report::pipe().map_err(|e| CliError::setup(format!("report pipe: {e}")))?;
+        (Some(l), Some(r))
+    } else {
+        (None, None)
+    };
+    if let Some(fd) = &sb.extras.userns_fd {
+        // As bubblewrap: join the given user namespace before anything is
+        // made, so that every namespace made next is owned by it.
+        rustix::thread::move_into_link_name_space(
+            fd.fd.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::User),
+        )
+        .map_err(|e| {
+            CliError::setup(if e == rustix::io::Errno::INVAL {
+                "Joining the specified user namespace failed, it might not be a descendant \
+                 of the current user namespace."
+                    .to_string()
+            } else {
+                format!("Joining specified user namespace failed: {e}")
+            })
+        })?;
+    }
     let child = match fork() {
         Ok(Forked::Child) => {
             // The child keeps its ends of the pipes only, so that it sees
@@ -194,9 +222,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
                 (s.ready_w, s.go_r)
             });
             drop(setup_r);
+            drop(listener);
             // Never returns: the child execs the program or exits.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&sb, ends, me, setup_w)
+                child_main(&sb, ends, me, setup_w, reporter)
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
@@ -204,18 +233,31 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
                     e.code
                 }
                 Ok(Ok(never)) => match never {},
-                Err(_) => EXIT_SETUP,
+                Err(_) => crate::errors::failure_code(crate::errors::EXIT_SETUP),
             })
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
     };
     drop(setup_w);
+    drop(reporter);
     let sync = sync.map(|s| {
         drop((s.ready_w, s.go_r));
         (s.ready_r, s.go_w)
     });
-    if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
+    if let (Some((ready_r, go_w)), Some(block)) = (&sync, &sb.extras.userns_block_fd) {
+        // --userns-block-fd: the caller writes the maps. It learns the
+        // child's pid from the info document, then writes to the fd.
+        if read_byte(ready_r) {
+            crate::report::write_info(
+                child,
+                sb.extras.info_fd.as_ref(),
+                sb.extras.json_status_fd.as_ref(),
+            );
+            read_byte(&block.fd);
+            write_byte(go_w);
+        }
+    } else if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
         // Wait until the child is in its new user namespace.
         if read_byte(ready_r) {
             if let Err(e) = write_id_maps(child, maps) {
@@ -233,11 +275,28 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         }
     }
     drop(sync);
+    if let Some(l) = &mut listener {
+        // Until the sandbox is set up (or gone).
+        l.read(true);
+        if l.ready && sb.extras.userns_block_fd.is_none() {
+            crate::report::write_info(
+                l.init.unwrap_or(child),
+                sb.extras.info_fd.as_ref(),
+                sb.extras.json_status_fd.as_ref(),
+            );
+        }
+    }
     let watch = relay::Watch {
         setup: setup_r,
         parent,
     };
     let code = relay::supervise_top(child, !sb.new_session, Some(&watch));
+    if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {
+        l.read(false);
+        if l.exec && !l.exec_failed {
+            crate::report::write_exit(status, code);
+        }
+    }
     // Every way out of here removes the scratch directory: a signal during
     // setup or the parent's death end `supervise_top` like the sandbox's
     // own end does.
@@ -286,17 +345,26 @@ fn child_main(
     sync: Option<(OwnedFd, OwnedFd)>,
     parent: Pid,
     setup_w: OwnedFd,
+    reporter: Option<Reporter>,
 ) -> Result<Infallible, CliError> {
     if sb.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
             .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
         if rustix::process::getppid() != Some(parent) {
-            exit_immediately(EXIT_SETUP);
+            exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP));
         }
     }
     if sb.new_session {
         rustix::process::setsid()
             .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
+    }
+    if let Some(fd) = &sb.extras.pidns_fd {
+        // The processes forked next start in this pid namespace.
+        rustix::thread::move_into_link_name_space(
+            fd.fd.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::ProcessID),
+        )
+        .map_err(|e| CliError::setup(format!("Setting pidns failed: {e}")))?;
     }
     if let Some((ready_w, go_r)) = sync {
         // Our uid as the caller's namespace sees it (inside the new one,
@@ -306,9 +374,20 @@ fn child_main(
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWUSER): {e}")))?;
         if !write_byte(&ready_w) || !read_byte(&go_r) {
             // The parent failed and says why.
-            exit_immediately(EXIT_SETUP);
+            exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP));
         }
-        become_namespace_root(sb, host_uid)?;
+        if sb.extras.userns_block_fd.is_none() {
+            become_namespace_root(sb, host_uid)?;
+        }
+    }
+    if sb.extras.disable_userns {
+        // No more user namespaces below this one than the one the mounts
+        // are locked with (made at the end of setup): the program, inside
+        // that one, cannot make another, and cannot raise the limit, which
+        // belongs to this namespace.
+        saferoot::procfs::Procfs::new()
+            .and_then(|p| p.write_sysctl("user.max_user_namespaces", "1"))
+            .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
     }
     let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
     let before = procfs
@@ -330,12 +409,19 @@ fn child_main(
         ));
     }
     drop(procfs);
-    if !sb.namespaces.pid {
+    let new_pid_ns = sb.namespaces.pid || sb.extras.pidns_fd.is_some();
+    if !new_pid_ns && !sb.extras.needs_holder() {
         let lock = crate::rootfs_setup::setup(sb)?;
         // setup_w closes on exec.
-        let e = crate::exec::exec(sb, lock);
+        let e = crate::exec::exec(sb, lock, reporter.as_ref(), false);
         drop(setup_w);
         return Err(e);
+    }
+    if !new_pid_ns {
+        // No pid namespace, but something must stay while the program
+        // runs (lock files, the sync fd): this process does, as the init
+        // would.
+        exit_immediately(holder_main(sb, setup_w, reporter));
     }
     // The init learns whether this process is still alive through `alive`:
     // this process holds the write end, which closes when it dies.
@@ -347,10 +433,13 @@ fn child_main(
     match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
         Forked::Child => {
             drop(alive_w);
-            exit_immediately(init_main(sb, alive_r, setup_w))
+            exit_immediately(init_main(sb, alive_r, setup_w, reporter))
         }
         Forked::Parent(init) => {
-            drop((alive_r, setup_w));
+            if let Some(r) = &reporter {
+                r.init_pid(init);
+            }
+            drop((alive_r, setup_w, reporter));
             let code = relay::supervise(init, true);
             drop(alive_w);
             exit_immediately(code)
@@ -396,20 +485,20 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// `alive` reaches end-of-file once the namespace child is gone;
 /// `setup_w` is the setup pipe's write end, kept until the program is
 /// forked (the program's copy closes on exec).
-fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
+fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Reporter>) -> i32 {
     // The namespace child is only a relay: if it goes, so does the sandbox.
     // (saferoot kills it to end a setup.) Its death before the prctl would
     // not send the signal, so that is checked after it.
     if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
         crate::errors::print_error(format!("prctl(PR_SET_PDEATHSIG): {e}"));
-        return EXIT_SETUP;
+        return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     let mut b = [0u8; 1];
     if !matches!(
         rustix::io::read(&alive, &mut b),
         Err(rustix::io::Errno::AGAIN)
     ) {
-        return EXIT_SETUP;
+        return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     drop(alive);
     // The init stays in the sandbox running saferoot's binary: the sandbox
@@ -419,14 +508,14 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
         crate::errors::print_error(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
-        return EXIT_SETUP;
+        return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     // Made before entering the root, which may have no /proc.
     let counter = match ThreadCounter::new() {
         Ok(c) => c,
         Err(e) => {
             crate::errors::print_error(format!("open a procfs to count threads: {e}"));
-            return EXIT_SETUP;
+            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
         }
     };
     let lock = match crate::rootfs_setup::setup(sb) {
@@ -436,9 +525,59 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
             return e.code;
         }
     };
-    match fork_with(&counter) {
+    if sb.extras.as_pid_1 {
+        // No init: the program is pid 1.
+        let e = crate::exec::exec(sb, lock, reporter.as_ref(), false);
+        crate::errors::print_error(&e);
+        return e.code;
+    }
+    run_program(sb, lock, &counter, setup_w, reporter)
+}
+
+/// Without a pid namespace, the namespace child stays while the program
+/// runs when it holds something for the sandbox (lock files, the sync
+/// fd): like an init, it forks the program, then waits.
+fn holder_main(sb: &Sandbox, setup_w: OwnedFd, reporter: Option<Reporter>) -> i32 {
+    let counter = match ThreadCounter::new() {
+        Ok(c) => c,
+        Err(e) => {
+            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
+            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
+        }
+    };
+    let lock = match crate::rootfs_setup::setup(sb) {
+        Ok(lock) => lock,
+        Err(e) => {
+            crate::errors::print_error(&e);
+            return e.code;
+        }
+    };
+    run_program(sb, lock, &counter, setup_w, reporter)
+}
+
+/// The init's part once the root is entered: moves into the locked mount
+/// namespace (so that the program and the init share it, and the
+/// namespaces reported are the program's), reports the sandbox ready,
+/// forks the program, takes the lock files, and waits.
+fn run_program(
+    sb: &Sandbox,
+    lock: Option<saferoot::rootfs::MountLock>,
+    counter: &ThreadCounter,
+    setup_w: OwnedFd,
+    reporter: Option<Reporter>,
+) -> i32 {
+    if let Some(lock) = lock {
+        if let Err(e) = lock.apply() {
+            crate::errors::print_error(format!("lock the sandbox's mounts: {e}"));
+            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
+        }
+    }
+    if let Some(r) = &reporter {
+        r.ready();
+    }
+    match fork_with(counter) {
         Ok(Forked::Child) => {
-            let e = crate::exec::exec(sb, lock);
+            let e = crate::exec::exec(sb, None, reporter.as_ref(), true);
             crate::errors::print_error(&e);
             exit_immediately(e.code)
         }
@@ -446,14 +585,40 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd) -> i32 {
             // The setup is over once the program execs: its copy of
             // setup_w is then the last.
             drop(setup_w);
-            // The init stays in the namespace where the mounts were made;
-            // only the program moves into the locked copy.
-            drop(lock);
-            relay::init_loop(main)
+            drop(reporter);
+            let mut held = Vec::new();
+            for path in &sb.extras.lock_files {
+                match take_lock(path) {
+                    Ok(f) => held.push(f),
+                    Err(e) => {
+                        crate::errors::print_error(e);
+                        let _ = rustix::process::kill_process(main, Signal::KILL);
+                        return crate::errors::failure_code(crate::errors::EXIT_SETUP);
+                    }
+                }
+            }
+            let code = relay::init_loop(main);
+            drop(held);
+            code
         }
         Err(e) => {
             crate::errors::print_error(format!("fork the program: {e}"));
-            EXIT_SETUP
+            crate::errors::failure_code(crate::errors::EXIT_SETUP)
         }
     }
+}
+
+/// `--lock-file`: opens the path in the sandbox (the root is entered) and
+/// holds a shared POSIX lock on it.
+fn take_lock(path: &std::path::Path) -> Result<std::fs::File, String> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        format!(
+            "Unable to open lock file {}: {}",
+            path.display(),
+            crate::errors::os_text(&e)
+        )
+    })?;
+    crate::sys::fds::read_lock(f.as_fd())
+        .map_err(|e| format!("Unable to lock file {}: {e}", path.display()))?;
+    Ok(f)
 }

@@ -23,23 +23,47 @@ pub enum RootKind {
     Directory(PathBuf),
     /// The root of an OCI bundle (`--bundle`).
     Bundle(PathBuf),
+    /// A host tree bound recursively as the root (`--bind SRC /`), on a
+    /// scratch directory like a fresh root.
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Read-only, all the way down (`--ro-bind`).
+        ro: bool,
+        /// Device nodes usable (`--dev-bind`); otherwise nodev.
+        devices: bool,
+    },
 }
 
-/// When a step that is not a mount happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// In the base root, before any mount (nothing earlier is mounted on or
-    /// above its path).
-    BeforeMounts,
-    /// Inside the assembled root, after every mount (its path is on or
-    /// below an earlier mount).
-    AfterMounts,
+/// A file descriptor given on the command line (`--file FD`,
+/// `--bind-fd FD`, ...), duplicated close-on-exec when the command line
+/// was read. Shared, so that a [`Sandbox`] can be cloned; compared and
+/// shown by the number the caller gave.
+#[derive(Debug, Clone)]
+pub struct FdArg {
+    /// The number on the command line.
+    pub number: i32,
+    /// saferoot's own copy.
+    pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
 }
 
-/// A directory or symlink to create.
+impl PartialEq for FdArg {
+    fn eq(&self, other: &Self) -> bool {
+        self.number == other.number
+    }
+}
+
+impl Eq for FdArg {}
+
+impl Serialize for FdArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.number)
+    }
+}
+
+/// Something to do in the root that is not one of the spec's mounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StepKind {
     /// `--dir`.
     Dir {
@@ -55,13 +79,72 @@ pub enum StepKind {
         /// Where.
         path: PathBuf,
     },
+    /// `--chmod`: the permission bits of an existing path.
+    Chmod {
+        /// Which (symlinks followed, inside the root).
+        path: PathBuf,
+        /// The new bits.
+        mode: u32,
+    },
+    /// `--file FD DEST`: a new file with the contents of the fd.
+    File {
+        /// Where.
+        path: PathBuf,
+        /// Permission bits.
+        mode: u32,
+        /// Where the contents come from.
+        fd: FdArg,
+    },
+    /// `--bind-data` / `--ro-bind-data`: a private file with the contents
+    /// of the fd, bound at the path.
+    BindData {
+        /// Where.
+        path: PathBuf,
+        /// Permission bits.
+        mode: u32,
+        /// Read-only.
+        ro: bool,
+        /// Where the contents come from.
+        fd: FdArg,
+    },
+    /// `--bind-fd` / `--ro-bind-fd`: what the fd refers to, bound at the
+    /// path (recursively).
+    BindFd {
+        /// Where.
+        path: PathBuf,
+        /// Read-only.
+        ro: bool,
+        /// The directory (or O_PATH fd) to bind.
+        fd: FdArg,
+    },
+    /// `--remount-ro` (bubblewrap dialect): the mount at the path becomes
+    /// read-only, its submounts keep their flags.
+    RemountRo {
+        /// Which mount.
+        path: PathBuf,
+    },
+    /// `--tmp-overlay`: an overlay of host directories whose writes go
+    /// to a private tmpfs.
+    TmpOverlay {
+        /// Where.
+        path: PathBuf,
+        /// Lower layers, bottom first (host paths).
+        lower: Vec<PathBuf>,
+    },
 }
 
 impl StepKind {
-    /// The path the step creates.
+    /// The path the step works on.
     pub fn path(&self) -> &Path {
         match self {
-            StepKind::Dir { path, .. } | StepKind::Symlink { path, .. } => path,
+            StepKind::Dir { path, .. }
+            | StepKind::Symlink { path, .. }
+            | StepKind::Chmod { path, .. }
+            | StepKind::File { path, .. }
+            | StepKind::BindData { path, .. }
+            | StepKind::BindFd { path, .. }
+            | StepKind::RemountRo { path }
+            | StepKind::TmpOverlay { path, .. } => path,
         }
     }
 }
@@ -69,11 +152,13 @@ impl StepKind {
 /// A step, with when it happens and the flag it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// What to create.
+    /// What to do.
     #[serde(flatten)]
     pub kind: StepKind,
-    /// When.
-    pub phase: Phase,
+    /// When: after this many of the spec's mounts (`spec.mounts.len()`:
+    /// after all of them, in the assembled root). Steps and mounts happen
+    /// in command-line order.
+    pub after_mounts: usize,
     /// The flag (or default) that asked for it.
     pub origin: String,
 }
@@ -111,6 +196,64 @@ impl IdMaps {
     pub fn maps(maps: &[IdMapping], id: u32) -> bool {
         maps.iter()
             .any(|m| id >= m.container_id && id - m.container_id < m.size)
+    }
+}
+
+/// What only bubblewrap's command line asks for (all off for `run`).
+#[derive(Debug, Clone, Default)]
+pub struct BwrapExtras {
+    /// `--info-fd`: the sandbox's pid and namespaces, as JSON, once it is
+    /// set up.
+    pub info_fd: Option<FdArg>,
+    /// `--json-status-fd`: the same, then the exit code.
+    pub json_status_fd: Option<FdArg>,
+    /// `--sync-fd`: held open by the sandbox's init while it runs.
+    pub sync_fd: Option<FdArg>,
+    /// `--block-fd`: the program waits for a byte (or end of file) on it.
+    pub block_fd: Option<FdArg>,
+    /// `--userns-block-fd`: after the user namespace exists (and the
+    /// info is written), saferoot waits on it instead of writing the maps.
+    pub userns_block_fd: Option<FdArg>,
+    /// `--userns`: the user namespace to join instead of making one.
+    pub userns_fd: Option<FdArg>,
+    /// `--userns2`: the user namespace the program runs in.
+    pub userns2_fd: Option<FdArg>,
+    /// `--pidns`: the pid namespace the sandbox starts in.
+    pub pidns_fd: Option<FdArg>,
+    /// `--lock-file`: paths in the sandbox the init holds a read lock on.
+    pub lock_files: Vec<PathBuf>,
+    /// `--as-pid-1`: no init; the program is pid 1.
+    pub as_pid_1: bool,
+    /// `--argv0`.
+    pub argv0: Option<OsString>,
+    /// `--exec-label` (applied where SELinux is enabled).
+    pub exec_label: Option<OsString>,
+    /// `--disable-userns`.
+    pub disable_userns: bool,
+    /// `--assert-userns-disabled`.
+    pub assert_userns_disabled: bool,
+    /// `--chdir`: the working directory, which must exist inside (it is
+    /// not created, unlike `run --chdir`).
+    pub chdir: Option<PathBuf>,
+    /// Working directories to try, in order, when no `--chdir` is given
+    /// (the caller's, then `$HOME`); `/` when none exists inside.
+    pub cwd_fallbacks: Vec<PathBuf>,
+    /// Keep the caller's fds open for the program (bubblewrap passes on
+    /// every fd it did not consume); `run` closes them.
+    pub inherit_fds: bool,
+}
+
+impl BwrapExtras {
+    /// Whether the sandbox needs a process that stays while the program
+    /// runs (pid 1, or a holder of the lock files and the sync fd).
+    pub fn needs_holder(&self) -> bool {
+        !self.lock_files.is_empty() || self.sync_fd.is_some()
+    }
+
+    /// Whether the top process must hear when the program is about to
+    /// start (to write `--info-fd` and `--json-status-fd`).
+    pub fn reports(&self) -> bool {
+        self.info_fd.is_some() || self.json_status_fd.is_some()
     }
 }
 
@@ -160,6 +303,8 @@ pub struct Sandbox {
     pub preserve_fds: u32,
     /// Parts of the input that saferoot does not apply (OCI fields).
     pub ignored: Vec<String>,
+    /// bubblewrap-only options.
+    pub extras: BwrapExtras,
 }
 
 /// Whether the program gets a session of its own: with `--new-session`,

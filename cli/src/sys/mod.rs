@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod fds;
 pub mod process;
 
 /// The errno of the last failed libc call.

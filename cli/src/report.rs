@@ -1,0 +1,195 @@
+//! What the sandbox's chain tells the top process while it starts, for
+//! `--info-fd` and `--json-status-fd`.
+//!
+//! A pipe: the top process holds the read end; every process of the chain
+//! holds a close-on-exec write end until it execs the program or exits.
+//! Messages are one byte, one carrying a pid:
+//!
+//! - `P` + 4 bytes: the pid (in the caller's pid namespace) of the
+//!   sandbox's init, sent by the namespace child that forked it;
+//! - `R`: the sandbox is set up (root entered, mounts locked); the
+//!   program is about to wait for `--block-fd` and start;
+//! - `X`: the program is being exec'd;
+//! - `E`: the exec failed.
+//!
+//! On `R` the top process writes the info document: the pid of the
+//! sandbox's first process (its init, or the program when there is none)
+//! and the inode numbers of its namespaces, read through saferoot's own
+//! procfs. When the sandbox ends after `X` and without `E`, the exit code
+//! follows on `--json-status-fd`. bubblewrap writes the info document
+//! before it sets the sandbox up; saferoot writes it once the namespaces
+//! are final (the program's mount namespace is the locked copy made at
+//! the end of setup), still before `--block-fd` is waited on.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use rustix::process::Pid;
+
+use crate::sandbox::FdArg;
+
+/// The write end, in the chain.
+#[derive(Debug)]
+pub struct Reporter(OwnedFd);
+
+impl Reporter {
+    fn send(&self, msg: &[u8]) {
+        // Best effort: a top process that went away has nothing to learn.
+        let _ = rustix::io::write(&self.0, msg);
+    }
+
+    /// The init's pid.
+    pub fn init_pid(&self, pid: Pid) {
+        let mut m = vec![b'P'];
+        m.extend_from_slice(&pid.as_raw_nonzero().get().to_le_bytes());
+        self.send(&m);
+    }
+
+    /// Set up.
+    pub fn ready(&self) {
+        self.send(b"R");
+    }
+
+    /// About to exec.
+    pub fn exec(&self) {
+        self.send(b"X");
+    }
+
+    /// The exec failed.
+    pub fn exec_failed(&self) {
+        self.send(b"E");
+    }
+}
+
+/// The read end, in the top process.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+    /// The init's pid, once told.
+    pub init: Option<Pid>,
+    /// `R` seen.
+    pub ready: bool,
+    /// `X` seen.
+    pub exec: bool,
+    /// `E` seen.
+    pub exec_failed: bool,
+}
+
+/// A new report pipe (both ends close-on-exec).
+pub fn pipe() -> std::io::Result<(Listener, Reporter)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    Ok((
+        Listener {
+            fd: r,
+            init: None,
+            ready: false,
+            exec: false,
+            exec_failed: false,
+        },
+        Reporter(w),
+    ))
+}
+
+impl Listener {
+    /// Reads messages until `R` (`until_ready`) or end of file, which
+    /// comes when every process of the chain has exec'd or exited.
+    pub fn read(&mut self, until_ready: bool) {
+        let mut buf = [0u8; 5];
+        loop {
+            if until_ready && self.ready {
+                return;
+            }
+            let n = match rustix::io::read(&self.fd, &mut buf[..1]) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return,
+            };
+            debug_assert_eq!(n, 1);
+            match buf[0] {
+                b'P' => {
+                    let mut got = 0;
+                    while got < 4 {
+                        match rustix::io::read(&self.fd, &mut buf[1 + got..5]) {
+                            Ok(0) => return,
+                            Ok(n) => got += n,
+                            Err(rustix::io::Errno::INTR) => continue,
+                            Err(_) => return,
+                        }
+                    }
+                    let raw = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
+                    self.init = Pid::from_raw(raw);
+                }
+                b'R' => self.ready = true,
+                b'X' => self.exec = true,
+                b'E' => self.exec_failed = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The namespaces listed, as bubblewrap names them in its documents.
+const NAMESPACES: [(&str, &str); 7] = [
+    ("cgroup", "cgroup"),
+    ("ipc", "ipc"),
+    ("mnt", "mnt"),
+    ("net", "net"),
+    ("pid", "pid"),
+    ("uts", "uts"),
+    ("user", "user"),
+];
+
+/// The inode numbers of `pid`'s namespaces, those it can read.
+fn namespace_ids(pid: Pid) -> Vec<(&'static str, u64)> {
+    let Ok(procfs) = saferoot::procfs::Procfs::new() else {
+        return Vec::new();
+    };
+    let raw = pid.as_raw_nonzero().get() as u32;
+    NAMESPACES
+        .iter()
+        .filter_map(|(file, name)| procfs.ns_inode(file, Some(raw)).ok().map(|i| (*name, i)))
+        .collect()
+}
+
+fn write_all(fd: &FdArg, text: &str) {
+    let dup = match fd.fd.try_clone() {
+        Ok(d) => d,
+        Err(e) => {
+            log::warn!("write to fd {}: {e}", fd.number);
+            return;
+        }
+    };
+    let mut f = std::fs::File::from(dup);
+    if let Err(e) = f.write_all(text.as_bytes()) {
+        log::warn!("write to fd {}: {e}", fd.number);
+    }
+}
+
+/// Writes the info document (`--info-fd`, multi-line) and the first
+/// status document (`--json-status-fd`, one line) about `pid`.
+pub fn write_info(pid: Pid, info: Option<&FdArg>, status: Option<&FdArg>) {
+    let ids = namespace_ids(pid);
+    let raw = pid.as_raw_nonzero().get();
+    if let Some(fd) = info {
+        let mut s = format!("{{\n    \"child-pid\": {raw}");
+        for (name, id) in &ids {
+            s += &format!(",\n    \"{name}-namespace\": {id}");
+        }
+        s += "\n}\n";
+        write_all(fd, &s);
+    }
+    if let Some(fd) = status {
+        let mut s = format!("{{ \"child-pid\": {raw}");
+        for (name, id) in &ids {
+            s += &format!(", \"{name}-namespace\": {id}");
+        }
+        s += " }\n";
+        write_all(fd, &s);
+    }
+}
+
+/// The last status document: the program's exit code.
+pub fn write_exit(status: &FdArg, code: i32) {
+    write_all(status, &format!("{{ \"exit-code\": {code} }}\n"));
+}
