@@ -1,47 +1,23 @@
-//! The last step in the sandbox: switch ids if asked, then exec the
-//! program with its environment.
+//! The last step in the sandbox: the program's privileges (ids,
+//! capabilities, rlimits, no_new_privs, seccomp: [`crate::privileges`]),
+//! then exec the program with its environment.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::sys::process::{set_signal_mask, SignalSet};
-use rustix::process::{Gid, Uid};
 use saferoot::rootfs::MountLock;
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::sandbox::Sandbox;
-
-/// Switches to the sandbox's user (OCI `process.user`): supplementary
-/// groups, then the group, then the user (setresuid drops the capabilities
-/// of a non-root user). The process has one thread, so the per-thread
-/// system calls cover it all.
-fn switch_user(sb: &Sandbox) -> Result<(), CliError> {
-    let Some(u) = &sb.user else { return Ok(()) };
-    let groups: Vec<Gid> = u
-        .additional_gids
-        .iter()
-        .map(|&g| Gid::from_raw(g))
-        .collect();
-    rustix::thread::set_thread_groups(&groups).map_err(|e| {
-        CliError::setup(format!(
-            "process.user.additionalGids {:?}: setgroups: {e}",
-            u.additional_gids
-        ))
-    })?;
-    let gid = Gid::from_raw(u.gid);
-    rustix::thread::set_thread_res_gid(gid, gid, gid)
-        .map_err(|e| CliError::setup(format!("process.user.gid {}: setresgid: {e}", u.gid)))?;
-    let uid = Uid::from_raw(u.uid);
-    rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .map_err(|e| CliError::setup(format!("process.user.uid {}: setresuid: {e}", u.uid)))?;
-    Ok(())
-}
 
 /// Execs the program. Returns only on failure, with the error to report
 /// (exit status 127 when the program was not found, 126 otherwise).
 ///
 /// `lock` (with a user namespace) is applied first, so that the program
 /// runs in a mount namespace where every mount saferoot made is locked.
+/// The privileges come last: once the seccomp filters are loaded, nothing
+/// but the exec follows.
 pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
     if let Some(lock) = lock {
         if let Err(e) = lock.apply() {
@@ -50,14 +26,6 @@ pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
     }
     if let Err(e) = crate::fds::pass_preserved(sb.preserve_fds) {
         return e;
-    }
-    if let Err(e) = switch_user(sb) {
-        return e;
-    }
-    if sb.no_new_privs {
-        if let Err(e) = rustix::thread::set_no_new_privs(true) {
-            return CliError::setup(format!("process.noNewPrivileges: prctl: {e}"));
-        }
     }
     let Some((prog, args)) = sb.argv.split_first() else {
         return CliError::setup("no program to run");
@@ -68,11 +36,14 @@ pub fn exec(sb: &Sandbox, lock: Option<MountLock>) -> CliError {
     if let Err(e) = set_signal_mask(&SignalSet::empty()) {
         return CliError::setup(format!("sigprocmask: {e}"));
     }
-    let err = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .exec();
+        .envs(sb.env.iter().map(|(k, v)| (k, v)));
+    if let Err(e) = crate::privileges::apply(&sb.security, sb.user.as_ref()) {
+        return e;
+    }
+    let err = cmd.exec();
     let code = if err.kind() == std::io::ErrorKind::NotFound {
         EXIT_NOT_FOUND
     } else {

@@ -22,6 +22,7 @@ mod findings;
 mod mounts_cmd;
 mod namespaces;
 mod output;
+mod privileges;
 mod relay;
 mod rootfs_setup;
 mod run;

@@ -142,6 +142,13 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             CliError::usage(msg)
         }
     })?;
+    sb.security.validate().map_err(|e| {
+        if matches!(sb.root, RootKind::Bundle(_)) {
+            CliError::setup(e.to_string())
+        } else {
+            CliError::usage(e.to_string())
+        }
+    })?;
     sb.strategy
         .resolve()
         .map_err(|e| CliError::setup(format!("--strategy {}: {e}", sb.strategy.name())))?;
@@ -298,6 +305,9 @@ fn child_main(
         rustix::process::setsid()
             .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
     }
+    // Inherited by the init and the program. Before the user namespace:
+    // lowering the score needs CAP_SYS_RESOURCE in the initial one.
+    crate::privileges::apply_oom_score_adj(&sb.security)?;
     if let Some((ready_w, go_r)) = sync {
         // Our uid as the caller's namespace sees it (inside the new one,
         // getuid reports the mapped or overflow id).
