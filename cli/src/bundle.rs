@@ -82,17 +82,6 @@ fn ignored_fields(config: &Spec) -> Vec<String> {
     out
 }
 
-/// The `process.capabilities` JSON keys of the five sets.
-fn json_key(field: Field) -> &'static str {
-    match field {
-        Field::Bounding => "bounding",
-        Field::Effective => "effective",
-        Field::Permitted => "permitted",
-        Field::Inheritable => "inheritable",
-        _ => "ambient",
-    }
-}
-
 /// Removes the capability names the OCI types do not know from the five
 /// sets of `process.capabilities` in `config`; returns a warning for each.
 fn strip_unknown_capabilities(config: &mut Value) -> Vec<String> {
@@ -105,7 +94,13 @@ fn strip_unknown_capabilities(config: &mut Value) -> Vec<String> {
         return skipped;
     };
     for field in CAPABILITY_FIELDS {
-        let Some(list) = caps.get_mut(json_key(field)).and_then(Value::as_array_mut) else {
+        // process.capabilities.bounding → bounding
+        let key = Origin::Oci
+            .name(field)
+            .rsplit('.')
+            .next()
+            .unwrap_or_default();
+        let Some(list) = caps.get_mut(key).and_then(Value::as_array_mut) else {
             continue;
         };
         list.retain(|v| match v.as_str() {

@@ -167,13 +167,6 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
             CliError::usage(msg)
         }
     })?;
-    sb.security.validate().map_err(|e| {
-        if matches!(sb.root, RootKind::Bundle(_)) {
-            CliError::setup(e.to_string())
-        } else {
-            CliError::usage(e.to_string())
-        }
-    })?;
     let strategy = sb
         .strategy
         .resolve()

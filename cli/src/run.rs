@@ -142,13 +142,6 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             CliError::usage(msg)
         }
     })?;
-    sb.security.validate().map_err(|e| {
-        if matches!(sb.root, RootKind::Bundle(_)) {
-            CliError::setup(e.to_string())
-        } else {
-            CliError::usage(e.to_string())
-        }
-    })?;
     sb.strategy
         .resolve()
         .map_err(|e| CliError::setup(format!("--strategy {}: {e}", sb.strategy.name())))?;
