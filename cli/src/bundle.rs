@@ -1,10 +1,21 @@
 //! An OCI bundle → [`Sandbox`].
 //!
-//! The root filesystem part comes from `saferoot::oci::load_bundle`; this
-//! adds what `run` does beyond the root: the namespaces listed in
-//! `linux.namespaces` (new ones only; joining an existing namespace by path
-//! is refused), the user namespace's maps, the hostname, and the process
-//! (`args`, `env`, `cwd`, `user`, `noNewPrivileges`).
+//! The root filesystem part comes from `saferoot::oci` (`read_config`,
+//! then `spec_from_config`, as `load_bundle` does); this adds what `run`
+//! does beyond the root: the namespaces listed in `linux.namespaces` (new
+//! ones only; joining an existing namespace by path is refused), the user
+//! namespace's maps, the hostname, the process (`args`, `env`, `cwd`,
+//! `user`), and the process's privileges
+//! (`capabilities`, `noNewPrivileges`, `rlimits`, `oomScoreAdj`, applied
+//! by [`crate::privileges`]).
+//!
+//! An unknown capability name in `process.capabilities` is skipped with a
+//! warning, as runc does, so that a config written for a newer kernel
+//! still runs (without that capability: nothing is granted that was not
+//! understood). An unknown rlimit type, a duplicate one, a soft limit above
+//! its hard limit, an `oomScoreAdj` outside -1000..=1000 and an effective
+//! capability that is not permitted are refused, naming the entry, before
+//! any process exists.
 //!
 //! What saferoot does not do is collected in [`Sandbox::ignored`] and
 //! printed on stderr: it is not a full runtime.
@@ -12,12 +23,19 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use saferoot::oci::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use saferoot::oci::oci_spec::runtime::{
+    Capability as OciCapability, LinuxCapabilities, LinuxNamespaceType, Process, Spec,
+};
 use saferoot::rootfs::spec::IdMapping;
+use serde_json::Value;
 
 use crate::args::RunArgs;
 use crate::errors::{shown, CliError, Escaped};
 use crate::namespaces::Namespaces;
+use crate::privileges::{
+    parse_capability, Capabilities, CapabilitySets, Field, Origin, ProcessSecurity, Rlimit,
+    CAPABILITY_FIELDS,
+};
 use crate::sandbox::{IdMaps, ProcessUser, RootKind, Sandbox};
 
 fn id_maps(list: Option<&Vec<saferoot::oci::oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdMapping> {
@@ -47,11 +65,8 @@ fn ignored_fields(config: &Spec) -> Vec<String> {
             p.terminal() == Some(true),
             "process.terminal (stdio is inherited)",
         );
-        note(p.capabilities().is_some(), "process.capabilities");
-        note(p.rlimits().is_some(), "process.rlimits");
         note(p.apparmor_profile().is_some(), "process.apparmorProfile");
         note(p.selinux_label().is_some(), "process.selinuxLabel");
-        note(p.oom_score_adj().is_some(), "process.oomScoreAdj");
         note(p.scheduler().is_some(), "process.scheduler");
         note(p.io_priority().is_some(), "process.ioPriority");
     }
@@ -67,14 +82,172 @@ fn ignored_fields(config: &Spec) -> Vec<String> {
     out
 }
 
+/// Removes the capability names the OCI types do not know from the five
+/// sets of `process.capabilities` in `config`; returns a warning for each.
+fn strip_unknown_capabilities(config: &mut Value) -> Vec<String> {
+    let mut skipped = Vec::new();
+    let Some(caps) = config
+        .get_mut("process")
+        .and_then(|p| p.get_mut("capabilities"))
+        .and_then(Value::as_object_mut)
+    else {
+        return skipped;
+    };
+    for field in CAPABILITY_FIELDS {
+        // process.capabilities.bounding → bounding
+        let key = Origin::Oci
+            .name(field)
+            .rsplit('.')
+            .next()
+            .unwrap_or_default();
+        let Some(list) = caps.get_mut(key).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        list.retain(|v| match v.as_str() {
+            Some(name) if serde_json::from_value::<OciCapability>(v.clone()).is_err() => {
+                skipped.push(format!(
+                    "{}: unknown capability {name:?}",
+                    Origin::Oci.name(field)
+                ));
+                false
+            }
+            // Known, or not a string (which the parser then refuses).
+            _ => true,
+        });
+    }
+    skipped
+}
+
+/// The entry of an rlimit type the OCI types do not include, and why.
+fn find_bad_rlimit_type(config: &Value) -> Option<(String, String)> {
+    let list = config.get("process")?.get("rlimits")?.as_array()?;
+    list.iter().enumerate().find_map(|(i, r)| {
+        let name = r.get("type")?.as_str()?;
+        Rlimit::parse_type(name)
+            .err()
+            .map(|why| (format!("process.rlimits[{i}].type"), why))
+    })
+}
+
+/// `config.json` of the bundle `dir`, read once (`saferoot::oci::read_config`),
+/// and its root filesystem spec. When the OCI types refuse the text, an
+/// unknown rlimit type is reported by its entry, and unknown capability
+/// names are skipped (the returned warnings say which); every other
+/// problem gets the library's own message.
+fn load(dir: &Path) -> Result<(Spec, saferoot::rootfs::RootfsSpec, Vec<String>), CliError> {
+    let lib = |e: saferoot::Error| CliError::setup(format!("--bundle {}: {e}", shown(dir)));
+    let bytes = saferoot::oci::read_config(dir).map_err(lib)?;
+    let mut warnings = Vec::new();
+    let config = match serde_json::from_slice::<Spec>(&bytes) {
+        Ok(c) => c,
+        Err(first) => {
+            // The library's message for text it cannot take (it parses it
+            // the same way), or the parser's when it takes what was not
+            // valid UTF-8.
+            let refused =
+                || match saferoot::oci::spec_from_json(&String::from_utf8_lossy(&bytes), dir) {
+                    Err(e) => lib(e),
+                    Ok(_) => CliError::setup(format!(
+                        "--bundle {}: config.json: not a valid OCI config: {first}",
+                        shown(dir)
+                    )),
+                };
+            let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+                return Err(refused());
+            };
+            if let Some((what, why)) = find_bad_rlimit_type(&value) {
+                return Err(CliError::setup(format!(
+                    "{}/config.json: {what}: {why}",
+                    dir.escaped()
+                )));
+            }
+            let skipped = strip_unknown_capabilities(&mut value);
+            if skipped.is_empty() {
+                return Err(refused());
+            }
+            match serde_json::from_value::<Spec>(value) {
+                Ok(c) => {
+                    warnings = skipped;
+                    c
+                }
+                Err(_) => return Err(refused()),
+            }
+        }
+    };
+    let spec = saferoot::oci::spec_from_config(&config, dir).map_err(lib)?;
+    Ok((config, spec, warnings))
+}
+
+/// The five sets of `process.capabilities`; a set that is not given is
+/// empty. A name the `caps` crate does not know is skipped with a warning.
+fn capability_sets(caps: &LinuxCapabilities, warnings: &mut Vec<String>) -> CapabilitySets {
+    let mut sets = CapabilitySets::default();
+    for field in CAPABILITY_FIELDS {
+        let list = match field {
+            Field::Bounding => caps.bounding(),
+            Field::Effective => caps.effective(),
+            Field::Permitted => caps.permitted(),
+            Field::Inheritable => caps.inheritable(),
+            _ => caps.ambient(),
+        };
+        let Some(out) = sets.get_mut(field) else {
+            continue;
+        };
+        for cap in list.iter().flatten() {
+            // The OCI type's name is the config's spelling, CAP_...
+            let name = serde_json::to_value(cap)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{cap:?}"));
+            match parse_capability(&name) {
+                Ok(c) => {
+                    out.insert(c);
+                }
+                Err(why) => warnings.push(format!("{}: {why}", Origin::Oci.name(field))),
+            }
+        }
+    }
+    sets
+}
+
+/// The privileges of `process`: capabilities (when the config has the
+/// object), `noNewPrivileges`, `rlimits` and `oomScoreAdj`, unchecked.
+fn process_security(process: Option<&Process>, warnings: &mut Vec<String>) -> ProcessSecurity {
+    let Some(p) = process else {
+        return ProcessSecurity {
+            origin: Origin::Oci,
+            ..ProcessSecurity::default()
+        };
+    };
+    ProcessSecurity {
+        origin: Origin::Oci,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        capabilities: match p.capabilities() {
+            Some(c) => Capabilities::Sets(Box::new(capability_sets(c, warnings))),
+            None => Capabilities::Unchanged,
+        },
+        rlimits: p
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| Rlimit {
+                kind: r.typ(),
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+            .collect(),
+        oom_score_adj: p.oom_score_adj(),
+        seccomp: Vec::new(),
+    }
+}
+
 /// The [`Sandbox`] of the bundle in `dir`. `args` gives the assembly
 /// choices, `--die-with-parent`, `--new-session`, and a command that
 /// replaces `process.args`.
 pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliError> {
     let dir = std::path::absolute(dir)
         .map_err(|e| CliError::setup(format!("--bundle {}: {e}", shown(dir))))?;
-    let (config, mut spec) = saferoot::oci::load_bundle(&dir)
-        .map_err(|e| CliError::setup(format!("--bundle {}: {e}", shown(&dir))))?;
+    let (config, mut spec, mut warnings) = load(&dir)?;
     let entry = |what: &str, why: String| {
         CliError::setup(format!("{}/config.json: {what}: {why}", dir.escaped()))
     };
@@ -205,7 +378,11 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
             ));
         }
     }
-    let no_new_privs = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
+    let security = process_security(process, &mut warnings);
+    security.validate().map_err(|e| entry(&e.field, e.why))?;
+    for w in &warnings {
+        log::warn!("{}/config.json: {w}: skipped, as runc does", dir.escaped());
+    }
 
     let origins = (0..spec.mounts.len())
         .map(|i| format!("mounts[{i}]"))
@@ -232,7 +409,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         hostname,
         id_maps,
         user,
-        no_new_privs,
+        security,
         env,
         argv,
         strategy,

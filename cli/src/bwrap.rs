@@ -975,7 +975,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         hostname,
         id_maps,
         user: None,
-        no_new_privs: false,
+        security: crate::privileges::ProcessSecurity::default(),
         env: environment(&user_ops),
         argv: args.command.clone(),
         strategy,

@@ -18,6 +18,7 @@ use crate::bwrap::{compose_with, BindFlavor, ComposeContext, Dialect, FdTable, O
 use crate::bwrap_args::{self, CapOp, Early, FdReader, Invocation, ParseError};
 use crate::errors::CliError;
 use crate::namespaces::Namespaces;
+use crate::privileges::{Capabilities, CapabilitySets, Origin, ProcessSecurity};
 use crate::sandbox::{BwrapExtras, FdArg, IdMaps, RootKind, Sandbox};
 
 /// The bubblewrap release whose command line this personality takes.
@@ -357,7 +358,19 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
     let caps = requested_caps(uid, &inv.caps, || {
         caps::read(None, caps::CapSet::Effective).unwrap_or_default()
     });
-    let _ = (caps, seccomp_programs(&inv)?);
+    // As bubblewrap: no new privileges, ever; the capabilities it
+    // decides, in every set, bounding included; seccomp programs last.
+    let security = ProcessSecurity {
+        origin: Origin::Flags,
+        no_new_privs: true,
+        capabilities: match caps {
+            None => Capabilities::Unchanged,
+            Some(set) => Capabilities::Sets(Box::new(CapabilitySets::uniform(set))),
+        },
+        seccomp: seccomp_programs(&inv)?,
+        ..ProcessSecurity::default()
+    };
+    security.validate().map_err(|e| fail(e.to_string()))?;
     Ok(Sandbox {
         spec,
         origins: comp.mounts.iter().map(|(_, o)| o.clone()).collect(),
@@ -378,7 +391,7 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
         hostname,
         id_maps,
         user: None,
-        no_new_privs: true,
+        security,
         env: crate::bwrap::environment_with(&inv.ops, false),
         argv: inv.command.clone(),
         strategy: Strategy::Auto,

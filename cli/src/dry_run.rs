@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::errors::{shown, CliError, Escaped};
 use crate::output::{print, print_json, table};
+use crate::privileges::{Capabilities, ProcessSecurity};
 use crate::sandbox::{IdMaps, ProcessUser, RootKind, Sandbox, Step, StepKind};
 
 /// One mount, as shown.
@@ -41,6 +42,7 @@ struct DryRun<'a> {
     id_maps: Option<&'a IdMaps>,
     user: Option<&'a ProcessUser>,
     no_new_privileges: bool,
+    process_security: &'a ProcessSecurity,
     command: Vec<String>,
     env: Vec<String>,
     mounts: Vec<MountView>,
@@ -100,6 +102,71 @@ fn root_line(root: &RootKind) -> String {
     }
 }
 
+/// The lines of the text plan about the program's privileges, for what
+/// is not left as it is.
+fn security_facts(sec: &ProcessSecurity) -> Vec<(&'static str, String)> {
+    let mut facts = Vec::new();
+    if let Capabilities::Sets(s) = &sec.capabilities {
+        let list = |set| {
+            let n = crate::privileges::names(set);
+            if n.is_empty() {
+                "none".to_string()
+            } else {
+                n.join(",")
+            }
+        };
+        facts.push((
+            "capabilities",
+            format!(
+                "bounding {}; effective {}; permitted {}; inheritable {}; ambient {}",
+                list(&s.bounding),
+                list(&s.effective),
+                list(&s.permitted),
+                list(&s.inheritable),
+                list(&s.ambient)
+            ),
+        ));
+    }
+    if !sec.rlimits.is_empty() {
+        let limit = |v: u64| {
+            if v == u64::MAX {
+                "unlimited".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        facts.push((
+            "rlimits",
+            sec.rlimits
+                .iter()
+                .map(|r| format!("{} {}/{}", r.name(), limit(r.soft), limit(r.hard)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    if let Some(v) = sec.oom_score_adj {
+        facts.push(("oom score", format!("{v} (oom_score_adj)")));
+    }
+    if sec.no_new_privs {
+        facts.push(("privileges", "no_new_privs".to_string()));
+    }
+    if !sec.seccomp.is_empty() {
+        facts.push((
+            "seccomp",
+            format!(
+                "{} program(s), loaded last: {} instructions",
+                sec.seccomp.len(),
+                sec.seccomp
+                    .iter()
+                    .map(|p| (p.len() / crate::privileges::SOCK_FILTER_SIZE).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        ));
+    }
+    facts
+}
+
 /// Prints the plan of `sb`; changes nothing.
 pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
     let plan = saferoot::rootfs::plan(&sb.spec).map_err(|e| {
@@ -124,7 +191,8 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
         hostname: sb.hostname.as_deref(),
         id_maps: sb.id_maps.as_ref(),
         user: sb.user.as_ref(),
-        no_new_privileges: sb.no_new_privs,
+        no_new_privileges: sb.security.no_new_privs,
+        process_security: &sb.security,
         command: sb
             .argv
             .iter()
@@ -177,6 +245,7 @@ pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
             format!("uid {} gid {} groups {:?}", u.uid, u.gid, u.additional_gids),
         ));
     }
+    facts.extend(security_facts(&sb.security));
     facts.push((
         "command",
         sb.argv.iter().map(shown).collect::<Vec<_>>().join(" "),

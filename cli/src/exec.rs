@@ -1,5 +1,6 @@
-//! The last step in the sandbox: switch ids if asked, then exec the
-//! program with its environment.
+//! The last step in the sandbox: the program's privileges (ids,
+//! capabilities, rlimits, no_new_privs, seccomp: [`crate::privileges`]),
+//! then exec the program with its environment.
 
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -7,38 +8,11 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::sys::process::{set_signal_mask, SignalSet};
-use rustix::process::{Gid, Uid};
 use saferoot::rootfs::MountLock;
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::report::Reporter;
 use crate::sandbox::Sandbox;
-
-/// Switches to the sandbox's user (OCI `process.user`): supplementary
-/// groups, then the group, then the user (setresuid drops the capabilities
-/// of a non-root user). The process has one thread, so the per-thread
-/// system calls cover it all.
-fn switch_user(sb: &Sandbox) -> Result<(), CliError> {
-    let Some(u) = &sb.user else { return Ok(()) };
-    let groups: Vec<Gid> = u
-        .additional_gids
-        .iter()
-        .map(|&g| Gid::from_raw(g))
-        .collect();
-    rustix::thread::set_thread_groups(&groups).map_err(|e| {
-        CliError::setup(format!(
-            "process.user.additionalGids {:?}: setgroups: {e}",
-            u.additional_gids
-        ))
-    })?;
-    let gid = Gid::from_raw(u.gid);
-    rustix::thread::set_thread_res_gid(gid, gid, gid)
-        .map_err(|e| CliError::setup(format!("process.user.gid {}: setresgid: {e}", u.gid)))?;
-    let uid = Uid::from_raw(u.uid);
-    rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .map_err(|e| CliError::setup(format!("process.user.uid {}: setresuid: {e}", u.uid)))?;
-    Ok(())
-}
 
 /// Execs the program. Returns only on failure, with the error to report
 /// (exit status 127 when the program was not found, 126 otherwise).
@@ -85,14 +59,6 @@ pub fn exec(
     {
         return CliError::setup("creation of new user namespaces was not disabled as requested");
     }
-    if let Err(e) = switch_user(sb) {
-        return e;
-    }
-    if sb.no_new_privs {
-        if let Err(e) = rustix::thread::set_no_new_privs(true) {
-            return CliError::setup(format!("process.noNewPrivileges: prctl: {e}"));
-        }
-    }
     let Some((prog, args)) = sb.argv.split_first() else {
         return CliError::setup("no program to run");
     };
@@ -114,6 +80,9 @@ pub fn exec(
     }
     if let Some(a0) = &sb.extras.argv0 {
         cmd.arg0(a0);
+    }
+    if let Err(e) = crate::privileges::apply(&sb.security, sb.user.as_ref()) {
+        return e;
     }
     if let Some(r) = report {
         r.exec();

@@ -24,6 +24,7 @@ mod findings;
 mod mounts_cmd;
 mod namespaces;
 mod output;
+mod privileges;
 mod relay;
 mod report;
 mod rootfs_setup;

@@ -366,6 +366,9 @@ fn child_main(
         )
         .map_err(|e| CliError::setup(format!("Setting pidns failed: {e}")))?;
     }
+    // Inherited by the init and the program. Before the user namespace:
+    // lowering the score needs CAP_SYS_RESOURCE in the initial one.
+    crate::privileges::apply_oom_score_adj(&sb.security)?;
     if let Some((ready_w, go_r)) = sync {
         // Our uid as the caller's namespace sees it (inside the new one,
         // getuid reports the mapped or overflow id).

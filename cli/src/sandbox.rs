@@ -12,6 +12,7 @@ use saferoot::rootfs::{EnterMethod, RootfsSpec, Strategy};
 use serde::Serialize;
 
 use crate::namespaces::Namespaces;
+use crate::privileges::ProcessSecurity;
 
 /// Where the root comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,8 +285,9 @@ pub struct Sandbox {
     pub id_maps: Option<IdMaps>,
     /// Ids to switch to before exec.
     pub user: Option<ProcessUser>,
-    /// `PR_SET_NO_NEW_PRIVS` before exec.
-    pub no_new_privs: bool,
+    /// The program's privileges: capabilities, rlimits, no_new_privs,
+    /// seccomp, OOM score ([`crate::privileges`]).
+    pub security: ProcessSecurity,
     /// The program's whole environment.
     pub env: Vec<(OsString, OsString)>,
     /// The program and its arguments.
