@@ -242,6 +242,10 @@ impl From<Handle> for OwnedFd {
 #[derive(Debug)]
 pub struct Root {
     inner: pathrs::Root,
+    /// For the root of a tree being assembled: the mount id and inode of
+    /// the rootfs directory as the caller's namespace has it, which host
+    /// paths are compared with (see `rootfs::sources`).
+    host_identity: Option<(u64, u64)>,
 }
 
 impl Root {
@@ -259,7 +263,10 @@ impl Root {
             ));
         }
         let inner = crate::error::pathrs_call("open root", path, || pathrs::Root::open(path))?;
-        Ok(Root { inner })
+        Ok(Root {
+            inner,
+            host_identity: None,
+        })
     }
 
     /// Uses `fd`, which must be a directory (an `O_PATH` fd is fine), as a
@@ -274,13 +281,28 @@ impl Root {
         }
         Ok(Root {
             inner: pathrs::Root::from_fd(fd),
+            host_identity: None,
         })
     }
 
     /// Another fd to the same root.
     pub fn try_clone(&self) -> Result<Root> {
         let inner = crate::error::pathrs_call("clone root", "/", || self.inner.try_clone())?;
-        Ok(Root { inner })
+        Ok(Root {
+            inner,
+            host_identity: self.host_identity,
+        })
+    }
+
+    /// Records where this root's tree came from (crate-private): the mount
+    /// id and inode of the rootfs directory in the caller's namespace.
+    pub(crate) fn set_host_identity(&mut self, id: (u64, u64)) {
+        self.host_identity = Some(id);
+    }
+
+    /// See [`set_host_identity`](Self::set_host_identity).
+    pub(crate) fn host_identity(&self) -> Option<(u64, u64)> {
+        self.host_identity
     }
 
     /// Resolves `path` inside the root, following symlinks (confined to the

@@ -221,6 +221,7 @@ fn process_security(process: Option<&Process>, warnings: &mut Vec<String>) -> Pr
     };
     ProcessSecurity {
         origin: Origin::Oci,
+        raise_ambient: false,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         capabilities: match p.capabilities() {
             Some(c) => Capabilities::Sets(Box::new(capability_sets(c, warnings))),

@@ -416,6 +416,9 @@ pub struct ComposeContext<'a> {
     pub dialect: Dialect,
     /// The fds the ops name.
     pub fds: &'a FdTable,
+    /// Whether the sandbox has a pid namespace of its own (bubblewrap
+    /// binds the caller's procfs for `--proc` when it does not).
+    pub pid_ns: bool,
 }
 
 /// [`compose_with`] for `saferoot run` flags.
@@ -427,6 +430,7 @@ pub fn compose(ops: &[Op], n_default: usize, tty_gid: bool) -> Result<Compositio
             tty_gid,
             dialect: Dialect::Run,
             fds: &FdTable::default(),
+            pid_ns: true,
         },
     )
 }
@@ -449,6 +453,15 @@ fn lowerdir(layers_bottom_first: &[PathBuf]) -> String {
         })
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// What bubblewrap makes read-only in every `--proc`: old interfaces
+/// that change the host when written (`sysrq-trigger`, `sys`, ...).
+fn proc_covers(dest: &Path) -> Vec<PathBuf> {
+    ["sys", "sysrq-trigger", "irq", "bus"]
+        .iter()
+        .map(|n| dest.join(n))
+        .collect()
 }
 
 /// Turns the root-shaping flags into mounts, steps and paths, in order.
@@ -578,6 +591,24 @@ pub fn compose_with(ops: &[Op], cx: &ComposeContext<'_>) -> Result<Composition, 
                 m.options = options;
                 c.mounts.push((m, origin));
             }
+            Op::Proc(dest) if bwrap && !cx.pid_ns => {
+                // As bubblewrap: without a pid namespace of its own the
+                // sandbox shares the caller's, so it gets the caller's
+                // procfs, bound (a user namespace could not mount a new
+                // one anyway).
+                let dest = in_sandbox(op, dest)?;
+                c.mounts.push((
+                    MountSpec::new(
+                        dest.clone(),
+                        "bind",
+                        Some("/proc".into()),
+                        &["bind", "nosuid", "nodev", "noexec"],
+                    ),
+                    origin.clone(),
+                ));
+                c.readonly
+                    .extend(proc_covers(&dest).into_iter().map(|p| (p, origin.clone())));
+            }
             Op::Proc(dest) | Op::Mqueue(dest) => {
                 // A kernel filesystem of the sandbox's own: no setuid, no
                 // devices, nothing to run from it.
@@ -587,6 +618,10 @@ pub fn compose_with(ops: &[Op], cx: &ComposeContext<'_>) -> Result<Composition, 
                     "mqueue"
                 };
                 let dest = in_sandbox(op, dest)?;
+                if bwrap && fstype == "proc" {
+                    c.readonly
+                        .extend(proc_covers(&dest).into_iter().map(|p| (p, origin.clone())));
+                }
                 c.mounts.push((
                     MountSpec::new(
                         dest,
@@ -613,6 +648,17 @@ pub fn compose_with(ops: &[Op], cx: &ComposeContext<'_>) -> Result<Composition, 
                 }
                 c.dev = true;
                 c.mounts.extend(dev_mounts(&dest, &origin, cx.tty_gid));
+                if bwrap {
+                    // bubblewrap's /dev also has core -> /proc/kcore.
+                    c.steps.push(Step {
+                        kind: StepKind::Symlink {
+                            target: "/proc/kcore".into(),
+                            path: dest.join("core"),
+                        },
+                        after_mounts: c.mounts.len(),
+                        origin: origin.clone(),
+                    });
+                }
             }
             Op::Dir(dest) => {
                 let path = in_sandbox(op, dest)?;

@@ -40,13 +40,22 @@ pub fn invoked_as_bwrap(argv0: &OsStr, first: Option<&OsStr>) -> bool {
         && bwrap_args::is_option(first)
 }
 
-/// Reads `--args` fds for real: from a duplicate, then the caller's
-/// number is marked close-on-exec (bubblewrap closes it).
-struct RealFds;
+/// Reads fds for real (`--args`, the seccomp programs): from a
+/// duplicate, then the caller's number is marked close-on-exec. An fd is
+/// read once: bubblewrap closes it after reading, so a second read of the
+/// same number fails (EBADF) here too.
+#[derive(Default)]
+struct RealFds {
+    read: Vec<i32>,
+}
 
 impl FdReader for RealFds {
     fn read_fd(&mut self, fd: i32) -> std::io::Result<Vec<u8>> {
         use std::io::Read;
+        if self.read.contains(&fd) {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
+        self.read.push(fd);
         let dup = crate::sys::fds::dup_inherited(fd)?;
         let _ = crate::sys::fds::consume(fd);
         let mut data = Vec::new();
@@ -59,12 +68,20 @@ impl FdReader for RealFds {
 pub fn main(argv0: OsString, args: Vec<OsString>) -> i32 {
     let level_prefix = args.iter().any(|a| a == "--level-prefix");
     crate::errors::set_bwrap_personality(level_prefix);
-    crate::output::init_logging(0);
+    // bubblewrap has no verbosity flag: SAFEROOT_LOG=info|debug|trace.
+    let verbose = match std::env::var("SAFEROOT_LOG").as_deref() {
+        Ok("info") => 1,
+        Ok("debug") => 2,
+        Ok("trace") => 3,
+        _ => 0,
+    };
+    crate::output::init_logging(verbose);
     if args.is_empty() {
         eprint!("{}", bwrap_args::usage(&argv0));
         return 1;
     }
-    let inv = match bwrap_args::parse(args, &mut RealFds) {
+    let mut fds = RealFds::default();
+    let inv = match bwrap_args::parse(args, &mut fds) {
         Ok(Ok(inv)) => inv,
         Ok(Err(Early::Help)) => {
             print!("{}", bwrap_args::usage(&argv0));
@@ -87,9 +104,9 @@ pub fn main(argv0: OsString, args: Vec<OsString>) -> i32 {
         }
     };
     for w in &inv.warnings {
-        crate::errors::print_error(w);
+        crate::errors::print_warning(w);
     }
-    let result = sandbox(inv).and_then(crate::run::run);
+    let result = sandbox(inv, &mut fds).and_then(crate::run::run);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -124,9 +141,13 @@ fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
         if consume {
             crate::sys::fds::consume(n).map_err(|e| fail(format!("{what} {n}: {e}")))?;
         }
+        let path = saferoot::procfs::Procfs::new()
+            .and_then(|p| p.fd_target(std::os::fd::AsFd::as_fd(&fd)))
+            .ok();
         Ok(FdArg {
             number: n,
             fd: std::sync::Arc::new(fd),
+            path,
         })
     };
     let mut table = FdTable::default();
@@ -158,21 +179,27 @@ fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
     Ok((table, extras))
 }
 
-/// Reads the seccomp programs (`--seccomp`, `--add-seccomp-fd`), in order.
-fn seccomp_programs(inv: &Invocation) -> Result<Vec<std::sync::Arc<Vec<u8>>>, CliError> {
-    let fds: Vec<(i32, &str)> = match inv.seccomp {
-        Some(fd) => vec![(fd, "--seccomp")],
-        None => inv
-            .add_seccomp
-            .iter()
-            .map(|&f| (f, "--add-seccomp-fd"))
-            .collect(),
+/// Reads the seccomp programs (`--seccomp`, `--add-seccomp-fd`), in order,
+/// with bubblewrap's checks and words.
+fn seccomp_programs(
+    inv: &Invocation,
+    reader: &mut RealFds,
+) -> Result<Vec<std::sync::Arc<Vec<u8>>>, CliError> {
+    let fds: Vec<i32> = match inv.seccomp {
+        Some(fd) => vec![fd],
+        None => inv.add_seccomp.clone(),
     };
     let mut out = Vec::new();
-    for (fd, what) in fds {
-        let data = RealFds
-            .read_fd(fd)
-            .map_err(|e| fail(format!("{what} {fd}: reading the program: {e}")))?;
+    for fd in fds {
+        let data = reader.read_fd(fd).map_err(|e| {
+            fail(format!(
+                "Can't read seccomp data: {}",
+                crate::errors::os_text(&e)
+            ))
+        })?;
+        if data.len() % 8 != 0 {
+            return Err(fail("Invalid seccomp data, must be multiple of 8"));
+        }
         out.push(std::sync::Arc::new(data));
     }
     Ok(out)
@@ -211,7 +238,7 @@ pub fn requested_caps(
 }
 
 /// The [`Sandbox`] for a bubblewrap command line.
-fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
+fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let u = inv.unshare;
@@ -306,16 +333,9 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
             tty_gid,
             dialect: Dialect::Bwrap,
             fds: &fds,
+            pid_ns: ns.pid || inv.pidns.is_some(),
         },
     )?;
-    if user && !ns.pid {
-        if let Some((_, origin)) = comp.mounts.iter().find(|(m, _)| m.fs_type == "proc") {
-            return Err(fail(format!(
-                "{origin} with a new user namespace needs --unshare-pid: the kernel lets a \
-                 user namespace mount only a procfs of a pid namespace it owns"
-            )));
-        }
-    }
     if user && !comp.devices.is_empty() {
         return Err(fail(
             "--dev on a path other than /dev needs the host's device nodes at that path; \
@@ -335,8 +355,15 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
         mounts: comp.mounts.iter().map(|(m, _)| m.clone()).collect(),
         devices: comp.devices.clone(),
         default_devices: comp.dev,
+        readonly_paths: comp.readonly.iter().map(|(p, _)| p.clone()).collect(),
         user_namespace: ns.user,
-        namespaces: ns.spec_namespaces(),
+        // Which procfs the sandbox shows is the caller's choice under
+        // bubblewrap: a bind of a whole procfs on /proc is allowed even with
+        // a pid namespace of its own (saferoot run refuses it).
+        namespaces: saferoot::rootfs::Namespaces {
+            pid: false,
+            ..ns.spec_namespaces()
+        },
         ..RootfsSpec::default()
     };
     extras.lock_files = inv.lock_files.clone();
@@ -363,11 +390,12 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
     let security = ProcessSecurity {
         origin: Origin::Flags,
         no_new_privs: true,
+        raise_ambient: caps.is_none(),
         capabilities: match caps {
             None => Capabilities::Unchanged,
             Some(set) => Capabilities::Sets(Box::new(CapabilitySets::uniform(set))),
         },
-        seccomp: seccomp_programs(&inv)?,
+        seccomp: seccomp_programs(&inv, reader)?,
         ..ProcessSecurity::default()
     };
     security.validate().map_err(|e| fail(e.to_string()))?;
@@ -386,7 +414,7 @@ fn sandbox(inv: Invocation) -> Result<Sandbox, CliError> {
             .collect(),
         root,
         steps: comp.steps,
-        path_origins: Vec::new(),
+        path_origins: comp.readonly.clone(),
         namespaces: ns,
         hostname,
         id_maps,

@@ -108,6 +108,22 @@ pub fn print_error(message: impl fmt::Display) {
     );
 }
 
+/// Prints a warning on stderr like [`print_error`] (as bubblewrap with
+/// `--level-prefix`, at syslog level 4).
+pub fn print_warning(message: impl fmt::Display) {
+    use std::io::Write;
+    let prefix = match PERSONALITY.get() {
+        Some(p) if p.bwrap && p.level_prefix => "<4>bwrap",
+        Some(p) if p.bwrap => "bwrap",
+        _ => "saferoot: warning",
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "{prefix}: {}",
+        terminal_safe(&message.to_string(), false)
+    );
+}
+
 /// Whether `c` must not reach a terminal as it is: a control character
 /// (C0, DEL, C1) or a character that reorders or hides text (bidirectional
 /// overrides and isolates, zero-width marks).

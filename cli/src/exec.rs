@@ -4,8 +4,6 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use crate::sys::process::{set_signal_mask, SignalSet};
 use saferoot::rootfs::MountLock;
@@ -59,7 +57,7 @@ pub fn exec(
     {
         return CliError::setup("creation of new user namespaces was not disabled as requested");
     }
-    let Some((prog, args)) = sb.argv.split_first() else {
+    let Some(prog) = sb.argv.first() else {
         return CliError::setup("no program to run");
     };
     log::debug!("exec {:?}", sb.argv);
@@ -68,29 +66,41 @@ pub fn exec(
     if let Err(e) = set_signal_mask(&SignalSet::empty()) {
         return CliError::setup(format!("sigprocmask: {e}"));
     }
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k, v)));
+    let mut env = sb.env.clone();
     if crate::errors::is_bwrap() {
         // As bubblewrap: PWD is where the program starts.
         if let Ok(cwd) = rustix::process::getcwd(Vec::new()) {
-            cmd.env("PWD", std::ffi::OsStr::from_bytes(cwd.to_bytes()));
+            env.retain(|(k, _)| k != "PWD");
+            env.push((
+                "PWD".into(),
+                std::ffi::OsStr::from_bytes(cwd.to_bytes()).to_os_string(),
+            ));
         }
     }
+    let mut argv: Vec<std::ffi::OsString> = sb.argv.clone();
     if let Some(a0) = &sb.extras.argv0 {
-        cmd.arg0(a0);
+        argv[0] = a0.clone();
     }
+    let prepared = match crate::sys::exec::prepare(prog, &argv, &env) {
+        Ok(p) => p,
+        Err(why) => return CliError::setup(format!("cannot run {}: {why}", shown(prog))),
+    };
+    if let Err(e) = crate::sys::exec::default_sigpipe() {
+        return CliError::setup(format!("reset SIGPIPE: {e}"));
+    }
+    // The privileges come last (seccomp programs at the very end): from
+    // here on only the exec runs.
     if let Err(e) = crate::privileges::apply(&sb.security, sb.user.as_ref()) {
         return e;
     }
     if let Some(r) = report {
         r.exec();
     }
-    let err = cmd.exec();
+    let errno = crate::sys::exec::exec(&prepared);
     if let Some(r) = report {
         r.exec_failed();
     }
+    let err = std::io::Error::from_raw_os_error(errno.raw_os_error());
     let code = crate::errors::failure_code(if err.kind() == std::io::ErrorKind::NotFound {
         EXIT_NOT_FOUND
     } else {

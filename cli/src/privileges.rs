@@ -395,6 +395,11 @@ pub struct ProcessSecurity {
     /// [`seccomp_instructions`]). Shown in dry runs by size only.
     #[serde(serialize_with = "seccomp_summary")]
     pub seccomp: Vec<Arc<Vec<u8>>>,
+    /// With [`Capabilities::Unchanged`]: raise each effective capability
+    /// into the ambient set where the kernel allows it (only those also
+    /// inheritable), as bubblewrap does for a caller with uid 0 that gave
+    /// no `--cap-add` or `--cap-drop`.
+    pub raise_ambient: bool,
 }
 
 /// A [`ProcessSecurity`] that cannot be applied: the field (or flag) and
@@ -669,6 +674,25 @@ pub fn apply(sec: &ProcessSecurity, user: Option<&ProcessUser>) -> Result<(), Cl
             })?;
         }
         set_ambient(o, &s.ambient)?;
+    }
+    if sets.is_none() && sec.raise_ambient {
+        let effective = caps::read(None, CapSet::Effective).map_err(|e| {
+            CliError::setup(format!(
+                "{}: read the effective set: {e}",
+                o.name(Field::Ambient)
+            ))
+        })?;
+        for c in sorted(&effective) {
+            match crate::sys::privileges::ambient_raise(u32::from(c.index())) {
+                Ok(()) | Err(Errno::PERM | Errno::INVAL) => {}
+                Err(e) => {
+                    return Err(CliError::setup(format!(
+                        "{}: raise {c} (PR_CAP_AMBIENT_RAISE): {e}",
+                        o.name(Field::Ambient)
+                    )))
+                }
+            }
+        }
     }
     if sec.no_new_privs {
         rustix::thread::set_no_new_privs(true).map_err(|e| {

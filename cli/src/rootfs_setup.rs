@@ -95,6 +95,43 @@ fn io_err(path: &Path, what: &str, e: std::io::Error) -> saferoot::Error {
     )
 }
 
+/// The fd of `--bind-fd`, found again in this (new) mount namespace: the
+/// kernel clones only mounts of the caller's own namespace, and the fd's
+/// mount is in the namespace saferoot was started in. Its path there is
+/// opened here and must be the very same inode (device and inode number),
+/// so that what is bound is what the caller opened, or nothing.
+fn find_fd_again(
+    fd: &crate::sandbox::FdArg,
+    dest: &Path,
+) -> Result<std::os::fd::OwnedFd, saferoot::Error> {
+    let invalid = |why: String| saferoot::Error::from_invalid("bind fd", Some(dest), why);
+    let Some(at) = &fd.path else {
+        return Err(invalid(format!(
+            "fd {} has no path to find it by",
+            fd.number
+        )));
+    };
+    let h = rustix::fs::open(
+        at.as_path(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| saferoot::Error::from_os("open the fd's path", Some(at), e))?;
+    let id = |f: std::os::fd::BorrowedFd<'_>| rustix::fs::fstat(f).map(|st| (st.st_dev, st.st_ino));
+    let want = id(std::os::fd::AsFd::as_fd(&*fd.fd))
+        .map_err(|e| saferoot::Error::from_os("fstat", None, e))?;
+    let got =
+        id(std::os::fd::AsFd::as_fd(&h)).map_err(|e| saferoot::Error::from_os("fstat", None, e))?;
+    if want != got {
+        return Err(invalid(format!(
+            "fd {} no longer is what {} is (it was moved or replaced)",
+            fd.number,
+            at.display()
+        )));
+    }
+    Ok(h)
+}
+
 /// Whether the handle is the root of a mount.
 fn is_mount_root(h: &saferoot::Handle) -> Result<bool, saferoot::Error> {
     let st = rustix::fs::statx(
@@ -159,19 +196,45 @@ fn private_tmpfs() -> Result<(Mount, Root), saferoot::Error> {
     Ok((m, r))
 }
 
+/// The mode of parents made for an entry with permission bits `mode`:
+/// 0755 without the group bits when the entry has no group bits, without
+/// the other bits when it has no other bits.
+fn parent_mode(mode: Option<u32>) -> u32 {
+    let mut m = 0o755;
+    if let Some(mode) = mode {
+        if mode & 0o070 == 0 {
+            m &= !0o050;
+        }
+        if mode & 0o007 == 0 {
+            m &= !0o005;
+        }
+    }
+    m
+}
+
 fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
     let bwrap = crate::errors::is_bwrap();
+    // Missing parents get 0755, less the group or other bits the entry
+    // itself has none of (bubblewrap's rule: a private file does not get
+    // world-readable parents).
+    let mode_of = match &step.kind {
+        StepKind::Dir { mode, .. }
+        | StepKind::File { mode, .. }
+        | StepKind::BindData { mode, .. } => Some(*mode),
+        _ => None,
+    };
+    let parent_mode = parent_mode(mode_of);
     let mkparents = |path: &Path| -> Result<(), saferoot::Error> {
         if let Some(parent) = path.parent() {
-            root.mkdir_all(parent, 0o755)?;
+            root.mkdir_all(parent, parent_mode)?;
         }
         Ok(())
     };
     match &step.kind {
         StepKind::Dir { path, mode } => {
-            // `--perms` is for the leaf only: missing parents get 0755, as
-            // with bubblewrap. mkdir_all leaves an existing directory
-            // alone; a new one gets the mode given (the umask is 0 here).
+            // `--perms` is for the leaf; parents get `parent_mode`.
+            // mkdir_all leaves an existing directory alone; a new one gets
+            // the mode given (the umask is 0 here).
             mkparents(path)?;
             drop(root.mkdir_all(path, *mode)?);
         }
@@ -238,7 +301,7 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             attach_at(root, file, path)?;
         }
         StepKind::BindFd { path, ro, fd } => {
-            let m = Mount::clone_fd(&*fd.fd, saferoot::mount::Scope::Tree)?;
+            let m = Mount::clone_fd(&find_fd_again(fd, path)?, saferoot::mount::Scope::Tree)?;
             let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
             if *ro {
                 set |= saferoot::MountAttr::RDONLY;

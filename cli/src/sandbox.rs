@@ -46,6 +46,10 @@ pub struct FdArg {
     pub number: i32,
     /// saferoot's own copy.
     pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    /// Where the fd led in the caller's mount namespace when the command
+    /// line was read (for `--bind-fd`, whose mount is found again, and
+    /// checked to be the same inode, in the sandbox's copy of it).
+    pub path: Option<PathBuf>,
 }
 
 impl PartialEq for FdArg {

@@ -346,7 +346,15 @@ pub fn assemble_plan_with(
         ),
     };
     let root = match dup(tree.fd()).and_then(Root::from_fd) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            // Host paths reaching the rootfs directory are recognised by
+            // its mount and inode: a rootfs that is a bind of a host tree
+            // shares its inodes with the host, not its mounts.
+            if let Ok(st) = target.stat() {
+                r.set_host_identity((st.mount_id, st.ino));
+            }
+            r
+        }
         Err(e) => {
             tree.abandon(&target, &plan.rootfs);
             return Err(e);

@@ -306,7 +306,9 @@ fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
             } else {
                 let (parent, _) = split_parent("mount", dest)?;
                 root.mkdir_all(parent, 0o755)?;
-                root.create_file(dest, 0o644)?
+                // Never written through (a file is bound on it): read-only
+                // bits, as bubblewrap makes them.
+                root.create_file(dest, 0o444)?
             }
         }
         Err(e) => return Err(e),

@@ -245,8 +245,26 @@ fn walk_host(root: &Root, source: &Path, nofollow: bool) -> Result<HostWalk> {
     use rustix::fs::{fstat, fstatfs, openat, readlinkat, FileType, Mode};
 
     let os = |op: &'static str| move |e| Error::os_at(op, source, e);
-    let id = |fd: BorrowedFd<'_>| fstat(fd).map(|st| (st.st_dev, st.st_ino));
-    let rootfs = id(root.as_fd()).map_err(os("stat rootfs"))?;
+    // By mount and inode when the root knows the rootfs directory's host
+    // identity (an assembly), by device and inode otherwise.
+    let by_mount = root.host_identity();
+    let id = |fd: BorrowedFd<'_>| -> rustix::io::Result<(u64, u64)> {
+        if by_mount.is_some() {
+            let st = rustix::fs::statx(
+                fd,
+                c"",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID,
+            )?;
+            Ok((st.stx_mnt_id, st.stx_ino))
+        } else {
+            fstat(fd).map(|st| (st.st_dev, st.st_ino))
+        }
+    };
+    let rootfs = match by_mount {
+        Some(host) => host,
+        None => id(root.as_fd()).map_err(os("stat rootfs"))?,
+    };
     let slash = || {
         openat(
             rustix::fs::CWD,
