@@ -6,7 +6,6 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::sys::process::{set_signal_mask, SignalSet};
-use saferoot::rootfs::MountLock;
 
 use crate::errors::{shown, CliError, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::report::Reporter;
@@ -15,27 +14,31 @@ use crate::sandbox::Sandbox;
 /// Execs the program. Returns only on failure, with the error to report
 /// (exit status 127 when the program was not found, 126 otherwise).
 ///
-/// `lock` (with a user namespace, when no init applied it already) is
-/// applied first, so that the program runs in a mount namespace where
-/// every mount saferoot made is locked. `report` hears `R` (unless
-/// `ready_sent`: an init said it), then `X` right before the exec, `E` if
-/// it fails.
+/// The lock of `entered` (with a user namespace) is applied first, so
+/// that the program runs in a mount namespace where every mount saferoot
+/// made is locked. `report` then hears the program's namespaces and `R`,
+/// `X` right before the exec, `E` if it fails.
 pub fn exec(
     sb: &Sandbox,
-    lock: Option<MountLock>,
+    entered: crate::rootfs_setup::Entered,
     report: Option<&Reporter>,
-    ready_sent: bool,
 ) -> CliError {
-    if let Some(lock) = lock {
+    if let Some(lock) = entered.lock {
         if let Err(e) = lock.apply() {
             return CliError::setup(format!("lock the sandbox's mounts: {e}"));
         }
     }
-    if !ready_sent {
-        if let Some(r) = report {
-            r.ready();
+    if let Some(r) = report {
+        if let Some(procfs) = &entered.procfs {
+            for name in crate::report::listed(&sb.namespaces) {
+                if let Ok(id) = procfs.ns_inode(name, None) {
+                    r.namespace(name, id);
+                }
+            }
         }
+        r.ready();
     }
+    drop(entered.procfs);
     if let Some(fd) = &sb.extras.block_fd {
         // Until a byte, or end of file.
         let mut b = [0u8; 1];

@@ -713,7 +713,7 @@ pub fn apply(sec: &ProcessSecurity, user: Option<&ProcessUser>) -> Result<(), Cl
                 _ => "",
             };
             CliError::setup(format!(
-                "{} (program {} of {n}): seccomp(SECCOMP_SET_MODE_FILTER): {e}{hint}",
+                "{} (program {} of {n}): prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER): {e}{hint}",
                 o.name(Field::Seccomp),
                 i + 1
             ))

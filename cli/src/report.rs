@@ -7,6 +7,9 @@
 //!
 //! - `P` + 4 bytes: the pid (in the caller's pid namespace) of the
 //!   sandbox's init, sent by the namespace child that forked it;
+//! - `N` + length + name + 8 bytes: one of the program's namespaces and
+//!   its inode number, read by the program's process once it is in its
+//!   final (locked) mount namespace;
 //! - `R`: the sandbox is set up (root entered, mounts locked); the
 //!   program is about to wait for `--block-fd` and start;
 //! - `X`: the program is being exec'd;
@@ -26,6 +29,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::process::Pid;
 
+use crate::namespaces::Namespaces;
 use crate::sandbox::FdArg;
 
 /// The write end, in the chain.
@@ -42,6 +46,14 @@ impl Reporter {
     pub fn init_pid(&self, pid: Pid) {
         let mut m = vec![b'P'];
         m.extend_from_slice(&pid.as_raw_nonzero().get().to_le_bytes());
+        self.send(&m);
+    }
+
+    /// One of the program's namespaces: its name and inode number.
+    pub fn namespace(&self, name: &str, id: u64) {
+        let mut m = vec![b'N', name.len() as u8];
+        m.extend_from_slice(name.as_bytes());
+        m.extend_from_slice(&id.to_le_bytes());
         self.send(&m);
     }
 
@@ -67,6 +79,8 @@ pub struct Listener {
     fd: OwnedFd,
     /// The init's pid, once told.
     pub init: Option<Pid>,
+    /// The program's namespaces, as told.
+    pub namespaces: Vec<(String, u64)>,
     /// `R` seen.
     pub ready: bool,
     /// `X` seen.
@@ -82,6 +96,7 @@ pub fn pipe() -> std::io::Result<(Listener, Reporter)> {
         Listener {
             fd: r,
             init: None,
+            namespaces: Vec::new(),
             ready: false,
             exec: false,
             exec_failed: false,
@@ -91,6 +106,21 @@ pub fn pipe() -> std::io::Result<(Listener, Reporter)> {
 }
 
 impl Listener {
+    /// Reads exactly `n` bytes (`None` at end of file).
+    fn read_exact(&self, n: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            match rustix::io::read(&self.fd, &mut buf[got..]) {
+                Ok(0) => return None,
+                Ok(k) => got += k,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return None,
+            }
+        }
+        Some(buf)
+    }
+
     /// Reads messages until `R` (`until_ready`) or end of file, which
     /// comes when every process of the chain has exec'd or exited.
     pub fn read(&mut self, until_ready: bool) {
@@ -120,6 +150,18 @@ impl Listener {
                     let raw = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
                     self.init = Pid::from_raw(raw);
                 }
+                b'N' => {
+                    let Some(len) = self.read_exact(1).map(|b| b[0] as usize) else {
+                        return;
+                    };
+                    let Some(body) = self.read_exact(len + 8) else {
+                        return;
+                    };
+                    let name = String::from_utf8_lossy(&body[..len]).into_owned();
+                    let mut id = [0u8; 8];
+                    id.copy_from_slice(&body[len..]);
+                    self.namespaces.push((name, u64::from_le_bytes(id)));
+                }
                 b'R' => self.ready = true,
                 b'X' => self.exec = true,
                 b'E' => self.exec_failed = true,
@@ -129,26 +171,37 @@ impl Listener {
     }
 }
 
-/// The namespaces listed, as bubblewrap names them in its documents.
-const NAMESPACES: [(&str, &str); 7] = [
-    ("cgroup", "cgroup"),
-    ("ipc", "ipc"),
-    ("mnt", "mnt"),
-    ("net", "net"),
-    ("pid", "pid"),
-    ("uts", "uts"),
-    ("user", "user"),
-];
+/// The namespaces the documents list, as bubblewrap lists them: the
+/// mount namespace, and each other one the sandbox has of its own (not
+/// the user namespace, which is made in steps).
+pub fn listed(ns: &Namespaces) -> Vec<&'static str> {
+    [
+        ("cgroup", ns.cgroup),
+        ("ipc", ns.ipc),
+        ("mnt", true),
+        ("net", ns.net),
+        ("pid", ns.pid),
+        ("uts", ns.uts),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
 
-/// The inode numbers of `pid`'s namespaces, those it can read.
-fn namespace_ids(pid: Pid) -> Vec<(&'static str, u64)> {
+/// The inode numbers of `pid`'s listed namespaces, those it can read.
+pub fn namespace_ids(pid: Pid, ns: &Namespaces) -> Vec<(String, u64)> {
     let Ok(procfs) = saferoot::procfs::Procfs::new() else {
         return Vec::new();
     };
     let raw = pid.as_raw_nonzero().get() as u32;
-    NAMESPACES
-        .iter()
-        .filter_map(|(file, name)| procfs.ns_inode(file, Some(raw)).ok().map(|i| (*name, i)))
+    listed(ns)
+        .into_iter()
+        .filter_map(|name| {
+            procfs
+                .ns_inode(name, Some(raw))
+                .ok()
+                .map(|i| (name.to_string(), i))
+        })
         .collect()
 }
 
@@ -168,12 +221,11 @@ fn write_all(fd: &FdArg, text: &str) {
 
 /// Writes the info document (`--info-fd`, multi-line) and the first
 /// status document (`--json-status-fd`, one line) about `pid`.
-pub fn write_info(pid: Pid, info: Option<&FdArg>, status: Option<&FdArg>) {
-    let ids = namespace_ids(pid);
+pub fn write_info(pid: Pid, ids: &[(String, u64)], info: Option<&FdArg>, status: Option<&FdArg>) {
     let raw = pid.as_raw_nonzero().get();
     if let Some(fd) = info {
         let mut s = format!("{{\n    \"child-pid\": {raw}");
-        for (name, id) in &ids {
+        for (name, id) in ids {
             s += &format!(",\n    \"{name}-namespace\": {id}");
         }
         s += "\n}\n";
@@ -181,7 +233,7 @@ pub fn write_info(pid: Pid, info: Option<&FdArg>, status: Option<&FdArg>) {
     }
     if let Some(fd) = status {
         let mut s = format!("{{ \"child-pid\": {raw}");
-        for (name, id) in &ids {
+        for (name, id) in ids {
             s += &format!(", \"{name}-namespace\": {id}");
         }
         s += " }\n";

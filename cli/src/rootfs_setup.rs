@@ -420,7 +420,19 @@ fn bwrap_step_message(origin: &str, e: &saferoot::Error) -> String {
 /// to exec the program applies last: the program then lives in a copy of
 /// this mount namespace owned by a child user namespace, where the kernel
 /// locks every mount and every flag made here.
-pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
+/// What the process that execs the program needs from setup.
+#[derive(Debug)]
+pub struct Entered {
+    /// With a user namespace: applied right before exec (see
+    /// [`MountLock`]).
+    pub lock: Option<MountLock>,
+    /// A procfs opened before entering the root (which may have none), to
+    /// read the program's namespaces for `--info-fd` and
+    /// `--json-status-fd`.
+    pub procfs: Option<saferoot::procfs::Procfs>,
+}
+
+pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
     make_root_slave()?;
     if let Some(h) = &sb.hostname {
         crate::sys::process::sethostname(h)
@@ -489,6 +501,13 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
         } else {
             None
         };
+    let procfs = if sb.extras.reports() {
+        Some(saferoot::procfs::Procfs::new().map_err(|e| {
+            CliError::setup(format!("open a procfs for --info-fd/--json-status-fd: {e}"))
+        })?)
+    } else {
+        None
+    };
     assembled.enter(sb.enter).map_err(setup_err(sb))?;
     if let Some(cwd) = &cwd {
         chdir_in_root(cwd)?;
@@ -505,7 +524,7 @@ pub fn setup(sb: &Sandbox) -> Result<Option<MountLock>, CliError> {
             }
         }
     }
-    Ok(lock)
+    Ok(Entered { lock, procfs })
 }
 
 /// Changes into `cwd` of the root just entered: resolved inside it, then

@@ -251,6 +251,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         if read_byte(ready_r) {
             crate::report::write_info(
                 child,
+                &crate::report::namespace_ids(child, &sb.namespaces),
                 sb.extras.info_fd.as_ref(),
                 sb.extras.json_status_fd.as_ref(),
             );
@@ -281,6 +282,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         if l.ready && sb.extras.userns_block_fd.is_none() {
             crate::report::write_info(
                 l.init.unwrap_or(child),
+                &l.namespaces,
                 sb.extras.info_fd.as_ref(),
                 sb.extras.json_status_fd.as_ref(),
             );
@@ -414,9 +416,9 @@ fn child_main(
     drop(procfs);
     let new_pid_ns = sb.namespaces.pid || sb.extras.pidns_fd.is_some();
     if !new_pid_ns && !sb.extras.needs_holder() {
-        let lock = crate::rootfs_setup::setup(sb)?;
+        let entered = crate::rootfs_setup::setup(sb)?;
         // setup_w closes on exec.
-        let e = crate::exec::exec(sb, lock, reporter.as_ref(), false);
+        let e = crate::exec::exec(sb, entered, reporter.as_ref());
         drop(setup_w);
         return Err(e);
     }
@@ -530,7 +532,7 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Re
     };
     if sb.extras.as_pid_1 {
         // No init: the program is pid 1.
-        let e = crate::exec::exec(sb, lock, reporter.as_ref(), false);
+        let e = crate::exec::exec(sb, lock, reporter.as_ref());
         crate::errors::print_error(&e);
         return e.code;
     }
@@ -558,29 +560,21 @@ fn holder_main(sb: &Sandbox, setup_w: OwnedFd, reporter: Option<Reporter>) -> i3
     run_program(sb, lock, &counter, setup_w, reporter)
 }
 
-/// The init's part once the root is entered: moves into the locked mount
-/// namespace (so that the program and the init share it, and the
-/// namespaces reported are the program's), reports the sandbox ready,
-/// forks the program, takes the lock files, and waits.
+/// The init's part once the root is entered: forks the program (which
+/// moves into the locked mount namespace and reports the sandbox ready),
+/// takes the lock files, and waits. The init stays in the namespaces the
+/// sandbox was made in: those are what `--userns`/`--pidns` of another
+/// sandbox join, through the pid the info document gives.
 fn run_program(
     sb: &Sandbox,
-    lock: Option<saferoot::rootfs::MountLock>,
+    entered: crate::rootfs_setup::Entered,
     counter: &ThreadCounter,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    if let Some(lock) = lock {
-        if let Err(e) = lock.apply() {
-            crate::errors::print_error(format!("lock the sandbox's mounts: {e}"));
-            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
-        }
-    }
-    if let Some(r) = &reporter {
-        r.ready();
-    }
     match fork_with(counter) {
         Ok(Forked::Child) => {
-            let e = crate::exec::exec(sb, None, reporter.as_ref(), true);
+            let e = crate::exec::exec(sb, entered, reporter.as_ref());
             crate::errors::print_error(&e);
             exit_immediately(e.code)
         }
@@ -589,6 +583,7 @@ fn run_program(
             // setup_w is then the last.
             drop(setup_w);
             drop(reporter);
+            drop(entered);
             let mut held = Vec::new();
             for path in &sb.extras.lock_files {
                 match take_lock(path) {

@@ -62,7 +62,7 @@ pub fn ambient_raise(cap: u32) -> Result<(), Errno> {
     }
 }
 
-/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog)`: attaches the classic BPF
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)`: attaches the classic BPF
 /// program `filter` to the calling thread (and the processes it starts).
 /// The kernel needs `no_new_privs` or `CAP_SYS_ADMIN` (`EACCES`
 /// otherwise), and refuses a program it cannot verify with `EINVAL`.
@@ -76,14 +76,19 @@ pub fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
         // The kernel only reads through this pointer.
         filter: filter.as_ptr().cast_mut(),
     };
+    // Through prctl(PR_SET_SECCOMP) rather than seccomp(2): the same
+    // operation without flags, and a filter loaded earlier that allows
+    // prctl but not seccomp (as bubblewrap's stacked programs expect) still
+    // lets the next one load.
     // SAFETY: `prog` points at `filter`, `len` instructions that live
     // until the call returns; the kernel copies them and writes nothing.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
-            0 as libc::c_ulong,
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
             &prog as *const libc::sock_fprog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
         )
     };
     if r == 0 {
