@@ -115,6 +115,23 @@ impl Procfs {
             })
     }
 
+    /// Opens `subpath` under `/proc/thread-self` with `flags` (for example
+    /// `O_WRONLY` for `attr/exec`), without following symlinks;
+    /// `O_CLOEXEC` is added.
+    pub fn open_thread_self_with(
+        &self,
+        subpath: impl AsRef<Path>,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::fs::File> {
+        let sub = subpath.as_ref();
+        let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        crate::error::pathrs_call(
+            "open procfs file",
+            Path::new("/proc/thread-self").join(sub),
+            || self.inner.open(ProcfsBase::ProcThreadSelf, sub, flags),
+        )
+    }
+
     /// Opens `subpath` under `/proc` (e.g. `PID/ns/mnt` or `kcore`),
     /// without following symlinks, with `flags` (`O_CLOEXEC` is added).
     pub fn open_root(

@@ -132,6 +132,11 @@ fn userns_possible() -> bool {
     )
 }
 
+/// Whether SELinux is enabled (its filesystem is mounted).
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
 /// Takes every fd the command line names: a close-on-exec duplicate for
 /// saferoot, and the caller's number marked close-on-exec, except
 /// `--sync-fd`'s, which the program keeps as with bubblewrap.
@@ -356,6 +361,14 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         devices: comp.devices.clone(),
         default_devices: comp.dev,
         readonly_paths: comp.readonly.iter().map(|(p, _)| p.clone()).collect(),
+        // --file-label: the SELinux context of the filesystems saferoot
+        // makes (tmpfs, /dev), where SELinux is enabled; bubblewrap ignores
+        // it otherwise, and so does saferoot.
+        mount_label: inv
+            .file_label
+            .as_ref()
+            .filter(|_| selinux_enabled())
+            .map(|l| l.to_string_lossy().into_owned()),
         user_namespace: ns.user,
         // Which procfs the sandbox shows is the caller's choice under
         // bubblewrap: a bind of a whole procfs on /proc is allowed even with
@@ -369,7 +382,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
     extras.lock_files = inv.lock_files.clone();
     extras.as_pid_1 = inv.as_pid_1;
     extras.argv0 = inv.argv0.clone();
-    extras.exec_label = inv.exec_label.clone();
+    extras.exec_label = inv.exec_label.clone().filter(|_| selinux_enabled());
     extras.disable_userns = inv.disable_userns;
     extras.assert_userns_disabled = inv.assert_userns_disabled;
     extras.chdir = inv.chdir.clone();

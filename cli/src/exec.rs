@@ -38,6 +38,25 @@ pub fn exec(
         }
         r.ready();
     }
+    if let (Some(label), Some(procfs)) = (&sb.extras.exec_label, &entered.procfs) {
+        // The SELinux context the program is exec'd with (set only where
+        // SELinux is enabled; see bwrap_cmd).
+        use std::io::Write;
+        let written = procfs
+            .open_thread_self_with("attr/exec", rustix::fs::OFlags::WRONLY)
+            .and_then(|mut f| {
+                f.write_all(label.as_encoded_bytes()).map_err(|e| {
+                    saferoot::Error::from_os(
+                        "write attr/exec",
+                        None,
+                        rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+                    )
+                })
+            });
+        if let Err(e) = written {
+            return CliError::setup(format!("label_exec {}: {e}", label.to_string_lossy()));
+        }
+    }
     drop(entered.procfs);
     if let Some(fd) = &sb.extras.block_fd {
         // Until a byte, or end of file.

@@ -501,9 +501,11 @@ pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
         } else {
             None
         };
-    let procfs = if sb.extras.reports() {
+    let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
         Some(saferoot::procfs::Procfs::new().map_err(|e| {
-            CliError::setup(format!("open a procfs for --info-fd/--json-status-fd: {e}"))
+            CliError::setup(format!(
+                "open a procfs (--info-fd, --json-status-fd, --exec-label): {e}"
+            ))
         })?)
     } else {
         None
