@@ -2641,7 +2641,9 @@ fn hygiene_size_perms_and_chdir_flags() {
         assert_eq!(out.code, 2, "{twice:?}: {out:#?}");
         assert!(out.stderr.contains("given twice"), "{twice:?}: {out:#?}");
     }
-    // --perms is for the leaf; parents get 0755. A --size in k is bytes.
+    // --perms is for the leaf; missing parents get 0755 less the group and
+    // other bits the leaf has none of (bubblewrap's rule). A --size in k
+    // is bytes.
     let out = sandbox(
         &with(&[
             "--perms", "700", "--dir", "/a/b/c", "--perms", "750", "--size", "64k", "--tmpfs",
@@ -2653,8 +2655,8 @@ fn hygiene_size_perms_and_chdir_flags() {
     )
     .ok();
     for (d, mode) in [
-        ("/a", "755"),
-        ("/a/b", "755"),
+        ("/a", "700"),
+        ("/a/b", "700"),
         ("/a/b/c", "700"),
         ("/x", "755"),
         ("/x/y", "755"),

@@ -348,10 +348,23 @@ pub fn assemble_plan_with(
     let root = match dup(tree.fd()).and_then(Root::from_fd) {
         Ok(mut r) => {
             // Host paths reaching the rootfs directory are recognised by
-            // its mount and inode: a rootfs that is a bind of a host tree
-            // shares its inodes with the host, not its mounts.
-            if let Ok(st) = target.stat() {
-                r.set_host_identity((st.mount_id, st.ino));
+            // the mount and inode they arrive at: a rootfs that is a bind
+            // of a host tree shares its inodes with the host, not its
+            // mounts. Attached in place, the tree itself is what a host
+            // path reaches there; detached, the rootfs directory is.
+            let arrives_at = match &tree {
+                Tree::Attached(_) => rustix::fs::statx(
+                    tree.fd(),
+                    c"",
+                    rustix::fs::AtFlags::EMPTY_PATH,
+                    rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID,
+                )
+                .map(|st| (st.stx_mnt_id, st.stx_ino))
+                .ok(),
+                Tree::Detached(_) => target.stat().map(|st| (st.mount_id, st.ino)).ok(),
+            };
+            if let Some(id) = arrives_at {
+                r.set_host_identity(id);
             }
             r
         }
