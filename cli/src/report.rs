@@ -1,12 +1,14 @@
 //! What the sandbox's chain tells the top process while it starts, for
 //! `--info-fd` and `--json-status-fd`.
 //!
-//! A pipe: the top process holds the read end; every process of the chain
-//! holds a close-on-exec write end until it execs the program or exits.
-//! Messages are one byte, one carrying a pid:
+//! A `SOCK_SEQPACKET` socket pair: the top process holds one end; every
+//! process of the chain holds a close-on-exec copy of the other until it
+//! execs the program or exits, so the top sees end-of-file when none is
+//! left. Each message is one packet:
 //!
-//! - `P` + 4 bytes: the pid (in the caller's pid namespace) of the
-//!   sandbox's init, sent by the namespace child that forked it;
+//! - `P`, with the sender's credentials (`SCM_CREDENTIALS`): sent by the
+//!   sandbox's init itself; the kernel translates its pid into the top
+//!   process's pid namespace, however many pid namespaces lie between;
 //! - `N` + length + name + 8 bytes: one of the program's namespaces and
 //!   its inode number, read by the program's process once it is in its
 //!   final (locked) mount namespace;
@@ -32,28 +34,41 @@ use rustix::process::Pid;
 use crate::namespaces::Namespaces;
 use crate::sandbox::FdArg;
 
-/// The write end, in the chain.
+/// The chain's end.
 #[derive(Debug)]
 pub struct Reporter(OwnedFd);
 
 impl Reporter {
     fn send(&self, msg: &[u8]) {
         // Best effort: a top process that went away has nothing to learn.
-        let _ = rustix::io::write(&self.0, msg);
+        let _ = rustix::net::send(&self.0, msg, rustix::net::SendFlags::empty());
     }
 
-    /// The init's pid.
-    pub fn init_pid(&self, pid: Pid) {
-        let mut m = vec![b'P'];
-        m.extend_from_slice(&pid.as_raw_nonzero().get().to_le_bytes());
-        self.send(&m);
+    /// Sent by the init: its pid travels as credentials, translated by the
+    /// kernel for the receiver.
+    pub fn init_pid(&self) {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, UCred};
+        let cred = UCred {
+            pid: rustix::process::getpid(),
+            uid: rustix::process::getuid(),
+            gid: rustix::process::getgid(),
+        };
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        control.push(SendAncillaryMessage::ScmCredentials(cred));
+        let _ = rustix::net::sendmsg(
+            &self.0,
+            &[std::io::IoSlice::new(b"P")],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        );
     }
 
     /// One of the program's namespaces: its name and inode number.
     pub fn namespace(&self, name: &str, id: u64) {
-        let mut m = vec![b'N', name.len() as u8];
-        m.extend_from_slice(name.as_bytes());
+        let mut m = vec![b'N'];
         m.extend_from_slice(&id.to_le_bytes());
+        m.extend_from_slice(name.as_bytes());
         self.send(&m);
     }
 
@@ -73,7 +88,7 @@ impl Reporter {
     }
 }
 
-/// The read end, in the top process.
+/// The top process's end.
 #[derive(Debug)]
 pub struct Listener {
     fd: OwnedFd,
@@ -89,9 +104,16 @@ pub struct Listener {
     pub exec_failed: bool,
 }
 
-/// A new report pipe (both ends close-on-exec).
+/// A new report channel (both ends close-on-exec).
 pub fn pipe() -> std::io::Result<(Listener, Reporter)> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (r, w) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::sockopt::set_socket_passcred(&r, true)?;
     Ok((
         Listener {
             fd: r,
@@ -106,60 +128,42 @@ pub fn pipe() -> std::io::Result<(Listener, Reporter)> {
 }
 
 impl Listener {
-    /// Reads exactly `n` bytes (`None` at end of file).
-    fn read_exact(&self, n: usize) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; n];
-        let mut got = 0;
-        while got < n {
-            match rustix::io::read(&self.fd, &mut buf[got..]) {
-                Ok(0) => return None,
-                Ok(k) => got += k,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return None,
-            }
-        }
-        Some(buf)
-    }
-
     /// Reads messages until `R` (`until_ready`) or end of file, which
     /// comes when every process of the chain has exec'd or exited.
     pub fn read(&mut self, until_ready: bool) {
-        let mut buf = [0u8; 5];
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        let mut buf = [0u8; 300];
         loop {
             if until_ready && self.ready {
                 return;
             }
-            let n = match rustix::io::read(&self.fd, &mut buf[..1]) {
-                Ok(0) => return,
-                Ok(n) => n,
+            let mut space =
+                [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let n = match rustix::net::recvmsg(
+                &self.fd,
+                &mut [std::io::IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(m) if m.bytes == 0 => return,
+                Ok(m) => m.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => return,
             };
-            debug_assert_eq!(n, 1);
-            match buf[0] {
+            let msg = &buf[..n];
+            match msg[0] {
                 b'P' => {
-                    let mut got = 0;
-                    while got < 4 {
-                        match rustix::io::read(&self.fd, &mut buf[1 + got..5]) {
-                            Ok(0) => return,
-                            Ok(n) => got += n,
-                            Err(rustix::io::Errno::INTR) => continue,
-                            Err(_) => return,
+                    for c in control.drain() {
+                        if let RecvAncillaryMessage::ScmCredentials(cred) = c {
+                            self.init = Some(cred.pid);
                         }
                     }
-                    let raw = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
-                    self.init = Pid::from_raw(raw);
                 }
-                b'N' => {
-                    let Some(len) = self.read_exact(1).map(|b| b[0] as usize) else {
-                        return;
-                    };
-                    let Some(body) = self.read_exact(len + 8) else {
-                        return;
-                    };
-                    let name = String::from_utf8_lossy(&body[..len]).into_owned();
+                b'N' if n > 9 => {
                     let mut id = [0u8; 8];
-                    id.copy_from_slice(&body[len..]);
+                    id.copy_from_slice(&msg[1..9]);
+                    let name = String::from_utf8_lossy(&msg[9..]).into_owned();
                     self.namespaces.push((name, u64::from_le_bytes(id)));
                 }
                 b'R' => self.ready = true,

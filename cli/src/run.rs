@@ -360,14 +360,6 @@ fn child_main(
         rustix::process::setsid()
             .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
     }
-    if let Some(fd) = &sb.extras.pidns_fd {
-        // The processes forked next start in this pid namespace.
-        rustix::thread::move_into_link_name_space(
-            fd.fd.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::ProcessID),
-        )
-        .map_err(|e| CliError::setup(format!("Setting pidns failed: {e}")))?;
-    }
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
     crate::privileges::apply_oom_score_adj(&sb.security)?;
@@ -393,6 +385,28 @@ fn child_main(
         saferoot::procfs::Procfs::new()
             .and_then(|p| p.write_sysctl("user.max_user_namespaces", "1"))
             .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
+    }
+    if let Some(fd) = &sb.extras.pidns_fd {
+        // The processes forked next start in this pid namespace.
+        rustix::thread::move_into_link_name_space(
+            fd.fd.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::ProcessID),
+        )
+        .map_err(|e| CliError::setup(format!("Setting pidns failed: {e}")))?;
+        if sb.namespaces.pid {
+            // A new pid namespace below that one: the kernel makes it a
+            // child of the caller's own active pid namespace only, so one
+            // process in the joined namespace does the unshare.
+            match fork()
+                .map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))?
+            {
+                Forked::Child => {}
+                Forked::Parent(next) => {
+                    drop((setup_w, reporter));
+                    exit_immediately(relay::supervise(next, true));
+                }
+            }
+        }
     }
     let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
     let before = procfs
@@ -441,9 +455,6 @@ fn child_main(
             exit_immediately(init_main(sb, alive_r, setup_w, reporter))
         }
         Forked::Parent(init) => {
-            if let Some(r) = &reporter {
-                r.init_pid(init);
-            }
             drop((alive_r, setup_w, reporter));
             let code = relay::supervise(init, true);
             drop(alive_w);
@@ -491,6 +502,9 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// `setup_w` is the setup pipe's write end, kept until the program is
 /// forked (the program's copy closes on exec).
 fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Reporter>) -> i32 {
+    if let Some(r) = &reporter {
+        r.init_pid();
+    }
     // The namespace child is only a relay: if it goes, so does the sandbox.
     // (saferoot kills it to end a setup.) Its death before the prctl would
     // not send the signal, so that is checked after it.
