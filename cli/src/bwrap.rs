@@ -1,16 +1,21 @@
-//! bubblewrap-style flags → [`Sandbox`].
+//! bubblewrap-style flags → [`Sandbox`], for `saferoot run` and for the
+//! bubblewrap personality ([`crate::bwrap_cmd`], which parses bubblewrap's
+//! own command line into the same [`Op`]s).
 //!
-//! The mount and environment flags are applied in the order given. clap
-//! keeps the values of each flag, and the position of each value on the
-//! command line (`ArgMatches::indices_of`); [`ordered_ops`] merges them back
-//! into one list sorted by position.
+//! The mount and environment flags are applied in the order given. For
+//! `run`, clap keeps the values of each flag and the position of each
+//! value on the command line (`ArgMatches::indices_of`); [`ordered_ops`]
+//! merges them back into one list sorted by position.
 //!
-//! Mount flags become [`MountSpec`]s in that order. `--remount-ro` and
-//! `--mask` become the spec's read-only and masked paths, which the library
-//! applies after every mount. `--dir` and `--symlink` are not mounts: one
-//! whose path is on or below the destination of an earlier mount flag is
-//! made inside the assembled root (after all mounts); any other is made in
-//! the base root before the mounts, so later mounts can go through it.
+//! [`compose_with`] turns the ops into the spec's mounts, in order, and
+//! into [`Step`]s for everything that is not one of the spec's mounts
+//! (`--dir`, `--symlink`, `--chmod`, files and binds from fds,
+//! bubblewrap's `--remount-ro`, `--tmp-overlay`): each step records how
+//! many mounts come before it, and the engine runs it between those and
+//! the next (`saferoot::rootfs::assemble_with`), so a later mount can go
+//! through a symlink made earlier. `run`'s `--remount-ro` and `--mask`
+//! become the spec's read-only and masked paths, applied after every mount.
+//! A bind onto `/` makes the bound host tree the root ([`RootKind::Bind`]).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
