@@ -2848,3 +2848,48 @@ fn hygiene_a_terminal_gets_a_new_session_by_default() {
     .ok();
     assert_ne!(out.var("sid"), out.var("pid"), "{out:#?}");
 }
+
+/// `--ro-bind / /`: the host tree, read-only all the way down, is the
+/// root; later binds go on top of it, in the order given.
+#[test_log::test]
+fn run_bind_onto_root_makes_the_host_tree_the_root() {
+    let host = TempDir::new();
+    std::fs::write(host.path().join("marker"), "host marker\n").unwrap();
+    let dir = host.path().display().to_string();
+    let script = format!(
+        r#"echo "marker=$(cat {dir}/marker)"
+           echo written > {dir}/from-inside && echo "write=ok"
+           if touch /usr/saferoot-probe 2>/dev/null; then echo "usr=rw"; else echo "usr=ro"; fi
+           echo "root=$(awk '$5 == "/" {{print $6}}' /proc/self/mountinfo | cut -d, -f1)""#
+    );
+    let out = saferoot(&[
+        "run",
+        "--ro-bind",
+        "/",
+        "/",
+        "--bind",
+        &dir,
+        &dir,
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    assert_eq!(out.var("marker"), "host marker");
+    assert_eq!(out.var("write"), "ok");
+    assert_eq!(out.var("usr"), "ro", "{out:#?}");
+    assert_eq!(out.var("root"), "ro", "{out:#?}");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("from-inside")).unwrap(),
+        "written\n"
+    );
+    assert!(!std::path::Path::new("/usr/saferoot-probe").exists());
+    // --rootfs and a bind onto / both say what the root is.
+    let out = saferoot(&["run", "--rootfs", &dir, "--bind", "/", "/", "--", "true"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr.contains("cannot be combined with --rootfs"),
+        "{out:#?}"
+    );
+}
