@@ -226,6 +226,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Process")]
     pub preserve_fds: u32,
 
+    /// Start the sandbox's mount namespace from the minimal namespace
+    /// pinned at PATH (made and pinned there when PATH does not exist),
+    /// instead of a copy of this one: the sandbox then holds only the host
+    /// objects it uses, and its start does not grow with the host's mount
+    /// count. Remove it with `umount PATH; rm PATH`.
+    #[arg(long, value_name = "PATH", help_heading = "Namespaces")]
+    pub mount_ns: Option<std::path::PathBuf>,
     /// New user namespace, mapping --uid/--gid to the caller's ids.
     #[arg(long, help_heading = "Namespaces")]
     pub unshare_user: bool,

@@ -1036,6 +1036,10 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
         extras: Default::default(),
+        mount_ns: match &args.mount_ns {
+            Some(p) => Some(crate::host_view::open_or_create(p)?),
+            None => None,
+        },
     })
 }
 

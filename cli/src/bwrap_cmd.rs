@@ -442,6 +442,18 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         preserve_fds: 0,
         ignored: Vec::new(),
         extras,
+        // bubblewrap's command line has no room for it: an environment
+        // variable of saferoot's own.
+        mount_ns: match std::env::var_os("SAFEROOT_MOUNT_NS") {
+            Some(p) if inv.userns.is_some() => {
+                return Err(fail(format!(
+                    "SAFEROOT_MOUNT_NS={} cannot be combined with --userns",
+                    p.to_string_lossy()
+                )))
+            }
+            Some(p) => Some(crate::host_view::open_or_create(Path::new(&p))?),
+            None => None,
+        },
     })
 }
 

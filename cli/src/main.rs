@@ -21,6 +21,7 @@ mod extract_cmd;
 mod fds;
 mod features_cmd;
 mod findings;
+mod host_view;
 mod mounts_cmd;
 mod namespaces;
 mod output;

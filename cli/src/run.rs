@@ -363,6 +363,11 @@ fn child_main(
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
     crate::privileges::apply_oom_score_adj(&sb.security)?;
+    if let Some(ns) = &sb.mount_ns {
+        // Before the user namespace: entering the minimal namespace needs
+        // the caller's privileges over it.
+        crate::host_view::enter(sb, ns)?;
+    }
     if let Some((ready_w, go_r)) = sync {
         // Our uid as the caller's namespace sees it (inside the new one,
         // getuid reports the mapped or overflow id).
