@@ -374,11 +374,14 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
     extras.assert_userns_disabled = inv.assert_userns_disabled;
     extras.chdir = inv.chdir.clone();
     extras.inherit_fds = true;
+    // bubblewrap changes its own environment as it parses --setenv,
+    // --unsetenv and --clearenv: the $HOME it falls back to is theirs.
+    let env = crate::bwrap::environment_with(&inv.ops, false);
     if inv.chdir.is_none() {
         if let Ok(cwd) = std::env::current_dir() {
             extras.cwd_fallbacks.push(cwd);
         }
-        if let Some(home) = std::env::var_os("HOME") {
+        if let Some((_, home)) = env.iter().find(|(k, _)| k == "HOME") {
             extras.cwd_fallbacks.push(PathBuf::from(home));
         }
     }
@@ -420,7 +423,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         id_maps,
         user: None,
         security,
-        env: crate::bwrap::environment_with(&inv.ops, false),
+        env,
         argv: inv.command.clone(),
         strategy: Strategy::Auto,
         enter: EnterMethod::PivotRoot,

@@ -1921,10 +1921,7 @@ fn chdir_or_the_callers_directory_or_home_or_root() {
 
 /// bubblewrap applies --setenv/--unsetenv/--clearenv to its own
 /// environment as it parses them, so the $HOME it falls back to is the one
-/// they leave.
-///
-/// saferoot BUG (found by this test): the caller's original $HOME is used
-/// (`HOME=/usr bwrap --unsetenv HOME ...` starts in /usr, not /).
+/// they leave (saferoot once used the caller's original $HOME).
 #[test_log::test]
 fn chdir_fallback_uses_home_as_the_options_leave_it() {
     if !common::require_root() {
