@@ -1377,14 +1377,9 @@ fn perms_and_chmod_set_modes() {
     );
 }
 
-/// bubblewrap's words for a step that fails, which scripts match.
-///
-/// saferoot BUG (found by this test): the reasons end with Rust's
-/// `(os error N)`, `--chmod` does not name the mode, and `--file` says
-/// `create file at` where bubblewrap says `create file` (only the
-/// `--bind-data` options say `at`). For example `bwrap --chmod 0755
-/// /nonexistent true` prints `bwrap: Can't chmod /nonexistent: No such
-/// file or directory (os error 2)`.
+/// bubblewrap's words for a step that fails, which scripts match: the
+/// reason as C's strerror gives it, the mode `--chmod` could not set, and
+/// `create file` for --file but `create file at` for --bind-data.
 #[test_log::test]
 fn step_failures_are_reported_in_bubblewraps_words() {
     if !common::require_root() {
