@@ -134,7 +134,8 @@ fn userns_possible() -> bool {
 
 /// Takes every fd the command line names: a close-on-exec duplicate for
 /// saferoot, and the caller's number marked close-on-exec, except
-/// `--sync-fd`'s, which the program keeps as with bubblewrap.
+/// `--sync-fd`'s with `--as-pid-1`, which the program keeps as with
+/// bubblewrap (otherwise the init holds the sandbox's copy).
 fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
     let take = |n: i32, what: &str, consume: bool| -> Result<FdArg, CliError> {
         let fd = crate::sys::fds::dup_inherited(n).map_err(|e| fail(format!("{what} {n}: {e}")))?;
@@ -168,7 +169,7 @@ fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
     let extras = BwrapExtras {
         info_fd: opt(inv.info_fd, "--info-fd", true)?,
         json_status_fd: opt(inv.json_status_fd, "--json-status-fd", true)?,
-        sync_fd: opt(inv.sync_fd, "--sync-fd", false)?,
+        sync_fd: opt(inv.sync_fd, "--sync-fd", !inv.as_pid_1)?,
         block_fd: opt(inv.block_fd, "--block-fd", true)?,
         userns_block_fd: opt(inv.userns_block_fd, "--userns-block-fd", true)?,
         userns_fd: opt(inv.userns, "--userns", true)?,

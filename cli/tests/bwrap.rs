@@ -2309,48 +2309,52 @@ fn sync_fd_stays_open_while_the_sandbox_runs() {
         return;
     }
     let b = Bwrap::new();
-    let (r, w) = pipe();
-    let go = fifo(&b, "go");
-    let args = concat(&[
-        ROOT,
-        &[
-            "--unshare-pid",
-            "--bind",
-            b.d(""),
-            b.d(""),
-            "--sync-fd",
-            "3",
-            "sh",
-            "-c",
-        ],
-        &[r#"echo > "$D/started"; read x < "$D/go""#],
-    ]);
-    let mut child = spawn_with_fd3(&b, w, "", &args);
-    assert!(
-        wait_until(Duration::from_secs(30), || b
-            .data()
-            .join("started")
-            .exists()),
-        "the program did not start"
-    );
-    rustix::io::ioctl_fionbio(&r, true).unwrap();
-    let mut buf = [0u8; 1];
-    assert_eq!(
-        rustix::io::read(&r, &mut buf),
-        Err(rustix::io::Errno::AGAIN),
-        "the sync fd is closed while the sandbox runs"
-    );
-    assert!(child.try_wait().unwrap().is_none());
-    (&go).write_all(b"x\n").unwrap();
-    let out = wait_output(child, Duration::from_secs(60));
-    assert_eq!(out.code, 0, "{out:#?}");
-    drop(go);
-    assert_eq!(
-        rustix::io::read(&r, &mut buf),
-        Ok(0),
-        "no end of file after the sandbox"
-    );
-    b.check_tmpdir();
+    // Held by the init, by the process that stays without a pid namespace,
+    // or (--as-pid-1, no init) by the program itself, which alone sees it.
+    for (opts, program_has_it) in [
+        (&["--unshare-pid"][..], false),
+        (&[][..], false),
+        (&["--unshare-pid", "--as-pid-1"][..], true),
+    ] {
+        let _ = std::fs::remove_file(b.data().join("started"));
+        let _ = std::fs::remove_file(b.data().join("go"));
+        let (r, w) = pipe();
+        let go = fifo(&b, "go");
+        let args = concat(&[
+            ROOT,
+            opts,
+            &["--bind", b.d(""), b.d(""), "--sync-fd", "3", "sh", "-c"],
+            &[r#"[ -e /proc/$$/fd/3 ] && echo has-it; echo > "$D/started"; read x < "$D/go""#],
+        ]);
+        let mut child = spawn_with_fd3(&b, w, "", &args);
+        assert!(
+            wait_until(Duration::from_secs(30), || b
+                .data()
+                .join("started")
+                .exists()),
+            "{opts:?}: the program did not start"
+        );
+        rustix::io::ioctl_fionbio(&r, true).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            rustix::io::read(&r, &mut buf),
+            Err(rustix::io::Errno::AGAIN),
+            "{opts:?}: the sync fd is closed while the sandbox runs"
+        );
+        assert!(child.try_wait().unwrap().is_none());
+        (&go).write_all(b"x\n").unwrap();
+        let out = wait_output(child, Duration::from_secs(60));
+        assert_eq!(out.code, 0, "{opts:?}: {out:#?}");
+        let want = if program_has_it { "has-it\n" } else { "" };
+        assert_eq!(out.stdout, want, "{opts:?}");
+        drop(go);
+        assert_eq!(
+            rustix::io::read(&r, &mut buf),
+            Ok(0),
+            "{opts:?}: no end of file after the sandbox"
+        );
+        b.check_tmpdir();
+    }
 }
 
 #[test_log::test]
