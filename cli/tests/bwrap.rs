@@ -1603,6 +1603,14 @@ fn file_copies_an_fd_into_a_new_file() {
     assert!(!o.has_mount("/f1") && !o.has_mount("/etc/f2"));
 }
 
+/// --bind-data and --ro-bind-data: a private copy of the fd's content,
+/// bind-mounted (read-only or not) at the destination.
+///
+/// saferoot BUG on Linux before 6.15 (found by this test under
+/// tests/kernels/run.sh on 6.1 and 6.12): every --bind-data and
+/// --ro-bind-data fails with `bwrap: Can't create file at : Invalid
+/// argument`: the file is cloned (open_tree OPEN_TREE_CLONE) out of a
+/// detached tmpfs, which those kernels refuse with EINVAL.
 #[test_log::test]
 fn bind_data_mounts_a_private_copy() {
     if !common::require_root() {
@@ -1905,12 +1913,12 @@ fn chdir_or_the_callers_directory_or_home_or_root() {
     // The caller's directory, where it exists inside.
     assert_eq!(run(cwd, "/usr", &["--bind", cwd, cwd]), [cwd, cwd]);
     // Else $HOME, else /.
-    assert_eq!(run(cwd, "/usr/share", &[]), ["/usr/share", "/usr/share"]);
+    assert_eq!(run(cwd, "/usr/lib", &[]), ["/usr/lib", "/usr/lib"]);
     assert_eq!(run(cwd, "/nonexistent-home", &[]), ["/", "/"]);
     // --chdir wins.
     assert_eq!(
-        run(cwd, "/usr", &["--bind", cwd, cwd, "--chdir", "/usr/lib"]),
-        ["/usr/lib", "/usr/lib"]
+        run(cwd, "/usr", &["--bind", cwd, cwd, "--chdir", "/usr/bin"]),
+        ["/usr/bin", "/usr/bin"]
     );
 }
 
@@ -2528,9 +2536,16 @@ fn new_session_gives_the_program_a_session_of_its_own() {
         .ok();
     let l = o.lines();
     assert_eq!(l[0], l[1], "the program leads its session");
-    let ours = rustix::process::getsid(None)
+    // Field 6 of stat: 0 when the caller is in the kernel's own session
+    // (as under an initramfs's init), which rustix's Pid cannot hold.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let ours = stat
+        .rsplit_once(") ")
         .unwrap()
-        .as_raw_nonzero()
+        .1
+        .split(' ')
+        .nth(3)
+        .unwrap()
         .to_string();
     let o = b.run(&concat(&[ROOT, &["sh", "-c", script]])).ok();
     assert_eq!(
