@@ -406,10 +406,9 @@ fn bwrap_step_message(step: &Step, e: &saferoot::Error) -> String {
         ("--remount-ro", _) => "Can't remount readonly on".to_string(),
         _ => return format!("{origin}: {e}"),
     };
-    let path = e
-        .path()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    // The destination as the command line gave it, as bubblewrap names it
+    // (the error may name no path, or one in a private scratch tmpfs).
+    let path = step.kind.path().display();
     let reason = e.to_string();
     // The library's text ends with the reason after the last ": ", with
     // Rust's " (os error N)" after an OS error's text.
