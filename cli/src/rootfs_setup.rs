@@ -358,7 +358,7 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
 struct Steps<'a> {
     steps: &'a [Step],
     next: usize,
-    failed: Option<String>,
+    failed: Option<&'a Step>,
 }
 
 impl Steps<'_> {
@@ -371,7 +371,7 @@ impl Steps<'_> {
             }
             self.next += 1;
             if let Err(e) = do_step(root, step) {
-                self.failed = Some(step.origin.clone());
+                self.failed = Some(step);
                 return Err(e);
             }
             log::debug!("{}: done", step.origin);
@@ -381,35 +381,39 @@ impl Steps<'_> {
 
     fn error(&self, sb: &Sandbox, e: saferoot::Error) -> CliError {
         match &self.failed {
-            Some(origin) if crate::errors::is_bwrap() => {
-                CliError::setup(bwrap_step_message(origin, &e))
+            Some(step) if crate::errors::is_bwrap() => {
+                CliError::setup(bwrap_step_message(step, &e))
             }
-            Some(origin) => CliError::setup(format!("{origin}: {e}")),
+            Some(step) => CliError::setup(format!("{}: {e}", step.origin)),
             None => CliError::setup(sb.explain(&e)),
         }
     }
 }
 
 /// bubblewrap's wording for a failed step, which scripts match: `Can't
-/// make symlink at DEST: existing destination is OLD`, and so on.
-fn bwrap_step_message(origin: &str, e: &saferoot::Error) -> String {
+/// make symlink at DEST: existing destination is OLD`, `Can't chmod 0755
+/// DEST: REASON` (the mode as C's `%#o` prints it), and so on.
+fn bwrap_step_message(step: &Step, e: &saferoot::Error) -> String {
+    let origin = &step.origin;
     let flag = origin.split_whitespace().next().unwrap_or("");
-    let what = match flag {
-        "--symlink" => "Can't make symlink at",
-        "--dir" => "Can't mkdir",
-        "--file" => "Can't create file at",
-        "--bind-data" | "--ro-bind-data" => "Can't create file at",
-        "--chmod" => "Can't chmod",
-        "--remount-ro" => "Can't remount readonly on",
+    let what = match (flag, &step.kind) {
+        ("--symlink", _) => "Can't make symlink at".to_string(),
+        ("--dir", _) => "Can't mkdir".to_string(),
+        ("--file", _) => "Can't create file".to_string(),
+        ("--bind-data" | "--ro-bind-data", _) => "Can't create file at".to_string(),
+        ("--chmod", StepKind::Chmod { mode: 0, .. }) => "Can't chmod 0".to_string(),
+        ("--chmod", StepKind::Chmod { mode, .. }) => format!("Can't chmod 0{mode:o}"),
+        ("--remount-ro", _) => "Can't remount readonly on".to_string(),
         _ => return format!("{origin}: {e}"),
     };
-    let path = e
-        .path()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    // The destination as the command line gave it, as bubblewrap names it
+    // (the error may name no path, or one in a private scratch tmpfs).
+    let path = step.kind.path().display();
     let reason = e.to_string();
-    // The library's text ends with the reason after the last ": ".
-    let reason = reason.rsplit(": ").next().unwrap_or(&reason).to_string();
+    // The library's text ends with the reason after the last ": ", with
+    // Rust's " (os error N)" after an OS error's text.
+    let reason = reason.rsplit(": ").next().unwrap_or(&reason);
+    let reason = reason.split(" (os error ").next().unwrap_or(reason);
     format!("{what} {path}: {reason}")
 }
 
