@@ -16,10 +16,48 @@ thread_local! {
     static PRIVATE_FS: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Gives the calling thread an fs struct of its own (`unshare(CLONE_FS)`:
+/// root, working directory and umask no longer shared with any other
+/// thread) and marks it so: [`on_fs_thread`] and [`with_umask_zero`] then
+/// run their work on this thread, restoring its working directory and
+/// umask afterwards, instead of starting a helper thread.
+pub(crate) fn make_private() -> Result<(), Errno> {
+    crate::sys::unshare(rustix::thread::UnshareFlags::FS)?;
+    PRIVATE_FS.with(|p| p.set(true));
+    Ok(())
+}
+
+/// Runs `f` on this thread (whose fs struct is private), then puts its
+/// working directory and umask back as they were.
+fn inline<T>(f: impl FnOnce() -> T) -> Result<T, Errno> {
+    let cwd = rustix::fs::open(
+        ".",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let umask = rustix::process::umask(rustix::fs::Mode::empty());
+    rustix::process::umask(umask);
+    let r = f();
+    rustix::process::umask(umask);
+    rustix::process::fchdir(&cwd)?;
+    Ok(r)
+}
+
 /// Runs `f` on a helper thread with a private fs struct and returns what
-/// it returned. Fails with the errno when the thread cannot be started or
-/// cannot unshare; a panic in `f` is resumed on the caller's thread.
+/// it returned (on the calling thread itself when [`make_private`] was
+/// called there). Fails with the errno when the thread cannot be started
+/// or cannot unshare; a panic in `f` is resumed on the caller's thread.
 pub(crate) fn on_fs_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, Errno> {
+    if PRIVATE_FS.with(Cell::get) {
+        return inline(f);
+    }
+    on_helper_thread(f)
+}
+
+/// Runs `f` on a new helper thread with a private fs struct, always (for
+/// work whose effects must never reach the caller's thread, such as
+/// changing mount namespace).
+pub(crate) fn on_helper_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, Errno> {
     let journal = crate::journal::current();
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()

@@ -409,6 +409,20 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         no_new_privs: true,
         raise_ambient: caps.is_none(),
         capabilities: match caps {
+            // A uid-0 caller without --cap-add/--cap-drop: as it is, except
+            // that in a new user namespace (where the process holds every
+            // capability) it keeps only those it had outside, as bubblewrap
+            // reduces it to them.
+            None if user => {
+                let had = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
+                Capabilities::Sets(Box::new(CapabilitySets {
+                    bounding: had.clone(),
+                    effective: had.clone(),
+                    permitted: had,
+                    inheritable: caps::CapsHashSet::new(),
+                    ambient: caps::CapsHashSet::new(),
+                }))
+            }
             None => Capabilities::Unchanged,
             Some(set) => Capabilities::Sets(Box::new(CapabilitySets::uniform(set))),
         },

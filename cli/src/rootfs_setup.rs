@@ -132,6 +132,21 @@ fn find_fd_again(
     Ok(h)
 }
 
+/// The flags of a `--bind-data` file mount, then attached at `path`.
+fn finish_bind_data(
+    root: &Root,
+    file: Mount,
+    ro: bool,
+    path: &Path,
+) -> Result<(), saferoot::Error> {
+    let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
+    if ro {
+        set |= saferoot::MountAttr::RDONLY;
+    }
+    file.set_attr(set, saferoot::MountAttr::empty())?;
+    attach_at(root, file, path)
+}
+
 /// Whether the handle is the root of a mount.
 fn is_mount_root(h: &saferoot::Handle) -> Result<bool, saferoot::Error> {
     let st = rustix::fs::statx(
@@ -223,7 +238,9 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
         | StepKind::BindData { mode, .. } => Some(*mode),
         _ => None,
     };
-    let parent_mode = parent_mode(mode_of);
+    // bubblewrap counts an option without permissions as mode 0: the
+    // parents of a symlink or a mount point it makes are 0700.
+    let parent_mode = parent_mode(mode_of.or(if bwrap { Some(0) } else { None }));
     let mkparents = |path: &Path| -> Result<(), saferoot::Error> {
         if let Some(parent) = path.parent() {
             root.mkdir_all(parent, parent_mode)?;
@@ -291,14 +308,29 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             let mut f = h.reopen(rustix::fs::OFlags::WRONLY)?;
             copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
             drop(f);
-            let file = Mount::clone_fd(&h, saferoot::mount::Scope::Mount)?;
+            let file = match Mount::clone_fd(&h, saferoot::mount::Scope::Mount) {
+                Ok(m) => m,
+                // Before Linux 6.15 the kernel clones only from attached
+                // mounts: the private tmpfs is stacked on the root of the
+                // tree being built for a moment (resolution inside the tree
+                // goes through its fd, below it), the file cloned from it,
+                // and the tmpfs detached again.
+                Err(e) if e.errno() == libc::EINVAL => {
+                    let stacked = tmp.attach(root.handle()?).map_err(saferoot::Error::from)?;
+                    let view = saferoot::Root::from_fd(
+                        rustix::io::dup(&stacked)
+                            .map_err(|e| saferoot::Error::from_os("dup", None, e))?,
+                    )?;
+                    let again = view.resolve_nofollow(name)?;
+                    let cloned = Mount::clone_fd(&again, saferoot::mount::Scope::Mount);
+                    drop(view);
+                    stacked.detach()?;
+                    return finish_bind_data(root, cloned?, *ro, path);
+                }
+                Err(e) => return Err(e),
+            };
             drop(tmp);
-            let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
-            if *ro {
-                set |= saferoot::MountAttr::RDONLY;
-            }
-            file.set_attr(set, saferoot::MountAttr::empty())?;
-            attach_at(root, file, path)?;
+            finish_bind_data(root, file, *ro, path)?;
         }
         StepKind::BindFd { path, ro, fd } => {
             let m = Mount::clone_fd(&find_fd_again(fd, path)?, saferoot::mount::Scope::Tree)?;
@@ -436,7 +468,15 @@ pub struct Entered {
     pub procfs: Option<saferoot::procfs::Procfs>,
 }
 
-pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
+///
+/// `lock` is the [`MountLock`] made before (with a user namespace, outside
+/// the sandbox's pid namespace, whose pids it would otherwise take).
+pub fn setup(sb: &Sandbox, lock: Option<MountLock>) -> Result<Entered, CliError> {
+    // The setup process is single-threaded: its umask and working
+    // directory are changed in place, with no helper thread (which would
+    // take a pid in a new pid namespace).
+    saferoot::namespace::own_fs()
+        .map_err(|e| CliError::setup(format!("unshare(CLONE_FS): {e}")))?;
     make_root_slave()?;
     if let Some(h) = &sb.hostname {
         crate::sys::process::sethostname(h)
@@ -497,14 +537,6 @@ pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
     rustix::process::umask(old_umask);
     stdio_to_sandbox_null(assembled.root())?;
     // Made while the caller's procfs is still reachable.
-    let lock =
-        if sb.namespaces.user {
-            Some(MountLock::nested().map_err(|e| {
-                CliError::setup(format!("user namespace for locking the mounts: {e}"))
-            })?)
-        } else {
-            None
-        };
     let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
         Some(saferoot::procfs::Procfs::new().map_err(|e| {
             CliError::setup(format!(

@@ -61,7 +61,7 @@ impl MinimalNamespace {
     pub fn create() -> Result<MinimalNamespace> {
         crate::features::require(crate::features::Feature::MountApi)?;
         let procfs = Procfs::new()?;
-        crate::fsthread::on_fs_thread(move || -> Result<OwnedFd> {
+        crate::fsthread::on_helper_thread(move || -> Result<OwnedFd> {
             crate::sys::unshare(UnshareFlags::NEWNS).map_err(os("unshare(CLONE_NEWNS)"))?;
             // The namespace's fd, taken while this thread's procfs is at
             // hand (the pivot below leaves none).
