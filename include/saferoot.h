@@ -1461,7 +1461,7 @@ void saferoot_mount_table_free(struct saferoot_mount_table *t);
  * component (docs/archive.md).
  *
  * `fd` is borrowed: it is read from (its file offset moves) and never
- * closed. `opts` may be NULL (the defaults). When `summary` is not NULL,
+ * closed; a non-blocking fd is waited on with poll(2). `opts` may be NULL (the defaults). When `summary` is not NULL,
  * set `summary->size` first; it receives the counts on success. Returns
  * 0, or `-errno` with `*err` set (a refused entry names it; what was
  * unpacked before it stays).

@@ -2,7 +2,10 @@
 //! trees copied into and out of a root with `docker cp`'s rules.
 
 use std::ffi::{c_char, c_int};
+use std::io::Read;
 use std::mem::size_of;
+
+use rustix::event::{PollFd, PollFlags};
 
 use saferoot::archive::{
     CopyOptions, CopySummary, Limits, UnpackOptions, UnpackSummary, Whiteouts,
@@ -356,6 +359,28 @@ fn copy_summary(s: CopySummary) -> saferoot_copy_summary {
     }
 }
 
+/// Reads a file that may be non-blocking (a pipe from Go's `os.Pipe`, a
+/// socket): when nothing is there yet, waits for it with `poll` instead of
+/// failing with `EAGAIN`.
+struct Blocking(std::fs::File);
+
+impl Read for Blocking {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+                    match rustix::event::poll(&mut fds, None) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
 /// Unpacks the tar archive read from `fd` (plain, gzip or zstd, told apart
 /// by their magic numbers; a file, a pipe or a socket) into `root`, until
 /// the archive's end. Nothing the archive holds (`..` or absolute names,
@@ -366,7 +391,7 @@ fn copy_summary(s: CopySummary) -> saferoot_copy_summary {
 /// component (docs/archive.md).
 ///
 /// `fd` is borrowed: it is read from (its file offset moves) and never
-/// closed. `opts` may be NULL (the defaults). When `summary` is not NULL,
+/// closed; a non-blocking fd is waited on with poll(2). `opts` may be NULL (the defaults). When `summary` is not NULL,
 /// set `summary->size` first; it receives the counts on success. Returns
 /// 0, or `-errno` with `*err` set (a refused entry names it; what was
 /// unpacked before it stays).
@@ -386,7 +411,7 @@ pub unsafe extern "C" fn saferoot_unpack(
         // SAFETY: NULL or `summary->size` bytes.
         unsafe { check_summary(summary)? };
         let file = std::fs::File::from(dup_borrowed(fd, "archive fd")?);
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let reader = std::io::BufReader::with_capacity(1 << 20, Blocking(file));
         let s = root.root.unpack(reader, &opts)?;
         // SAFETY: checked above; writable as promised.
         unsafe { write_summary(summary, unpack_summary(s)) };
