@@ -502,7 +502,7 @@ fn copy_out(root: &Root, src: &Path, host_dest: &Path, opts: &CopyOptions) -> Re
     } else {
         root.resolve_nofollow(sspec.path)
     }
-    .map_err(|e| e.map_op(|op| format!("copy: {op} the source").into()))?;
+    .map_err(|e| e.map_op(|op| format!("copy: {op} (the source)").into()))?;
     let source = Source::new(h.into_fd(), &sspec, src)?;
     let dspec = parse(host_dest);
     // The host side: a root of the destination directory (when DEST must
