@@ -10,6 +10,8 @@
  * the hostile archives aim at.
  */
 
+#include <time.h>
+
 /* ---- a hand-made tar stream ------------------------------------------------- */
 
 struct tar_buf {
@@ -321,6 +323,36 @@ static void test_unpack_options_and_bad_input(void)
     CHECK(access(path_join(rootdir, "/d/gone"), F_OK) != 0);
     CHECK(access(path_join(rootdir, "/d/.wh.gone"), F_OK) != 0);
     CHECK(file_is(path_join(rootdir, "/d/kept"), "x\n"));
+
+    /* A non-blocking pipe whose writer is slow: waited on, not EAGAIN. */
+    {
+        int p[2], status = 0;
+        pid_t pid;
+        memset(&t, 0, sizeof(t));
+        tar_entry(&t, "slow", '0', NULL, "slow\n", 0644);
+        tar_finish(&t);
+        CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+        pid = fork();
+        if (pid == 0) {
+            /* Only async-signal-safe calls in the child. */
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            size_t half = t.len / 2;
+            close(p[0]);
+            nanosleep(&ts, NULL);
+            if (write(p[1], t.data, half) != (ssize_t)half)
+                _exit(1);
+            nanosleep(&ts, NULL);
+            if (write(p[1], t.data + half, t.len - half) != (ssize_t)(t.len - half))
+                _exit(1);
+            _exit(0);
+        }
+        CHECK(pid > 0);
+        close(p[1]);
+        CHECK_OK(saferoot_unpack(r, p[0], NULL, NULL, &err) == 0, err);
+        close(p[0]);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(file_is(path_join(rootdir, "/slow"), "slow\n"));
+    }
     saferoot_root_free(r);
 }
 
