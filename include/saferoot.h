@@ -140,6 +140,61 @@
 #define SAFEROOT_MOUNT_ENTRY_UNBINDABLE 2
 
 /**
+ * `saferoot_unpack_options.flags`: give entries the owners recorded in
+ * the archive (the default when running as root).
+ */
+#define SAFEROOT_UNPACK_SAME_OWNER 1
+
+/**
+ * `saferoot_unpack_options.flags`: entries belong to the caller (the
+ * default when not root). Refused together with
+ * `SAFEROOT_UNPACK_SAME_OWNER`.
+ */
+#define SAFEROOT_UNPACK_NO_SAME_OWNER 2
+
+/**
+ * `saferoot_unpack_options.flags`: apply extended attributes recorded in
+ * PAX `SCHILY.xattr.*` records to files and directories
+ * (`trusted.overlay.*` never).
+ */
+#define SAFEROOT_UNPACK_XATTRS 4
+
+/**
+ * The size of the first version of `struct saferoot_unpack_options`.
+ */
+#define SAFEROOT_UNPACK_OPTIONS_SIZE_VER0 40
+
+/**
+ * The size of the first version of `struct saferoot_unpack_summary`.
+ */
+#define SAFEROOT_UNPACK_SUMMARY_SIZE_VER0 80
+
+/**
+ * `saferoot_copy_options.flags`: when the source itself is a symlink,
+ * copy what it points at (`docker cp -L`): on the host as the host
+ * resolves it for `saferoot_copy_in`, inside the root for
+ * `saferoot_copy_out`.
+ */
+#define SAFEROOT_COPY_FOLLOW_LINK 1
+
+/**
+ * `saferoot_copy_options.flags`: give the copies the source's owners
+ * (`docker cp -a`). Without it the copies belong to the caller and lose
+ * their set-user-id and set-group-id bits.
+ */
+#define SAFEROOT_COPY_SAME_OWNER 2
+
+/**
+ * The size of the first version of `struct saferoot_copy_options`.
+ */
+#define SAFEROOT_COPY_OPTIONS_SIZE_VER0 40
+
+/**
+ * The size of the first version of `struct saferoot_copy_summary`.
+ */
+#define SAFEROOT_COPY_SUMMARY_SIZE_VER0 72
+
+/**
  * What went wrong, coarsely: the part a caller matches on. Mirrors
  * `saferoot::ErrorKind`; new kinds may be added in later releases, so a
  * `switch` over it needs a `default:` branch.
@@ -337,6 +392,26 @@ typedef enum saferoot_enter_method {
 } saferoot_enter_method;
 
 /**
+ * What `saferoot_unpack` does with whiteout entries (deletion markers of
+ * image layers): the value of `saferoot_unpack_options.whiteouts`.
+ */
+typedef enum saferoot_whiteouts {
+    /**
+     * No special meaning: `.wh.*` entries are ordinary files.
+     */
+    SAFEROOT_WHITEOUTS_NONE = 0,
+    /**
+     * OCI image-layer whiteouts are applied and never written.
+     */
+    SAFEROOT_WHITEOUTS_OCI = 1,
+    /**
+     * OCI whiteouts become overlayfs ones (a character device 0:0, the
+     * `trusted.overlay.opaque` attribute).
+     */
+    SAFEROOT_WHITEOUTS_OVERLAY = 2,
+} saferoot_whiteouts;
+
+/**
  * An error: errno, kind, message and, when there is one, the in-root path
  * the failed operation was working on.
  *
@@ -529,6 +604,163 @@ typedef struct saferoot_mount_entry {
      */
     uint64_t propagate_from;
 } saferoot_mount_entry;
+
+/**
+ * Options for `saferoot_unpack`. An extensible struct: set `size` to
+ * `sizeof(struct saferoot_unpack_options)` and zero what you do not use;
+ * all-zero (or NULL options) means the defaults.
+ */
+typedef struct saferoot_unpack_options {
+    /**
+     * `sizeof(struct saferoot_unpack_options)`.
+     */
+    size_t size;
+    /**
+     * `SAFEROOT_UNPACK_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * A `saferoot_whiteouts`; 0 is `SAFEROOT_WHITEOUTS_NONE`.
+     */
+    uint32_t whiteouts;
+    /**
+     * Most bytes of file contents written; 0 is no limit.
+     */
+    uint64_t max_bytes;
+    /**
+     * Most entries; 0 is no limit.
+     */
+    uint64_t max_entries;
+    /**
+     * Longest entry name or link target, in bytes; 0 is 4095.
+     */
+    uint64_t max_path_len;
+} saferoot_unpack_options;
+
+/**
+ * What `saferoot_unpack` did. An extensible struct filled by the library:
+ * set `size` to `sizeof(struct saferoot_unpack_summary)` before the call;
+ * the library fills the fields it knows within that size (and zeroes the
+ * rest), and leaves `size` as it was.
+ */
+typedef struct saferoot_unpack_summary {
+    /**
+     * `sizeof(struct saferoot_unpack_summary)`, set by the caller.
+     */
+    size_t size;
+    /**
+     * Entries read (of every type, including skipped ones).
+     */
+    uint64_t entries;
+    /**
+     * Regular files written.
+     */
+    uint64_t files;
+    /**
+     * Directories made or updated.
+     */
+    uint64_t dirs;
+    /**
+     * Symlinks made.
+     */
+    uint64_t symlinks;
+    /**
+     * Hard links made.
+     */
+    uint64_t hardlinks;
+    /**
+     * Device nodes and fifos made.
+     */
+    uint64_t nodes;
+    /**
+     * Whiteouts applied (or converted).
+     */
+    uint64_t whiteouts;
+    /**
+     * Entries of types not extracted (sockets, global PAX headers, ...).
+     */
+    uint64_t skipped;
+    /**
+     * Bytes of file contents written.
+     */
+    uint64_t bytes;
+} saferoot_unpack_summary;
+
+/**
+ * Options for `saferoot_copy_in` and `saferoot_copy_out`. An extensible
+ * struct like `saferoot_unpack_options`; all-zero (or NULL options) means
+ * the defaults.
+ */
+typedef struct saferoot_copy_options {
+    /**
+     * `sizeof(struct saferoot_copy_options)`.
+     */
+    size_t size;
+    /**
+     * `SAFEROOT_COPY_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * Must be 0 (room for a later field).
+     */
+    uint32_t reserved;
+    /**
+     * Most bytes of file contents written; 0 is no limit.
+     */
+    uint64_t max_bytes;
+    /**
+     * Most entries; 0 is no limit.
+     */
+    uint64_t max_entries;
+    /**
+     * Longest name (relative to the copy's top) or symlink target, in
+     * bytes; 0 is 4095.
+     */
+    uint64_t max_path_len;
+} saferoot_copy_options;
+
+/**
+ * What `saferoot_copy_in` or `saferoot_copy_out` did. Filled by the
+ * library like `saferoot_unpack_summary`: set `size` first.
+ */
+typedef struct saferoot_copy_summary {
+    /**
+     * `sizeof(struct saferoot_copy_summary)`, set by the caller.
+     */
+    size_t size;
+    /**
+     * Entries copied (of every type).
+     */
+    uint64_t entries;
+    /**
+     * Regular files written.
+     */
+    uint64_t files;
+    /**
+     * Directories made or updated.
+     */
+    uint64_t dirs;
+    /**
+     * Symlinks made.
+     */
+    uint64_t symlinks;
+    /**
+     * Hard links made.
+     */
+    uint64_t hardlinks;
+    /**
+     * Device nodes and fifos made.
+     */
+    uint64_t nodes;
+    /**
+     * Source entries not copied (sockets).
+     */
+    uint64_t skipped;
+    /**
+     * Bytes of file contents written.
+     */
+    uint64_t bytes;
+} saferoot_copy_summary;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1217,6 +1449,71 @@ const struct saferoot_mount_entry *saferoot_mount_table_find(const struct safero
  * Frees a table and all its entries and strings. NULL is a no-op.
  */
 void saferoot_mount_table_free(struct saferoot_mount_table *t);
+
+/**
+ * Unpacks the tar archive read from `fd` (plain, gzip or zstd, told apart
+ * by their magic numbers; a file, a pipe or a socket) into `root`, until
+ * the archive's end. Nothing the archive holds (`..` or absolute names,
+ * symlinks then writes through them, hard links to outside paths, ...)
+ * and nothing a process inside the root does meanwhile makes it write
+ * outside the root: every entry's parent is resolved in the root and the
+ * entry is made relative to the parent's fd without following its last
+ * component (docs/archive.md).
+ *
+ * `fd` is borrowed: it is read from (its file offset moves) and never
+ * closed; a non-blocking fd is waited on with poll(2). `opts` may be NULL (the defaults). When `summary` is not NULL,
+ * set `summary->size` first; it receives the counts on success. Returns
+ * 0, or `-errno` with `*err` set (a refused entry names it; what was
+ * unpacked before it stays).
+ */
+int saferoot_unpack(const struct saferoot_root *root,
+                    int fd,
+                    const struct saferoot_unpack_options *opts,
+                    struct saferoot_unpack_summary *summary,
+                    struct saferoot_error **err);
+
+/**
+ * Copies the host file or tree `host_src` to the in-root path `dest`,
+ * with `docker cp`'s rules: `dest` an existing directory receives the
+ * copy under `host_src`'s name; a missing `dest` is created as the copy
+ * (its parent must exist: `ENOENT` otherwise); a file replaces an
+ * existing non-directory `dest`, a directory there is refused
+ * (`ENOTDIR`); `host_src` ending in `/.` copies a directory's contents;
+ * `dest` ending in `/` must be an existing directory.
+ *
+ * `dest`'s parent is resolved in the root and its last component is never
+ * followed; the copy is unpacked into a root made of the directory it
+ * lands in, so no name or symlink in the tree, and no process in the root
+ * swapping entries meanwhile, makes it write elsewhere. Symlinks are
+ * copied as symlinks (`SAFEROOT_COPY_FOLLOW_LINK` follows `host_src`
+ * itself). `opts` may be NULL; `summary` as for `saferoot_unpack`.
+ * Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_copy_in(const struct saferoot_root *root,
+                     const char *host_src,
+                     const char *dest,
+                     const struct saferoot_copy_options *opts,
+                     struct saferoot_copy_summary *summary,
+                     struct saferoot_error **err);
+
+/**
+ * Copies the file or tree at the in-root path `src` to the host path
+ * `host_dest`, with the rules of `saferoot_copy_in` (roles swapped).
+ * `src`'s parent is resolved in the root; its last component is not
+ * followed unless `SAFEROOT_COPY_FOLLOW_LINK` is set (it is then resolved
+ * inside the root). The tree is read through fds, never following a
+ * symlink, and unpacked into a root made of the host directory the copy
+ * lands in, whose last component is never followed either: no name the
+ * container chose can write elsewhere on the host. `opts` may be NULL;
+ * `summary` as for `saferoot_unpack`. Returns 0, or `-errno` with `*err`
+ * set.
+ */
+int saferoot_copy_out(const struct saferoot_root *root,
+                      const char *src,
+                      const char *host_dest,
+                      const struct saferoot_copy_options *opts,
+                      struct saferoot_copy_summary *summary,
+                      struct saferoot_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -42,6 +42,11 @@ pub enum Command {
     /// to it: no entry, symlink or hard link in the archive, and no process
     /// changing the directory meanwhile, makes it write outside.
     Extract(ExtractArgs),
+    /// Copy files or trees into or out of a directory with `docker cp`'s
+    /// rules, never following a symlink that the directory controls out
+    /// of it.
+    #[command(long_about = CP_ABOUT)]
+    Cp(CpArgs),
     /// Run a sandbox from a bubblewrap command line, exactly as bubblewrap
     /// 0.11 takes it (saferoot invoked as `bwrap` does the same); see
     /// docs/bwrap.md.
@@ -393,4 +398,55 @@ pub struct ExtractArgs {
     /// Archives, applied in order (as image layers are); `-` is stdin.
     #[arg(required = true, value_name = "ARCHIVE")]
     pub archives: Vec<PathBuf>,
+}
+
+const CP_ABOUT: &str = "\
+Copy files or trees into or out of a directory (a container's root), with
+docker cp's rules, never following a symlink that the directory controls out
+of it.
+
+  saferoot cp --into DIR HOST_SRC IN_ROOT_DEST
+  saferoot cp --from DIR IN_ROOT_SRC HOST_DEST
+
+IN_ROOT paths are read relative to DIR (a missing leading / is added).
+DEST an existing directory: the copy goes into it under SRC's name. DEST
+missing: the copy is made there (its parent must exist). DEST an existing
+file: a file replaces it, a directory is refused. SRC ending in /. copies a
+directory's contents. DEST ending in / must be an existing directory.
+Symlinks are copied as symlinks; -L follows SRC itself (inside DIR for
+--from). See docs/archive.md.";
+
+/// `saferoot cp`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("direction").required(true).args(["into", "from"])))]
+pub struct CpArgs {
+    /// Copy the host's SRC into the directory DIR (DEST is inside DIR).
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// Copy SRC out of the directory DIR (SRC is inside DIR) to the host's
+    /// DEST.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// When SRC itself is a symlink, copy what it points at (with --from,
+    /// resolved inside DIR).
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Give the copies the source's owners (docker cp -a). Without it the
+    /// copies belong to the caller and lose set-user-id and set-group-id
+    /// bits.
+    #[arg(short = 'a', long, overrides_with = "no_same_owner")]
+    pub same_owner: bool,
+    /// The copies belong to the caller (the default).
+    #[arg(long)]
+    pub no_same_owner: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+    /// What to copy: a host path with --into, a path inside DIR with --from.
+    #[arg(value_name = "SRC")]
+    pub src: PathBuf,
+    /// Where to copy it: a path inside DIR with --into, a host path with
+    /// --from.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
 }

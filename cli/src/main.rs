@@ -13,6 +13,7 @@ mod bundle;
 mod bwrap;
 mod bwrap_args;
 mod bwrap_cmd;
+mod cp_cmd;
 mod default_sandbox;
 mod dry_run;
 mod errors;
@@ -109,6 +110,7 @@ fn main() {
         Command::Mounts(args) => mounts_cmd::mounts(args).map(|()| 0),
         Command::Features(args) => features_cmd::features(args).map(|()| 0),
         Command::Extract(args) => extract_cmd::extract(args).map(|()| 0),
+        Command::Cp(args) => cp_cmd::cp(args).map(|()| 0),
         Command::Bwrap(args) => Ok(bwrap_cmd::main("bwrap".into(), args.args.clone())),
     };
     match result {

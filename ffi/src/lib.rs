@@ -27,6 +27,8 @@ pub mod mount;
 pub mod root;
 pub mod rootfs;
 pub mod table;
+// Last, so that its functions come last in the header.
+pub mod archive;
 mod util;
 
 pub use error::{saferoot_errkind, saferoot_error};

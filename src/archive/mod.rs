@@ -35,6 +35,9 @@ use rustix::io::Errno;
 
 use crate::{Error, ErrorKind, Result, Root};
 
+mod copy;
+pub use copy::{CopyOptions, CopySummary};
+
 /// What to do with whiteout entries (deletion markers of image layers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Whiteouts {

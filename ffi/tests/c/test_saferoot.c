@@ -2344,6 +2344,10 @@ static void test_rootfs_assemble_spec(void)
     }
 }
 
+/* ---- archives and copies (in their own file) ----------------------------------- */
+
+#include "test_archive.c"
+
 /* ---- main ------------------------------------------------------------------- */
 
 static int enter_private_namespace(void)
@@ -2457,6 +2461,10 @@ int main(void)
     RUN(test_spec_bad_input);
     RUN(test_plan_json);
     RUN(test_rootfs_assemble_spec);
+    RUN(test_unpack_hostile_archives_stay_inside);
+    RUN(test_unpack_options_and_bad_input);
+    RUN(test_copy_in_and_out);
+    RUN(test_copy_bad_input);
 
     /* Invariant 5: no fd left behind by the library. */
     fds_after = count_open_fds();
