@@ -24,8 +24,7 @@ pub fn open_or_create(path: &Path) -> Result<Arc<MinimalNamespace>, CliError> {
     if path.exists() {
         return MinimalNamespace::open(path).map(Arc::new).map_err(fail);
     }
-    let ns = MinimalNamespace::create().map_err(fail)?;
-    ns.pin(path).map_err(fail)?;
+    let ns = MinimalNamespace::create_pinned(path).map_err(fail)?;
     log::info!(
         "made a minimal mount namespace, pinned at {}",
         path.display()

@@ -2916,9 +2916,14 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
            # sandbox's namespace holds no clutter with --mount-ns, and does
            # without (the control).
            peek() {{
-               SAFEROOT_TEST_SETUP_DELAY_MS=700 "$0" run "$@" -- /bin/true &
-               top=$!; sleep 0.4
-               child=$(cat /proc/$top/task/$top/children | cut -d' ' -f1)
+               SAFEROOT_TEST_SETUP_DELAY_MS=3000 "$0" run "$@" -- /bin/true &
+               top=$!; me=$(readlink /proc/self/ns/mnt); child=
+               # Until the namespace child has a mount namespace of its own.
+               for i in $(seq 1 400); do
+                   child=$(cut -d' ' -f1 /proc/$top/task/$top/children 2>/dev/null)
+                   if [ -n "$child" ] && [ "$(readlink /proc/$child/ns/mnt)" != "$me" ]; then break; fi
+                   sleep 0.01
+               done
                grep -c ' clutter ' /proc/$child/mountinfo || true
                wait $top
            }}

@@ -111,6 +111,38 @@ impl MinimalNamespace {
         .map(|fd| MinimalNamespace { fd })
     }
 
+    /// [`create`](Self::create), then [`pin`](Self::pin) at `path`. The
+    /// kernel refuses (`ELOOP`) to pin a mount namespace whose id is not
+    /// above that of the pinning thread's own namespace, and hands out ids
+    /// from per-CPU batches (Linux 6.18), so a namespace made on one CPU can
+    /// get a lower id than an older one: on `ELOOP` the namespace is made
+    /// again, from each CPU the caller may run on in turn.
+    pub fn create_pinned(path: impl AsRef<Path>) -> Result<MinimalNamespace> {
+        let path = path.as_ref();
+        let first = MinimalNamespace::create()?;
+        let mut last = match first.pin(path) {
+            Ok(()) => return Ok(first),
+            Err(e) if e.errno() == libc_eloop() => e,
+            Err(e) => return Err(e),
+        };
+        let allowed = rustix::thread::sched_getaffinity(None).map_err(os("sched_getaffinity"))?;
+        for cpu in (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c)) {
+            let mut one = rustix::thread::CpuSet::new();
+            one.set(cpu);
+            rustix::thread::sched_setaffinity(None, &one).map_err(os("sched_setaffinity"))?;
+            // The helper thread that makes the namespace inherits the mask.
+            let made = MinimalNamespace::create();
+            rustix::thread::sched_setaffinity(None, &allowed).map_err(os("sched_setaffinity"))?;
+            let ns = made?;
+            match ns.pin(path) {
+                Ok(()) => return Ok(ns),
+                Err(e) if e.errno() == libc_eloop() => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
     /// Uses `fd`, which must be an nsfs fd of a mount namespace.
     pub fn from_fd(fd: impl Into<OwnedFd>) -> Result<MinimalNamespace> {
         let fd = fd.into();
@@ -250,6 +282,10 @@ fn check_mount_ns(fd: BorrowedFd<'_>) -> Result<()> {
         )),
         Err(e) => Err(Error::os("ioctl(NS_GET_NSTYPE)", e)),
     }
+}
+
+fn libc_eloop() -> i32 {
+    Errno::LOOP.raw_os_error()
 }
 
 fn libc_clone_newns() -> i32 {
