@@ -51,17 +51,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 me="$here/$(basename "$0")"
+prog=startup.sh
 all_tools="saferoot saferoot+mountns saferoot-bwrap saferoot-bwrap+mountns bwrap saferoot-oci saferoot-oci+mountns crun runc"
-
-say() { printf 'startup.sh: %s\n' "$*" >&2; }
-die() { say "$*"; exit 2; }
+# shellcheck source=benches/startup-lib.sh
+. "$here/startup-lib.sh"
 
 # ---- the outer part: checks, binaries, the private namespace ---------------
 
 if [ -z "${_SAFEROOT_STARTUP_WORK:-}" ]; then
     [ $# -le 1 ] || die "usage: $0 [OUT_DIR]"
-    [ "$(id -u)" = 0 ] || die "needs root (it mounts in a private mount namespace)"
-    command -v unshare >/dev/null || die "needs unshare(1) from util-linux"
+    check_outer
     counts=${COUNTS:-100 1000 5000 20000}
     runs=${RUNS:-20}
     case $runs in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
@@ -69,22 +68,10 @@ if [ -z "${_SAFEROOT_STARTUP_WORK:-}" ]; then
         case $c in '' | *[!0-9]*) die "COUNTS must be non-negative integers, not '$c'" ;; esac
     done
     [ -n "$counts" ] || die "COUNTS is empty"
-    for t in ${TOOLS:-$all_tools}; do
-        case " $all_tools " in *" $t "*) ;; *) die "unknown tool '$t' in TOOLS (known: $all_tools)" ;; esac
-    done
     out=${1:-$repo/target/startup-bench}
     mkdir -p "$out"
     out=$(cd "$out" && pwd)
-
-    saferoot=${SAFEROOT:-}
-    if [ -z "$saferoot" ]; then
-        say "building saferoot (release)..."
-        (cd "$repo" && cargo build --release --quiet -p saferoot-cli)
-        saferoot=${CARGO_TARGET_DIR:-$repo/target}/release/saferoot
-    fi
-    [ -x "$saferoot" ] || die "$saferoot is not an executable"
-    saferoot=$(cd "$(dirname "$saferoot")" && pwd)/$(basename "$saferoot")
-
+    find_saferoot "$repo"
     work=$(mktemp -d "${TMPDIR:-/tmp}/saferoot-startup-bench.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     status=0
@@ -96,180 +83,34 @@ fi
 
 # ---- the inner part, in the private mount namespace ------------------------
 
-work=$_SAFEROOT_STARTUP_WORK
 out=$_SAFEROOT_STARTUP_OUT
 saferoot=$SAFEROOT
 runs=$RUNS
 counts=$COUNTS
 status=0
+setup_inner "$_SAFEROOT_STARTUP_WORK"
+select_tools
+make_pin
+print_versions
+say "counts:     $counts extra mounts; $runs runs per tool and count"
 
-# Everything the run makes lives on this tmpfs, and goes with the namespace.
-mount -t tmpfs -o mode=755 saferoot-startup-bench "$work"
-mkdir "$work/samples" "$work/clutter" "$work/state"
-
-# crun 1.8 refuses to start on a host whose cgroup2 hierarchy (mounted
-# beside cgroup v1 ones) has controllers ("hybrid mode"); without that
-# mount it uses cgroup v1. Only this namespace loses it.
-if [ -d /sys/fs/cgroup/cpu ] &&
-    awk '$5 == "/sys/fs/cgroup/unified" { f = 1 } END { exit !f }' /proc/self/mountinfo; then
-    umount -l /sys/fs/cgroup/unified
-    say "note: /sys/fs/cgroup/unified (cgroup2 beside cgroup v1) detached in the bench namespace, for crun"
-fi
-
-# Microseconds since the epoch, without forking.
-if [ -n "${EPOCHREALTIME:-}" ]; then
-    now_us() { now=${EPOCHREALTIME/[.,]/}; }
-else
-    now_us() { now=$(($(date +%s%N) / 1000)); }
-fi
-
-host_mounts() { awk 'END { print NR }' /proc/self/mountinfo; }
-
-# make_clutter DIR N: exactly N mounts below the directory DIR: one small
-# tmpfs at DIR/u bound onto its own subdirectories (each rbind doubles the
-# tree), plus a copy of the tree at each set bit of N below the highest.
-make_clutter() {
-    local dir=$1 n=$2 h=0 k
-    ((n > 0)) || return 0
-    while ((n >> (h + 1))); do h=$((h + 1)); done
-    mkdir -p "$dir/u"
-    mount -t tmpfs -o size=16k,nr_inodes=64,mode=755 saferoot-bench-clutter "$dir/u"
-    for ((k = 0; k < h; k++)); do mkdir "$dir/u/c$k"; done
-    for ((k = 0; k < h; k++)); do
-        if (((n >> k) & 1)); then
-            mkdir "$dir/p$k"
-            mount --rbind "$dir/u" "$dir/p$k"
-        fi
-        mount --rbind "$dir/u" "$dir/u/c$k"
-    done
-}
-
-# The tools that can run here.
-tools=()
-skip() { say "skipping $1: $2"; }
-real_bwrap=${BWRAP:-$(command -v bwrap || true)}
-ours_bwrap="$work/bin/bwrap"
-mkdir "$work/bin"
-ln -s "$saferoot" "$ours_bwrap"
-pin="$work/mount-ns"
-
-# OCI bundles: the default config.json of each runtime (`crun spec`, `runc
-# spec`), with /bin/true for the shell, no terminal, and the host's /usr
-# bound read-only into a rootfs that holds only the merged-usr symlinks.
-make_bundle() {
-    local runtime=$1 dir=$2 l
-    [ ! -e "$dir/config.json" ] || return 0
-    mkdir -p "$dir/rootfs/usr"
-    for l in bin lib lib64 sbin; do
-        ln -s "usr/$l" "$dir/rootfs/$l"
-    done
-    (cd "$dir" && "$runtime" spec) || return 1
-    awk '
-        /"terminal": true/ { sub(/true/, "false") }
-        /^[ \t]*"sh"$/ { sub(/"sh"/, "\"/bin/true\"") }
-        { print }
-        /^[ \t]*"mounts": \[$/ {
-            print "\t\t{\"destination\": \"/usr\", \"type\": \"bind\", \"source\": \"/usr\", \"options\": [\"rbind\", \"ro\", \"nosuid\", \"nodev\"]},"
-            done = 1
-        }
-        END { exit !done }
-    ' "$dir/config.json" >"$dir/config.json.new" || return 1
-    mv "$dir/config.json.new" "$dir/config.json"
-    grep -q '"/bin/true"' "$dir/config.json"
-}
-oci_runtime=""
-command -v crun >/dev/null && oci_runtime=crun
-[ -z "$oci_runtime" ] && command -v runc >/dev/null && oci_runtime=runc
-for t in $TOOLS; do
-    case $t in
-        bwrap)
-            if [ -z "$real_bwrap" ] || [ ! -x "$real_bwrap" ]; then
-                skip bwrap "no bubblewrap on PATH (set BWRAP=/path/to/bwrap)"
-                continue
-            elif [ "$(readlink -f "$real_bwrap")" = "$(readlink -f "$saferoot")" ]; then
-                skip bwrap "$real_bwrap is saferoot itself"
-                continue
-            fi
-            ;;
-        crun | runc)
-            if ! command -v "$t" >/dev/null; then
-                skip "$t" "not installed"
-                continue
-            fi
-            make_bundle "$t" "$work/bundle-$t" || { skip "$t" "could not make its default bundle"; continue; }
-            ;;
-        saferoot-oci*)
-            if [ -z "$oci_runtime" ]; then
-                skip "$t" "neither crun nor runc is installed to write a default config.json"
-                continue
-            fi
-            make_bundle "$oci_runtime" "$work/bundle-$oci_runtime" ||
-                { skip "$t" "could not make the default bundle"; continue; }
-            ;;
-    esac
-    tools+=("$t")
-done
-((${#tools[@]} > 0)) || die "no tool to time"
-
-# The flatpak-shaped bubblewrap line of benches/bwrap.sh (b).
-bwrap_args=(--ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64
-    --symlink usr/bin /bin --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp
-    --unshare-all --die-with-parent --new-session /bin/true)
 seq_id=0
-# run_tool NAME: one start of the tool, stdout and stderr to files.
-run_tool() {
-    seq_id=$((seq_id + 1))
-    case $1 in
-        saferoot) "$saferoot" run -- /bin/true ;;
-        saferoot+mountns) "$saferoot" run --mount-ns "$pin" -- /bin/true ;;
-        saferoot-bwrap) "$ours_bwrap" "${bwrap_args[@]}" ;;
-        saferoot-bwrap+mountns) SAFEROOT_MOUNT_NS=$pin "$ours_bwrap" "${bwrap_args[@]}" ;;
-        bwrap) "$real_bwrap" "${bwrap_args[@]}" ;;
-        saferoot-oci) "$saferoot" run --bundle "$work/bundle-$oci_runtime" -- /bin/true ;;
-        saferoot-oci+mountns) "$saferoot" run --mount-ns "$pin" --bundle "$work/bundle-$oci_runtime" -- /bin/true ;;
-        crun) crun --cgroup-manager=disabled --root "$work/state/crun" run \
-            --bundle "$work/bundle-crun" "startup-bench-$$-$seq_id" ;;
-        runc) runc --root "$work/state/runc" run --bundle "$work/bundle-runc" "startup-bench-$$-$seq_id" ;;
-    esac
-}
-# time_one NAME: sets $elapsed (µs); fails with $failed_rc.
+# time_one NAME: one start, its wall time in $elapsed (µs); fails with
+# $failed_rc.
 time_one() {
     local start
+    seq_id=$((seq_id + 1))
     now_us
     start=$now
-    run_tool "$1" </dev/null >"$work/out" 2>"$work/err" || { failed_rc=$?; return 1; }
+    run_tool "$1" "$$-$seq_id" </dev/null >"$work/out" 2>"$work/err" || { failed_rc=$?; return 1; }
     now_us
     elapsed=$((now - start))
 }
 
-# The pinned minimal namespace, made once before any clutter (untimed).
-"$saferoot" run --mount-ns "$pin" -- /bin/true </dev/null ||
-    die "saferoot run --mount-ns $pin failed: cannot make the minimal namespace"
-
-say "saferoot:   $saferoot"
-if [ -n "$real_bwrap" ] && [ -x "$real_bwrap" ]; then
-    say "bubblewrap: $real_bwrap ($("$real_bwrap" --version 2>/dev/null || echo version unknown))"
-fi
-for r in crun runc; do
-    command -v $r >/dev/null && say "$r:       $(command -v $r) ($($r --version | head -n1))"
-done
-say "tools:      ${tools[*]}"
-say "counts:     $counts extra mounts; $runs runs per tool and count"
-
 echo "tool,mounts,host_mounts,run,us" >"$out/samples.csv"
-base=$(host_mounts)
 for count in $counts; do
-    # A fresh set of clutter for each count; the previous one is detached.
-    for m in "$work/clutter"/*/u "$work/clutter"/*/p*; do
-        if [ -e "$m" ]; then umount -l "$m"; fi
-    done
-    mkdir "$work/clutter/$count"
-    make_clutter "$work/clutter/$count" "$count"
-    total=$(host_mounts)
-    if ((total - base != count)); then
-        say "made $((total - base)) mounts instead of $count"
-        exit 1
-    fi
+    # A fresh set of extra mounts for each count (sets $total).
+    set_clutter "$count"
     say "== $count extra mounts ($total in the namespace)"
     active=()
     for t in "${tools[@]}"; do
