@@ -202,20 +202,28 @@ run_tool() {
 }
 
 # make_pin: the pinned minimal namespace, made once before any extra
-# mounts exist, outside every timing. Tried a few times: on Linux 6.18 a
-# pin fails now and then with ELOOP ("Too many levels of symbolic links"),
-# because namespace ids come from per-CPU batches and the kernel refuses to
-# pin a namespace whose id is below the pinning namespace's.
+# mounts exist, outside every timing. The kernel refuses (ELOOP, "Too many
+# levels of symbolic links") to pin a namespace whose id is not above the
+# pinning namespace's, and Linux 6.18 hands out namespace ids from per-CPU
+# batches, so a pin made on the wrong CPU fails: it is tried on each CPU in
+# turn (taskset), twice round.
 make_pin() {
-    local try
-    for try in 1 2 3 4 5 6 7 8; do
-        if "$saferoot" run --mount-ns "$pin" -- /bin/true </dev/null 2>"$work/err"; then
+    local try cpus=() c
+    if command -v taskset >/dev/null; then
+        for ((c = 0; c < $(nproc); c++)); do cpus+=("taskset -c $c"); done
+    else
+        cpus=("" "" "" "")
+    fi
+    for try in "${cpus[@]}" "${cpus[@]}"; do
+        # shellcheck disable=SC2086 # $try is a command prefix or nothing
+        if $try "$saferoot" run --mount-ns "$pin" -- /bin/true </dev/null 2>"$work/err"; then
             return 0
         fi
-        say "pinning the minimal namespace failed (try $try): $(head -c 300 "$work/err")"
+        printf '%s: %s\n' "${try:-no taskset}" "$(head -c 300 "$work/err")" >>"$work/pin-errors"
         if [ -e "$pin" ]; then umount "$pin" 2>/dev/null || true; rm -f "$pin"; fi
     done
-    die "saferoot run --mount-ns $pin failed: cannot make the minimal namespace"
+    cat "$work/pin-errors" >&2
+    die "saferoot run --mount-ns $pin failed on every CPU: cannot make the minimal namespace"
 }
 
 # print_versions: what is being measured, on stderr.

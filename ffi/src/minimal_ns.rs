@@ -151,9 +151,13 @@ pub unsafe extern "C" fn saferoot_minimal_ns_fd(ns: *const saferoot_minimal_ns) 
 /// Returns 0, or `-errno` with `*err` set: `EEXIST` when `path` exists;
 /// on any failure the file is removed again. The kernel refuses
 /// (`ELOOP`) to pin a namespace whose id is not above the id of the
-/// calling thread's namespace (namespace loops); Linux 6.18 hands out ids
-/// from per-CPU batches, so a namespace made just now can have the lower
-/// id: make another one and pin that.
+/// calling thread's namespace (namespace loops). Linux 6.18 hands out
+/// namespace ids from per-CPU batches, so a namespace made just now on
+/// one CPU can have a lower id than one made earlier on another: then
+/// make another with the calling thread bound to another CPU
+/// (`sched_setaffinity`; the library's helper thread inherits it) and pin
+/// that. On the CPU whose batch gave the calling thread's namespace its
+/// id, later ids are higher.
 #[no_mangle]
 pub unsafe extern "C" fn saferoot_minimal_ns_pin(
     ns: *const saferoot_minimal_ns,

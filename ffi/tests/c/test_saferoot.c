@@ -2041,35 +2041,57 @@ static void test_lock_mounts(void)
 /* ---- minimal mount namespaces and host views ------------------------------ */
 
 /* A new minimal namespace pinned at `pin`. The kernel refuses (ELOOP) to
- * pin a namespace whose id is not above the pinning thread's namespace's,
- * and Linux 6.18 hands out ids from per-CPU batches, so a namespace made
- * on the other CPU can have the lower id: another one is made then, up to
- * eight. Returns NULL (after reporting) when none could be pinned. */
+ * pin a namespace whose id is not above the id of the pinning thread's
+ * namespace, and Linux 6.18 hands out namespace ids from per-CPU batches:
+ * a namespace made on one CPU can get a lower id than one made earlier on
+ * another. So the namespace is made with this thread (and the library's
+ * helper thread, which inherits it) bound to one CPU after the other until
+ * one can be pinned: on the CPU whose batch gave this namespace its id,
+ * later ids are higher. Returns NULL (after reporting) when none could be
+ * pinned. */
 static saferoot_minimal_ns *create_pinned(const char *pin)
 {
-    int try;
-    for (try = 0; try < 8; try++) {
-        saferoot_error *err = NULL;
-        saferoot_minimal_ns *ns = saferoot_minimal_ns_create(&err);
-        if (ns == NULL) {
-            fprintf(stderr, "  create: %s\n", saferoot_error_message(err));
-            saferoot_error_free(err);
-            return NULL;
-        }
-        if (saferoot_minimal_ns_pin(ns, pin, &err) == 0)
-            return ns;
-        if (saferoot_error_errno(err) != ELOOP) {
-            fprintf(stderr, "  pin: %s\n", saferoot_error_message(err));
+    cpu_set_t allowed, one;
+    int cpu, round;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        perror("  sched_getaffinity");
+        return NULL;
+    }
+    for (round = 0; round < 2; round++) {
+        for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            saferoot_error *err = NULL;
+            saferoot_minimal_ns *ns;
+            if (!CPU_ISSET(cpu, &allowed))
+                continue;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (sched_setaffinity(0, sizeof(one), &one) != 0) {
+                perror("  sched_setaffinity");
+                return NULL;
+            }
+            ns = saferoot_minimal_ns_create(&err);
+            if (sched_setaffinity(0, sizeof(allowed), &allowed) != 0)
+                perror("  sched_setaffinity (restore)");
+            if (ns == NULL) {
+                fprintf(stderr, "  create: %s\n", saferoot_error_message(err));
+                saferoot_error_free(err);
+                return NULL;
+            }
+            if (saferoot_minimal_ns_pin(ns, pin, &err) == 0)
+                return ns;
+            if (saferoot_error_errno(err) != ELOOP) {
+                fprintf(stderr, "  pin: %s\n", saferoot_error_message(err));
+                saferoot_error_free(err);
+                saferoot_minimal_ns_free(ns);
+                return NULL;
+            }
+            /* A failed pin leaves nothing behind. */
+            CHECK(access(pin, F_OK) != 0 && errno == ENOENT);
             saferoot_error_free(err);
             saferoot_minimal_ns_free(ns);
-            return NULL;
         }
-        /* A failed pin leaves nothing behind. */
-        CHECK(access(pin, F_OK) != 0 && errno == ENOENT);
-        saferoot_error_free(err);
-        saferoot_minimal_ns_free(ns);
     }
-    fprintf(stderr, "  pin: ELOOP eight times\n");
+    fprintf(stderr, "  pin: ELOOP on every CPU\n");
     return NULL;
 }
 
