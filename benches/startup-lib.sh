@@ -87,9 +87,13 @@ make_clutter() {
 
 # set_clutter N: replaces the extra mounts by exactly N new ones (checked).
 set_clutter() {
-    local m base
-    for m in "$work/clutter"/*/u "$work/clutter"/*/p*; do
-        if [ -e "$m" ]; then umount -l "$m"; fi
+    local d m base
+    for d in "$work/clutter"/*; do
+        [ -d "$d" ] || continue
+        for m in "$d"/u "$d"/p*; do
+            if [ -e "$m" ]; then umount -l "$m"; fi
+        done
+        rm -rf "$d"
     done
     base=$(host_mounts)
     mkdir "$work/clutter/$1"
