@@ -8,7 +8,8 @@
 #
 # Environment:
 #   COUNTS    extra mounts in the namespace (default "100 1000 5000 20000")
-#   RUNS      timed runs per tool and count (default 20)
+#   RUNS      timed runs per tool and count (default 30)
+#   PASSES    sweeps over the counts that share the runs (default 3)
 #   SAFEROOT  the saferoot binary (default: cargo build --release -p
 #             saferoot-cli, honouring CARGO_TARGET_DIR)
 #   BWRAP     the bubblewrap to compare against (default: bwrap on PATH)
@@ -30,19 +31,21 @@
 # that count, and the script then exits 1.
 #
 # Method: the script re-runs itself under `unshare -m --propagation
-# private`. There it pins a minimal mount namespace once (untimed), then for
-# each count makes exactly that many extra mounts below a scratch tmpfs
+# private`. There it pins a minimal mount namespace once (untimed), then
+# visits the counts PASSES times (forwards, backwards, forwards, ...). At
+# each visit it makes exactly that many extra mounts below a scratch tmpfs
 # (binds of one small tmpfs, made by doubling with `mount --rbind`: about
-# 2 log2(N) mount(8) calls), and times RUNS runs of every tool, one run of
-# each in turn, the order rotated every round so that drift in the
-# machine's load falls on all alike. A sample is the wall time of one
-# process, from fork to exit, in µs (bash's EPOCHREALTIME).
+# 2 log2(N) mount(8) calls), runs every tool once untimed, and times
+# RUNS/PASSES runs of every tool, one run of each in turn, the order
+# rotated every round. So drift in the machine's load falls on all tools
+# and all counts alike. A sample is the wall time of one process, from
+# fork to exit, in µs (bash's EPOCHREALTIME).
 #
 # Output in OUT_DIR: samples.csv (every sample), startup.csv (per tool and
-# count: runs, median and p90 in ms), startup.svg (median ms against mount
-# count, both axes log scale), ratios.txt (what is printed at the end: per tool the
-# median at the largest count over the median at the smallest, and
-# saferoot over bwrap and over crun per count).
+# count: runs, median and p90 in ms), startup.svg (median ms against
+# mount count, both axes log scale), ratios.txt (what is printed at the
+# end: per tool the median at the largest count over the median at the
+# smallest, and saferoot over bwrap and over crun per count).
 #
 # Needs root, util-linux (unshare, mount), awk. Leaves nothing behind: every
 # mount lives in the private namespace, the scratch directory is removed.
@@ -62,8 +65,10 @@ if [ -z "${_SAFEROOT_STARTUP_WORK:-}" ]; then
     [ $# -le 1 ] || die "usage: $0 [OUT_DIR]"
     check_outer
     counts=${COUNTS:-100 1000 5000 20000}
-    runs=${RUNS:-20}
+    runs=${RUNS:-30}
+    passes=${PASSES:-3}
     case $runs in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
+    case $passes in '' | *[!0-9]* | 0) die "PASSES must be a positive integer" ;; esac
     for c in $counts; do
         case $c in '' | *[!0-9]*) die "COUNTS must be non-negative integers, not '$c'" ;; esac
     done
@@ -76,7 +81,7 @@ if [ -z "${_SAFEROOT_STARTUP_WORK:-}" ]; then
     trap 'rm -rf "$work"' EXIT
     status=0
     _SAFEROOT_STARTUP_WORK=$work _SAFEROOT_STARTUP_OUT=$out SAFEROOT=$saferoot \
-        COUNTS=$counts RUNS=$runs TOOLS=${TOOLS:-$all_tools} \
+        COUNTS=$counts RUNS=$runs PASSES=$passes TOOLS=${TOOLS:-$all_tools} \
         unshare --mount --propagation private "$me" || status=$?
     exit "$status"
 fi
@@ -86,13 +91,14 @@ fi
 out=$_SAFEROOT_STARTUP_OUT
 saferoot=$SAFEROOT
 runs=$RUNS
+passes=$PASSES
 counts=$COUNTS
 status=0
 setup_inner "$_SAFEROOT_STARTUP_WORK"
 select_tools
 make_pin
 print_versions
-say "counts:     $counts extra mounts; $runs runs per tool and count"
+say "counts:     $counts extra mounts; $runs runs per tool and count, in $passes passes"
 
 seq_id=0
 # time_one NAME: one start, its wall time in $elapsed (µs); fails with
@@ -108,33 +114,48 @@ time_one() {
 }
 
 echo "tool,mounts,host_mounts,run,us" >"$out/samples.csv"
-for count in $counts; do
-    # A fresh set of extra mounts for each count (sets $total).
-    set_clutter "$count"
-    say "== $count extra mounts ($total in the namespace)"
-    active=()
-    for t in "${tools[@]}"; do
-        if time_one "$t"; then
-            active+=("$t")
-        else
-            status=1
-            say "$t failed its warm-up run at $count mounts (exit $failed_rc): $(head -c 400 "$work/err")"
-        fi
-        : >"$work/samples/$t"
+# The counts are visited PASSES times, forwards then backwards, RUNS /
+# PASSES runs each time, so that a change in the machine's load during the
+# run falls on every count, not on one.
+declare -A dead=() run_no=()
+read -r -a order <<<"$counts"
+per_pass=$(((runs + passes - 1) / passes))
+for ((p = 0; p < passes; p++)); do
+    this_pass=()
+    for ((c = 0; c < ${#order[@]}; c++)); do
+        if ((p % 2 == 0)); then this_pass+=("${order[$c]}"); else this_pass=("${order[$c]}" "${this_pass[@]}"); fi
     done
-    n=${#active[@]}
-    for ((i = 0; i < runs; i++)); do
-        for ((j = 0; j < n; j++)); do
-            t=${active[$(((i + j) % n))]}
-            [ -n "$t" ] || continue
+    for count in "${this_pass[@]}"; do
+        # A fresh set of extra mounts (sets $total).
+        set_clutter "$count"
+        say "== pass $((p + 1))/$passes: $count extra mounts ($total in the namespace)"
+        active=()
+        for t in "${tools[@]}"; do
+            [ -z "${dead[$t@$count]:-}" ] || continue
+            # An untimed warm-up run; a tool that fails it is left out at
+            # this count.
             if time_one "$t"; then
-                echo "$elapsed" >>"$work/samples/$t"
-                echo "$t,$count,$total,$i,$elapsed" >>"$out/samples.csv"
+                active+=("$t")
             else
-                status=1
-                say "$t failed on run $i at $count mounts (exit $failed_rc): $(head -c 400 "$work/err")"
-                active[$(((i + j) % n))]=""
+                status=1 dead[$t@$count]=1
+                say "$t failed its warm-up run at $count mounts (exit $failed_rc): $(head -c 400 "$work/err")"
             fi
+        done
+        n=${#active[@]}
+        for ((i = 0; i < per_pass; i++)); do
+            for ((j = 0; j < n; j++)); do
+                t=${active[$(((i + j) % n))]}
+                [ -z "${dead[$t@$count]:-}" ] || continue
+                k=${run_no[$t@$count]:-0}
+                ((k < runs)) || continue
+                if time_one "$t"; then
+                    echo "$t,$count,$total,$k,$elapsed" >>"$out/samples.csv"
+                    run_no[$t@$count]=$((k + 1))
+                else
+                    status=1 dead[$t@$count]=1
+                    say "$t failed on run $k at $count mounts (exit $failed_rc): $(head -c 400 "$work/err")"
+                fi
+            done
         done
     done
 done
