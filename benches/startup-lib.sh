@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154,SC2034 # prog, all_tools, ... come from the caller; now, total, ... go back to it
 # Shared by benches/startup.sh and benches/startup-concurrent.sh (sourced,
 # not run): the private mount namespace they measure in, the extra mounts,
 # the OCI bundles and the command line of each tool.
