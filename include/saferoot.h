@@ -412,6 +412,22 @@ typedef enum saferoot_whiteouts {
 } saferoot_whiteouts;
 
 /**
+ * How much of the mounts at and below a host path a host view takes
+ * (`saferoot_host_view_open`).
+ */
+typedef enum saferoot_scope {
+    /**
+     * Only the mount at the path (as a non-recursive bind).
+     */
+    SAFEROOT_SCOPE_MOUNT = 1,
+    /**
+     * The mount at the path with every mount below it (as a recursive
+     * bind).
+     */
+    SAFEROOT_SCOPE_TREE = 2,
+} saferoot_scope;
+
+/**
  * An error: errno, kind, message and, when there is one, the in-root path
  * the failed operation was working on.
  *
@@ -420,6 +436,27 @@ typedef enum saferoot_whiteouts {
  * any thread.
  */
 typedef struct saferoot_error saferoot_error;
+
+/**
+ * Host objects (files, directories, mount trees) opened as detached
+ * mounts, to be installed at their own paths in a private copy of a
+ * minimal namespace.
+ *
+ * Owned by the caller; release with `saferoot_host_view_free` (also after
+ * `saferoot_host_view_install`, which uses it up). Freeing a view that was
+ * not installed destroys its detached mounts.
+ */
+typedef struct saferoot_host_view saferoot_host_view;
+
+/**
+ * A mount namespace whose only mount is an empty, read-only tmpfs (with
+ * an empty directory `/root`), held as an nsfs fd.
+ *
+ * Owned by the caller; release with `saferoot_minimal_ns_free`, which
+ * closes the fd (a pinned namespace stays alive at its pin). May be used
+ * from several threads at once.
+ */
+typedef struct saferoot_minimal_ns saferoot_minimal_ns;
 
 /**
  * A mount made by saferoot: detached (in no mount table, invisible) until
@@ -835,6 +872,133 @@ const char *saferoot_feature_name(int feature);
  * string, never freed. NULL for an unknown value.
  */
 const char *saferoot_feature_min_kernel(int feature);
+
+/**
+ * Makes a new minimal mount namespace. This copies the caller's mounts
+ * once (on a helper thread, which unshares, makes a small tmpfs its root
+ * and detaches the rest); the caller's own namespace is not changed.
+ *
+ * Returns a new handle owned by the caller (free with
+ * `saferoot_minimal_ns_free`), or NULL with `*err` set.
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_create(struct saferoot_error **err);
+
+/**
+ * Opens the minimal namespace pinned at the host path `path` by
+ * `saferoot_minimal_ns_pin` (any nsfs file of a mount namespace is
+ * accepted: `/proc/PID/ns/mnt` too).
+ *
+ * Returns a new handle owned by the caller, or NULL with `*err` set:
+ * `ENOENT` when nothing is there, invalid-input kind when the file is
+ * not a mount namespace.
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_open(const char *path, struct saferoot_error **err);
+
+/**
+ * Makes a handle of the mount namespace fd `fd` (an nsfs fd, as
+ * `open("/proc/PID/ns/mnt")` or `saferoot_minimal_ns_fd` give). `fd` is
+ * borrowed: the handle keeps its own `O_CLOEXEC` duplicate.
+ *
+ * Returns a new handle owned by the caller, or NULL with `*err` set
+ * (invalid-input kind for a negative fd, one that is not open, or one
+ * that is not a mount namespace).
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_from_fd(int fd, struct saferoot_error **err);
+
+/**
+ * The namespace's nsfs fd, borrowed: it stays owned by `ns` and is valid
+ * until `saferoot_minimal_ns_free(ns)`. Do not close it. `-EINVAL` when
+ * `ns` is NULL.
+ */
+int saferoot_minimal_ns_fd(const struct saferoot_minimal_ns *ns);
+
+/**
+ * Keeps the namespace alive at the host path `path`, which must not exist
+ * (its directory must): a new empty file is created there and the nsfs
+ * file bound onto it, so that later processes can
+ * `saferoot_minimal_ns_open` it. Undo with `umount(path)` and
+ * `unlink(path)`. The pin lives in the calling thread's mount namespace.
+ *
+ * Returns 0, or `-errno` with `*err` set: `EEXIST` when `path` exists;
+ * on any failure the file is removed again. The kernel refuses
+ * (`ELOOP`) to pin a namespace whose id is not above the id of the
+ * calling thread's namespace (namespace loops). Linux 6.18 hands out
+ * namespace ids from per-CPU batches, so a namespace made just now on
+ * one CPU can have a lower id than one made earlier on another: then
+ * make another with the calling thread bound to another CPU
+ * (`sched_setaffinity`; the library's helper thread inherits it) and pin
+ * that. On the CPU whose batch gave the calling thread's namespace its
+ * id, later ids are higher.
+ */
+int saferoot_minimal_ns_pin(const struct saferoot_minimal_ns *ns,
+                            const char *path,
+                            struct saferoot_error **err);
+
+/**
+ * Moves the calling thread into a private copy of the namespace:
+ * `setns` into it, then `unshare(CLONE_NEWNS)`, which copies its one
+ * mount. The working directory becomes its root; the root directory is
+ * left alone (`saferoot_host_view_install` replaces it).
+ *
+ * The kernel allows this only to a thread whose fs context (root, working
+ * directory, umask) is not shared: the only thread of a process, or one
+ * that unshared `CLONE_FS`. Otherwise `EINVAL`. Open the host view
+ * before: the minimal namespace holds nothing of the host, not even a
+ * procfs. Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_minimal_ns_enter(const struct saferoot_minimal_ns *ns, struct saferoot_error **err);
+
+/**
+ * Frees a minimal namespace handle and closes its fd. A namespace that is
+ * pinned, or that some thread is in, lives on. NULL is a no-op.
+ */
+void saferoot_minimal_ns_free(struct saferoot_minimal_ns *ns);
+
+/**
+ * Opens the host paths `paths[0..n]` as detached mounts, in the calling
+ * thread's mount namespace, each with `scopes[i]` (a `saferoot_scope`;
+ * `scopes` may be NULL: every path `SAFEROOT_SCOPE_TREE`).
+ *
+ * Paths must be absolute; they are host paths and looked up as bind
+ * sources are: symlinks are followed, but a path that leads into `rootfs`
+ * (the container's root directory, which the container controls) is
+ * resolved inside it from there, so a symlink planted in the rootfs
+ * cannot redirect it elsewhere on the host. Duplicates are merged (the
+ * wider scope wins); a path below another is installed on top of it.
+ * Nothing in the caller's namespace changes.
+ *
+ * Returns a new view owned by the caller (free with
+ * `saferoot_host_view_free`), or NULL with `*err` set: `ENOENT` (with
+ * the path) for a path that does not exist, invalid-input kind for a
+ * relative path, a NULL array or element with `n > 0`, or an unknown
+ * scope.
+ */
+struct saferoot_host_view *saferoot_host_view_open(const char *rootfs,
+                                                   const char *const *paths,
+                                                   const uint32_t *scopes,
+                                                   size_t n,
+                                                   struct saferoot_error **err);
+
+/**
+ * Makes a fresh tmpfs the calling thread's root, with every host object of
+ * `view` attached at its own path (missing directories and files are
+ * created on the tmpfs, never inside a host object), and detaches what
+ * was the root. Call it right after `saferoot_minimal_ns_enter`, on the
+ * same thread. The namespace then holds exactly the tmpfs and the view's
+ * mounts; the working directory is its root.
+ *
+ * `view` is used up, also when this fails: it then only awaits
+ * `saferoot_host_view_free`, and a second install is `-EINVAL`. Returns
+ * 0, or `-errno` with `*err` set.
+ */
+int saferoot_host_view_install(const struct saferoot_host_view *view, struct saferoot_error **err);
+
+/**
+ * Frees a host view. The detached mounts of a view that was not
+ * installed are destroyed; installed ones stay where they are. NULL is a
+ * no-op.
+ */
+void saferoot_host_view_free(struct saferoot_host_view *view);
 
 /**
  * Makes a new instance of the filesystem `fstype` (`"tmpfs"`, `"proc"`,
