@@ -21,15 +21,39 @@ use crate::sandbox::{RootKind, Sandbox, StepKind};
 /// path does not exist yet.
 pub fn open_or_create(path: &Path) -> Result<Arc<MinimalNamespace>, CliError> {
     let fail = |e: saferoot::Error| CliError::setup(format!("--mount-ns {}: {e}", shown(path)));
-    if path.exists() {
-        return MinimalNamespace::open(path).map(Arc::new).map_err(fail);
+    // Several saferoots may find no pin at once: one makes it, the others
+    // meet its file (EEXIST), which is a plain empty file until the
+    // namespace is bound onto it, and which it removes again if its pin
+    // fails (to retry): so they wait, and make their own if it goes away.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let last_try = tries > 200;
+        if !path.exists() {
+            match MinimalNamespace::create_pinned(path) {
+                Ok(ns) => {
+                    log::info!(
+                        "made a minimal mount namespace, pinned at {}",
+                        path.display()
+                    );
+                    return Ok(Arc::new(ns));
+                }
+                Err(e) if e.errno() == libc::EEXIST && !last_try => continue,
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        match MinimalNamespace::open(path) {
+            Ok(ns) => return Ok(Arc::new(ns)),
+            Err(e)
+                if !last_try
+                    && (e.kind() == saferoot::ErrorKind::InvalidInput
+                        || e.kind() == saferoot::ErrorKind::NotFound) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(fail(e)),
+        }
     }
-    let ns = MinimalNamespace::create_pinned(path).map_err(fail)?;
-    log::info!(
-        "made a minimal mount namespace, pinned at {}",
-        path.display()
-    );
-    Ok(Arc::new(ns))
 }
 
 /// Every host path the sandbox reaches while it is set up, with how much

@@ -2928,7 +2928,13 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
                wait $top
            }}
            echo "setup_minimal=$(peek --mount-ns {pin})"
-           echo "setup_plain=$(peek)""#,
+           echo "setup_plain=$(peek)"
+           # Eight at once, none of them finding the pin: one makes it, the
+           # others use it.
+           fails=0; pids=
+           for i in 1 2 3 4 5 6 7 8; do "$0" run --mount-ns {pin}2 -- /bin/true & pids="$pids $!"; done
+           for p in $pids; do wait $p || fails=$((fails + 1)); done
+           echo "concurrent_failures=$fails""#,
         c = clutter.path().display(),
         pin = pin.display(),
     );
@@ -2951,6 +2957,7 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
     assert_eq!(out.var("plain_mounts"), out.var("again_mounts"), "{out:#?}");
     assert_eq!(out.var("setup_minimal"), "0", "{out:#?}");
     assert_eq!(out.var("setup_plain"), "8", "{out:#?}");
+    assert_eq!(out.var("concurrent_failures"), "0", "{out:#?}");
     // A pin that is not a mount namespace is refused.
     let out = saferoot(&["run", "--mount-ns", "/proc/self/ns/net", "--", "true"]);
     assert_eq!(out.code, 125, "{out:#?}");

@@ -280,6 +280,11 @@ fn check_mount_ns(fd: BorrowedFd<'_>) -> Result<()> {
             "open mount namespace",
             "not a mount namespace",
         )),
+        // Not an nsfs file at all (a plain file, a directory).
+        Err(Errno::NOTTY) => Err(Error::invalid(
+            "open mount namespace",
+            "not a mount namespace (not a namespace file)",
+        )),
         Err(e) => Err(Error::os("ioctl(NS_GET_NSTYPE)", e)),
     }
 }
