@@ -99,16 +99,19 @@ pub(crate) struct Entry {
 /// thread through `tx`, then [`Op::End`]. Returns early, without error,
 /// when the extraction thread has stopped (it has the error).
 pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) -> Result<()> {
-    let mut p = Parser::new(r, opts.limits.max_path_len);
-    let mut out = Batch {
+    let out = Batch {
         ops: Vec::with_capacity(BATCH_OPS),
         bytes: 0,
         tx,
     };
+    let mut p = Parser::new(r, opts.limits.max_path_len, out);
     let lim = opts.limits;
     let mut entries = 0u64;
     let mut bytes = 0u64;
     while let Some(e) = p.next_entry()? {
+        if p.stopped {
+            return Ok(());
+        }
         entries += 1;
         let shown = || PathBuf::from(OsStr::from_bytes(&e.name));
         let limit = |what: String| {
@@ -144,14 +147,14 @@ pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) 
             _ => None,
         };
         let name = e.name.clone();
-        if out.push(Op::Entry(Box::new(e)), 0).is_err() {
+        if p.out.push(Op::Entry(Box::new(e)), 0).is_err() {
             return Ok(());
         }
         let copied = match regions {
             Some(regions) => {
                 let mut r = Ok(true);
                 for (_, len) in regions {
-                    r = p.copy_data(len, &mut out);
+                    r = p.copy_data(len);
                     if !matches!(r, Ok(true)) {
                         break;
                     }
@@ -162,7 +165,7 @@ pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) 
                 }
                 r
             }
-            None => p.copy_data(data_len, &mut out),
+            None => p.copy_data(data_len),
         };
         match copied {
             Ok(true) => {}
@@ -170,8 +173,8 @@ pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) 
             Err(err) => return Err(p.data_error(&name, err)),
         }
     }
-    if out.push(Op::End, 0).is_ok() {
-        let _ = out.flush();
+    if p.out.push(Op::End, 0).is_ok() {
+        let _ = p.out.flush();
     }
     Ok(())
 }
@@ -230,6 +233,10 @@ struct Parser<R> {
     max_path_len: usize,
     /// The name of the last entry read, for errors between entries.
     last: Vec<u8>,
+    /// Ops not sent yet.
+    out: Batch,
+    /// The extraction thread is gone: nothing more is read.
+    stopped: bool,
 }
 
 /// PAX records that matter here, gathered before the entry they describe.
@@ -254,7 +261,7 @@ struct Pax {
 }
 
 impl<R: Read> Parser<R> {
-    fn new(r: R, max_path_len: usize) -> Self {
+    fn new(r: R, max_path_len: usize, out: Batch) -> Self {
         Parser {
             r,
             buf: vec![0; READ_BUF],
@@ -265,12 +272,20 @@ impl<R: Read> Parser<R> {
             padding: 0,
             max_path_len,
             last: Vec::new(),
+            out,
+            stopped: false,
         }
     }
 
     /// The buffered bytes, reading more when there are none; empty at the
-    /// end of the input.
+    /// end of the input. The ops gathered so far are sent before reading,
+    /// so that the extraction thread is never idle while the reader waits
+    /// for input; if that thread is gone, this is the end of the input.
     fn fill(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos == self.end && !self.eof && self.out.flush().is_err() {
+            self.stopped = true;
+            self.eof = true;
+        }
         while self.pos == self.end && !self.eof {
             match self.r.read(&mut self.buf) {
                 Ok(0) => self.eof = true,
@@ -338,7 +353,7 @@ impl<R: Read> Parser<R> {
 
     /// Sends `n` bytes of the current entry's data as `Op::Data`;
     /// `Ok(false)` if the extraction thread is gone.
-    fn copy_data(&mut self, mut n: u64, out: &mut Batch) -> std::io::Result<bool> {
+    fn copy_data(&mut self, mut n: u64) -> std::io::Result<bool> {
         if n > self.remaining {
             return Err(malformed(
                 "the sparse map describes more data than the entry holds",
@@ -350,6 +365,9 @@ impl<R: Read> Parser<R> {
             while v.len() < want {
                 let have = self.fill()?;
                 if have.is_empty() {
+                    if self.stopped {
+                        return Ok(false);
+                    }
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
                 let k = have.len().min(want - v.len());
@@ -358,7 +376,8 @@ impl<R: Read> Parser<R> {
             }
             n -= want as u64;
             self.remaining -= want as u64;
-            if out.push(Op::Data(v), want).is_err() {
+            if self.out.push(Op::Data(v), want).is_err() {
+                self.stopped = true;
                 return Ok(false);
             }
         }
