@@ -13,7 +13,9 @@
 # $SAFEROOT, else $CARGO_TARGET_DIR/release, else target/release) and room
 # in WORK_DIR for the archives and one extracted copy. After the runs, the
 # last two trees are compared (type, mode, owner, link count, size, mtime, link target of
-# every entry) and any difference is printed.
+# every entry) and any difference is printed. With SAFEROOT_BASE set to
+# another saferoot binary (an older build, say), it runs as a third
+# contender ("base"), in the same rotation.
 set -eu
 src=${1:-/usr/share}
 work=${2:-$(pwd)/target/archive-bench}
@@ -32,11 +34,11 @@ run() {
     rm -rf "$work/out"
     mkdir "$work/out"
     sync
-    if [ "$1" = gnu ]; then
-        /usr/bin/time -f "%e %U %S" -o "$work/t" tar -C "$work/out" -xpf "$work/$2"
-    else
-        /usr/bin/time -f "%e %U %S" -o "$work/t" "$bin" extract --into "$work/out" "$work/$2" > /dev/null
-    fi
+    case $1 in
+    gnu) /usr/bin/time -f "%e %U %S" -o "$work/t" tar -C "$work/out" -xpf "$work/$2" ;;
+    ours) /usr/bin/time -f "%e %U %S" -o "$work/t" "$bin" extract --into "$work/out" "$work/$2" > /dev/null ;;
+    base) /usr/bin/time -f "%e %U %S" -o "$work/t" "$SAFEROOT_BASE" extract --into "$work/out" "$work/$2" > /dev/null ;;
+    esac
     awk '{ printf "%.2f %.2f\n", $1, $2 + $3 }' "$work/t" >> "$work/$1.$2"
 }
 
@@ -46,10 +48,12 @@ median() {
 }
 
 for kind in a.tar a.tar.gz; do
-    rm -f "$work/gnu.$kind" "$work/ours.$kind"
+    rm -f "$work/gnu.$kind" "$work/ours.$kind" "$work/base.$kind"
     i=0
     while [ "$i" -lt "$rounds" ]; do
-        if [ $((i % 2)) -eq 0 ]; then order="gnu ours"; else order="ours gnu"; fi
+        if [ -n "${SAFEROOT_BASE:-}" ]; then
+            case $((i % 3)) in 0) order="gnu ours base" ;; 1) order="ours base gnu" ;; *) order="base gnu ours" ;; esac
+        elif [ $((i % 2)) -eq 0 ]; then order="gnu ours"; else order="ours gnu"; fi
         for who in $order; do
             run "$who" "$kind"
             if [ "$i" -eq $((rounds - 1)) ]; then
@@ -64,6 +68,11 @@ for kind in a.tar a.tar.gz; do
         "wall ratio $(echo "scale=2; $ow / $gw" | bc)"
     echo "  GNU tar walls: $(cut -d' ' -f1 "$work/gnu.$kind" | tr '\n' ' ')"
     echo "  saferoot walls: $(cut -d' ' -f1 "$work/ours.$kind" | tr '\n' ' ')"
+    if [ -n "${SAFEROOT_BASE:-}" ]; then
+        bw=$(median 1 "$work/base.$kind"); bc_=$(median 2 "$work/base.$kind")
+        echo "  base wall $bw s (cpu $bc_ s), wall ratio base/GNU tar $(echo "scale=2; $bw / $gw" | bc);" \
+            "walls: $(cut -d' ' -f1 "$work/base.$kind" | tr '\n' ' ')"
+    fi
     # The trees of the last round, compared (directory sizes differ with
     # the order entries were made in, so they are left out).
     sed -i 's/^\(.* d [0-7]* [0-9]* [0-9]* [0-9]*\) [0-9]* /\1 - /' "$work/gnu.list" "$work/ours.list"

@@ -693,7 +693,8 @@ fn equivalent_to_gnu_tar() {
     std::fs::create_dir(src.join("sticky")).unwrap();
     std::fs::set_permissions(src.join("sticky"), PermissionsExt::from_mode(0o1777)).unwrap();
     std::fs::create_dir_all(src.join("a/b/c")).unwrap();
-    std::fs::write(src.join("a/b/c/deep"), vec![7u8; 100_000]).unwrap();
+    // Large enough to be copied with copy_file_range from a file.
+    std::fs::write(src.join("a/b/c/deep"), vec![7u8; 1_000_000]).unwrap();
     std::fs::set_permissions(src.join("a/b"), PermissionsExt::from_mode(0o700)).unwrap();
     std::os::unix::fs::symlink("../plain", src.join("a/link")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", src.join("abs")).unwrap();
@@ -730,13 +731,68 @@ fn equivalent_to_gnu_tar() {
         .unwrap();
     assert!(st.success());
     let data = std::fs::read(&tarball).unwrap();
-    let sum = unpack_into(&top.join("ours"), data, opts()).expect("unpacked");
+    let sum = unpack_into(&top.join("ours"), data.clone(), opts()).expect("unpacked");
     log::info!("{sum:?}");
     assert_eq!(sum.hardlinks, 1);
     assert_eq!(sum.files, 4);
     let gnu = snapshot(&top.join("gnu"));
     let ours = snapshot(&top.join("ours"));
     assert_eq!(gnu, ours);
+    // From the archive file itself (large contents copied in the kernel),
+    // from a memfd (copy_file_range refused across filesystems: read and
+    // written instead), from a pipe (a stream), at an offset.
+    let memfd = rustix::fs::memfd_create("archive", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let mut memfd = std::fs::File::from(memfd);
+    memfd.write_all(b"junk before the archive").unwrap();
+    memfd.write_all(&data).unwrap();
+    rustix::fs::seek(&memfd, rustix::fs::SeekFrom::Start(23)).unwrap();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let feeder = std::thread::spawn({
+        let data = data.clone();
+        move || w.write_all(&data)
+    });
+    let file = std::fs::File::open(&tarball).unwrap();
+    for (label, fd) in [
+        ("file", std::os::fd::AsFd::as_fd(&file)),
+        ("memfd", std::os::fd::AsFd::as_fd(&memfd)),
+        ("pipe", std::os::fd::AsFd::as_fd(&r)),
+    ] {
+        let into = top.join(format!("ours-{label}"));
+        std::fs::create_dir(&into).unwrap();
+        let p = UnpackProgress::new();
+        let sum = Root::open(&into)
+            .unwrap()
+            .unpack_fd(fd, &opts(), &p)
+            .expect(label);
+        assert_eq!((sum.files, sum.hardlinks), (4, 1), "{label}");
+        assert_eq!(gnu, snapshot(&into), "{label}");
+        assert_eq!(p.entries(), sum.entries, "{label}");
+    }
+    feeder.join().unwrap().unwrap();
+    // The memfd's offset was not moved.
+    assert_eq!(
+        rustix::fs::seek(&memfd, rustix::fs::SeekFrom::Current(0)).unwrap(),
+        23
+    );
+    // Cut in the middle of the large file's contents: refused, naming it.
+    let cut = top.join("cut.tar");
+    let at = data
+        .windows(100)
+        .position(|w| w.iter().all(|b| *b == 7))
+        .expect("the large file's contents")
+        + 500_000;
+    std::fs::write(&cut, &data[..at]).unwrap();
+    std::fs::create_dir(top.join("cut")).unwrap();
+    let e = Root::open(top.join("cut"))
+        .unwrap()
+        .unpack_fd(
+            &std::fs::File::open(&cut).unwrap(),
+            &opts(),
+            &UnpackProgress::new(),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("deep"), "{e}");
     // And both are the source (set-id and sticky bits kept).
     assert!(gnu[Path::new("setuid")].contains("mode=104755"), "{gnu:?}");
     assert!(gnu[Path::new("sticky")].contains("mode=41777"), "{gnu:?}");
@@ -868,6 +924,11 @@ fn a_directory_replaced_by_a_symlink_is_looked_up_again() {
     let h = sb.host();
     let a = Raw::default()
         .dir("other", 0o755)
+        .dir("other/q/r", 0o755)
+        // p/q/r is cached (made for p/q/r/x) while p and p/q are not.
+        .file("p/q/r/x", "x\n")
+        .symlink("p", "/other")
+        .file("p/q/r/y", "y\n")
         .dir("d", 0o755)
         .file("d/x", "x\n")
         .symlink("d", "/other")
@@ -880,6 +941,7 @@ fn a_directory_replaced_by_a_symlink_is_looked_up_again() {
     let r = hostile(&sb, vec![a], opts());
     log::info!("{r:?}");
     assert_eq!(read_in_root(&sb, "other/y"), "y\n");
+    assert_eq!(read_in_root(&sb, "other/q/r/y"), "y\n");
     assert!(!sb.root().join("other/x").exists());
     // e -> the host path, which does not exist in the root: refused.
     assert!(r[0].is_err());

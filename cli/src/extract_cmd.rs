@@ -2,7 +2,8 @@
 //! [`saferoot::Root::unpack_with_progress`], confined to it, with a
 //! progress bar on a terminal.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
@@ -96,17 +97,28 @@ pub fn extract(args: &ExtractArgs) -> Result<(), CliError> {
         archives: Vec::new(),
     };
     for a in &args.archives {
-        let (reader, total): (Box<dyn Read>, Option<u64>) = if a.as_os_str() == "-" {
-            (Box::new(std::io::stdin().lock()), None)
+        // A file (or stdin redirected from one) holding a plain archive is
+        // read with pread and its large contents copied in the kernel.
+        let file = if a.as_os_str() == "-" {
+            None
         } else {
-            let f = std::fs::File::open(a)
-                .map_err(|e| CliError::setup(format!("open {}: {e}", shown(a))))?;
-            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-            (Box::new(f), len)
+            Some(
+                std::fs::File::open(a)
+                    .map_err(|e| CliError::setup(format!("open {}: {e}", shown(a))))?,
+            )
         };
+        let stdin = std::io::stdin();
+        let fd = match &file {
+            Some(f) => f.as_fd(),
+            None => stdin.as_fd(),
+        };
+        let total = rustix::fs::fstat(fd)
+            .ok()
+            .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+            .and_then(|st| u64::try_from(st.st_size).ok());
         let progress = UnpackProgress::new();
         let summary = with_progress(show, a, total, &progress, || {
-            root.unpack_with_progress(reader, &opts, &progress)
+            root.unpack_fd(fd, &opts, &progress)
         })
         .map_err(|e| CliError::setup(format!("extract {}: {e}", shown(a))))?;
         report.archives.push(ArchiveReport {

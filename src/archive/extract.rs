@@ -8,9 +8,8 @@
 //! with a default ACL (which narrows the mode given at creation); the
 //! name is cleared only when the creation finds something in the way.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
-use std::ops::Bound;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -100,6 +99,7 @@ pub(crate) fn run(
     opts: &UnpackOptions,
     owners: Owners,
     progress: &UnpackProgress,
+    archive: Option<BorrowedFd<'_>>,
     rx: Receiver<Vec<Op>>,
 ) -> Result<Option<UnpackSummary>> {
     // This thread's fs struct is its own (see fsthread::alongside_fs_thread).
@@ -112,11 +112,15 @@ pub(crate) fn run(
         summary: UnpackSummary::default(),
         track_made: opts.whiteouts == Whiteouts::Oci,
         made: HashSet::new(),
-        parents: BTreeMap::new(),
+        parents: HashMap::new(),
+        ancestors: HashSet::new(),
         dirs: Vec::new(),
         dir_index: HashMap::new(),
         by_name: opts.hardlinks == HardLinks::ByName,
         file: None,
+        archive,
+        copy_by_reading: false,
+        scratch: Vec::new(),
     };
     for batch in rx {
         for op in batch {
@@ -125,7 +129,8 @@ pub(crate) fn run(
                     st.close_file()?;
                     st.entry(&e)?;
                 }
-                Op::Data(d) => st.write(&d)?,
+                Op::Data(d) => st.write(d.bytes())?,
+                Op::Copy { offset, len } => st.copy(offset, len)?,
                 Op::End => {
                     st.close_file()?;
                     st.finish()?;
@@ -244,7 +249,11 @@ struct State<'a> {
     /// relative to such an fd), so using it again is as safe as resolving
     /// again. An entry drops every one at or below its own path (it may
     /// replace a component with a symlink); a whiteout drops them all.
-    parents: BTreeMap<PathBuf, Rc<Dir>>,
+    parents: HashMap<PathBuf, Rc<Dir>>,
+    /// Every proper prefix of a path in `parents`: an entry at a path in
+    /// neither set has nothing cached below it (so most entries look up
+    /// two hash sets instead of scanning the cache).
+    ancestors: HashSet<PathBuf>,
     /// Directories whose mode and times are set at the end.
     dirs: Vec<DirMeta>,
     dir_index: HashMap<PathBuf, usize>,
@@ -252,6 +261,13 @@ struct State<'a> {
     by_name: bool,
     /// The regular file whose contents are being received.
     file: Option<Open>,
+    /// The archive file `Op::Copy` copies from.
+    archive: Option<BorrowedFd<'a>>,
+    /// `copy_file_range` is refused (another filesystem, say): copies are
+    /// read and written instead.
+    copy_by_reading: bool,
+    /// The buffer for copies that are read and written.
+    scratch: Vec<u8>,
 }
 
 /// The components of an entry name, normalised (see the module doc).
@@ -303,22 +319,39 @@ impl State<'_> {
 
     fn remember(&mut self, path: &Path, dir: Rc<Dir>) {
         if self.parents.len() >= MAX_CACHED_PARENTS {
-            self.parents.clear();
+            self.forget_all();
+        }
+        let mut a = path.parent();
+        while let Some(p) = a {
+            if !self.ancestors.insert(p.to_path_buf()) {
+                break;
+            }
+            a = p.parent();
         }
         self.parents.insert(path.to_path_buf(), dir);
     }
 
-    /// Drops the cached fds of `path` and everything below it (they sort
-    /// right after it, component by component).
+    fn forget_all(&mut self) {
+        self.parents.clear();
+        self.ancestors.clear();
+    }
+
+    /// Drops the cached fds of `path` and everything below it.
     fn invalidate(&mut self, path: &Path) {
-        let doomed: Vec<PathBuf> = self
-            .parents
-            .range::<Path, _>((Bound::Included(path), Bound::Unbounded))
-            .take_while(|(p, _)| p.starts_with(path))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in doomed {
-            self.parents.remove(&p);
+        if !self.parents.contains_key(path) && !self.ancestors.contains(path) {
+            return;
+        }
+        self.parents.retain(|p, _| !p.starts_with(path));
+        self.ancestors.clear();
+        let kept: Vec<PathBuf> = self.parents.keys().cloned().collect();
+        for k in kept {
+            let mut a = k.parent();
+            while let Some(p) = a {
+                if !self.ancestors.insert(p.to_path_buf()) {
+                    break;
+                }
+                a = p.parent();
+            }
         }
     }
 
@@ -327,9 +360,10 @@ impl State<'_> {
         self.progress.entries.fetch_add(1, Ordering::Relaxed);
         let comps = normalise(&e.name);
         let path = in_root(&comps);
-        let shown = PathBuf::from(OsStr::from_bytes(&e.name));
-        self.entry_at(e, &comps, &path, &shown)
-            .map_err(prefixed(&shown))
+        self.entry_at(e, &comps, &path).map_err(|err| {
+            let shown = PathBuf::from(OsStr::from_bytes(&e.name));
+            prefixed(&shown)(err)
+        })
     }
 
     fn meta(&self, e: &Entry, path: &Path) -> Result<Meta> {
@@ -356,7 +390,7 @@ impl State<'_> {
         })
     }
 
-    fn entry_at(&mut self, e: &Entry, comps: &[&[u8]], path: &Path, shown: &Path) -> Result<()> {
+    fn entry_at(&mut self, e: &Entry, comps: &[&[u8]], path: &Path) -> Result<()> {
         if let Kind::Other(flag) = e.kind {
             log::debug!(
                 "unpack: skipping {} of type {:?}",
@@ -376,7 +410,7 @@ impl State<'_> {
                     "only a directory may name the root itself",
                 ));
             }
-            self.parents.clear();
+            self.forget_all();
             let h = self.root.handle()?;
             let dir = reopen_dir(h.as_fd(), path)?;
             if let Some((u, g)) = meta.owner {
@@ -391,7 +425,7 @@ impl State<'_> {
 
         if self.opts.whiteouts != Whiteouts::None {
             if let Some(target) = name.strip_prefix(b".wh.") {
-                self.parents.clear();
+                self.forget_all();
                 return self.whiteout(&parent_path, target, path);
             }
         }
@@ -418,7 +452,7 @@ impl State<'_> {
                 let new_owner = (self.owners.euid, parent.new_gid(self.owners.egid));
                 self.file = Some(Open {
                     file: fd,
-                    shown: shown.to_path_buf(),
+                    shown: PathBuf::from(OsStr::from_bytes(&e.name)),
                     mode: meta.mode,
                     chown: meta.owner.filter(|o| *o != new_owner),
                     fchmod: meta.mode & 0o7000 != 0 || parent.acl,
@@ -737,6 +771,64 @@ impl State<'_> {
         Ok(())
     }
 
+    /// Copies `len` bytes from the archive file at `offset` to the end of
+    /// the current (not sparse) file: `copy_file_range`, or reading and
+    /// writing where that is refused.
+    fn copy(&mut self, mut offset: u64, len: u64) -> Result<()> {
+        let (Some(f), Some(archive)) = (self.file.as_ref(), self.archive) else {
+            return Err(Error::invalid("unpack", "file data without a file"));
+        };
+        let shown = &f.shown;
+        let fail = |op: &'static str, e| prefixed(shown)(Error::os_at(op, shown, e));
+        let ended = || {
+            prefixed(shown)(Error::invalid_at(
+                "read archive",
+                "/",
+                "malformed archive: the archive ends in the middle of this entry's data",
+            ))
+        };
+        let mut left = len;
+        while left > 0 && !self.copy_by_reading {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+            match rustix::fs::copy_file_range(archive, Some(&mut offset), &f.file, None, want) {
+                Ok(0) => return Err(ended()),
+                Ok(k) => left -= k as u64,
+                Err(Errno::INTR) => {}
+                Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                    log::debug!("unpack: copy_file_range refused; copying by reading");
+                    self.copy_by_reading = true;
+                }
+                Err(e) => return Err(fail("copy_file_range", e)),
+            }
+        }
+        if left > 0 && self.scratch.is_empty() {
+            self.scratch = vec![0; 256 << 10];
+        }
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.scratch.len());
+            let n = match rustix::io::pread(archive, &mut self.scratch[..want], offset) {
+                Ok(0) => return Err(ended()),
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(fail("read archive", e)),
+            };
+            let mut d = &self.scratch[..n];
+            while !d.is_empty() {
+                match rustix::io::write(&f.file, d) {
+                    Ok(k) => d = &d[k..],
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(fail("write file", e)),
+                }
+            }
+            offset += n as u64;
+            left -= n as u64;
+        }
+        self.summary.bytes += len;
+        Ok(())
+    }
+
     /// Finishes the file being written: size (sparse), owner, mode,
     /// xattrs, times, all through its fd.
     fn close_file(&mut self) -> Result<()> {
@@ -825,7 +917,7 @@ impl State<'_> {
     /// read-only parent does not stop its children), each directory found
     /// again in the root without following its last component.
     fn finish(&mut self) -> Result<()> {
-        self.parents.clear();
+        self.forget_all();
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
         for d in dirs {
@@ -997,21 +1089,6 @@ mod tests {
         assert_eq!(p("a/../../b/./c//d/"), Path::new("/b/c/d"));
         assert_eq!(p("./"), Path::new("/"));
         assert_eq!(p(".."), Path::new("/"));
-    }
-
-    #[test]
-    fn cached_descendants_sort_after_their_directory() {
-        let mut m = BTreeMap::new();
-        for p in ["/a", "/a/b", "/a/b/c", "/a/b c", "/a/bc", "/a/b/c/d", "/b"] {
-            m.insert(PathBuf::from(p), ());
-        }
-        let at = Path::new("/a/b");
-        let below: Vec<_> = m
-            .range::<Path, _>((Bound::Included(at), Bound::Unbounded))
-            .take_while(|(p, _)| p.starts_with(at))
-            .map(|(p, _)| p.display().to_string())
-            .collect();
-        assert_eq!(below, ["/a/b", "/a/b/c", "/a/b/c/d"]);
     }
 
     #[test]

@@ -34,9 +34,11 @@ mod extract;
 mod parse;
 
 use std::io::{Cursor, Read};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::{Error, Result, Root};
@@ -319,6 +321,22 @@ impl Root {
     ) -> Result<UnpackSummary> {
         unpack_with_progress(self, reader, opts, progress)
     }
+
+    /// Like [`unpack_with_progress`](Self::unpack_with_progress), reading
+    /// the archive from `fd`. When `fd` is a regular file holding an
+    /// uncompressed archive, it is read with `pread` from its current
+    /// offset (which is left where it was), and large file contents go
+    /// from it to the new files with `copy_file_range`, never through
+    /// this process's memory; anything else (a pipe, a compressed
+    /// archive) is read as a stream.
+    pub fn unpack_fd(
+        &self,
+        fd: impl AsFd,
+        opts: &UnpackOptions,
+        progress: &UnpackProgress,
+    ) -> Result<UnpackSummary> {
+        unpack_fd(self, fd.as_fd(), opts, progress)
+    }
 }
 
 /// Unpacks the tar archive read from `reader` into `root`; the same as
@@ -335,16 +353,75 @@ pub fn unpack_with_progress(
     opts: &UnpackOptions,
     progress: &UnpackProgress,
 ) -> Result<UnpackSummary> {
-    let owners = extract::Owners::new(opts)?;
     let counted = Counted {
         inner: reader,
         n: &progress.archive_bytes,
     };
     let plain = decompress(counted)?;
+    run(root, parse::Source::Stream(plain), None, opts, progress)
+}
+
+/// Unpacks the tar archive read from `fd` into `root`, updating
+/// `progress`; the same as [`Root::unpack_fd`].
+pub fn unpack_fd(
+    root: &Root,
+    fd: BorrowedFd<'_>,
+    opts: &UnpackOptions,
+    progress: &UnpackProgress,
+) -> Result<UnpackSummary> {
+    let archive = Path::new("/");
+    let st = rustix::fs::fstat(fd).map_err(|e| Error::os_at("fstat archive", archive, e))?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+        let offset = rustix::fs::seek(fd, rustix::fs::SeekFrom::Current(0))
+            .map_err(|e| Error::os_at("seek archive", archive, e))?;
+        let mut head = [0u8; 6];
+        let mut n = 0;
+        while n < head.len() {
+            match rustix::io::pread(fd, &mut head[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(Error::os_at("read archive", archive, e)),
+            }
+        }
+        if compression(&head[..n]).is_none() {
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            let src = parse::Source::File {
+                fd,
+                offset,
+                size,
+                progress: &progress.archive_bytes,
+            };
+            return run(root, src, Some(fd), opts, progress);
+        }
+    }
+    unpack_with_progress(
+        root,
+        std::fs::File::from(fd.try_clone_to_owned().map_err(|e| {
+            Error::os_at(
+                "dup archive fd",
+                archive,
+                Errno::from_io_error(&e).unwrap_or(Errno::BADF),
+            )
+        })?),
+        opts,
+        progress,
+    )
+}
+
+/// Reads `src` on this thread and extracts on a helper thread.
+fn run(
+    root: &Root,
+    src: parse::Source<'_>,
+    archive: Option<BorrowedFd<'_>>,
+    opts: &UnpackOptions,
+    progress: &UnpackProgress,
+) -> Result<UnpackSummary> {
+    let owners = extract::Owners::new(opts)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(parse::BATCHES_IN_FLIGHT);
     let (worked, fed) = crate::fsthread::alongside_fs_thread(
-        move || extract::run(root, opts, owners, progress, rx),
-        move || parse::feed(plain, opts, tx),
+        move || extract::run(root, opts, owners, progress, archive, rx),
+        move || parse::feed(src, opts, tx),
     )
     .map_err(|e| Error::os("unpack: start the extraction thread", e))?;
     match (worked, fed) {
@@ -390,21 +467,41 @@ fn decompress<'a>(mut r: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     }
     let head = &head[..n];
     let whole = Cursor::new(head.to_vec()).chain(r);
-    if head.starts_with(GZIP_MAGIC) {
-        // Compressed input is read in large pieces (the default is 32 KiB).
-        let buffered = std::io::BufReader::with_capacity(256 << 10, whole);
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
-    } else if head.starts_with(ZSTD_MAGIC) {
-        let d = zstd::stream::read::Decoder::new(whole)
-            .map_err(|e| io_error("start zstd decoder", Path::new("/"), e))?;
-        Ok(Box::new(d))
-    } else if head.starts_with(XZ_MAGIC) || head.starts_with(BZIP2_MAGIC) {
-        Err(Error::invalid(
+    match compression(head) {
+        Some(Compression::Gzip) => {
+            // Compressed input is read in large pieces (the default is 32 KiB).
+            let buffered = std::io::BufReader::with_capacity(256 << 10, whole);
+            Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+        }
+        Some(Compression::Zstd) => {
+            let d = zstd::stream::read::Decoder::new(whole)
+                .map_err(|e| io_error("start zstd decoder", Path::new("/"), e))?;
+            Ok(Box::new(d))
+        }
+        Some(Compression::Unsupported) => Err(Error::invalid(
             "unpack",
             "xz and bzip2 archives are not supported (only plain tar, gzip and zstd)",
-        ))
+        )),
+        None => Ok(Box::new(whole)),
+    }
+}
+
+enum Compression {
+    Gzip,
+    Zstd,
+    Unsupported,
+}
+
+/// The compression the first bytes of a stream announce.
+fn compression(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(GZIP_MAGIC) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Some(Compression::Zstd)
+    } else if head.starts_with(XZ_MAGIC) || head.starts_with(BZIP2_MAGIC) {
+        Some(Compression::Unsupported)
     } else {
-        Ok(Box::new(whole))
+        None
     }
 }
 

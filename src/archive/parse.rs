@@ -8,9 +8,13 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
+use std::ops::Range;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 
 use rustix::fs::Timespec;
 
@@ -24,10 +28,17 @@ pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
 const BATCH_BYTES: usize = 1 << 20;
 /// Ops in one batch before it is sent.
 const BATCH_OPS: usize = 512;
-/// File data in one [`Op::Data`] at most.
-const DATA_CHUNK: usize = 1 << 20;
-/// How much of the archive is read at once.
+/// How much of the archive is read at once (a stream), or at most (a
+/// file, where large file contents are not read but copied in the kernel).
 const READ_BUF: usize = 1 << 20;
+/// How much of an archive file is read at once.
+const FILE_READ: usize = 128 << 10;
+/// From a file, contents not yet buffered of at least this size are
+/// copied with `copy_file_range` instead of being read.
+const COPY_MIN: u64 = 64 << 10;
+/// Read buffers kept for reuse (each is still referred to by chunks in
+/// flight until the extraction thread has written them).
+const SPARE_BUFS: usize = 8;
 /// Largest PAX extended header read (xattrs can be large, but not this).
 const MAX_PAX_HEADER: u64 = 16 << 20;
 /// Most regions in a sparse map.
@@ -41,9 +52,43 @@ pub(crate) enum Op {
     Entry(Box<Entry>),
     /// The next piece of the current file's contents (for a sparse file,
     /// the data of its regions, one after the other).
-    Data(Vec<u8>),
+    Data(Chunk),
+    /// The next piece of the current (not sparse) file's contents, to be
+    /// copied from the archive file at `offset` (see [`Source::File`]).
+    Copy { offset: u64, len: u64 },
     /// The archive ended well: apply the deferred directory metadata.
     End,
+}
+
+/// A piece of a read buffer (shared with the reader, never copied).
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    buf: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl Chunk {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+/// Where the archive comes from.
+pub(crate) enum Source<'a> {
+    /// A stream (decompressed already), read in order.
+    Stream(Box<dyn Read + 'a>),
+    /// An uncompressed archive in a regular file, read with `pread` from
+    /// `offset` on (the fd's offset is not moved); large file contents are
+    /// left to the extraction thread to copy (`Op::Copy`). `size` is the
+    /// file's size when the unpack started; `progress` gets the bytes
+    /// consumed.
+    File {
+        fd: BorrowedFd<'a>,
+        offset: u64,
+        size: u64,
+        progress: &'a AtomicU64,
+    },
 }
 
 /// An entry's type.
@@ -98,13 +143,13 @@ pub(crate) struct Entry {
 /// Reads the archive from `r` and sends its entries to the extraction
 /// thread through `tx`, then [`Op::End`]. Returns early, without error,
 /// when the extraction thread has stopped (it has the error).
-pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) -> Result<()> {
+pub(crate) fn feed(src: Source<'_>, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) -> Result<()> {
     let out = Batch {
         ops: Vec::with_capacity(BATCH_OPS),
         bytes: 0,
         tx,
     };
-    let mut p = Parser::new(r, opts.limits.max_path_len, out);
+    let mut p = Parser::new(src, opts.limits.max_path_len, out);
     let lim = opts.limits;
     let mut entries = 0u64;
     let mut bytes = 0u64;
@@ -146,7 +191,6 @@ pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) 
             (Some(s), Kind::File) => Some(s.regions.clone()),
             _ => None,
         };
-        let name = e.name.clone();
         if p.out.push(Op::Entry(Box::new(e)), 0).is_err() {
             return Ok(());
         }
@@ -154,23 +198,25 @@ pub(crate) fn feed(r: impl Read, opts: &UnpackOptions, tx: SyncSender<Vec<Op>>) 
             Some(regions) => {
                 let mut r = Ok(true);
                 for (_, len) in regions {
-                    r = p.copy_data(len);
+                    r = p.copy_data(len, false);
                     if !matches!(r, Ok(true)) {
                         break;
                     }
                     // Each region's data is padded to a block (as GNU tar
                     // writes and reads it).
-                    p.skip_data(pad(len).min(p.remaining))
-                        .map_err(|err| p.data_error(&name, err))?;
+                    let padding = pad(len).min(p.remaining);
+                    if let Err(err) = p.skip_data(padding) {
+                        return Err(p.data_error(err));
+                    }
                 }
                 r
             }
-            None => p.copy_data(data_len),
+            None => p.copy_data(data_len, true),
         };
         match copied {
             Ok(true) => {}
             Ok(false) => return Ok(()),
-            Err(err) => return Err(p.data_error(&name, err)),
+            Err(err) => return Err(p.data_error(err)),
         }
     }
     if p.out.push(Op::End, 0).is_ok() {
@@ -218,11 +264,14 @@ fn malformed(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
-/// The tar stream: a buffer over the (decompressed) reader and where the
-/// current entry's data ends.
-struct Parser<R> {
-    r: R,
-    buf: Vec<u8>,
+/// The tar stream: a buffer over the source and where the current entry's
+/// data ends.
+struct Parser<'a> {
+    src: Source<'a>,
+    /// The read buffer; chunks of it travel to the extraction thread.
+    buf: Arc<Vec<u8>>,
+    /// Earlier read buffers, reused once no chunk refers to them.
+    spare: Vec<Arc<Vec<u8>>>,
     pos: usize,
     end: usize,
     eof: bool,
@@ -260,11 +309,12 @@ struct Pax {
     pending_offset: Option<u64>,
 }
 
-impl<R: Read> Parser<R> {
-    fn new(r: R, max_path_len: usize, out: Batch) -> Self {
+impl<'a> Parser<'a> {
+    fn new(src: Source<'a>, max_path_len: usize, out: Batch) -> Self {
         Parser {
-            r,
-            buf: vec![0; READ_BUF],
+            src,
+            buf: Arc::new(vec![0; READ_BUF]),
+            spare: Vec::new(),
             pos: 0,
             end: 0,
             eof: false,
@@ -282,22 +332,72 @@ impl<R: Read> Parser<R> {
     /// so that the extraction thread is never idle while the reader waits
     /// for input; if that thread is gone, this is the end of the input.
     fn fill(&mut self) -> std::io::Result<&[u8]> {
-        if self.pos == self.end && !self.eof && self.out.flush().is_err() {
-            self.stopped = true;
-            self.eof = true;
+        if self.pos == self.end && !self.eof {
+            if self.out.flush().is_err() {
+                self.stopped = true;
+                self.eof = true;
+            } else {
+                self.refill()?;
+            }
         }
-        while self.pos == self.end && !self.eof {
-            match self.r.read(&mut self.buf) {
-                Ok(0) => self.eof = true,
+        Ok(&self.buf[self.pos..self.end])
+    }
+
+    /// Reads into a buffer no chunk in flight refers to.
+    fn refill(&mut self) -> std::io::Result<()> {
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
+            let next = match free {
+                Some(i) => self.spare.swap_remove(i),
+                None => Arc::new(vec![0; READ_BUF]),
+            };
+            let busy = std::mem::replace(&mut self.buf, next);
+            if self.spare.len() < SPARE_BUFS {
+                self.spare.push(busy);
+            }
+        }
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            // Cannot happen (the buffer was just made or found unshared);
+            // a fresh one is always unshared.
+            self.buf = Arc::new(vec![0; READ_BUF]);
+            return self.refill();
+        };
+        loop {
+            let r = match &mut self.src {
+                Source::Stream(r) => r.read(buf),
+                Source::File {
+                    fd,
+                    offset,
+                    progress,
+                    ..
+                } => {
+                    // Small reads: what follows may be large contents, which
+                    // are better copied than read.
+                    let r =
+                        rustix::io::pread(*fd, &mut buf[..FILE_READ], *offset).map_err(Into::into);
+                    if let Ok(n) = r {
+                        *offset += n as u64;
+                        progress.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    r
+                }
+            };
+            match r {
+                Ok(0) => {
+                    self.eof = true;
+                    self.pos = 0;
+                    self.end = 0;
+                    return Ok(());
+                }
                 Ok(n) => {
                     self.pos = 0;
                     self.end = n;
+                    return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(&self.buf[self.pos..self.end])
     }
 
     /// Reads exactly `out.len()` bytes; `Ok(false)` if the input ended
@@ -321,6 +421,12 @@ impl<R: Read> Parser<R> {
     }
 
     fn skip(&mut self, mut n: u64) -> std::io::Result<()> {
+        let buffered = ((self.end - self.pos) as u64).min(n);
+        self.pos += buffered as usize;
+        n -= buffered;
+        if n > 0 && self.skip_in_file(n)? {
+            return Ok(());
+        }
         while n > 0 {
             let have = self.fill()?.len();
             if have == 0 {
@@ -331,6 +437,28 @@ impl<R: Read> Parser<R> {
             n -= k as u64;
         }
         Ok(())
+    }
+
+    /// From a file, moves past `n` bytes without reading them (the buffer
+    /// being empty); `false` for a stream. Past the file's end is an
+    /// unexpected end of the archive.
+    fn skip_in_file(&mut self, n: u64) -> std::io::Result<bool> {
+        let Source::File {
+            offset,
+            size,
+            progress,
+            ..
+        } = &mut self.src
+        else {
+            return Ok(false);
+        };
+        let to = offset
+            .checked_add(n)
+            .filter(|to| to <= size)
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        progress.fetch_add(n, Ordering::Relaxed);
+        *offset = to;
+        Ok(true)
     }
 
     /// Reads a whole extension block's data (`size` bytes and padding).
@@ -351,32 +479,45 @@ impl<R: Read> Parser<R> {
         Ok(())
     }
 
-    /// Sends `n` bytes of the current entry's data as `Op::Data`;
-    /// `Ok(false)` if the extraction thread is gone.
-    fn copy_data(&mut self, mut n: u64) -> std::io::Result<bool> {
+    /// Sends `n` bytes of the current entry's data as `Op::Data` chunks,
+    /// or, from a file and when `may_copy`, what is not buffered yet (if
+    /// large) as `Op::Copy`; `Ok(false)` if the extraction thread is gone.
+    fn copy_data(&mut self, mut n: u64, may_copy: bool) -> std::io::Result<bool> {
         if n > self.remaining {
             return Err(malformed(
                 "the sparse map describes more data than the entry holds",
             ));
         }
         while n > 0 {
-            let want = usize::try_from(n.min(DATA_CHUNK as u64)).unwrap_or(DATA_CHUNK);
-            let mut v = Vec::with_capacity(want);
-            while v.len() < want {
-                let have = self.fill()?;
-                if have.is_empty() {
-                    if self.stopped {
+            if may_copy && n >= COPY_MIN && self.pos == self.end {
+                if let Source::File { offset, .. } = self.src {
+                    // Nothing buffered: the rest is copied in the kernel.
+                    self.skip_in_file(n)?;
+                    self.remaining -= n;
+                    if self.out.push(Op::Copy { offset, len: n }, 0).is_err() {
+                        self.stopped = true;
                         return Ok(false);
                     }
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    return Ok(true);
                 }
-                let k = have.len().min(want - v.len());
-                v.extend_from_slice(&have[..k]);
-                self.pos += k;
             }
-            n -= want as u64;
-            self.remaining -= want as u64;
-            if self.out.push(Op::Data(v), want).is_err() {
+            let have = self.fill()?.len() as u64;
+            if have == 0 {
+                if self.stopped {
+                    return Ok(false);
+                }
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let k = have.min(n);
+            let range = self.pos..self.pos + k as usize;
+            let chunk = Chunk {
+                buf: self.buf.clone(),
+                range,
+            };
+            self.pos += k as usize;
+            n -= k;
+            self.remaining -= k;
+            if self.out.push(Op::Data(chunk), k as usize).is_err() {
                 self.stopped = true;
                 return Ok(false);
             }
@@ -384,9 +525,9 @@ impl<R: Read> Parser<R> {
         Ok(true)
     }
 
-    /// An error reading entry `name`'s data.
-    fn data_error(&self, name: &[u8], e: std::io::Error) -> Error {
-        let shown = PathBuf::from(OsStr::from_bytes(name));
+    /// An error reading the current entry's data.
+    fn data_error(&self, e: std::io::Error) -> Error {
+        let shown = PathBuf::from(OsStr::from_bytes(&self.last));
         let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
             malformed("the archive ends in the middle of this entry's data")
         } else {
@@ -711,12 +852,15 @@ fn check_regions(regions: &[(u64, u64)], real_size: u64) -> std::io::Result<()> 
 /// as spaces (unsigned, or signed as some old tars computed it).
 fn check_sum(block: &[u8; 512], h: &tar::Header) -> std::io::Result<()> {
     let stored = h.cksum()?;
-    let (mut unsigned, mut signed) = (0u32, 0i32);
-    for (i, b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { *b };
-        unsigned += u32::from(b);
-        signed += i32::from(b as i8);
-    }
+    let field = &block[148..156];
+    // Whole-block sums (which vectorise), then the field taken out and
+    // eight spaces put in.
+    let unsigned = block.iter().map(|b| u32::from(*b)).sum::<u32>()
+        - field.iter().map(|b| u32::from(*b)).sum::<u32>()
+        + 8 * u32::from(b' ');
+    let signed = block.iter().map(|b| i32::from(*b as i8)).sum::<i32>()
+        - field.iter().map(|b| i32::from(*b as i8)).sum::<i32>()
+        + 8 * i32::from(b' ');
     if stored == unsigned || i64::from(stored) == i64::from(signed) {
         Ok(())
     } else {
