@@ -328,12 +328,14 @@ impl<'a> Parser<'a> {
     }
 
     /// The buffered bytes, reading more when there are none; empty at the
-    /// end of the input. The ops gathered so far are sent before reading,
-    /// so that the extraction thread is never idle while the reader waits
-    /// for input; if that thread is gone, this is the end of the input.
+    /// end of the input. From a stream, the ops gathered so far are sent
+    /// before reading, so that the extraction thread is never idle while
+    /// the reader waits for input (a file does not make it wait); if that
+    /// thread is gone, this is the end of the input.
     fn fill(&mut self) -> std::io::Result<&[u8]> {
         if self.pos == self.end && !self.eof {
-            if self.out.flush().is_err() {
+            let may_block = matches!(self.src, Source::Stream(_));
+            if may_block && self.out.flush().is_err() {
                 self.stopped = true;
                 self.eof = true;
             } else {
