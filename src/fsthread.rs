@@ -76,6 +76,37 @@ pub(crate) fn on_helper_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<
     })
 }
 
+/// Runs `worker` on a helper thread with a private fs struct (as
+/// [`on_fs_thread`] does) while `caller` runs on the calling thread, and
+/// returns both results once both are done. The two usually talk through
+/// channels: when one side stops early it drops its end, which the other
+/// sees. Fails with the errno when the helper cannot be started or cannot
+/// unshare (then `worker` is dropped without running, and `caller` still
+/// runs, seeing its channel closed); a panic in `worker` is resumed on the
+/// caller's thread.
+pub(crate) fn alongside_fs_thread<T: Send, U>(
+    worker: impl FnOnce() -> T + Send,
+    caller: impl FnOnce() -> U,
+) -> Result<(T, U), Errno> {
+    let journal = crate::journal::current();
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .name("saferoot-fs".into())
+            .spawn_scoped(s, move || {
+                crate::sys::unshare(rustix::thread::UnshareFlags::FS)?;
+                let _journal = crate::journal::Active::set(journal);
+                PRIVATE_FS.with(|p| p.set(true));
+                Ok(worker())
+            });
+        let u = caller();
+        let handle = handle.map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))?;
+        match handle.join() {
+            Ok(r) => r.map(|t| (t, u)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Runs `f` with umask 0, so that modes given to `mknod` and friends are
 /// the modes created. On a helper thread of [`on_fs_thread`] the umask is
 /// changed in place and restored afterwards; anywhere else `f` runs on a

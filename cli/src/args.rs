@@ -378,9 +378,15 @@ pub struct ExtractArgs {
     /// archives contain stays inside it.
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
-    /// Whiteout handling, for image layers.
-    #[arg(long, value_enum, default_value = "none")]
-    pub whiteouts: WhiteoutsArg,
+    /// The archives are OCI image layers: the same as `--whiteouts oci
+    /// --same-owner --xattrs` (`--whiteouts` and `--no-same-owner` still
+    /// override).
+    #[arg(long)]
+    pub oci_layer: bool,
+    /// Whiteout handling, for image layers [default: none; oci with
+    /// --oci-layer].
+    #[arg(long, value_enum)]
+    pub whiteouts: Option<WhiteoutsArg>,
     /// Give entries the owners recorded in the archive (the default when
     /// running as root).
     #[arg(long, overrides_with = "no_same_owner")]
@@ -388,6 +394,26 @@ pub struct ExtractArgs {
     /// Entries belong to the caller (the default when not root).
     #[arg(long)]
     pub no_same_owner: bool,
+    /// Map the archive's uids and gids to host ids before they are applied:
+    /// CONTAINER:HOST:LEN, like an OCI uidMappings entry (repeat for more
+    /// ranges, up to 16). Implies --same-owner.
+    #[arg(
+        long,
+        value_name = "C:H:N",
+        value_parser = parse_id_range,
+        conflicts_with_all = ["map_uids", "map_gids", "no_same_owner"]
+    )]
+    pub map_ids: Vec<saferoot::archive::IdRange>,
+    /// Like --map-ids, for uids only (gids are then kept unless
+    /// --map-gids is given).
+    #[arg(long, value_name = "C:H:N", value_parser = parse_id_range, conflicts_with = "no_same_owner")]
+    pub map_uids: Vec<saferoot::archive::IdRange>,
+    /// Like --map-ids, for gids only.
+    #[arg(long, value_name = "C:H:N", value_parser = parse_id_range, conflicts_with = "no_same_owner")]
+    pub map_gids: Vec<saferoot::archive::IdRange>,
+    /// What an owner outside the maps becomes.
+    #[arg(long, value_enum, default_value = "error")]
+    pub unmapped_ids: UnmappedIdsArg,
     /// Apply extended attributes recorded in the archives (PAX
     /// SCHILY.xattr records, as GNU tar --xattrs writes them).
     #[arg(long)]
@@ -449,4 +475,28 @@ pub struct CpArgs {
     /// --from.
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
+/// What `extract` does with an owner outside the id maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnmappedIdsArg {
+    /// The extraction fails, naming the entry and the id.
+    Error,
+    /// The kernel's overflow id (/proc/sys/kernel/overflowuid, usually
+    /// 65534) is given instead.
+    Overflow,
+}
+
+/// `CONTAINER:HOST:LEN`, three decimal numbers.
+fn parse_id_range(s: &str) -> Result<saferoot::archive::IdRange, String> {
+    let bad = || format!("{s:?} is not CONTAINER:HOST:LEN (three decimal numbers)");
+    let mut parts = s.split(':').map(|p| p.parse::<u32>().map_err(|_| bad()));
+    let (Some(container), Some(host), Some(len), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(saferoot::archive::IdRange {
+        container: container?,
+        host: host?,
+        len: len?,
+    })
 }
