@@ -475,6 +475,8 @@ pub struct CpArgs {
     /// --from.
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
+}
+
 /// What `extract` does with an owner outside the id maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UnmappedIdsArg {

@@ -399,6 +399,7 @@ fn transfer(src: Source, to: Landing, opts: &CopyOptions) -> Result<CopySummary>
         same_owner: opts.same_owner,
         limits: opts.limits,
         xattrs: false,
+        ..UnpackOptions::default()
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_DEPTH);
     let same_owner = opts.same_owner;
