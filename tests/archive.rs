@@ -786,7 +786,7 @@ fn equivalent_to_gnu_tar() {
     let e = Root::open(top.join("cut"))
         .unwrap()
         .unpack_fd(
-            &std::fs::File::open(&cut).unwrap(),
+            std::fs::File::open(&cut).unwrap(),
             &opts(),
             &UnpackProgress::new(),
         )
