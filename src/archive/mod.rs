@@ -94,8 +94,8 @@ pub enum HardLinks {
     /// resolved in the root. The kernel allows that with
     /// `CAP_DAC_READ_SEARCH` in the initial user namespace, or (Linux 6.10
     /// and later) for an fd opened with the caller's own credentials; when
-    /// it refuses (`ENOENT`), the unpack switches to [`ByName`]
-    /// (HardLinks::ByName) for the rest of the archive.
+    /// it refuses (`ENOENT`), the unpack switches to
+    /// [`ByName`](HardLinks::ByName) for the rest of the archive.
     #[default]
     Auto,
     /// Always by name: `linkat(target_parent, name, parent, name, 0)`, the
