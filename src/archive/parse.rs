@@ -379,7 +379,7 @@ impl<'a> Parser<'a> {
     /// Reads into a buffer no chunk in flight refers to.
     fn refill(&mut self) -> std::io::Result<()> {
         let size = self.read_size();
-        if !Arc::get_mut(&mut self.buf).is_some_and(|b| b.len() == size) {
+        if Arc::get_mut(&mut self.buf).is_none_or(|b| b.len() != size) {
             let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
             let next = match free {
                 Some(i) => self.spare.swap_remove(i),
