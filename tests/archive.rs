@@ -786,7 +786,7 @@ fn equivalent_to_gnu_tar() {
     let e = Root::open(top.join("cut"))
         .unwrap()
         .unpack_fd(
-            &std::fs::File::open(&cut).unwrap(),
+            std::fs::File::open(&cut).unwrap(),
             &opts(),
             &UnpackProgress::new(),
         )
@@ -1397,7 +1397,7 @@ fn memory_in_flight_stays_bounded() {
         let before = peak_rss_kib();
         let s = root
             .unpack_fd(
-                &std::fs::File::open(&path).unwrap(),
+                std::fs::File::open(&path).unwrap(),
                 &opts(),
                 &UnpackProgress::new(),
             )
