@@ -16,6 +16,17 @@
 # every entry) and any difference is printed. With SAFEROOT_BASE set to
 # another saferoot binary (an older build, say), it runs as a third
 # contender ("base"), in the same rotation.
+#
+# PAUSE=SECONDS waits that long (after deleting the previous tree and
+# `sync`) before each run. On ext4 it should be over 60: the inode
+# allocator skips inodes freed in the last minute (longer while their
+# inode table block is dirty), looking each one up, so a run that follows
+# the deletion of a 64k-entry tree spends most of its time in
+# recently_deleted() (seen with perf: 10x the system time of a run on a
+# quiet file system), whichever tool it is. FRESH=1 avoids that instead:
+# every run extracts into a new directory and the trees are only removed
+# after the last round of each archive kind, and each kind starts after a
+# five-minute pause (WORK_DIR needs room for 3 x ROUNDS trees).
 set -eu
 src=${1:-/usr/share}
 work=${2:-$(pwd)/target/archive-bench}
@@ -27,13 +38,22 @@ tar -C "$src" -cf "$work/a.tar" . 2>/dev/null || true
 gzip -1 -c "$work/a.tar" > "$work/a.tar.gz"
 echo "archive: $(tar -tf "$work/a.tar" | wc -l) entries, $(du -m "$work/a.tar" | cut -f1) MiB" \
     "($(du -m "$work/a.tar.gz" | cut -f1) MiB gzip -1); $rounds rounds; $(nproc) CPUs;" \
+    "pause ${PAUSE:-0} s; fresh ${FRESH:-0}; $(findmnt -no FSTYPE -T "$work");" \
     "load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# run WHO KIND: one extraction; appends "wall cpu" to $work/WHO.KIND
+# run WHO KIND: one extraction into $work/out; appends "wall cpu" to
+# $work/WHO.KIND
+n=0
 run() {
-    rm -rf "$work/out"
+    if [ "${FRESH:-0}" = 1 ]; then
+        n=$((n + 1))
+        [ ! -e "$work/out" ] || mv "$work/out" "$work/old.$n"
+    else
+        rm -rf "$work/out"
+    fi
     mkdir "$work/out"
     sync
+    sleep "${PAUSE:-0}"
     case $1 in
     gnu) /usr/bin/time -f "%e %U %S" -o "$work/t" tar -C "$work/out" -xpf "$work/$2" ;;
     ours) /usr/bin/time -f "%e %U %S" -o "$work/t" "$bin" extract --into "$work/out" "$work/$2" > /dev/null ;;
@@ -48,6 +68,9 @@ median() {
 }
 
 for kind in a.tar a.tar.gz; do
+    # Past the five minutes ext4 may keep freed inodes unused (while their
+    # inode table block is dirty): a quiet file system to start from.
+    if [ "${FRESH:-0}" = 1 ]; then sync; sleep 310; fi
     rm -f "$work/gnu.$kind" "$work/ours.$kind" "$work/base.$kind"
     i=0
     while [ "$i" -lt "$rounds" ]; do
@@ -79,5 +102,6 @@ for kind in a.tar a.tar.gz; do
     if ! diff "$work/gnu.list" "$work/ours.list" > "$work/diff"; then
         echo "  TREES DIFFER:"; head -20 "$work/diff"
     fi
+    rm -rf "$work"/old.* "$work/out"
 done
 rm -rf "$work"

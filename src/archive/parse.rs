@@ -22,9 +22,9 @@ use super::{io_error, UnpackOptions};
 use crate::{Error, Result};
 
 /// Batches of [`Op`]s queued for the extraction thread at most (each holds
-/// up to [`BATCH_BYTES`] of file data).
+/// on to about [`BATCH_BYTES`] of read buffers at most).
 pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
-/// File data in one batch before it is sent.
+/// Read buffers a batch refers to before it is sent.
 const BATCH_BYTES: usize = 1 << 20;
 /// Ops in one batch before it is sent.
 const BATCH_OPS: usize = 512;
@@ -37,12 +37,13 @@ const FILE_READ: usize = 128 << 10;
 /// copied with `copy_file_range` instead of being read.
 const COPY_MIN: u64 = 64 << 10;
 /// Read buffers kept for reuse (each is still referred to by chunks in
-/// flight until the extraction thread has written them).
-const SPARE_BUFS: usize = 8;
+/// flight until the extraction thread has written them: a batch of small
+/// files refers to many).
+const SPARE_BUFS: usize = 256;
 /// Largest PAX extended header read (xattrs can be large, but not this).
 const MAX_PAX_HEADER: u64 = 16 << 20;
 /// Most regions in a sparse map.
-pub(crate) const MAX_SPARSE_REGIONS: usize = 1 << 20;
+const MAX_SPARSE_REGIONS: usize = 1 << 20;
 const BLOCK: u64 = 512;
 
 /// What the extraction thread is told.
@@ -147,6 +148,7 @@ pub(crate) fn feed(src: Source<'_>, opts: &UnpackOptions, tx: SyncSender<Vec<Op>
     let out = Batch {
         ops: Vec::with_capacity(BATCH_OPS),
         bytes: 0,
+        last_buf: None,
         tx,
     };
     let mut p = Parser::new(src, opts.limits.max_path_len, out);
@@ -228,7 +230,13 @@ pub(crate) fn feed(src: Source<'_>, opts: &UnpackOptions, tx: SyncSender<Vec<Op>
 /// Ops waiting to be sent.
 struct Batch {
     ops: Vec<Op>,
+    /// Memory the batch holds on to: each read buffer its chunks refer
+    /// to counts whole (a chunk of one byte keeps its buffer alive), so
+    /// what is in flight stays bounded whatever the entry sizes.
     bytes: usize,
+    /// The buffer of the last chunk counted (chunks come in order, so a
+    /// buffer's chunks are consecutive).
+    last_buf: Option<*const Vec<u8>>,
     tx: SyncSender<Vec<Op>>,
 }
 
@@ -236,6 +244,18 @@ struct Batch {
 struct Stopped;
 
 impl Batch {
+    /// Queues a chunk of file contents.
+    fn push_chunk(&mut self, chunk: Chunk) -> std::result::Result<(), Stopped> {
+        let buf = Arc::as_ptr(&chunk.buf);
+        let weight = if self.last_buf == Some(buf) {
+            0
+        } else {
+            self.last_buf = Some(buf);
+            chunk.buf.len()
+        };
+        self.push(Op::Data(chunk), weight)
+    }
+
     fn push(&mut self, op: Op, bytes: usize) -> std::result::Result<(), Stopped> {
         self.ops.push(op);
         self.bytes += bytes;
@@ -251,6 +271,7 @@ impl Batch {
         }
         let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(BATCH_OPS));
         self.bytes = 0;
+        self.last_buf = None;
         self.tx.send(ops).map_err(|_| Stopped)
     }
 }
@@ -313,7 +334,7 @@ impl<'a> Parser<'a> {
     fn new(src: Source<'a>, max_path_len: usize, out: Batch) -> Self {
         Parser {
             src,
-            buf: Arc::new(vec![0; READ_BUF]),
+            buf: Arc::new(Vec::new()),
             spare: Vec::new(),
             pos: 0,
             end: 0,
@@ -345,23 +366,34 @@ impl<'a> Parser<'a> {
         Ok(&self.buf[self.pos..self.end])
     }
 
+    /// How much is read at once.
+    fn read_size(&self) -> usize {
+        match self.src {
+            Source::Stream(_) => READ_BUF,
+            // Small reads: what follows may be large contents, which are
+            // better copied than read.
+            Source::File { .. } => FILE_READ,
+        }
+    }
+
     /// Reads into a buffer no chunk in flight refers to.
     fn refill(&mut self) -> std::io::Result<()> {
-        if Arc::get_mut(&mut self.buf).is_none() {
+        let size = self.read_size();
+        if Arc::get_mut(&mut self.buf).is_none_or(|b| b.len() != size) {
             let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
             let next = match free {
                 Some(i) => self.spare.swap_remove(i),
-                None => Arc::new(vec![0; READ_BUF]),
+                None => Arc::new(vec![0; size]),
             };
             let busy = std::mem::replace(&mut self.buf, next);
-            if self.spare.len() < SPARE_BUFS {
+            if busy.len() == size && self.spare.len() < SPARE_BUFS {
                 self.spare.push(busy);
             }
         }
         let Some(buf) = Arc::get_mut(&mut self.buf) else {
             // Cannot happen (the buffer was just made or found unshared);
             // a fresh one is always unshared.
-            self.buf = Arc::new(vec![0; READ_BUF]);
+            self.buf = Arc::new(vec![0; size]);
             return self.refill();
         };
         loop {
@@ -373,10 +405,7 @@ impl<'a> Parser<'a> {
                     progress,
                     ..
                 } => {
-                    // Small reads: what follows may be large contents, which
-                    // are better copied than read.
-                    let r =
-                        rustix::io::pread(*fd, &mut buf[..FILE_READ], *offset).map_err(Into::into);
+                    let r = rustix::io::pread(*fd, &mut buf[..], *offset).map_err(Into::into);
                     if let Ok(n) = r {
                         *offset += n as u64;
                         progress.fetch_add(n as u64, Ordering::Relaxed);
@@ -519,7 +548,7 @@ impl<'a> Parser<'a> {
             self.pos += k as usize;
             n -= k;
             self.remaining -= k;
-            if self.out.push(Op::Data(chunk), k as usize).is_err() {
+            if self.out.push_chunk(chunk).is_err() {
                 self.stopped = true;
                 return Ok(false);
             }
