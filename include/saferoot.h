@@ -287,6 +287,12 @@ typedef enum saferoot_feature {
      * `upperdir`, `workdir`; Linux 6.13).
      */
     SAFEROOT_FEATURE_OVERLAY_LAYER_FDS = 10,
+    /**
+     * Extended attributes set by name in a directory fd without following
+     * symlinks, so on symlinks and device nodes too (`setxattrat`; Linux
+     * 6.13).
+     */
+    SAFEROOT_FEATURE_SETXATTRAT = 11,
 } saferoot_feature;
 
 /**

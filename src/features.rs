@@ -45,11 +45,15 @@ pub enum Feature {
     /// `FSCONFIG_SET_FD` on `lowerdir+`, `datadir+`, `upperdir`, `workdir`;
     /// Linux 6.13), so no layer path is looked up by the kernel.
     OverlayLayerFds,
+    /// `setxattrat`: extended attributes set by name in a directory fd
+    /// without following symlinks, which reaches symlinks and device nodes
+    /// (Linux 6.13).
+    Setxattrat,
 }
 
 impl Feature {
     /// Every feature, in the order [`probe_all`] reports them.
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::MountApi,
         Feature::Openat2,
         Feature::MountSetattr,
@@ -60,6 +64,7 @@ impl Feature {
         Feature::DetachedMountTargets,
         Feature::OpenTreeAttr,
         Feature::OverlayLayerFds,
+        Feature::Setxattrat,
     ];
 
     /// The short name used in reports and in `SAFEROOT_DISABLE_FEATURES`.
@@ -75,6 +80,7 @@ impl Feature {
             Feature::DetachedMountTargets => "detached-mount-targets",
             Feature::OpenTreeAttr => "open_tree_attr",
             Feature::OverlayLayerFds => "overlay-layer-fds",
+            Feature::Setxattrat => "setxattrat",
         }
     }
 
@@ -86,7 +92,7 @@ impl Feature {
             Feature::MountSetattr | Feature::IdmappedMounts => "5.12",
             Feature::MoveMountBeneath => "6.5",
             Feature::Statmount | Feature::Listmount => "6.8",
-            Feature::OverlayLayerFds => "6.13",
+            Feature::OverlayLayerFds | Feature::Setxattrat => "6.13",
             Feature::DetachedMountTargets | Feature::OpenTreeAttr => "6.15",
         }
     }
@@ -123,6 +129,7 @@ impl Feature {
             Feature::OpenTreeAttr => sys::probe::open_tree_attr(),
             Feature::DetachedMountTargets => sys::probe::detached_mount_targets(),
             Feature::OverlayLayerFds => sys::probe::overlay_layer_fds(),
+            Feature::Setxattrat => sys::probe::setxattrat(),
         }
     }
 }

@@ -916,6 +916,83 @@ fn pax_xattrs_are_set_through_the_fd_and_overlay_ones_refused() {
     assert!(get("g", "user.test").is_err());
 }
 
+/// An archive with `trusted.*` attributes on a symlink (pointing at a host
+/// file) and on a fifo.
+fn xattrs_on_links_and_nodes(sb: &Sandbox) -> Vec<u8> {
+    let h = sb.host();
+    let mut a = Raw::default();
+    a.pax(&[("SCHILY.xattr.trusted.saferoot", "link")])
+        .symlink("l", &format!("{h}/MARKER"));
+    a.pax(&[("SCHILY.xattr.trusted.saferoot", "fifo")])
+        .fifo("p");
+    a.finish()
+}
+
+/// `lgetxattr(path, "trusted.saferoot")` (never follows the last symlink).
+fn trusted_saferoot(path: &Path) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 16];
+    rustix::fs::lgetxattr(path, "trusted.saferoot", &mut buf)
+        .ok()
+        .map(|n| buf[..n].to_vec())
+}
+
+/// Symlinks and fifos get their attributes by name in their parent's fd
+/// (`setxattrat`, never following); the symlink's host target gets none.
+#[test_log::test]
+fn pax_xattrs_on_symlinks_and_nodes_are_set_without_following() {
+    let sb = Sandbox::new();
+    let o = UnpackOptions {
+        xattrs: true,
+        ..opts()
+    };
+    let summary = hostile(&sb, vec![xattrs_on_links_and_nodes(&sb)], o)
+        .remove(0)
+        .expect("extracted");
+    let host_marker = sb.top.join("host/MARKER");
+    assert_eq!(trusted_saferoot(&host_marker), None, "set on the host file");
+    if saferoot::features::has(saferoot::Feature::Setxattrat) {
+        assert_eq!(summary.xattrs_skipped, 0);
+        assert_eq!(
+            trusted_saferoot(&sb.root().join("l")).as_deref(),
+            Some(&b"link"[..])
+        );
+        assert_eq!(
+            trusted_saferoot(&sb.root().join("p")).as_deref(),
+            Some(&b"fifo"[..])
+        );
+    } else {
+        assert_eq!(summary.xattrs_skipped, 2);
+        assert_eq!(trusted_saferoot(&sb.root().join("l")), None);
+    }
+}
+
+/// Without `setxattrat` (Linux < 6.13) those attributes are skipped and
+/// counted, never set by path; everything else is extracted.
+#[test_log::test]
+fn pax_xattrs_on_symlinks_and_nodes_are_skipped_without_setxattrat() {
+    common::in_child(
+        "pax_xattrs_on_symlinks_and_nodes_are_skipped_without_setxattrat",
+        &[("SAFEROOT_DISABLE_FEATURES", "setxattrat")],
+        false,
+        || {
+            assert!(!saferoot::features::has(saferoot::Feature::Setxattrat));
+            let sb = Sandbox::new();
+            let o = UnpackOptions {
+                xattrs: true,
+                ..opts()
+            };
+            let summary = hostile(&sb, vec![xattrs_on_links_and_nodes(&sb)], o)
+                .remove(0)
+                .expect("extracted");
+            assert_eq!(summary.xattrs_skipped, 2);
+            assert_eq!((summary.symlinks, summary.nodes), (1, 1));
+            assert_eq!(trusted_saferoot(&sb.root().join("l")), None);
+            assert_eq!(trusted_saferoot(&sb.root().join("p")), None);
+            assert_eq!(trusted_saferoot(&sb.top.join("host/MARKER")), None);
+        },
+    );
+}
+
 /// A directory replaced by a symlink mid-archive: later entries below it
 /// follow the new symlink (confined), never the old directory's fd.
 #[test_log::test]

@@ -145,6 +145,13 @@ pub fn extract(args: &ExtractArgs) -> Result<(), CliError> {
             s.skipped,
             s.bytes
         ));
+        if s.xattrs_skipped > 0 {
+            print(&format!(
+                "{}: {} extended attribute(s) of symlinks or device nodes not set \
+                 (the kernel lacks setxattrat, Linux 6.13)\n",
+                a.archive, s.xattrs_skipped
+            ));
+        }
     }
     Ok(())
 }

@@ -35,6 +35,10 @@ pub enum saferoot_feature {
     /// overlayfs layers given as fds (`FSCONFIG_SET_FD` on `lowerdir+`,
     /// `upperdir`, `workdir`; Linux 6.13).
     SAFEROOT_FEATURE_OVERLAY_LAYER_FDS = 10,
+    /// Extended attributes set by name in a directory fd without following
+    /// symlinks, so on symlinks and device nodes too (`setxattrat`; Linux
+    /// 6.13).
+    SAFEROOT_FEATURE_SETXATTRAT = 11,
 }
 
 /// The C values with the Rust features they stand for, and the features'
@@ -99,6 +103,12 @@ const TABLE: [(c_int, Feature, &CStr, &CStr); 10] = [
         saferoot_feature::SAFEROOT_FEATURE_OVERLAY_LAYER_FDS as c_int,
         Feature::OverlayLayerFds,
         c"overlay-layer-fds",
+        c"6.13",
+    ),
+    (
+        saferoot_feature::SAFEROOT_FEATURE_SETXATTRAT as c_int,
+        Feature::Setxattrat,
+        c"setxattrat",
         c"6.13",
     ),
 ];

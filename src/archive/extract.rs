@@ -24,6 +24,7 @@ use super::parse::{Entry, Kind, Op, Sparse};
 use super::{
     HardLinks, IdMap, UnmappedIds, UnpackOptions, UnpackProgress, UnpackSummary, Whiteouts,
 };
+use crate::features::{self, Feature};
 use crate::path::HandleStat;
 use crate::{Error, ErrorKind, Result, Root};
 
@@ -703,9 +704,10 @@ impl State<'_> {
         Ok(make())
     }
 
-    /// Owner and times of a symlink or node, by name in its parent, never
-    /// following a symlink. (A node's mode was given to `mknodat`.)
-    fn set_at_meta(&self, parent: &Dir, name: &CStr, path: &Path, meta: &Meta) -> Result<()> {
+    /// Owner, extended attributes and times of a symlink or node, by name
+    /// in its parent, never following a symlink. (A node's mode was given
+    /// to `mknodat`.)
+    fn set_at_meta(&mut self, parent: &Dir, name: &CStr, path: &Path, meta: &Meta) -> Result<()> {
         if let Some((u, g)) = meta.owner {
             if (u, g) != (self.owners.euid, parent.new_gid(self.owners.egid)) {
                 rustix::fs::chownat(
@@ -718,8 +720,43 @@ impl State<'_> {
                 .map_err(|e| Error::os_at("fchownat", path, e))?;
             }
         }
+        if !meta.xattrs.is_empty() {
+            self.set_at_xattrs(parent, name, path, &meta.xattrs)?;
+        }
         rustix::fs::utimensat(&parent.fd, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::os_at("utimensat", path, e))
+    }
+
+    /// Extended attributes of a symlink or node: neither has an fd that
+    /// `fsetxattr` accepts (only `O_PATH` ones), so they are set by name in
+    /// the parent's fd with `setxattrat` and `AT_SYMLINK_NOFOLLOW` (Linux
+    /// 6.13), as the owner is. Without it they are skipped and counted in
+    /// [`UnpackSummary::xattrs_skipped`]: `lsetxattr` would take a path,
+    /// whose directories could be swapped for symlinks meanwhile.
+    fn set_at_xattrs(
+        &mut self,
+        parent: &Dir,
+        name: &CStr,
+        path: &Path,
+        xattrs: &[(CString, Vec<u8>)],
+    ) -> Result<()> {
+        if !features::has(Feature::Setxattrat) {
+            log::warn!(
+                "{}: {} extended attribute(s) not set: the kernel lacks setxattrat ({}), \
+                 which a symlink or device node needs",
+                path.display(),
+                xattrs.len(),
+                Feature::Setxattrat.min_kernel()
+            );
+            self.summary.xattrs_skipped += xattrs.len() as u64;
+            return Ok(());
+        }
+        for (n, v) in xattrs {
+            crate::sys::setxattr_nofollow(parent.fd.as_fd(), name, n, v).map_err(|e| {
+                Error::os_at(format!("setxattrat {}", n.to_string_lossy()), path, e)
+            })?;
+        }
+        Ok(())
     }
 
     /// Writes the next piece of the current file.

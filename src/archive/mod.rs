@@ -224,7 +224,9 @@ pub struct UnpackOptions {
     /// records (as GNU tar `--xattrs` writes them) to files and
     /// directories, through their fds. `trusted.overlay.*` attributes are
     /// never applied (they steer overlayfs lookups). Symlinks and device
-    /// nodes get none (there is no fd-based call for them).
+    /// nodes get theirs by name in their parent's fd with `setxattrat`
+    /// (Linux 6.13); on older kernels theirs are skipped, with a warning,
+    /// and counted in [`UnpackSummary::xattrs_skipped`].
     pub xattrs: bool,
     /// How hard links are made.
     pub hardlinks: HardLinks,
@@ -275,6 +277,10 @@ pub struct UnpackSummary {
     pub skipped: u64,
     /// Bytes of file contents written (holes of sparse files excluded).
     pub bytes: u64,
+    /// Extended attributes of symlinks and device nodes not set because
+    /// the kernel lacks `setxattrat` (Linux 6.13; see
+    /// [`UnpackOptions::xattrs`]).
+    pub xattrs_skipped: u64,
 }
 
 /// Counters an unpack updates as it goes, for a progress display on

@@ -106,6 +106,39 @@ fn raw_errno_of(nr: libc::c_long, args: [libc::c_long; 5]) -> Errno {
     }
 }
 
+/// `setxattrat(dir, entry, AT_SYMLINK_NOFOLLOW, name, {value})` (Linux
+/// 6.13): sets an extended attribute on `entry` in the directory `dir`,
+/// never following it if it is a symlink. This reaches symlinks and device
+/// nodes, which have no fd `fsetxattr` accepts (it refuses `O_PATH` fds,
+/// and so does `setxattrat` with `AT_EMPTY_PATH`).
+pub fn setxattr_nofollow(
+    dir: BorrowedFd<'_>,
+    entry: &CStr,
+    name: &CStr,
+    value: &[u8],
+) -> Result<(), Errno> {
+    let args = k::xattr_args {
+        value: value.as_ptr() as u64,
+        size: u32::try_from(value.len()).map_err(|_| Errno::TOOBIG)?,
+        flags: 0,
+    };
+    // SAFETY: `entry` and `name` are NUL-terminated strings, `args` a valid
+    // `struct xattr_args` whose `value` points at `value.len()` readable
+    // bytes; all outlive the call, and the size passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            k::__NR_setxattrat as libc::c_long,
+            dir.as_raw_fd(),
+            entry.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+            name.as_ptr(),
+            &args as *const k::xattr_args,
+            std::mem::size_of::<k::xattr_args>(),
+        )
+    };
+    ret_unit(r)
+}
+
 /// `ioctl(ns, NS_GET_PARENT)`: the parent of the user (or pid) namespace
 /// `ns`, as a new `O_CLOEXEC` nsfs fd. `EPERM` when the parent is outside
 /// the caller's reach (an ancestor of its own user namespace's owner).

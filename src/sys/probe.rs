@@ -118,3 +118,22 @@ pub fn overlay_layer_fds() -> bool {
     };
     probe().is_ok()
 }
+
+/// setxattrat (6.13): a NULL attribute name is refused (`EFAULT`) by a
+/// kernel that has the call, before anything is looked up.
+pub fn setxattrat() -> bool {
+    // SAFETY: every pointer is NULL and the fd invalid; the kernel copies
+    // the (absent) arguments in and fails before it touches any file.
+    let r = unsafe {
+        libc::syscall(
+            k::__NR_setxattrat as libc::c_long,
+            -1 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+            std::mem::size_of::<k::xattr_args>() as libc::c_long,
+        )
+    };
+    r >= 0 || super::last_errno() != libc::ENOSYS
+}

@@ -27,6 +27,7 @@ const (
 	FeatureDetachedMountTargets Feature = C.SAFEROOT_FEATURE_DETACHED_MOUNT_TARGETS
 	FeatureOpenTreeAttr         Feature = C.SAFEROOT_FEATURE_OPEN_TREE_ATTR
 	FeatureOverlayLayerFds      Feature = C.SAFEROOT_FEATURE_OVERLAY_LAYER_FDS
+	FeatureSetxattrat           Feature = C.SAFEROOT_FEATURE_SETXATTRAT
 )
 
 // AllFeatures lists every feature this package knows, in report order.
@@ -34,6 +35,7 @@ var AllFeatures = []Feature{
 	FeatureMountAPI, FeatureOpenat2, FeatureMountSetattr, FeatureIdmappedMounts,
 	FeatureMoveMountBeneath, FeatureStatmount, FeatureListmount,
 	FeatureDetachedMountTargets, FeatureOpenTreeAttr, FeatureOverlayLayerFds,
+	FeatureSetxattrat,
 }
 
 // Available reports whether the running kernel has the feature (probed
