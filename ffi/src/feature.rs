@@ -44,7 +44,7 @@ pub enum saferoot_feature {
 /// The C values with the Rust features they stand for, and the features'
 /// names and first kernels as static C strings (checked against the Rust
 /// library's by a test, so no string is ever allocated for C).
-const TABLE: [(c_int, Feature, &CStr, &CStr); 10] = [
+const TABLE: [(c_int, Feature, &CStr, &CStr); 11] = [
     (
         saferoot_feature::SAFEROOT_FEATURE_MOUNT_API as c_int,
         Feature::MountApi,
