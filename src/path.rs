@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{FileType, StatxFlags};
+use rustix::fs::{FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
@@ -310,9 +310,37 @@ impl Root {
     pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve", path)?;
+        if let Some(r) = self.open_in_root(path, OFlags::empty()) {
+            return r.map(Handle::from_fd).map_err(|e| Error::os_at("resolve", path, e));
+        }
         let h = crate::error::pathrs_call("resolve", path, || self.inner.resolve(path))?;
         log::trace!("resolved {}", path.display());
         Ok(Handle::from_fd(h))
+    }
+
+    /// `openat2(root, path, O_PATH | O_CLOEXEC | extra, RESOLVE_IN_ROOT |
+    /// RESOLVE_NO_MAGICLINKS)`: the lookup pathrs makes for `resolve` on a
+    /// kernel with openat2, made directly. pathrs builds a detailed error
+    /// for every failed lookup (it reads the fd's path through its procfs,
+    /// about ten system calls), and the hot path of an assembly looks up
+    /// many paths that do not exist yet; here a miss costs one call.
+    /// Retried on `EAGAIN` (a rename or mount raced with the lookup), as
+    /// pathrs does. `None` when the kernel has no openat2 (or it was turned
+    /// off): the caller then asks pathrs, which can emulate it.
+    fn open_in_root(&self, path: &Path, extra: OFlags) -> Option<rustix::io::Result<OwnedFd>> {
+        if !crate::features::has(crate::features::Feature::Openat2) {
+            return None;
+        }
+        let flags = OFlags::PATH | OFlags::CLOEXEC | extra;
+        let resolve = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..128 {
+            match rustix::fs::openat2(&self.inner, path, flags, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => return None,
+                r => return Some(r),
+            }
+        }
+        Some(Err(Errno::AGAIN))
     }
 
     /// Like [`resolve`](Self::resolve), but a symlink in the final component
@@ -320,6 +348,11 @@ impl Root {
     pub fn resolve_nofollow(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve_nofollow", path)?;
+        if let Some(r) = self.open_in_root(path, OFlags::NOFOLLOW) {
+            return r
+                .map(Handle::from_fd)
+                .map_err(|e| Error::os_at("resolve_nofollow", path, e));
+        }
         let h = crate::error::pathrs_call("resolve_nofollow", path, || {
             self.inner.resolve_nofollow(path)
         })?;
@@ -340,6 +373,11 @@ impl Root {
                 path,
                 "mode has bits outside 0o7777",
             ));
+        }
+        // Already there (the common case: the parents of most mount
+        // points exist): one lookup, nothing to create or record.
+        if let Some(Ok(fd)) = self.open_in_root(path, OFlags::DIRECTORY) {
+            return Ok(Handle::from_fd(fd));
         }
         let journaling = crate::journal::current().is_some();
         let prefixes = if journaling {
