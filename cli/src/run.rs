@@ -42,9 +42,8 @@ use crate::report::Reporter;
 use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
-use crate::sys::process::{
-    block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
-};
+use crate::sys::process::{block_signals, exit_immediately, fork_with, Forked, ThreadCounter};
+use saferoot::procfs::Procfs;
 use rustix::process::{Pid, Signal};
 
 use crate::errors::{CliError, Escaped};
@@ -158,6 +157,14 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     }
 
     block_signals(&relay::handled()).map_err(|e| CliError::setup(format!("sigprocmask: {e}")))?;
+    // One private procfs for the run, made here and inherited by every
+    // process of the chain: each fork counts threads through it, the
+    // namespace child and the init check namespaces and write sysctls
+    // through it (lookups by pid only where the pid namespace is this
+    // one's: see `Procfs`). The init drops it once the program is forked.
+    let procfs =
+        Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?;
+    let counter = ThreadCounter::with(procfs.clone());
     let me = rustix::process::getpid();
     let mut parent = None;
     if sb.die_with_parent {
@@ -214,7 +221,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             })
         })?;
     }
-    let child = match fork() {
+    let child = match fork_with(&counter) {
         Ok(Forked::Child) => {
             // The child keeps its ends of the pipes only, so that it sees
             // end-of-file if saferoot goes away.
@@ -226,7 +233,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             drop(listener);
             // Never returns: the child execs the program or exits.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&sb, ends, me, setup_w, reporter)
+                child_main(&sb, ends, me, setup_w, reporter, &procfs)
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
@@ -262,7 +269,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
         // Wait until the child is in its new user namespace.
         if read_byte(ready_r) {
-            if let Err(e) = write_id_maps(child, maps) {
+            if let Err(e) = write_id_maps(child, maps, &procfs) {
                 relay::kill_and_reap(child);
                 return Err(CliError::setup(format!(
                     "user namespace maps ({}): {e}",
@@ -352,7 +359,9 @@ fn child_main(
     parent: Pid,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    procfs: &Procfs,
 ) -> Result<Infallible, CliError> {
+    let counter = ThreadCounter::with(procfs.clone());
     if sb.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
             .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
@@ -367,7 +376,7 @@ fn child_main(
     }
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
-    crate::privileges::apply_oom_score_adj(&sb.security)?;
+    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
     if let Some(ns) = &sb.mount_ns {
         // Before the user namespace: entering the minimal namespace needs
         // the caller's privileges over it.
@@ -392,8 +401,8 @@ fn child_main(
         // are locked with (made at the end of setup): the program, inside
         // that one, cannot make another, and cannot raise the limit, which
         // belongs to this namespace.
-        saferoot::procfs::Procfs::new()
-            .and_then(|p| p.write_sysctl("user.max_user_namespaces", "1"))
+        procfs
+            .write_sysctl("user.max_user_namespaces", "1")
             .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
     }
     // Made here, before the new pid namespace exists: its helper process
@@ -401,7 +410,7 @@ fn child_main(
     // would not be pid 2 as with bubblewrap.
     let lock =
         if sb.namespaces.user {
-            Some(MountLock::nested().map_err(|e| {
+            Some(MountLock::nested_with(procfs).map_err(|e| {
                 CliError::setup(format!("user namespace for locking the mounts: {e}"))
             })?)
         } else {
@@ -418,7 +427,7 @@ fn child_main(
             // A new pid namespace below that one: the kernel makes it a
             // child of the caller's own active pid namespace only, so one
             // process in the joined namespace does the unshare.
-            match fork()
+            match fork_with(&counter)
                 .map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))?
             {
                 Forked::Child => {}
@@ -429,7 +438,6 @@ fn child_main(
             }
         }
     }
-    let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
     let before = procfs
         .mount_ns_id(None)
         .map_err(|e| CliError::setup(e.to_string()))?;
@@ -448,9 +456,8 @@ fn child_main(
             "unshare(CLONE_NEWNS) left the mount namespace unchanged",
         ));
     }
-    drop(procfs);
     if !new_pid_ns && !sb.extras.needs_holder() {
-        let entered = crate::rootfs_setup::setup(sb, lock)?;
+        let entered = crate::rootfs_setup::setup(sb, lock, procfs)?;
         // setup_w closes on exec.
         let e = crate::exec::exec(sb, entered, reporter.as_ref());
         drop(setup_w);
@@ -460,7 +467,7 @@ fn child_main(
         // No pid namespace, but something must stay while the program
         // runs (lock files, the sync fd): this process does, as the init
         // would.
-        exit_immediately(holder_main(sb, lock, setup_w, reporter));
+        exit_immediately(holder_main(sb, lock, setup_w, reporter, counter));
     }
     // The init learns whether this process is still alive through `alive`:
     // this process holds the write end, which closes when it dies.
@@ -469,10 +476,12 @@ fn child_main(
     )
     .map_err(|e| CliError::setup(format!("pipe: {e}")))?;
     // The first process forked into the new pid namespace is its pid 1.
-    match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
+    match fork_with(&counter)
+        .map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))?
+    {
         Forked::Child => {
             drop(alive_w);
-            exit_immediately(init_main(sb, lock, alive_r, setup_w, reporter))
+            exit_immediately(init_main(sb, lock, alive_r, setup_w, reporter, counter))
         }
         Forked::Parent(init) => {
             drop((alive_r, setup_w, reporter, lock));
@@ -527,6 +536,7 @@ fn init_main(
     alive: OwnedFd,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    counter: ThreadCounter,
 ) -> i32 {
     if let Some(r) = &reporter {
         r.init_pid();
@@ -563,15 +573,9 @@ fn init_main(
         crate::errors::print_error(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
-    // Made before entering the root, which may have no /proc.
-    let counter = match ThreadCounter::new() {
-        Ok(c) => c,
-        Err(e) => {
-            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
-            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
-        }
-    };
-    let lock = match crate::rootfs_setup::setup(sb, lock) {
+    // The counter's procfs (saferoot's, made before the namespaces) was
+    // opened before entering the root, which may have no /proc.
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
@@ -584,7 +588,7 @@ fn init_main(
         crate::errors::print_error(&e);
         return e.code;
     }
-    run_program(sb, lock, &counter, setup_w, reporter)
+    run_program(sb, lock, counter, setup_w, reporter)
 }
 
 /// Without a pid namespace, the namespace child stays while the program
@@ -595,22 +599,16 @@ fn holder_main(
     lock: Option<MountLock>,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    counter: ThreadCounter,
 ) -> i32 {
-    let counter = match ThreadCounter::new() {
-        Ok(c) => c,
-        Err(e) => {
-            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
-            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
-        }
-    };
-    let lock = match crate::rootfs_setup::setup(sb, lock) {
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
             return e.code;
         }
     };
-    run_program(sb, lock, &counter, setup_w, reporter)
+    run_program(sb, lock, counter, setup_w, reporter)
 }
 
 /// The init's part once the root is entered: forks the program (which
@@ -621,11 +619,11 @@ fn holder_main(
 fn run_program(
     sb: &Sandbox,
     entered: crate::rootfs_setup::Entered,
-    counter: &ThreadCounter,
+    counter: ThreadCounter,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    match fork_with(counter) {
+    match fork_with(&counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb, entered, reporter.as_ref());
             crate::errors::print_error(&e);
@@ -636,7 +634,11 @@ fn run_program(
             // setup_w is then the last.
             drop(setup_w);
             drop(reporter);
+            // The last copies of saferoot's procfs in this process (it
+            // shows the caller's pid namespace): the init lives on in the
+            // sandbox and holds nothing of the host's from here on.
             drop(entered);
+            drop(counter);
             let mut held = Vec::new();
             for path in &sb.extras.lock_files {
                 match take_lock(path) {

@@ -31,39 +31,44 @@ pub enum Forked {
 }
 
 /// Counts the threads of the calling process, in `/proc/self/task` of a
-/// procfs that pathrs has checked is a real procfs.
+/// private procfs (saferoot's own, checked by pathrs to be a real procfs).
 ///
-/// The procfs is opened when the counter is made: a process that is about
+/// The procfs is given when the counter is made: a process that is about
 /// to change its root (and may have no `/proc` afterwards) makes the
-/// counter first and forks with [`fork_with`] later.
-#[derive(Debug)]
+/// counter first and forks with [`fork_with`] later. `/proc/self` is
+/// right in a procfs of the caller's pid namespace or of an ancestor, so
+/// one counter made by saferoot serves every process of the sandbox's
+/// chain, the init of a new pid namespace included.
+#[derive(Debug, Clone)]
 pub struct ThreadCounter {
-    procfs: pathrs::procfs::ProcfsHandle,
+    procfs: saferoot::procfs::Procfs,
 }
 
 impl ThreadCounter {
-    /// A counter on a private procfs instance (not pathrs's cached handle,
-    /// which forked children would inherit).
+    /// A counter on a new private procfs instance (not pathrs's cached
+    /// handle, which forked children would inherit).
+    #[cfg(test)]
     pub fn new() -> Result<ThreadCounter, Errno> {
-        let procfs = pathrs::procfs::ProcfsHandleBuilder::new()
-            .subset_pid(false)
-            .build()
-            .map_err(|e| pathrs_errno(&e))?;
+        let procfs = saferoot::procfs::Procfs::new().map_err(|e| error_errno(&e))?;
         Ok(ThreadCounter { procfs })
+    }
+
+    /// A counter on `procfs`.
+    pub fn with(procfs: saferoot::procfs::Procfs) -> ThreadCounter {
+        ThreadCounter { procfs }
+    }
+
+    /// The procfs the counter reads.
+    pub fn procfs(&self) -> &saferoot::procfs::Procfs {
+        &self.procfs
     }
 
     /// The number of threads of the calling process.
     pub fn count(&self) -> Result<usize, Errno> {
         let dir = self
             .procfs
-            .open(
-                pathrs::procfs::ProcfsBase::ProcSelf,
-                "task",
-                pathrs::flags::OpenFlags::O_RDONLY
-                    | pathrs::flags::OpenFlags::O_DIRECTORY
-                    | pathrs::flags::OpenFlags::O_CLOEXEC,
-            )
-            .map_err(|e| pathrs_errno(&e))?;
+            .open_self("task", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
+            .map_err(|e| error_errno(&e))?;
         let mut n = 0;
         for entry in rustix::fs::Dir::read_from(&dir)? {
             let entry = entry?;
@@ -82,15 +87,16 @@ pub fn thread_count() -> Result<usize, Errno> {
     ThreadCounter::new()?.count()
 }
 
-fn pathrs_errno(e: &pathrs::error::Error) -> Errno {
-    match e.kind() {
-        pathrs::error::ErrorKind::OsError(Some(n)) => Errno::from_raw_os_error(n),
-        _ => Errno::NOENT,
+fn error_errno(e: &saferoot::Error) -> Errno {
+    match e.errno() {
+        0 => Errno::NOENT,
+        n => Errno::from_raw_os_error(n),
     }
 }
 
 /// `fork()`: a new process running on a copy of the caller; see
 /// [`fork_with`].
+#[cfg(test)]
 pub fn fork() -> Result<Forked, Errno> {
     fork_with(&ThreadCounter::new()?)
 }
