@@ -15,6 +15,20 @@
 //!          └─ program, pid 2             execs the program
 //! ```
 //!
+//! With a pid namespace and no user namespace (an OCI bundle run as root,
+//! say) there is no namespace child: saferoot unshares `CLONE_NEWPID`
+//! (which only its children feel) and forks the init directly, which
+//! unshares the other namespaces itself:
+//!
+//! ```text
+//! saferoot ── init, pid 1 (unshares mount+ipc+...) ── program, pid 2
+//! ```
+//!
+//! One private procfs serves the whole chain: saferoot makes it first and
+//! every process uses its inherited copy (for counting threads before a
+//! fork, namespace checks, sysctls, id maps); the init drops it once the
+//! program is forked.
+//!
 //! saferoot is single-threaded up to the first fork, and each fork is made
 //! by a process with one thread (`crate::sys::process::fork` checks), so
 //! every process of the chain may run ordinary Rust code. The library's
@@ -43,8 +57,8 @@ use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
 use crate::sys::process::{block_signals, exit_immediately, fork_with, Forked, ThreadCounter};
-use saferoot::procfs::Procfs;
 use rustix::process::{Pid, Signal};
+use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
 use crate::namespaces::write_id_maps;
@@ -242,7 +256,61 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             })
         })?;
     }
+    // With a new pid namespace and no user namespace, the first process
+    // forked is the init itself: unshare(CLONE_NEWPID) puts saferoot's
+    // children into the new namespace and leaves saferoot where it is, and
+    // the init makes the other namespaces for itself. No namespace child
+    // stands between them (one process, one fork and one wake-up fewer at
+    // each end). With a user namespace (made by the namespace child after
+    // the fork, so that saferoot can write its maps) the pid namespace must
+    // be owned by it, and with --pidns the new one must be made inside the
+    // joined one: those keep the namespace child.
+    let direct_init = sb.namespaces.pid
+        && !sb.namespaces.user
+        && sb.extras.pidns_fd.is_none()
+        && sb.extras.userns_fd.is_none();
+    let mut alive = None;
+    let mut mnt_before = 0;
+    if direct_init {
+        // The init learns whether saferoot is still there through `alive`
+        // (saferoot holds the write end until the sandbox has ended).
+        alive = Some(
+            rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+            )
+            .map_err(|e| CliError::setup(format!("pipe: {e}")))?,
+        );
+        mnt_before = procfs
+            .mount_ns_id(None)
+            .map_err(|e| CliError::setup(e.to_string()))?;
+        saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
+            .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
+    }
     let child = match fork_with(&counter) {
+        Ok(Forked::Child) if direct_init => {
+            drop(setup_r);
+            drop(listener);
+            drop(sync);
+            let Some((alive_r, alive_w)) = alive else {
+                exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP))
+            };
+            drop(alive_w);
+            let counter = counter.clone();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                init_main(
+                    &sb,
+                    None,
+                    alive_r,
+                    setup_w,
+                    reporter,
+                    counter,
+                    Some(mnt_before),
+                )
+            }));
+            exit_immediately(
+                outcome.unwrap_or_else(|_| crate::errors::failure_code(crate::errors::EXIT_SETUP)),
+            )
+        }
         Ok(Forked::Child) => {
             // The child keeps its ends of the pipes only, so that it sees
             // end-of-file if saferoot goes away.
@@ -270,6 +338,11 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     };
     drop(setup_w);
     drop(reporter);
+    // The write end of `alive` stays open until the sandbox has ended.
+    let alive_w = alive.map(|(r, w)| {
+        drop(r);
+        w
+    });
     let sync = sync.map(|s| {
         drop((s.ready_w, s.go_r));
         (s.ready_r, s.go_w)
@@ -322,9 +395,15 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         parent,
     };
     // The namespace child stays in this session when the init makes the
-    // new one (with a pid namespace).
-    let child_in_our_group = !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some();
+    // new one (with a pid namespace); an init forked directly makes it
+    // itself.
+    let child_in_our_group = if direct_init {
+        !sb.new_session
+    } else {
+        !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()
+    };
     let code = relay::supervise_top(child, child_in_our_group, Some(&watch));
+    drop(alive_w);
     if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {
         l.read(false);
         if l.exec && !l.exec_failed {
@@ -502,7 +581,9 @@ fn child_main(
     {
         Forked::Child => {
             drop(alive_w);
-            exit_immediately(init_main(sb, lock, alive_r, setup_w, reporter, counter))
+            exit_immediately(init_main(
+                sb, lock, alive_r, setup_w, reporter, counter, None,
+            ))
         }
         Forked::Parent(init) => {
             drop((alive_r, setup_w, reporter, lock));
@@ -548,9 +629,15 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// Pid 1 of the new pid namespace: builds and enters the root, starts the
 /// program, then reaps and forwards until the program ends.
 ///
-/// `alive` reaches end-of-file once the namespace child is gone;
-/// `setup_w` is the setup pipe's write end, kept until the program is
-/// forked (the program's copy closes on exec).
+/// `alive` reaches end-of-file once its parent (the namespace child, or
+/// saferoot) is gone; `setup_w` is the setup pipe's write end, kept until
+/// the program is forked (the program's copy closes on exec).
+///
+/// `direct` is set for an init that saferoot forked directly into the new
+/// pid namespace (see `run`), with the id of saferoot's mount namespace:
+/// the init then does what the namespace child does otherwise (the OOM
+/// score, entering a minimal mount namespace, unsharing the other
+/// namespaces and checking that the mount namespace is new).
 fn init_main(
     sb: &Sandbox,
     lock: Option<MountLock>,
@@ -558,6 +645,7 @@ fn init_main(
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
     counter: ThreadCounter,
+    direct: Option<u64>,
 ) -> i32 {
     if let Some(r) = &reporter {
         r.init_pid();
@@ -577,6 +665,12 @@ fn init_main(
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     drop(alive);
+    if let Some(before) = direct {
+        if let Err(e) = own_namespaces(sb, counter.procfs(), before) {
+            crate::errors::print_error(&e);
+            return e.code;
+        }
+    }
     // The init stays in the sandbox running saferoot's binary: the sandbox
     // must not be able to ptrace it or open its /proc/1/exe
     // (CVE-2019-5736), so it is not dumpable.
@@ -610,6 +704,34 @@ fn init_main(
         return e.code;
     }
     run_program(sb, lock, counter, setup_w, reporter)
+}
+
+/// What the namespace child does before the init exists, for an init that
+/// saferoot forked directly into a new pid namespace (no user namespace):
+/// the OOM score, the minimal mount namespace, the other namespaces, and
+/// the check that the mount namespace differs from saferoot's
+/// (`mnt_before`).
+fn own_namespaces(sb: &Sandbox, procfs: &Procfs, mnt_before: u64) -> Result<(), CliError> {
+    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
+    if let Some(ns) = &sb.mount_ns {
+        crate::host_view::enter(sb, ns)?;
+    }
+    let flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
+    saferoot::namespace::unshare(flags).map_err(|e| {
+        CliError::setup(format!(
+            "unshare({}): {e}",
+            sb.namespaces.names().join(", ")
+        ))
+    })?;
+    let after = procfs
+        .mount_ns_id(None)
+        .map_err(|e| CliError::setup(e.to_string()))?;
+    if after == mnt_before {
+        return Err(CliError::setup(
+            "unshare(CLONE_NEWNS) left the mount namespace unchanged",
+        ));
+    }
+    Ok(())
 }
 
 /// Without a pid namespace, the namespace child stays while the program

@@ -67,7 +67,10 @@ impl ThreadCounter {
     pub fn count(&self) -> Result<usize, Errno> {
         let dir = self
             .procfs
-            .open_self("task", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
+            .open_self(
+                "task",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            )
             .map_err(|e| error_errno(&e))?;
         let mut n = 0;
         for entry in rustix::fs::Dir::read_from(&dir)? {
