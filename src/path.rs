@@ -311,7 +311,9 @@ impl Root {
         let path = path.as_ref();
         check_in_root_path("resolve", path)?;
         if let Some(r) = self.open_in_root(path, OFlags::empty()) {
-            return r.map(Handle::from_fd).map_err(|e| Error::os_at("resolve", path, e));
+            return r
+                .map(Handle::from_fd)
+                .map_err(|e| Error::os_at("resolve", path, e));
         }
         let h = crate::error::pathrs_call("resolve", path, || self.inner.resolve(path))?;
         log::trace!("resolved {}", path.display());

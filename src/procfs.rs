@@ -153,9 +153,11 @@ impl Procfs {
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        crate::error::pathrs_call("open procfs file", Path::new("/proc/self").join(sub), || {
-            self.inner.open(ProcfsBase::ProcSelf, sub, flags)
-        })
+        crate::error::pathrs_call(
+            "open procfs file",
+            Path::new("/proc/self").join(sub),
+            || self.inner.open(ProcfsBase::ProcSelf, sub, flags),
+        )
     }
 
     /// Opens `subpath` under `/proc` (e.g. `PID/ns/mnt` or `kcore`),
