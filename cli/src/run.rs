@@ -56,7 +56,9 @@ use crate::report::Reporter;
 use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
-use crate::sys::process::{block_signals, exit_immediately, fork_with, Forked, ThreadCounter};
+use crate::sys::process::{
+    block_signals, exit_immediately, fork_last, fork_with, Forked, ThreadCounter,
+};
 use rustix::process::{Pid, Signal};
 use saferoot::procfs::Procfs;
 
@@ -196,10 +198,13 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // process of the chain: each fork counts threads through it, the
     // namespace child and the init check namespaces and write sysctls
     // through it (lookups by pid only where the pid namespace is this
-    // one's: see `Procfs`). The init drops it once the program is forked.
-    let procfs =
-        Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?;
-    let counter = ThreadCounter::with(procfs.clone());
+    // one's: see `Procfs`). `counter` holds the only reference, and each
+    // process moves it on or drops it, so that the fd is closed where the
+    // procfs is no longer needed: the init closes it once the program is
+    // forked, and holds nothing of the host while the sandbox runs.
+    let counter = ThreadCounter::with(
+        Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?,
+    );
     let me = rustix::process::getpid();
     let mut parent = None;
     if sb.die_with_parent {
@@ -280,7 +285,8 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             )
             .map_err(|e| CliError::setup(format!("pipe: {e}")))?,
         );
-        mnt_before = procfs
+        mnt_before = counter
+            .procfs()
             .mount_ns_id(None)
             .map_err(|e| CliError::setup(e.to_string()))?;
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
@@ -295,7 +301,6 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
                 exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP))
             };
             drop(alive_w);
-            let counter = counter.clone();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 init_main(
                     &sb,
@@ -322,7 +327,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             drop(listener);
             // Never returns: the child execs the program or exits.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&sb, ends, me, setup_w, reporter, &procfs)
+                child_main(&sb, ends, me, setup_w, reporter, counter)
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
@@ -363,7 +368,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
         // Wait until the child is in its new user namespace.
         if read_byte(ready_r) {
-            if let Err(e) = write_id_maps(child, maps, &procfs) {
+            if let Err(e) = write_id_maps(child, maps, counter.procfs()) {
                 relay::kill_and_reap(child);
                 return Err(CliError::setup(format!(
                     "user namespace maps ({}): {e}",
@@ -390,6 +395,11 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             );
         }
     }
+    // saferoot has no more use for its procfs (the maps are written): it
+    // goes now, while the sandbox is set up, rather than when saferoot
+    // exits, where unmounting it (a synchronous RCU grace period) would
+    // add to the sandbox's end.
+    drop(counter);
     let watch = relay::Watch {
         setup: setup_r,
         parent,
@@ -459,9 +469,9 @@ fn child_main(
     parent: Pid,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
-    procfs: &Procfs,
+    counter: ThreadCounter,
 ) -> Result<Infallible, CliError> {
-    let counter = ThreadCounter::with(procfs.clone());
+    let procfs = counter.procfs();
     if sb.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
             .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
@@ -532,7 +542,7 @@ fn child_main(
             {
                 Forked::Child => {}
                 Forked::Parent(next) => {
-                    drop((setup_w, reporter));
+                    drop((setup_w, reporter, counter));
                     exit_immediately(relay::supervise(next, true));
                 }
             }
@@ -586,7 +596,9 @@ fn child_main(
             ))
         }
         Forked::Parent(init) => {
-            drop((alive_r, setup_w, reporter, lock));
+            // The relay holds nothing of the setup any more; its copy of
+            // the procfs goes now rather than when it exits.
+            drop((alive_r, setup_w, reporter, lock, counter));
             let code = relay::supervise(init, !sb.new_session);
             drop(alive_w);
             exit_immediately(code)
@@ -766,7 +778,10 @@ fn run_program(
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    match fork_with(&counter) {
+    // The counter goes before the fork: the init keeps no copy of
+    // saferoot's procfs while the program runs (the program's copy, kept
+    // for --info-fd, --json-status-fd and --exec-label, closes on exec).
+    match fork_last(counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb, entered, reporter.as_ref());
             crate::errors::print_error(&e);
@@ -777,11 +792,11 @@ fn run_program(
             // setup_w is then the last.
             drop(setup_w);
             drop(reporter);
-            // The last copies of saferoot's procfs in this process (it
-            // shows the caller's pid namespace): the init lives on in the
-            // sandbox and holds nothing of the host's from here on.
+            // The last copy of saferoot's procfs in this process when
+            // reports asked for one (it shows the caller's pid namespace):
+            // the init lives on in the sandbox and holds nothing of the
+            // host's from here on.
             drop(entered);
-            drop(counter);
             let mut held = Vec::new();
             for path in &sb.extras.lock_files {
                 match take_lock(path) {

@@ -104,6 +104,15 @@ pub fn fork() -> Result<Forked, Errno> {
     fork_with(&ThreadCounter::new()?)
 }
 
+/// [`fork_with`] for the last fork a process makes: the counter (and its
+/// procfs, when it holds the last reference) is dropped after the count
+/// and before the fork, so that neither process has it afterwards.
+pub fn fork_last(counter: ThreadCounter) -> Result<Forked, Errno> {
+    wait_single_threaded(&counter)?;
+    drop(counter);
+    fork_single_threaded()
+}
+
 /// `fork()`, counting threads with `counter`.
 ///
 /// Refuses with `EBUSY` when the calling process has more than one thread.
@@ -111,6 +120,13 @@ pub fn fork() -> Result<Forked, Errno> {
 /// after it has finished, so the count is retried for up to 200 ms before
 /// giving up.
 pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
+    wait_single_threaded(counter)?;
+    fork_single_threaded()
+}
+
+/// Waits (up to 200 ms) until the process has one thread; `EBUSY` if it
+/// keeps more.
+fn wait_single_threaded(counter: &ThreadCounter) -> Result<(), Errno> {
     let mut tries = 0;
     loop {
         match counter.count()? {
@@ -122,6 +138,12 @@ pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
             _ => return Err(Errno::BUSY),
         }
     }
+    Ok(())
+}
+
+/// `fork()` in a process that [`wait_single_threaded`] found to have one
+/// thread (only this thread could have started another since).
+fn fork_single_threaded() -> Result<Forked, Errno> {
     // SAFETY: the process has exactly one thread (checked above, and only
     // this thread could start another), so the child's copy of the address
     // space has no lock held by a thread that does not exist in it. The
