@@ -387,9 +387,13 @@ impl Root {
         } else {
             Vec::new()
         };
-        let h = crate::error::pathrs_call("mkdir_all", path, || {
-            self.inner.mkdir_all(path, &Permissions::from_mode(mode))
-        })?;
+        let h = match self.mkdir_all_direct(path, mode) {
+            Some(r) => r.map_err(|e| Error::os_at("mkdir_all", path, e))?,
+            None => crate::error::pathrs_call("mkdir_all", path, || {
+                self.inner.mkdir_all(path, &Permissions::from_mode(mode))
+            })?
+            .into(),
+        };
         // Record the directories this call made: each missing prefix, in
         // the directory its parent resolves to now.
         for p in prefixes {
@@ -407,6 +411,60 @@ impl Root {
             }
         }
         Ok(Handle::from_fd(h))
+    }
+
+    /// `mkdir_all` as pathrs makes it on a kernel with openat2, without
+    /// its per-call procfs work (a reopen of the deepest existing
+    /// directory through its procfs, and an error text built from the fd's
+    /// path for every miss, tens of system calls): the deepest existing
+    /// prefix is found with [`open_in_root`](Self::open_in_root) (confined
+    /// to the root, symlinks followed inside it), then each missing
+    /// component is made with `mkdirat` in its parent's fd and opened with
+    /// `O_NOFOLLOW | O_DIRECTORY` from there, so a component swapped for a
+    /// symlink meanwhile fails instead of being followed (CVE-2024-45310).
+    /// `None` (pathrs decides) without openat2, for paths with `..` (pathrs
+    /// resolves them inside the root) and for modes with set-id bits
+    /// (pathrs refuses them: mkdirat would drop them silently).
+    fn mkdir_all_direct(&self, path: &Path, mode: u32) -> Option<rustix::io::Result<OwnedFd>> {
+        if mode & !0o1777 != 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                Component::RootDir | Component::CurDir => {}
+                _ => return None,
+            }
+        }
+        // The deepest prefix that exists.
+        let mut have = parts.len();
+        let mut cur = loop {
+            let prefix: PathBuf = std::iter::once(Path::new("/").as_os_str())
+                .chain(parts[..have].iter().copied())
+                .collect();
+            match self.open_in_root(&prefix, OFlags::DIRECTORY)? {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if have > 0 => have -= 1,
+                Err(e) => return Some(Err(e)),
+            }
+        };
+        for part in &parts[have..] {
+            match rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            cur = match rustix::fs::openat(
+                &cur,
+                *part,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) => return Some(Err(e)),
+            };
+        }
+        Some(Ok(cur))
     }
 
     /// The prefixes of `path` (from the shortest) that do not resolve yet:
@@ -588,6 +646,17 @@ impl Root {
     pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_in_root_path("remove_file", path)?;
+        // The parent resolved inside the root, the name unlinked in it
+        // (never followed), as pathrs does, without its error texts: a
+        // missing name, which callers that replace a file expect, is one
+        // failed call.
+        if let Ok((parent, name)) = split_parent("remove_file", path) {
+            if let Some(dir) = self.open_in_root(parent, OFlags::DIRECTORY) {
+                return dir
+                    .and_then(|d| rustix::fs::unlinkat(&d, name, rustix::fs::AtFlags::empty()))
+                    .map_err(|e| Error::os_at("remove_file", path, e));
+            }
+        }
         crate::error::pathrs_call("remove_file", path, || self.inner.remove_file(path))
     }
 
