@@ -85,9 +85,9 @@ fn scratch_base() -> PathBuf {
     if let Some(dir) = std::env::var_os("TMPDIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const TMPFS_MAGIC: rustix::fs::FsWord = 0x0102_1994;
     let shm = std::path::Path::new("/dev/shm");
-    let on_tmpfs = rustix::fs::statfs(shm).is_ok_and(|st| st.f_type as i64 == TMPFS_MAGIC);
+    let on_tmpfs = rustix::fs::statfs(shm).is_ok_and(|st| st.f_type == TMPFS_MAGIC);
     if on_tmpfs && rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok() {
         return shm.to_path_buf();
     }

@@ -2992,7 +2992,6 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
     if !common::require_root() {
         return;
     }
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let out = TempDir::new();
     let bind = out.path().to_str().unwrap().to_string();
     for extra in [
@@ -3044,10 +3043,10 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
                 .unwrap()
                 .flatten()
             {
-                let Ok(st) = rustix::fs::statfs(&e.path()) else {
+                let Ok(st) = rustix::fs::statfs(e.path()) else {
                     continue;
                 };
-                if st.f_type as i64 != PROC_SUPER_MAGIC {
+                if st.f_type != rustix::fs::PROC_SUPER_MAGIC {
                     continue;
                 }
                 let names: Vec<String> = std::fs::read_dir(e.path())
