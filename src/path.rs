@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{FileType, StatxFlags};
+use rustix::fs::{FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
@@ -310,9 +310,39 @@ impl Root {
     pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve", path)?;
+        if let Some(r) = self.open_in_root(path, OFlags::empty()) {
+            return r
+                .map(Handle::from_fd)
+                .map_err(|e| Error::os_at("resolve", path, e));
+        }
         let h = crate::error::pathrs_call("resolve", path, || self.inner.resolve(path))?;
         log::trace!("resolved {}", path.display());
         Ok(Handle::from_fd(h))
+    }
+
+    /// `openat2(root, path, O_PATH | O_CLOEXEC | extra, RESOLVE_IN_ROOT |
+    /// RESOLVE_NO_MAGICLINKS)`: the lookup pathrs makes for `resolve` on a
+    /// kernel with openat2, made directly. pathrs builds a detailed error
+    /// for every failed lookup (it reads the fd's path through its procfs,
+    /// about ten system calls), and the hot path of an assembly looks up
+    /// many paths that do not exist yet; here a miss costs one call.
+    /// Retried on `EAGAIN` (a rename or mount raced with the lookup), as
+    /// pathrs does. `None` when the kernel has no openat2 (or it was turned
+    /// off): the caller then asks pathrs, which can emulate it.
+    fn open_in_root(&self, path: &Path, extra: OFlags) -> Option<rustix::io::Result<OwnedFd>> {
+        if !crate::features::has(crate::features::Feature::Openat2) {
+            return None;
+        }
+        let flags = OFlags::PATH | OFlags::CLOEXEC | extra;
+        let resolve = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..128 {
+            match rustix::fs::openat2(&self.inner, path, flags, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => return None,
+                r => return Some(r),
+            }
+        }
+        Some(Err(Errno::AGAIN))
     }
 
     /// Like [`resolve`](Self::resolve), but a symlink in the final component
@@ -320,6 +350,11 @@ impl Root {
     pub fn resolve_nofollow(&self, path: impl AsRef<Path>) -> Result<Handle> {
         let path = path.as_ref();
         check_in_root_path("resolve_nofollow", path)?;
+        if let Some(r) = self.open_in_root(path, OFlags::NOFOLLOW) {
+            return r
+                .map(Handle::from_fd)
+                .map_err(|e| Error::os_at("resolve_nofollow", path, e));
+        }
         let h = crate::error::pathrs_call("resolve_nofollow", path, || {
             self.inner.resolve_nofollow(path)
         })?;
@@ -341,15 +376,24 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
+        // Already there (the common case: the parents of most mount
+        // points exist): one lookup, nothing to create or record.
+        if let Some(Ok(fd)) = self.open_in_root(path, OFlags::DIRECTORY) {
+            return Ok(Handle::from_fd(fd));
+        }
         let journaling = crate::journal::current().is_some();
         let prefixes = if journaling {
             self.missing_prefixes(path)
         } else {
             Vec::new()
         };
-        let h = crate::error::pathrs_call("mkdir_all", path, || {
-            self.inner.mkdir_all(path, &Permissions::from_mode(mode))
-        })?;
+        let h = match self.mkdir_all_direct(path, mode) {
+            Some(r) => r.map_err(|e| Error::os_at("mkdir_all", path, e))?,
+            None => crate::error::pathrs_call("mkdir_all", path, || {
+                self.inner.mkdir_all(path, &Permissions::from_mode(mode))
+            })?
+            .into(),
+        };
         // Record the directories this call made: each missing prefix, in
         // the directory its parent resolves to now.
         for p in prefixes {
@@ -367,6 +411,60 @@ impl Root {
             }
         }
         Ok(Handle::from_fd(h))
+    }
+
+    /// `mkdir_all` as pathrs makes it on a kernel with openat2, without
+    /// its per-call procfs work (a reopen of the deepest existing
+    /// directory through its procfs, and an error text built from the fd's
+    /// path for every miss, tens of system calls): the deepest existing
+    /// prefix is found with [`open_in_root`](Self::open_in_root) (confined
+    /// to the root, symlinks followed inside it), then each missing
+    /// component is made with `mkdirat` in its parent's fd and opened with
+    /// `O_NOFOLLOW | O_DIRECTORY` from there, so a component swapped for a
+    /// symlink meanwhile fails instead of being followed (CVE-2024-45310).
+    /// `None` (pathrs decides) without openat2, for paths with `..` (pathrs
+    /// resolves them inside the root) and for modes with set-id bits
+    /// (pathrs refuses them: mkdirat would drop them silently).
+    fn mkdir_all_direct(&self, path: &Path, mode: u32) -> Option<rustix::io::Result<OwnedFd>> {
+        if mode & !0o1777 != 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                Component::RootDir | Component::CurDir => {}
+                _ => return None,
+            }
+        }
+        // The deepest prefix that exists.
+        let mut have = parts.len();
+        let mut cur = loop {
+            let prefix: PathBuf = std::iter::once(Path::new("/").as_os_str())
+                .chain(parts[..have].iter().copied())
+                .collect();
+            match self.open_in_root(&prefix, OFlags::DIRECTORY)? {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if have > 0 => have -= 1,
+                Err(e) => return Some(Err(e)),
+            }
+        };
+        for part in &parts[have..] {
+            match rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            cur = match rustix::fs::openat(
+                &cur,
+                *part,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) => return Some(Err(e)),
+            };
+        }
+        Some(Ok(cur))
     }
 
     /// The prefixes of `path` (from the shortest) that do not resolve yet:
@@ -548,6 +646,17 @@ impl Root {
     pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_in_root_path("remove_file", path)?;
+        // The parent resolved inside the root, the name unlinked in it
+        // (never followed), as pathrs does, without its error texts: a
+        // missing name, which callers that replace a file expect, is one
+        // failed call.
+        if let Ok((parent, name)) = split_parent("remove_file", path) {
+            if let Some(dir) = self.open_in_root(parent, OFlags::DIRECTORY) {
+                return dir
+                    .and_then(|d| rustix::fs::unlinkat(&d, name, rustix::fs::AtFlags::empty()))
+                    .map_err(|e| Error::os_at("remove_file", path, e));
+            }
+        }
         crate::error::pathrs_call("remove_file", path, || self.inner.remove_file(path))
     }
 

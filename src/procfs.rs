@@ -17,9 +17,18 @@ use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 use crate::{Error, Result};
 
 /// A handle on a private procfs.
-#[derive(Debug)]
+///
+/// Cloning is cheap (the handle is shared), so one instance can serve a
+/// whole run: made once, handed to [`crate::rootfs::AssembleOptions::procfs`]
+/// and [`crate::rootfs::MountLock::nested_with`], and kept by forked
+/// children. A procfs shows the pid namespace of the process that made it:
+/// what is looked up by pid (`/proc/PID/...`) must be looked up in an
+/// instance made in the caller's own pid namespace; `/proc/self`,
+/// `/proc/thread-self` and the global files are right in any instance made
+/// in the caller's pid namespace or an ancestor of it.
+#[derive(Debug, Clone)]
 pub struct Procfs {
-    inner: ProcfsHandle,
+    inner: std::sync::Arc<ProcfsHandle>,
 }
 
 /// Turns a sysctl name into its path under `/proc/sys`: `net.ipv4.ip_forward`
@@ -51,7 +60,9 @@ impl Procfs {
         let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
             ProcfsHandleBuilder::new().subset_pid(false).build()
         })?;
-        Ok(Procfs { inner })
+        Ok(Procfs {
+            inner: std::sync::Arc::new(inner),
+        })
     }
 
     /// Opens the sysctl `name` with `flags`; returns the file and the
@@ -129,6 +140,23 @@ impl Procfs {
             "open procfs file",
             Path::new("/proc/thread-self").join(sub),
             || self.inner.open(ProcfsBase::ProcThreadSelf, sub, flags),
+        )
+    }
+
+    /// Opens `subpath` (e.g. `task`) under `/proc/self`, the calling
+    /// process, with `flags`, without following symlinks; `O_CLOEXEC` is
+    /// added.
+    pub fn open_self(
+        &self,
+        subpath: impl AsRef<Path>,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::fs::File> {
+        let sub = subpath.as_ref();
+        let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        crate::error::pathrs_call(
+            "open procfs file",
+            Path::new("/proc/self").join(sub),
+            || self.inner.open(ProcfsBase::ProcSelf, sub, flags),
         )
     }
 

@@ -86,8 +86,14 @@ impl Namespaces {
 /// map (it takes the whole map in one write and does not say which line it
 /// objects to), the message names the line that is the likely cause and
 /// why; see [`explain_map_refusal`].
-pub fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<(), String> {
-    let procfs = saferoot::procfs::Procfs::new().map_err(|e| e.to_string())?;
+///
+/// `procfs` must be one made in saferoot's own pid namespace (the child's
+/// pid is looked up in it).
+pub fn write_id_maps(
+    pid: Pid,
+    maps: &IdMaps,
+    procfs: &saferoot::procfs::Procfs,
+) -> Result<(), String> {
     for (file, list) in [("uid_map", &maps.uid), ("gid_map", &maps.gid)] {
         let sub = format!("{}/{file}", pid.as_raw_nonzero());
         let text = IdMaps::text(list);

@@ -494,17 +494,18 @@ impl ProcessSecurity {
 /// could have changed). Its children inherit it: called by the namespace
 /// child before it creates a user namespace, because lowering the score
 /// needs `CAP_SYS_RESOURCE` in the initial user namespace.
-pub fn apply_oom_score_adj(sec: &ProcessSecurity) -> Result<(), CliError> {
+pub fn apply_oom_score_adj(
+    sec: &ProcessSecurity,
+    procfs: &saferoot::procfs::Procfs,
+) -> Result<(), CliError> {
     use std::io::Write;
     let Some(value) = sec.oom_score_adj else {
         return Ok(());
     };
     let field = sec.origin.name(Field::OomScoreAdj);
     let fail = |what: String| CliError::setup(format!("{field} {value}: {what}"));
-    let procfs = saferoot::procfs::Procfs::new().map_err(|e| fail(e.to_string()))?;
-    let pid = rustix::process::getpid().as_raw_nonzero();
     let mut f = procfs
-        .open_root(format!("{pid}/oom_score_adj"), rustix::fs::OFlags::WRONLY)
+        .open_self("oom_score_adj", rustix::fs::OFlags::WRONLY)
         .map_err(|e| fail(e.to_string()))?;
     f.write_all(value.to_string().as_bytes()).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -512,7 +513,7 @@ pub fn apply_oom_score_adj(sec: &ProcessSecurity) -> Result<(), CliError> {
         } else {
             ""
         };
-        fail(format!("write /proc/{pid}/oom_score_adj: {e}{hint}"))
+        fail(format!("write /proc/self/oom_score_adj: {e}{hint}"))
     })?;
     log::debug!("oom_score_adj = {value}");
     Ok(())

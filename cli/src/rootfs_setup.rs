@@ -471,7 +471,12 @@ pub struct Entered {
 ///
 /// `lock` is the [`MountLock`] made before (with a user namespace, outside
 /// the sandbox's pid namespace, whose pids it would otherwise take).
-pub fn setup(sb: &Sandbox, lock: Option<MountLock>) -> Result<Entered, CliError> {
+/// `procfs` is saferoot's private procfs for the run (see `run::run`).
+pub fn setup(
+    sb: &Sandbox,
+    lock: Option<MountLock>,
+    procfs: &saferoot::procfs::Procfs,
+) -> Result<Entered, CliError> {
     // The setup process is single-threaded: its umask and working
     // directory are changed in place, with no helper thread (which would
     // take a pid in a new pid namespace).
@@ -505,6 +510,7 @@ pub fn setup(sb: &Sandbox, lock: Option<MountLock>) -> Result<Entered, CliError>
         // differs from the one it started in (run::child), which is
         // stronger than the library's best-effort comparison with pid 1.
         require_private_namespace: false,
+        procfs: Some(procfs.clone()),
     };
     // The working directory is made here, before entering, and changed
     // into after entering (see `chdir_in_root`), not by the library.
@@ -538,11 +544,7 @@ pub fn setup(sb: &Sandbox, lock: Option<MountLock>) -> Result<Entered, CliError>
     stdio_to_sandbox_null(assembled.root())?;
     // Made while the caller's procfs is still reachable.
     let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
-        Some(saferoot::procfs::Procfs::new().map_err(|e| {
-            CliError::setup(format!(
-                "open a procfs (--info-fd, --json-status-fd, --exec-label): {e}"
-            ))
-        })?)
+        Some(procfs.clone())
     } else {
         None
     };

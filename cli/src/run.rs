@@ -15,6 +15,20 @@
 //!          └─ program, pid 2             execs the program
 //! ```
 //!
+//! With a pid namespace and no user namespace (an OCI bundle run as root,
+//! say) there is no namespace child: saferoot unshares `CLONE_NEWPID`
+//! (which only its children feel) and forks the init directly, which
+//! unshares the other namespaces itself:
+//!
+//! ```text
+//! saferoot ── init, pid 1 (unshares mount+ipc+...) ── program, pid 2
+//! ```
+//!
+//! One private procfs serves the whole chain: saferoot makes it first and
+//! every process uses its inherited copy (for counting threads before a
+//! fork, namespace checks, sysctls, id maps); the init drops it once the
+//! program is forked.
+//!
 //! saferoot is single-threaded up to the first fork, and each fork is made
 //! by a process with one thread (`crate::sys::process::fork` checks), so
 //! every process of the chain may run ordinary Rust code. The library's
@@ -43,9 +57,10 @@ use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
 use crate::sys::process::{
-    block_signals, exit_immediately, fork, fork_with, Forked, ThreadCounter,
+    block_signals, exit_immediately, fork_last, fork_with, Forked, ThreadCounter,
 };
 use rustix::process::{Pid, Signal};
+use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
 use crate::namespaces::write_id_maps;
@@ -58,10 +73,31 @@ struct ScratchDir {
     path: PathBuf,
 }
 
+/// Where scratch directories go: `$TMPDIR` when it is set, otherwise
+/// `/dev/shm` when that is a tmpfs, otherwise `/tmp`.
+///
+/// A directory made and removed on every run costs little on a tmpfs and a
+/// lot on a disk filesystem: on ext4 (`/tmp` of the development VM) a
+/// `mkdir` of a new name after a recent `rmdir` scans for recently deleted
+/// inodes, and the pair took a median of 3.9 ms in a loop, more than
+/// bubblewrap's whole start-up.
+fn scratch_base() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TMPDIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    const TMPFS_MAGIC: rustix::fs::FsWord = 0x0102_1994;
+    let shm = std::path::Path::new("/dev/shm");
+    let on_tmpfs = rustix::fs::statfs(shm).is_ok_and(|st| st.f_type == TMPFS_MAGIC);
+    if on_tmpfs && rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok() {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
 impl ScratchDir {
     fn new() -> Result<ScratchDir, CliError> {
         use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
+        let base = scratch_base();
         for n in 0..100u32 {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -158,6 +194,17 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     }
 
     block_signals(&relay::handled()).map_err(|e| CliError::setup(format!("sigprocmask: {e}")))?;
+    // One private procfs for the run, made here and inherited by every
+    // process of the chain: each fork counts threads through it, the
+    // namespace child and the init check namespaces and write sysctls
+    // through it (lookups by pid only where the pid namespace is this
+    // one's: see `Procfs`). `counter` holds the only reference, and each
+    // process moves it on or drops it, so that the fd is closed where the
+    // procfs is no longer needed: the init closes it once the program is
+    // forked, and holds nothing of the host while the sandbox runs.
+    let counter = ThreadCounter::with(
+        Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?,
+    );
     let me = rustix::process::getpid();
     let mut parent = None;
     if sb.die_with_parent {
@@ -214,7 +261,61 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             })
         })?;
     }
-    let child = match fork() {
+    // With a new pid namespace and no user namespace, the first process
+    // forked is the init itself: unshare(CLONE_NEWPID) puts saferoot's
+    // children into the new namespace and leaves saferoot where it is, and
+    // the init makes the other namespaces for itself. No namespace child
+    // stands between them (one process, one fork and one wake-up fewer at
+    // each end). With a user namespace (made by the namespace child after
+    // the fork, so that saferoot can write its maps) the pid namespace must
+    // be owned by it, and with --pidns the new one must be made inside the
+    // joined one: those keep the namespace child.
+    let direct_init = sb.namespaces.pid
+        && !sb.namespaces.user
+        && sb.extras.pidns_fd.is_none()
+        && sb.extras.userns_fd.is_none();
+    let mut alive = None;
+    let mut mnt_before = 0;
+    if direct_init {
+        // The init learns whether saferoot is still there through `alive`
+        // (saferoot holds the write end until the sandbox has ended).
+        alive = Some(
+            rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+            )
+            .map_err(|e| CliError::setup(format!("pipe: {e}")))?,
+        );
+        mnt_before = counter
+            .procfs()
+            .mount_ns_id(None)
+            .map_err(|e| CliError::setup(e.to_string()))?;
+        saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
+            .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
+    }
+    let child = match fork_with(&counter) {
+        Ok(Forked::Child) if direct_init => {
+            drop(setup_r);
+            drop(listener);
+            drop(sync);
+            let Some((alive_r, alive_w)) = alive else {
+                exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP))
+            };
+            drop(alive_w);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                init_main(
+                    &sb,
+                    None,
+                    alive_r,
+                    setup_w,
+                    reporter,
+                    counter,
+                    Some(mnt_before),
+                )
+            }));
+            exit_immediately(
+                outcome.unwrap_or_else(|_| crate::errors::failure_code(crate::errors::EXIT_SETUP)),
+            )
+        }
         Ok(Forked::Child) => {
             // The child keeps its ends of the pipes only, so that it sees
             // end-of-file if saferoot goes away.
@@ -226,7 +327,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             drop(listener);
             // Never returns: the child execs the program or exits.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&sb, ends, me, setup_w, reporter)
+                child_main(&sb, ends, me, setup_w, reporter, counter)
             }));
             exit_immediately(match outcome {
                 Ok(Err(e)) => {
@@ -242,6 +343,11 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     };
     drop(setup_w);
     drop(reporter);
+    // The write end of `alive` stays open until the sandbox has ended.
+    let alive_w = alive.map(|(r, w)| {
+        drop(r);
+        w
+    });
     let sync = sync.map(|s| {
         drop((s.ready_w, s.go_r));
         (s.ready_r, s.go_w)
@@ -262,7 +368,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
         // Wait until the child is in its new user namespace.
         if read_byte(ready_r) {
-            if let Err(e) = write_id_maps(child, maps) {
+            if let Err(e) = write_id_maps(child, maps, counter.procfs()) {
                 relay::kill_and_reap(child);
                 return Err(CliError::setup(format!(
                     "user namespace maps ({}): {e}",
@@ -289,14 +395,25 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             );
         }
     }
+    // saferoot has no more use for its procfs (the maps are written): it
+    // goes now, while the sandbox is set up, rather than when saferoot
+    // exits, where unmounting it (a synchronous RCU grace period) would
+    // add to the sandbox's end.
+    drop(counter);
     let watch = relay::Watch {
         setup: setup_r,
         parent,
     };
     // The namespace child stays in this session when the init makes the
-    // new one (with a pid namespace).
-    let child_in_our_group = !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some();
+    // new one (with a pid namespace); an init forked directly makes it
+    // itself.
+    let child_in_our_group = if direct_init {
+        !sb.new_session
+    } else {
+        !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()
+    };
     let code = relay::supervise_top(child, child_in_our_group, Some(&watch));
+    drop(alive_w);
     if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {
         l.read(false);
         if l.exec && !l.exec_failed {
@@ -352,7 +469,9 @@ fn child_main(
     parent: Pid,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    counter: ThreadCounter,
 ) -> Result<Infallible, CliError> {
+    let procfs = counter.procfs();
     if sb.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
             .map_err(|e| CliError::setup(format!("--die-with-parent: prctl: {e}")))?;
@@ -367,7 +486,7 @@ fn child_main(
     }
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
-    crate::privileges::apply_oom_score_adj(&sb.security)?;
+    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
     if let Some(ns) = &sb.mount_ns {
         // Before the user namespace: entering the minimal namespace needs
         // the caller's privileges over it.
@@ -392,8 +511,8 @@ fn child_main(
         // are locked with (made at the end of setup): the program, inside
         // that one, cannot make another, and cannot raise the limit, which
         // belongs to this namespace.
-        saferoot::procfs::Procfs::new()
-            .and_then(|p| p.write_sysctl("user.max_user_namespaces", "1"))
+        procfs
+            .write_sysctl("user.max_user_namespaces", "1")
             .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
     }
     // Made here, before the new pid namespace exists: its helper process
@@ -401,7 +520,7 @@ fn child_main(
     // would not be pid 2 as with bubblewrap.
     let lock =
         if sb.namespaces.user {
-            Some(MountLock::nested().map_err(|e| {
+            Some(MountLock::nested_with(procfs).map_err(|e| {
                 CliError::setup(format!("user namespace for locking the mounts: {e}"))
             })?)
         } else {
@@ -418,18 +537,17 @@ fn child_main(
             // A new pid namespace below that one: the kernel makes it a
             // child of the caller's own active pid namespace only, so one
             // process in the joined namespace does the unshare.
-            match fork()
+            match fork_with(&counter)
                 .map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))?
             {
                 Forked::Child => {}
                 Forked::Parent(next) => {
-                    drop((setup_w, reporter));
+                    drop((setup_w, reporter, counter));
                     exit_immediately(relay::supervise(next, true));
                 }
             }
         }
     }
-    let procfs = saferoot::procfs::Procfs::new().map_err(|e| CliError::setup(e.to_string()))?;
     let before = procfs
         .mount_ns_id(None)
         .map_err(|e| CliError::setup(e.to_string()))?;
@@ -448,9 +566,8 @@ fn child_main(
             "unshare(CLONE_NEWNS) left the mount namespace unchanged",
         ));
     }
-    drop(procfs);
     if !new_pid_ns && !sb.extras.needs_holder() {
-        let entered = crate::rootfs_setup::setup(sb, lock)?;
+        let entered = crate::rootfs_setup::setup(sb, lock, procfs)?;
         // setup_w closes on exec.
         let e = crate::exec::exec(sb, entered, reporter.as_ref());
         drop(setup_w);
@@ -460,7 +577,7 @@ fn child_main(
         // No pid namespace, but something must stay while the program
         // runs (lock files, the sync fd): this process does, as the init
         // would.
-        exit_immediately(holder_main(sb, lock, setup_w, reporter));
+        exit_immediately(holder_main(sb, lock, setup_w, reporter, counter));
     }
     // The init learns whether this process is still alive through `alive`:
     // this process holds the write end, which closes when it dies.
@@ -469,13 +586,19 @@ fn child_main(
     )
     .map_err(|e| CliError::setup(format!("pipe: {e}")))?;
     // The first process forked into the new pid namespace is its pid 1.
-    match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
+    match fork_with(&counter)
+        .map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))?
+    {
         Forked::Child => {
             drop(alive_w);
-            exit_immediately(init_main(sb, lock, alive_r, setup_w, reporter))
+            exit_immediately(init_main(
+                sb, lock, alive_r, setup_w, reporter, counter, None,
+            ))
         }
         Forked::Parent(init) => {
-            drop((alive_r, setup_w, reporter, lock));
+            // The relay holds nothing of the setup any more; its copy of
+            // the procfs goes now rather than when it exits.
+            drop((alive_r, setup_w, reporter, lock, counter));
             let code = relay::supervise(init, !sb.new_session);
             drop(alive_w);
             exit_immediately(code)
@@ -518,15 +641,23 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// Pid 1 of the new pid namespace: builds and enters the root, starts the
 /// program, then reaps and forwards until the program ends.
 ///
-/// `alive` reaches end-of-file once the namespace child is gone;
-/// `setup_w` is the setup pipe's write end, kept until the program is
-/// forked (the program's copy closes on exec).
+/// `alive` reaches end-of-file once its parent (the namespace child, or
+/// saferoot) is gone; `setup_w` is the setup pipe's write end, kept until
+/// the program is forked (the program's copy closes on exec).
+///
+/// `direct` is set for an init that saferoot forked directly into the new
+/// pid namespace (see `run`), with the id of saferoot's mount namespace:
+/// the init then does what the namespace child does otherwise (the OOM
+/// score, entering a minimal mount namespace, unsharing the other
+/// namespaces and checking that the mount namespace is new).
 fn init_main(
     sb: &Sandbox,
     lock: Option<MountLock>,
     alive: OwnedFd,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    counter: ThreadCounter,
+    direct: Option<u64>,
 ) -> i32 {
     if let Some(r) = &reporter {
         r.init_pid();
@@ -546,6 +677,12 @@ fn init_main(
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     drop(alive);
+    if let Some(before) = direct {
+        if let Err(e) = own_namespaces(sb, counter.procfs(), before) {
+            crate::errors::print_error(&e);
+            return e.code;
+        }
+    }
     // The init stays in the sandbox running saferoot's binary: the sandbox
     // must not be able to ptrace it or open its /proc/1/exe
     // (CVE-2019-5736), so it is not dumpable.
@@ -563,15 +700,9 @@ fn init_main(
         crate::errors::print_error(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
-    // Made before entering the root, which may have no /proc.
-    let counter = match ThreadCounter::new() {
-        Ok(c) => c,
-        Err(e) => {
-            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
-            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
-        }
-    };
-    let lock = match crate::rootfs_setup::setup(sb, lock) {
+    // The counter's procfs (saferoot's, made before the namespaces) was
+    // opened before entering the root, which may have no /proc.
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
@@ -584,7 +715,35 @@ fn init_main(
         crate::errors::print_error(&e);
         return e.code;
     }
-    run_program(sb, lock, &counter, setup_w, reporter)
+    run_program(sb, lock, counter, setup_w, reporter)
+}
+
+/// What the namespace child does before the init exists, for an init that
+/// saferoot forked directly into a new pid namespace (no user namespace):
+/// the OOM score, the minimal mount namespace, the other namespaces, and
+/// the check that the mount namespace differs from saferoot's
+/// (`mnt_before`).
+fn own_namespaces(sb: &Sandbox, procfs: &Procfs, mnt_before: u64) -> Result<(), CliError> {
+    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
+    if let Some(ns) = &sb.mount_ns {
+        crate::host_view::enter(sb, ns)?;
+    }
+    let flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
+    saferoot::namespace::unshare(flags).map_err(|e| {
+        CliError::setup(format!(
+            "unshare({}): {e}",
+            sb.namespaces.names().join(", ")
+        ))
+    })?;
+    let after = procfs
+        .mount_ns_id(None)
+        .map_err(|e| CliError::setup(e.to_string()))?;
+    if after == mnt_before {
+        return Err(CliError::setup(
+            "unshare(CLONE_NEWNS) left the mount namespace unchanged",
+        ));
+    }
+    Ok(())
 }
 
 /// Without a pid namespace, the namespace child stays while the program
@@ -595,22 +754,16 @@ fn holder_main(
     lock: Option<MountLock>,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
+    counter: ThreadCounter,
 ) -> i32 {
-    let counter = match ThreadCounter::new() {
-        Ok(c) => c,
-        Err(e) => {
-            crate::errors::print_error(format!("open a procfs to count threads: {e}"));
-            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
-        }
-    };
-    let lock = match crate::rootfs_setup::setup(sb, lock) {
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
             return e.code;
         }
     };
-    run_program(sb, lock, &counter, setup_w, reporter)
+    run_program(sb, lock, counter, setup_w, reporter)
 }
 
 /// The init's part once the root is entered: forks the program (which
@@ -621,11 +774,14 @@ fn holder_main(
 fn run_program(
     sb: &Sandbox,
     entered: crate::rootfs_setup::Entered,
-    counter: &ThreadCounter,
+    counter: ThreadCounter,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    match fork_with(counter) {
+    // The counter goes before the fork: the init keeps no copy of
+    // saferoot's procfs while the program runs (the program's copy, kept
+    // for --info-fd, --json-status-fd and --exec-label, closes on exec).
+    match fork_last(counter) {
         Ok(Forked::Child) => {
             let e = crate::exec::exec(sb, entered, reporter.as_ref());
             crate::errors::print_error(&e);
@@ -636,6 +792,10 @@ fn run_program(
             // setup_w is then the last.
             drop(setup_w);
             drop(reporter);
+            // The last copy of saferoot's procfs in this process when
+            // reports asked for one (it shows the caller's pid namespace):
+            // the init lives on in the sandbox and holds nothing of the
+            // host's from here on.
             drop(entered);
             let mut held = Vec::new();
             for path in &sb.extras.lock_files {

@@ -2302,16 +2302,25 @@ fn hygiene_signal_during_setup_ends_it_cleanly() {
     }
     use rustix::process::Signal;
     let out = TempDir::new();
-    // With a pid namespace (the namespace child and its init) and without
-    // one (the namespace child sets up and becomes the program).
+    // With a pid namespace and no user namespace (saferoot forks the init
+    // directly into it), with both (the namespace child makes the user
+    // namespace, then its init), and with neither (the namespace child
+    // sets up and becomes the program).
     let pidns = with(&[
         "--bind",
         out.path().to_str().unwrap(),
         "/out",
         "--unshare-pid",
     ]);
+    let userns = with(&[
+        "--bind",
+        out.path().to_str().unwrap(),
+        "/out",
+        "--unshare-user",
+        "--unshare-pid",
+    ]);
     let plain = with(&["--bind", out.path().to_str().unwrap(), "/out"]);
-    for (flags, procs) in [(&pidns, 2), (&plain, 1)] {
+    for (flags, procs) in [(&pidns, 1), (&userns, 2), (&plain, 1)] {
         for (sig, n) in [(Signal::TERM, 15), (Signal::INT, 2), (Signal::HUP, 1)] {
             let tmp = TempDir::new();
             let mut args = s(&["run"]);
@@ -2331,6 +2340,11 @@ fn hygiene_signal_during_setup_ends_it_cleanly() {
                 .unwrap();
             let pid = child.id() as i32;
             let sandbox = wait_for_setup(pid, procs);
+            if std::ptr::eq(flags, &pidns) {
+                // The init is saferoot's only child: no namespace child
+                // between them.
+                assert_eq!(sandbox.len(), 1, "{sandbox:?}");
+            }
             let start = Instant::now();
             kill(pid, sig);
             let st = wait_timeout(&mut child, Duration::from_secs(10))
@@ -2431,7 +2445,8 @@ fn hygiene_die_with_parent_leaves_no_scratch_directory() {
         tmp.path(),
         &flags,
         &[("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")],
-        |pid| descendants(pid).len() >= 2,
+        // The init, forked directly into the pid namespace.
+        |pid| !descendants(pid).is_empty(),
     );
     assert!(!out.join("started").exists());
     // While the program runs.
@@ -2962,4 +2977,101 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
     let out = saferoot(&["run", "--mount-ns", "/proc/self/ns/net", "--", "true"]);
     assert_eq!(out.code, 125, "{out:#?}");
     assert!(out.stderr.contains("not a mount namespace"), "{out:#?}");
+}
+
+/// The procfs saferoot opens for a run shows the host's pid namespace (and
+/// all of /proc, without the sandbox's masks): no process that stays in the
+/// sandbox while the program runs may hold it.
+/// With a pid namespace and no user namespace the init is saferoot's only
+/// child (forked directly into the namespace); with a user namespace the
+/// namespace child stays as a relay in front of the init. Neither holds an
+/// fd on a procfs once the program runs (read from outside: fstatfs of each
+/// of their fds).
+#[test_log::test]
+fn run_chain_holds_no_procfs_while_the_program_runs() {
+    if !common::require_root() {
+        return;
+    }
+    let out = TempDir::new();
+    let bind = out.path().to_str().unwrap().to_string();
+    for extra in [
+        &["--unshare-pid"][..],
+        // A user namespace needs a /proc to check stdin (/dev/null) after
+        // entering the root.
+        &["--unshare-user", "--unshare-pid", "--proc", "/proc"][..],
+    ] {
+        let _ = std::fs::remove_file(out.join("started"));
+        let tmp = TempDir::new();
+        let mut args = s(&["run"]);
+        args.extend(with(&["--bind", &bind, "/out"]));
+        args.extend(s(extra));
+        args.extend(s(&[
+            "--",
+            "/bin/sh",
+            "-c",
+            "touch /out/started; exec sleep 100",
+        ]));
+        let mut child = Command::new(EXE)
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = Instant::now();
+        while !out.join("started").exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{extra:?}: no start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let chain = descendants(pid);
+        // The init and the program; with a user namespace the relay too.
+        let expect = if extra.contains(&"--unshare-user") {
+            3
+        } else {
+            2
+        };
+        assert_eq!(chain.len(), expect, "{extra:?}: {chain:?}");
+        for p in &chain {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                continue;
+            }
+            for e in std::fs::read_dir(format!("/proc/{p}/fd"))
+                .unwrap()
+                .flatten()
+            {
+                let Ok(st) = rustix::fs::statfs(e.path()) else {
+                    continue;
+                };
+                if st.f_type != rustix::fs::PROC_SUPER_MAGIC {
+                    continue;
+                }
+                let names: Vec<String> = std::fs::read_dir(e.path())
+                    .map(|d| {
+                        d.flatten()
+                            .map(|x| x.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                // pathrs keeps a procfs of the sandbox's own pid namespace
+                // with subset=pid (only the sandbox's pids, no /proc/sys):
+                // that one may stay. One that shows the test's own pid, or
+                // has /proc/sys, is a view saferoot made outside.
+                let me = std::process::id().to_string();
+                assert!(
+                    !names.iter().any(|n| *n == me || n == "sys"),
+                    "{extra:?}: process {p} ({}) holds fd {:?} on a procfs of the caller's \
+                     pid namespace or with /proc/sys ({names:?})",
+                    comm.trim(),
+                    e.file_name(),
+                );
+            }
+        }
+        kill(pid, rustix::process::Signal::TERM);
+        wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
+        let _ = std::fs::remove_file(out.join("started"));
+    }
 }

@@ -146,6 +146,7 @@ unsafe fn assemble_options(opts: *const saferoot_assemble_options) -> FfiResult<
         strategy,
         console,
         require_private_namespace: o.flags & SAFEROOT_ASSEMBLE_ALLOW_HOST_NAMESPACE == 0,
+        procfs: None,
     })
 }
 

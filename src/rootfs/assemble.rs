@@ -80,6 +80,14 @@ pub struct AssembleOptions {
     /// Refuse to run in the mount namespace of pid 1, where changing the
     /// propagation of `/` would affect the whole host. On by default.
     pub require_private_namespace: bool,
+    /// The private procfs to use (for the namespace checks, the mount
+    /// label check and sysctls), instead of making one: a caller that
+    /// starts many processes for one container makes it once. It must come
+    /// from [`Procfs::new`] in the calling thread's pid namespace or an
+    /// ancestor of it (assembly looks up only `/proc/thread-self`, global
+    /// files, and pid 1 when the thread is in the initial pid namespace).
+    /// `None` (the default): a new one.
+    pub procfs: Option<Procfs>,
 }
 
 impl Default for AssembleOptions {
@@ -88,6 +96,7 @@ impl Default for AssembleOptions {
             strategy: Strategy::Auto,
             console: None,
             require_private_namespace: true,
+            procfs: None,
         }
     }
 }
@@ -296,7 +305,10 @@ pub fn assemble_plan_with(
     features::require(Feature::MountApi)?;
     features::require(Feature::MountSetattr)?;
     features::require(Feature::Openat2)?;
-    let procfs = Procfs::new()?;
+    let procfs = match &opts.procfs {
+        Some(p) => p.clone(),
+        None => Procfs::new()?,
+    };
     if opts.require_private_namespace {
         // Pid 1 stands for the host only in the initial pid namespace (in
         // a new one, it is the container's own init). Without the
@@ -407,7 +419,7 @@ pub fn assemble_plan_with(
                 },
                 Tree::Attached(a) => a,
             };
-            if let Err(e) = finish(&plan, &deferred, &propagated) {
+            if let Err(e) = finish(&plan, &deferred, &propagated, &procfs) {
                 drop(deferred);
                 drop(propagated);
                 rollback_in_place(tree, &target, &plan.rootfs);
@@ -721,11 +733,15 @@ fn apply_deferred(mounts: &[AttachedMount]) -> Result<()> {
 /// rely on), through a private procfs: what a sysctl file shows depends on
 /// the namespaces of the thread that opens it, never on the container's
 /// `/proc`.
-fn finish(plan: &Plan, deferred: &[AttachedMount], propagated: &Propagated) -> Result<()> {
+fn finish(
+    plan: &Plan,
+    deferred: &[AttachedMount],
+    propagated: &Propagated,
+    procfs: &Procfs,
+) -> Result<()> {
     apply_deferred(deferred)?;
     reapply_propagation(propagated)?;
     if !plan.sysctls.is_empty() {
-        let procfs = Procfs::new()?;
         for (k, v) in &plan.sysctls {
             procfs.write_sysctl(k, v)?;
         }

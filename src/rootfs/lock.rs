@@ -85,7 +85,13 @@ impl MountLock {
     /// (to write maps of more than one id) and a procfs (saferoot's private
     /// one): make the lock before entering a root that may have no `/proc`.
     pub fn nested() -> Result<MountLock> {
-        let procfs = Procfs::new()?;
+        MountLock::nested_with(&Procfs::new()?)
+    }
+
+    /// [`nested`](Self::nested) with a procfs the caller already has, made
+    /// in the caller's own pid namespace (the helper that makes the user
+    /// namespace is looked up there by its pid).
+    pub fn nested_with(procfs: &Procfs) -> Result<MountLock> {
         let read = |file: &str| -> Result<String> {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut procfs.open_thread_self(file)?, &mut text).map_err(

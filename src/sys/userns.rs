@@ -1,7 +1,7 @@
 //! A throw-away user namespace with chosen id maps, for idmapped mounts.
 //!
 //! `MOUNT_ATTR_IDMAP` takes an fd to a user namespace whose maps describe
-//! the idmapping. To get one, a child process is forked into a new user
+//! the idmapping. To get one, a child process is made in a new user
 //! namespace and parked; the parent writes its maps, opens its namespace and
 //! kills it. The child runs only async-signal-safe system calls.
 
@@ -20,8 +20,66 @@ pub struct UsernsChild {
 }
 
 impl UsernsChild {
-    /// Forks a child into a new, not yet mapped, user namespace.
+    /// A child in a new, not yet mapped, user namespace.
+    ///
+    /// When the caller is dumpable (what its child inherits), the child is
+    /// made by `clone3(CLONE_NEWUSER)`: it is in its namespace from its
+    /// first instruction, so the caller can write the maps and open the
+    /// namespace at once, without waiting for the child to be scheduled
+    /// and report back (a wake-up that costs a CPU slot on a busy
+    /// machine). Otherwise (an init that made itself non-dumpable) the
+    /// child makes itself dumpable first and reports, as [`Self::spawn_forked`].
     pub fn spawn() -> Result<UsernsChild, Errno> {
+        // SAFETY: PR_GET_DUMPABLE takes no pointer and only reads a flag of
+        // the calling process.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 1;
+        if !dumpable {
+            return UsernsChild::spawn_forked();
+        }
+        let (release_r, release_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let lr = release_r.as_raw_fd();
+        // SAFETY: clone_args is plain data; all-zero is valid (no pidfd,
+        // no tid pointers, no stack: the child runs on a copy of ours).
+        let mut args: linux_raw_sys::general::clone_args = unsafe { std::mem::zeroed() };
+        args.flags = libc::CLONE_NEWUSER as u64;
+        args.exit_signal = libc::SIGCHLD as u64;
+        // SAFETY: clone3 without CLONE_VM gives the child a copy of the
+        // address space, as fork does; the child makes only raw,
+        // async-signal-safe system calls (read, _exit) on an fd that stays
+        // open in it, and never returns into Rust code. `args` outlives the
+        // call and its size is passed with it.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const linux_raw_sys::general::clone_args,
+                std::mem::size_of::<linux_raw_sys::general::clone_args>(),
+            )
+        };
+        if pid == 0 {
+            // SAFETY: see above: raw system calls on a valid fd.
+            unsafe {
+                let mut b = 0u8;
+                libc::read(lr, &mut b as *mut u8 as *mut libc::c_void, 1);
+                libc::_exit(0);
+            }
+        }
+        if pid < 0 {
+            return match super::last_errno() {
+                // No clone3 (before 5.3) or a filter hiding it: fork.
+                libc::ENOSYS => UsernsChild::spawn_forked(),
+                e => Err(Errno::from_raw_os_error(e)),
+            };
+        }
+        drop(release_r);
+        Ok(UsernsChild {
+            pid: pid as libc::pid_t,
+            _release: release_w,
+        })
+    }
+
+    /// Forks a child that makes itself dumpable, unshares its user
+    /// namespace and reports back.
+    fn spawn_forked() -> Result<UsernsChild, Errno> {
         let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (release_r, release_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (rr, rw, lr) = (

@@ -31,39 +31,47 @@ pub enum Forked {
 }
 
 /// Counts the threads of the calling process, in `/proc/self/task` of a
-/// procfs that pathrs has checked is a real procfs.
+/// private procfs (saferoot's own, checked by pathrs to be a real procfs).
 ///
-/// The procfs is opened when the counter is made: a process that is about
+/// The procfs is given when the counter is made: a process that is about
 /// to change its root (and may have no `/proc` afterwards) makes the
-/// counter first and forks with [`fork_with`] later.
-#[derive(Debug)]
+/// counter first and forks with [`fork_with`] later. `/proc/self` is
+/// right in a procfs of the caller's pid namespace or of an ancestor, so
+/// one counter made by saferoot serves every process of the sandbox's
+/// chain, the init of a new pid namespace included.
+#[derive(Debug, Clone)]
 pub struct ThreadCounter {
-    procfs: pathrs::procfs::ProcfsHandle,
+    procfs: saferoot::procfs::Procfs,
 }
 
 impl ThreadCounter {
-    /// A counter on a private procfs instance (not pathrs's cached handle,
-    /// which forked children would inherit).
+    /// A counter on a new private procfs instance (not pathrs's cached
+    /// handle, which forked children would inherit).
+    #[cfg(test)]
     pub fn new() -> Result<ThreadCounter, Errno> {
-        let procfs = pathrs::procfs::ProcfsHandleBuilder::new()
-            .subset_pid(false)
-            .build()
-            .map_err(|e| pathrs_errno(&e))?;
+        let procfs = saferoot::procfs::Procfs::new().map_err(|e| error_errno(&e))?;
         Ok(ThreadCounter { procfs })
+    }
+
+    /// A counter on `procfs`.
+    pub fn with(procfs: saferoot::procfs::Procfs) -> ThreadCounter {
+        ThreadCounter { procfs }
+    }
+
+    /// The procfs the counter reads.
+    pub fn procfs(&self) -> &saferoot::procfs::Procfs {
+        &self.procfs
     }
 
     /// The number of threads of the calling process.
     pub fn count(&self) -> Result<usize, Errno> {
         let dir = self
             .procfs
-            .open(
-                pathrs::procfs::ProcfsBase::ProcSelf,
+            .open_self(
                 "task",
-                pathrs::flags::OpenFlags::O_RDONLY
-                    | pathrs::flags::OpenFlags::O_DIRECTORY
-                    | pathrs::flags::OpenFlags::O_CLOEXEC,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
             )
-            .map_err(|e| pathrs_errno(&e))?;
+            .map_err(|e| error_errno(&e))?;
         let mut n = 0;
         for entry in rustix::fs::Dir::read_from(&dir)? {
             let entry = entry?;
@@ -82,17 +90,27 @@ pub fn thread_count() -> Result<usize, Errno> {
     ThreadCounter::new()?.count()
 }
 
-fn pathrs_errno(e: &pathrs::error::Error) -> Errno {
-    match e.kind() {
-        pathrs::error::ErrorKind::OsError(Some(n)) => Errno::from_raw_os_error(n),
-        _ => Errno::NOENT,
+fn error_errno(e: &saferoot::Error) -> Errno {
+    match e.errno() {
+        0 => Errno::NOENT,
+        n => Errno::from_raw_os_error(n),
     }
 }
 
 /// `fork()`: a new process running on a copy of the caller; see
 /// [`fork_with`].
+#[cfg(test)]
 pub fn fork() -> Result<Forked, Errno> {
     fork_with(&ThreadCounter::new()?)
+}
+
+/// [`fork_with`] for the last fork a process makes: the counter (and its
+/// procfs, when it holds the last reference) is dropped after the count
+/// and before the fork, so that neither process has it afterwards.
+pub fn fork_last(counter: ThreadCounter) -> Result<Forked, Errno> {
+    wait_single_threaded(&counter)?;
+    drop(counter);
+    fork_single_threaded()
 }
 
 /// `fork()`, counting threads with `counter`.
@@ -102,6 +120,13 @@ pub fn fork() -> Result<Forked, Errno> {
 /// after it has finished, so the count is retried for up to 200 ms before
 /// giving up.
 pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
+    wait_single_threaded(counter)?;
+    fork_single_threaded()
+}
+
+/// Waits (up to 200 ms) until the process has one thread; `EBUSY` if it
+/// keeps more.
+fn wait_single_threaded(counter: &ThreadCounter) -> Result<(), Errno> {
     let mut tries = 0;
     loop {
         match counter.count()? {
@@ -113,6 +138,12 @@ pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
             _ => return Err(Errno::BUSY),
         }
     }
+    Ok(())
+}
+
+/// `fork()` in a process that [`wait_single_threaded`] found to have one
+/// thread (only this thread could have started another since).
+fn fork_single_threaded() -> Result<Forked, Errno> {
     // SAFETY: the process has exactly one thread (checked above, and only
     // this thread could start another), so the child's copy of the address
     // space has no lock held by a thread that does not exist in it. The
