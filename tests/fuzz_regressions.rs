@@ -1,0 +1,65 @@
+//! Inputs the fuzz targets in `fuzz/` found, each turned into a test (see
+//! docs/architecture.md, "Fuzz targets"). Each test names the target and
+//! the invariant the input broke.
+
+use std::mem::{offset_of, size_of};
+
+use linux_raw_sys::general as k;
+use saferoot::testing::{decode_statmount, mount_table_from_statmount};
+use saferoot::MountAttr;
+
+/// A statmount buffer: the struct with `mask`, `mnt_attr` and the strings
+/// for the mount point, root and type, as the kernel lays them out.
+fn statmount_buffer(mask: u32, mnt_attr: u64, strings: &[(usize, &str)]) -> Vec<u8> {
+    let mut b = vec![0u8; size_of::<k::statmount>()];
+    let put32 =
+        |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    let put64 =
+        |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    put64(&mut b, offset_of!(k::statmount, mask), u64::from(mask));
+    put64(&mut b, offset_of!(k::statmount, mnt_attr), mnt_attr);
+    put64(&mut b, offset_of!(k::statmount, mnt_id), 1 << 32);
+    put32(&mut b, offset_of!(k::statmount, mnt_id_old), 7);
+    let mut text = Vec::new();
+    for (field, s) in strings {
+        put32(&mut b, *field, text.len() as u32);
+        text.extend_from_slice(s.as_bytes());
+        text.push(0);
+    }
+    b.truncate(offset_of!(k::statmount, str_));
+    b.extend(text);
+    b.resize(b.len().div_ceil(8) * 8, 0);
+    b
+}
+
+/// statmount target: a `mnt_attr` with bit 40 set (never a kernel bit, but
+/// saferoot's own bit for relatime) gave an entry both `noatime` and
+/// `relatime`, where every entry must have exactly one access-time policy
+/// (and the mountinfo backend could not have reported it).
+#[test_log::test]
+fn statmount_attr_with_saferoots_relatime_bit_has_one_atime_policy() {
+    let bits = u64::from(k::MOUNT_ATTR_NOATIME | k::MOUNT_ATTR_RDONLY) | 1 << 40;
+    assert_eq!(
+        MountAttr::from_kernel(bits),
+        MountAttr::RDONLY | MountAttr::NOATIME
+    );
+    assert_eq!(MountAttr::from_kernel(1 << 40), MountAttr::RELATIME);
+
+    let buf = statmount_buffer(
+        k::STATMOUNT_MNT_BASIC
+            | k::STATMOUNT_SB_BASIC
+            | k::STATMOUNT_MNT_POINT
+            | k::STATMOUNT_MNT_ROOT
+            | k::STATMOUNT_FS_TYPE,
+        bits,
+        &[
+            (offset_of!(k::statmount, mnt_point), "/mnt"),
+            (offset_of!(k::statmount, mnt_root), "/"),
+            (offset_of!(k::statmount, fs_type), "tmpfs"),
+        ],
+    );
+    let info = decode_statmount(&buf).expect("a well-formed buffer decodes");
+    let table = mount_table_from_statmount(vec![info]).expect("a table of one mount");
+    let e = table.get(7).expect("the mount, by its old id");
+    assert_eq!(e.attrs, MountAttr::RDONLY | MountAttr::NOATIME, "{e:?}");
+}
