@@ -1,0 +1,275 @@
+//! Tar archives (plain, gzip, zstd; ustar, GNU and PAX headers) unpacked
+//! with `Root::unpack` into a fresh tmpfs, in a private mount namespace.
+//!
+//! Layout, made new for every input: a tmpfs (16 MiB, nodev, nosuid,
+//! noexec) over `/tmp` in the fuzzer's own mount namespace, holding
+//! `root/` (the destination) and `host/` beside it (marker files, a
+//! subdirectory, a symlink), so that names such as `../host/MARKER` and
+//! `/tmp/host/MARKER` aim at something.
+//!
+//! Input: one byte of options (bits 0-1: whiteouts none/OCI/overlay;
+//! bit 2: same owner; bit 3: extended attributes), then the archive.
+//!
+//! Checks: `host/` is unchanged afterwards (names, types, modes, owners,
+//! link counts, sizes, times, contents) and the tmpfs holds nothing but
+//! `root/` and `host/`, whether the unpack succeeded or was refused; no
+//! fd is left open; the limits hold; a refusal is typed: invalid input
+//! for a malformed archive or a limit, otherwise an errno that the
+//! archive's content can cause (never EIO, EBADF or the like, which would
+//! mean a bug). Hangs (a fifo opened for writing) are caught by
+//! libFuzzer's -timeout, memory by -rss_limit_mb.
+
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use libfuzzer_sys::fuzz_target;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::thread::UnshareFlags;
+use saferoot::archive::{Limits, UnpackOptions, Whiteouts};
+use saferoot::mount::Scope;
+use saferoot::{ErrorKind, Mount, MountAttr, Propagation, Root};
+
+const TOP: &str = "/tmp";
+const MAX_BYTES: u64 = 8 << 20;
+const MAX_ENTRIES: u64 = 4096;
+
+static INIT: Once = Once::new();
+
+/// Moves the fuzzing thread into a mount namespace of its own, with every
+/// mount private, so that nothing mounted here is seen outside (once, on
+/// the first input; libFuzzer runs every input on the same thread).
+fn private_namespace() {
+    INIT.call_once(|| {
+        // pathrs keeps a procfs handle open for the life of the process,
+        // made on first use: made here, it is not taken for a leaked fd.
+        if let Err(e) = pathrs::procfs::ProcfsHandle::new() {
+            eprintln!("pathrs procfs handle: {e}");
+        }
+        saferoot::namespace::unshare(UnshareFlags::FS | UnshareFlags::NEWNS)
+            .expect("unshare(CLONE_FS | CLONE_NEWNS): run the fuzzer as root");
+        let slash =
+            rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).expect("open /");
+        saferoot::mount::change_attrs(
+            &slash,
+            MountAttr::empty(),
+            MountAttr::empty(),
+            Some(Propagation::Private),
+            Scope::Tree,
+        )
+        .expect("make / private, recursively");
+    });
+}
+
+fn open_fds() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/proc/thread-self/fd")
+        .expect("read /proc/thread-self/fd")
+        .map(|e| {
+            e.expect("fd entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Everything observable about a tree, by relative path.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let md = std::fs::symlink_metadata(p).expect("stat in the snapshot");
+    let ft = md.file_type();
+    let what = if ft.is_symlink() {
+        format!("symlink -> {:?}", std::fs::read_link(p).expect("readlink"))
+    } else if ft.is_file() {
+        format!("file {:?}", std::fs::read(p).expect("read marker"))
+    } else if ft.is_dir() {
+        "dir".into()
+    } else if ft.is_fifo() {
+        "fifo".into()
+    } else {
+        format!("special {:#x}", md.rdev())
+    };
+    out.insert(
+        p.strip_prefix(base).expect("below base").to_path_buf(),
+        format!(
+            "{what} mode={:o} uid={} gid={} nlink={} size={} mtime={}.{} ino={}",
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            md.nlink(),
+            if ft.is_dir() { 0 } else { md.len() },
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ino()
+        ),
+    );
+    if ft.is_dir() {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(p)
+            .expect("readdir")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        names.sort();
+        for n in names {
+            walk(base, &n, out);
+        }
+    }
+}
+
+/// The bytes of regular files under `dir`, each inode once.
+fn file_bytes(dir: &Path, seen: &mut std::collections::HashSet<u64>) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).expect("readdir") {
+        let e = e.expect("dir entry");
+        let md = std::fs::symlink_metadata(e.path()).expect("stat");
+        if md.is_dir() {
+            total += file_bytes(&e.path(), seen);
+        } else if md.is_file() && seen.insert(md.ino()) {
+            total += md.len();
+        }
+    }
+    total
+}
+
+fn make_host(top: &Path) {
+    let host = top.join("host");
+    std::fs::create_dir(top.join("root")).expect("mkdir root");
+    std::fs::create_dir(&host).expect("mkdir host");
+    std::fs::write(host.join("MARKER"), "host marker\n").expect("write marker");
+    std::fs::create_dir(host.join("sub")).expect("mkdir host/sub");
+    std::fs::write(host.join("sub/deep"), "deep marker\n").expect("write deep marker");
+    std::os::unix::fs::symlink("MARKER", host.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("/", host.join("slash")).expect("symlink");
+}
+
+/// The errnos an archive's content can make the kernel answer.
+const CONTENT_ERRNOS: &[Errno] = &[
+    Errno::NOSPC,
+    Errno::DQUOT,
+    Errno::FBIG,
+    Errno::NAMETOOLONG,
+    Errno::LOOP,
+    Errno::NOTDIR,
+    Errno::ISDIR,
+    Errno::NOTEMPTY,
+    Errno::MLINK,
+    Errno::NOENT,
+    Errno::EXIST,
+    Errno::INVAL,
+    Errno::RANGE,
+    Errno::TOOBIG,
+    Errno::NOTSUP,
+    Errno::NODATA,
+    Errno::PERM,
+];
+
+fn check_error(e: &saferoot::Error) {
+    match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::SafetyViolation => {}
+        _ => {
+            let errno = Errno::from_raw_os_error(e.errno());
+            assert!(
+                CONTENT_ERRNOS.contains(&errno),
+                "unpack failed with {errno:?}, which no archive content should cause: {e:?} ({e})"
+            );
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, archive)) = data.split_first() else {
+        return;
+    };
+    private_namespace();
+    let opts = UnpackOptions {
+        whiteouts: match flags & 3 {
+            1 => Whiteouts::Oci,
+            2 => Whiteouts::Overlay,
+            _ => Whiteouts::None,
+        },
+        same_owner: flags & 4 != 0,
+        xattrs: flags & 8 != 0,
+        limits: Limits {
+            max_bytes: MAX_BYTES,
+            max_entries: MAX_ENTRIES,
+            ..Limits::default()
+        },
+    };
+
+    let top = Path::new(TOP);
+    let tmpfs = Mount::fs("tmpfs")
+        .source("saferoot-fuzz")
+        .data("size=16m,nr_inodes=8192,mode=0755")
+        .attrs(MountAttr::NODEV | MountAttr::NOSUID | MountAttr::NOEXEC)
+        .mount()
+        .expect("make a tmpfs");
+    let over: OwnedFd = rustix::fs::open(
+        top,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .expect("open /tmp");
+    let attached = tmpfs
+        .attach(over.as_fd())
+        .map_err(|e| e.into_parts().1)
+        .expect("attach the tmpfs");
+    drop(over);
+    make_host(top);
+    let host_before = snapshot(&top.join("host"));
+    let fds_before = open_fds();
+
+    let root = Root::open(top.join("root")).expect("open the root");
+    let result = root.unpack(archive, &opts);
+    drop(root);
+
+    let fds_after = open_fds();
+    if fds_after != fds_before {
+        let new: Vec<String> = fds_after
+            .iter()
+            .filter(|fd| !fds_before.contains(fd))
+            .map(|fd| {
+                let target = std::fs::read_link(format!("/proc/thread-self/fd/{fd}"));
+                format!("{fd} -> {target:?}")
+            })
+            .collect();
+        panic!("unpack left fds open: {new:?} ({result:?})");
+    }
+    assert_eq!(
+        snapshot(&top.join("host")),
+        host_before,
+        "the host directory beside the root changed ({result:?})"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(top)
+        .expect("readdir /tmp")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["host", "root"],
+        "something was made beside the root"
+    );
+    match &result {
+        Ok(s) => {
+            assert!(s.bytes <= MAX_BYTES && s.entries <= MAX_ENTRIES, "{s:?}");
+            let made =
+                s.files + s.dirs + s.symlinks + s.hardlinks + s.nodes + s.whiteouts + s.skipped;
+            assert!(made <= s.entries, "more made than read: {s:?}");
+            let on_disk = file_bytes(&top.join("root"), &mut Default::default());
+            assert!(on_disk <= s.bytes, "{on_disk} bytes in the root, {s:?}");
+        }
+        Err(e) => check_error(e),
+    }
+    attached.detach().expect("detach the tmpfs");
+});

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets and runs each for a bounded time on its
+# committed corpus (fuzz/corpus/TARGET) with its dictionary.
+#
+#   fuzz/run.sh [-t SECONDS] [-w WORKDIR] [TARGET...]
+#
+# -t: seconds per target (default 60). -w: where libFuzzer keeps the
+# inputs it finds and its logs (default: a temporary directory, removed at
+# the end; give fuzz/work to keep them between runs). Without TARGETs,
+# every target runs, one after the other.
+#
+# Needs root (archive_unpack mounts tmpfs instances in a private mount
+# namespace) and cargo-fuzz; builds with the stable toolchain through
+# RUSTC_BOOTSTRAP=1. Each target runs in one process at the lowest CPU
+# priority. A crash, a leak, a timeout (-timeout) or running out of memory
+# (-rss_limit_mb) fails the target; the input is left in
+# fuzz/artifacts/TARGET/. The last line is "N passed, M failed".
+set -euo pipefail
+
+FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+SECONDS_EACH=60
+WORK=
+while getopts "t:w:" opt; do
+    case $opt in
+    t) SECONDS_EACH=$OPTARG ;;
+    w) WORK=$OPTARG ;;
+    *) exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+
+ALL=(oci_plan mount_options mountinfo statmount bwrap_args archive_unpack ffi_plan_json)
+TARGETS=("$@")
+if ((${#TARGETS[@]} == 0)); then
+    TARGETS=("${ALL[@]}")
+fi
+
+dict_of() {
+    case $1 in
+    oci_plan | ffi_plan_json) echo "$FUZZ_DIR/dict/json.dict" ;;
+    statmount) ;;
+    *) echo "$FUZZ_DIR/dict/$1.dict" ;;
+    esac
+}
+
+# libFuzzer's flags for each target, beyond the common ones.
+flags_of() {
+    case $1 in
+    archive_unpack) echo "-max_len=32768" ;;
+    *) echo "-max_len=16384" ;;
+    esac
+}
+
+cleanup_work=no
+if [[ -z $WORK ]]; then
+    WORK=$(mktemp -d /tmp/saferoot-fuzz.XXXXXX)
+    cleanup_work=yes
+fi
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+cd "$FUZZ_DIR"
+trap 'if [[ $cleanup_work == yes ]]; then rm -rf "$WORK"; fi' EXIT
+
+export RUSTC_BOOTSTRAP=1
+# cargo-fuzz builds into fuzz/target; a CARGO_TARGET_DIR meant for the
+# workspace must not redirect it.
+unset CARGO_TARGET_DIR
+
+echo "fuzz: building ${TARGETS[*]}"
+for t in "${TARGETS[@]}"; do
+    nice -n 19 cargo fuzz build --fuzz-dir "$FUZZ_DIR" "$t"
+done
+
+passed=0
+failed=0
+for t in "${TARGETS[@]}"; do
+    corpus=$WORK/corpus/$t
+    logs=$WORK/logs/$t
+    mkdir -p "$corpus" "$logs" "$FUZZ_DIR/corpus/$t"
+    dict=$(dict_of "$t")
+    set +e
+    # shellcheck disable=SC2046
+    (cd "$logs" && nice -n 19 cargo fuzz run --fuzz-dir "$FUZZ_DIR" "$t" \
+        "$corpus" "$FUZZ_DIR/corpus/$t" -- \
+        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+        -jobs=1 -workers=1 -print_final_stats=1 \
+        ${dict:+-dict="$dict"} $(flags_of "$t") >"$logs/cargo-fuzz.out" 2>&1)
+    rc=$?
+    set -e
+    log=$logs/fuzz-0.log
+    [[ -f $log ]] || log=$logs/cargo-fuzz.out
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n1 | awk '{print $2}')
+    cov=$(grep -Eo '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" |
+        tail -n1 | awk '{print "cov " $3 ", features " $5 ", corpus " $7}')
+    rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -n1 | awk '{print $2}')
+    if ((rc == 0)); then
+        passed=$((passed + 1))
+        echo "fuzz: $t ok: ${runs:-?} runs in ${SECONDS_EACH}s, ${cov:-no coverage line}, peak RSS ${rss:-?} MB"
+    else
+        failed=$((failed + 1))
+        echo "fuzz: $t FAILED (exit status $rc); log follows"
+        grep -v '^#' "$log" | tail -n 60
+        ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /'
+    fi
+done
+echo "$passed passed, $failed failed"
+((failed == 0))
