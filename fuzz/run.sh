@@ -17,92 +17,106 @@
 # fuzz/artifacts/TARGET/. The last line is "N passed, M failed".
 set -euo pipefail
 
-FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The whole script is one function, read before it runs: editing the file
+# while a long run is going does not disturb it.
+main() {
+    FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-SECONDS_EACH=60
-WORK=
-while getopts "t:w:" opt; do
-    case $opt in
-    t) SECONDS_EACH=$OPTARG ;;
-    w) WORK=$OPTARG ;;
-    *) exit 2 ;;
-    esac
-done
-shift $((OPTIND - 1))
+    SECONDS_EACH=60
+    WORK=
+    while getopts "t:w:" opt; do
+        case $opt in
+        t) SECONDS_EACH=$OPTARG ;;
+        w) WORK=$OPTARG ;;
+        *) exit 2 ;;
+        esac
+    done
+    shift $((OPTIND - 1))
 
-ALL=(oci_plan mount_options mountinfo statmount bwrap_args archive_unpack ffi_plan_json)
-TARGETS=("$@")
-if ((${#TARGETS[@]} == 0)); then
-    TARGETS=("${ALL[@]}")
-fi
-
-dict_of() {
-    case $1 in
-    oci_plan | ffi_plan_json) echo "$FUZZ_DIR/dict/json.dict" ;;
-    statmount) ;;
-    *) echo "$FUZZ_DIR/dict/$1.dict" ;;
-    esac
-}
-
-# libFuzzer's flags for each target, beyond the common ones.
-flags_of() {
-    case $1 in
-    archive_unpack) echo "-max_len=32768" ;;
-    *) echo "-max_len=16384" ;;
-    esac
-}
-
-cleanup_work=no
-if [[ -z $WORK ]]; then
-    WORK=$(mktemp -d /tmp/saferoot-fuzz.XXXXXX)
-    cleanup_work=yes
-fi
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
-cd "$FUZZ_DIR"
-trap 'if [[ $cleanup_work == yes ]]; then rm -rf "$WORK"; fi' EXIT
-
-export RUSTC_BOOTSTRAP=1
-# cargo-fuzz builds into fuzz/target; a CARGO_TARGET_DIR meant for the
-# workspace must not redirect it.
-unset CARGO_TARGET_DIR
-
-echo "fuzz: building ${TARGETS[*]}"
-for t in "${TARGETS[@]}"; do
-    nice -n 19 cargo fuzz build --fuzz-dir "$FUZZ_DIR" "$t"
-done
-
-passed=0
-failed=0
-for t in "${TARGETS[@]}"; do
-    corpus=$WORK/corpus/$t
-    logs=$WORK/logs/$t
-    mkdir -p "$corpus" "$logs" "$FUZZ_DIR/corpus/$t"
-    dict=$(dict_of "$t")
-    set +e
-    # shellcheck disable=SC2046
-    (cd "$logs" && nice -n 19 cargo fuzz run --fuzz-dir "$FUZZ_DIR" "$t" \
-        "$corpus" "$FUZZ_DIR/corpus/$t" -- \
-        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
-        -jobs=1 -workers=1 -print_final_stats=1 \
-        ${dict:+-dict="$dict"} $(flags_of "$t") >"$logs/cargo-fuzz.out" 2>&1)
-    rc=$?
-    set -e
-    log=$logs/fuzz-0.log
-    [[ -f $log ]] || log=$logs/cargo-fuzz.out
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n1 | awk '{print $2}')
-    cov=$(grep -Eo '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" |
-        tail -n1 | awk '{print "cov " $3 ", features " $5 ", corpus " $7}')
-    rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -n1 | awk '{print $2}')
-    if ((rc == 0)); then
-        passed=$((passed + 1))
-        echo "fuzz: $t ok: ${runs:-?} runs in ${SECONDS_EACH}s, ${cov:-no coverage line}, peak RSS ${rss:-?} MB"
-    else
-        failed=$((failed + 1))
-        echo "fuzz: $t FAILED (exit status $rc); log follows"
-        grep -v '^#' "$log" | tail -n 60
-        ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /'
+    ALL=(oci_plan mount_options mountinfo statmount bwrap_args archive_unpack ffi_plan_json)
+    TARGETS=("$@")
+    if ((${#TARGETS[@]} == 0)); then
+        TARGETS=("${ALL[@]}")
     fi
-done
-echo "$passed passed, $failed failed"
-((failed == 0))
+
+    dict_of() {
+        case $1 in
+        oci_plan | ffi_plan_json) echo "$FUZZ_DIR/dict/json.dict" ;;
+        statmount) ;;
+        *) echo "$FUZZ_DIR/dict/$1.dict" ;;
+        esac
+    }
+
+    # libFuzzer's flags for each target, beyond the common ones.
+    flags_of() {
+        case $1 in
+        archive_unpack) echo "-max_len=32768" ;;
+        *) echo "-max_len=16384" ;;
+        esac
+    }
+
+    cleanup_work=no
+    if [[ -z $WORK ]]; then
+        WORK=$(mktemp -d /tmp/saferoot-fuzz.XXXXXX)
+        cleanup_work=yes
+    fi
+    mkdir -p "$WORK"
+    WORK=$(cd "$WORK" && pwd)
+    cd "$FUZZ_DIR"
+    trap 'if [[ $cleanup_work == yes ]]; then rm -rf "$WORK"; fi' EXIT
+
+    export RUSTC_BOOTSTRAP=1
+    # cargo-fuzz builds into fuzz/target; a CARGO_TARGET_DIR meant for the
+    # workspace must not redirect it.
+    unset CARGO_TARGET_DIR
+
+    echo "fuzz: building ${TARGETS[*]}"
+    build_start=$SECONDS
+    if (($# == 0)); then
+        nice -n 19 cargo fuzz build --fuzz-dir "$FUZZ_DIR"
+    else
+        for t in "${TARGETS[@]}"; do
+            nice -n 19 cargo fuzz build --fuzz-dir "$FUZZ_DIR" "$t"
+        done
+    fi
+    echo "fuzz: built in $((SECONDS - build_start))s"
+
+    passed=0
+    failed=0
+    for t in "${TARGETS[@]}"; do
+        corpus=$WORK/corpus/$t
+        logs=$WORK/logs/$t
+        mkdir -p "$corpus" "$logs" "$FUZZ_DIR/corpus/$t"
+        dict=$(dict_of "$t")
+        rm -f "$logs"/fuzz-*.log
+        set +e
+        # shellcheck disable=SC2046
+        (cd "$logs" && nice -n 19 cargo fuzz run --fuzz-dir "$FUZZ_DIR" "$t" \
+            "$corpus" "$FUZZ_DIR/corpus/$t" -- \
+            -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+            -jobs=1 -workers=1 -print_final_stats=1 \
+            ${dict:+-dict="$dict"} $(flags_of "$t") >"$logs/cargo-fuzz.out" 2>&1)
+        rc=$?
+        set -e
+        log=$logs/fuzz-0.log
+        [[ -f $log ]] || log=$logs/cargo-fuzz.out
+        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n1 | awk '{print $2}' || true)
+        cov=$(grep -Eo '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" |
+            tail -n1 | awk '{print "cov " $3 ", features " $5 ", corpus " $7}' || true)
+        rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -n1 | awk '{print $2}' || true)
+        if ((rc == 0)); then
+            passed=$((passed + 1))
+            echo "fuzz: $t ok: ${runs:-?} runs in ${SECONDS_EACH}s, ${cov:-no coverage line}, peak RSS ${rss:-?} MB"
+        else
+            failed=$((failed + 1))
+            echo "fuzz: $t FAILED (exit status $rc); log follows"
+            grep -v '^#' "$log" | tail -n 60
+            ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /' || true
+        fi
+    done
+    echo "$passed passed, $failed failed"
+    ((failed == 0))
+}
+
+main "$@"
+exit
