@@ -8,7 +8,14 @@
 //! `/tmp/host/MARKER` aim at something.
 //!
 //! Input: one byte of options (bits 0-1: whiteouts none/OCI/overlay;
-//! bit 2: same owner; bit 3: extended attributes), then the archive.
+//! bit 2: same owner; bit 3: extended attributes; bit 4: keep the header
+//! checksums as they are), then the archive. Unless bit 4 is set, the
+//! checksum of every header of a plain (uncompressed) archive is made
+//! right before unpacking, so that mutated headers reach the code behind
+//! the header parser instead of all failing its checksum test.
+//!
+//! With `SAFEROOT_FUZZ_DEBUG` set, each result is printed (to see where
+//! the inputs of a corpus end: `-runs=0` runs the corpus once).
 //!
 //! Checks: `host/` is unchanged afterwards (names, types, modes, owners,
 //! link counts, sizes, times, contents) and the tmpfs holds nothing but
@@ -153,6 +160,45 @@ fn make_host(top: &Path) {
     std::os::unix::fs::symlink("/", host.join("slash")).expect("symlink");
 }
 
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// A header's size field: octal digits (with spaces or NULs around), or
+/// base-256 when the first byte has its high bit set.
+fn header_size(field: &[u8]) -> u64 {
+    if field[0] & 0x80 != 0 {
+        return field[1..].iter().fold(0u64, |n, b| {
+            n.saturating_mul(256).saturating_add(u64::from(*b))
+        });
+    }
+    field
+        .iter()
+        .skip_while(|b| **b == b' ' || **b == 0)
+        .take_while(|b| (b'0'..=b'7').contains(*b))
+        .fold(0u64, |n, b| {
+            n.saturating_mul(8).saturating_add(u64::from(b - b'0'))
+        })
+}
+
+/// Makes the checksum of every header of a plain tar stream right,
+/// following the headers' size fields from one header to the next.
+fn fix_checksums(tar: &mut [u8]) {
+    let mut pos = 0usize;
+    while let Some(h) = pos.checked_add(512).and_then(|end| tar.get_mut(pos..end)) {
+        if h.iter().all(|b| *b == 0) {
+            pos += 512;
+            continue;
+        }
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let data = header_size(&h[124..136]).div_ceil(512).saturating_mul(512);
+        pos = pos
+            .saturating_add(512)
+            .saturating_add(usize::try_from(data).unwrap_or(usize::MAX));
+    }
+}
+
 /// The errnos an archive's content can make the kernel answer.
 const CONTENT_ERRNOS: &[Errno] = &[
     Errno::NOSPC,
@@ -187,10 +233,20 @@ fn check_error(e: &saferoot::Error) {
     }
 }
 
+fn debug() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("SAFEROOT_FUZZ_DEBUG").is_some())
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, archive)) = data.split_first() else {
         return;
     };
+    let mut archive = archive.to_vec();
+    if flags & 0x10 == 0 && !archive.starts_with(GZIP_MAGIC) && !archive.starts_with(ZSTD_MAGIC) {
+        fix_checksums(&mut archive);
+    }
+    let archive = archive.as_slice();
     private_namespace();
     let opts = UnpackOptions {
         whiteouts: match flags & 3 {
@@ -270,6 +326,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(on_disk <= s.bytes, "{on_disk} bytes in the root, {s:?}");
         }
         Err(e) => check_error(e),
+    }
+    if debug() {
+        match &result {
+            Ok(s) => eprintln!("unpack: ok: {s:?}"),
+            Err(e) => eprintln!("unpack: {:?} ({}): {e}", e.kind(), e.errno()),
+        }
     }
     attached.detach().expect("detach the tmpfs");
 });
