@@ -234,7 +234,7 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     };
     let is_bind = fs_type == "bind";
 
-    let parsed = parse_options(&options, is_bind).map_err(|e| {
+    let mut parsed = parse_options(&options, is_bind).map_err(|e| {
         refuse_as(
             e,
             || format!("mounts[{i}].options"),
@@ -305,8 +305,10 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     }
     if parsed.idmap.is_none() && !uid_mappings.is_empty() {
         // Mappings alone ask for an idmapped mount (as runc reads them);
-        // say so in the options, where the planner looks for it.
+        // say so in the options, and in their parsed value kept with the
+        // mount, which the planner reads.
         options.push("idmap".to_string());
+        parsed.idmap = Some(false);
     } else if parsed.idmap.is_some() && uid_mappings.is_empty() {
         // The runtime-spec: an idmap mount without mappings of its own uses
         // the container's user namespace mappings.

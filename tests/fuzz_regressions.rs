@@ -63,3 +63,45 @@ fn statmount_attr_with_saferoots_relatime_bit_has_one_atime_policy() {
     let e = table.get(7).expect("the mount, by its old id");
     assert_eq!(e.attrs, MountAttr::RDONLY | MountAttr::NOATIME, "{e:?}");
 }
+
+/// oci_plan target: a bind mount with `uidMappings` and `gidMappings` but
+/// no `idmap` option got `idmap` appended to its option strings, while the
+/// parsed options the translation keeps with the mount (and the planner
+/// reads) still said "no idmap": the plan made a plain bind, showing the
+/// container the host's ids, though the mappings ask for an idmapped
+/// mount. The same spec read back from its JSON planned an idmapped one.
+#[cfg(feature = "oci")]
+#[test_log::test]
+fn oci_mappings_alone_plan_an_idmapped_mount() {
+    use std::path::Path;
+
+    use saferoot::rootfs::{plan, RootfsSpec};
+
+    let config = r#"{"ociVersion":"1.1.0","root":{"path":"rootfs"},
+        "mounts":[{"destination":"/data","type":"bind","source":"data","options":["rbind"],
+          "uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+          "gidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}],
+        "linux":{"namespaces":[{"type":"user"},{"type":"mount"}],
+          "uidMappings":[{"containerID":0,"hostID":1000,"size":1}],
+          "gidMappings":[{"containerID":0,"hostID":1000,"size":1}]}}"#;
+    let spec = saferoot::oci::spec_from_json(config, Path::new("/bundle")).unwrap();
+    assert_eq!(spec.mounts[0].options, ["rbind", "idmap"]);
+    assert_eq!(
+        spec.mounts[0].parsed_options().unwrap().idmap,
+        Some(false),
+        "the kept parse must say what the strings say"
+    );
+    let p = plan(&spec).unwrap();
+    let m = p.mounts.iter().find(|m| m.index == Some(0)).unwrap();
+    let idmap = m.idmap.as_ref().expect("an idmapped mount");
+    assert!(!idmap.recursive);
+    assert_eq!(idmap.uid_mappings[0].host_id, 100000);
+    assert_eq!(idmap.gid_mappings[0].host_id, 200000);
+
+    let back: RootfsSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(
+        plan(&back).unwrap(),
+        p,
+        "planned the same from the spec's JSON"
+    );
+}
