@@ -109,8 +109,10 @@ main() {
             echo "fuzz: $t ok: ${runs:-?} runs in ${SECONDS_EACH}s, ${cov:-no coverage line}, peak RSS ${rss:-?} MB"
         else
             failed=$((failed + 1))
-            echo "fuzz: $t FAILED (exit status $rc); log follows"
-            grep -v '^#' "$log" | tail -n 60
+            echo "fuzz: $t FAILED (exit status $rc); what libFuzzer said, without stack frames:"
+            grep -av -E '^(#[0-9]|[[:space:]]+([0-9]+:|at |#[0-9]))' "$log" |
+                grep -a -A 30 -m 1 -E 'panicked at|ERROR: |SUMMARY: ' | cut -c1-2000 || true
+            grep -a -E "^(artifact_prefix|Base64)" "$log" | cut -c1-2000 || true
             ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /' || true
         fi
     done

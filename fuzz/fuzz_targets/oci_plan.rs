@@ -7,8 +7,10 @@
 //! (never a catch-all); translation and planning are deterministic; an
 //! accepted spec holds absolute paths, survives a JSON round trip
 //! unchanged, and plans the same after it (the options the translation
-//! parsed and kept equal the options parsed again from the strings); a
-//! plan serializes to JSON that names only mounts of the spec.
+//! parsed and kept equal the options parsed again from the strings); the
+//! verdict does not depend on how a destination is spelt (`/proc/.`,
+//! `/a/../proc`, `//proc/`); a plan serializes to JSON that names only
+//! mounts of the spec.
 
 #![no_main]
 
@@ -16,6 +18,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use saferoot::oci::spec_from_json;
+use saferoot::rootfs::policy::clean;
 use saferoot::rootfs::{plan, RootfsSpec};
 use saferoot_fuzz::assert_refused;
 
@@ -58,6 +61,23 @@ fuzz_target!(|data: &[u8]| {
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
         _ => panic!("planning the spec and its JSON copy disagree: {planned:?} / {replanned:?}"),
     }
+    // The policy judges a destination as the resolver will see it: the
+    // same destinations spelt without `.`, `..`, repeated or trailing
+    // slashes are accepted or refused alike.
+    let mut cleaned = spec.clone();
+    for m in &mut cleaned.mounts {
+        m.destination = clean(&m.destination);
+    }
+    let replanned = plan(&cleaned);
+    assert_eq!(
+        planned.is_ok(),
+        replanned.is_ok(),
+        "the spelling of a destination changed the verdict: {planned:?} / {replanned:?}"
+    );
+    if let (Ok(a), Ok(b)) = (&planned, &replanned) {
+        assert_eq!(a.mounts.len(), b.mounts.len(), "{a:?} / {b:?}");
+    }
+
     match planned {
         Ok(p) => {
             let text = serde_json::to_string(&p).expect("a plan serializes");
