@@ -140,6 +140,61 @@
 #define SAFEROOT_MOUNT_ENTRY_UNBINDABLE 2
 
 /**
+ * `saferoot_unpack_options.flags`: give entries the owners recorded in
+ * the archive (the default when running as root).
+ */
+#define SAFEROOT_UNPACK_SAME_OWNER 1
+
+/**
+ * `saferoot_unpack_options.flags`: entries belong to the caller (the
+ * default when not root). Refused together with
+ * `SAFEROOT_UNPACK_SAME_OWNER`.
+ */
+#define SAFEROOT_UNPACK_NO_SAME_OWNER 2
+
+/**
+ * `saferoot_unpack_options.flags`: apply extended attributes recorded in
+ * PAX `SCHILY.xattr.*` records to files and directories
+ * (`trusted.overlay.*` never).
+ */
+#define SAFEROOT_UNPACK_XATTRS 4
+
+/**
+ * The size of the first version of `struct saferoot_unpack_options`.
+ */
+#define SAFEROOT_UNPACK_OPTIONS_SIZE_VER0 40
+
+/**
+ * The size of the first version of `struct saferoot_unpack_summary`.
+ */
+#define SAFEROOT_UNPACK_SUMMARY_SIZE_VER0 80
+
+/**
+ * `saferoot_copy_options.flags`: when the source itself is a symlink,
+ * copy what it points at (`docker cp -L`): on the host as the host
+ * resolves it for `saferoot_copy_in`, inside the root for
+ * `saferoot_copy_out`.
+ */
+#define SAFEROOT_COPY_FOLLOW_LINK 1
+
+/**
+ * `saferoot_copy_options.flags`: give the copies the source's owners
+ * (`docker cp -a`). Without it the copies belong to the caller and lose
+ * their set-user-id and set-group-id bits.
+ */
+#define SAFEROOT_COPY_SAME_OWNER 2
+
+/**
+ * The size of the first version of `struct saferoot_copy_options`.
+ */
+#define SAFEROOT_COPY_OPTIONS_SIZE_VER0 40
+
+/**
+ * The size of the first version of `struct saferoot_copy_summary`.
+ */
+#define SAFEROOT_COPY_SUMMARY_SIZE_VER0 72
+
+/**
  * What went wrong, coarsely: the part a caller matches on. Mirrors
  * `saferoot::ErrorKind`; new kinds may be added in later releases, so a
  * `switch` over it needs a `default:` branch.
@@ -337,6 +392,42 @@ typedef enum saferoot_enter_method {
 } saferoot_enter_method;
 
 /**
+ * What `saferoot_unpack` does with whiteout entries (deletion markers of
+ * image layers): the value of `saferoot_unpack_options.whiteouts`.
+ */
+typedef enum saferoot_whiteouts {
+    /**
+     * No special meaning: `.wh.*` entries are ordinary files.
+     */
+    SAFEROOT_WHITEOUTS_NONE = 0,
+    /**
+     * OCI image-layer whiteouts are applied and never written.
+     */
+    SAFEROOT_WHITEOUTS_OCI = 1,
+    /**
+     * OCI whiteouts become overlayfs ones (a character device 0:0, the
+     * `trusted.overlay.opaque` attribute).
+     */
+    SAFEROOT_WHITEOUTS_OVERLAY = 2,
+} saferoot_whiteouts;
+
+/**
+ * How much of the mounts at and below a host path a host view takes
+ * (`saferoot_host_view_open`).
+ */
+typedef enum saferoot_scope {
+    /**
+     * Only the mount at the path (as a non-recursive bind).
+     */
+    SAFEROOT_SCOPE_MOUNT = 1,
+    /**
+     * The mount at the path with every mount below it (as a recursive
+     * bind).
+     */
+    SAFEROOT_SCOPE_TREE = 2,
+} saferoot_scope;
+
+/**
  * An error: errno, kind, message and, when there is one, the in-root path
  * the failed operation was working on.
  *
@@ -345,6 +436,27 @@ typedef enum saferoot_enter_method {
  * any thread.
  */
 typedef struct saferoot_error saferoot_error;
+
+/**
+ * Host objects (files, directories, mount trees) opened as detached
+ * mounts, to be installed at their own paths in a private copy of a
+ * minimal namespace.
+ *
+ * Owned by the caller; release with `saferoot_host_view_free` (also after
+ * `saferoot_host_view_install`, which uses it up). Freeing a view that was
+ * not installed destroys its detached mounts.
+ */
+typedef struct saferoot_host_view saferoot_host_view;
+
+/**
+ * A mount namespace whose only mount is an empty, read-only tmpfs (with
+ * an empty directory `/root`), held as an nsfs fd.
+ *
+ * Owned by the caller; release with `saferoot_minimal_ns_free`, which
+ * closes the fd (a pinned namespace stays alive at its pin). May be used
+ * from several threads at once.
+ */
+typedef struct saferoot_minimal_ns saferoot_minimal_ns;
 
 /**
  * A mount made by saferoot: detached (in no mount table, invisible) until
@@ -530,6 +642,163 @@ typedef struct saferoot_mount_entry {
     uint64_t propagate_from;
 } saferoot_mount_entry;
 
+/**
+ * Options for `saferoot_unpack`. An extensible struct: set `size` to
+ * `sizeof(struct saferoot_unpack_options)` and zero what you do not use;
+ * all-zero (or NULL options) means the defaults.
+ */
+typedef struct saferoot_unpack_options {
+    /**
+     * `sizeof(struct saferoot_unpack_options)`.
+     */
+    size_t size;
+    /**
+     * `SAFEROOT_UNPACK_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * A `saferoot_whiteouts`; 0 is `SAFEROOT_WHITEOUTS_NONE`.
+     */
+    uint32_t whiteouts;
+    /**
+     * Most bytes of file contents written; 0 is no limit.
+     */
+    uint64_t max_bytes;
+    /**
+     * Most entries; 0 is no limit.
+     */
+    uint64_t max_entries;
+    /**
+     * Longest entry name or link target, in bytes; 0 is 4095.
+     */
+    uint64_t max_path_len;
+} saferoot_unpack_options;
+
+/**
+ * What `saferoot_unpack` did. An extensible struct filled by the library:
+ * set `size` to `sizeof(struct saferoot_unpack_summary)` before the call;
+ * the library fills the fields it knows within that size (and zeroes the
+ * rest), and leaves `size` as it was.
+ */
+typedef struct saferoot_unpack_summary {
+    /**
+     * `sizeof(struct saferoot_unpack_summary)`, set by the caller.
+     */
+    size_t size;
+    /**
+     * Entries read (of every type, including skipped ones).
+     */
+    uint64_t entries;
+    /**
+     * Regular files written.
+     */
+    uint64_t files;
+    /**
+     * Directories made or updated.
+     */
+    uint64_t dirs;
+    /**
+     * Symlinks made.
+     */
+    uint64_t symlinks;
+    /**
+     * Hard links made.
+     */
+    uint64_t hardlinks;
+    /**
+     * Device nodes and fifos made.
+     */
+    uint64_t nodes;
+    /**
+     * Whiteouts applied (or converted).
+     */
+    uint64_t whiteouts;
+    /**
+     * Entries of types not extracted (sockets, global PAX headers, ...).
+     */
+    uint64_t skipped;
+    /**
+     * Bytes of file contents written.
+     */
+    uint64_t bytes;
+} saferoot_unpack_summary;
+
+/**
+ * Options for `saferoot_copy_in` and `saferoot_copy_out`. An extensible
+ * struct like `saferoot_unpack_options`; all-zero (or NULL options) means
+ * the defaults.
+ */
+typedef struct saferoot_copy_options {
+    /**
+     * `sizeof(struct saferoot_copy_options)`.
+     */
+    size_t size;
+    /**
+     * `SAFEROOT_COPY_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * Must be 0 (room for a later field).
+     */
+    uint32_t reserved;
+    /**
+     * Most bytes of file contents written; 0 is no limit.
+     */
+    uint64_t max_bytes;
+    /**
+     * Most entries; 0 is no limit.
+     */
+    uint64_t max_entries;
+    /**
+     * Longest name (relative to the copy's top) or symlink target, in
+     * bytes; 0 is 4095.
+     */
+    uint64_t max_path_len;
+} saferoot_copy_options;
+
+/**
+ * What `saferoot_copy_in` or `saferoot_copy_out` did. Filled by the
+ * library like `saferoot_unpack_summary`: set `size` first.
+ */
+typedef struct saferoot_copy_summary {
+    /**
+     * `sizeof(struct saferoot_copy_summary)`, set by the caller.
+     */
+    size_t size;
+    /**
+     * Entries copied (of every type).
+     */
+    uint64_t entries;
+    /**
+     * Regular files written.
+     */
+    uint64_t files;
+    /**
+     * Directories made or updated.
+     */
+    uint64_t dirs;
+    /**
+     * Symlinks made.
+     */
+    uint64_t symlinks;
+    /**
+     * Hard links made.
+     */
+    uint64_t hardlinks;
+    /**
+     * Device nodes and fifos made.
+     */
+    uint64_t nodes;
+    /**
+     * Source entries not copied (sockets).
+     */
+    uint64_t skipped;
+    /**
+     * Bytes of file contents written.
+     */
+    uint64_t bytes;
+} saferoot_copy_summary;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -603,6 +872,133 @@ const char *saferoot_feature_name(int feature);
  * string, never freed. NULL for an unknown value.
  */
 const char *saferoot_feature_min_kernel(int feature);
+
+/**
+ * Makes a new minimal mount namespace. This copies the caller's mounts
+ * once (on a helper thread, which unshares, makes a small tmpfs its root
+ * and detaches the rest); the caller's own namespace is not changed.
+ *
+ * Returns a new handle owned by the caller (free with
+ * `saferoot_minimal_ns_free`), or NULL with `*err` set.
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_create(struct saferoot_error **err);
+
+/**
+ * Opens the minimal namespace pinned at the host path `path` by
+ * `saferoot_minimal_ns_pin` (any nsfs file of a mount namespace is
+ * accepted: `/proc/PID/ns/mnt` too).
+ *
+ * Returns a new handle owned by the caller, or NULL with `*err` set:
+ * `ENOENT` when nothing is there, invalid-input kind when the file is
+ * not a mount namespace.
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_open(const char *path, struct saferoot_error **err);
+
+/**
+ * Makes a handle of the mount namespace fd `fd` (an nsfs fd, as
+ * `open("/proc/PID/ns/mnt")` or `saferoot_minimal_ns_fd` give). `fd` is
+ * borrowed: the handle keeps its own `O_CLOEXEC` duplicate.
+ *
+ * Returns a new handle owned by the caller, or NULL with `*err` set
+ * (invalid-input kind for a negative fd, one that is not open, or one
+ * that is not a mount namespace).
+ */
+struct saferoot_minimal_ns *saferoot_minimal_ns_from_fd(int fd, struct saferoot_error **err);
+
+/**
+ * The namespace's nsfs fd, borrowed: it stays owned by `ns` and is valid
+ * until `saferoot_minimal_ns_free(ns)`. Do not close it. `-EINVAL` when
+ * `ns` is NULL.
+ */
+int saferoot_minimal_ns_fd(const struct saferoot_minimal_ns *ns);
+
+/**
+ * Keeps the namespace alive at the host path `path`, which must not exist
+ * (its directory must): a new empty file is created there and the nsfs
+ * file bound onto it, so that later processes can
+ * `saferoot_minimal_ns_open` it. Undo with `umount(path)` and
+ * `unlink(path)`. The pin lives in the calling thread's mount namespace.
+ *
+ * Returns 0, or `-errno` with `*err` set: `EEXIST` when `path` exists;
+ * on any failure the file is removed again. The kernel refuses
+ * (`ELOOP`) to pin a namespace whose id is not above the id of the
+ * calling thread's namespace (namespace loops). Linux 6.18 hands out
+ * namespace ids from per-CPU batches, so a namespace made just now on
+ * one CPU can have a lower id than one made earlier on another: then
+ * make another with the calling thread bound to another CPU
+ * (`sched_setaffinity`; the library's helper thread inherits it) and pin
+ * that. On the CPU whose batch gave the calling thread's namespace its
+ * id, later ids are higher.
+ */
+int saferoot_minimal_ns_pin(const struct saferoot_minimal_ns *ns,
+                            const char *path,
+                            struct saferoot_error **err);
+
+/**
+ * Moves the calling thread into a private copy of the namespace:
+ * `setns` into it, then `unshare(CLONE_NEWNS)`, which copies its one
+ * mount. The working directory becomes its root; the root directory is
+ * left alone (`saferoot_host_view_install` replaces it).
+ *
+ * The kernel allows this only to a thread whose fs context (root, working
+ * directory, umask) is not shared: the only thread of a process, or one
+ * that unshared `CLONE_FS`. Otherwise `EINVAL`. Open the host view
+ * before: the minimal namespace holds nothing of the host, not even a
+ * procfs. Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_minimal_ns_enter(const struct saferoot_minimal_ns *ns, struct saferoot_error **err);
+
+/**
+ * Frees a minimal namespace handle and closes its fd. A namespace that is
+ * pinned, or that some thread is in, lives on. NULL is a no-op.
+ */
+void saferoot_minimal_ns_free(struct saferoot_minimal_ns *ns);
+
+/**
+ * Opens the host paths `paths[0..n]` as detached mounts, in the calling
+ * thread's mount namespace, each with `scopes[i]` (a `saferoot_scope`;
+ * `scopes` may be NULL: every path `SAFEROOT_SCOPE_TREE`).
+ *
+ * Paths must be absolute; they are host paths and looked up as bind
+ * sources are: symlinks are followed, but a path that leads into `rootfs`
+ * (the container's root directory, which the container controls) is
+ * resolved inside it from there, so a symlink planted in the rootfs
+ * cannot redirect it elsewhere on the host. Duplicates are merged (the
+ * wider scope wins); a path below another is installed on top of it.
+ * Nothing in the caller's namespace changes.
+ *
+ * Returns a new view owned by the caller (free with
+ * `saferoot_host_view_free`), or NULL with `*err` set: `ENOENT` (with
+ * the path) for a path that does not exist, invalid-input kind for a
+ * relative path, a NULL array or element with `n > 0`, or an unknown
+ * scope.
+ */
+struct saferoot_host_view *saferoot_host_view_open(const char *rootfs,
+                                                   const char *const *paths,
+                                                   const uint32_t *scopes,
+                                                   size_t n,
+                                                   struct saferoot_error **err);
+
+/**
+ * Makes a fresh tmpfs the calling thread's root, with every host object of
+ * `view` attached at its own path (missing directories and files are
+ * created on the tmpfs, never inside a host object), and detaches what
+ * was the root. Call it right after `saferoot_minimal_ns_enter`, on the
+ * same thread. The namespace then holds exactly the tmpfs and the view's
+ * mounts; the working directory is its root.
+ *
+ * `view` is used up, also when this fails: it then only awaits
+ * `saferoot_host_view_free`, and a second install is `-EINVAL`. Returns
+ * 0, or `-errno` with `*err` set.
+ */
+int saferoot_host_view_install(const struct saferoot_host_view *view, struct saferoot_error **err);
+
+/**
+ * Frees a host view. The detached mounts of a view that was not
+ * installed are destroyed; installed ones stay where they are. NULL is a
+ * no-op.
+ */
+void saferoot_host_view_free(struct saferoot_host_view *view);
 
 /**
  * Makes a new instance of the filesystem `fstype` (`"tmpfs"`, `"proc"`,
@@ -1217,6 +1613,71 @@ const struct saferoot_mount_entry *saferoot_mount_table_find(const struct safero
  * Frees a table and all its entries and strings. NULL is a no-op.
  */
 void saferoot_mount_table_free(struct saferoot_mount_table *t);
+
+/**
+ * Unpacks the tar archive read from `fd` (plain, gzip or zstd, told apart
+ * by their magic numbers; a file, a pipe or a socket) into `root`, until
+ * the archive's end. Nothing the archive holds (`..` or absolute names,
+ * symlinks then writes through them, hard links to outside paths, ...)
+ * and nothing a process inside the root does meanwhile makes it write
+ * outside the root: every entry's parent is resolved in the root and the
+ * entry is made relative to the parent's fd without following its last
+ * component (docs/archive.md).
+ *
+ * `fd` is borrowed: it is read from (its file offset moves) and never
+ * closed; a non-blocking fd is waited on with poll(2). `opts` may be NULL (the defaults). When `summary` is not NULL,
+ * set `summary->size` first; it receives the counts on success. Returns
+ * 0, or `-errno` with `*err` set (a refused entry names it; what was
+ * unpacked before it stays).
+ */
+int saferoot_unpack(const struct saferoot_root *root,
+                    int fd,
+                    const struct saferoot_unpack_options *opts,
+                    struct saferoot_unpack_summary *summary,
+                    struct saferoot_error **err);
+
+/**
+ * Copies the host file or tree `host_src` to the in-root path `dest`,
+ * with `docker cp`'s rules: `dest` an existing directory receives the
+ * copy under `host_src`'s name; a missing `dest` is created as the copy
+ * (its parent must exist: `ENOENT` otherwise); a file replaces an
+ * existing non-directory `dest`, a directory there is refused
+ * (`ENOTDIR`); `host_src` ending in `/.` copies a directory's contents;
+ * `dest` ending in `/` must be an existing directory.
+ *
+ * `dest`'s parent is resolved in the root and its last component is never
+ * followed; the copy is unpacked into a root made of the directory it
+ * lands in, so no name or symlink in the tree, and no process in the root
+ * swapping entries meanwhile, makes it write elsewhere. Symlinks are
+ * copied as symlinks (`SAFEROOT_COPY_FOLLOW_LINK` follows `host_src`
+ * itself). `opts` may be NULL; `summary` as for `saferoot_unpack`.
+ * Returns 0, or `-errno` with `*err` set.
+ */
+int saferoot_copy_in(const struct saferoot_root *root,
+                     const char *host_src,
+                     const char *dest,
+                     const struct saferoot_copy_options *opts,
+                     struct saferoot_copy_summary *summary,
+                     struct saferoot_error **err);
+
+/**
+ * Copies the file or tree at the in-root path `src` to the host path
+ * `host_dest`, with the rules of `saferoot_copy_in` (roles swapped).
+ * `src`'s parent is resolved in the root; its last component is not
+ * followed unless `SAFEROOT_COPY_FOLLOW_LINK` is set (it is then resolved
+ * inside the root). The tree is read through fds, never following a
+ * symlink, and unpacked into a root made of the host directory the copy
+ * lands in, whose last component is never followed either: no name the
+ * container chose can write elsewhere on the host. `opts` may be NULL;
+ * `summary` as for `saferoot_unpack`. Returns 0, or `-errno` with `*err`
+ * set.
+ */
+int saferoot_copy_out(const struct saferoot_root *root,
+                      const char *src,
+                      const char *host_dest,
+                      const struct saferoot_copy_options *opts,
+                      struct saferoot_copy_summary *summary,
+                      struct saferoot_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -52,7 +52,7 @@ mod sys;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::sys::probe::detached_mount_targets as probe_detached_mount_targets;
-    pub use crate::sys::seccomp::deny_with_enosys;
+    pub use crate::sys::seccomp::{deny_with_enosys, fail_when_flagged};
     pub use crate::sys::statmount::statmount;
     pub use crate::sys::statmount::{decode_buffer as decode_statmount, StatmountInfo};
 

@@ -15,3 +15,14 @@ use rustix::thread::UnshareFlags;
 pub fn unshare(flags: UnshareFlags) -> Result<(), Errno> {
     crate::sys::unshare(flags)
 }
+
+/// Gives the calling thread an fs struct of its own (`unshare(CLONE_FS)`:
+/// its root, working directory and umask are then shared with no other
+/// thread), and lets saferoot change those in place for the operations
+/// that need them (exact modes for device nodes, an unmount from a working
+/// directory), restoring them afterwards, instead of starting a helper
+/// thread each time. For single-threaded setup processes, where a helper
+/// thread costs time (and, in a new pid namespace, a pid).
+pub fn own_fs() -> Result<(), Errno> {
+    crate::fsthread::make_private()
+}

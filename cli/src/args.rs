@@ -42,6 +42,11 @@ pub enum Command {
     /// to it: no entry, symlink or hard link in the archive, and no process
     /// changing the directory meanwhile, makes it write outside.
     Extract(ExtractArgs),
+    /// Copy files or trees into or out of a directory with `docker cp`'s
+    /// rules, never following a symlink that the directory controls out
+    /// of it.
+    #[command(long_about = CP_ABOUT)]
+    Cp(CpArgs),
     /// Run a sandbox from a bubblewrap command line, exactly as bubblewrap
     /// 0.11 takes it (saferoot invoked as `bwrap` does the same); see
     /// docs/bwrap.md.
@@ -226,6 +231,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Process")]
     pub preserve_fds: u32,
 
+    /// Start the sandbox's mount namespace from the minimal namespace
+    /// pinned at PATH (made and pinned there when PATH does not exist),
+    /// instead of a copy of this one: the sandbox then holds only the host
+    /// objects it uses, and its start does not grow with the host's mount
+    /// count. Remove it with `umount PATH; rm PATH`.
+    #[arg(long, value_name = "PATH", help_heading = "Namespaces")]
+    pub mount_ns: Option<std::path::PathBuf>,
     /// New user namespace, mapping --uid/--gid to the caller's ids.
     #[arg(long, help_heading = "Namespaces")]
     pub unshare_user: bool,
@@ -366,9 +378,15 @@ pub struct ExtractArgs {
     /// archives contain stays inside it.
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
-    /// Whiteout handling, for image layers.
-    #[arg(long, value_enum, default_value = "none")]
-    pub whiteouts: WhiteoutsArg,
+    /// The archives are OCI image layers: the same as `--whiteouts oci
+    /// --same-owner --xattrs` (`--whiteouts` and `--no-same-owner` still
+    /// override).
+    #[arg(long)]
+    pub oci_layer: bool,
+    /// Whiteout handling, for image layers [default: none; oci with
+    /// --oci-layer].
+    #[arg(long, value_enum)]
+    pub whiteouts: Option<WhiteoutsArg>,
     /// Give entries the owners recorded in the archive (the default when
     /// running as root).
     #[arg(long, overrides_with = "no_same_owner")]
@@ -376,6 +394,26 @@ pub struct ExtractArgs {
     /// Entries belong to the caller (the default when not root).
     #[arg(long)]
     pub no_same_owner: bool,
+    /// Map the archive's uids and gids to host ids before they are applied:
+    /// CONTAINER:HOST:LEN, like an OCI uidMappings entry (repeat for more
+    /// ranges, up to 16). Implies --same-owner.
+    #[arg(
+        long,
+        value_name = "C:H:N",
+        value_parser = parse_id_range,
+        conflicts_with_all = ["map_uids", "map_gids", "no_same_owner"]
+    )]
+    pub map_ids: Vec<saferoot::archive::IdRange>,
+    /// Like --map-ids, for uids only (gids are then kept unless
+    /// --map-gids is given).
+    #[arg(long, value_name = "C:H:N", value_parser = parse_id_range, conflicts_with = "no_same_owner")]
+    pub map_uids: Vec<saferoot::archive::IdRange>,
+    /// Like --map-ids, for gids only.
+    #[arg(long, value_name = "C:H:N", value_parser = parse_id_range, conflicts_with = "no_same_owner")]
+    pub map_gids: Vec<saferoot::archive::IdRange>,
+    /// What an owner outside the maps becomes.
+    #[arg(long, value_enum, default_value = "error")]
+    pub unmapped_ids: UnmappedIdsArg,
     /// Apply extended attributes recorded in the archives (PAX
     /// SCHILY.xattr records, as GNU tar --xattrs writes them).
     #[arg(long)]
@@ -386,4 +424,81 @@ pub struct ExtractArgs {
     /// Archives, applied in order (as image layers are); `-` is stdin.
     #[arg(required = true, value_name = "ARCHIVE")]
     pub archives: Vec<PathBuf>,
+}
+
+const CP_ABOUT: &str = "\
+Copy files or trees into or out of a directory (a container's root), with
+docker cp's rules, never following a symlink that the directory controls out
+of it.
+
+  saferoot cp --into DIR HOST_SRC IN_ROOT_DEST
+  saferoot cp --from DIR IN_ROOT_SRC HOST_DEST
+
+IN_ROOT paths are read relative to DIR (a missing leading / is added).
+DEST an existing directory: the copy goes into it under SRC's name. DEST
+missing: the copy is made there (its parent must exist). DEST an existing
+file: a file replaces it, a directory is refused. SRC ending in /. copies a
+directory's contents. DEST ending in / must be an existing directory.
+Symlinks are copied as symlinks; -L follows SRC itself (inside DIR for
+--from). See docs/archive.md.";
+
+/// `saferoot cp`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("direction").required(true).args(["into", "from"])))]
+pub struct CpArgs {
+    /// Copy the host's SRC into the directory DIR (DEST is inside DIR).
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// Copy SRC out of the directory DIR (SRC is inside DIR) to the host's
+    /// DEST.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// When SRC itself is a symlink, copy what it points at (with --from,
+    /// resolved inside DIR).
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Give the copies the source's owners (docker cp -a). Without it the
+    /// copies belong to the caller and lose set-user-id and set-group-id
+    /// bits.
+    #[arg(short = 'a', long, overrides_with = "no_same_owner")]
+    pub same_owner: bool,
+    /// The copies belong to the caller (the default).
+    #[arg(long)]
+    pub no_same_owner: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+    /// What to copy: a host path with --into, a path inside DIR with --from.
+    #[arg(value_name = "SRC")]
+    pub src: PathBuf,
+    /// Where to copy it: a path inside DIR with --into, a host path with
+    /// --from.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+}
+
+/// What `extract` does with an owner outside the id maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnmappedIdsArg {
+    /// The extraction fails, naming the entry and the id.
+    Error,
+    /// The kernel's overflow id (/proc/sys/kernel/overflowuid, usually
+    /// 65534) is given instead.
+    Overflow,
+}
+
+/// `CONTAINER:HOST:LEN`, three decimal numbers.
+fn parse_id_range(s: &str) -> Result<saferoot::archive::IdRange, String> {
+    let bad = || format!("{s:?} is not CONTAINER:HOST:LEN (three decimal numbers)");
+    let mut parts = s.split(':').map(|p| p.parse::<u32>().map_err(|_| bad()));
+    let (Some(container), Some(host), Some(len), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(saferoot::archive::IdRange {
+        container: container?,
+        host: host?,
+        len: len?,
+    })
 }

@@ -420,5 +420,9 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
         extras: Default::default(),
+        mount_ns: match &args.mount_ns {
+            Some(p) => Some(crate::host_view::open_or_create(p)?),
+            None => None,
+        },
     })
 }

@@ -416,6 +416,45 @@ pub fn compose_with(ops: &[Op], cx: &ComposeContext<'_>) -> Result<Composition, 
                 )));
             }
         }
+        if bwrap {
+            // bubblewrap makes the missing parents of what an option
+            // creates with 0755, less the group or other bits the option's
+            // permissions lack (0 for options without any): mount points'
+            // parents are made here, before the mount, by the same rule.
+            let skipped_try = matches!(op, Op::Bind { try_: true, src, .. }
+                if source_path(op, src).map_or(true, |s| std::fs::metadata(s).is_err()));
+            let made = match op {
+                _ if skipped_try => None,
+                Op::Bind { dest, .. }
+                | Op::Proc(dest)
+                | Op::Dev(dest)
+                | Op::Mqueue(dest)
+                | Op::Overlay { dest, .. }
+                | Op::RoOverlay(dest) => Some((dest, 0)),
+                Op::Tmpfs(dest) => Some((dest, perms.as_ref().map_or(0o755, |(m, _)| *m))),
+                _ => None,
+            };
+            if let Some((dest, mode)) = made {
+                let dest = in_sandbox(op, dest)?;
+                if let Some(parent) = dest.parent().filter(|p| clean(p) != Path::new("/")) {
+                    let mut m = 0o755;
+                    if mode & 0o070 == 0 {
+                        m &= !0o050;
+                    }
+                    if mode & 0o007 == 0 {
+                        m &= !0o005;
+                    }
+                    c.steps.push(Step {
+                        kind: StepKind::Dir {
+                            path: parent.to_path_buf(),
+                            mode: m,
+                        },
+                        after_mounts: c.mounts.len(),
+                        origin: origin.clone(),
+                    });
+                }
+            }
+        }
         let at = c.mounts.len();
         let mut step = |kind: StepKind, origin: String| {
             c.steps.push(Step {
@@ -948,6 +987,10 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
         extras: Default::default(),
+        mount_ns: match &args.mount_ns {
+            Some(p) => Some(crate::host_view::open_or_create(p)?),
+            None => None,
+        },
     })
 }
 

@@ -139,7 +139,8 @@ pub fn selinux_enabled() -> bool {
 
 /// Takes every fd the command line names: a close-on-exec duplicate for
 /// saferoot, and the caller's number marked close-on-exec, except
-/// `--sync-fd`'s, which the program keeps as with bubblewrap.
+/// `--sync-fd`'s with `--as-pid-1`, which the program keeps as with
+/// bubblewrap (otherwise the init holds the sandbox's copy).
 fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
     let take = |n: i32, what: &str, consume: bool| -> Result<FdArg, CliError> {
         let fd = crate::sys::fds::dup_inherited(n).map_err(|e| fail(format!("{what} {n}: {e}")))?;
@@ -173,7 +174,7 @@ fn take_fds(inv: &Invocation) -> Result<(FdTable, BwrapExtras), CliError> {
     let extras = BwrapExtras {
         info_fd: opt(inv.info_fd, "--info-fd", true)?,
         json_status_fd: opt(inv.json_status_fd, "--json-status-fd", true)?,
-        sync_fd: opt(inv.sync_fd, "--sync-fd", false)?,
+        sync_fd: opt(inv.sync_fd, "--sync-fd", !inv.as_pid_1)?,
         block_fd: opt(inv.block_fd, "--block-fd", true)?,
         userns_block_fd: opt(inv.userns_block_fd, "--userns-block-fd", true)?,
         userns_fd: opt(inv.userns, "--userns", true)?,
@@ -387,11 +388,14 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
     extras.assert_userns_disabled = inv.assert_userns_disabled;
     extras.chdir = inv.chdir.clone();
     extras.inherit_fds = true;
+    // bubblewrap changes its own environment as it parses --setenv,
+    // --unsetenv and --clearenv: the $HOME it falls back to is theirs.
+    let env = crate::bwrap::environment_with(&inv.ops, false);
     if inv.chdir.is_none() {
         if let Ok(cwd) = std::env::current_dir() {
             extras.cwd_fallbacks.push(cwd);
         }
-        if let Some(home) = std::env::var_os("HOME") {
+        if let Some((_, home)) = env.iter().find(|(k, _)| k == "HOME") {
             extras.cwd_fallbacks.push(PathBuf::from(home));
         }
     }
@@ -405,6 +409,20 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         no_new_privs: true,
         raise_ambient: caps.is_none(),
         capabilities: match caps {
+            // A uid-0 caller without --cap-add/--cap-drop: as it is, except
+            // that in a new user namespace (where the process holds every
+            // capability) it keeps only those it had outside, as bubblewrap
+            // reduces it to them.
+            None if user => {
+                let had = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
+                Capabilities::Sets(Box::new(CapabilitySets {
+                    bounding: had.clone(),
+                    effective: had.clone(),
+                    permitted: had,
+                    inheritable: caps::CapsHashSet::new(),
+                    ambient: caps::CapsHashSet::new(),
+                }))
+            }
             None => Capabilities::Unchanged,
             Some(set) => Capabilities::Sets(Box::new(CapabilitySets::uniform(set))),
         },
@@ -433,7 +451,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         id_maps,
         user: None,
         security,
-        env: crate::bwrap::environment_with(&inv.ops, false),
+        env,
         argv: inv.command.clone(),
         strategy: Strategy::Auto,
         enter: EnterMethod::PivotRoot,
@@ -442,6 +460,18 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         preserve_fds: 0,
         ignored: Vec::new(),
         extras,
+        // bubblewrap's command line has no room for it: an environment
+        // variable of saferoot's own.
+        mount_ns: match std::env::var_os("SAFEROOT_MOUNT_NS") {
+            Some(p) if inv.userns.is_some() => {
+                return Err(fail(format!(
+                    "SAFEROOT_MOUNT_NS={} cannot be combined with --userns",
+                    p.to_string_lossy()
+                )))
+            }
+            Some(p) => Some(crate::host_view::open_or_create(Path::new(&p))?),
+            None => None,
+        },
     })
 }
 

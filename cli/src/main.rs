@@ -14,6 +14,7 @@ mod bwrap;
 mod bwrap_args;
 mod bwrap_cmd;
 mod bwrap_op;
+mod cp_cmd;
 mod default_sandbox;
 mod dry_run;
 mod errors;
@@ -22,6 +23,7 @@ mod extract_cmd;
 mod fds;
 mod features_cmd;
 mod findings;
+mod host_view;
 mod mounts_cmd;
 mod namespaces;
 mod output;
@@ -109,6 +111,7 @@ fn main() {
         Command::Mounts(args) => mounts_cmd::mounts(args).map(|()| 0),
         Command::Features(args) => features_cmd::features(args).map(|()| 0),
         Command::Extract(args) => extract_cmd::extract(args).map(|()| 0),
+        Command::Cp(args) => cp_cmd::cp(args).map(|()| 0),
         Command::Bwrap(args) => Ok(bwrap_cmd::main("bwrap".into(), args.args.clone())),
     };
     match result {

@@ -132,6 +132,21 @@ fn find_fd_again(
     Ok(h)
 }
 
+/// The flags of a `--bind-data` file mount, then attached at `path`.
+fn finish_bind_data(
+    root: &Root,
+    file: Mount,
+    ro: bool,
+    path: &Path,
+) -> Result<(), saferoot::Error> {
+    let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
+    if ro {
+        set |= saferoot::MountAttr::RDONLY;
+    }
+    file.set_attr(set, saferoot::MountAttr::empty())?;
+    attach_at(root, file, path)
+}
+
 /// Whether the handle is the root of a mount.
 fn is_mount_root(h: &saferoot::Handle) -> Result<bool, saferoot::Error> {
     let st = rustix::fs::statx(
@@ -223,7 +238,9 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
         | StepKind::BindData { mode, .. } => Some(*mode),
         _ => None,
     };
-    let parent_mode = parent_mode(mode_of);
+    // bubblewrap counts an option without permissions as mode 0: the
+    // parents of a symlink or a mount point it makes are 0700.
+    let parent_mode = parent_mode(mode_of.or(if bwrap { Some(0) } else { None }));
     let mkparents = |path: &Path| -> Result<(), saferoot::Error> {
         if let Some(parent) = path.parent() {
             root.mkdir_all(parent, parent_mode)?;
@@ -291,14 +308,29 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             let mut f = h.reopen(rustix::fs::OFlags::WRONLY)?;
             copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
             drop(f);
-            let file = Mount::clone_fd(&h, saferoot::mount::Scope::Mount)?;
+            let file = match Mount::clone_fd(&h, saferoot::mount::Scope::Mount) {
+                Ok(m) => m,
+                // Before Linux 6.15 the kernel clones only from attached
+                // mounts: the private tmpfs is stacked on the root of the
+                // tree being built for a moment (resolution inside the tree
+                // goes through its fd, below it), the file cloned from it,
+                // and the tmpfs detached again.
+                Err(e) if e.errno() == libc::EINVAL => {
+                    let stacked = tmp.attach(root.handle()?).map_err(saferoot::Error::from)?;
+                    let view = saferoot::Root::from_fd(
+                        rustix::io::dup(&stacked)
+                            .map_err(|e| saferoot::Error::from_os("dup", None, e))?,
+                    )?;
+                    let again = view.resolve_nofollow(name)?;
+                    let cloned = Mount::clone_fd(&again, saferoot::mount::Scope::Mount);
+                    drop(view);
+                    stacked.detach()?;
+                    return finish_bind_data(root, cloned?, *ro, path);
+                }
+                Err(e) => return Err(e),
+            };
             drop(tmp);
-            let mut set = saferoot::MountAttr::NOSUID | saferoot::MountAttr::NODEV;
-            if *ro {
-                set |= saferoot::MountAttr::RDONLY;
-            }
-            file.set_attr(set, saferoot::MountAttr::empty())?;
-            attach_at(root, file, path)?;
+            finish_bind_data(root, file, *ro, path)?;
         }
         StepKind::BindFd { path, ro, fd } => {
             let m = Mount::clone_fd(&find_fd_again(fd, path)?, saferoot::mount::Scope::Tree)?;
@@ -358,7 +390,7 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
 struct Steps<'a> {
     steps: &'a [Step],
     next: usize,
-    failed: Option<String>,
+    failed: Option<&'a Step>,
 }
 
 impl Steps<'_> {
@@ -371,7 +403,7 @@ impl Steps<'_> {
             }
             self.next += 1;
             if let Err(e) = do_step(root, step) {
-                self.failed = Some(step.origin.clone());
+                self.failed = Some(step);
                 return Err(e);
             }
             log::debug!("{}: done", step.origin);
@@ -381,35 +413,39 @@ impl Steps<'_> {
 
     fn error(&self, sb: &Sandbox, e: saferoot::Error) -> CliError {
         match &self.failed {
-            Some(origin) if crate::errors::is_bwrap() => {
-                CliError::setup(bwrap_step_message(origin, &e))
+            Some(step) if crate::errors::is_bwrap() => {
+                CliError::setup(bwrap_step_message(step, &e))
             }
-            Some(origin) => CliError::setup(format!("{origin}: {e}")),
+            Some(step) => CliError::setup(format!("{}: {e}", step.origin)),
             None => CliError::setup(sb.explain(&e)),
         }
     }
 }
 
 /// bubblewrap's wording for a failed step, which scripts match: `Can't
-/// make symlink at DEST: existing destination is OLD`, and so on.
-fn bwrap_step_message(origin: &str, e: &saferoot::Error) -> String {
+/// make symlink at DEST: existing destination is OLD`, `Can't chmod 0755
+/// DEST: REASON` (the mode as C's `%#o` prints it), and so on.
+fn bwrap_step_message(step: &Step, e: &saferoot::Error) -> String {
+    let origin = &step.origin;
     let flag = origin.split_whitespace().next().unwrap_or("");
-    let what = match flag {
-        "--symlink" => "Can't make symlink at",
-        "--dir" => "Can't mkdir",
-        "--file" => "Can't create file at",
-        "--bind-data" | "--ro-bind-data" => "Can't create file at",
-        "--chmod" => "Can't chmod",
-        "--remount-ro" => "Can't remount readonly on",
+    let what = match (flag, &step.kind) {
+        ("--symlink", _) => "Can't make symlink at".to_string(),
+        ("--dir", _) => "Can't mkdir".to_string(),
+        ("--file", _) => "Can't create file".to_string(),
+        ("--bind-data" | "--ro-bind-data", _) => "Can't create file at".to_string(),
+        ("--chmod", StepKind::Chmod { mode: 0, .. }) => "Can't chmod 0".to_string(),
+        ("--chmod", StepKind::Chmod { mode, .. }) => format!("Can't chmod 0{mode:o}"),
+        ("--remount-ro", _) => "Can't remount readonly on".to_string(),
         _ => return format!("{origin}: {e}"),
     };
-    let path = e
-        .path()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    // The destination as the command line gave it, as bubblewrap names it
+    // (the error may name no path, or one in a private scratch tmpfs).
+    let path = step.kind.path().display();
     let reason = e.to_string();
-    // The library's text ends with the reason after the last ": ".
-    let reason = reason.rsplit(": ").next().unwrap_or(&reason).to_string();
+    // The library's text ends with the reason after the last ": ", with
+    // Rust's " (os error N)" after an OS error's text.
+    let reason = reason.rsplit(": ").next().unwrap_or(&reason);
+    let reason = reason.split(" (os error ").next().unwrap_or(reason);
     format!("{what} {path}: {reason}")
 }
 
@@ -432,7 +468,15 @@ pub struct Entered {
     pub procfs: Option<saferoot::procfs::Procfs>,
 }
 
-pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
+///
+/// `lock` is the [`MountLock`] made before (with a user namespace, outside
+/// the sandbox's pid namespace, whose pids it would otherwise take).
+pub fn setup(sb: &Sandbox, lock: Option<MountLock>) -> Result<Entered, CliError> {
+    // The setup process is single-threaded: its umask and working
+    // directory are changed in place, with no helper thread (which would
+    // take a pid in a new pid namespace).
+    saferoot::namespace::own_fs()
+        .map_err(|e| CliError::setup(format!("unshare(CLONE_FS): {e}")))?;
     make_root_slave()?;
     if let Some(h) = &sb.hostname {
         crate::sys::process::sethostname(h)
@@ -493,14 +537,6 @@ pub fn setup(sb: &Sandbox) -> Result<Entered, CliError> {
     rustix::process::umask(old_umask);
     stdio_to_sandbox_null(assembled.root())?;
     // Made while the caller's procfs is still reachable.
-    let lock =
-        if sb.namespaces.user {
-            Some(MountLock::nested().map_err(|e| {
-                CliError::setup(format!("user namespace for locking the mounts: {e}"))
-            })?)
-        } else {
-            None
-        };
     let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
         Some(saferoot::procfs::Procfs::new().map_err(|e| {
             CliError::setup(format!(

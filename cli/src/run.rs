@@ -39,6 +39,7 @@ use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::report::Reporter;
+use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
 use crate::sys::process::{
@@ -292,7 +293,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         setup: setup_r,
         parent,
     };
-    let code = relay::supervise_top(child, !sb.new_session, Some(&watch));
+    // The namespace child stays in this session when the init makes the
+    // new one (with a pid namespace).
+    let child_in_our_group = !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some();
+    let code = relay::supervise_top(child, child_in_our_group, Some(&watch));
     if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {
         l.read(false);
         if l.exec && !l.exec_failed {
@@ -356,13 +360,19 @@ fn child_main(
             exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP));
         }
     }
-    if sb.new_session {
+    let new_pid_ns = sb.namespaces.pid || sb.extras.pidns_fd.is_some();
+    if sb.new_session && !new_pid_ns {
         rustix::process::setsid()
             .map_err(|e| CliError::setup(format!("--new-session: setsid: {e}")))?;
     }
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
     crate::privileges::apply_oom_score_adj(&sb.security)?;
+    if let Some(ns) = &sb.mount_ns {
+        // Before the user namespace: entering the minimal namespace needs
+        // the caller's privileges over it.
+        crate::host_view::enter(sb, ns)?;
+    }
     if let Some((ready_w, go_r)) = sync {
         // Our uid as the caller's namespace sees it (inside the new one,
         // getuid reports the mapped or overflow id).
@@ -386,6 +396,17 @@ fn child_main(
             .and_then(|p| p.write_sysctl("user.max_user_namespaces", "1"))
             .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
     }
+    // Made here, before the new pid namespace exists: its helper process
+    // would otherwise take a pid there (its pid 1, even), and the program
+    // would not be pid 2 as with bubblewrap.
+    let lock =
+        if sb.namespaces.user {
+            Some(MountLock::nested().map_err(|e| {
+                CliError::setup(format!("user namespace for locking the mounts: {e}"))
+            })?)
+        } else {
+            None
+        };
     if let Some(fd) = &sb.extras.pidns_fd {
         // The processes forked next start in this pid namespace.
         rustix::thread::move_into_link_name_space(
@@ -428,9 +449,8 @@ fn child_main(
         ));
     }
     drop(procfs);
-    let new_pid_ns = sb.namespaces.pid || sb.extras.pidns_fd.is_some();
     if !new_pid_ns && !sb.extras.needs_holder() {
-        let entered = crate::rootfs_setup::setup(sb)?;
+        let entered = crate::rootfs_setup::setup(sb, lock)?;
         // setup_w closes on exec.
         let e = crate::exec::exec(sb, entered, reporter.as_ref());
         drop(setup_w);
@@ -440,7 +460,7 @@ fn child_main(
         // No pid namespace, but something must stay while the program
         // runs (lock files, the sync fd): this process does, as the init
         // would.
-        exit_immediately(holder_main(sb, setup_w, reporter));
+        exit_immediately(holder_main(sb, lock, setup_w, reporter));
     }
     // The init learns whether this process is still alive through `alive`:
     // this process holds the write end, which closes when it dies.
@@ -452,11 +472,11 @@ fn child_main(
     match fork().map_err(|e| CliError::setup(format!("fork into the pid namespace: {e}")))? {
         Forked::Child => {
             drop(alive_w);
-            exit_immediately(init_main(sb, alive_r, setup_w, reporter))
+            exit_immediately(init_main(sb, lock, alive_r, setup_w, reporter))
         }
         Forked::Parent(init) => {
-            drop((alive_r, setup_w, reporter));
-            let code = relay::supervise(init, true);
+            drop((alive_r, setup_w, reporter, lock));
+            let code = relay::supervise(init, !sb.new_session);
             drop(alive_w);
             exit_immediately(code)
         }
@@ -501,7 +521,13 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// `alive` reaches end-of-file once the namespace child is gone;
 /// `setup_w` is the setup pipe's write end, kept until the program is
 /// forked (the program's copy closes on exec).
-fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Reporter>) -> i32 {
+fn init_main(
+    sb: &Sandbox,
+    lock: Option<MountLock>,
+    alive: OwnedFd,
+    setup_w: OwnedFd,
+    reporter: Option<Reporter>,
+) -> i32 {
     if let Some(r) = &reporter {
         r.init_pid();
     }
@@ -523,6 +549,14 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Re
     // The init stays in the sandbox running saferoot's binary: the sandbox
     // must not be able to ptrace it or open its /proc/1/exe
     // (CVE-2019-5736), so it is not dumpable.
+    // --new-session with a pid namespace: the init leads the new session
+    // (the program's session id is 1 inside, as with bubblewrap).
+    if sb.new_session {
+        if let Err(e) = rustix::process::setsid() {
+            crate::errors::print_error(format!("--new-session: setsid: {e}"));
+            return crate::errors::failure_code(crate::errors::EXIT_SETUP);
+        }
+    }
     if let Err(e) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
@@ -537,7 +571,7 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Re
             return crate::errors::failure_code(crate::errors::EXIT_SETUP);
         }
     };
-    let lock = match crate::rootfs_setup::setup(sb) {
+    let lock = match crate::rootfs_setup::setup(sb, lock) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
@@ -556,7 +590,12 @@ fn init_main(sb: &Sandbox, alive: OwnedFd, setup_w: OwnedFd, reporter: Option<Re
 /// Without a pid namespace, the namespace child stays while the program
 /// runs when it holds something for the sandbox (lock files, the sync
 /// fd): like an init, it forks the program, then waits.
-fn holder_main(sb: &Sandbox, setup_w: OwnedFd, reporter: Option<Reporter>) -> i32 {
+fn holder_main(
+    sb: &Sandbox,
+    lock: Option<MountLock>,
+    setup_w: OwnedFd,
+    reporter: Option<Reporter>,
+) -> i32 {
     let counter = match ThreadCounter::new() {
         Ok(c) => c,
         Err(e) => {
@@ -564,7 +603,7 @@ fn holder_main(sb: &Sandbox, setup_w: OwnedFd, reporter: Option<Reporter>) -> i3
             return crate::errors::failure_code(crate::errors::EXIT_SETUP);
         }
     };
-    let lock = match crate::rootfs_setup::setup(sb) {
+    let lock = match crate::rootfs_setup::setup(sb, lock) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);

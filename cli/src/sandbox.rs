@@ -311,6 +311,9 @@ pub struct Sandbox {
     pub ignored: Vec<String>,
     /// bubblewrap-only options.
     pub extras: BwrapExtras,
+    /// `--mount-ns`: start from this minimal mount namespace instead of a
+    /// copy of the caller's ([`crate::host_view`]).
+    pub mount_ns: Option<std::sync::Arc<saferoot::rootfs::MinimalNamespace>>,
 }
 
 /// Whether the program gets a session of its own: with `--new-session`,

@@ -2893,3 +2893,73 @@ fn run_bind_onto_root_makes_the_host_tree_the_root() {
         "{out:#?}"
     );
 }
+
+/// `--mount-ns`: the sandbox's namespace is made from a minimal one, so
+/// host mounts it does not use never reach it, and the pin is reused.
+#[test_log::test]
+fn run_mount_ns_keeps_unused_host_mounts_out() {
+    let dir = TempDir::new();
+    let pin = dir.join("ns");
+    let clutter = TempDir::new();
+    // Everything happens in a mount namespace of the test's own (`unshare
+    // -m`): the clutter, the pin, and three sandboxes.
+    let inner = "echo \"clutter=$(grep -c ' clutter ' /proc/self/mountinfo)\"; \
+                 echo \"mounts=$(wc -l < /proc/self/mountinfo)\"";
+    let script = format!(
+        r#"set -e
+           for i in 1 2 3 4 5 6 7 8; do mkdir -p {c}/m$i; mount -t tmpfs clutter {c}/m$i; done
+           "$0" run --mount-ns {pin} -- /bin/sh -c "$INNER" | sed 's/^/first_/'
+           grep -q ' {pin} ' /proc/self/mountinfo && echo pinned=yes
+           "$0" run --mount-ns {pin} -- /bin/sh -c "$INNER" | sed 's/^/again_/'
+           "$0" run -- /bin/sh -c "$INNER" | sed 's/^/plain_/'
+           # While setup is under way (the debug build's delay hook), the
+           # sandbox's namespace holds no clutter with --mount-ns, and does
+           # without (the control).
+           peek() {{
+               SAFEROOT_TEST_SETUP_DELAY_MS=3000 "$0" run "$@" -- /bin/true &
+               top=$!; me=$(readlink /proc/self/ns/mnt); child=
+               # Until the namespace child has a mount namespace of its own.
+               for i in $(seq 1 400); do
+                   child=$(cut -d' ' -f1 /proc/$top/task/$top/children 2>/dev/null)
+                   if [ -n "$child" ] && [ "$(readlink /proc/$child/ns/mnt)" != "$me" ]; then break; fi
+                   sleep 0.01
+               done
+               grep -c ' clutter ' /proc/$child/mountinfo || true
+               wait $top
+           }}
+           echo "setup_minimal=$(peek --mount-ns {pin})"
+           echo "setup_plain=$(peek)"
+           # Eight at once, none of them finding the pin: one makes it, the
+           # others use it.
+           fails=0; pids=
+           for i in 1 2 3 4 5 6 7 8; do "$0" run --mount-ns {pin}2 -- /bin/true & pids="$pids $!"; done
+           for p in $pids; do wait $p || fails=$((fails + 1)); done
+           echo "concurrent_failures=$fails""#,
+        c = clutter.path().display(),
+        pin = pin.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, EXE])
+        .env("INNER", inner)
+        .output()
+        .expect("unshare");
+    let out = Out {
+        code: status_code(out.status),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+    .ok();
+    assert_eq!(out.var("pinned"), "yes", "{out:#?}");
+    assert_eq!(out.var("first_clutter"), "0", "{out:#?}");
+    assert_eq!(out.var("again_clutter"), "0", "{out:#?}");
+    // Without it the clutter is there (beneath the root), and otherwise
+    // the sandbox is the same.
+    assert_eq!(out.var("plain_mounts"), out.var("again_mounts"), "{out:#?}");
+    assert_eq!(out.var("setup_minimal"), "0", "{out:#?}");
+    assert_eq!(out.var("setup_plain"), "8", "{out:#?}");
+    assert_eq!(out.var("concurrent_failures"), "0", "{out:#?}");
+    // A pin that is not a mount namespace is refused.
+    let out = saferoot(&["run", "--mount-ns", "/proc/self/ns/net", "--", "true"]);
+    assert_eq!(out.code, 125, "{out:#?}");
+    assert!(out.stderr.contains("not a mount namespace"), "{out:#?}");
+}

@@ -23,10 +23,13 @@
 
 pub mod error;
 pub mod feature;
+pub mod minimal_ns;
 pub mod mount;
 pub mod root;
 pub mod rootfs;
 pub mod table;
+// Last, so that its functions come last in the header.
+pub mod archive;
 mod util;
 
 pub use error::{saferoot_errkind, saferoot_error};
@@ -66,5 +69,7 @@ const _: () = {
     send_sync::<root::saferoot_root>();
     send_sync::<mount::saferoot_mount>();
     send_sync::<rootfs::saferoot_rootfs>();
+    send_sync::<minimal_ns::saferoot_minimal_ns>();
+    send_sync::<minimal_ns::saferoot_host_view>();
     send_sync::<error::saferoot_error>();
 };

@@ -7,12 +7,17 @@
 //! subdirectory, a symlink), so that names such as `../host/MARKER` and
 //! `/tmp/host/MARKER` aim at something.
 //!
-//! Input: one byte of options (bits 0-1: whiteouts none/OCI/overlay;
-//! bit 2: same owner; bit 3: extended attributes; bit 4: keep the header
-//! checksums as they are), then the archive. Unless bit 4 is set, the
+//! Input: one byte of options, then the archive. Bits 0-1: whiteouts
+//! none/OCI/overlay, or none with owners outside the id maps given the
+//! overflow id (3); bit 2: same owner; bit 3: extended attributes; bit 4:
+//! keep the header checksums as they are; bit 5: hard links by name;
+//! bit 6: read the archive from a file (a memfd, through `unpack_fd`:
+//! `pread` and `copy_file_range`) instead of as a stream; bit 7: id maps
+//! (container ids 0-65535 as 100000-165535). Unless bit 4 is set, the
 //! checksum of every header of a plain (uncompressed) archive is made
 //! right before unpacking, so that mutated headers reach the code behind
-//! the header parser instead of all failing its checksum test.
+//! the header parser (GNU and PAX extensions, sparse maps) instead of all
+//! failing its checksum test.
 //!
 //! With `SAFEROOT_FUZZ_DEBUG` set, each result is printed (to see where
 //! the inputs of a corpus end: `-runs=0` runs the corpus once).
@@ -20,7 +25,9 @@
 //! Checks: `host/` is unchanged afterwards (names, types, modes, owners,
 //! link counts, sizes, times, contents) and the tmpfs holds nothing but
 //! `root/` and `host/`, whether the unpack succeeded or was refused; no
-//! fd is left open; the limits hold; a refusal is typed: invalid input
+//! fd is left open; the limits hold; every owner in the root is the
+//! caller's, or, with the same owner, one the maps give (or the overflow
+//! id); a refusal is typed: invalid input
 //! for a malformed archive or a limit, otherwise an errno that the
 //! archive's content can cause (never EIO, EBADF or the like, which would
 //! mean a bug). Hangs (a fifo opened for writing) are caught by
@@ -38,13 +45,23 @@ use libfuzzer_sys::fuzz_target;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::thread::UnshareFlags;
-use saferoot::archive::{Limits, UnpackOptions, Whiteouts};
+use saferoot::archive::{
+    HardLinks, IdMap, IdRange, Limits, UnmappedIds, UnpackOptions, UnpackProgress, Whiteouts,
+};
 use saferoot::mount::Scope;
 use saferoot::{ErrorKind, Mount, MountAttr, Propagation, Root};
 
 const TOP: &str = "/tmp";
 const MAX_BYTES: u64 = 8 << 20;
 const MAX_ENTRIES: u64 = 4096;
+/// The id maps of option bit 7: container ids 0-65535 as 100000-165535.
+const MAP: IdRange = IdRange {
+    container: 0,
+    host: 100_000,
+    len: 65_536,
+};
+/// The kernel's default overflow uid and gid.
+const OVERFLOW_ID: u32 = 65_534;
 
 static INIT: Once = Once::new();
 
@@ -134,19 +151,65 @@ fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, String>) {
     }
 }
 
-/// The bytes of regular files under `dir`, each inode once.
-fn file_bytes(dir: &Path, seen: &mut std::collections::HashSet<u64>) -> u64 {
+/// Panics unless every inode under `dir` (and `dir`) has an owner (uid,
+/// gid) `ok` allows.
+fn check_owners(dir: &Path, ok: &dyn Fn(u32, u32) -> bool, result: &dyn std::fmt::Debug) {
+    let md = std::fs::symlink_metadata(dir).expect("stat");
+    assert!(
+        ok(md.uid(), md.gid()),
+        "{dir:?} is owned by {}:{}, which the options do not allow ({result:?})",
+        md.uid(),
+        md.gid()
+    );
+    if md.is_dir() {
+        for e in std::fs::read_dir(dir).expect("readdir") {
+            check_owners(&e.expect("dir entry").path(), ok, result);
+        }
+    }
+}
+
+/// The non-zero bytes of the regular files under `dir`, each inode once:
+/// bytes that were certainly written (a hole reads as zeros, and the
+/// holes of sparse files do not count as written). Only the data extents
+/// are read (`SEEK_DATA`, `SEEK_HOLE`), so a huge sparse file costs
+/// nothing.
+fn written_bytes(dir: &Path, seen: &mut std::collections::HashSet<u64>) -> u64 {
     let mut total = 0;
     for e in std::fs::read_dir(dir).expect("readdir") {
         let e = e.expect("dir entry");
         let md = std::fs::symlink_metadata(e.path()).expect("stat");
         if md.is_dir() {
-            total += file_bytes(&e.path(), seen);
+            total += written_bytes(&e.path(), seen);
         } else if md.is_file() && seen.insert(md.ino()) {
-            total += md.len();
+            total += nonzero_bytes(&std::fs::File::open(e.path()).expect("open a file"));
         }
     }
     total
+}
+
+fn nonzero_bytes(f: &std::fs::File) -> u64 {
+    use rustix::fs::{seek, SeekFrom};
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut pos, mut n) = (0u64, 0u64);
+    loop {
+        let start = match seek(f, SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            Err(Errno::NXIO) => return n,
+            Err(e) => panic!("SEEK_DATA: {e}"),
+        };
+        let end = seek(f, SeekFrom::Hole(start)).expect("SEEK_HOLE");
+        let mut at = start;
+        while at < end {
+            let want = usize::try_from(end - at).unwrap_or(usize::MAX).min(buf.len());
+            let k = rustix::io::pread(f, &mut buf[..want], at).expect("pread");
+            if k == 0 {
+                break;
+            }
+            n += buf[..k].iter().filter(|b| **b != 0).count() as u64;
+            at += k as u64;
+        }
+        pos = end;
+    }
 }
 
 fn make_host(top: &Path) {
@@ -248,6 +311,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let archive = archive.as_slice();
     private_namespace();
+    let mapped = flags & 0x80 != 0;
+    let map = if mapped {
+        IdMap::new(&[MAP]).expect("a valid id map")
+    } else {
+        IdMap::default()
+    };
     let opts = UnpackOptions {
         whiteouts: match flags & 3 {
             1 => Whiteouts::Oci,
@@ -261,7 +330,28 @@ fuzz_target!(|data: &[u8]| {
             max_entries: MAX_ENTRIES,
             ..Limits::default()
         },
+        hardlinks: if flags & 0x20 != 0 {
+            HardLinks::ByName
+        } else {
+            HardLinks::Auto
+        },
+        uid_map: map,
+        gid_map: map,
+        unmapped_ids: if flags & 3 == 3 {
+            UnmappedIds::Overflow
+        } else {
+            UnmappedIds::Error
+        },
     };
+    // Bit 6: the archive in a file, as `saferoot extract FILE` reads it.
+    let file = (flags & 0x40 != 0).then(|| {
+        let fd = rustix::fs::memfd_create("archive", rustix::fs::MemfdFlags::CLOEXEC)
+            .expect("memfd_create");
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, archive).expect("write the archive to a memfd");
+        std::io::Seek::rewind(&mut f).expect("rewind the memfd");
+        f
+    });
 
     let top = Path::new(TOP);
     let tmpfs = Mount::fs("tmpfs")
@@ -286,7 +376,10 @@ fuzz_target!(|data: &[u8]| {
     let fds_before = open_fds();
 
     let root = Root::open(top.join("root")).expect("open the root");
-    let result = root.unpack(archive, &opts);
+    let result = match &file {
+        Some(f) => root.unpack_fd(f, &opts, &UnpackProgress::new()),
+        None => root.unpack(archive, &opts),
+    };
     drop(root);
 
     let fds_after = open_fds();
@@ -316,14 +409,35 @@ fuzz_target!(|data: &[u8]| {
         ["host", "root"],
         "something was made beside the root"
     );
+    // The fuzzer's own ids own what gets no owner from the archive (the
+    // root, parents made on the way, everything without the same owner).
+    let id_ok = |id: u32, mine: u32| {
+        id == mine
+            || (opts.same_owner
+                && (!mapped
+                    || (MAP.host..MAP.host + MAP.len).contains(&id)
+                    || (opts.unmapped_ids == UnmappedIds::Overflow && id == OVERFLOW_ID)))
+    };
+    let (euid, egid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    check_owners(
+        &top.join("root"),
+        &|uid, gid| id_ok(uid, euid) && id_ok(gid, egid),
+        &result,
+    );
     match &result {
         Ok(s) => {
             assert!(s.bytes <= MAX_BYTES && s.entries <= MAX_ENTRIES, "{s:?}");
             let made =
                 s.files + s.dirs + s.symlinks + s.hardlinks + s.nodes + s.whiteouts + s.skipped;
             assert!(made <= s.entries, "more made than read: {s:?}");
-            let on_disk = file_bytes(&top.join("root"), &mut Default::default());
-            assert!(on_disk <= s.bytes, "{on_disk} bytes in the root, {s:?}");
+            let written = written_bytes(&top.join("root"), &mut Default::default());
+            assert!(
+                written <= s.bytes,
+                "{written} non-zero bytes in the root, {s:?}"
+            );
         }
         Err(e) => check_error(e),
     }
@@ -334,4 +448,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     attached.detach().expect("detach the tmpfs");
+    drop(file);
 });

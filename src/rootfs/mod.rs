@@ -11,6 +11,7 @@ mod dev;
 pub mod enter;
 pub mod lock;
 pub mod mask;
+pub mod minimal_ns;
 mod mounts;
 pub mod options;
 pub mod plan;
@@ -24,6 +25,7 @@ pub use assemble::{
 };
 pub use enter::EnterMethod;
 pub use lock::MountLock;
+pub use minimal_ns::{HostView, MinimalNamespace, MINIMAL_MOUNT_POINT};
 pub use options::{parse_options, BindKind, MountOptions};
 pub use plan::{plan, MountKind, Plan, PlannedMount};
 pub use spec::{

@@ -348,6 +348,16 @@ fn walk_host(root: &Root, source: &Path, nofollow: bool) -> Result<HostWalk> {
     }
 }
 
+/// Opens the host path `source` as a bind source is looked up: walked
+/// once from `/`, symlinks followed, but resolved inside `root` from the
+/// moment it reaches the rootfs directory. An `O_PATH` fd of what it names.
+pub(crate) fn open_host_path(root: &Root, source: &Path) -> Result<OwnedFd> {
+    match walk_host(root, source, false).map_err(|e| e.with_path(source))? {
+        HostWalk::Opened(fd) => Ok(fd),
+        HostWalk::IntoRootfs(h) => Ok(OwnedFd::from(h)),
+    }
+}
+
 /// The bind mount of a planned source: one `open_tree` of the host path,
 /// or a clone of the handle resolved inside its root.
 pub(crate) fn clone_source(

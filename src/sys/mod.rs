@@ -123,6 +123,20 @@ pub fn ns_get_parent(ns: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
+/// `ioctl(ns, NS_GET_NSTYPE)`: the `CLONE_NEW*` flag of the namespace
+/// `ns` refers to (`ENOTTY` when it is not an nsfs file).
+pub fn ns_type(ns: BorrowedFd<'_>) -> Result<i32, Errno> {
+    // _IO(0xb7, 0x3) from <linux/nsfs.h>.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns an int (or -1);
+    // `ns` is a valid fd for the duration of the call.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    Ok(r)
+}
+
 /// `unshare(flags)` for the calling thread, for every flag except
 /// `CLONE_FILES` (refused with `EINVAL`; see [`unshare_with_files`]).
 ///

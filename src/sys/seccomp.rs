@@ -96,3 +96,56 @@ pub fn deny_with_enosys(syscalls: &[u32]) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Makes the system call `nr` fail with `errno` when its argument `arg`
+/// (0 to 5) has any of `bits` set in its low 32 bits, for the calling
+/// thread and its future children: an older kernel's refusal of a flag
+/// (`linkat(AT_EMPTY_PATH)` without `CAP_DAC_READ_SEARCH` before Linux
+/// 6.10, say). Sets `no_new_privs`, like [`deny_with_enosys`].
+pub fn fail_when_flagged(nr: u32, arg: u32, bits: u32, errno: i32) -> Result<(), Errno> {
+    if arg > 5 {
+        return Err(Errno::INVAL);
+    }
+    let bpf_ld_w_abs = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let bpf_jeq_k = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let bpf_jset_k = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+    let bpf_ret_k = libc::BPF_RET | libc::BPF_K;
+    // `args[arg]` of `struct seccomp_data`, low half (both supported
+    // architectures are little-endian).
+    let offset_arg = 16 + 8 * arg;
+    let mut prog = [
+        stmt(bpf_ld_w_abs, OFFSET_ARCH),
+        jump(bpf_jeq_k, AUDIT_ARCH, 1, 0),
+        stmt(bpf_ret_k, SECCOMP_RET_KILL_PROCESS),
+        stmt(bpf_ld_w_abs, OFFSET_NR),
+        jump(bpf_jeq_k, nr, 0, 2),
+        stmt(bpf_ld_w_abs, offset_arg),
+        jump(bpf_jset_k, bits, 1, 0),
+        stmt(bpf_ret_k, SECCOMP_RET_ALLOW),
+        stmt(bpf_ret_k, SECCOMP_RET_ERRNO | (errno as u32 & 0xffff)),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes plain integers.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(super::last_errno()));
+    }
+    // SAFETY: `fprog` points at `prog`, a valid BPF program that lives until
+    // the call returns; the kernel copies it.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+            0,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(super::last_errno()));
+    }
+    Ok(())
+}

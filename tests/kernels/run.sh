@@ -42,7 +42,7 @@ cd "$repo"
 
 # The suites whose behaviour depends on the kernel; see "Kernel matrix" in
 # docs/architecture.md. harness and oci do not touch kernel features.
-SUITES=${SAFEROOT_KERNELS_SUITES:-"mount mountinfo rootfs invariants all_or_nothing sec_policy sec_sources sec_devcopy sec_userns oci_hygiene cli"}
+SUITES=${SAFEROOT_KERNELS_SUITES:-"mount mountinfo rootfs invariants all_or_nothing sec_policy sec_sources sec_devcopy sec_userns oci_hygiene minimal_ns cli bwrap"}
 BOOT_TIMEOUT=${SAFEROOT_KERNELS_TIMEOUT:-480}
 THREADS=${SAFEROOT_KERNELS_THREADS:-2}
 SMP=${SAFEROOT_KERNELS_SMP:-2}

@@ -2038,6 +2038,361 @@ static void test_lock_mounts(void)
     CHECK(mounts_at(path_join(b, "/rootfs"), NULL, 0) == 0);
 }
 
+/* ---- minimal mount namespaces and host views ------------------------------ */
+
+/* A new minimal namespace pinned at `pin`. The kernel refuses (ELOOP) to
+ * pin a namespace whose id is not above the id of the pinning thread's
+ * namespace, and Linux 6.18 hands out namespace ids from per-CPU batches:
+ * a namespace made on one CPU can get a lower id than one made earlier on
+ * another. So the namespace is made with this thread (and the library's
+ * helper thread, which inherits it) bound to one CPU after the other until
+ * one can be pinned: on the CPU whose batch gave this namespace its id,
+ * later ids are higher. Returns NULL (after reporting) when none could be
+ * pinned. */
+static saferoot_minimal_ns *create_pinned(const char *pin)
+{
+    cpu_set_t allowed, one;
+    int cpu, round;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        perror("  sched_getaffinity");
+        return NULL;
+    }
+    for (round = 0; round < 2; round++) {
+        for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            saferoot_error *err = NULL;
+            saferoot_minimal_ns *ns;
+            if (!CPU_ISSET(cpu, &allowed))
+                continue;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (sched_setaffinity(0, sizeof(one), &one) != 0) {
+                perror("  sched_setaffinity");
+                return NULL;
+            }
+            ns = saferoot_minimal_ns_create(&err);
+            if (sched_setaffinity(0, sizeof(allowed), &allowed) != 0)
+                perror("  sched_setaffinity (restore)");
+            if (ns == NULL) {
+                fprintf(stderr, "  create: %s\n", saferoot_error_message(err));
+                saferoot_error_free(err);
+                return NULL;
+            }
+            if (saferoot_minimal_ns_pin(ns, pin, &err) == 0)
+                return ns;
+            if (saferoot_error_errno(err) != ELOOP) {
+                fprintf(stderr, "  pin: %s\n", saferoot_error_message(err));
+                saferoot_error_free(err);
+                saferoot_minimal_ns_free(ns);
+                return NULL;
+            }
+            /* A failed pin leaves nothing behind. */
+            CHECK(access(pin, F_OK) != 0 && errno == ENOENT);
+            saferoot_error_free(err);
+            saferoot_minimal_ns_free(ns);
+        }
+    }
+    fprintf(stderr, "  pin: ELOOP on every CPU\n");
+    return NULL;
+}
+
+static void unpin(const char *pin)
+{
+    CHECK(umount2(pin, MNT_DETACH) == 0);
+    CHECK(unlink(pin) == 0);
+}
+
+/* The inode of the mount namespace behind an nsfs fd. */
+static ino_t ns_inode(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+static int count_mounts(void)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n++;
+    fclose(f);
+    return n;
+}
+
+static void test_minimal_ns_bad_input(void)
+{
+    saferoot_error *err = NULL;
+    const char *paths[2] = {"/proc", NULL};
+    uint32_t scopes[2] = {SAFEROOT_SCOPE_MOUNT, SAFEROOT_SCOPE_TREE};
+    int fd;
+
+    CHECK(saferoot_minimal_ns_open(NULL, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_minimal_ns_open(BAD_UTF8, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_minimal_ns_from_fd(-1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_minimal_ns_pin(NULL, "/x", &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_minimal_ns_enter(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_minimal_ns_fd(NULL) == -EINVAL);
+    CHECK(saferoot_host_view_open(NULL, paths, scopes, 1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_host_view_open("/", NULL, scopes, 1, &err) == NULL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    CHECK(saferoot_host_view_install(NULL, &err) == -EINVAL);
+    CHECK_ERR(err, EINVAL, INVALID);
+    saferoot_minimal_ns_free(NULL);
+    saferoot_host_view_free(NULL);
+
+    NEED_MOUNT_API();
+    {
+        const char *d = new_dir("/mns-bad");
+        const char *missing[1];
+        const char *relative[1] = {"proc"};
+        const char *bad_utf8[1] = {BAD_UTF8};
+        uint32_t unknown[1] = {3};
+        int before = count_mounts();
+        saferoot_minimal_ns *ns;
+
+        missing[0] = path_join(d, "/missing");
+        /* Not there; not a namespace; not a mount namespace. */
+        CHECK(saferoot_minimal_ns_open(missing[0], &err) == NULL);
+        CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+        CHECK(saferoot_minimal_ns_open("/proc/self/ns/net", &err) == NULL);
+        CHECK_ERR(err, EINVAL, INVALID);
+        fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        CHECK(saferoot_minimal_ns_from_fd(fd, &err) == NULL);
+        CHECK_ERR(err, EINVAL, INVALID);
+        CHECK(fd_is_open(fd)); /* borrowed, never closed */
+        close(fd);
+        CHECK(saferoot_minimal_ns_from_fd(fd, &err) == NULL); /* closed now */
+        CHECK_ERR(err, EBADF, INVALID);
+        CHECK(saferoot_minimal_ns_open(d, &err) == NULL);
+        CHECK(err != NULL && saferoot_error_kind(err) != SAFEROOT_ERRKIND_NOT_FOUND);
+        saferoot_error_free(err);
+        err = NULL;
+
+        /* Host views: bad paths and scopes are refused before anything is
+         * opened. */
+        CHECK(saferoot_host_view_open(d, paths, scopes, 2, &err) == NULL); /* paths[1] NULL */
+        CHECK_ERR(err, EINVAL, INVALID);
+        CHECK(saferoot_host_view_open(d, bad_utf8, NULL, 1, &err) == NULL);
+        CHECK_ERR(err, EINVAL, INVALID);
+        CHECK(saferoot_host_view_open(d, paths, unknown, 1, &err) == NULL);
+        CHECK_ERR(err, EINVAL, INVALID);
+        CHECK(saferoot_host_view_open(d, relative, NULL, 1, &err) == NULL);
+        CHECK_ERR(err, EINVAL, INVALID);
+        CHECK(saferoot_host_view_open(d, missing, NULL, 1, &err) == NULL);
+        CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+        CHECK(saferoot_host_view_open(missing[0], paths, scopes, 1, &err) == NULL);
+        CHECK_ERR(err, ENOENT, SAFEROOT_ERRKIND_NOT_FOUND);
+
+        /* Entering needs a thread whose fs context is its own; this
+         * process is single-threaded, so that is not tested here. Pinning
+         * onto an existing file is refused and leaves the file alone. */
+        ns = saferoot_minimal_ns_create(&err);
+        CHECK_OK(ns != NULL, err);
+        if (ns != NULL) {
+            const char *file = path_join(d, "/exists");
+            CHECK(write_file(file, "keep\n") == 0);
+            CHECK(saferoot_minimal_ns_pin(ns, file, &err) == -EEXIST);
+            CHECK_ERR(err, EEXIST, SAFEROOT_ERRKIND_ALREADY_EXISTS);
+            CHECK(access(file, F_OK) == 0);
+            CHECK(mounts_at(file, NULL, 0) == 0);
+            saferoot_minimal_ns_free(ns);
+        }
+        CHECK(count_mounts() == before);
+    }
+}
+
+static void test_minimal_ns_pin_and_open(void)
+{
+    NEED_MOUNT_API();
+    const char *d = new_dir("/mns-pin");
+    char pin[PATH_MAX], type[64] = "";
+    saferoot_error *err = NULL;
+    saferoot_minimal_ns *ns, *again, *copy;
+    int fd;
+
+    snprintf(pin, sizeof(pin), "%s/ns", d);
+    ns = create_pinned(pin);
+    CHECK(ns != NULL);
+    if (ns == NULL)
+        return;
+    fd = saferoot_minimal_ns_fd(ns);
+    CHECK(fd >= 0 && is_cloexec(fd));
+    /* The pin is an nsfs mount on a new file. */
+    CHECK(mounts_at(pin, type, sizeof(type)) == 1);
+    CHECK(strcmp(type, "nsfs") == 0);
+
+    /* Opened again by path and from the fd: the same namespace. */
+    again = saferoot_minimal_ns_open(pin, &err);
+    CHECK_OK(again != NULL, err);
+    copy = saferoot_minimal_ns_from_fd(fd, &err);
+    CHECK_OK(copy != NULL, err);
+    if (again != NULL && copy != NULL) {
+        CHECK(ns_inode(saferoot_minimal_ns_fd(again)) == ns_inode(fd));
+        CHECK(ns_inode(saferoot_minimal_ns_fd(copy)) == ns_inode(fd));
+        CHECK(saferoot_minimal_ns_fd(copy) != fd); /* its own duplicate */
+    }
+    /* Not the namespace this process is in. */
+    {
+        int self = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        CHECK(self >= 0 && ns_inode(self) != ns_inode(fd));
+        if (self >= 0)
+            close(self);
+    }
+    /* A second pin at the same path is refused. */
+    CHECK(saferoot_minimal_ns_pin(ns, pin, &err) == -EEXIST);
+    CHECK_ERR(err, EEXIST, SAFEROOT_ERRKIND_ALREADY_EXISTS);
+    CHECK(fd_is_open(fd));
+    saferoot_minimal_ns_free(copy);
+    saferoot_minimal_ns_free(again);
+    saferoot_minimal_ns_free(ns);
+    /* Freed handles; the pin keeps the namespace. */
+    again = saferoot_minimal_ns_open(pin, &err);
+    CHECK_OK(again != NULL, err);
+    saferoot_minimal_ns_free(again);
+    unpin(pin);
+}
+
+/* In a child: opens a host view of `dir` (recursively) and /proc (its one
+ * mount), enters a private copy of `ns` (or of the namespace pinned at
+ * `pin` when ns is NULL) and installs the view; then checks from inside
+ * that the mount table holds exactly "/", "/proc" and `dir`. Returns 0, or
+ * a code naming the failing step. */
+static int host_view_child(saferoot_minimal_ns *ns, const char *pin, const char *dir)
+{
+    saferoot_error *err = NULL;
+    const char *paths[2];
+    uint32_t scopes[2] = {SAFEROOT_SCOPE_TREE, SAFEROOT_SCOPE_MOUNT};
+    saferoot_host_view *view;
+    char line[4096], cwd[PATH_MAX], marker[PATH_MAX];
+    FILE *f;
+    int n = 0, seen_root = 0, seen_proc = 0, seen_dir = 0, fd;
+
+    paths[0] = dir;
+    paths[1] = "/proc";
+    if (ns == NULL) {
+        ns = saferoot_minimal_ns_open(pin, &err);
+        if (ns == NULL) {
+            fprintf(stderr, "  child: open %s: %s\n", pin, saferoot_error_message(err));
+            return 10;
+        }
+    }
+    view = saferoot_host_view_open(dir, paths, scopes, 2, &err);
+    if (view == NULL) {
+        fprintf(stderr, "  child: host view: %s\n", saferoot_error_message(err));
+        return 11;
+    }
+    if (saferoot_minimal_ns_enter(ns, &err) != 0) {
+        fprintf(stderr, "  child: enter: %s\n", saferoot_error_message(err));
+        return 12;
+    }
+    /* The minimal namespace alone: no procfs, no host paths. */
+    if (access(dir, F_OK) == 0)
+        return 13;
+    if (saferoot_host_view_install(view, &err) != 0) {
+        fprintf(stderr, "  child: install: %s\n", saferoot_error_message(err));
+        return 14;
+    }
+    /* Used up. */
+    if (saferoot_host_view_install(view, &err) != -EINVAL)
+        return 15;
+    saferoot_error_free(err);
+    saferoot_host_view_free(view);
+
+    f = fopen("/proc/self/mountinfo", "r");
+    if (f == NULL)
+        return 16;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char mp[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+            return 17;
+        n++;
+        if (strcmp(mp, "/") == 0)
+            seen_root++;
+        else if (strcmp(mp, "/proc") == 0)
+            seen_proc++;
+        else if (strcmp(mp, dir) == 0)
+            seen_dir++;
+        else
+            fprintf(stderr, "  child: unexpected mount %s\n", mp);
+    }
+    fclose(f);
+    if (n != 3 || seen_root != 1 || seen_proc != 1 || seen_dir != 1) {
+        fprintf(stderr, "  child: %d mounts (/ %d, /proc %d, %s %d)\n", n, seen_root, seen_proc,
+                dir, seen_dir);
+        return 18;
+    }
+    /* The host directory itself, with its files; nothing else of the host. */
+    snprintf(marker, sizeof(marker), "%s/marker", dir);
+    fd = open(marker, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 19;
+    {
+        char buf[16] = "";
+        ssize_t r = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (r != 5 || strncmp(buf, "here\n", 5) != 0)
+            return 20;
+    }
+    if (access("/etc/passwd", F_OK) == 0 || access("/usr", F_OK) == 0)
+        return 21;
+    if (getcwd(cwd, sizeof(cwd)) == NULL || strcmp(cwd, "/") != 0)
+        return 22;
+    return 0;
+}
+
+static void run_host_view_child(saferoot_minimal_ns *ns, const char *pin, const char *dir)
+{
+    int status = -1;
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0)
+        _exit(host_view_child(ns, pin, dir));
+    CHECK(pid > 0);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "  host view child (%s): status %#x\n", ns != NULL ? "handle" : "pin",
+                status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_minimal_ns_enter_with_host_view(void)
+{
+    NEED_MOUNT_API();
+    const char *d = new_dir("/mns-enter");
+    const char *view_dir = new_dir("/mns-enter/view");
+    char pin[PATH_MAX];
+    saferoot_minimal_ns *ns;
+    int before;
+
+    snprintf(pin, sizeof(pin), "%s/ns", d);
+    CHECK(write_file(path_join(view_dir, "/marker"), "here\n") == 0);
+    /* Clutter that the container must not get. */
+    CHECK(mount("saferoot-clutter", new_dir("/mns-enter/clutter"), "tmpfs", 0, "size=16k") == 0);
+    ns = create_pinned(pin);
+    CHECK(ns != NULL);
+    if (ns == NULL)
+        return;
+    before = count_mounts();
+    /* Through the handle made here, then through the pin. */
+    run_host_view_child(ns, NULL, view_dir);
+    run_host_view_child(NULL, pin, view_dir);
+    /* This namespace did not change. */
+    CHECK(count_mounts() == before);
+    saferoot_minimal_ns_free(ns);
+    unpin(pin);
+    CHECK(umount2(path_join(d, "/clutter"), MNT_DETACH) == 0);
+}
+
 /* ---- native specs and plans ------------------------------------------------- */
 
 /* A saferoot RootfsSpec (not OCI) for the root "<b>/rootfs" of a bundle made
@@ -2344,6 +2699,10 @@ static void test_rootfs_assemble_spec(void)
     }
 }
 
+/* ---- archives and copies (in their own file) ----------------------------------- */
+
+#include "test_archive.c"
+
 /* ---- main ------------------------------------------------------------------- */
 
 static int enter_private_namespace(void)
@@ -2454,9 +2813,16 @@ int main(void)
     RUN(test_rootfs_assemble_and_detach);
     RUN(test_rootfs_enter);
     RUN(test_lock_mounts);
+    RUN(test_minimal_ns_bad_input);
+    RUN(test_minimal_ns_pin_and_open);
+    RUN(test_minimal_ns_enter_with_host_view);
     RUN(test_spec_bad_input);
     RUN(test_plan_json);
     RUN(test_rootfs_assemble_spec);
+    RUN(test_unpack_hostile_archives_stay_inside);
+    RUN(test_unpack_options_and_bad_input);
+    RUN(test_copy_in_and_out);
+    RUN(test_copy_bad_input);
 
     /* Invariant 5: no fd left behind by the library. */
     fds_after = count_open_fds();
