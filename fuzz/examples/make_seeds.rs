@@ -612,6 +612,53 @@ fn archives() -> Vec<(&'static str, u8, Vec<u8>)> {
     ]
 }
 
+/// A sparse file (32 KiB, three data regions) archived by GNU tar in each
+/// of its sparse formats, trimmed to two end-of-archive blocks; none when
+/// `tar` is missing.
+fn gnu_tar_sparse() -> Vec<(String, Vec<u8>)> {
+    let dir = std::env::temp_dir().join(format!("saferoot-fuzz-seeds.{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("mkdir scratch");
+    let mut f = fs::File::create(dir.join("sparse")).expect("create sparse file");
+    for (at, data) in [(0u64, [b'a'; 100].as_slice()), (8192, &[b'b'; 600]), (20000, &[b'c'; 10])] {
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(at)).expect("seek");
+        f.write_all(data).expect("write sparse file");
+    }
+    f.set_len(32768).expect("truncate sparse file");
+    drop(f);
+    // The same bytes every time: no atime, ctime or process id.
+    const PAX: &str = "--pax-option=delete=atime,delete=ctime,exthdr.name=%d/PaxHeaders/%f";
+    let mut out = Vec::new();
+    for (name, args) in [
+        ("gnu", &["--format=gnu"][..]),
+        ("posix-0.0", &["--format=posix", "--sparse-version=0.0", PAX]),
+        ("posix-0.1", &["--format=posix", "--sparse-version=0.1", PAX]),
+        ("posix-1.0", &["--format=posix", "--sparse-version=1.0", PAX]),
+    ] {
+        let run = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .args(["--sparse", "--mtime=@1", "--owner=0", "--group=0", "--numeric-owner"])
+            .args(["-cf", "-"])
+            .args(args)
+            .arg("sparse")
+            .output();
+        match run {
+            Ok(o) if o.status.success() => {
+                let mut tar = o.stdout;
+                while tar.len() >= 512 && tar[tar.len() - 512..].iter().all(|b| *b == 0) {
+                    tar.truncate(tar.len() - 512);
+                }
+                tar.resize(tar.len() + 1024, 0);
+                out.push((format!("sparse-{name}"), tar));
+            }
+            Ok(o) => eprintln!("tar {name}: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("no sparse seeds (tar: {e})"),
+        }
+    }
+    fs::remove_dir_all(&dir).expect("remove scratch");
+    out
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("gzip");
@@ -706,6 +753,29 @@ fn main() {
         if matches!(name, "plain" | "outward-symlinks" | "pax-xattrs") {
             ar.put(&format!("{name}.gz"), &with_byte(flags, &gzip(&tar)));
             ar.put(&format!("{name}.zst"), &with_byte(flags, &zstd(&tar)));
+        }
+    }
+    // The option bits no seed above sets: hard links by name (0x20), the
+    // archive read from a file (0x40), id maps (0x80, with 3: overflow).
+    let all = archives();
+    let tar_of = |name: &str| {
+        all.iter()
+            .find(|a| a.0 == name)
+            .map(|a| (a.1, a.2.clone()))
+            .expect("a seed archive")
+    };
+    let (_, hard) = tar_of("outward-hardlinks");
+    ar.put("outward-hardlinks-by-name", &with_byte(0x20, &hard));
+    ar.put("outward-hardlinks-by-name-from-file", &with_byte(0x60, &hard));
+    let (flags, plain) = tar_of("plain");
+    ar.put("plain-from-file", &with_byte(flags | 0x40, &plain));
+    let (_, long) = tar_of("pax-and-gnu-long-names");
+    ar.put("pax-and-gnu-long-names-mapped", &with_byte(0x84, &long));
+    ar.put("pax-and-gnu-long-names-mapped-overflow", &with_byte(0x87, &long));
+    for (name, tar) in gnu_tar_sparse() {
+        ar.put(&name, &with_byte(0, &tar));
+        if matches!(name.as_str(), "sparse-gnu" | "sparse-posix-1.0") {
+            ar.put(&format!("{name}-from-file"), &with_byte(0x40, &tar));
         }
     }
     let mut two = gzip(&Raw::default().file("one", "1").finish());
