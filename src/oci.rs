@@ -573,8 +573,12 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
             }
         };
         if let Some(sysctl) = linux.sysctl() {
-            spec.sysctls = sysctl
-                .iter()
+            // oci-spec keeps them in a HashMap, whose order changes from
+            // one map to the next: checked in name order, a config with
+            // two bad names is always refused for the same one.
+            let sorted: BTreeMap<&String, &String> = sysctl.iter().collect();
+            spec.sysctls = sorted
+                .into_iter()
                 .map(|(k, v)| {
                     check_sysctl(k, v).map_err(|e| e.with_entry(Entry::Sysctl(k.clone())))?;
                     Ok((k.clone(), v.clone()))

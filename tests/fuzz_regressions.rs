@@ -105,3 +105,29 @@ fn oci_mappings_alone_plan_an_idmapped_mount() {
         "planned the same from the spec's JSON"
     );
 }
+
+/// oci_plan target: a config with several bad `linux.sysctl` names was
+/// refused for whichever name the map's random order gave first, so the
+/// same config got a different error from one read to the next (oci-spec
+/// keeps sysctls in a `HashMap`, freshly seeded for each config read).
+/// Names are now checked in order: always the first bad one.
+#[cfg(feature = "oci")]
+#[test_log::test]
+fn oci_bad_sysctls_are_refused_for_the_same_name_every_time() {
+    use std::path::Path;
+
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "linux":{"namespaces":[{"type":"mount"}],
+          "sysctl":{"net..b":"1","fs..d":"1","kernel..e":"1","vm..f":"1",
+                    ".a":"1","x..c":"1","..g":"1","net.ipv4.ip_forward":"1"}}}"#;
+    let first = saferoot::oci::spec_from_json(config, Path::new("/bundle"))
+        .expect_err("bad sysctl names")
+        .to_string();
+    assert!(first.contains(r#"linux.sysctl["..g"]"#), "{first}");
+    for _ in 0..32 {
+        let again = saferoot::oci::spec_from_json(config, Path::new("/bundle"))
+            .expect_err("bad sysctl names")
+            .to_string();
+        assert_eq!(again, first);
+    }
+}
