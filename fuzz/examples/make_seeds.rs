@@ -619,7 +619,11 @@ fn gnu_tar_sparse() -> Vec<(String, Vec<u8>)> {
     let dir = std::env::temp_dir().join(format!("saferoot-fuzz-seeds.{}", std::process::id()));
     fs::create_dir_all(&dir).expect("mkdir scratch");
     let mut f = fs::File::create(dir.join("sparse")).expect("create sparse file");
-    for (at, data) in [(0u64, [b'a'; 100].as_slice()), (8192, &[b'b'; 600]), (20000, &[b'c'; 10])] {
+    for (at, data) in [
+        (0u64, [b'a'; 100].as_slice()),
+        (8192, &[b'b'; 600]),
+        (20000, &[b'c'; 10]),
+    ] {
         std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(at)).expect("seek");
         f.write_all(data).expect("write sparse file");
     }
@@ -630,14 +634,29 @@ fn gnu_tar_sparse() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (name, args) in [
         ("gnu", &["--format=gnu"][..]),
-        ("posix-0.0", &["--format=posix", "--sparse-version=0.0", PAX]),
-        ("posix-0.1", &["--format=posix", "--sparse-version=0.1", PAX]),
-        ("posix-1.0", &["--format=posix", "--sparse-version=1.0", PAX]),
+        (
+            "posix-0.0",
+            &["--format=posix", "--sparse-version=0.0", PAX],
+        ),
+        (
+            "posix-0.1",
+            &["--format=posix", "--sparse-version=0.1", PAX],
+        ),
+        (
+            "posix-1.0",
+            &["--format=posix", "--sparse-version=1.0", PAX],
+        ),
     ] {
         let run = std::process::Command::new("tar")
             .arg("-C")
             .arg(&dir)
-            .args(["--sparse", "--mtime=@1", "--owner=0", "--group=0", "--numeric-owner"])
+            .args([
+                "--sparse",
+                "--mtime=@1",
+                "--owner=0",
+                "--group=0",
+                "--numeric-owner",
+            ])
             .args(["-cf", "-"])
             .args(args)
             .arg("sparse")
@@ -766,12 +785,18 @@ fn main() {
     };
     let (_, hard) = tar_of("outward-hardlinks");
     ar.put("outward-hardlinks-by-name", &with_byte(0x20, &hard));
-    ar.put("outward-hardlinks-by-name-from-file", &with_byte(0x60, &hard));
+    ar.put(
+        "outward-hardlinks-by-name-from-file",
+        &with_byte(0x60, &hard),
+    );
     let (flags, plain) = tar_of("plain");
     ar.put("plain-from-file", &with_byte(flags | 0x40, &plain));
     let (_, long) = tar_of("pax-and-gnu-long-names");
     ar.put("pax-and-gnu-long-names-mapped", &with_byte(0x84, &long));
-    ar.put("pax-and-gnu-long-names-mapped-overflow", &with_byte(0x87, &long));
+    ar.put(
+        "pax-and-gnu-long-names-mapped-overflow",
+        &with_byte(0x87, &long),
+    );
     for (name, tar) in gnu_tar_sparse() {
         ar.put(&name, &with_byte(0, &tar));
         if matches!(name.as_str(), "sparse-gnu" | "sparse-posix-1.0") {

@@ -200,7 +200,9 @@ fn nonzero_bytes(f: &std::fs::File) -> u64 {
         let end = seek(f, SeekFrom::Hole(start)).expect("SEEK_HOLE");
         let mut at = start;
         while at < end {
-            let want = usize::try_from(end - at).unwrap_or(usize::MAX).min(buf.len());
+            let want = usize::try_from(end - at)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
             let k = rustix::io::pread(f, &mut buf[..want], at).expect("pread");
             if k == 0 {
                 break;
