@@ -2,12 +2,14 @@
 # Builds the fuzz targets and runs each for a bounded time on its
 # committed corpus (fuzz/corpus/TARGET) with its dictionary.
 #
-#   fuzz/run.sh [-t SECONDS] [-w WORKDIR] [TARGET...]
+#   fuzz/run.sh [-t SECONDS] [-j JOBS] [-w WORKDIR] [TARGET...]
 #
-# -t: seconds per target (default 60). -w: where libFuzzer keeps the
-# inputs it finds and its logs (default: a temporary directory, removed at
-# the end; give fuzz/work to keep them between runs). Without TARGETs,
-# every target runs, one after the other.
+# -t: seconds per target (default 60). -j: how many targets run at once
+# (default 1; each is one libFuzzer process on one core). -w: where
+# libFuzzer keeps the inputs it finds and its logs (default: a temporary
+# directory, removed at the end; give fuzz/work to keep them between
+# runs). Without TARGETs, every target runs. The results are printed in
+# the order of the targets once all have run.
 #
 # Needs root (archive_unpack mounts tmpfs instances in a private mount
 # namespace) and cargo-fuzz; builds with the stable toolchain through
@@ -26,10 +28,12 @@ main() {
 
     SECONDS_EACH=60
     WORK=
-    while getopts "t:w:" opt; do
+    JOBS=1
+    while getopts "t:w:j:" opt; do
         case $opt in
         t) SECONDS_EACH=$OPTARG ;;
         w) WORK=$OPTARG ;;
+        j) JOBS=$OPTARG ;;
         *) exit 2 ;;
         esac
     done
@@ -91,14 +95,13 @@ main() {
     fi
     echo "fuzz: built in $((SECONDS - build_start))s"
 
-    passed=0
-    failed=0
-    for t in "${TARGETS[@]}"; do
-        corpus=$WORK/corpus/$t
-        logs=$WORK/logs/$t
+    # run_one TARGET: runs it for SECONDS_EACH and leaves libFuzzer's
+    # exit status in its log directory (rc).
+    run_one() {
+        local t=$1 corpus=$WORK/corpus/$1 logs=$WORK/logs/$1 dict rc
         mkdir -p "$corpus" "$logs" "$FUZZ_DIR/corpus/$t"
         dict=$(dict_of "$t")
-        rm -f "$logs"/fuzz-*.log
+        rm -f "$logs"/fuzz-*.log "$logs/rc"
         set +e
         # shellcheck disable=SC2046
         (cd "$logs" && nice -n 19 cargo fuzz run "${BUILD_FLAGS[@]}" "$t" \
@@ -108,22 +111,50 @@ main() {
             ${dict:+-dict="$dict"} $(flags_of "$t") >"$logs/cargo-fuzz.out" 2>&1)
         rc=$?
         set -e
+        echo "$rc" >"$logs/rc"
+    }
+
+    # report TARGET: prints how its run went; fails when it failed (or
+    # left no exit status: it did not finish).
+    report() {
+        local t=$1 logs=$WORK/logs/$1 log rc runs cov rss
+        rc=$(cat "$logs/rc" 2>/dev/null || echo "none")
         log=$logs/fuzz-0.log
         [[ -f $log ]] || log=$logs/cargo-fuzz.out
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n1 | awk '{print $2}' || true)
         cov=$(grep -Eo '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" |
             tail -n1 | awk '{print "cov " $3 ", features " $5 ", corpus " $7}' || true)
         rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -n1 | awk '{print $2}' || true)
-        if ((rc == 0)); then
-            passed=$((passed + 1))
+        if [[ $rc == 0 ]]; then
             echo "fuzz: $t ok: ${runs:-?} runs in ${SECONDS_EACH}s, ${cov:-no coverage line}, peak RSS ${rss:-?} MB"
+            return 0
+        fi
+        echo "fuzz: $t FAILED (exit status $rc); what libFuzzer said, without stack frames:"
+        grep -av -E '^(#[0-9]|[[:space:]]+([0-9]+:|at |#[0-9]))' "$log" |
+            grep -a -A 30 -m 1 -E 'panicked at|ERROR: |SUMMARY: ' | cut -c1-2000 || true
+        grep -a -E "^(artifact_prefix|Base64)" "$log" | cut -c1-2000 || true
+        ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /' || true
+        return 1
+    }
+
+    echo "fuzz: running ${#TARGETS[@]} targets for ${SECONDS_EACH}s each, $JOBS at a time"
+    running=0
+    for t in "${TARGETS[@]}"; do
+        if ((running >= JOBS)); then
+            wait -n || true
+            running=$((running - 1))
+        fi
+        run_one "$t" &
+        running=$((running + 1))
+    done
+    wait
+    passed=0
+    failed=0
+    for t in "${TARGETS[@]}"; do
+        if report "$t"; then
+            passed=$((passed + 1))
         else
             failed=$((failed + 1))
-            echo "fuzz: $t FAILED (exit status $rc); what libFuzzer said, without stack frames:"
-            grep -av -E '^(#[0-9]|[[:space:]]+([0-9]+:|at |#[0-9]))' "$log" |
-                grep -a -A 30 -m 1 -E 'panicked at|ERROR: |SUMMARY: ' | cut -c1-2000 || true
-            grep -a -E "^(artifact_prefix|Base64)" "$log" | cut -c1-2000 || true
-            ls -1 "$FUZZ_DIR/artifacts/$t" 2>/dev/null | sed 's/^/fuzz: artifact: /' || true
         fi
     done
     echo "$passed passed, $failed failed"
