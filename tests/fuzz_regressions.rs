@@ -131,3 +131,64 @@ fn oci_bad_sysctls_are_refused_for_the_same_name_every_time() {
         assert_eq!(again, first);
     }
 }
+
+/// archive_unpack target: a directory entry whose size field (base-256)
+/// is near 2^64 overflowed `remaining + padding` when the parser skipped
+/// the data nobody read: a panic where overflow checks are on, and in a
+/// release build a skip of a few bytes, after which the directory's
+/// "data" was read as the next header. It must be refused as a malformed
+/// archive (the skip runs into the end of the input).
+#[cfg(feature = "archive")]
+#[test_log::test]
+fn archive_huge_size_on_a_directory_is_refused_not_wrapped() {
+    use saferoot::archive::UnpackOptions;
+    use saferoot::{ErrorKind, Root};
+
+    let checksum = |h: &mut [u8; 512]| {
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    };
+    let mut h = [0u8; 512];
+    h[..2].copy_from_slice(b"d/");
+    h[100..108].copy_from_slice(b"0000755\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    // Size: base-256, u64::MAX.
+    h[124] = 0x80;
+    h[128..136].fill(0xff);
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = b'5';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    checksum(&mut h);
+    // What a wrapped skip would take for the next header: a file "x".
+    let mut next = [0u8; 512];
+    next[..1].copy_from_slice(b"x");
+    next[100..108].copy_from_slice(b"0000644\0");
+    next[124..136].copy_from_slice(b"00000000000\0");
+    next[156] = b'0';
+    next[257..263].copy_from_slice(b"ustar\0");
+    next[263..265].copy_from_slice(b"00");
+    checksum(&mut next);
+    let mut archive = h.to_vec();
+    archive.extend_from_slice(&next);
+
+    let dir = std::env::temp_dir().join(format!("saferoot-fuzzreg.{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let root = Root::open(&dir).unwrap();
+    let result = root.unpack(archive.as_slice(), &UnpackOptions::default());
+    drop(root);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = result.expect_err("the directory's data runs past the archive");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?} ({e})");
+    assert!(e.to_string().contains("ends in the middle"), "{e}");
+    assert!(
+        !left.iter().any(|n| n == "x"),
+        "read data as a header: {left:?}"
+    );
+}
