@@ -192,3 +192,55 @@ fn archive_huge_size_on_a_directory_is_refused_not_wrapped() {
         "read data as a header: {left:?}"
     );
 }
+
+/// Found by reading the code behind the previous finding: with no byte
+/// limit (the default), a file of 1 byte and then a file whose size field
+/// is near 2^64 overflowed the running byte count before the second
+/// file's data was found missing (a panic with overflow checks on).
+#[cfg(feature = "archive")]
+#[test_log::test]
+fn archive_huge_file_after_another_is_refused_without_overflow() {
+    use saferoot::archive::UnpackOptions;
+    use saferoot::{ErrorKind, Root};
+
+    let header = |name: &[u8], size: Option<u64>| {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        match size {
+            Some(n) => h[124..136].copy_from_slice(format!("{n:011o}\0").as_bytes()),
+            None => {
+                // Base-256: u64::MAX.
+                h[124] = 0x80;
+                h[128..136].fill(0xff);
+            }
+        }
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    };
+    let mut archive = header(b"a", Some(1)).to_vec();
+    let mut data = [0u8; 512];
+    data[0] = b'a';
+    archive.extend_from_slice(&data);
+    archive.extend_from_slice(&header(b"b", None));
+    archive.extend_from_slice(b"some of b");
+
+    let dir = std::env::temp_dir().join(format!("saferoot-fuzzreg2.{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let root = Root::open(&dir).unwrap();
+    let opts = UnpackOptions::default();
+    assert_eq!(opts.limits.max_bytes, u64::MAX, "no byte limit");
+    let result = root.unpack(archive.as_slice(), &opts);
+    drop(root);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = result.expect_err("b's data runs past the archive");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?} ({e})");
+}

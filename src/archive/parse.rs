@@ -188,7 +188,7 @@ pub(crate) fn feed(src: Source<'_>, opts: &UnpackOptions, tx: SyncSender<Vec<Op>
                 lim.max_bytes
             )));
         }
-        bytes += data_len;
+        bytes = bytes.saturating_add(data_len);
         let regions = match (&e.sparse, e.kind) {
             (Some(s), Kind::File) => Some(s.regions.clone()),
             _ => None,
