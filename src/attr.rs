@@ -69,10 +69,13 @@ impl MountAttr {
     }
 
     /// The attributes encoded in a kernel `MOUNT_ATTR_*` value, as
-    /// statmount reports them. The access-time policy always shows as one
-    /// of the three flags.
+    /// statmount reports them. The access-time policy always shows as
+    /// exactly one of the three flags, whatever else `bits` holds (the
+    /// bit saferoot uses for [`RELATIME`](Self::RELATIME) is not a kernel
+    /// bit and is ignored).
     pub fn from_kernel(bits: u64) -> MountAttr {
-        let mut a = MountAttr::from_bits_truncate(bits & !(k::MOUNT_ATTR__ATIME as u64));
+        let mut a = MountAttr::from_bits_truncate(bits & !(k::MOUNT_ATTR__ATIME as u64))
+            - MountAttr::ATIME_POLICY;
         a |= match bits & k::MOUNT_ATTR__ATIME as u64 {
             x if x == k::MOUNT_ATTR_NOATIME as u64 => MountAttr::NOATIME,
             x if x == k::MOUNT_ATTR_STRICTATIME as u64 => MountAttr::STRICTATIME,

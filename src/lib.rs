@@ -45,14 +45,24 @@ mod sys;
 
 /// Test-only hooks (cargo feature `test-hooks`, not part of the API): a
 /// seccomp filter that makes chosen system calls answer `ENOSYS`, so that
-/// old-kernel paths can be exercised on a new kernel, and the raw probes
-/// and statmount call the tests compare the library against.
+/// old-kernel paths can be exercised on a new kernel, the raw probes and
+/// statmount call the tests compare the library against, and the
+/// statmount decoder on its own (for the fuzz targets in `fuzz/`).
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod testing {
     pub use crate::sys::probe::detached_mount_targets as probe_detached_mount_targets;
     pub use crate::sys::seccomp::{deny_with_enosys, fail_when_flagged};
     pub use crate::sys::statmount::statmount;
+    pub use crate::sys::statmount::{decode_buffer as decode_statmount, StatmountInfo};
+
+    /// The mount table the statmount backend builds from these answers
+    /// (decoded with [`decode_statmount`]), without a system call.
+    pub fn mount_table_from_statmount(
+        infos: Vec<StatmountInfo>,
+    ) -> crate::Result<crate::MountTable> {
+        crate::mountinfo::table_from_statmount(infos)
+    }
 }
 
 pub use attr::{MountAttr, Propagation, PropagationState};

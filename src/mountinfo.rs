@@ -853,6 +853,13 @@ fn entries_from_statmount(mut infos: Vec<StatmountInfo>) -> Vec<MountEntry> {
     entries
 }
 
+/// The table the statmount backend makes of these answers, without any
+/// system call (cargo feature `test-hooks`, for tests and fuzzing).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn table_from_statmount(infos: Vec<StatmountInfo>) -> Result<MountTable> {
+    MountTable::from_entries(entries_from_statmount(infos), Backend::Statmount)
+}
+
 fn entry_from_statmount(i: &StatmountInfo, opts_supported: bool) -> Option<MountEntry> {
     if !i.has(k::STATMOUNT_MNT_BASIC) || !i.has(k::STATMOUNT_SB_BASIC) {
         return None;

@@ -234,7 +234,7 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     };
     let is_bind = fs_type == "bind";
 
-    let parsed = parse_options(&options, is_bind).map_err(|e| {
+    let mut parsed = parse_options(&options, is_bind).map_err(|e| {
         refuse_as(
             e,
             || format!("mounts[{i}].options"),
@@ -305,8 +305,10 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     }
     if parsed.idmap.is_none() && !uid_mappings.is_empty() {
         // Mappings alone ask for an idmapped mount (as runc reads them);
-        // say so in the options, where the planner looks for it.
+        // say so in the options, and in their parsed value kept with the
+        // mount, which the planner reads.
         options.push("idmap".to_string());
+        parsed.idmap = Some(false);
     } else if parsed.idmap.is_some() && uid_mappings.is_empty() {
         // The runtime-spec: an idmap mount without mappings of its own uses
         // the container's user namespace mappings.
@@ -571,8 +573,12 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
             }
         };
         if let Some(sysctl) = linux.sysctl() {
-            spec.sysctls = sysctl
-                .iter()
+            // oci-spec keeps them in a HashMap, whose order changes from
+            // one map to the next: checked in name order, a config with
+            // two bad names is always refused for the same one.
+            let sorted: BTreeMap<&String, &String> = sysctl.iter().collect();
+            spec.sysctls = sorted
+                .into_iter()
                 .map(|(k, v)| {
                     check_sysctl(k, v).map_err(|e| e.with_entry(Entry::Sysctl(k.clone())))?;
                     Ok((k.clone(), v.clone()))

@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use crate::bwrap::{BindFlavor, Op};
+use crate::bwrap_op::{BindFlavor, Op};
 
 /// At most this many arguments, counting those read through `--args`
 /// (bubblewrap's limit too).

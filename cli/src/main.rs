@@ -13,6 +13,7 @@ mod bundle;
 mod bwrap;
 mod bwrap_args;
 mod bwrap_cmd;
+mod bwrap_op;
 mod cp_cmd;
 mod default_sandbox;
 mod dry_run;

@@ -188,7 +188,7 @@ pub(crate) fn feed(src: Source<'_>, opts: &UnpackOptions, tx: SyncSender<Vec<Op>
                 lim.max_bytes
             )));
         }
-        bytes += data_len;
+        bytes = bytes.saturating_add(data_len);
         let regions = match (&e.sparse, e.kind) {
             (Some(s), Kind::File) => Some(s.regions.clone()),
             _ => None,
@@ -595,8 +595,11 @@ impl<'a> Parser<'a> {
     }
 
     fn next_entry_io(&mut self) -> std::io::Result<Option<Entry>> {
-        // Whatever the previous entry's reader left.
-        self.skip(self.remaining + self.padding)?;
+        // Whatever the previous entry's reader left. A size field near
+        // 2^64 (base-256) on an entry whose data is never read, such as a
+        // directory's, must run into the end of the archive, not wrap
+        // around to a few bytes and read its data as the next header.
+        self.skip(self.remaining.saturating_add(self.padding))?;
         self.remaining = 0;
         self.padding = 0;
         let mut long_name: Option<Vec<u8>> = None;

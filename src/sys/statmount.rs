@@ -243,6 +243,23 @@ fn request(mnt_id: u64, param: u64) -> k::mnt_id_req {
     }
 }
 
+/// Decodes `bytes` as a buffer the kernel filled (a `struct statmount`
+/// followed by its strings), for tests and fuzzing (cargo feature
+/// `test-hooks`). The kernel's buffer is a whole number of 8-byte words:
+/// trailing bytes that do not make a whole word are ignored.
+#[cfg(feature = "test-hooks")]
+pub fn decode_buffer(bytes: &[u8]) -> Result<StatmountInfo, Errno> {
+    let words: Vec<u64> = bytes
+        .chunks_exact(size_of::<u64>())
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_ne_bytes(w)
+        })
+        .collect();
+    decode(&words)
+}
+
 /// Decodes a buffer the kernel filled.
 fn decode(buf: &[u64]) -> Result<StatmountInfo, Errno> {
     let len = std::mem::size_of_val(buf);
