@@ -167,6 +167,26 @@ static int count_open_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
+/* Prints every open fd and what it refers to (for a failed leak check). */
+static void show_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    char link[300], target[256];
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        ssize_t n;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        n = readlink(link, target, sizeof target - 1);
+        target[n < 0 ? 0 : n] = '\0';
+        fprintf(stderr, "  fd %s -> %s\n", e->d_name, target);
+    }
+    closedir(d);
+}
+
 static int is_cloexec(int fd)
 {
     int f = fcntl(fd, F_GETFD);
@@ -2766,15 +2786,27 @@ int main(void)
                "# errors instead. The LeakSanitizer run covers them with real mounts.\n");
     }
 
-    /* The library keeps one process-wide fd (its private procfs, opened at
-     * first use): warm it up before counting. */
+    /* The library keeps one process-wide fd (the private procfs of its
+     * path resolver, opened at the first reopen of a handle, as when a
+     * bundle's config.json is read): warm it up before counting. */
     {
         saferoot_root *r = open_root(base);
         saferoot_mount_table *t = saferoot_mount_table_read(SAFEROOT_TABLE_AUTO, NULL);
+        saferoot_error *werr = NULL;
         int fd = -1;
+        FILE *cfg;
         saferoot_mkdir_all(r, "/warm-up", 0755, &fd, NULL);
         if (fd >= 0)
             close(fd);
+        cfg = fopen(path_join(base, "/warm-up/config.json"), "w");
+        if (cfg != NULL) {
+            fputs("{}", cfg);
+            fclose(cfg);
+        }
+        /* Read, then refused (no ociVersion, no root). */
+        saferoot_rootfs_free(
+            saferoot_rootfs_assemble_bundle(path_join(base, "/warm-up"), NULL, &werr));
+        saferoot_error_free(werr);
         saferoot_mount_table_free(t);
         saferoot_root_free(r);
     }
@@ -2828,8 +2860,10 @@ int main(void)
     fds_after = count_open_fds();
     current_test = "no_fd_leaks";
     current_failed = 0;
-    if (fds_after != fds_before)
+    if (fds_after != fds_before) {
         fprintf(stderr, "  fds before: %d, after: %d\n", fds_before, fds_after);
+        show_open_fds();
+    }
     CHECK(fds_after == fds_before);
     if (current_failed == 0) {
         tests_passed++;
