@@ -376,24 +376,21 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
-        // Already there (the common case: the parents of most mount
-        // points exist): one lookup, nothing to create or record.
-        if let Some(Ok(fd)) = self.open_in_root(path, OFlags::DIRECTORY) {
-            return Ok(Handle::from_fd(fd));
-        }
         let journaling = crate::journal::current().is_some();
+        if let Some(r) = self.mkdir_all_direct(path, mode, journaling) {
+            return r
+                .map(Handle::from_fd)
+                .map_err(|e| Error::os_at("mkdir_all", path, e));
+        }
         let prefixes = if journaling {
             self.missing_prefixes(path)
         } else {
             Vec::new()
         };
-        let h = match self.mkdir_all_direct(path, mode) {
-            Some(r) => r.map_err(|e| Error::os_at("mkdir_all", path, e))?,
-            None => crate::error::pathrs_call("mkdir_all", path, || {
-                self.inner.mkdir_all(path, &Permissions::from_mode(mode))
-            })?
-            .into(),
-        };
+        let h: OwnedFd = crate::error::pathrs_call("mkdir_all", path, || {
+            self.inner.mkdir_all(path, &Permissions::from_mode(mode))
+        })?
+        .into();
         // Record the directories this call made: each missing prefix, in
         // the directory its parent resolves to now.
         for p in prefixes {
@@ -425,7 +422,17 @@ impl Root {
     /// `None` (pathrs decides) without openat2, for paths with `..` (pathrs
     /// resolves them inside the root) and for modes with set-id bits
     /// (pathrs refuses them: mkdirat would drop them silently).
-    fn mkdir_all_direct(&self, path: &Path, mode: u32) -> Option<rustix::io::Result<OwnedFd>> {
+    ///
+    /// The first lookup is of the whole path, so a directory that is
+    /// already there costs one call. With `journaling`, each directory made
+    /// is recorded in the journal in force against the parent fd it was
+    /// made in, as it is made.
+    fn mkdir_all_direct(
+        &self,
+        path: &Path,
+        mode: u32,
+        journaling: bool,
+    ) -> Option<rustix::io::Result<OwnedFd>> {
         if mode & !0o1777 != 0 {
             return None;
         }
@@ -451,6 +458,11 @@ impl Root {
         };
         for part in &parts[have..] {
             match rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(mode)) {
+                Ok(()) if journaling => crate::journal::record(
+                    cur.as_fd(),
+                    part,
+                    crate::journal::Made::Type(FileType::Directory),
+                ),
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Some(Err(e)),
             }
@@ -619,6 +631,22 @@ impl Root {
                 path,
                 "symlink target is empty or contains a NUL byte",
             ));
+        }
+        // The parent resolved inside the root, the link made in it by name
+        // (symlinkat never follows its last component), and the journal
+        // told against that same parent fd.
+        if let Ok((parent, name)) = split_parent("symlink", path) {
+            if let Some(dir) = self.open_in_root(parent, OFlags::DIRECTORY) {
+                let dir = dir.map_err(|e| Error::os_at("symlink", path, e))?;
+                rustix::fs::symlinkat(target, &dir, name)
+                    .map_err(|e| Error::os_at("symlink", path, e))?;
+                crate::journal::record(
+                    dir.as_fd(),
+                    name.as_os_str(),
+                    crate::journal::Made::Type(FileType::Symlink),
+                );
+                return Ok(());
+            }
         }
         let parent = self.journal_parent(path);
         crate::error::pathrs_call("symlink", path, || {

@@ -29,6 +29,11 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Procfs {
     inner: std::sync::Arc<ProcfsHandle>,
+    /// True when the instance is a fresh `fsopen("proc")` mount made here:
+    /// detached, so nothing can be mounted over anything in it, and its
+    /// namespace links can be looked up with one `statx` (see
+    /// [`Procfs::ns_inode`]).
+    fresh: bool,
 }
 
 /// Turns a sysctl name into its path under `/proc/sys`: `net.ipv4.ip_forward`
@@ -56,12 +61,26 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf> {
 
 impl Procfs {
     /// A full procfs (including `/proc/sys`), private to this process.
+    ///
+    /// A fresh `fsopen("proc")` instance where the kernel allows it (that
+    /// is made here and handed to pathrs, which checks it is a procfs
+    /// root); otherwise whatever pathrs can give safely (a clone of the
+    /// host's `/proc`, checked on every use).
     pub fn new() -> Result<Procfs> {
+        if let Ok(fd) = fresh_procfs() {
+            if let Ok(inner) = ProcfsHandle::try_from_fd(fd) {
+                return Ok(Procfs {
+                    inner: std::sync::Arc::new(inner),
+                    fresh: true,
+                });
+            }
+        }
         let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
             ProcfsHandleBuilder::new().subset_pid(false).build()
         })?;
         Ok(Procfs {
             inner: std::sync::Arc::new(inner),
+            fresh: false,
         })
     }
 
@@ -262,11 +281,51 @@ impl Procfs {
     /// The inode number of the namespace `name` (`mnt`, `net`, `ipc`,
     /// `uts`, `pid`, `cgroup`, ...) of `pid`, or of the calling thread when
     /// `None`; it identifies the namespace.
+    ///
+    /// On a fresh instance this is one `statx` through the namespace link:
+    /// the instance is detached and private, so no mount can hide or replace
+    /// anything on the way, and nothing is opened. Otherwise the link is
+    /// opened through pathrs's checks.
     pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
+        if self.fresh {
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(Error::invalid(
+                    "namespace inode",
+                    format!("bad namespace name {name:?}"),
+                ));
+            }
+            let sub = match pid {
+                Some(p) => format!("{p}/ns/{name}"),
+                None => format!("thread-self/ns/{name}"),
+            };
+            let st = rustix::fs::statx(
+                &*self.inner,
+                sub.as_str(),
+                rustix::fs::AtFlags::empty(),
+                rustix::fs::StatxFlags::INO,
+            )
+            .map_err(|e| Error::os_at("statx namespace", Path::new("/proc").join(&sub), e))?;
+            return Ok(st.stx_ino);
+        }
         let f = self.open_namespace(pid, name)?;
         let st = rustix::fs::fstat(&f).map_err(|e| Error::os("fstat namespace", e))?;
         Ok(st.st_ino)
     }
+}
+
+/// A new procfs superblock, mounted detached (`nosuid,nodev,noexec`), as an
+/// `O_PATH` fd on its root.
+fn fresh_procfs() -> std::result::Result<std::os::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_create(&fs)?;
+    rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
 }
 
 fn errno_of(e: &std::io::Error) -> rustix::io::Errno {
@@ -291,6 +350,59 @@ mod tests {
             let e = sysctl_path(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
         }
+    }
+
+    /// The one-`statx` lookup of a fresh instance and pathrs's checked open
+    /// of the link agree with each other and with the host's `/proc`, for
+    /// the calling thread and by pid, before and after the thread moves
+    /// to a new mount namespace; a bad name is refused by both.
+    #[test]
+    fn namespace_inodes_agree_between_the_fresh_and_the_checked_lookup() {
+        use std::os::unix::fs::MetadataExt;
+        let fresh = Procfs::new().unwrap();
+        assert!(fresh.fresh, "this kernel allows fsopen(\"proc\") as root");
+        let checked = Procfs {
+            inner: std::sync::Arc::new(
+                ProcfsHandleBuilder::new()
+                    .subset_pid(false)
+                    .build()
+                    .unwrap(),
+            ),
+            fresh: false,
+        };
+        let pid = std::process::id();
+        let host = |name: &str| {
+            std::fs::metadata(format!("/proc/thread-self/ns/{name}"))
+                .unwrap()
+                .ino()
+        };
+        std::thread::spawn(move || {
+            for name in ["mnt", "net", "user", "pid", "uts"] {
+                let want = host(name);
+                assert_eq!(fresh.ns_inode(name, None).unwrap(), want, "{name}");
+                assert_eq!(checked.ns_inode(name, None).unwrap(), want, "{name}");
+            }
+            let main_mnt = fresh.ns_inode("mnt", Some(pid)).unwrap();
+            assert_eq!(main_mnt, checked.ns_inode("mnt", Some(pid)).unwrap());
+            // A thread of its own in a new mount namespace: the thread's
+            // answer changes, the process's (by pid: its main thread) not.
+            crate::namespace::unshare(rustix::thread::UnshareFlags::NEWNS).unwrap();
+            let now = host("mnt");
+            assert_ne!(now, main_mnt);
+            assert_eq!(fresh.ns_inode("mnt", None).unwrap(), now);
+            assert_eq!(checked.ns_inode("mnt", None).unwrap(), now);
+            assert_eq!(fresh.ns_inode("mnt", Some(pid)).unwrap(), main_mnt);
+            for bad in ["", "../mnt", ".", "mnt/x"] {
+                assert_eq!(
+                    fresh.ns_inode(bad, None).unwrap_err().kind(),
+                    crate::ErrorKind::InvalidInput,
+                    "{bad:?}"
+                );
+                assert!(checked.ns_inode(bad, None).is_err(), "{bad:?}");
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

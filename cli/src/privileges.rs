@@ -683,7 +683,17 @@ pub fn apply(sec: &ProcessSecurity, user: Option<&ProcessUser>) -> Result<(), Cl
                 o.name(Field::Ambient)
             ))
         })?;
-        for c in sorted(&effective) {
+        // The kernel raises only what is also inheritable (and permitted,
+        // which the effective set is part of): try just those, rather than
+        // asking once per capability to be refused.
+        let inheritable = caps::read(None, CapSet::Inheritable).map_err(|e| {
+            CliError::setup(format!(
+                "{}: read the inheritable set: {e}",
+                o.name(Field::Ambient)
+            ))
+        })?;
+        let raisable: caps::CapsHashSet = effective.intersection(&inheritable).copied().collect();
+        for c in sorted(&raisable) {
             match crate::sys::privileges::ambient_raise(u32::from(c.index())) {
                 Ok(()) | Err(Errno::PERM | Errno::INVAL) => {}
                 Err(e) => {
