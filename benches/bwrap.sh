@@ -6,8 +6,8 @@
 #
 #   benches/bwrap.sh [SAFEROOT_BINARY]
 #
-# Without an argument it builds saferoot (cargo build --release -p
-# saferoot-cli; CARGO_TARGET_DIR is honoured) and uses that binary.
+# Without an argument it builds saferoot as shipped (cli/dist.sh: static,
+# LTO; CARGO_TARGET_DIR is honoured) and uses that binary.
 #
 # Environment:
 #   RUNS    runs per tool and command line (default 50)
@@ -49,9 +49,8 @@ fi
 if [ $# -ge 1 ]; then
     saferoot=$1
 else
-    echo "bwrap.sh: building saferoot (release)..." >&2
-    (cd "$repo" && cargo build --release --quiet -p saferoot-cli)
-    saferoot=${CARGO_TARGET_DIR:-$repo/target}/release/saferoot
+    echo "bwrap.sh: building saferoot (cli/dist.sh)..." >&2
+    saferoot=$("$repo/cli/dist.sh")
 fi
 if [ ! -x "$saferoot" ]; then
     echo "bwrap.sh: $saferoot is not an executable" >&2

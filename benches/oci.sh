@@ -4,8 +4,8 @@
 #
 #   benches/oci.sh [SAFEROOT_BINARY...]
 #
-# Without an argument it builds saferoot (cargo build --release -p
-# saferoot-cli; CARGO_TARGET_DIR is honoured). With several binaries (say
+# Without an argument it builds saferoot as shipped (cli/dist.sh;
+# CARGO_TARGET_DIR is honoured). With several binaries (say
 # the build before and after a change) each is timed in the same rotation,
 # so that drift in the machine's load falls on all of them alike.
 #

@@ -12,7 +12,8 @@
 #   N         sandboxes per batch (default 32)
 #   ROUNDS    batches per tool and mount count (default 5)
 #   MOUNTS    extra mounts in the namespace (default "100 5000")
-#   SAFEROOT  the saferoot binary (default: a release build made now)
+#   SAFEROOT  the saferoot binary (default: the shipped build, made now
+#             with cli/dist.sh)
 #   TOOLS     default "saferoot saferoot+mountns saferoot-oci
 #             saferoot-oci+mountns crun"; also runc, bwrap, saferoot-bwrap,
 #             saferoot-bwrap+mountns (see benches/startup.sh for each)

@@ -22,15 +22,14 @@ check_outer() {
     done
 }
 
-# find_saferoot REPO: sets $saferoot to $SAFEROOT, or to a release build
-# made now (cargo build --release -p saferoot-cli, CARGO_TARGET_DIR
-# honoured); an absolute path.
+# find_saferoot REPO: sets $saferoot to $SAFEROOT, or to the shipped build
+# made now (cli/dist.sh: static, LTO; CARGO_TARGET_DIR honoured); an
+# absolute path.
 find_saferoot() {
     saferoot=${SAFEROOT:-}
     if [ -z "$saferoot" ]; then
-        say "building saferoot (release)..."
-        (cd "$1" && cargo build --release --quiet -p saferoot-cli)
-        saferoot=${CARGO_TARGET_DIR:-$1/target}/release/saferoot
+        say "building saferoot (cli/dist.sh)..."
+        saferoot=$("$1/cli/dist.sh")
     fi
     [ -x "$saferoot" ] || die "$saferoot is not an executable"
     saferoot=$(cd "$(dirname "$saferoot")" && pwd)/$(basename "$saferoot")

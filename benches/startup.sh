@@ -10,8 +10,8 @@
 #   COUNTS    extra mounts in the namespace (default "100 1000 5000 20000")
 #   RUNS      timed runs per tool and count (default 30)
 #   PASSES    sweeps over the counts that share the runs (default 3)
-#   SAFEROOT  the saferoot binary (default: cargo build --release -p
-#             saferoot-cli, honouring CARGO_TARGET_DIR)
+#   SAFEROOT  the saferoot binary (default: the shipped build, made now
+#             with cli/dist.sh, honouring CARGO_TARGET_DIR)
 #   BWRAP     the bubblewrap to compare against (default: bwrap on PATH)
 #   TOOLS     which tools to time (default: all; names as in the table below)
 #
