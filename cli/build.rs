@@ -2,11 +2,12 @@
 //!
 //! A position-independent executable is relocated by the dynamic loader at
 //! every start: about sixteen thousand relative relocations for this
-//! binary, each a write that also dirties a page of `.data.rel.ro`. With
-//! packed relative relocations (`-z pack-relative-relocs`, DT_RELR, read
-//! by glibc 2.36 and later) the table shrinks from about 390 KiB to 5 KiB
-//! and the loader applies it as a bitmap. On the start-up benchmark this
-//! took 0.8 ms off every start (docs/performance.md, "Linking").
+//! binary, each a write into `.data.rel.ro`. With packed relative
+//! relocations (`-z pack-relative-relocs`, DT_RELR, read by glibc 2.36 and
+//! later) the table shrinks from about 390 KiB to 5 KiB and the loader
+//! applies it as a bitmap. The shipped build (`cli/dist.sh`) is static and
+//! gains more; this is for every other build (docs/performance.md,
+//! "Linking").
 //!
 //! The option is added only when the C compiler links a test program with
 //! it (binutils 2.38+ or lld, and a C library that has the matching symbol
