@@ -187,6 +187,13 @@ impl Procfs {
         flags: rustix::fs::OFlags,
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
+        if let Some(s) = sub.to_str() {
+            if let Some(r) = self.open_fresh(s, flags, Last::NoFollow) {
+                return r.map(std::fs::File::from).map_err(|e| {
+                    Error::os_at("open procfs file", Path::new("/proc").join(sub), e)
+                });
+            }
+        }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
         crate::error::pathrs_call("open procfs file", Path::new("/proc").join(sub), || {
             self.inner.open(ProcfsBase::ProcRoot, sub, flags)
@@ -195,6 +202,44 @@ impl Procfs {
 }
 
 impl Procfs {
+    /// Opens `sub` (relative to the procfs root) on a fresh instance with
+    /// one system call, without pathrs's per-open checks, which guard
+    /// against what cannot happen to an instance made here: a mount over a
+    /// file in it, or the handle being some other filesystem. `None` when
+    /// the instance is not fresh (the caller then asks pathrs).
+    ///
+    /// With [`Last::NoFollow`] the lookup is pathrs's own: it stays beneath
+    /// the root and on this mount, follows no magic link, and does not
+    /// follow the last component (`openat2` with `O_NOFOLLOW` and
+    /// `RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS`; procfs's
+    /// own symlinks on the way, such as `self`, are followed). With
+    /// [`Last::FollowMagic`] it is a plain `openat` that follows the last
+    /// component (a namespace link leaves procfs for nsfs by design); the
+    /// components before it are this procfs's own (pid directories, `ns`,
+    /// and `thread-self`, a symlink within it).
+    fn open_fresh(
+        &self,
+        sub: &str,
+        flags: rustix::fs::OFlags,
+        last: Last,
+    ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        if !self.fresh {
+            return None;
+        }
+        let flags = flags | OFlags::CLOEXEC;
+        Some(match last {
+            Last::NoFollow => rustix::fs::openat2(
+                &*self.inner,
+                sub,
+                flags | OFlags::NOFOLLOW,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS,
+            ),
+            Last::FollowMagic => rustix::fs::openat(&*self.inner, sub, flags, Mode::empty()),
+        })
+    }
+
     /// A user namespace with the given uid and gid maps (each line
     /// `inside outside count`), as an fd: what an idmapped mount needs.
     /// A child is parked in a new user namespace for as long as it takes to
@@ -205,30 +250,12 @@ impl Procfs {
         let pid = child.pid();
         for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
             let sub = PathBuf::from(format!("{pid}/{file}"));
-            let mut f =
-                crate::error::pathrs_call("open id map", Path::new("/proc").join(&sub), || {
-                    self.inner.open(
-                        ProcfsBase::ProcRoot,
-                        &sub,
-                        OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
-                    )
-                })?;
+            let mut f = self.open_root(&sub, rustix::fs::OFlags::WRONLY)?;
             f.write_all(map.as_bytes()).map_err(|e| {
                 Error::os_at("write id map", Path::new("/proc").join(&sub), errno_of(&e))
             })?;
         }
-        let sub = PathBuf::from(format!("{pid}/ns/user"));
-        let f = crate::error::pathrs_call(
-            "open user namespace",
-            Path::new("/proc").join(&sub),
-            || {
-                self.inner.open_follow(
-                    ProcfsBase::ProcRoot,
-                    &sub,
-                    OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-                )
-            },
-        )?;
+        let f = self.open_namespace(Some(pid), "user")?;
         drop(child);
         Ok(f.into())
     }
@@ -241,6 +268,16 @@ impl Procfs {
                 "open namespace",
                 format!("bad namespace name {kind:?}"),
             ));
+        }
+        let fresh_sub = match pid {
+            Some(p) => format!("{p}/ns/{kind}"),
+            None => format!("thread-self/ns/{kind}"),
+        };
+        if let Some(r) = self.open_fresh(&fresh_sub, rustix::fs::OFlags::RDONLY, Last::FollowMagic)
+        {
+            return r.map(std::fs::File::from).map_err(|e| {
+                Error::os_at("open namespace", Path::new("/proc").join(&fresh_sub), e)
+            });
         }
         let (base, sub, shown) = match pid {
             Some(p) => (
@@ -328,6 +365,16 @@ fn fresh_procfs() -> std::result::Result<std::os::fd::OwnedFd, rustix::io::Errno
     )
 }
 
+/// How [`Procfs::open_fresh`] treats the last component.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// Never followed: no symlink anywhere on the way.
+    NoFollow,
+    /// Followed, for the namespace links (`PID/ns/KIND`), which are magic
+    /// links into nsfs.
+    FollowMagic,
+}
+
 fn errno_of(e: &std::io::Error) -> rustix::io::Errno {
     rustix::io::Errno::from_io_error(e).unwrap_or(rustix::io::Errno::IO)
 }
@@ -403,6 +450,61 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// The one-call opens of a fresh instance (`open_root`, namespace links,
+    /// `make_userns`) give what pathrs's checked opens give, and refuse
+    /// what they refuse: a symlink as the last component of a
+    /// non-following open.
+    #[test]
+    fn fresh_opens_agree_with_the_checked_ones() {
+        use std::io::Read as _;
+        use std::os::unix::fs::MetadataExt;
+        let fresh = Procfs::new().unwrap();
+        assert!(fresh.fresh);
+        let checked = Procfs {
+            inner: std::sync::Arc::new(
+                ProcfsHandleBuilder::new()
+                    .subset_pid(false)
+                    .build()
+                    .unwrap(),
+            ),
+            fresh: false,
+        };
+        let pid = std::process::id();
+        for p in [&fresh, &checked] {
+            let mut s = String::new();
+            p.open_root(format!("{pid}/status"), rustix::fs::OFlags::RDONLY)
+                .unwrap()
+                .read_to_string(&mut s)
+                .unwrap();
+            assert!(s.contains(&format!("Pid:\t{pid}")), "{s}");
+            // "self" is a symlink within procfs: followed on the way, not
+            // as the last component.
+            let mut via_self = String::new();
+            p.open_root("self/status", rustix::fs::OFlags::RDONLY)
+                .unwrap()
+                .read_to_string(&mut via_self)
+                .unwrap();
+            assert!(via_self.contains(&format!("Pid:\t{pid}")));
+            assert!(p.open_root("self", rustix::fs::OFlags::RDONLY).is_err());
+            assert!(p.open_root("self/cwd", rustix::fs::OFlags::RDONLY).is_err());
+            let ns = p.open_namespace(Some(pid), "mnt").unwrap();
+            let host = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).unwrap();
+            assert_eq!(ns.metadata().unwrap().ino(), host.ino());
+            let ns = p.open_namespace(None, "net").unwrap();
+            let host = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+            assert_eq!(ns.metadata().unwrap().ino(), host.ino());
+            // A user namespace mapping root to root: its fd is a user
+            // namespace (NS_GET_NSTYPE) other than ours.
+            let userns = p.make_userns("0 0 1\n", "0 0 1\n").unwrap();
+            assert_eq!(
+                crate::sys::ns_type(std::os::fd::AsFd::as_fd(&userns)).unwrap(),
+                libc::CLONE_NEWUSER
+            );
+            let ours = std::fs::metadata("/proc/self/ns/user").unwrap().ino();
+            assert_ne!(rustix::fs::fstat(&userns).unwrap().st_ino, ours);
+        }
     }
 
     #[test]
