@@ -130,6 +130,20 @@ impl Procfs {
     /// read-only and without following symlinks.
     pub fn open_thread_self(&self, subpath: impl AsRef<Path>) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
+        if let Some(r) = self.open_fresh(
+            "thread-self",
+            sub,
+            rustix::fs::OFlags::RDONLY,
+            Last::NoFollow,
+        ) {
+            return r.map(std::fs::File::from).map_err(|e| {
+                Error::os_at(
+                    "open procfs file",
+                    Path::new("/proc/thread-self").join(sub),
+                    e,
+                )
+            });
+        }
         self.inner
             .open(
                 ProcfsBase::ProcThreadSelf,
@@ -154,6 +168,15 @@ impl Procfs {
         flags: rustix::fs::OFlags,
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
+        if let Some(r) = self.open_fresh("thread-self", sub, flags, Last::NoFollow) {
+            return r.map(std::fs::File::from).map_err(|e| {
+                Error::os_at(
+                    "open procfs file",
+                    Path::new("/proc/thread-self").join(sub),
+                    e,
+                )
+            });
+        }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
         crate::error::pathrs_call(
             "open procfs file",
@@ -171,6 +194,11 @@ impl Procfs {
         flags: rustix::fs::OFlags,
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
+        if let Some(r) = self.open_fresh("self", sub, flags, Last::NoFollow) {
+            return r.map(std::fs::File::from).map_err(|e| {
+                Error::os_at("open procfs file", Path::new("/proc/self").join(sub), e)
+            });
+        }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
         crate::error::pathrs_call(
             "open procfs file",
@@ -187,12 +215,10 @@ impl Procfs {
         flags: rustix::fs::OFlags,
     ) -> Result<std::fs::File> {
         let sub = subpath.as_ref();
-        if let Some(s) = sub.to_str() {
-            if let Some(r) = self.open_fresh(s, flags, Last::NoFollow) {
-                return r.map(std::fs::File::from).map_err(|e| {
-                    Error::os_at("open procfs file", Path::new("/proc").join(sub), e)
-                });
-            }
+        if let Some(r) = self.open_fresh("", sub, flags, Last::NoFollow) {
+            return r
+                .map(std::fs::File::from)
+                .map_err(|e| Error::os_at("open procfs file", Path::new("/proc").join(sub), e));
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
         crate::error::pathrs_call("open procfs file", Path::new("/proc").join(sub), || {
@@ -217,9 +243,15 @@ impl Procfs {
     /// component (a namespace link leaves procfs for nsfs by design); the
     /// components before it are this procfs's own (pid directories, `ns`,
     /// and `thread-self`, a symlink within it).
+    ///
+    /// `sub` is taken under `base` (`""`, `"self"` or `"thread-self"`) and
+    /// must be plain names only (no `..`, `.` or leading `/`), so that the
+    /// lookup cannot leave `base`, as pathrs's cannot; anything else is
+    /// left to pathrs.
     fn open_fresh(
         &self,
-        sub: &str,
+        base: &str,
+        sub: &Path,
         flags: rustix::fs::OFlags,
         last: Last,
     ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
@@ -227,6 +259,22 @@ impl Procfs {
         if !self.fresh {
             return None;
         }
+        let mut path = String::from(base);
+        for c in sub.components() {
+            match c {
+                std::path::Component::Normal(n) => {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(n.to_str()?);
+                }
+                _ => return None,
+            }
+        }
+        if path.is_empty() || path == base {
+            return None;
+        }
+        let sub = path.as_str();
         let flags = flags | OFlags::CLOEXEC;
         Some(match last {
             Last::NoFollow => rustix::fs::openat2(
@@ -269,14 +317,19 @@ impl Procfs {
                 format!("bad namespace name {kind:?}"),
             ));
         }
-        let fresh_sub = match pid {
-            Some(p) => format!("{p}/ns/{kind}"),
-            None => format!("thread-self/ns/{kind}"),
+        let (fresh_base, fresh_sub) = match pid {
+            Some(p) => (String::new(), format!("{p}/ns/{kind}")),
+            None => ("thread-self".to_string(), format!("ns/{kind}")),
         };
-        if let Some(r) = self.open_fresh(&fresh_sub, rustix::fs::OFlags::RDONLY, Last::FollowMagic)
-        {
+        if let Some(r) = self.open_fresh(
+            &fresh_base,
+            Path::new(&fresh_sub),
+            rustix::fs::OFlags::RDONLY,
+            Last::FollowMagic,
+        ) {
             return r.map(std::fs::File::from).map_err(|e| {
-                Error::os_at("open namespace", Path::new("/proc").join(&fresh_sub), e)
+                let shown = Path::new("/proc").join(&fresh_base).join(&fresh_sub);
+                Error::os_at("open namespace", shown, e)
             });
         }
         let (base, sub, shown) = match pid {
@@ -452,10 +505,11 @@ mod tests {
         .unwrap();
     }
 
-    /// The one-call opens of a fresh instance (`open_root`, namespace links,
-    /// `make_userns`) give what pathrs's checked opens give, and refuse
-    /// what they refuse: a symlink as the last component of a
-    /// non-following open.
+    /// The one-call opens of a fresh instance (`open_root`, `open_self`,
+    /// `open_thread_self`, namespace links, `make_userns`) give what
+    /// pathrs's checked opens give, and refuse what they refuse: a symlink
+    /// as the last component of a non-following open, `..` out of the
+    /// base.
     #[test]
     fn fresh_opens_agree_with_the_checked_ones() {
         use std::io::Read as _;
@@ -489,6 +543,28 @@ mod tests {
             assert!(via_self.contains(&format!("Pid:\t{pid}")));
             assert!(p.open_root("self", rustix::fs::OFlags::RDONLY).is_err());
             assert!(p.open_root("self/cwd", rustix::fs::OFlags::RDONLY).is_err());
+            // Under self and thread-self: the same files as the host's
+            // /proc shows, and no way out of the base with "..".
+            let mut map = String::new();
+            p.open_thread_self("uid_map")
+                .unwrap()
+                .read_to_string(&mut map)
+                .unwrap();
+            assert_eq!(map, std::fs::read_to_string("/proc/self/uid_map").unwrap());
+            let task = p
+                .open_self(
+                    "task",
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                )
+                .unwrap();
+            assert!(task.metadata().unwrap().is_dir());
+            assert!(p.open_thread_self("../../1/environ").is_err());
+            assert!(p
+                .open_self("../1/environ", rustix::fs::OFlags::RDONLY)
+                .is_err());
+            assert!(p
+                .open_thread_self_with("cwd", rustix::fs::OFlags::RDONLY)
+                .is_err());
             let ns = p.open_namespace(Some(pid), "mnt").unwrap();
             let host = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).unwrap();
             assert_eq!(ns.metadata().unwrap().ino(), host.ino());
