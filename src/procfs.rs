@@ -2,10 +2,12 @@
 //!
 //! saferoot never reads or writes the container's `/proc`: a container can
 //! mount over or symlink anything in its own tree (CVE-2025-52881). Instead
-//! it uses a procfs instance of its own through pathrs (a fresh detached
-//! `fsopen("proc")` mount where the kernel allows, otherwise a checked clone
-//! of the host's `/proc`), and every file under it is opened without
-//! following symlinks or crossing mounts.
+//! it uses a procfs instance of its own: a fresh detached `fsopen("proc")`
+//! mount made here where the kernel allows, otherwise whatever pathrs can
+//! give safely (a checked clone of the host's `/proc`). Every file under it
+//! is opened without following magic links or crossing mounts. On a fresh
+//! instance, which nothing can be mounted over, the common opens are one
+//! `openat2` each; on any other, pathrs checks each open.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
