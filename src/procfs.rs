@@ -454,13 +454,9 @@ mod tests {
         }
     }
 
-    /// The one-`statx` lookup of a fresh instance and pathrs's checked open
-    /// of the link agree with each other and with the host's `/proc`, for
-    /// the calling thread and by pid, before and after the thread moves
-    /// to a new mount namespace; a bad name is refused by both.
-    #[test]
-    fn namespace_inodes_agree_between_the_fresh_and_the_checked_lookup() {
-        use std::os::unix::fs::MetadataExt;
+    /// A fresh instance (made by [`Procfs::new`], as root on this kernel)
+    /// and one pathrs made, which takes the checked path for everything.
+    fn fresh_and_checked() -> (Procfs, Procfs) {
         let fresh = Procfs::new().unwrap();
         assert!(fresh.fresh, "this kernel allows fsopen(\"proc\") as root");
         let checked = Procfs {
@@ -472,6 +468,17 @@ mod tests {
             ),
             fresh: false,
         };
+        (fresh, checked)
+    }
+
+    /// The one-`statx` lookup of a fresh instance and pathrs's checked open
+    /// of the link agree with each other and with the host's `/proc`, for
+    /// the calling thread and by pid, before and after the thread moves
+    /// to a new mount namespace; a bad name is refused by both.
+    #[test]
+    fn namespace_inodes_agree_between_the_fresh_and_the_checked_lookup() {
+        use std::os::unix::fs::MetadataExt;
+        let (fresh, checked) = fresh_and_checked();
         let pid = std::process::id();
         let host = |name: &str| {
             std::fs::metadata(format!("/proc/thread-self/ns/{name}"))
@@ -516,17 +523,7 @@ mod tests {
     fn fresh_opens_agree_with_the_checked_ones() {
         use std::io::Read as _;
         use std::os::unix::fs::MetadataExt;
-        let fresh = Procfs::new().unwrap();
-        assert!(fresh.fresh);
-        let checked = Procfs {
-            inner: std::sync::Arc::new(
-                ProcfsHandleBuilder::new()
-                    .subset_pid(false)
-                    .build()
-                    .unwrap(),
-            ),
-            fresh: false,
-        };
+        let (fresh, checked) = fresh_and_checked();
         let pid = std::process::id();
         for p in [&fresh, &checked] {
             let mut s = String::new();
