@@ -26,10 +26,15 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-/// The forwarded signals and SIGCHLD: what the chain blocks and waits for.
+/// The forwarded signals, SIGCHLD and SIGIO: what the chain blocks and
+/// waits for. SIGIO is how saferoot learns that the setup pipe reached
+/// end-of-file ([`Watch`]); one sent by anyone else is forwarded like the
+/// others (a blocked SIGIO, unlike an unblocked one, does not end the
+/// process by default).
 pub fn handled() -> SignalSet {
     let mut all = FORWARDED.to_vec();
     all.push(libc::SIGCHLD);
+    all.push(libc::SIGIO);
     SignalSet::of(&all)
 }
 
@@ -71,6 +76,15 @@ pub struct Watch {
     /// can clean up); a signal that arrives once the parent has changed
     /// means the parent died.
     pub parent: Option<Option<Pid>>,
+    /// Dropped when the setup pipe reaches end-of-file (the program was
+    /// exec'd, or setup failed), announced by SIGIO when `setup` was set
+    /// up for it ([`crate::sys::process::sigio_on_readable`]), else when
+    /// the sandbox ends. For what is cheaper to release while the program
+    /// runs than before it starts or after it ends: saferoot's private
+    /// procfs, whose unmount waits for an RCU grace period, is released
+    /// here by its last holder once every process of the chain has closed
+    /// its copy.
+    pub until_setup_ends: Option<Box<dyn std::any::Any>>,
 }
 
 /// Whether the sandbox is still being set up: the setup pipe (non-blocking)
@@ -95,6 +109,21 @@ pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
     supervise_top(child, child_in_our_group, None)
 }
 
+/// What a SIGIO means to [`supervise_top`].
+fn setup_pipe_news(watch: Option<&mut Watch>, s: &ReceivedSignal) -> bool {
+    let Some(w) = watch else { return false };
+    if s.signo != libc::SIGIO || !crate::sys::process::POLL_CODES.contains(&s.code) {
+        return false;
+    }
+    if !setting_up(&w.setup) {
+        if let Some(held) = w.until_setup_ends.take() {
+            log::debug!("setup ended: releasing what waited for it");
+            drop(held);
+        }
+    }
+    true
+}
+
 /// [`supervise`] for saferoot itself, with `watch`:
 ///
 /// - SIGINT, SIGTERM or SIGHUP while the sandbox is still being set up
@@ -103,7 +132,7 @@ pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
 ///   namespace ends with its init) and return 128 + N;
 /// - once saferoot's parent has died (`--die-with-parent`), the sandbox is
 ///   killed with SIGKILL, and its status returned.
-pub fn supervise_top(child: Pid, child_in_our_group: bool, watch: Option<&Watch>) -> i32 {
+pub fn supervise_top(child: Pid, child_in_our_group: bool, mut watch: Option<&mut Watch>) -> i32 {
     let set = handled();
     loop {
         let s = match wait_signal(&set) {
@@ -113,8 +142,11 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, watch: Option<&Watch>
                 return kill_and_reap(child);
             }
         };
+        if setup_pipe_news(watch.as_deref_mut(), &s) {
+            continue;
+        }
         if s.signo != libc::SIGCHLD {
-            if let Some(w) = watch {
+            if let Some(w) = watch.as_deref() {
                 if let Some(parent) = w.parent {
                     if rustix::process::getppid() != parent {
                         log::info!(

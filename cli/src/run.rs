@@ -395,14 +395,26 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             );
         }
     }
-    // saferoot has no more use for its procfs (the maps are written): it
-    // goes now, while the sandbox is set up, rather than when saferoot
-    // exits, where unmounting it (a synchronous RCU grace period) would
-    // add to the sandbox's end.
-    drop(counter);
-    let watch = relay::Watch {
+    // saferoot has no more use for its procfs (the maps are written). The
+    // processes of the chain hold copies until they exec the program or
+    // fork it; whoever closes last unmounts it, which waits for an RCU
+    // grace period. saferoot keeps its copy until the setup pipe tells it
+    // (SIGIO at end-of-file) that the program was exec'd, so that the last
+    // close is its own and runs while the program does, rather than in the
+    // chain before the program starts or in saferoot after it ends.
+    let until_setup_ends: Option<Box<dyn std::any::Any>> =
+        match crate::sys::process::sigio_on_readable(setup_r.as_fd()) {
+            Ok(()) => Some(Box::new(counter)),
+            Err(e) => {
+                log::debug!("no SIGIO from the setup pipe ({e}): procfs released now");
+                drop(counter);
+                None
+            }
+        };
+    let mut watch = relay::Watch {
         setup: setup_r,
         parent,
+        until_setup_ends,
     };
     // The namespace child stays in this session when the init makes the
     // new one (with a pid namespace); an init forked directly makes it
@@ -412,7 +424,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else {
         !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()
     };
-    let code = relay::supervise_top(child, child_in_our_group, Some(&watch));
+    let code = relay::supervise_top(child, child_in_our_group, Some(&mut watch));
     drop(alive_w);
     if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {
         l.read(false);

@@ -349,6 +349,99 @@ fn run_forwards_signals_to_the_program() {
     }
 }
 
+/// saferoot learns the program was exec'd from SIGIO on its setup pipe;
+/// a SIGIO that someone sends it (not the kernel) is passed on like any
+/// other signal, for the embedded default and a sandbox from flags.
+#[test_log::test]
+fn run_forwards_a_sigio_it_did_not_ask_for() {
+    if !common::require_root() {
+        return;
+    }
+    for flags in [Vec::new(), base()] {
+        let (mut child, mut out) = spawn_ready(
+            &flags,
+            r#"trap 'echo got-io; exit 4' IO; echo ready; while :; do sleep 0.05; done"#,
+        );
+        kill(child.id() as i32, rustix::process::Signal::IO);
+        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGIO");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(status_code(st), 4, "{rest}");
+        assert!(rest.contains("got-io"), "{rest}");
+    }
+}
+
+/// The fds of `pid` that are open on a procfs (its private instance shows
+/// up so; nothing else saferoot holds while it waits is a procfs).
+fn procfs_fds(pid: i32) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let Ok(f) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        if rustix::fs::fstatfs(&f).is_ok_and(|st| st.f_type == libc::PROC_SUPER_MAGIC) {
+            found.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+/// saferoot's private procfs is released (its unmount waits for an RCU
+/// grace period) by saferoot, while the program runs: saferoot holds it
+/// through the setup (so that the chain's processes, which close their
+/// copies as they exec or fork the program, are never the last holder),
+/// and no longer once the program runs. For the embedded default (an init
+/// in a pid namespace) and a sandbox from flags. The setup is held in the
+/// debug builds' delay hook to look at it.
+#[test_log::test]
+fn run_releases_its_procfs_while_the_program_runs() {
+    if !common::require_root() || !setup_delay_hook_available() {
+        return;
+    }
+    for flags in [Vec::new(), base()] {
+        let mut args = s(&["run"]);
+        args.extend(flags.iter().cloned());
+        args.extend(s(&["--", "/bin/sh", "-c", "echo ready; exec sleep 100"]));
+        let mut child = Command::new(EXE)
+            .args(&args)
+            .env("SAFEROOT_TEST_SETUP_DELAY_MS", "1500")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // During the setup (the delay hook holds it for 1.5 s).
+        std::thread::sleep(Duration::from_millis(500));
+        let during = procfs_fds(pid);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the sandbox did not start");
+        // The program runs; SIGIO may still be on its way to saferoot.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut after = procfs_fds(pid);
+        while !after.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            after = procfs_fds(pid);
+        }
+        kill(pid, rustix::process::Signal::TERM);
+        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGTERM");
+        assert_eq!(status_code(st), 128 + 15);
+        assert_eq!(
+            during.len(),
+            1,
+            "saferoot's procfs during setup: fds {during:?}"
+        );
+        assert!(
+            after.is_empty(),
+            "saferoot still holds a procfs at fds {after:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Each run flag
 

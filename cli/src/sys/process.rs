@@ -14,7 +14,7 @@
 
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::process::Pid;
@@ -277,6 +277,36 @@ pub fn block_signals(set: &SignalSet) -> Result<SignalSet, Errno> {
 pub fn set_signal_mask(set: &SignalSet) -> Result<(), Errno> {
     sigmask(libc::SIG_SETMASK, set).map(|_| ())
 }
+
+/// Asks the kernel to send the calling process SIGIO when `fd` (the read
+/// end of a pipe) becomes readable, which includes its last writer going
+/// away: `O_ASYNC`, with the calling process as owner and SIGIO named as
+/// the signal (so that it carries a `POLL_*` code, [`POLL_CODES`]).
+pub fn sigio_on_readable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let raw = fd.as_raw_fd();
+    let fcntl = |cmd: libc::c_int, arg: libc::c_int| -> Result<libc::c_int, Errno> {
+        // SAFETY: fcntl on a valid fd with integer arguments only; no
+        // pointer is passed.
+        let r = unsafe { libc::fcntl(raw, cmd, arg) };
+        if r < 0 {
+            Err(Errno::from_raw_os_error(last_errno()))
+        } else {
+            Ok(r)
+        }
+    };
+    fcntl(
+        libc::F_SETOWN,
+        rustix::process::getpid().as_raw_nonzero().get(),
+    )?;
+    fcntl(linux_raw_sys::general::F_SETSIG as libc::c_int, libc::SIGIO)?;
+    let flags = fcntl(libc::F_GETFL, 0)?;
+    fcntl(libc::F_SETFL, flags | libc::O_ASYNC)?;
+    Ok(())
+}
+
+/// The `si_code`s of a SIGIO the kernel sent for an `O_ASYNC` file
+/// (`POLL_IN` to `POLL_HUP`); a SIGIO sent with `kill(2)` has another.
+pub const POLL_CODES: std::ops::RangeInclusive<i32> = 1..=6;
 
 /// `si_code` of a signal the kernel sent (a terminal's `^C`, for instance).
 pub const SI_KERNEL: i32 = 0x80;
