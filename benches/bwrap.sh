@@ -29,6 +29,11 @@ binds=${BINDS:-2000}
 cases=${CASES:-a b c}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
+# now_us and stats
+# shellcheck disable=SC2034 # read by startup-lib.sh
+prog=bwrap.sh
+# shellcheck source=benches/startup-lib.sh
+. "$here/startup-lib.sh"
 
 case $runs in '' | *[!0-9]* | 0) echo "bwrap.sh: RUNS must be a positive integer" >&2; exit 2 ;; esac
 for c in $cases; do
@@ -67,13 +72,6 @@ trap 'rm -rf "$work"' EXIT
 ln -s "$saferoot" "$work/bwrap"
 ours=$work/bwrap
 
-# Microseconds since the epoch, without forking when bash can (5.0+).
-if [ -n "${EPOCHREALTIME:-}" ]; then
-    now_us() { now=${EPOCHREALTIME/[.,]/}; }
-else
-    now_us() { now=$(($(date +%s%N) / 1000)); }
-fi
-
 # The command lines. (a) the smallest useful sandbox; (b) the shape of a
 # flatpak-style sandbox; (c) BINDS read-only binds on fresh mount points.
 base=(--ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64
@@ -99,17 +97,6 @@ time_one() {
     elapsed=$((now - start))
 }
 
-# Median and p90 (nearest rank) in ms of the µs samples in a file.
-stats() {
-    sort -n "$1" | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) { print "n/a n/a"; exit }
-            med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            r = int(0.9 * NR); if (r < 0.9 * NR) r++
-            printf "%.2f %.2f\n", med / 1000, v[r] / 1000
-        }'
-}
 
 echo "saferoot:   $saferoot (as $ours)"
 echo "bubblewrap: $real_bwrap ($("$real_bwrap" --version 2>/dev/null || echo "version unknown"))"

@@ -83,12 +83,6 @@ label() {
     if (($1 < n)); then echo "${bins[$1]}"; else echo crun; fi
 }
 
-if [ -n "${EPOCHREALTIME:-}" ]; then
-    now_us() { now=${EPOCHREALTIME/[.,]/}; }
-else
-    now_us() { now=$(($(date +%s%N) / 1000)); }
-fi
-
 status=0
 for ((k = 0; k <= n; k++)); do
     : >"$work/samples/$k"
@@ -112,16 +106,6 @@ for ((i = 0; i < runs; i++)); do
     done
 done
 
-stats() {
-    sort -n "$1" | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) { print "n/a n/a"; exit }
-            med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            r = int(0.9 * NR); if (r < 0.9 * NR) r++
-            printf "%.2f %.2f\n", med / 1000, v[r] / 1000
-        }'
-}
 read -r crun_med _ < <(stats "$work/samples/$n")
 echo "bundle: crun's default (crun spec), /bin/true; $runs runs per tool, alternating;" \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034 # prog, all_tools, ... come from the caller; now, total, ... go back to it
-# Shared by benches/startup.sh and benches/startup-concurrent.sh (sourced,
-# not run): the private mount namespace they measure in, the extra mounts,
-# the OCI bundles and the command line of each tool.
+# Shared by benches/startup.sh, benches/startup-concurrent.sh, benches/oci.sh
+# and benches/bwrap.sh (sourced, not run): the private mount namespace they
+# measure in, the extra mounts, the OCI bundles, the command line of each
+# tool, the clock and the statistics.
 #
 # The caller sets `prog` (its name in messages) before sourcing, and
 # `all_tools` (the tools it knows).
@@ -62,6 +63,19 @@ if [ -n "${EPOCHREALTIME:-}" ]; then
 else
     now_us() { now=$(($(date +%s%N) / 1000)); }
 fi
+
+# stats FILE: the median and the 90th percentile (nearest rank), in ms, of
+# the samples in FILE (µs, one a line), or "n/a n/a" for none.
+stats() {
+    sort -n "$1" | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "n/a n/a"; exit }
+            med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            r = int(0.9 * NR); if (r < 0.9 * NR) r++
+            printf "%.2f %.2f\n", med / 1000, v[r] / 1000
+        }'
+}
 
 host_mounts() { awk 'END { print NR }' /proc/self/mountinfo; }
 
