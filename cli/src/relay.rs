@@ -84,7 +84,7 @@ pub struct Watch {
     /// procfs, whose unmount waits for an RCU grace period, is released
     /// here by its last holder once every process of the chain has closed
     /// its copy.
-    pub until_setup_ends: Option<Box<dyn std::any::Any>>,
+    pub until_setup_ends: Option<crate::sys::process::ThreadCounter>,
 }
 
 /// Whether the sandbox is still being set up: the setup pipe (non-blocking)

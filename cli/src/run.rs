@@ -402,15 +402,14 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // (SIGIO at end-of-file) that the program was exec'd, so that the last
     // close is its own and runs while the program does, rather than in the
     // chain before the program starts or in saferoot after it ends.
-    let until_setup_ends: Option<Box<dyn std::any::Any>> =
-        match crate::sys::process::sigio_on_readable(setup_r.as_fd()) {
-            Ok(()) => Some(Box::new(counter)),
-            Err(e) => {
-                log::debug!("no SIGIO from the setup pipe ({e}): procfs released now");
-                drop(counter);
-                None
-            }
-        };
+    let until_setup_ends = match crate::sys::process::sigio_on_readable(setup_r.as_fd()) {
+        Ok(()) => Some(counter),
+        Err(e) => {
+            log::debug!("no SIGIO from the setup pipe ({e}): procfs released now");
+            drop(counter);
+            None
+        }
+    };
     let mut watch = relay::Watch {
         setup: setup_r,
         parent,
