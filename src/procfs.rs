@@ -313,12 +313,7 @@ impl Procfs {
     /// Opens the namespace `kind` (`mnt`, `user`, `pid`, `net`, ...) of
     /// `pid`, or of the calling thread when `None`, as an nsfs fd.
     pub fn open_namespace(&self, pid: Option<u32>, kind: &str) -> Result<std::fs::File> {
-        if kind.is_empty() || kind.contains('/') || kind.starts_with('.') {
-            return Err(Error::invalid(
-                "open namespace",
-                format!("bad namespace name {kind:?}"),
-            ));
-        }
+        check_ns_name("open namespace", kind)?;
         let (fresh_base, fresh_sub) = match pid {
             Some(p) => (String::new(), format!("{p}/ns/{kind}")),
             None => ("thread-self".to_string(), format!("ns/{kind}")),
@@ -380,12 +375,7 @@ impl Procfs {
     /// opened through pathrs's checks.
     pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
         if self.fresh {
-            if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                return Err(Error::invalid(
-                    "namespace inode",
-                    format!("bad namespace name {name:?}"),
-                ));
-            }
+            check_ns_name("namespace inode", name)?;
             let sub = match pid {
                 Some(p) => format!("{p}/ns/{name}"),
                 None => format!("thread-self/ns/{name}"),
@@ -418,6 +408,15 @@ fn fresh_procfs() -> std::result::Result<std::os::fd::OwnedFd, rustix::io::Errno
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
+}
+
+/// Refuses a namespace name (`mnt`, `user`, ...) that is empty, has a `/`
+/// or starts with a `.`: it must name one link in `ns/`.
+fn check_ns_name(op: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(Error::invalid(op, format!("bad namespace name {name:?}")));
+    }
+    Ok(())
 }
 
 /// How [`Procfs::open_fresh`] treats the last component.
