@@ -936,18 +936,23 @@ fn trusted_saferoot(path: &Path) -> Option<Vec<u8>> {
         .map(|n| buf[..n].to_vec())
 }
 
+/// Unpacks [`xattrs_on_links_and_nodes`] into `sb` with attributes on.
+fn unpack_links_and_nodes_with_xattrs(sb: &Sandbox) -> UnpackSummary {
+    let o = UnpackOptions {
+        xattrs: true,
+        ..opts()
+    };
+    hostile(sb, vec![xattrs_on_links_and_nodes(sb)], o)
+        .remove(0)
+        .expect("extracted")
+}
+
 /// Symlinks and fifos get their attributes by name in their parent's fd
 /// (`setxattrat`, never following); the symlink's host target gets none.
 #[test_log::test]
 fn pax_xattrs_on_symlinks_and_nodes_are_set_without_following() {
     let sb = Sandbox::new();
-    let o = UnpackOptions {
-        xattrs: true,
-        ..opts()
-    };
-    let summary = hostile(&sb, vec![xattrs_on_links_and_nodes(&sb)], o)
-        .remove(0)
-        .expect("extracted");
+    let summary = unpack_links_and_nodes_with_xattrs(&sb);
     let host_marker = sb.top.join("host/MARKER");
     assert_eq!(trusted_saferoot(&host_marker), None, "set on the host file");
     if saferoot::features::has(saferoot::Feature::Setxattrat) {
@@ -977,13 +982,7 @@ fn pax_xattrs_on_symlinks_and_nodes_are_skipped_without_setxattrat() {
         || {
             assert!(!saferoot::features::has(saferoot::Feature::Setxattrat));
             let sb = Sandbox::new();
-            let o = UnpackOptions {
-                xattrs: true,
-                ..opts()
-            };
-            let summary = hostile(&sb, vec![xattrs_on_links_and_nodes(&sb)], o)
-                .remove(0)
-                .expect("extracted");
+            let summary = unpack_links_and_nodes_with_xattrs(&sb);
             assert_eq!(summary.xattrs_skipped, 2);
             assert_eq!((summary.symlinks, summary.nodes), (1, 1));
             assert_eq!(trusted_saferoot(&sb.root().join("l")), None);

@@ -325,22 +325,30 @@ fn spawn_ready(flags: &[String], script: &str) -> (Child, BufReader<std::process
     (child, out)
 }
 
+/// Sends `sig` to saferoot running a shell that traps it (by its shell
+/// name `name`) with "got-NAME" and exit status `code`; the program must
+/// get it: that output and that status.
+fn assert_signal_trapped(flags: &[String], sig: rustix::process::Signal, name: &str, code: i32) {
+    let script = format!(
+        "trap 'echo got-{name}; exit {code}' {name}; echo ready; while :; do sleep 0.05; done"
+    );
+    let (mut child, mut out) = spawn_ready(flags, &script);
+    kill(child.id() as i32, sig);
+    let st = wait_timeout(&mut child, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no exit after SIG{name}"));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status_code(st), code, "{rest}");
+    assert!(rest.contains(&format!("got-{name}")), "{rest}");
+}
+
 #[test_log::test]
 fn run_forwards_signals_to_the_program() {
     if !common::require_root() {
         return;
     }
     for flags in [Vec::new(), base()] {
-        let (mut child, mut out) = spawn_ready(
-            &flags,
-            r#"trap 'echo got-usr1; exit 3' USR1; echo ready; while :; do sleep 0.05; done"#,
-        );
-        kill(child.id() as i32, rustix::process::Signal::USR1);
-        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGUSR1");
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        assert_eq!(status_code(st), 3, "{rest}");
-        assert!(rest.contains("got-usr1"), "{rest}");
+        assert_signal_trapped(&flags, rustix::process::Signal::USR1, "USR1", 3);
 
         let (mut child, _out) = spawn_ready(&flags, "echo ready; exec sleep 100");
         kill(child.id() as i32, rustix::process::Signal::TERM);
@@ -358,16 +366,7 @@ fn run_forwards_a_sigio_it_did_not_ask_for() {
         return;
     }
     for flags in [Vec::new(), base()] {
-        let (mut child, mut out) = spawn_ready(
-            &flags,
-            r#"trap 'echo got-io; exit 4' IO; echo ready; while :; do sleep 0.05; done"#,
-        );
-        kill(child.id() as i32, rustix::process::Signal::IO);
-        let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("no exit after SIGIO");
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        assert_eq!(status_code(st), 4, "{rest}");
-        assert!(rest.contains("got-io"), "{rest}");
+        assert_signal_trapped(&flags, rustix::process::Signal::IO, "IO", 4);
     }
 }
 
