@@ -26,15 +26,17 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-/// The forwarded signals, SIGCHLD and SIGIO: what the chain blocks and
-/// waits for. SIGIO is how saferoot learns that the setup pipe reached
-/// end-of-file ([`Watch`]); one sent by anyone else is forwarded like the
-/// others (a blocked SIGIO, unlike an unblocked one, does not end the
-/// process by default).
+/// The forwarded signals, SIGCHLD, SIGIO and the setup pipe's signal
+/// ([`crate::sys::process::setup_signal`], a realtime one): what the chain
+/// blocks and waits for. The setup pipe's signal from the kernel is how
+/// saferoot learns that the pipe reached end-of-file ([`Watch`]); SIGIO,
+/// and the setup pipe's signal sent by anyone else, are forwarded like the
+/// others (blocked, neither ends the process by its default action).
 pub fn handled() -> SignalSet {
     let mut all = FORWARDED.to_vec();
     all.push(libc::SIGCHLD);
     all.push(libc::SIGIO);
+    all.push(crate::sys::process::setup_signal());
     SignalSet::of(&all)
 }
 
@@ -77,8 +79,8 @@ pub struct Watch {
     /// means the parent died.
     pub parent: Option<Option<Pid>>,
     /// Dropped when the setup pipe reaches end-of-file (the program was
-    /// exec'd, or setup failed), announced by SIGIO when `setup` was set
-    /// up for it ([`crate::sys::process::sigio_on_readable`]), else when
+    /// exec'd, or setup failed), announced by the setup signal when `setup` was set
+    /// up for it ([`crate::sys::process::signal_on_readable`]), else when
     /// the sandbox ends. For what is cheaper to release while the program
     /// runs than before it starts or after it ends: saferoot's private
     /// procfs, whose unmount waits for an RCU grace period, is released
@@ -109,10 +111,13 @@ pub fn supervise(child: Pid, child_in_our_group: bool) -> i32 {
     supervise_top(child, child_in_our_group, None)
 }
 
-/// What a SIGIO means to [`supervise_top`].
+/// Whether `s` is the kernel's news of the setup pipe, for
+/// [`supervise_top`] (which then releases what waited for its end).
 fn setup_pipe_news(watch: Option<&mut Watch>, s: &ReceivedSignal) -> bool {
     let Some(w) = watch else { return false };
-    if s.signo != libc::SIGIO || !crate::sys::process::POLL_CODES.contains(&s.code) {
+    if s.signo != crate::sys::process::setup_signal()
+        || !crate::sys::process::POLL_CODES.contains(&s.code)
+    {
         return false;
     }
     if !setting_up(&w.setup) {

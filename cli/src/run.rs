@@ -399,13 +399,13 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // processes of the chain hold copies until they exec the program or
     // fork it; whoever closes last unmounts it, which waits for an RCU
     // grace period. saferoot keeps its copy until the setup pipe tells it
-    // (SIGIO at end-of-file) that the program was exec'd, so that the last
+    // (a realtime signal at end-of-file) that the program was exec'd, so that the last
     // close is its own and runs while the program does, rather than in the
     // chain before the program starts or in saferoot after it ends.
-    let until_setup_ends = match crate::sys::process::sigio_on_readable(setup_r.as_fd()) {
+    let until_setup_ends = match crate::sys::process::signal_on_readable(setup_r.as_fd()) {
         Ok(()) => Some(counter),
         Err(e) => {
-            log::debug!("no SIGIO from the setup pipe ({e}): procfs released now");
+            log::debug!("no signal from the setup pipe ({e}): procfs released now");
             drop(counter);
             None
         }

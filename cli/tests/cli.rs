@@ -357,9 +357,10 @@ fn run_forwards_signals_to_the_program() {
     }
 }
 
-/// saferoot learns the program was exec'd from SIGIO on its setup pipe;
-/// a SIGIO that someone sends it (not the kernel) is passed on like any
-/// other signal, for the embedded default and a sandbox from flags.
+/// saferoot learns the program was exec'd from a realtime signal of its
+/// setup pipe, and waits for SIGIO too: a SIGIO that someone sends it is
+/// passed on like any other signal, for the embedded default and a
+/// sandbox from flags.
 #[test_log::test]
 fn run_forwards_a_sigio_it_did_not_ask_for() {
     if !common::require_root() {

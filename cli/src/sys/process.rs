@@ -278,11 +278,20 @@ pub fn set_signal_mask(set: &SignalSet) -> Result<(), Errno> {
     sigmask(libc::SIG_SETMASK, set).map(|_| ())
 }
 
-/// Asks the kernel to send the calling process SIGIO when `fd` (the read
-/// end of a pipe) becomes readable, which includes its last writer going
-/// away: `O_ASYNC`, with the calling process as owner and SIGIO named as
-/// the signal (so that it carries a `POLL_*` code, [`POLL_CODES`]).
-pub fn sigio_on_readable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+/// The signal the kernel sends for the setup pipe ([`signal_on_readable`]):
+/// the first realtime signal. Realtime signals queue, so this one never
+/// merges with a SIGIO (or anything else) someone sends saferoot at the
+/// same moment, as a second standard SIGIO would while one is pending.
+pub fn setup_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// Asks the kernel to send the calling process [`setup_signal`] when `fd`
+/// (the read end of a pipe) becomes readable, which includes its last
+/// writer going away: `O_ASYNC`, with the calling process as owner and the
+/// signal named with `F_SETSIG` (so that it carries a `POLL_*` code,
+/// [`POLL_CODES`]).
+pub fn signal_on_readable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     let raw = fd.as_raw_fd();
     let fcntl = |cmd: libc::c_int, arg: libc::c_int| -> Result<libc::c_int, Errno> {
         // SAFETY: fcntl on a valid fd with integer arguments only; no
@@ -298,14 +307,17 @@ pub fn sigio_on_readable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
         libc::F_SETOWN,
         rustix::process::getpid().as_raw_nonzero().get(),
     )?;
-    fcntl(linux_raw_sys::general::F_SETSIG as libc::c_int, libc::SIGIO)?;
+    fcntl(
+        linux_raw_sys::general::F_SETSIG as libc::c_int,
+        setup_signal(),
+    )?;
     let flags = fcntl(libc::F_GETFL, 0)?;
     fcntl(libc::F_SETFL, flags | libc::O_ASYNC)?;
     Ok(())
 }
 
-/// The `si_code`s of a SIGIO the kernel sent for an `O_ASYNC` file
-/// (`POLL_IN` to `POLL_HUP`); a SIGIO sent with `kill(2)` has another.
+/// The `si_code`s of a signal the kernel sent for an `O_ASYNC` file
+/// (`POLL_IN` to `POLL_HUP`); one sent with `kill(2)` has another.
 pub const POLL_CODES: std::ops::RangeInclusive<i32> = 1..=6;
 
 /// `si_code` of a signal the kernel sent (a terminal's `^C`, for instance).
