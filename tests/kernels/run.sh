@@ -238,7 +238,9 @@ build_common_initramfs() {
     local stage=$WORK/stage suite exe json
     json=$WORK/build.json
     note "building the test binaries"
-    cargo test -p saferoot -p saferoot-cli --all-features --no-run \
+    # The test step's own feature set (`--workspace --all-features`), so
+    # that after it nothing is built again.
+    cargo test --workspace --all-features --no-run \
         --message-format=json-render-diagnostics \
         >"$json" || die "cargo test --no-run failed"
 
