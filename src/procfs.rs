@@ -117,6 +117,31 @@ impl Procfs {
         Ok(s.trim_end_matches('\n').to_string())
     }
 
+    /// The calling process's pid in this procfs's pid namespace (what
+    /// `/proc/self` links to): its pid there, which differs from
+    /// `getpid()` in a process of a descendant pid namespace.
+    pub fn self_pid(&self) -> Result<u32> {
+        use std::os::unix::ffi::OsStrExt;
+        let target = if self.fresh {
+            rustix::fs::readlinkat(&*self.inner, "self", Vec::new())
+                .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(t.to_bytes())))
+                .map_err(|e| Error::os_at("readlink", "/proc/self", e))?
+        } else {
+            crate::error::pathrs_call("readlink", "/proc/self", || {
+                self.inner.readlink(ProcfsBase::ProcRoot, "self")
+            })?
+        };
+        target
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "readlink /proc/self",
+                    format!("not a pid: {}", target.display()),
+                )
+            })
+    }
+
     /// What the fd `fd` of the calling thread refers to, as the kernel
     /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
     pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {

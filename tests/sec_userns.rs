@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::TempDir;
-use saferoot::rootfs::{assemble, AssembleOptions, MountLock, MountSpec, RootfsSpec};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+use saferoot::procfs::Procfs;
+use saferoot::rootfs::{assemble, AssembleOptions, InPlaceLock, MountLock, MountSpec, RootfsSpec};
 
 const HOST_DIR_ENV: &str = "SAFEROOT_TEST_HOST_DIR";
 
@@ -98,32 +102,85 @@ fn spec_with_host_programs(rootfs: &Path, vol: &Path) -> RootfsSpec {
     }
 }
 
-/// Runs [`SCRIPT`] chrooted into `rootfs`, first applying `lock` in the
-/// forked child when there is one.
-fn run_script(rootfs: &Path, lock: Option<MountLock>) -> BTreeMap<String, String> {
+/// How the script's process locks its mounts.
+enum Locking {
+    /// Not at all.
+    None,
+    /// By joining a namespace made before ([`MountLock::nested`]).
+    Nested(MountLock),
+    /// In place: the process unshares its user namespace and this process
+    /// (from another thread, while `spawn` waits for the exec) writes its
+    /// maps ([`InPlaceLock`]).
+    InPlace(InPlaceLock),
+}
+
+/// Runs [`SCRIPT`] chrooted into `rootfs`, first locking the mounts in
+/// the forked child as `locking` says.
+fn run_script(rootfs: &Path, locking: Locking) -> BTreeMap<String, String> {
     // Unlocked, the write would get through to the host's file.
-    let no_write = if lock.is_some() { "" } else { "1" };
+    let no_write = if matches!(locking, Locking::None) {
+        "1"
+    } else {
+        ""
+    };
     let root = CString::new(rootfs.as_os_str().as_bytes()).unwrap();
-    let mut lock = lock;
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", SCRIPT])
         .env("NO_WRITE", no_write)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
+    let mut lock = None;
+    let mut in_place = None;
+    let mut writer = None;
+    match locking {
+        Locking::None => {}
+        Locking::Nested(l) => lock = Some(l),
+        Locking::InPlace(l) => {
+            let procfs = Procfs::new().expect("procfs");
+            let (mut parent, child) = UnixStream::pair().expect("socketpair");
+            let parent_procfs = procfs.clone();
+            writer = Some(std::thread::spawn(move || {
+                let mut pid = [0u8; 4];
+                parent.read_exact(&mut pid)?;
+                let pid = u32::from_ne_bytes(pid);
+                if let Err(e) = l.write_maps(&parent_procfs, pid) {
+                    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    }
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+                parent.write_all(&[1])
+            }));
+            in_place = Some((procfs, child));
+        }
+    }
     // The closure runs in the forked child, which has one thread, as
-    // MountLock::apply needs. (`before_exec` is the safe, deprecated
-    // spelling of `pre_exec`; the tests have no unsafe code.)
+    // MountLock::apply and InPlaceLock::enter need. (`before_exec` is the
+    // safe, deprecated spelling of `pre_exec`; the tests have no unsafe
+    // code.)
     #[allow(deprecated)]
     cmd.before_exec(move || {
+        let other = |e: saferoot::Error| std::io::Error::other(e.to_string());
         if let Some(l) = lock.take() {
-            l.apply()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            l.apply().map_err(other)?;
+        }
+        if let Some((procfs, mut chan)) = in_place.take() {
+            let pid = InPlaceLock::enter(&procfs).map_err(other)?;
+            chan.write_all(&pid.to_ne_bytes())?;
+            chan.read_exact(&mut [0u8])?;
+            InPlaceLock::finish().map_err(other)?;
         }
         rustix::process::chroot(root.as_c_str())?;
         rustix::process::chdir(c"/")?;
         Ok(())
     });
     let out = cmd.output().expect("run the script in the root");
+    // The closure's copy of the child's end goes with the command, so a
+    // writer still waiting sees end-of-file.
+    drop(cmd);
+    if let Some(w) = writer {
+        w.join().unwrap().expect("write the child's maps");
+    }
     assert!(out.status.success(), "{out:?}");
     vars(&String::from_utf8_lossy(&out.stdout))
 }
@@ -140,24 +197,35 @@ fn a_locked_namespace_keeps_every_mount_and_flag() {
         let spec = spec_with_host_programs(rootfs.path(), &host);
         let assembled = assemble(&spec, &AssembleOptions::default()).expect("assemble");
 
-        // Locked: as root of the lock namespace with CAP_SYS_ADMIN there,
-        // every attempt fails.
-        let lock = MountLock::nested().expect("make the lock namespace");
-        let locked = run_script(rootfs.path(), Some(lock));
-        assert_eq!(
-            locked["can_mount"], "0",
-            "the program holds CAP_SYS_ADMIN over its mount namespace: {locked:?}"
-        );
-        for what in MUST_FAIL {
-            assert_ne!(
-                locked[*what], "0",
-                "{what} worked in the locked namespace: {locked:?}"
+        // Locked, either way: as root of the lock namespace with
+        // CAP_SYS_ADMIN there, every attempt fails.
+        let procfs = Procfs::new().expect("procfs");
+        for (how, locking) in [
+            (
+                "nested",
+                Locking::Nested(MountLock::nested().expect("make the lock namespace")),
+            ),
+            (
+                "in place",
+                Locking::InPlace(InPlaceLock::new(&procfs).expect("read the maps")),
+            ),
+        ] {
+            let locked = run_script(rootfs.path(), locking);
+            assert_eq!(
+                locked["can_mount"], "0",
+                "{how}: the program holds CAP_SYS_ADMIN over its mount namespace: {locked:?}"
             );
+            for what in MUST_FAIL {
+                assert_ne!(
+                    locked[*what], "0",
+                    "{how}: {what} worked in the locked namespace: {locked:?}"
+                );
+            }
         }
 
         // Unlocked (the program in the namespace the mounts were made in),
         // the same script gets through: the checks above can fail.
-        let unlocked = run_script(rootfs.path(), None);
+        let unlocked = run_script(rootfs.path(), Locking::None);
         assert_eq!(unlocked["remount_vol"], "0", "{unlocked:?}");
         assert_eq!(unlocked["umount_mask_dir"], "0", "{unlocked:?}");
         assembled.detach().expect("detach");

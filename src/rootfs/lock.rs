@@ -92,22 +92,8 @@ impl MountLock {
     /// in the caller's own pid namespace (the helper that makes the user
     /// namespace is looked up there by its pid).
     pub fn nested_with(procfs: &Procfs) -> Result<MountLock> {
-        let read = |file: &str| -> Result<String> {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut procfs.open_thread_self(file)?, &mut text).map_err(
-                |e| {
-                    Error::os_at(
-                        "read id map",
-                        format!("/proc/thread-self/{file}"),
-                        rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
-                    )
-                },
-            )?;
-            identity_of(&text)
-        };
-        let uid_map = read("uid_map")?;
-        let gid_map = read("gid_map")?;
-        let userns = procfs.make_userns(&uid_map, &gid_map)?;
+        let maps = IdentityMaps::read(procfs)?;
+        let userns = procfs.make_userns(&maps.uid_map, &maps.gid_map)?;
         Ok(MountLock { userns })
     }
 
@@ -166,6 +152,126 @@ impl MountLock {
         crate::sys::unshare(UnshareFlags::NEWNS)
             .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWNS)", e))?;
         log::debug!("mounts locked: now in a mount namespace owned by a child user namespace");
+        Ok(())
+    }
+}
+
+/// The uid and gid maps of a user namespace that is a child of the
+/// caller's and maps every id the caller's maps to itself.
+#[derive(Debug, Clone)]
+struct IdentityMaps {
+    uid_map: String,
+    gid_map: String,
+}
+
+impl IdentityMaps {
+    /// Reads the caller's maps through `procfs`.
+    fn read(procfs: &Procfs) -> Result<IdentityMaps> {
+        let read = |file: &str| -> Result<String> {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut procfs.open_thread_self(file)?, &mut text).map_err(
+                |e| {
+                    Error::os_at(
+                        "read id map",
+                        format!("/proc/thread-self/{file}"),
+                        rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+                    )
+                },
+            )?;
+            identity_of(&text)
+        };
+        Ok(IdentityMaps {
+            uid_map: read("uid_map")?,
+            gid_map: read("gid_map")?,
+        })
+    }
+}
+
+/// Locking the mounts of a child process with no helper process: the
+/// child makes the lock's user namespace itself, and its parent, still in
+/// the namespace the mounts were made in, writes the maps.
+///
+/// [`MountLock::nested`] forks a helper to make the user namespace. In a
+/// new pid namespace whose init builds the root, that helper would take
+/// a pid there (pid 2, the program's place), so it must be made before
+/// the pid namespace exists, by a process outside it. `InPlaceLock` needs
+/// no such process: the process that will exec the program does it.
+///
+/// 1. [`InPlaceLock::new`], in the parent (the init), before it forks:
+///    reads the identity maps of its user namespace.
+/// 2. [`InPlaceLock::enter`], in the forked child, single-threaded:
+///    makes itself dumpable (so that its parent may open its id-map files;
+///    only the parent and the owners of this user namespace can trace it,
+///    and exec sets dumpability again), unshares its user namespace, and
+///    returns its pid as `procfs` shows it. The child hands that pid to
+///    its parent (over a pipe, say) and waits.
+/// 3. [`InPlaceLock::write_maps`], in the parent: writes the child's maps.
+/// 4. [`InPlaceLock::finish`], in the child once told: unshares the mount
+///    namespace. The child is then where [`MountLock::apply`] would put
+///    it: in a locked copy, owned by a child user namespace.
+///
+/// The pid travels as the procfs shows it (the child's pid in the pid
+/// namespace the procfs was made in), so one procfs made outside the new
+/// pid namespace serves both sides. It cannot name another process: the
+/// child is alive and waiting, and only its parent could reap it.
+#[derive(Debug, Clone)]
+pub struct InPlaceLock {
+    maps: IdentityMaps,
+}
+
+impl InPlaceLock {
+    /// Reads the identity maps of the caller's user namespace through
+    /// `procfs` (which may be of an ancestor pid namespace).
+    pub fn new(procfs: &Procfs) -> Result<InPlaceLock> {
+        Ok(InPlaceLock {
+            maps: IdentityMaps::read(procfs)?,
+        })
+    }
+
+    /// Step 2, in the child: makes the process dumpable, unshares its user
+    /// namespace, and returns its pid as `procfs` shows it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Os`] naming `prctl`, `unshare` (`EINVAL` when the
+    /// process has more than one thread) or the procfs lookup.
+    pub fn enter(procfs: &Procfs) -> Result<u32> {
+        let pid = procfs.self_pid()?;
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+            .map_err(|e| Error::os("lock mounts: prctl(PR_SET_DUMPABLE, 1)", e))?;
+        crate::sys::unshare(UnshareFlags::NEWUSER)
+            .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWUSER)", e))?;
+        Ok(pid)
+    }
+
+    /// Step 3, in the parent: writes the identity maps of the child `pid`
+    /// (its pid in `procfs`'s pid namespace, as [`InPlaceLock::enter`]
+    /// returned it).
+    pub fn write_maps(&self, procfs: &Procfs, pid: u32) -> Result<()> {
+        use std::io::Write;
+        for (file, map) in [
+            ("uid_map", &self.maps.uid_map),
+            ("gid_map", &self.maps.gid_map),
+        ] {
+            let sub = format!("{pid}/{file}");
+            let mut f = procfs.open_root(&sub, rustix::fs::OFlags::WRONLY)?;
+            f.write_all(map.as_bytes()).map_err(|e| {
+                Error::os_at(
+                    "lock mounts: write id map",
+                    format!("/proc/{sub}"),
+                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Step 4, in the child once its maps are written: unshares the mount
+    /// namespace, which locks every mount in the copy.
+    pub fn finish() -> Result<()> {
+        crate::sys::unshare(UnshareFlags::NEWNS)
+            .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWNS)", e))?;
+        log::debug!("mounts locked in place: in a mount namespace owned by a child user namespace");
         Ok(())
     }
 }

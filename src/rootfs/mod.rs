@@ -24,7 +24,7 @@ pub use assemble::{
     BeforeMount, Strategy,
 };
 pub use enter::EnterMethod;
-pub use lock::MountLock;
+pub use lock::{InPlaceLock, MountLock};
 pub use minimal_ns::{HostView, MinimalNamespace, MINIMAL_MOUNT_POINT};
 pub use options::{parse_options, BindKind, MountOptions};
 pub use plan::{plan, MountKind, Plan, PlannedMount};
