@@ -224,6 +224,11 @@ pub struct RunArgs {
     /// Kill the sandbox (SIGKILL) when saferoot's parent dies.
     #[arg(long, help_heading = "Process")]
     pub die_with_parent: bool,
+    /// With --bundle and a pid namespace: run saferoot's init as pid 1,
+    /// reaping orphans and forwarding signals, and the process as pid 2.
+    /// Without it the process is pid 1 itself, as runc and crun run it.
+    #[arg(long, requires = "bundle", help_heading = "Process")]
+    pub init: bool,
     /// Pass fds 3 to 3+N-1 on to the program (as runc's --preserve-fds).
     /// Every other fd saferoot inherited is closed on exec; with
     /// LISTEN_FDS=N in saferoot's environment (socket activation), those

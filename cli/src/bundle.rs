@@ -399,6 +399,7 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         path_origins.push((p.clone(), format!("linux.readonlyPaths[{i}]")));
     }
     let (strategy, enter) = crate::bwrap::assembly(args);
+    let as_pid_1 = ns.pid && !args.init;
     Ok(Sandbox {
         root: RootKind::Bundle(spec.rootfs.clone()),
         spec,
@@ -417,6 +418,9 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         enter,
         die_with_parent: args.die_with_parent,
         new_session: crate::sandbox::new_session(args),
+        // As runc and crun: the container's process is pid 1 of its pid
+        // namespace, unless --init puts saferoot's init there.
+        as_pid_1,
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
         extras: Default::default(),

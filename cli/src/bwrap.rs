@@ -984,6 +984,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         enter,
         die_with_parent: args.die_with_parent,
         new_session: crate::sandbox::new_session(args),
+        as_pid_1: false,
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
         extras: Default::default(),

@@ -381,7 +381,6 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         ..RootfsSpec::default()
     };
     extras.lock_files = inv.lock_files.clone();
-    extras.as_pid_1 = inv.as_pid_1;
     extras.argv0 = inv.argv0.clone();
     extras.exec_label = inv.exec_label.clone().filter(|_| selinux_enabled());
     extras.disable_userns = inv.disable_userns;
@@ -457,6 +456,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         enter: EnterMethod::PivotRoot,
         die_with_parent: inv.die_with_parent,
         new_session: inv.new_session,
+        as_pid_1: inv.as_pid_1,
         preserve_fds: 0,
         ignored: Vec::new(),
         extras,

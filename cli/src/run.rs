@@ -720,7 +720,7 @@ fn init_main(
             return e.code;
         }
     };
-    if sb.extras.as_pid_1 {
+    if sb.as_pid_1 {
         // No init: the program is pid 1.
         let e = crate::exec::exec(sb, lock, reporter.as_ref());
         crate::errors::print_error(&e);

@@ -227,8 +227,6 @@ pub struct BwrapExtras {
     pub pidns_fd: Option<FdArg>,
     /// `--lock-file`: paths in the sandbox the init holds a read lock on.
     pub lock_files: Vec<PathBuf>,
-    /// `--as-pid-1`: no init; the program is pid 1.
-    pub as_pid_1: bool,
     /// `--argv0`.
     pub argv0: Option<OsString>,
     /// `--exec-label` (applied where SELinux is enabled).
@@ -304,6 +302,10 @@ pub struct Sandbox {
     pub die_with_parent: bool,
     /// setsid (see [`new_session`]).
     pub new_session: bool,
+    /// No init in the new pid namespace: the program is its pid 1 and
+    /// reaps its own orphans. `run --bundle` (as OCI runtimes run a
+    /// container's process) unless `--init`, and bubblewrap's `--as-pid-1`.
+    pub as_pid_1: bool,
     /// How many fds after stdio the program gets (3 to 3+N-1); every other
     /// inherited fd is closed on exec.
     pub preserve_fds: u32,

@@ -1227,6 +1227,7 @@ fn run_bundle_built_from_host_binaries() {
         if echo x >/rootfile; then echo root=rw; else echo root=ro; fi
         echo x >/work/ok && echo work=rw
         echo "pid=$$"
+        read -r c </proc/1/comm; echo "comm1=$c"
     "#;
     write_config(
         &b,
@@ -1260,7 +1261,14 @@ fn run_bundle_built_from_host_binaries() {
     assert_eq!(out.var("procsys"), "ro");
     assert_eq!(out.var("root"), "ro");
     assert_eq!(out.var("work"), "rw");
+    // As runc and crun run it, the container's process is pid 1.
+    assert_eq!(out.var("pid"), "1");
+    assert_eq!(out.var("comm1"), "sh");
+    // --init puts saferoot's init there, and the process is another pid.
+    let out = saferoot(&["run", "--init", "--bundle", b.path().to_str().unwrap()]).ok();
+    assert_eq!(out.var("host"), "bundle-box", "{out:#?}");
     assert_ne!(out.var("pid"), "1");
+    assert_eq!(out.var("comm1"), "saferoot");
     // A COMMAND replaces process.args.
     let out = saferoot(&[
         "run",
