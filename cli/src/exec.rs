@@ -25,7 +25,7 @@ pub fn exec(
 ) -> CliError {
     if let Some(lock) = entered.lock {
         if let Err(e) = lock.apply() {
-            return CliError::setup(format!("lock the sandbox's mounts: {e}"));
+            return e;
         }
     }
     if let Some(r) = report {

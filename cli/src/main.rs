@@ -24,6 +24,7 @@ mod fds;
 mod features_cmd;
 mod findings;
 mod host_view;
+mod lock;
 mod mounts_cmd;
 mod namespaces;
 mod output;

@@ -490,13 +490,16 @@ impl ProcessSecurity {
 }
 
 /// Writes the OOM score adjustment of `sec`, if it has one, for the
-/// calling process, through a private procfs (never a `/proc` the sandbox
-/// could have changed). Its children inherit it: called by the namespace
-/// child before it creates a user namespace, because lowering the score
-/// needs `CAP_SYS_RESOURCE` in the initial user namespace.
+/// calling process (`pid` `None`) or the process `pid` (as `procfs` sees
+/// it), through a private procfs (never a `/proc` the sandbox could have
+/// changed). Children inherit it. Lowering the score needs
+/// `CAP_SYS_RESOURCE` in the initial user namespace: the namespace child
+/// writes its own before it creates a user namespace, and saferoot writes
+/// the score of an init it cloned into one.
 pub fn apply_oom_score_adj(
     sec: &ProcessSecurity,
     procfs: &saferoot::procfs::Procfs,
+    pid: Option<rustix::process::Pid>,
 ) -> Result<(), CliError> {
     use std::io::Write;
     let Some(value) = sec.oom_score_adj else {
@@ -504,16 +507,27 @@ pub fn apply_oom_score_adj(
     };
     let field = sec.origin.name(Field::OomScoreAdj);
     let fail = |what: String| CliError::setup(format!("{field} {value}: {what}"));
-    let mut f = procfs
-        .open_self("oom_score_adj", rustix::fs::OFlags::WRONLY)
-        .map_err(|e| fail(e.to_string()))?;
+    let (opened, shown) = match pid {
+        None => (
+            procfs.open_self("oom_score_adj", rustix::fs::OFlags::WRONLY),
+            "/proc/self/oom_score_adj".to_string(),
+        ),
+        Some(pid) => {
+            let sub = format!("{}/oom_score_adj", pid.as_raw_nonzero());
+            (
+                procfs.open_root(&sub, rustix::fs::OFlags::WRONLY),
+                format!("/proc/{sub}"),
+            )
+        }
+    };
+    let mut f = opened.map_err(|e| fail(e.to_string()))?;
     f.write_all(value.to_string().as_bytes()).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (lowering the score below what the process inherited needs CAP_SYS_RESOURCE)"
         } else {
             ""
         };
-        fail(format!("write /proc/self/oom_score_adj: {e}{hint}"))
+        fail(format!("write {shown}: {e}{hint}"))
     })?;
     log::debug!("oom_score_adj = {value}");
     Ok(())

@@ -13,7 +13,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use saferoot::rootfs::{assemble_with, AssembleOptions, MountLock};
+use saferoot::rootfs::{assemble_with, AssembleOptions};
 use saferoot::{ErrorKind, Mount, Root};
 
 use crate::errors::{shown, CliError, Escaped};
@@ -452,7 +452,7 @@ fn bwrap_step_message(step: &Step, e: &saferoot::Error) -> String {
 /// Builds the root and enters it. Runs in the new namespaces (in the pid
 /// namespace's init when there is one, so that a new procfs belongs to it).
 ///
-/// With a user namespace, returns the [`MountLock`] that the process about
+/// With a user namespace, returns the [`crate::lock::Lock`] that the process about
 /// to exec the program applies last: the program then lives in a copy of
 /// this mount namespace owned by a child user namespace, where the kernel
 /// locks every mount and every flag made here.
@@ -460,8 +460,8 @@ fn bwrap_step_message(step: &Step, e: &saferoot::Error) -> String {
 #[derive(Debug)]
 pub struct Entered {
     /// With a user namespace: applied right before exec (see
-    /// [`MountLock`]).
-    pub lock: Option<MountLock>,
+    /// [`crate::lock`]).
+    pub lock: Option<crate::lock::Lock>,
     /// A procfs opened before entering the root (which may have none), to
     /// read the program's namespaces for `--info-fd` and
     /// `--json-status-fd`.
@@ -469,12 +469,13 @@ pub struct Entered {
 }
 
 ///
-/// `lock` is the [`MountLock`] made before (with a user namespace, outside
-/// the sandbox's pid namespace, whose pids it would otherwise take).
+/// `lock` is the [`crate::lock::Lock`] made before (with a user namespace:
+/// a [`saferoot::rootfs::MountLock`] made outside the sandbox's pid namespace, whose pids its
+/// helper would otherwise take, or the maps of an in-place lock).
 /// `procfs` is saferoot's private procfs for the run (see `run::run`).
 pub fn setup(
     sb: &Sandbox,
-    lock: Option<MountLock>,
+    lock: Option<crate::lock::Lock>,
     procfs: &saferoot::procfs::Procfs,
 ) -> Result<Entered, CliError> {
     // The setup process is single-threaded: its umask and working

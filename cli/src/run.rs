@@ -57,12 +57,14 @@ use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
 use crate::sys::process::{
-    block_signals, exit_immediately, fork_last, fork_with, Forked, ThreadCounter,
+    block_signals, clone_into_namespaces, exit_immediately, fork_last, fork_with, Forked,
+    ThreadCounter,
 };
 use rustix::process::{Pid, Signal};
 use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
+use crate::lock::Lock;
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -274,9 +276,25 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         && !sb.namespaces.user
         && sb.extras.pidns_fd.is_none()
         && sb.extras.userns_fd.is_none();
+    // With a new user namespace and a new pid namespace, saferoot clones
+    // the init straight into all of them (`clone3`): the pid namespace is
+    // then owned by the new user namespace with no process in between,
+    // saferoot writes the maps of the init itself, and the program's
+    // process locks the mounts in place, its maps written by the init
+    // (`crate::lock`), so no helper takes a pid. Not when a minimal mount
+    // namespace must be entered first (with the caller's privileges), a
+    // pid namespace joined, or when the program is pid 1 (no init is left
+    // to write the lock's maps): those keep the namespace child.
+    let cloned_init = sb.namespaces.user
+        && sb.namespaces.pid
+        && !sb.as_pid_1
+        && sb.mount_ns.is_none()
+        && sb.extras.pidns_fd.is_none()
+        && sb.extras.userns_fd.is_none();
+    let host_uid = rustix::process::getuid().as_raw();
     let mut alive = None;
     let mut mnt_before = 0;
-    if direct_init {
+    if direct_init || cloned_init {
         // The init learns whether saferoot is still there through `alive`
         // (saferoot holds the write end until the sandbox has ended).
         alive = Some(
@@ -289,28 +307,36 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             .procfs()
             .mount_ns_id(None)
             .map_err(|e| CliError::setup(e.to_string()))?;
+    }
+    if direct_init {
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
     }
-    let child = match fork_with(&counter) {
-        Ok(Forked::Child) if direct_init => {
+    let forked = if cloned_init {
+        let flags = sb.namespaces.unshare_flags() | rustix::thread::UnshareFlags::NEWUSER;
+        clone_into_namespaces(&counter, u64::from(flags.bits()))
+    } else {
+        fork_with(&counter)
+    };
+    let child = match forked {
+        Ok(Forked::Child) if direct_init || cloned_init => {
             drop(setup_r);
             drop(listener);
-            drop(sync);
+            // The init of a cloned user namespace waits for its maps.
+            let go = sync.map(|s| {
+                drop((s.ready_r, s.ready_w, s.go_w));
+                s.go_r
+            });
             let Some((alive_r, alive_w)) = alive else {
                 exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP))
             };
             drop(alive_w);
+            let direct = Direct {
+                mnt_before,
+                cloned: go.map(|go| (go, host_uid)),
+            };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                init_main(
-                    &sb,
-                    None,
-                    alive_r,
-                    setup_w,
-                    reporter,
-                    counter,
-                    Some(mnt_before),
-                )
+                init_main(&sb, None, alive_r, setup_w, reporter, counter, Some(direct))
             }));
             exit_immediately(
                 outcome.unwrap_or_else(|_| crate::errors::failure_code(crate::errors::EXIT_SETUP)),
@@ -339,8 +365,25 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             })
         }
         Ok(Forked::Parent(pid)) => pid,
+        Err(e) if cloned_init => {
+            return Err(CliError::setup(format!(
+                "clone3({}): {e}",
+                sb.namespaces.names().join(", ")
+            )))
+        }
         Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
     };
+    if cloned_init {
+        // Lowering the score needs CAP_SYS_RESOURCE in the initial user
+        // namespace, which the init has left: saferoot sets it for the
+        // init, before the init goes on (the program inherits it).
+        if let Err(e) =
+            crate::privileges::apply_oom_score_adj(&sb.security, counter.procfs(), Some(child))
+        {
+            relay::kill_and_reap(child);
+            return Err(e);
+        }
+    }
     drop(setup_w);
     drop(reporter);
     // The write end of `alive` stays open until the sandbox has ended.
@@ -352,10 +395,13 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         drop((s.ready_w, s.go_r));
         (s.ready_r, s.go_w)
     });
+    // The namespace child says when it is in its new user namespace; a
+    // cloned init is in it from the start.
+    let in_userns = |ready_r: &OwnedFd| cloned_init || read_byte(ready_r);
     if let (Some((ready_r, go_w)), Some(block)) = (&sync, &sb.extras.userns_block_fd) {
         // --userns-block-fd: the caller writes the maps. It learns the
         // child's pid from the info document, then writes to the fd.
-        if read_byte(ready_r) {
+        if in_userns(ready_r) {
             crate::report::write_info(
                 child,
                 &crate::report::namespace_ids(child, &sb.namespaces),
@@ -367,7 +413,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         }
     } else if let (Some((ready_r, go_w)), Some(maps)) = (&sync, &sb.id_maps) {
         // Wait until the child is in its new user namespace.
-        if read_byte(ready_r) {
+        if in_userns(ready_r) {
             if let Err(e) = write_id_maps(child, maps, counter.procfs()) {
                 relay::kill_and_reap(child);
                 return Err(CliError::setup(format!(
@@ -497,7 +543,7 @@ fn child_main(
     }
     // Inherited by the init and the program. Before the user namespace:
     // lowering the score needs CAP_SYS_RESOURCE in the initial one.
-    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
+    crate::privileges::apply_oom_score_adj(&sb.security, procfs, None)?;
     if let Some(ns) = &sb.mount_ns {
         // Before the user namespace: entering the minimal namespace needs
         // the caller's privileges over it.
@@ -517,26 +563,17 @@ fn child_main(
             become_namespace_root(sb, host_uid)?;
         }
     }
-    if sb.extras.disable_userns {
-        // No more user namespaces below this one than the one the mounts
-        // are locked with (made at the end of setup): the program, inside
-        // that one, cannot make another, and cannot raise the limit, which
-        // belongs to this namespace.
-        procfs
-            .write_sysctl("user.max_user_namespaces", "1")
-            .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
-    }
+    disable_userns(sb, procfs)?;
     // Made here, before the new pid namespace exists: its helper process
     // would otherwise take a pid there (its pid 1, even), and the program
     // would not be pid 2 as with bubblewrap.
-    let lock =
-        if sb.namespaces.user {
-            Some(MountLock::nested_with(procfs).map_err(|e| {
-                CliError::setup(format!("user namespace for locking the mounts: {e}"))
-            })?)
-        } else {
-            None
-        };
+    let lock = if sb.namespaces.user {
+        Some(Lock::Made(MountLock::nested_with(procfs).map_err(|e| {
+            CliError::setup(format!("user namespace for locking the mounts: {e}"))
+        })?))
+    } else {
+        None
+    };
     if let Some(fd) = &sb.extras.pidns_fd {
         // The processes forked next start in this pid namespace.
         rustix::thread::move_into_link_name_space(
@@ -656,19 +693,17 @@ fn become_namespace_root(sb: &Sandbox, host_uid: u32) -> Result<(), CliError> {
 /// saferoot) is gone; `setup_w` is the setup pipe's write end, kept until
 /// the program is forked (the program's copy closes on exec).
 ///
-/// `direct` is set for an init that saferoot forked directly into the new
-/// pid namespace (see `run`), with the id of saferoot's mount namespace:
-/// the init then does what the namespace child does otherwise (the OOM
-/// score, entering a minimal mount namespace, unsharing the other
-/// namespaces and checking that the mount namespace is new).
+/// `direct` is set for an init that saferoot forked or cloned directly
+/// into the new pid namespace (see `run`): the init then does what the
+/// namespace child does otherwise ([`own_namespaces`]).
 fn init_main(
     sb: &Sandbox,
-    lock: Option<MountLock>,
+    lock: Option<Lock>,
     alive: OwnedFd,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
     counter: ThreadCounter,
-    direct: Option<u64>,
+    direct: Option<Direct>,
 ) -> i32 {
     if let Some(r) = &reporter {
         r.init_pid();
@@ -688,10 +723,14 @@ fn init_main(
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     drop(alive);
-    if let Some(before) = direct {
-        if let Err(e) = own_namespaces(sb, counter.procfs(), before) {
-            crate::errors::print_error(&e);
-            return e.code;
+    let mut lock = lock;
+    if let Some(direct) = direct {
+        match own_namespaces(sb, counter.procfs(), direct) {
+            Ok(l) => lock = lock.or(l),
+            Err(e) => {
+                crate::errors::print_error(&e);
+                return e.code;
+            }
         }
     }
     // The init stays in the sandbox running saferoot's binary: the sandbox
@@ -729,30 +768,74 @@ fn init_main(
     run_program(sb, lock, counter, setup_w, reporter)
 }
 
+/// An init that saferoot started directly in the new pid namespace (see
+/// `run`).
+struct Direct {
+    /// The id of saferoot's mount namespace, which the sandbox's must
+    /// differ from.
+    mnt_before: u64,
+    /// For an init cloned into a new user namespace: the pipe on which
+    /// saferoot says that the maps are written, and saferoot's uid.
+    cloned: Option<(OwnedFd, u32)>,
+}
+
 /// What the namespace child does before the init exists, for an init that
-/// saferoot forked directly into a new pid namespace (no user namespace):
-/// the OOM score, the minimal mount namespace, the other namespaces, and
-/// the check that the mount namespace differs from saferoot's
-/// (`mnt_before`).
-fn own_namespaces(sb: &Sandbox, procfs: &Procfs, mnt_before: u64) -> Result<(), CliError> {
-    crate::privileges::apply_oom_score_adj(&sb.security, procfs)?;
-    if let Some(ns) = &sb.mount_ns {
-        crate::host_view::enter(sb, ns)?;
+/// saferoot started directly in the new pid namespace. Forked there (no
+/// user namespace): the OOM score, the minimal mount namespace and the
+/// other namespaces. Cloned into all its namespaces: waiting for the user
+/// namespace's maps (saferoot set the OOM score), becoming root of the
+/// namespace, `--disable-userns`, and the lock, made in place (see
+/// [`crate::lock`]). Both check that the mount namespace differs from
+/// saferoot's.
+fn own_namespaces(sb: &Sandbox, procfs: &Procfs, direct: Direct) -> Result<Option<Lock>, CliError> {
+    let mut lock = None;
+    if let Some((go, host_uid)) = direct.cloned {
+        if !read_byte(&go) {
+            // saferoot failed and says why.
+            exit_immediately(crate::errors::failure_code(crate::errors::EXIT_SETUP));
+        }
+        if sb.extras.userns_block_fd.is_none() {
+            become_namespace_root(sb, host_uid)?;
+        }
+        disable_userns(sb, procfs)?;
+        lock = Some(Lock::InPlace(
+            saferoot::rootfs::InPlaceLock::new(procfs).map_err(|e| {
+                CliError::setup(format!("user namespace for locking the mounts: {e}"))
+            })?,
+        ));
+    } else {
+        crate::privileges::apply_oom_score_adj(&sb.security, procfs, None)?;
+        if let Some(ns) = &sb.mount_ns {
+            crate::host_view::enter(sb, ns)?;
+        }
+        let flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
+        saferoot::namespace::unshare(flags).map_err(|e| {
+            CliError::setup(format!(
+                "unshare({}): {e}",
+                sb.namespaces.names().join(", ")
+            ))
+        })?;
     }
-    let flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
-    saferoot::namespace::unshare(flags).map_err(|e| {
-        CliError::setup(format!(
-            "unshare({}): {e}",
-            sb.namespaces.names().join(", ")
-        ))
-    })?;
     let after = procfs
         .mount_ns_id(None)
         .map_err(|e| CliError::setup(e.to_string()))?;
-    if after == mnt_before {
+    if after == direct.mnt_before {
         return Err(CliError::setup(
             "unshare(CLONE_NEWNS) left the mount namespace unchanged",
         ));
+    }
+    Ok(lock)
+}
+
+/// `--disable-userns`: no more user namespaces below this one than the
+/// one the mounts are locked with (made at the end of setup): the
+/// program, inside that one, cannot make another, and cannot raise the
+/// limit, which belongs to this namespace.
+fn disable_userns(sb: &Sandbox, procfs: &Procfs) -> Result<(), CliError> {
+    if sb.extras.disable_userns {
+        procfs
+            .write_sysctl("user.max_user_namespaces", "1")
+            .map_err(|e| CliError::setup(format!("sysctl user.max_user_namespaces = 1: {e}")))?;
     }
     Ok(())
 }
@@ -762,7 +845,7 @@ fn own_namespaces(sb: &Sandbox, procfs: &Procfs, mnt_before: u64) -> Result<(), 
 /// fd): like an init, it forks the program, then waits.
 fn holder_main(
     sb: &Sandbox,
-    lock: Option<MountLock>,
+    lock: Option<Lock>,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
     counter: ThreadCounter,
@@ -784,21 +867,46 @@ fn holder_main(
 /// sandbox join, through the pid the info document gives.
 fn run_program(
     sb: &Sandbox,
-    entered: crate::rootfs_setup::Entered,
+    mut entered: crate::rootfs_setup::Entered,
     counter: ThreadCounter,
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
+    let channel = match entered.lock.as_ref().map(Lock::channel) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            crate::errors::print_error(&e);
+            return e.code;
+        }
+        None => None,
+    };
     // The counter goes before the fork: the init keeps no copy of
     // saferoot's procfs while the program runs (the program's copy, kept
     // for --info-fd, --json-status-fd and --exec-label, closes on exec).
-    match fork_last(counter) {
+    // With a lock made in place the init needs it until it has written
+    // the program's maps, and drops it then.
+    let (forked, counter) = match channel {
+        Some(_) => (fork_with(&counter), Some(counter)),
+        None => (fork_last(counter), None),
+    };
+    match forked {
         Ok(Forked::Child) => {
+            if let (Some(c), Some(counter)) = (channel, &counter) {
+                entered.lock = Some(c.into_child(counter.procfs()));
+            }
             let e = crate::exec::exec(sb, entered, reporter.as_ref());
             crate::errors::print_error(&e);
             exit_immediately(e.code)
         }
         Ok(Forked::Parent(main)) => {
+            if let (Some(c), Some(counter)) = (channel, &counter) {
+                if let Err(e) = c.into_parent().write_maps(counter.procfs()) {
+                    let _ = rustix::process::kill_process(main, Signal::KILL);
+                    crate::errors::print_error(&e);
+                    return e.code;
+                }
+            }
+            drop(counter);
             // The setup is over once the program execs: its copy of
             // setup_w is then the last.
             drop(setup_w);

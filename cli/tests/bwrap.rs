@@ -2133,29 +2133,58 @@ fn user_namespace_mounts_cannot_be_changed_even_with_all_capabilities() {
         return;
     }
     let b = Bwrap::new();
-    let o = b
-        .run(&concat(&[
-            ROOT,
-            &["--unshare-user", "--cap-add", "ALL", "sh", "-c"],
-            &[&format!(
-                "{STATUS}; mount -o remount,bind,rw /usr 2>/dev/null; echo remount=$?; \
-                 mount -o remount,rw /usr 2>/dev/null; echo remount-sb=$?; \
-                 umount /usr 2>/dev/null; echo umount=$?; \
-                 (echo x > /usr/x) 2>/dev/null; echo write=$?; {MOUNTINFO}"
-            )],
-        ]))
-        .ok();
-    assert_ne!(o.caps("CapEff") & (1 << CAP_SYS_ADMIN), 0, "{o:#?}");
-    for op in ["remount", "remount-sb", "umount", "write"] {
-        let line = o
+    // Without a pid namespace the lock's user namespace is made before
+    // setup and joined; with one (saferoot clones the init into all its
+    // namespaces) the program's process makes it in place and the init
+    // writes its maps. With --as-pid-1 there is no init to do that.
+    for extra in [
+        &[][..],
+        &["--unshare-pid"],
+        &["--unshare-pid", "--as-pid-1"],
+    ] {
+        let o = b
+            .run(&concat(&[
+                ROOT,
+                &["--unshare-user", "--cap-add", "ALL"],
+                extra,
+                &["sh", "-c"],
+                &[&format!(
+                    "{STATUS}; mount -o remount,bind,rw /usr 2>/dev/null; echo remount=$?; \
+                     mount -o remount,rw /usr 2>/dev/null; echo remount-sb=$?; \
+                     umount /usr 2>/dev/null; echo umount=$?; \
+                     (echo x > /usr/x) 2>/dev/null; echo write=$?; echo pid=$$; {MOUNTINFO}"
+                )],
+            ]))
+            .ok();
+        assert_ne!(
+            o.caps("CapEff") & (1 << CAP_SYS_ADMIN),
+            0,
+            "{extra:?}: {o:#?}"
+        );
+        for op in ["remount", "remount-sb", "umount", "write"] {
+            let line = o
+                .lines()
+                .into_iter()
+                .find_map(|l| l.strip_prefix(&format!("{op}=")))
+                .unwrap()
+                .to_string();
+            assert_ne!(line, "0", "{extra:?}: {op} succeeded:\n{o:#?}");
+        }
+        o.mount("/usr").assert_opts(&["ro"], &["rw"]);
+        // As bubblewrap's: the program is pid 2 under an init, pid 1 with
+        // --as-pid-1; no helper took a pid before it.
+        let pid = o
             .lines()
             .into_iter()
-            .find_map(|l| l.strip_prefix(&format!("{op}=")))
+            .find_map(|l| l.strip_prefix("pid="))
             .unwrap()
             .to_string();
-        assert_ne!(line, "0", "{op} succeeded:\n{o:#?}");
+        match extra {
+            [] => assert_ne!(pid, "1", "{o:#?}"),
+            [_] => assert_eq!(pid, "2", "{o:#?}"),
+            _ => assert_eq!(pid, "1", "{o:#?}"),
+        }
     }
-    o.mount("/usr").assert_opts(&["ro"], &["rw"]);
 }
 
 // ---------------------------------------------------------------------------

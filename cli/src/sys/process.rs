@@ -156,6 +156,70 @@ fn fork_single_threaded() -> Result<Forked, Errno> {
     }
 }
 
+/// `clone3()` with the namespace flags `namespaces` (`CLONE_NEWUSER`,
+/// `CLONE_NEWPID`, `CLONE_NEWNS`, ...; nothing else) and `SIGCHLD` as the
+/// exit signal: a fork whose child starts in new namespaces, counting
+/// threads with `counter` first. The child of a new pid namespace is its
+/// pid 1; with `CLONE_NEWUSER` the other new namespaces are owned by the
+/// new user namespace, which no `unshare` after a `fork` can give a pid
+/// namespace without a process in between.
+///
+/// Refuses with `EBUSY` when the calling process has more than one
+/// thread, and with `EINVAL` for a flag that does not make a namespace.
+pub fn clone_into_namespaces(counter: &ThreadCounter, namespaces: u64) -> Result<Forked, Errno> {
+    use linux_raw_sys::general as g;
+    let allowed = u64::from(
+        g::CLONE_NEWUSER
+            | g::CLONE_NEWPID
+            | g::CLONE_NEWNS
+            | g::CLONE_NEWIPC
+            | g::CLONE_NEWUTS
+            | g::CLONE_NEWNET
+            | g::CLONE_NEWCGROUP,
+    );
+    if namespaces & !allowed != 0 {
+        return Err(Errno::INVAL);
+    }
+    wait_single_threaded(counter)?;
+    let args = g::clone_args {
+        flags: namespaces,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: u64::from(g::SIGCHLD),
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    // SAFETY: as for `fork_single_threaded`: the process has exactly one
+    // thread, so the child's copy of the address space holds no lock of a
+    // thread that is not there. The flags make only namespaces (no
+    // CLONE_VM, no CLONE_THREAD, no shared files or signal handlers), and
+    // `args` is a complete `clone_args` of the size passed, so the child
+    // is a copy of the caller exactly as after fork(2). glibc's fork
+    // bookkeeping does not run: it has no atfork handler of ours to call,
+    // no other thread's state to reclaim, and it takes the calling
+    // thread's id from the kernel (gettid) where it signals or locks by
+    // it (raise, abort, pthread_kill since glibc 2.34).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const g::clone_args,
+            std::mem::size_of::<g::clone_args>(),
+        )
+    };
+    match pid {
+        0 => Ok(Forked::Child),
+        p if p > 0 => Ok(Forked::Parent(
+            Pid::from_raw(i32::try_from(p).map_err(|_| Errno::INVAL)?).ok_or(Errno::INVAL)?,
+        )),
+        _ => Err(Errno::from_raw_os_error(last_errno())),
+    }
+}
+
 /// Ends the calling process at once with `code` (`_exit`): no atexit
 /// handlers, no stdio flushing, no destructors. For a forked child that
 /// must not run anything its parent registered.
@@ -438,7 +502,29 @@ mod tests {
         // With the helper alive, fork must refuse rather than copy a
         // process whose other threads may hold locks.
         assert_eq!(fork(), Err(Errno::BUSY));
+        let counter = ThreadCounter::new().unwrap();
+        assert_eq!(
+            clone_into_namespaces(&counter, u64::from(linux_raw_sys::general::CLONE_NEWNS)),
+            Err(Errno::BUSY)
+        );
         drop(tx);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn clone_into_namespaces_takes_namespace_flags_only() {
+        let counter = ThreadCounter::new().unwrap();
+        // A shared address space, files or thread group are not a fork:
+        // refused before the thread count is even read.
+        for flag in [
+            linux_raw_sys::general::CLONE_VM,
+            linux_raw_sys::general::CLONE_FILES,
+            linux_raw_sys::general::CLONE_THREAD,
+        ] {
+            assert_eq!(
+                clone_into_namespaces(&counter, u64::from(flag)),
+                Err(Errno::INVAL)
+            );
+        }
     }
 }
