@@ -24,6 +24,19 @@
 //! saferoot ── init, pid 1 (unshares mount+ipc+...) ── program, pid 2
 //! ```
 //!
+//! With a pid namespace and a new user namespace there is none either:
+//! saferoot clones the init into all of them at once (`clone3`), writes its
+//! maps and OOM score, and tells it to go on; the program's process locks
+//! its mounts in place, its lock's maps written by the init
+//! ([`crate::lock`]):
+//!
+//! ```text
+//! saferoot ── init, pid 1 (cloned into user+pid+mount+...) ── program, pid 2
+//! ```
+//!
+//! A bundle's process is pid 1 itself (`Sandbox::as_pid_1`, unless
+//! `--init`): the init execs it instead of forking it.
+//!
 //! One private procfs serves the whole chain: saferoot makes it first and
 //! every process uses its inherited copy (for counting threads before a
 //! fork, namespace checks, sysctls, id maps); the init drops it once the
