@@ -101,10 +101,31 @@ pub(crate) enum Made {
 
 /// Records that `name` in `parent` was just created as `made`. Does nothing
 /// when no journal is in force, or when the name no longer holds what was
-/// created (then it is not ours to remove).
+/// created (then it is not ours to remove). The journal holds a duplicate
+/// of `parent`.
 pub(crate) fn record(parent: BorrowedFd<'_>, name: &OsStr, made: Made) {
+    record_with(Parent::Borrowed(parent), name, made);
+}
+
+/// [`record`] for a caller that has no further use for `parent`: the
+/// journal keeps that fd itself instead of a duplicate.
+pub(crate) fn record_owned(parent: OwnedFd, name: &OsStr, made: Made) {
+    record_with(Parent::Owned(parent), name, made);
+}
+
+/// The parent directory of a recorded entry, as the creator hands it over.
+enum Parent<'a> {
+    Borrowed(BorrowedFd<'a>),
+    Owned(OwnedFd),
+}
+
+fn record_with(parent: Parent<'_>, name: &OsStr, made: Made) {
     let Some(journal) = current() else { return };
-    let Some((dev, ino, ft)) = identity(parent, name) else {
+    let fd = match &parent {
+        Parent::Borrowed(b) => *b,
+        Parent::Owned(o) => o.as_fd(),
+    };
+    let Some((dev, ino, ft)) = identity(fd, name) else {
         return;
     };
     let ours = match made {
@@ -114,7 +135,11 @@ pub(crate) fn record(parent: BorrowedFd<'_>, name: &OsStr, made: Made) {
     if !ours {
         return;
     }
-    let Ok(parent) = parent.try_clone_to_owned() else {
+    let held = match parent {
+        Parent::Borrowed(b) => b.try_clone_to_owned().ok(),
+        Parent::Owned(o) => Some(o),
+    };
+    let Some(parent) = held else {
         log::warn!("journal: cannot hold the parent of {name:?}; it will not be undone");
         return;
     };

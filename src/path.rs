@@ -457,21 +457,28 @@ impl Root {
             }
         };
         for part in &parts[have..] {
-            match rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(mode)) {
-                Ok(()) if journaling => crate::journal::record(
-                    cur.as_fd(),
-                    part,
-                    crate::journal::Made::Type(FileType::Directory),
-                ),
-                Ok(()) | Err(Errno::EXIST) => {}
+            let made = match rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(mode)) {
+                Ok(()) => journaling,
+                Err(Errno::EXIST) => false,
                 Err(e) => return Some(Err(e)),
-            }
-            cur = match rustix::fs::openat(
+            };
+            let next = rustix::fs::openat(
                 &cur,
                 *part,
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
-            ) {
+            );
+            // The journal takes the parent fd, which the walk no longer
+            // needs (recorded even when the open failed: what was made
+            // must still be undone).
+            if made {
+                crate::journal::record_owned(
+                    cur,
+                    part,
+                    crate::journal::Made::Type(FileType::Directory),
+                );
+            }
+            cur = match next {
                 Ok(fd) => fd,
                 Err(e) => return Some(Err(e)),
             };
@@ -640,8 +647,8 @@ impl Root {
                 let dir = dir.map_err(|e| Error::os_at("symlink", path, e))?;
                 rustix::fs::symlinkat(target, &dir, name)
                     .map_err(|e| Error::os_at("symlink", path, e))?;
-                crate::journal::record(
-                    dir.as_fd(),
+                crate::journal::record_owned(
+                    dir,
                     name.as_os_str(),
                     crate::journal::Made::Type(FileType::Symlink),
                 );

@@ -242,7 +242,13 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
     // parents of a symlink or a mount point it makes are 0700.
     let parent_mode = parent_mode(mode_of.or(if bwrap { Some(0) } else { None }));
     let mkparents = |path: &Path| -> Result<(), saferoot::Error> {
-        if let Some(parent) = path.parent() {
+        // A parent with no name in it is the root itself, which exists:
+        // no lookup for it.
+        let named = |p: &Path| {
+            p.components()
+                .any(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        if let Some(parent) = path.parent().filter(|p| named(p)) {
             root.mkdir_all(parent, parent_mode)?;
         }
         Ok(())
