@@ -297,13 +297,15 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // (`crate::lock`), so no helper takes a pid. Not when a minimal mount
     // namespace must be entered first (with the caller's privileges), a
     // pid namespace joined, or when the program is pid 1 (no init is left
-    // to write the lock's maps): those keep the namespace child.
+    // to write the lock's maps), nor where a seccomp filter refuses
+    // `clone3`: those keep the namespace child.
     let cloned_init = sb.namespaces.user
         && sb.namespaces.pid
         && !sb.as_pid_1
         && sb.mount_ns.is_none()
         && sb.extras.pidns_fd.is_none()
-        && sb.extras.userns_fd.is_none();
+        && sb.extras.userns_fd.is_none()
+        && crate::sys::process::clone3_available();
     let host_uid = rustix::process::getuid().as_raw();
     let mut alive = None;
     let mut mnt_before = 0;
