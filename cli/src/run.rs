@@ -477,9 +477,9 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         until_setup_ends,
     };
     // The namespace child stays in this session when the init makes the
-    // new one (with a pid namespace); an init forked directly makes it
-    // itself.
-    let child_in_our_group = if direct_init {
+    // new one (with a pid namespace); an init forked or cloned directly
+    // makes it itself.
+    let child_in_our_group = if direct_init || cloned_init {
         !sb.new_session
     } else {
         !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()

@@ -2972,6 +2972,72 @@ fn hygiene_a_terminal_gets_a_new_session_by_default() {
     assert_ne!(out.var("sid"), out.var("pid"), "{out:#?}");
 }
 
+/// Ctrl-C on the terminal reaches a program in a session of its own: the
+/// terminal's SIGINT goes to saferoot's process group only, and saferoot
+/// passes it on to whatever of the sandbox is outside that group (the init
+/// makes the new session), for each shape of the chain.
+#[test_log::test]
+fn hygiene_ctrl_c_on_the_terminal_reaches_a_program_in_a_new_session() {
+    if !common::require_root() {
+        return;
+    }
+    use std::io::{Read, Write};
+    for extra in [
+        &["--unshare-pid", "--proc", "/proc"][..],
+        &["--unshare-user", "--unshare-pid", "--proc", "/proc"],
+        &["--unshare-user"],
+    ] {
+        let tmp = TempDir::new();
+        let script = tmp.join("run.sh");
+        let mut cmd = format!("exec {EXE} run");
+        for a in with(&[])
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+        {
+            cmd += &format!(" '{a}'");
+        }
+        cmd += " -- /bin/sh -c 'echo ready; exec sleep 30'";
+        std::fs::write(&script, format!("#!/bin/sh\n{cmd}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let scratch = TempDir::new();
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c"])
+            .arg(&script)
+            .arg("/dev/null")
+            .env("TMPDIR", scratch.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&seen).contains("ready") {
+            let mut buf = [0u8; 256];
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "{extra:?}: no start: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{extra:?}: no start"
+            );
+        }
+        // What typing Ctrl-C sends.
+        child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+        let st = wait_timeout(&mut child, Duration::from_secs(10)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("{extra:?}: Ctrl-C did not end the program")
+        });
+        // The shell's status: 128 + SIGINT.
+        assert_eq!(status_code(st), 130, "{extra:?}");
+    }
+}
+
 /// `--ro-bind / /`: the host tree, read-only all the way down, is the
 /// root; later binds go on top of it, in the order given.
 #[test_log::test]
