@@ -1319,7 +1319,7 @@ fn run_bundle_with_a_user_namespace_and_process_user() {
             "ociVersion": "1.0.2",
             "root": {"path": "rootfs"},
             "process": {
-                "args": ["/bin/sh", "-c", "echo \"id=$(id -u):$(id -g):$(id -G)\"; echo \"map=$(tr -s ' ' </proc/self/uid_map)\"; echo \"nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)\""],
+                "args": ["/bin/sh", "-c", "echo \"id=$(id -u):$(id -g):$(id -G)\"; echo \"map=$(tr -s ' ' </proc/self/uid_map)\"; echo \"nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)\"; echo \"pid=$$\""],
                 "cwd": "/",
                 "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
                 "noNewPrivileges": true
@@ -1332,12 +1332,22 @@ fn run_bundle_with_a_user_namespace_and_process_user() {
             }
         }),
     );
-    let out = saferoot(&["run", "--bundle", b.path().to_str().unwrap()]).ok();
-    assert_eq!(out.var("id"), "1000:1000:1000 5", "{out:#?}");
-    // The program's namespace is the lock namespace, a child of the
-    // namespace the bundle asked for that maps its ids to themselves.
-    assert_eq!(out.var("map").trim(), "0 0 65536");
-    assert_eq!(out.var("nnp"), "1");
+    // The process as pid 1 (the namespace child makes the lock's user
+    // namespace), and under saferoot's init (cloned into the namespaces,
+    // which becomes root of the user namespace, whose maps leave out
+    // saferoot's own uid, and writes the maps of the lock made in place).
+    for extra in [&[][..], &["--init"]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend(["--bundle", b.path().to_str().unwrap()]);
+        let out = saferoot(&args).ok();
+        assert_eq!(out.var("id"), "1000:1000:1000 5", "{extra:?}: {out:#?}");
+        // The program's namespace is the lock namespace, a child of the
+        // namespace the bundle asked for that maps its ids to themselves.
+        assert_eq!(out.var("map").trim(), "0 0 65536", "{extra:?}");
+        assert_eq!(out.var("nnp"), "1", "{extra:?}");
+        assert_eq!(out.var("pid"), if extra.is_empty() { "1" } else { "2" });
+    }
 }
 
 // ---------------------------------------------------------------------------
