@@ -212,6 +212,24 @@ impl Handle {
         Ok(self.file_type()? == FileType::Directory)
     }
 
+    /// [`reopen`](Self::reopen) through `procfs` (a private procfs the
+    /// caller has at hand, such as the one of
+    /// [`crate::rootfs::AssembleOptions::procfs`]): on a fresh instance one
+    /// `openat` of the fd's magic link, without pathrs's checks of its own
+    /// cached procfs (tens of system calls). A symlink handle is refused
+    /// with `ELOOP`, as pathrs refuses it; `O_NOFOLLOW` is dropped (the
+    /// handle is not a symlink, and the magic link must be followed).
+    pub fn reopen_with(
+        &self,
+        procfs: &crate::procfs::Procfs,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::fs::File> {
+        if self.file_type()? == FileType::Symlink {
+            return Err(Error::os("reopen handle: a symlink", Errno::LOOP));
+        }
+        procfs.reopen_fd(self.fd.as_fd(), flags - rustix::fs::OFlags::NOFOLLOW)
+    }
+
     /// Opens the inode itself with `flags` (e.g. `O_RDONLY`), safely: pathrs
     /// reopens through its private procfs and refuses magic-link tricks.
     /// `O_CLOEXEC` is always added.

@@ -142,6 +142,30 @@ impl Procfs {
             })
     }
 
+    /// Opens anew, with `flags`, the file that the calling thread's fd `fd`
+    /// refers to: `/proc/thread-self/fd/N`, whose magic link is followed
+    /// on purpose (`O_CLOEXEC` is added). On a fresh instance this is one
+    /// `openat`; otherwise pathrs's checked open. Callers refuse symlink
+    /// fds first (see [`crate::path::Handle::reopen_with`]).
+    pub fn reopen_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::fs::File> {
+        let sub = PathBuf::from(format!("fd/{}", fd.as_raw_fd()));
+        let shown = Path::new("/proc/thread-self").join(&sub);
+        if let Some(r) = self.open_fresh("thread-self", &sub, flags, Last::FollowMagic) {
+            return r
+                .map(std::fs::File::from)
+                .map_err(|e| Error::os_at("reopen fd", shown, e));
+        }
+        let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        crate::error::pathrs_call("reopen fd", shown, || {
+            self.inner
+                .open_follow(ProcfsBase::ProcThreadSelf, &sub, flags)
+        })
+    }
+
     /// What the fd `fd` of the calling thread refers to, as the kernel
     /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
     pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {
@@ -543,6 +567,43 @@ mod tests {
     /// pathrs's checked opens give, and refuse what they refuse: a symlink
     /// as the last component of a non-following open, `..` out of the
     /// base.
+    #[test]
+    fn reopening_an_fd_agrees_between_the_fresh_and_the_checked_instance() {
+        use std::io::{Read as _, Write as _};
+        use std::os::fd::AsFd;
+        let (fresh, checked) = fresh_and_checked();
+        let file =
+            std::env::temp_dir().join(format!("saferoot-procfs-reopen.{}", std::process::id()));
+        std::fs::write(&file, "contents").unwrap();
+        let opath = rustix::fs::open(
+            &file,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        for p in [&fresh, &checked] {
+            std::fs::write(&file, "contents").unwrap();
+            let mut s = String::new();
+            p.reopen_fd(opath.as_fd(), rustix::fs::OFlags::RDONLY)
+                .unwrap()
+                .read_to_string(&mut s)
+                .unwrap();
+            assert_eq!(s, "contents");
+            // The reopened file is the inode itself, writable as asked.
+            p.reopen_fd(opath.as_fd(), rustix::fs::OFlags::WRONLY)
+                .unwrap()
+                .write_all(b"C")
+                .unwrap();
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "Contents");
+            let fd = p
+                .reopen_fd(opath.as_fd(), rustix::fs::OFlags::RDONLY)
+                .unwrap();
+            let st = rustix::io::fcntl_getfd(&fd).unwrap();
+            assert!(st.contains(rustix::io::FdFlags::CLOEXEC));
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+
     #[test]
     fn fresh_opens_agree_with_the_checked_ones() {
         use std::io::Read as _;

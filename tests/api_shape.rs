@@ -54,3 +54,36 @@ fn a_failed_attach_gives_the_mount_back_still_detached() {
     })
     .expect("namespace");
 }
+
+/// `Handle::reopen_with` through saferoot's own procfs opens the same
+/// inode as pathrs's `reopen`, drops `O_NOFOLLOW` (the magic link must be
+/// followed), and refuses a symlink handle with `ELOOP` as pathrs does.
+#[test_log::test]
+fn a_handle_reopens_through_a_private_procfs_as_through_pathrs() {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new();
+    std::fs::write(dir.join("f"), "data").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("link")).unwrap();
+    let root = Root::open(dir.path()).unwrap();
+    let procfs = saferoot::procfs::Procfs::new().unwrap();
+    let h = root.resolve("/f").unwrap();
+    for flags in [
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
+    ] {
+        let mut ours = h.reopen_with(&procfs, flags).unwrap();
+        let theirs = h.reopen(flags).unwrap();
+        let mut s = String::new();
+        ours.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "data");
+        let (a, b) = (ours.metadata().unwrap(), theirs.metadata().unwrap());
+        assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+    }
+    let link = root.resolve_nofollow("/link").unwrap();
+    let e = link
+        .reopen_with(&procfs, rustix::fs::OFlags::RDONLY)
+        .unwrap_err();
+    assert_eq!(e.errno(), rustix::io::Errno::LOOP.raw_os_error(), "{e}");
+    assert!(link.reopen(rustix::fs::OFlags::RDONLY).is_err());
+}

@@ -13,6 +13,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use saferoot::procfs::Procfs;
 use saferoot::rootfs::{assemble_with, AssembleOptions};
 use saferoot::{ErrorKind, Mount, Root};
 
@@ -227,7 +228,7 @@ fn parent_mode(mode: Option<u32>) -> u32 {
     m
 }
 
-fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
+fn do_step(root: &Root, procfs: &Procfs, step: &Step) -> Result<(), saferoot::Error> {
     let bwrap = crate::errors::is_bwrap();
     // Missing parents get 0755, less the group or other bits the entry
     // itself has none of (bubblewrap's rule: a private file does not get
@@ -297,21 +298,24 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
                         | rustix::fs::OFlags::NOCTTY
                 }
             };
-            let f = h.reopen(flags)?;
+            let f = h.reopen_with(procfs, flags)?;
             rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(*mode))
                 .map_err(|e| saferoot::Error::from_os("fchmod", Some(path), e))?;
         }
         StepKind::File { path, mode, fd } => {
             mkparents(path)?;
             let h = root.create_file(path, *mode)?;
-            let mut f = h.reopen(rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TRUNC)?;
+            let mut f = h.reopen_with(
+                procfs,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TRUNC,
+            )?;
             copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
         }
         StepKind::BindData { path, mode, ro, fd } => {
             let (tmp, tmp_root) = private_tmpfs()?;
             let name = Path::new("/data");
             let h = tmp_root.create_file(name, *mode)?;
-            let mut f = h.reopen(rustix::fs::OFlags::WRONLY)?;
+            let mut f = h.reopen_with(procfs, rustix::fs::OFlags::WRONLY)?;
             copy_fd(&fd.fd, &mut f).map_err(|e| io_err(path, "copy from fd", e))?;
             drop(f);
             let file = match Mount::clone_fd(&h, saferoot::mount::Scope::Mount) {
@@ -368,8 +372,11 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
             saferoot::features::require(saferoot::features::Feature::OverlayLayerFds)?;
             let (_tmp, tmp_root) = private_tmpfs()?;
             let open_dir = |h: &saferoot::Handle| {
-                h.reopen(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
-                    .map(std::os::fd::OwnedFd::from)
+                h.reopen_with(
+                    procfs,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                )
+                .map(std::os::fd::OwnedFd::from)
             };
             let upper = open_dir(&tmp_root.mkdir_all("/upper", 0o755)?)?;
             let work = open_dir(&tmp_root.mkdir_all("/work", 0o755)?)?;
@@ -395,6 +402,8 @@ fn do_step(root: &Root, step: &Step) -> Result<(), saferoot::Error> {
 /// error.
 struct Steps<'a> {
     steps: &'a [Step],
+    /// saferoot's private procfs, to reopen handles through.
+    procfs: &'a Procfs,
     next: usize,
     failed: Option<&'a Step>,
 }
@@ -408,7 +417,7 @@ impl Steps<'_> {
                 break;
             }
             self.next += 1;
-            if let Err(e) = do_step(root, step) {
+            if let Err(e) = do_step(root, self.procfs, step) {
                 self.failed = Some(step);
                 return Err(e);
             }
@@ -528,6 +537,7 @@ pub fn setup(
     // the last mount, in the assembled root.
     let mut steps = Steps {
         steps: &sb.steps,
+        procfs,
         next: 0,
         failed: None,
     };
@@ -548,7 +558,7 @@ pub fn setup(
             .map_err(|e| CliError::setup(format!("working directory: {}", sb.explain(&e))))?;
     }
     rustix::process::umask(old_umask);
-    stdio_to_sandbox_null(assembled.root())?;
+    stdio_to_sandbox_null(assembled.root(), procfs)?;
     // Made while the caller's procfs is still reachable.
     let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
         Some(procfs.clone())
@@ -602,7 +612,7 @@ fn chdir_in_root(cwd: &Path) -> Result<(), CliError> {
 /// that fails; done here, before entering, the host's procfs is still at
 /// hand. (With a user namespace the sandbox's `/dev/null` is the host's
 /// node bound in, so there is nothing to change.)
-fn stdio_to_sandbox_null(root: &Root) -> Result<(), CliError> {
+fn stdio_to_sandbox_null(root: &Root, procfs: &Procfs) -> Result<(), CliError> {
     let Ok(host) = rustix::fs::stat("/dev/null") else {
         return Ok(());
     };
@@ -657,7 +667,10 @@ fn stdio_to_sandbox_null(root: &Root) -> Result<(), CliError> {
                 }
                 return Ok(());
             }
-            null = Some(h.reopen(rustix::fs::OFlags::RDWR).map_err(fail)?);
+            null = Some(
+                h.reopen_with(procfs, rustix::fs::OFlags::RDWR)
+                    .map_err(fail)?,
+            );
         }
         if let Some(f) = &null {
             dup2(f).map_err(|e| CliError::setup(format!("dup2 /dev/null onto stdio: {e}")))?;
