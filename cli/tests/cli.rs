@@ -1378,6 +1378,8 @@ fn run_bad_flags_fail_clearly_and_leave_nothing_mounted() {
             "--bind /nonexistent-saferoot /x",
         ),
         (with(&["--hostname", "h"]), 2, "--hostname"),
+        // --init is for bundles only.
+        (with(&["--init"]), 2, "--bundle"),
         (with(&["--uid", "5"]), 2, "--uid needs --unshare-user"),
         (with(&["--proc", "/proc/sys"]), 2, "--proc /proc/sys"),
         (with(&["--chdir", "rel"]), 2, "--chdir rel"),
