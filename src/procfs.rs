@@ -347,6 +347,15 @@ impl Procfs {
         let child = crate::sys::userns::UsernsChild::spawn()
             .map_err(|e| Error::os("fork into a new user namespace", e))?;
         let pid = child.pid();
+        self.write_id_maps(pid, uid_map, gid_map)?;
+        let f = self.open_namespace(Some(pid), "user")?;
+        drop(child);
+        Ok(f.into())
+    }
+
+    /// Writes `uid_map` and then `gid_map` (each line `inside outside
+    /// count`) of the process `pid`, as this procfs numbers it.
+    pub(crate) fn write_id_maps(&self, pid: u32, uid_map: &str, gid_map: &str) -> Result<()> {
         for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
             let sub = PathBuf::from(format!("{pid}/{file}"));
             let mut f = self.open_root(&sub, rustix::fs::OFlags::WRONLY)?;
@@ -354,9 +363,7 @@ impl Procfs {
                 Error::os_at("write id map", Path::new("/proc").join(&sub), errno_of(&e))
             })?;
         }
-        let f = self.open_namespace(Some(pid), "user")?;
-        drop(child);
-        Ok(f.into())
+        Ok(())
     }
 
     /// Opens the namespace `kind` (`mnt`, `user`, `pid`, `net`, ...) of
@@ -562,11 +569,8 @@ mod tests {
         .unwrap();
     }
 
-    /// The one-call opens of a fresh instance (`open_root`, `open_self`,
-    /// `open_thread_self`, namespace links, `make_userns`) give what
-    /// pathrs's checked opens give, and refuse what they refuse: a symlink
-    /// as the last component of a non-following open, `..` out of the
-    /// base.
+    /// Reopening an `O_PATH` fd gives the inode itself with the flags
+    /// asked for, close-on-exec, on the fresh and the checked instance.
     #[test]
     fn reopening_an_fd_agrees_between_the_fresh_and_the_checked_instance() {
         use std::io::{Read as _, Write as _};
@@ -604,6 +608,11 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
     }
 
+    /// The one-call opens of a fresh instance (`open_root`, `open_self`,
+    /// `open_thread_self`, namespace links, `make_userns`) give what
+    /// pathrs's checked opens give, and refuse what they refuse: a symlink
+    /// as the last component of a non-following open, `..` out of the
+    /// base.
     #[test]
     fn fresh_opens_agree_with_the_checked_ones() {
         use std::io::Read as _;

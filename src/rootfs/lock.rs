@@ -248,22 +248,7 @@ impl InPlaceLock {
     /// (its pid in `procfs`'s pid namespace, as [`InPlaceLock::enter`]
     /// returned it).
     pub fn write_maps(&self, procfs: &Procfs, pid: u32) -> Result<()> {
-        use std::io::Write;
-        for (file, map) in [
-            ("uid_map", &self.maps.uid_map),
-            ("gid_map", &self.maps.gid_map),
-        ] {
-            let sub = format!("{pid}/{file}");
-            let mut f = procfs.open_root(&sub, rustix::fs::OFlags::WRONLY)?;
-            f.write_all(map.as_bytes()).map_err(|e| {
-                Error::os_at(
-                    "lock mounts: write id map",
-                    format!("/proc/{sub}"),
-                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
-                )
-            })?;
-        }
-        Ok(())
+        procfs.write_id_maps(pid, &self.maps.uid_map, &self.maps.gid_map)
     }
 
     /// Step 4, in the child once its maps are written: unshares the mount
