@@ -17,7 +17,8 @@
 //!   the init answers with one byte once the maps are written, or closes
 //!   its end on failure.
 
-use std::os::fd::OwnedFd;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::{InPlaceLock, MountLock};
@@ -38,7 +39,7 @@ pub enum Lock {
     /// The program's half of an in-place lock (see the module
     /// documentation): the procfs its pid is read from, and its end of the
     /// socket pair.
-    Child(Procfs, OwnedFd),
+    Child(Procfs, UnixStream),
 }
 
 /// The init's half of an in-place lock, once the program's process is
@@ -46,15 +47,15 @@ pub enum Lock {
 #[derive(Debug)]
 pub struct Parent {
     lock: InPlaceLock,
-    chan: OwnedFd,
+    chan: UnixStream,
 }
 
 /// The socket pair of an in-place lock, made before the fork.
 #[derive(Debug)]
 pub struct Channel {
     lock: InPlaceLock,
-    parent: OwnedFd,
-    child: OwnedFd,
+    parent: UnixStream,
+    child: UnixStream,
 }
 
 impl Lock {
@@ -64,14 +65,8 @@ impl Lock {
         let Lock::InPlace(lock) = self else {
             return Ok(None);
         };
-        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-        let (parent, child) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| CliError::setup(format!("lock the sandbox's mounts: socketpair: {e}")))?;
+        // Close-on-exec, as std makes every socket.
+        let (parent, child) = UnixStream::pair().map_err(|e| fail(&format!("socketpair: {e}")))?;
         Ok(Some(Channel {
             lock: lock.clone(),
             parent,
@@ -83,19 +78,17 @@ impl Lock {
     /// does the child's half of an in-place lock. The process must be
     /// single-threaded.
     pub fn apply(self) -> Result<(), CliError> {
-        let fail =
-            |e: &dyn std::fmt::Display| CliError::setup(format!("lock the sandbox's mounts: {e}"));
         match self {
             Lock::Made(lock) => lock.apply().map_err(|e| fail(&e)),
             Lock::InPlace(_) => Err(fail(&"no parent to write the maps of an in-place lock")),
-            Lock::Child(procfs, chan) => {
+            Lock::Child(procfs, mut chan) => {
                 let pid = InPlaceLock::enter(&procfs).map_err(|e| fail(&e))?;
                 drop(procfs);
-                write_all(&chan, &pid.to_ne_bytes()).map_err(|e| fail(&e))?;
+                chan.write_all(&pid.to_ne_bytes()).map_err(|e| fail(&e))?;
                 let mut go = [0u8; 1];
                 // The init kills this process when it cannot write the
                 // maps, and says why; end-of-file means it is gone.
-                read_exact(&chan, &mut go)
+                chan.read_exact(&mut go)
                     .map_err(|_| fail(&"the init did not write the user namespace maps"))?;
                 InPlaceLock::finish().map_err(|e| fail(&e))
             }
@@ -126,38 +119,19 @@ impl Parent {
     /// `procfs` (saferoot's, where that pid is valid), and tells it to go
     /// on. On failure the caller kills the child (which would otherwise
     /// see the socket close and exit with a message of its own).
-    pub fn write_maps(self, procfs: &Procfs) -> Result<(), CliError> {
-        let fail =
-            |e: &dyn std::fmt::Display| CliError::setup(format!("lock the sandbox's mounts: {e}"));
+    pub fn write_maps(mut self, procfs: &Procfs) -> Result<(), CliError> {
         let mut pid = [0u8; 4];
-        read_exact(&self.chan, &mut pid)
+        self.chan
+            .read_exact(&mut pid)
             .map_err(|e| fail(&format!("the program's process did not say its pid ({e})")))?;
         self.lock
             .write_maps(procfs, u32::from_ne_bytes(pid))
             .map_err(|e| fail(&e))?;
-        write_all(&self.chan, &[1]).map_err(|e| fail(&e))
+        self.chan.write_all(&[1]).map_err(|e| fail(&e))
     }
 }
 
-fn read_exact(fd: &OwnedFd, mut buf: &mut [u8]) -> Result<(), rustix::io::Errno> {
-    while !buf.is_empty() {
-        match rustix::io::read(fd, &mut *buf) {
-            Ok(0) => return Err(rustix::io::Errno::PIPE),
-            Ok(n) => buf = &mut buf[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> Result<(), rustix::io::Errno> {
-    while !buf.is_empty() {
-        match rustix::io::write(fd, buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// A setup error of either side of the lock.
+fn fail(e: &dyn std::fmt::Display) -> CliError {
+    CliError::setup(format!("lock the sandbox's mounts: {e}"))
 }
