@@ -306,10 +306,12 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         && sb.extras.pidns_fd.is_none()
         && sb.extras.userns_fd.is_none()
         && crate::sys::process::clone3_available();
+    // Either way, saferoot's child is the init itself.
+    let child_is_init = direct_init || cloned_init;
     let host_uid = rustix::process::getuid().as_raw();
     let mut alive = None;
     let mut mnt_before = 0;
-    if direct_init || cloned_init {
+    if child_is_init {
         // The init learns whether saferoot is still there through `alive`
         // (saferoot holds the write end until the sandbox has ended).
         alive = Some(
@@ -334,7 +336,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         fork_with(&counter)
     };
     let child = match forked {
-        Ok(Forked::Child) if direct_init || cloned_init => {
+        Ok(Forked::Child) if child_is_init => {
             drop(setup_r);
             drop(listener);
             // The init of a cloned user namespace waits for its maps.
@@ -460,9 +462,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // processes of the chain hold copies until they exec the program or
     // fork it; whoever closes last unmounts it, which waits for an RCU
     // grace period. saferoot keeps its copy until the setup pipe tells it
-    // (a realtime signal at end-of-file) that the program was exec'd, so that the last
-    // close is its own and runs while the program does, rather than in the
-    // chain before the program starts or in saferoot after it ends.
+    // (a realtime signal at end-of-file) that the program was exec'd, so
+    // that the last close is its own and runs while the program does,
+    // rather than in the chain before the program starts or in saferoot
+    // after it ends.
     let until_setup_ends = match crate::sys::process::signal_on_readable(setup_r.as_fd()) {
         Ok(()) => Some(counter),
         Err(e) => {
@@ -479,7 +482,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // The namespace child stays in this session when the init makes the
     // new one (with a pid namespace); an init forked or cloned directly
     // makes it itself.
-    let child_in_our_group = if direct_init || cloned_init {
+    let child_in_our_group = if child_is_init {
         !sb.new_session
     } else {
         !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()
