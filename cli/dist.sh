@@ -4,21 +4,27 @@
 #
 #   cli/dist.sh
 #
-# - statically linked against glibc: no dynamic loader, no shared
-#   libraries to map and bind at each start;
+# - statically linked against musl (the Rust target ARCH-unknown-linux-musl):
+#   no dynamic loader, no shared libraries to map and bind at each start,
+#   and none of glibc's start-up CPU detection, whose CPUID instructions
+#   each trap to the hypervisor on a virtual machine;
 # - still position-independent (static-pie), so the image is placed at a
 #   random address;
-# - packed relative relocations (cli/build.rs), link-time optimisation and
-#   one codegen unit (the `dist` profile in Cargo.toml).
+# - link-time optimisation and one codegen unit (the `dist` profile in
+#   Cargo.toml).
 #
-# The build is `cargo build --profile dist -p saferoot-cli --target HOST`,
-# with the static flag given for that target only (through
-# CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which cargo does not apply to host
-# artefacts when --target is given), so build scripts and procedural
-# macros, which cannot be static, are built as usual. CARGO_TARGET_DIR is
-# honoured; the binary is $CARGO_TARGET_DIR/HOST/dist/saferoot. Needs the C
-# library's static archives (libc6-dev on Debian). docs/performance.md
-# ("Linking") has what each of these saves.
+# Needs the Rust standard library for the musl target
+# (`rustup target add x86_64-unknown-linux-musl`) and musl's C compiler
+# wrapper for the bundled zstd sources (`musl-gcc`, Debian's musl-tools).
+#
+# SAFEROOT_DIST_LIBC=gnu builds the same binary statically against glibc
+# instead (the build shipped before; needs glibc's static archives,
+# libc6-dev on Debian), with packed relative relocations (cli/build.rs).
+# The build is `cargo build --profile dist -p saferoot-cli --target T`;
+# with --target given, build scripts and procedural macros stay host
+# builds. CARGO_TARGET_DIR is honoured; the binary is
+# $CARGO_TARGET_DIR/T/dist/saferoot. docs/performance.md ("Linking", "The
+# C library") has what each choice saves.
 set -euo pipefail
 
 case ${1:-} in
@@ -34,11 +40,33 @@ case $host in
     *-linux-gnu*) ;;
     *) echo "dist.sh: host $host is not a glibc Linux target" >&2; exit 2 ;;
 esac
-var=$(echo "$host" | tr 'a-z-' 'A-Z_')
-env "CARGO_TARGET_${var}_RUSTFLAGS=-C target-feature=+crt-static" \
+arch=${host%%-*}
+case ${SAFEROOT_DIST_LIBC:-musl} in
+    musl)
+        target=$arch-unknown-linux-musl
+        flags=""
+        if ! command -v musl-gcc >/dev/null && ! command -v "$arch-linux-musl-gcc" >/dev/null; then
+            echo "dist.sh: no musl C compiler (musl-gcc); on Debian: apt-get install musl-tools" >&2
+            exit 2
+        fi
+        ;;
+    gnu)
+        target=$host
+        flags="-C target-feature=+crt-static"
+        ;;
+    *) echo "dist.sh: SAFEROOT_DIST_LIBC must be musl or gnu" >&2; exit 2 ;;
+esac
+if [[ ! -d $(rustc --print sysroot)/lib/rustlib/$target/lib ]]; then
+    echo "dist.sh: the Rust standard library for $target is not installed; rustup target add $target" >&2
+    exit 2
+fi
+var=$(echo "$target" | tr 'a-z-' 'A-Z_')
+# The flags go to the target only (CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which
+# cargo does not apply to host artefacts when --target is given).
+env "CARGO_TARGET_${var}_RUSTFLAGS=$flags" \
     cargo build --manifest-path "$repo/Cargo.toml" --quiet --profile dist \
-    -p saferoot-cli --target "$host" >&2
-bin=${CARGO_TARGET_DIR:-$repo/target}/$host/dist/saferoot
+    -p saferoot-cli --target "$target" >&2
+bin=${CARGO_TARGET_DIR:-$repo/target}/$target/dist/saferoot
 if ldd "$bin" 2>&1 | grep -q '=>'; then
     echo "dist.sh: $bin is not statically linked" >&2
     exit 1

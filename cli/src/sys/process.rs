@@ -164,8 +164,13 @@ fn fork_single_threaded() -> Result<Forked, Errno> {
 /// new user namespace, which no `unshare` after a `fork` can give a pid
 /// namespace without a process in between.
 ///
+/// `CLONE_NEWPID` is required: the child must be the first process of
+/// a pid namespace of its own, where no thread of the caller can be named
+/// (see the safety comment in the body).
+///
 /// Refuses with `EBUSY` when the calling process has more than one
-/// thread, and with `EINVAL` for a flag that does not make a namespace.
+/// thread, and with `EINVAL` for a flag that does not make a namespace or
+/// without `CLONE_NEWPID`.
 pub fn clone_into_namespaces(counter: &ThreadCounter, namespaces: u64) -> Result<Forked, Errno> {
     use linux_raw_sys::general as g;
     let allowed = u64::from(
@@ -177,7 +182,7 @@ pub fn clone_into_namespaces(counter: &ThreadCounter, namespaces: u64) -> Result
             | g::CLONE_NEWNET
             | g::CLONE_NEWCGROUP,
     );
-    if namespaces & !allowed != 0 {
+    if namespaces & !allowed != 0 || namespaces & u64::from(g::CLONE_NEWPID) == 0 {
         return Err(Errno::INVAL);
     }
     wait_single_threaded(counter)?;
@@ -199,11 +204,17 @@ pub fn clone_into_namespaces(counter: &ThreadCounter, namespaces: u64) -> Result
     // thread that is not there. The flags make only namespaces (no
     // CLONE_VM, no CLONE_THREAD, no shared files or signal handlers), and
     // `args` is a complete `clone_args` of the size passed, so the child
-    // is a copy of the caller exactly as after fork(2). glibc's fork
-    // bookkeeping does not run: it has no atfork handler of ours to call,
-    // no other thread's state to reclaim, and it takes the calling
-    // thread's id from the kernel (gettid) where it signals or locks by
-    // it (raise, abort, pthread_kill since glibc 2.34).
+    // is a copy of the caller exactly as after fork(2). The C library's
+    // fork bookkeeping does not run: it has no atfork handler of ours to
+    // call and no other thread's state to reclaim. What it would refresh
+    // is the thread id it may have cached: glibc (2.34+) asks the kernel
+    // (gettid) where it signals by it (raise, abort, pthread_kill), but
+    // musl, which the shipped command links (cli/dist.sh), signals the id
+    // it cached when the thread started, the caller's. The child is pid 1
+    // of a new pid namespace (CLONE_NEWPID is required above), where that
+    // number is never the caller: at worst an abort() in the child sends
+    // its SIGABRT to a process of its own namespace, which dies with the
+    // child anyway, before musl's abort kills the child by other means.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -474,7 +485,7 @@ pub fn loopback_up() -> Result<(), Errno> {
     }
     // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
     // the ifreq it is given, which is valid and large enough.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) };
     if r < 0 {
         return Err(Errno::from_raw_os_error(last_errno()));
     }
@@ -484,7 +495,7 @@ pub fn loopback_up() -> Result<(), Errno> {
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
     }
     // SAFETY: SIOCSIFFLAGS reads the name and flags from the valid ifreq.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) };
     if r < 0 {
         return Err(Errno::from_raw_os_error(last_errno()));
     }
@@ -515,8 +526,9 @@ mod tests {
         // process whose other threads may hold locks.
         assert_eq!(fork(), Err(Errno::BUSY));
         let counter = ThreadCounter::new().unwrap();
+        let flags = linux_raw_sys::general::CLONE_NEWNS | linux_raw_sys::general::CLONE_NEWPID;
         assert_eq!(
-            clone_into_namespaces(&counter, u64::from(linux_raw_sys::general::CLONE_NEWNS)),
+            clone_into_namespaces(&counter, u64::from(flags)),
             Err(Errno::BUSY)
         );
         drop(tx);
@@ -540,9 +552,18 @@ mod tests {
             linux_raw_sys::general::CLONE_THREAD,
         ] {
             assert_eq!(
-                clone_into_namespaces(&counter, u64::from(flag)),
+                clone_into_namespaces(
+                    &counter,
+                    u64::from(flag | linux_raw_sys::general::CLONE_NEWPID)
+                ),
                 Err(Errno::INVAL)
             );
         }
+        // Namespaces without a pid namespace of the child's own: refused
+        // too, before any process is made.
+        assert_eq!(
+            clone_into_namespaces(&counter, u64::from(linux_raw_sys::general::CLONE_NEWNS)),
+            Err(Errno::INVAL)
+        );
     }
 }
