@@ -142,6 +142,48 @@ impl Procfs {
             })
     }
 
+    /// The number of threads of the calling process (the entries of
+    /// `/proc/self/task`), for a caller that must be single-threaded
+    /// before it forks.
+    ///
+    /// On a fresh instance this is one `statx` of `self/task`: procfs gives
+    /// that directory a link count of two plus the thread group's thread
+    /// count, the same number its listing has (nothing can be mounted over
+    /// it in a private instance). Otherwise the directory is opened
+    /// through pathrs's checks and its entries counted.
+    pub fn thread_count(&self) -> Result<usize> {
+        if self.fresh {
+            let st = rustix::fs::statx(
+                &*self.inner,
+                "self/task",
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                rustix::fs::StatxFlags::NLINK,
+            )
+            .map_err(|e| Error::os_at("statx", "/proc/self/task", e))?;
+            return match usize::try_from(st.stx_nlink) {
+                Ok(n) if n > 2 => Ok(n - 2),
+                _ => Err(Error::invalid(
+                    "statx /proc/self/task",
+                    format!("link count {} counts no thread", st.stx_nlink),
+                )),
+            };
+        }
+        let dir = self.open_self(
+            "task",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        )?;
+        let mut n = 0;
+        for entry in rustix::fs::Dir::read_from(&dir)
+            .map_err(|e| Error::os_at("read directory", "/proc/self/task", e))?
+        {
+            let entry = entry.map_err(|e| Error::os_at("read directory", "/proc/self/task", e))?;
+            if !matches!(entry.file_name().to_bytes(), b"." | b"..") {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Opens anew, with `flags`, the file that the calling thread's fd `fd`
     /// refers to: `/proc/thread-self/fd/N`, whose magic link is followed
     /// on purpose (`O_CLOEXEC` is added). On a fresh instance this is one
@@ -606,6 +648,50 @@ mod tests {
             assert!(st.contains(rustix::io::FdFlags::CLOEXEC));
         }
         std::fs::remove_file(&file).unwrap();
+    }
+
+    /// `thread_count` of a fresh instance (a link count) and of a checked
+    /// one (a listing) both equal the entries of the host's
+    /// `/proc/self/task`, as threads come and go. Other tests of this
+    /// binary run threads of their own meanwhile, so the three are read
+    /// until they agree once for each number of helper threads.
+    #[test_log::test]
+    fn thread_counts_agree_with_the_task_listing() {
+        let (fresh, checked) = fresh_and_checked();
+        let listed = || std::fs::read_dir("/proc/self/task").unwrap().count();
+        let agree = |at_least: usize| {
+            for _ in 0..1000 {
+                let before = listed();
+                let (f, c) = (
+                    fresh.thread_count().unwrap(),
+                    checked.thread_count().unwrap(),
+                );
+                if f == before && c == before && listed() == before {
+                    assert!(f >= at_least, "{f} threads, at least {at_least} expected");
+                    return f;
+                }
+                std::thread::yield_now();
+            }
+            panic!("the thread counts never agreed with the task listing");
+        };
+        let base = agree(1);
+        log::debug!("{base} threads before the helpers");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let helpers: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let _ = rx.lock().map(|r| r.recv());
+                })
+            })
+            .collect();
+        agree(4);
+        drop(tx);
+        for h in helpers {
+            h.join().unwrap();
+        }
+        agree(1);
     }
 
     /// The one-call opens of a fresh instance (`open_root`, `open_self`,

@@ -63,24 +63,10 @@ impl ThreadCounter {
         &self.procfs
     }
 
-    /// The number of threads of the calling process.
+    /// The number of threads of the calling process
+    /// ([`saferoot::procfs::Procfs::thread_count`]).
     pub fn count(&self) -> Result<usize, Errno> {
-        let dir = self
-            .procfs
-            .open_self(
-                "task",
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
-            )
-            .map_err(|e| error_errno(&e))?;
-        let mut n = 0;
-        for entry in rustix::fs::Dir::read_from(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.procfs.thread_count().map_err(|e| error_errno(&e))
     }
 }
 
