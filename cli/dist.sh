@@ -23,8 +23,9 @@
 # The build is `cargo build --profile dist -p saferoot-cli --target T`;
 # with --target given, build scripts and procedural macros stay host
 # builds. CARGO_TARGET_DIR is honoured; the binary is
-# $CARGO_TARGET_DIR/T/dist/saferoot. docs/performance.md ("Linking", "The
-# C library") has what each choice saves.
+# $CARGO_TARGET_DIR/T/dist/saferoot. Every build of the command allocates
+# through dlmalloc (cli/src/main.rs). docs/performance.md ("Linking", "The
+# C library and the allocator") has what each choice saves.
 set -euo pipefail
 
 case ${1:-} in

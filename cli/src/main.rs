@@ -84,6 +84,18 @@ fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliErr
     run::run(sb)
 }
 
+/// The allocator: dlmalloc, in every build of the command, so that the
+/// tests run the one that is shipped. The shipped build links musl
+/// (cli/dist.sh), whose own allocator maps and unmaps a page group for
+/// nearly every size class it serves and gives it back as soon as it is
+/// empty: a bundle's start made about sixty `mmap`/`munmap` pairs, and the
+/// start of line (a) of docs/performance.md cost 0.5 ms more than with
+/// dlmalloc, which keeps what it maps. Every fork the command makes is
+/// from a single thread (`sys::process`), so dlmalloc's one lock is never
+/// held across a fork.
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let mut argv = std::env::args_os();
     let argv0 = argv.next().unwrap_or_else(|| "saferoot".into());
