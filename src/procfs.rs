@@ -30,12 +30,61 @@ use crate::{Error, Result};
 /// in the caller's pid namespace or an ancestor of it.
 #[derive(Debug, Clone)]
 pub struct Procfs {
-    inner: std::sync::Arc<ProcfsHandle>,
+    inner: std::sync::Arc<Instance>,
     /// True when the instance is a fresh `fsopen("proc")` mount made here:
     /// detached, so nothing can be mounted over anything in it, and its
     /// namespace links can be looked up with one `statx` (see
     /// [`Procfs::ns_inode`]).
     fresh: bool,
+}
+
+/// The procfs behind a [`Procfs`].
+#[derive(Debug)]
+enum Instance {
+    /// A fresh `fsopen("proc")` instance made here: the fd of its root,
+    /// and pathrs's handle on it, made (and checked by pathrs) only when
+    /// a lookup needs pathrs. Most runs never do.
+    Fresh {
+        root: std::os::fd::OwnedFd,
+        checked: std::sync::OnceLock<ProcfsHandle>,
+    },
+    /// What pathrs gave where no fresh instance could be made.
+    Checked(ProcfsHandle),
+}
+
+impl std::os::fd::AsFd for Instance {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Instance::Fresh { root, .. } => root.as_fd(),
+            Instance::Checked(h) => h.as_fd(),
+        }
+    }
+}
+
+impl Instance {
+    /// pathrs's handle on the instance, for lookups pathrs checks.
+    fn handle(&self) -> Result<&ProcfsHandle> {
+        match self {
+            Instance::Checked(h) => Ok(h),
+            Instance::Fresh { root, checked } => {
+                if let Some(h) = checked.get() {
+                    return Ok(h);
+                }
+                let fd = root
+                    .try_clone()
+                    .map_err(|e| Error::os("duplicate the procfs root", errno_of(&e)))?;
+                let h = crate::error::pathrs_call("check the private procfs", "/proc", || {
+                    ProcfsHandle::try_from_fd(fd)
+                })?;
+                // Another thread may have set it meanwhile; either handle
+                // is on the same instance.
+                let _ = checked.set(h);
+                checked
+                    .get()
+                    .ok_or_else(|| Error::invalid("procfs", "no handle on the private procfs"))
+            }
+        }
+    }
 }
 
 /// Turns a sysctl name into its path under `/proc/sys`: `net.ipv4.ip_forward`
@@ -64,15 +113,19 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf> {
 impl Procfs {
     /// A full procfs (including `/proc/sys`), private to this process.
     ///
-    /// A fresh `fsopen("proc")` instance where the kernel allows it (that
-    /// is made here and handed to pathrs, which checks it is a procfs
-    /// root); otherwise whatever pathrs can give safely (a clone of the
-    /// host's `/proc`, checked on every use).
+    /// A fresh `fsopen("proc")` instance where the kernel allows it (made
+    /// here, its root checked to be procfs; pathrs's own checks of it run
+    /// only if a lookup needs pathrs); otherwise whatever pathrs can give
+    /// safely (a clone of the host's `/proc`, checked on every use).
     pub fn new() -> Result<Procfs> {
-        if let Ok(fd) = fresh_procfs() {
-            if let Ok(inner) = ProcfsHandle::try_from_fd(fd) {
+        if let Ok(root) = fresh_procfs() {
+            if rustix::fs::fstatfs(&root).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
+            {
                 return Ok(Procfs {
-                    inner: std::sync::Arc::new(inner),
+                    inner: std::sync::Arc::new(Instance::Fresh {
+                        root,
+                        checked: std::sync::OnceLock::new(),
+                    }),
                     fresh: true,
                 });
             }
@@ -81,7 +134,7 @@ impl Procfs {
             ProcfsHandleBuilder::new().subset_pid(false).build()
         })?;
         Ok(Procfs {
-            inner: std::sync::Arc::new(inner),
+            inner: std::sync::Arc::new(Instance::Checked(inner)),
             fresh: false,
         })
     }
@@ -91,9 +144,9 @@ impl Procfs {
     fn open_sysctl(&self, name: &str, flags: OpenFlags) -> Result<(std::fs::File, PathBuf)> {
         let path = sysctl_path(name)?;
         let shown = Path::new("/proc").join(&path);
+        let h = self.inner.handle()?;
         let f = crate::error::pathrs_call("open sysctl", &shown, || {
-            self.inner
-                .open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
+            h.open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
         })?;
         Ok((f, shown))
     }
@@ -127,8 +180,9 @@ impl Procfs {
                 .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(t.to_bytes())))
                 .map_err(|e| Error::os_at("readlink", "/proc/self", e))?
         } else {
+            let h = self.inner.handle()?;
             crate::error::pathrs_call("readlink", "/proc/self", || {
-                self.inner.readlink(ProcfsBase::ProcRoot, "self")
+                h.readlink(ProcfsBase::ProcRoot, "self")
             })?
         };
         target
@@ -202,9 +256,9 @@ impl Procfs {
                 .map_err(|e| Error::os_at("reopen fd", shown, e));
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        let h = self.inner.handle()?;
         crate::error::pathrs_call("reopen fd", shown, || {
-            self.inner
-                .open_follow(ProcfsBase::ProcThreadSelf, &sub, flags)
+            h.open_follow(ProcfsBase::ProcThreadSelf, &sub, flags)
         })
     }
 
@@ -212,10 +266,11 @@ impl Procfs {
     /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
     pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {
         let sub = PathBuf::from(format!("fd/{}", fd.as_raw_fd()));
+        let h = self.inner.handle()?;
         crate::error::pathrs_call(
             "readlink fd",
             Path::new("/proc/thread-self").join(&sub),
-            || self.inner.readlink(ProcfsBase::ProcThreadSelf, &sub),
+            || h.readlink(ProcfsBase::ProcThreadSelf, &sub),
         )
     }
 
@@ -238,6 +293,7 @@ impl Procfs {
             });
         }
         self.inner
+            .handle()?
             .open(
                 ProcfsBase::ProcThreadSelf,
                 sub,
@@ -271,10 +327,11 @@ impl Procfs {
             });
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        let h = self.inner.handle()?;
         crate::error::pathrs_call(
             "open procfs file",
             Path::new("/proc/thread-self").join(sub),
-            || self.inner.open(ProcfsBase::ProcThreadSelf, sub, flags),
+            || h.open(ProcfsBase::ProcThreadSelf, sub, flags),
         )
     }
 
@@ -293,10 +350,11 @@ impl Procfs {
             });
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        let h = self.inner.handle()?;
         crate::error::pathrs_call(
             "open procfs file",
             Path::new("/proc/self").join(sub),
-            || self.inner.open(ProcfsBase::ProcSelf, sub, flags),
+            || h.open(ProcfsBase::ProcSelf, sub, flags),
         )
     }
 
@@ -314,8 +372,9 @@ impl Procfs {
                 .map_err(|e| Error::os_at("open procfs file", Path::new("/proc").join(sub), e));
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
+        let h = self.inner.handle()?;
         crate::error::pathrs_call("open procfs file", Path::new("/proc").join(sub), || {
-            self.inner.open(ProcfsBase::ProcRoot, sub, flags)
+            h.open(ProcfsBase::ProcRoot, sub, flags)
         })
     }
 }
@@ -439,9 +498,9 @@ impl Procfs {
                 format!("/proc/thread-self/ns/{kind}"),
             ),
         };
+        let h = self.inner.handle()?;
         crate::error::pathrs_call("open namespace", shown, || {
-            self.inner
-                .open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
+            h.open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
         })
     }
 
@@ -557,12 +616,12 @@ mod tests {
         let fresh = Procfs::new().unwrap();
         assert!(fresh.fresh, "this kernel allows fsopen(\"proc\") as root");
         let checked = Procfs {
-            inner: std::sync::Arc::new(
+            inner: std::sync::Arc::new(Instance::Checked(
                 ProcfsHandleBuilder::new()
                     .subset_pid(false)
                     .build()
                     .unwrap(),
-            ),
+            )),
             fresh: false,
         };
         (fresh, checked)
