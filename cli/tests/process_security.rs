@@ -94,8 +94,22 @@ impl Out {
 /// Runs `saferoot ARGS` with its TMPDIR in a fresh directory that must be
 /// empty again afterwards.
 fn saferoot(args: &[&str]) -> Out {
+    saferoot_under(&[], args)
+}
+
+/// [`saferoot`] started through the command line `prefix` (say,
+/// `setpriv ...`), which must exec it.
+fn saferoot_under(prefix: &[&str], args: &[&str]) -> Out {
     let tmp = TempDir::new();
-    let out = Command::new(EXE)
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(EXE);
+            c
+        }
+        None => Command::new(EXE),
+    };
+    let out = cmd
         .args(args)
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
@@ -286,6 +300,51 @@ fn root_gets_exactly_the_configured_sets_limits_and_oom_score() {
     assert_eq!(out.caps("CapInh"), 0);
     assert_eq!(out.caps("CapAmb"), 0);
     assert_eq!(out.field("NoNewPrivs"), "0");
+}
+
+/// saferoot drops a capability from the bounding set with one
+/// `PR_CAPBSET_DROP`, which needs `CAP_SETPCAP`. Started without it (and
+/// without `CAP_CHOWN` in its bounding set, by setpriv), saferoot still
+/// runs a bundle whose bounding set leaves out only what is already gone,
+/// and refuses one that leaves out a capability it would have to drop,
+/// naming it.
+#[test_log::test]
+fn without_cap_setpcap_only_capabilities_already_gone_may_be_left_out() {
+    if !common::require_root() {
+        return;
+    }
+    const CAP_SETPCAP: u32 = 8;
+    let own = own_set("CapBnd");
+    let keep_all_but = |out: &[u32]| -> Vec<String> {
+        caps::all()
+            .into_iter()
+            .map(|c| (u32::from(c.index()), c.to_string()))
+            .filter(|(n, _)| own & (1 << n) != 0 && !out.contains(n))
+            .map(|(_, name)| name)
+            .collect()
+    };
+    let setpriv = ["setpriv", "--bounding-set", "-setpcap,-chown"];
+    let mut b = Bundle::new(
+        json!({"capabilities": {"bounding": keep_all_but(&[CAP_CHOWN, CAP_SETPCAP])}}),
+        false,
+    );
+    let out = saferoot_under(&setpriv, &["run", "--bundle", b.path()]).ok();
+    assert_eq!(
+        out.caps("CapBnd"),
+        own & !mask(&[CAP_CHOWN, CAP_SETPCAP]),
+        "{out:#?}"
+    );
+
+    b.config["process"]["capabilities"]["bounding"] =
+        json!(keep_all_but(&[CAP_CHOWN, CAP_SETPCAP, CAP_KILL]));
+    b.write();
+    let out = saferoot_under(&setpriv, &["run", "--bundle", b.path()]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains("drop CAP_KILL (PR_CAPBSET_DROP)"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("ran=yes"), "{out:#?}");
 }
 
 /// A non-root user keeps its capabilities across exec through the ambient
