@@ -42,17 +42,10 @@ fn bundle(script: &str, sysctl: bool) -> TempDir {
         json!({"destination": "/proc", "type": "proc", "source": "proc"}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
-    for d in ["/usr", "/bin", "/lib", "/lib64", "/sbin"] {
-        match std::fs::symlink_metadata(d) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::os::unix::fs::symlink(std::fs::read_link(d).unwrap(), rootfs.join(&d[1..]))
-                    .unwrap();
-            }
-            Ok(m) if m.is_dir() => mounts.push(
-                json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
-            ),
-            _ => {}
-        }
+    for d in common::host_program_dirs(&rootfs) {
+        mounts.push(
+            json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
+        );
     }
     let config = json!({
         "ociVersion": "1.0.2",

@@ -636,17 +636,10 @@ fn cli_warns_about_ignored_bind_options_and_a_dropped_mount_label() {
         json!({"destination": "/data", "type": "bind", "source": "/etc",
                "options": ["rbind", "ro", "mode=755", "size=1m"]}),
     ];
-    for d in ["/usr", "/bin", "/lib", "/lib64", "/sbin"] {
-        match std::fs::symlink_metadata(d) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::os::unix::fs::symlink(std::fs::read_link(d).unwrap(), rootfs.join(&d[1..]))
-                    .unwrap();
-            }
-            Ok(m) if m.is_dir() => mounts.push(
-                json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
-            ),
-            _ => {}
-        }
+    for d in common::host_program_dirs(&rootfs) {
+        mounts.push(
+            json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
+        );
     }
     let mut config = bundle_config(mounts, json!({"mountLabel": LABEL}));
     config["process"]["args"] = json!([

@@ -161,20 +161,10 @@ impl Bundle {
             json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
             json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         ];
-        for d in ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin"] {
-            match std::fs::symlink_metadata(d) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    std::os::unix::fs::symlink(
-                        std::fs::read_link(d).unwrap(),
-                        rootfs.join(&d[1..]),
-                    )
-                    .unwrap();
-                }
-                Ok(m) if m.is_dir() => mounts.push(
-                    json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro", "nosuid", "nodev"]}),
-                ),
-                _ => {}
-            }
+        for d in common::host_program_dirs(&rootfs) {
+            mounts.push(
+                json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro", "nosuid", "nodev"]}),
+            );
         }
         let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
         let mut linux = json!({});

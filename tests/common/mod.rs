@@ -567,6 +567,26 @@ pub fn in_child(test_path: &str, extra_env: &[(&str, &str)], userns: bool, body:
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The host's program directories (`/usr`, `/bin`, `/lib`, `/lib64`,
+/// `/lib32`, `/sbin`) for a bundle whose root filesystem is `rootfs`:
+/// those that are symlinks on the host (a merged `/usr`) are made as the
+/// same symlinks in `rootfs`; the real directories among them are
+/// returned, for the caller to bind read-only.
+pub fn host_program_dirs(rootfs: &Path) -> Vec<&'static str> {
+    let mut binds = Vec::new();
+    for d in ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin"] {
+        match std::fs::symlink_metadata(d) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::os::unix::fs::symlink(std::fs::read_link(d).unwrap(), rootfs.join(&d[1..]))
+                    .unwrap();
+            }
+            Ok(m) if m.is_dir() => binds.push(d),
+            _ => {}
+        }
+    }
+    binds
+}
+
 /// A fresh directory under /tmp (mode 0700), removed with everything in it
 /// when dropped.
 ///
