@@ -31,19 +31,16 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Procfs {
     inner: std::sync::Arc<Instance>,
-    /// True when the instance is a fresh `fsopen("proc")` mount made here:
-    /// detached, so nothing can be mounted over anything in it, and its
-    /// namespace links can be looked up with one `statx` (see
-    /// [`Procfs::ns_inode`]).
-    fresh: bool,
 }
 
 /// The procfs behind a [`Procfs`].
 #[derive(Debug)]
 enum Instance {
-    /// A fresh `fsopen("proc")` instance made here: the fd of its root,
-    /// and pathrs's handle on it, made (and checked by pathrs) only when
-    /// a lookup needs pathrs. Most runs never do.
+    /// A fresh `fsopen("proc")` instance made here: detached, so nothing
+    /// can be mounted over anything in it, and its files and namespace
+    /// links can be looked up with one call each (see [`Procfs::ns_inode`]).
+    /// The fd of its root, and pathrs's handle on it, made (and checked by
+    /// pathrs) only when a lookup needs pathrs. Most runs never do.
     Fresh {
         root: std::os::fd::OwnedFd,
         checked: std::sync::OnceLock<ProcfsHandle>,
@@ -111,6 +108,12 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf> {
 }
 
 impl Procfs {
+    /// Whether the instance is a fresh one saferoot made (see
+    /// [`Instance::Fresh`]).
+    fn is_fresh(&self) -> bool {
+        matches!(*self.inner, Instance::Fresh { .. })
+    }
+
     /// A full procfs (including `/proc/sys`), private to this process.
     ///
     /// A fresh `fsopen("proc")` instance where the kernel allows it (made
@@ -126,7 +129,6 @@ impl Procfs {
                         root,
                         checked: std::sync::OnceLock::new(),
                     }),
-                    fresh: true,
                 });
             }
         }
@@ -135,7 +137,6 @@ impl Procfs {
         })?;
         Ok(Procfs {
             inner: std::sync::Arc::new(Instance::Checked(inner)),
-            fresh: false,
         })
     }
 
@@ -175,7 +176,7 @@ impl Procfs {
     /// `getpid()` in a process of a descendant pid namespace.
     pub fn self_pid(&self) -> Result<u32> {
         use std::os::unix::ffi::OsStrExt;
-        let target = if self.fresh {
+        let target = if self.is_fresh() {
             rustix::fs::readlinkat(&*self.inner, "self", Vec::new())
                 .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(t.to_bytes())))
                 .map_err(|e| Error::os_at("readlink", "/proc/self", e))?
@@ -206,7 +207,7 @@ impl Procfs {
     /// it in a private instance). Otherwise the directory is opened
     /// through pathrs's checks and its entries counted.
     pub fn thread_count(&self) -> Result<usize> {
-        if self.fresh {
+        if self.is_fresh() {
             let st = rustix::fs::statx(
                 &*self.inner,
                 "self/task",
@@ -408,7 +409,7 @@ impl Procfs {
         last: Last,
     ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
-        if !self.fresh {
+        if !self.is_fresh() {
             return None;
         }
         let mut path = String::from(base);
@@ -531,7 +532,7 @@ impl Procfs {
     /// anything on the way, and nothing is opened. Otherwise the link is
     /// opened through pathrs's checks.
     pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
-        if self.fresh {
+        if self.is_fresh() {
             check_ns_name("namespace inode", name)?;
             let sub = match pid {
                 Some(p) => format!("{p}/ns/{name}"),
@@ -614,7 +615,10 @@ mod tests {
     /// and one pathrs made, which takes the checked path for everything.
     fn fresh_and_checked() -> (Procfs, Procfs) {
         let fresh = Procfs::new().unwrap();
-        assert!(fresh.fresh, "this kernel allows fsopen(\"proc\") as root");
+        assert!(
+            fresh.is_fresh(),
+            "this kernel allows fsopen(\"proc\") as root"
+        );
         let checked = Procfs {
             inner: std::sync::Arc::new(Instance::Checked(
                 ProcfsHandleBuilder::new()
@@ -622,7 +626,6 @@ mod tests {
                     .build()
                     .unwrap(),
             )),
-            fresh: false,
         };
         (fresh, checked)
     }
