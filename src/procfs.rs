@@ -30,7 +30,7 @@ use crate::{Error, Result};
 /// in the caller's pid namespace or an ancestor of it.
 #[derive(Debug, Clone)]
 pub struct Procfs {
-    inner: std::sync::Arc<Instance>,
+    inner: std::sync::Arc<std::sync::OnceLock<Instance>>,
 }
 
 /// The procfs behind a [`Procfs`].
@@ -84,6 +84,25 @@ impl Instance {
     }
 }
 
+/// A fresh `fsopen("proc")` instance where the kernel allows it (its root
+/// checked to be procfs; pathrs's own checks of it run only if a lookup
+/// needs pathrs); otherwise whatever pathrs can give safely (a clone of the
+/// host's `/proc`, checked on every use).
+fn make_instance() -> Result<Instance> {
+    if let Ok(root) = fresh_procfs() {
+        if rustix::fs::fstatfs(&root).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC) {
+            return Ok(Instance::Fresh {
+                root,
+                checked: std::sync::OnceLock::new(),
+            });
+        }
+    }
+    let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
+        ProcfsHandleBuilder::new().subset_pid(false).build()
+    })?;
+    Ok(Instance::Checked(inner))
+}
+
 /// Turns a sysctl name into its path under `/proc/sys`: `net.ipv4.ip_forward`
 /// → `net/ipv4/ip_forward`. A name with a `/` is taken as a path already
 /// (needed for names with dots in them, such as `net/ipv4/conf/eth0.1/...`).
@@ -110,8 +129,29 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf> {
 impl Procfs {
     /// Whether the instance is a fresh one saferoot made (see
     /// [`Instance::Fresh`]).
-    fn is_fresh(&self) -> bool {
-        matches!(*self.inner, Instance::Fresh { .. })
+    fn is_fresh(&self) -> Result<bool> {
+        Ok(matches!(self.instance()?, Instance::Fresh { .. }))
+    }
+
+    /// Whether this handle's instance exists: always, except for a
+    /// [`deferred`](Self::deferred) handle that nothing has used yet in
+    /// this process.
+    pub fn is_made(&self) -> bool {
+        self.inner.get().is_some()
+    }
+
+    /// The instance, made now if this handle was [`deferred`](Self::deferred)
+    /// and nothing has used it yet.
+    fn instance(&self) -> Result<&Instance> {
+        if let Some(i) = self.inner.get() {
+            return Ok(i);
+        }
+        let made = make_instance()?;
+        // Another thread may have made one meanwhile; either serves.
+        let _ = self.inner.set(made);
+        self.inner
+            .get()
+            .ok_or_else(|| Error::invalid("procfs", "no private procfs"))
     }
 
     /// A full procfs (including `/proc/sys`), private to this process.
@@ -121,23 +161,23 @@ impl Procfs {
     /// only if a lookup needs pathrs); otherwise whatever pathrs can give
     /// safely (a clone of the host's `/proc`, checked on every use).
     pub fn new() -> Result<Procfs> {
-        if let Ok(root) = fresh_procfs() {
-            if rustix::fs::fstatfs(&root).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
-            {
-                return Ok(Procfs {
-                    inner: std::sync::Arc::new(Instance::Fresh {
-                        root,
-                        checked: std::sync::OnceLock::new(),
-                    }),
-                });
-            }
-        }
-        let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
-            ProcfsHandleBuilder::new().subset_pid(false).build()
-        })?;
         Ok(Procfs {
-            inner: std::sync::Arc::new(Instance::Checked(inner)),
+            inner: std::sync::Arc::new(std::sync::OnceLock::from(make_instance()?)),
         })
+    }
+
+    /// A handle whose instance is made by its first use, by whichever
+    /// process uses it first (as [`new`](Self::new) would make it there),
+    /// and never if nothing uses it. For a caller that may not need a
+    /// procfs at all: making one costs a superblock, and dropping the
+    /// last reference to it an RCU grace period. A process forked before
+    /// the first use makes its own on its own first use, in its own pid
+    /// namespace: lookups by pid must then stay within the process that
+    /// made it (see the type's documentation).
+    pub fn deferred() -> Procfs {
+        Procfs {
+            inner: std::sync::Arc::new(std::sync::OnceLock::new()),
+        }
     }
 
     /// Opens the sysctl `name` with `flags`; returns the file and the
@@ -145,7 +185,7 @@ impl Procfs {
     fn open_sysctl(&self, name: &str, flags: OpenFlags) -> Result<(std::fs::File, PathBuf)> {
         let path = sysctl_path(name)?;
         let shown = Path::new("/proc").join(&path);
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         let f = crate::error::pathrs_call("open sysctl", &shown, || {
             h.open(ProcfsBase::ProcRoot, &path, flags | OpenFlags::O_CLOEXEC)
         })?;
@@ -176,12 +216,12 @@ impl Procfs {
     /// `getpid()` in a process of a descendant pid namespace.
     pub fn self_pid(&self) -> Result<u32> {
         use std::os::unix::ffi::OsStrExt;
-        let target = if self.is_fresh() {
-            rustix::fs::readlinkat(&*self.inner, "self", Vec::new())
+        let target = if self.is_fresh()? {
+            rustix::fs::readlinkat(self.instance()?, "self", Vec::new())
                 .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(t.to_bytes())))
                 .map_err(|e| Error::os_at("readlink", "/proc/self", e))?
         } else {
-            let h = self.inner.handle()?;
+            let h = self.instance()?.handle()?;
             crate::error::pathrs_call("readlink", "/proc/self", || {
                 h.readlink(ProcfsBase::ProcRoot, "self")
             })?
@@ -207,9 +247,9 @@ impl Procfs {
     /// it in a private instance). Otherwise the directory is opened
     /// through pathrs's checks and its entries counted.
     pub fn thread_count(&self) -> Result<usize> {
-        if self.is_fresh() {
+        if self.is_fresh()? {
             let st = rustix::fs::statx(
-                &*self.inner,
+                self.instance()?,
                 "self/task",
                 rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                 rustix::fs::StatxFlags::NLINK,
@@ -257,7 +297,7 @@ impl Procfs {
                 .map_err(|e| Error::os_at("reopen fd", shown, e));
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call("reopen fd", shown, || {
             h.open_follow(ProcfsBase::ProcThreadSelf, &sub, flags)
         })
@@ -267,7 +307,7 @@ impl Procfs {
     /// names it (`readlink /proc/thread-self/fd/N` on the private procfs).
     pub fn fd_target(&self, fd: BorrowedFd<'_>) -> Result<PathBuf> {
         let sub = PathBuf::from(format!("fd/{}", fd.as_raw_fd()));
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call(
             "readlink fd",
             Path::new("/proc/thread-self").join(&sub),
@@ -293,7 +333,7 @@ impl Procfs {
                 )
             });
         }
-        self.inner
+        self.instance()?
             .handle()?
             .open(
                 ProcfsBase::ProcThreadSelf,
@@ -328,7 +368,7 @@ impl Procfs {
             });
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call(
             "open procfs file",
             Path::new("/proc/thread-self").join(sub),
@@ -351,7 +391,7 @@ impl Procfs {
             });
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call(
             "open procfs file",
             Path::new("/proc/self").join(sub),
@@ -373,7 +413,7 @@ impl Procfs {
                 .map_err(|e| Error::os_at("open procfs file", Path::new("/proc").join(sub), e));
         }
         let flags = OpenFlags::from_bits_retain((flags | rustix::fs::OFlags::CLOEXEC).bits() as _);
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call("open procfs file", Path::new("/proc").join(sub), || {
             h.open(ProcfsBase::ProcRoot, sub, flags)
         })
@@ -409,7 +449,9 @@ impl Procfs {
         last: Last,
     ) -> Option<rustix::io::Result<std::os::fd::OwnedFd>> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
-        if !self.is_fresh() {
+        // Not made (an error the pathrs path reports) or not fresh: pathrs.
+        let inst = self.instance().ok()?;
+        if !matches!(inst, Instance::Fresh { .. }) {
             return None;
         }
         let mut path = String::from(base);
@@ -431,13 +473,13 @@ impl Procfs {
         let flags = flags | OFlags::CLOEXEC;
         Some(match last {
             Last::NoFollow => rustix::fs::openat2(
-                &*self.inner,
+                inst,
                 sub,
                 flags | OFlags::NOFOLLOW,
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS,
             ),
-            Last::FollowMagic => rustix::fs::openat(&*self.inner, sub, flags, Mode::empty()),
+            Last::FollowMagic => rustix::fs::openat(inst, sub, flags, Mode::empty()),
         })
     }
 
@@ -499,7 +541,7 @@ impl Procfs {
                 format!("/proc/thread-self/ns/{kind}"),
             ),
         };
-        let h = self.inner.handle()?;
+        let h = self.instance()?.handle()?;
         crate::error::pathrs_call("open namespace", shown, || {
             h.open_follow(base, &sub, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
         })
@@ -532,14 +574,14 @@ impl Procfs {
     /// anything on the way, and nothing is opened. Otherwise the link is
     /// opened through pathrs's checks.
     pub fn ns_inode(&self, name: &str, pid: Option<u32>) -> Result<u64> {
-        if self.is_fresh() {
+        if self.is_fresh()? {
             check_ns_name("namespace inode", name)?;
             let sub = match pid {
                 Some(p) => format!("{p}/ns/{name}"),
                 None => format!("thread-self/ns/{name}"),
             };
             let st = rustix::fs::statx(
-                &*self.inner,
+                self.instance()?,
                 sub.as_str(),
                 rustix::fs::AtFlags::empty(),
                 rustix::fs::StatxFlags::INO,
@@ -616,16 +658,16 @@ mod tests {
     fn fresh_and_checked() -> (Procfs, Procfs) {
         let fresh = Procfs::new().unwrap();
         assert!(
-            fresh.is_fresh(),
+            fresh.is_fresh().unwrap(),
             "this kernel allows fsopen(\"proc\") as root"
         );
         let checked = Procfs {
-            inner: std::sync::Arc::new(Instance::Checked(
+            inner: std::sync::Arc::new(std::sync::OnceLock::from(Instance::Checked(
                 ProcfsHandleBuilder::new()
                     .subset_pid(false)
                     .build()
                     .unwrap(),
-            )),
+            ))),
         };
         (fresh, checked)
     }
@@ -754,6 +796,38 @@ mod tests {
             h.join().unwrap();
         }
         agree(1);
+    }
+
+    /// A deferred handle makes no instance until something needs one:
+    /// then it makes the kind `new` makes (fresh, as root here), once,
+    /// shared by its clones, and keeps it.
+    #[test_log::test]
+    fn a_deferred_handle_makes_its_instance_at_first_use_only() {
+        let deferred = Procfs::deferred();
+        let copy = deferred.clone();
+        assert!(!deferred.is_made() && !copy.is_made());
+        assert!(deferred.inner.get().is_none());
+        assert!(deferred.thread_count().unwrap() >= 1);
+        assert!(
+            deferred.is_made() && copy.is_made(),
+            "clones share the instance"
+        );
+        assert!(
+            deferred.is_fresh().unwrap(),
+            "as root here, a fresh instance"
+        );
+        let root = |p: &Procfs| {
+            p.inner
+                .get()
+                .map(|i| std::os::fd::AsFd::as_fd(i).as_raw_fd())
+        };
+        let fd = root(&deferred).unwrap();
+        let st = rustix::fs::fstatfs(deferred.instance().unwrap()).unwrap();
+        assert_eq!(st.f_type, rustix::fs::PROC_SUPER_MAGIC);
+        // Used again, through the clone: the same instance.
+        assert_eq!(copy.self_pid().unwrap(), std::process::id());
+        assert_eq!(root(&copy), Some(fd));
+        assert_eq!(root(&deferred), Some(fd));
     }
 
     /// The one-call opens of a fresh instance (`open_root`, `open_self`,
