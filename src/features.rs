@@ -187,6 +187,32 @@ pub fn has(feature: Feature) -> bool {
     }
 }
 
+/// Whether assembly may count on [`Feature::DetachedMountTargets`] without
+/// its probe having run. The probe makes two tmpfs mounts and moves one
+/// onto the other; dropping them afterwards waits for an RCU grace period,
+/// which a sandbox's start would pay each time. The feature came with
+/// Linux 6.15, as did `open_tree_attr`, whose probe is one call that makes
+/// nothing; so until the feature has been probed (or turned off), the
+/// presence of `open_tree_attr` stands for it. Assembly checks the guess
+/// where it would go wrong: a refused move onto the detached tree runs the
+/// real probe ([`detached_targets_refused`]).
+pub(crate) fn detached_targets_expected() -> bool {
+    read_env_overrides();
+    match STATE[Feature::DetachedMountTargets.index()].load(Ordering::Acquire) {
+        PRESENT => true,
+        ABSENT | DISABLED => false,
+        _ => has(Feature::OpenTreeAttr),
+    }
+}
+
+/// After a move onto a detached tree was refused with `EINVAL`: runs the
+/// real probe of [`Feature::DetachedMountTargets`] (unless it ran) and
+/// records its answer. `true` when the kernel cannot do it, so that the
+/// refusal is the feature's absence and not the caller's input.
+pub(crate) fn detached_targets_refused() -> bool {
+    !has(Feature::DetachedMountTargets)
+}
+
 /// `Ok(())` when the kernel has `feature`, otherwise
 /// [`crate::ErrorKind::Unsupported`] naming it.
 pub fn require(feature: Feature) -> crate::Result<()> {

@@ -47,9 +47,9 @@ impl Strategy {
     /// the kernel cannot do is [`crate::ErrorKind::Unsupported`].
     pub fn resolve(self) -> Result<Strategy> {
         match self {
-            Strategy::Auto if features::has(Feature::DetachedMountTargets) => {
-                Ok(Strategy::Detached)
-            }
+            // Without running the feature's probe where it can be
+            // inferred (see `features::detached_targets_expected`).
+            Strategy::Auto if features::detached_targets_expected() => Ok(Strategy::Detached),
             Strategy::Auto => Ok(Strategy::InPlace),
             Strategy::Detached => {
                 features::require(Feature::DetachedMountTargets)?;
@@ -440,6 +440,20 @@ pub fn assemble_plan_with(
             drop(root);
             tree.abandon(&target, &plan.rootfs);
             undo("build");
+            if opts.strategy == Strategy::Auto
+                && strategy == Strategy::Detached
+                && e.errno() == libc::EINVAL
+                && features::detached_targets_refused()
+            {
+                // Auto chose detached assembly on the strength of
+                // open_tree_attr, and this kernel has one without the
+                // other: everything is undone; in place works.
+                log::warn!(
+                    "this kernel has open_tree_attr but refuses mounts onto a detached tree:                      assemble with --strategy in-place (or SAFEROOT_DISABLE_FEATURES=\
+                     detached-mount-targets)"
+                );
+                return Err(Error::unsupported(Feature::DetachedMountTargets));
+            }
             Err(e)
         }
     }
