@@ -546,6 +546,9 @@ impl Root {
                 "mode has bits outside 0o7777",
             ));
         }
+        if let Some(r) = self.create_file_direct(path, mode) {
+            return r;
+        }
         let parent = self.journal_parent(path);
         // Two rounds at most: if the file appears between the lookup and
         // the O_EXCL create, the second lookup finds it.
@@ -587,6 +590,74 @@ impl Root {
             }
         }
         Err(Error::os_at("create_file", path, Errno::EXIST))
+    }
+
+    /// `create_file` as pathrs makes it on a kernel with openat2, made
+    /// directly: the parent resolved inside the root with one
+    /// [`open_in_root`](Self::open_in_root), the file created in it by
+    /// name with `O_CREAT | O_EXCL | O_NOFOLLOW` (which never follows and
+    /// never opens anything already there), and turned into an `O_PATH`
+    /// handle through its own fd. When something is there already, it is
+    /// opened `O_PATH | O_NOFOLLOW` in the same parent and must be a
+    /// regular file. pathrs would also check each step through its procfs
+    /// and, for every miss, build an error text from the fd's path: tens
+    /// of calls per file. The journal in force records the file against
+    /// the parent fd it was made in. `None` (pathrs decides) without
+    /// openat2.
+    fn create_file_direct(&self, path: &Path, mode: u32) -> Option<Result<Handle>> {
+        let (parent, name) = match split_parent("create_file", path) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let dir = match self.open_in_root(parent, OFlags::DIRECTORY)? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(Error::os_at("create_file", path, e))),
+        };
+        let fail = |e| Error::os_at("create_file", path, e);
+        let created = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::RDONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::NOFOLLOW
+                | OFlags::NOCTTY
+                | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        );
+        Some(match created {
+            Ok(file) => {
+                let made = rustix::fs::fstat(&file).map_err(fail);
+                to_opath(file, path).and_then(|fd| {
+                    let st = made?;
+                    crate::journal::record_owned(
+                        dir,
+                        name.as_os_str(),
+                        crate::journal::Made::Inode(st.st_dev, st.st_ino),
+                    );
+                    Ok(Handle::from_fd(fd))
+                })
+            }
+            Err(Errno::EXIST) => rustix::fs::openat(
+                &dir,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(fail)
+            .and_then(|fd| {
+                let h = Handle::from_fd(fd);
+                match h.file_type().map_err(|e| e.with_path(path))? {
+                    FileType::RegularFile => Ok(h),
+                    ft => Err(Error::invalid_at(
+                        "create_file",
+                        path,
+                        format!("exists and is a {}, not a regular file", type_name(ft)),
+                    )),
+                }
+            }),
+            Err(e) => Err(fail(e)),
+        })
     }
 
     /// Creates a device node or fifo at `path` (the parent must exist) with
