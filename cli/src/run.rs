@@ -210,15 +210,31 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
 
     block_signals(&relay::handled()).map_err(|e| CliError::setup(format!("sigprocmask: {e}")))?;
     // One private procfs for the run, made here and inherited by every
-    // process of the chain: each fork counts threads through it, the
-    // namespace child and the init check namespaces and write sysctls
-    // through it (lookups by pid only where the pid namespace is this
-    // one's: see `Procfs`). `counter` holds the only reference, and each
-    // process moves it on or drops it, so that the fd is closed where the
-    // procfs is no longer needed: the init closes it once the program is
-    // forked, and holds nothing of the host while the sandbox runs.
+    // process of the chain: the namespace child and the init write id
+    // maps and sysctls through it, and saferoot writes the init's maps
+    // (lookups by pid only where the pid namespace is this one's: see
+    // `Procfs`). `counter` holds the only reference, and each process
+    // moves it on or drops it, so that the fd is closed where the procfs
+    // is no longer needed: the init closes it once the program is forked,
+    // and holds nothing of the host while the sandbox runs.
+    //
+    // Without a user or pid namespace nothing of the chain looks anything
+    // up by pid, and often nothing needs a procfs at all: threads are
+    // counted by the kernel (`ThreadCounter`), the new mount namespace is
+    // recognised by mount id (`root_mount_id`). The procfs is then
+    // deferred: made by the first process that uses it (for an OOM score,
+    // a sysctl, a report), and not at all otherwise, which saves making a
+    // superblock and, when its last reference goes, an RCU grace period.
     let counter = ThreadCounter::with(
-        Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?,
+        if sb.namespaces.user
+            || sb.namespaces.pid
+            || sb.extras.pidns_fd.is_some()
+            || sb.extras.userns_fd.is_some()
+        {
+            Procfs::new().map_err(|e| CliError::setup(format!("open a private procfs: {e}")))?
+        } else {
+            Procfs::deferred()
+        },
     );
     let me = rustix::process::getpid();
     let mut parent = None;
@@ -320,10 +336,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             )
             .map_err(|e| CliError::setup(format!("pipe: {e}")))?,
         );
-        mnt_before = counter
-            .procfs()
-            .mount_ns_id(None)
-            .map_err(|e| CliError::setup(e.to_string()))?;
+        mnt_before = root_mount_id()?;
     }
     if direct_init {
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
@@ -466,12 +479,19 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // that the last close is its own and runs while the program does,
     // rather than in the chain before the program starts or in saferoot
     // after it ends.
-    let until_setup_ends = match crate::sys::process::signal_on_readable(setup_r.as_fd()) {
-        Ok(()) => Some(counter),
-        Err(e) => {
-            log::debug!("no signal from the setup pipe ({e}): procfs released now");
-            drop(counter);
-            None
+    // A deferred procfs that saferoot never used is nothing to hold (the
+    // children made their own, if any): no wake-up at the exec then.
+    let until_setup_ends = if !counter.procfs().is_made() {
+        drop(counter);
+        None
+    } else {
+        match crate::sys::process::signal_on_readable(setup_r.as_fd()) {
+            Ok(()) => Some(counter),
+            Err(e) => {
+                log::debug!("no signal from the setup pipe ({e}): procfs released now");
+                drop(counter);
+                None
+            }
         }
     };
     let mut watch = relay::Watch {
@@ -614,9 +634,7 @@ fn child_main(
             }
         }
     }
-    let before = procfs
-        .mount_ns_id(None)
-        .map_err(|e| CliError::setup(e.to_string()))?;
+    let before = root_mount_id()?;
     let flags = sb.namespaces.unshare_flags();
     saferoot::namespace::unshare(flags).map_err(|e| {
         CliError::setup(format!(
@@ -624,10 +642,7 @@ fn child_main(
             sb.namespaces.names().join(", ")
         ))
     })?;
-    let after = procfs
-        .mount_ns_id(None)
-        .map_err(|e| CliError::setup(e.to_string()))?;
-    if before == after {
+    if root_mount_id()? == before {
         return Err(CliError::setup(
             "unshare(CLONE_NEWNS) left the mount namespace unchanged",
         ));
@@ -786,11 +801,27 @@ fn init_main(
     run_program(sb, lock, counter, setup_w, reporter)
 }
 
+/// The mount id of the calling process's root directory. A new mount
+/// namespace is a copy in which every mount has a new id, and the process's
+/// root moves to the copy of its root mount, so the id changes with every
+/// `unshare(CLONE_NEWNS)` that takes effect, and stays when the call only
+/// pretended to (a seccomp filter answering 0). No procfs is needed.
+fn root_mount_id() -> Result<u64, CliError> {
+    rustix::fs::statx(
+        rustix::fs::CWD,
+        "/",
+        rustix::fs::AtFlags::empty(),
+        rustix::fs::StatxFlags::MNT_ID,
+    )
+    .map(|st| st.stx_mnt_id)
+    .map_err(|e| CliError::setup(format!("statx /: {e}")))
+}
+
 /// An init that saferoot started directly in the new pid namespace (see
 /// `run`).
 struct Direct {
-    /// The id of saferoot's mount namespace, which the sandbox's must
-    /// differ from.
+    /// The mount id of saferoot's root ([`root_mount_id`]), which the
+    /// sandbox's must differ from.
     mnt_before: u64,
     /// For an init cloned into a new user namespace: the pipe on which
     /// saferoot says that the maps are written, and saferoot's uid.
@@ -834,10 +865,7 @@ fn own_namespaces(sb: &Sandbox, procfs: &Procfs, direct: Direct) -> Result<Optio
             ))
         })?;
     }
-    let after = procfs
-        .mount_ns_id(None)
-        .map_err(|e| CliError::setup(e.to_string()))?;
-    if after == direct.mnt_before {
+    if root_mount_id()? == direct.mnt_before {
         return Err(CliError::setup(
             "unshare(CLONE_NEWNS) left the mount namespace unchanged",
         ));

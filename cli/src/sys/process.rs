@@ -30,15 +30,23 @@ pub enum Forked {
     Parent(Pid),
 }
 
-/// Counts the threads of the calling process, in `/proc/self/task` of a
-/// private procfs (saferoot's own, checked by pathrs to be a real procfs).
+/// Tells whether the calling process has one thread, before a fork.
+///
+/// The kernel answers first: `unshare(CLONE_THREAD)` succeeds, changing
+/// nothing, exactly when the thread group has no other thread, and fails
+/// with `EINVAL` otherwise ([`single_threaded`]). Only where that call is
+/// refused (a seccomp filter) are the threads counted, in
+/// `/proc/self/task` of a private procfs (saferoot's own, checked by
+/// pathrs to be a real procfs).
 ///
 /// The procfs is given when the counter is made: a process that is about
 /// to change its root (and may have no `/proc` afterwards) makes the
 /// counter first and forks with [`fork_with`] later. `/proc/self` is
 /// right in a procfs of the caller's pid namespace or of an ancestor, so
 /// one counter made by saferoot serves every process of the sandbox's
-/// chain, the init of a new pid namespace included.
+/// chain, the init of a new pid namespace included. The counter never
+/// makes the instance of a [`saferoot::procfs::Procfs::deferred`] procfs
+/// where the kernel answers.
 #[derive(Debug, Clone)]
 pub struct ThreadCounter {
     procfs: saferoot::procfs::Procfs,
@@ -67,6 +75,32 @@ impl ThreadCounter {
     /// ([`saferoot::procfs::Procfs::thread_count`]).
     pub fn count(&self) -> Result<usize, Errno> {
         self.procfs.thread_count().map_err(|e| error_errno(&e))
+    }
+
+    /// Whether the calling process has exactly one thread: the kernel's
+    /// answer ([`single_threaded`]) where it gives one, the count
+    /// otherwise.
+    pub fn is_single(&self) -> Result<bool, Errno> {
+        match single_threaded() {
+            Some(one) => Ok(one),
+            None => Ok(self.count()? == 1),
+        }
+    }
+}
+
+/// Whether the calling process is single-threaded, as the kernel sees it:
+/// `unshare(CLONE_THREAD)` checks that the thread group is empty and,
+/// when it is, has nothing to do (`CLONE_THREAD` alone implies no other
+/// flag, and a process cannot leave its own thread group). `Some(false)`
+/// on `EINVAL` (another thread exists); `None` when the call is refused
+/// for another reason (a seccomp filter), so that the caller counts.
+pub fn single_threaded() -> Option<bool> {
+    let thread =
+        rustix::thread::UnshareFlags::from_bits_retain(linux_raw_sys::general::CLONE_THREAD);
+    match saferoot::namespace::unshare(thread) {
+        Ok(()) => Some(true),
+        Err(Errno::INVAL) => Some(false),
+        Err(_) => None,
     }
 }
 
@@ -115,13 +149,13 @@ pub fn fork_with(counter: &ThreadCounter) -> Result<Forked, Errno> {
 fn wait_single_threaded(counter: &ThreadCounter) -> Result<(), Errno> {
     let mut tries = 0;
     loop {
-        match counter.count()? {
-            1 => break,
-            _ if tries < 200 => {
+        match counter.is_single()? {
+            true => break,
+            false if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            _ => return Err(Errno::BUSY),
+            false => return Err(Errno::BUSY),
         }
     }
     Ok(())
@@ -519,6 +553,37 @@ mod tests {
         );
         drop(tx);
         t.join().unwrap();
+    }
+
+    /// The kernel's answer follows the thread group: no in this test
+    /// process (the harness runs tests on threads of its own), yes in a
+    /// child forked from it, which has the forking thread only. The child
+    /// makes the one system call and exits: nothing else is safe in a
+    /// child forked from a process with other threads.
+    #[test]
+    fn the_kernel_says_whether_the_process_is_single_threaded() {
+        assert_eq!(single_threaded(), Some(false), "the harness has threads");
+        // SAFETY: the child only makes raw system calls (unshare, _exit):
+        // no lock another thread may hold is taken in it.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = match single_threaded() {
+                Some(true) => 0,
+                Some(false) => 1,
+                None => 2,
+            };
+            exit_immediately(code);
+        }
+        let (_, st) =
+            rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty())
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            st.exit_status(),
+            Some(0),
+            "1: another thread seen, 2: refused"
+        );
     }
 
     #[test]
