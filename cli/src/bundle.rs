@@ -421,6 +421,9 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
         // As runc and crun: the container's process is pid 1 of its pid
         // namespace, unless --init puts saferoot's init there.
         as_pid_1,
+        // The container ends when its pid 1 has: saferoot returns once it
+        // is reaped.
+        exit_with_program: false,
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: ignored_fields(&config),
         extras: Default::default(),

@@ -985,6 +985,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
         die_with_parent: args.die_with_parent,
         new_session: crate::sandbox::new_session(args),
         as_pid_1: false,
+        exit_with_program: false,
         preserve_fds: crate::fds::preserved_count(args.preserve_fds),
         ignored: Vec::new(),
         extras: Default::default(),

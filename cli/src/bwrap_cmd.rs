@@ -457,6 +457,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
         die_with_parent: inv.die_with_parent,
         new_session: inv.new_session,
         as_pid_1: inv.as_pid_1,
+        exit_with_program: true,
         preserve_fds: 0,
         ignored: Vec::new(),
         extras,

@@ -87,6 +87,24 @@ pub struct Watch {
     /// here by its last holder once every process of the chain has closed
     /// its copy.
     pub until_setup_ends: Option<crate::sys::process::ThreadCounter>,
+    /// With `Sandbox::exit_with_program`: the read end of the pipe on
+    /// which the init writes the program's exit status (four bytes, native
+    /// order) just before it ends, set up to raise the setup signal
+    /// ([`crate::sys::process::signal_on_readable`]). The status is
+    /// returned as soon as it is there; the init is not waited for.
+    pub status: Option<OwnedFd>,
+}
+
+/// The program's exit status, if the init has written it to `status`.
+fn reported_status(status: &OwnedFd) -> Option<i32> {
+    let mut b = [0u8; 4];
+    loop {
+        match rustix::io::read(status, &mut b) {
+            Err(Errno::INTR) => continue,
+            Ok(4) => return Some(i32::from_ne_bytes(b)),
+            _ => return None,
+        }
+    }
 }
 
 /// Whether the sandbox is still being set up: the setup pipe (non-blocking)
@@ -148,6 +166,14 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, mut watch: Option<&mu
             }
         };
         if setup_pipe_news(watch.as_deref_mut(), &s) {
+            if let Some(code) = watch
+                .as_deref()
+                .and_then(|w| w.status.as_ref())
+                .and_then(reported_status)
+            {
+                log::debug!("the init reported the program's status {code}");
+                return code;
+            }
             continue;
         }
         if s.signo != libc::SIGCHLD {

@@ -338,6 +338,19 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         );
         mnt_before = root_mount_id()?;
     }
+    // With an init saferoot started itself, and bubblewrap's way of ending
+    // (`Sandbox::exit_with_program`): the init writes the program's exit
+    // status here before it ends, and saferoot returns on it.
+    let status = if child_is_init && sb.exit_with_program {
+        Some(
+            rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+            )
+            .map_err(|e| CliError::setup(format!("pipe: {e}")))?,
+        )
+    } else {
+        None
+    };
     if direct_init {
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
@@ -364,6 +377,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             let direct = Direct {
                 mnt_before,
                 cloned: go.map(|go| (go, host_uid)),
+                status: status.map(|(r, w)| {
+                    drop(r);
+                    w
+                }),
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 init_main(&sb, None, alive_r, setup_w, reporter, counter, Some(direct))
@@ -416,6 +433,16 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     }
     drop(setup_w);
     drop(reporter);
+    let status = status.and_then(|(r, w)| {
+        drop(w);
+        match crate::sys::process::signal_on_readable(r.as_fd()) {
+            Ok(()) => Some(r),
+            Err(e) => {
+                log::debug!("no signal from the status pipe ({e}): waiting for the init");
+                None
+            }
+        }
+    });
     // The write end of `alive` stays open until the sandbox has ended.
     let alive_w = alive.map(|(r, w)| {
         drop(r);
@@ -498,6 +525,7 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         setup: setup_r,
         parent,
         until_setup_ends,
+        status,
     };
     // The namespace child stays in this session when the init makes the
     // new one (with a pid namespace); an init forked or cloned directly
@@ -757,6 +785,8 @@ fn init_main(
     }
     drop(alive);
     let mut lock = lock;
+    let mut direct = direct;
+    let status = direct.as_mut().and_then(|d| d.status.take());
     if let Some(direct) = direct {
         match own_namespaces(sb, counter.procfs(), direct) {
             Ok(l) => lock = lock.or(l),
@@ -798,7 +828,13 @@ fn init_main(
         crate::errors::print_error(&e);
         return e.code;
     }
-    run_program(sb, lock, counter, setup_w, reporter)
+    let code = run_program(sb, lock, counter, setup_w, reporter);
+    if let Some(w) = status {
+        // saferoot returns on these four bytes; the namespaces are torn
+        // down as this process ends, after it.
+        let _ = rustix::io::write(&w, &code.to_ne_bytes());
+    }
+    code
 }
 
 /// The mount id of the calling process's root directory. A new mount
@@ -826,6 +862,9 @@ struct Direct {
     /// For an init cloned into a new user namespace: the pipe on which
     /// saferoot says that the maps are written, and saferoot's uid.
     cloned: Option<(OwnedFd, u32)>,
+    /// Where the init writes the program's exit status before it ends
+    /// (`Sandbox::exit_with_program`).
+    status: Option<OwnedFd>,
 }
 
 /// What the namespace child does before the init exists, for an init that

@@ -306,6 +306,12 @@ pub struct Sandbox {
     /// reaps its own orphans. `run --bundle` (as OCI runtimes run a
     /// container's process) unless `--init`, and bubblewrap's `--as-pid-1`.
     pub as_pid_1: bool,
+    /// saferoot exits as soon as the init reports the program's exit
+    /// status, without waiting for the init's own end (bubblewrap's way:
+    /// its monitor returns on the status pid 1 sends, while pid 1 is still
+    /// tearing the namespaces down). Otherwise saferoot returns once the
+    /// init is reaped, when the sandbox's namespaces are gone.
+    pub exit_with_program: bool,
     /// How many fds after stdio the program gets (3 to 3+N-1); every other
     /// inherited fd is closed on exec.
     pub preserve_fds: u32,
