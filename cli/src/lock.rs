@@ -90,7 +90,11 @@ impl Lock {
                 // maps, and says why; end-of-file means it is gone.
                 chan.read_exact(&mut go)
                     .map_err(|_| fail(&"the init did not write the user namespace maps"))?;
-                InPlaceLock::finish().map_err(|e| fail(&e))
+                InPlaceLock::finish().map_err(|e| fail(&e))?;
+                // The locked copy exists: the init may move into it (see
+                // `Parent::write_maps`). Nothing is waited for.
+                let _ = chan.write_all(&[2]);
+                Ok(())
             }
         }
     }
@@ -119,7 +123,24 @@ impl Parent {
     /// `procfs` (saferoot's, where that pid is valid), and tells it to go
     /// on. On failure the caller kills the child (which would otherwise
     /// see the socket close and exit with a message of its own).
-    pub fn write_maps(mut self, procfs: &Procfs) -> Result<(), CliError> {
+    ///
+    /// Then, once the child says its locked copy of the mount namespace
+    /// exists, the init moves into that copy (`setns` through a pidfd of
+    /// `child`, the child's pid in the init's own pid namespace). The
+    /// namespace the init built the root in is then dropped here, while
+    /// the program starts; and the program's namespace, which the init now
+    /// holds too, is not torn down when the program exits, but when the
+    /// init does. Each teardown waits for an RCU grace period: this way
+    /// one of them is off the path from the program's end to saferoot's.
+    /// The program's copy has the same mounts, locked; whoever joins the
+    /// init's mount namespace later (by its pid) gets that. Best effort:
+    /// the init stays where it is if the child went away or the kernel
+    /// refuses.
+    pub fn write_maps(
+        mut self,
+        procfs: &Procfs,
+        child: rustix::process::Pid,
+    ) -> Result<(), CliError> {
         let mut pid = [0u8; 4];
         self.chan
             .read_exact(&mut pid)
@@ -127,7 +148,21 @@ impl Parent {
         self.lock
             .write_maps(procfs, u32::from_ne_bytes(pid))
             .map_err(|e| fail(&e))?;
-        self.chan.write_all(&[1]).map_err(|e| fail(&e))
+        self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
+        let mut copied = [0u8; 1];
+        if self.chan.read_exact(&mut copied).is_ok() {
+            let joined = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
+                .and_then(|fd| {
+                    rustix::thread::move_into_thread_name_spaces(
+                        std::os::fd::AsFd::as_fd(&fd),
+                        rustix::thread::ThreadNameSpaceType::MOUNT,
+                    )
+                });
+            if let Err(e) = joined {
+                log::debug!("the init stays in its mount namespace: {e}");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -985,7 +985,7 @@ fn run_program(
         }
         Ok(Forked::Parent(main)) => {
             if let (Some(c), Some(counter)) = (channel, &counter) {
-                if let Err(e) = c.into_parent().write_maps(counter.procfs()) {
+                if let Err(e) = c.into_parent().write_maps(counter.procfs(), main) {
                     let _ = rustix::process::kill_process(main, Signal::KILL);
                     crate::errors::print_error(&e);
                     return e.code;

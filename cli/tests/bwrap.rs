@@ -2277,6 +2277,74 @@ fn info_fd_and_json_status_fd_describe_the_sandbox() {
     assert!(first.get("exit-code").is_none(), "{status}");
 }
 
+/// The sandbox's pid 1 is in the program's mount namespace while the
+/// program runs: with a user namespace, the program's is the copy in which
+/// the mounts are locked, and the init moves into it (so that the host
+/// reaching the sandbox through the pid `--info-fd` gives, and the
+/// teardown at the program's end, find that one).
+#[test_log::test]
+fn the_init_is_in_the_programs_mount_namespace() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bwrap::new();
+    for flags in [&["--unshare-all"][..], &["--unshare-pid"][..]] {
+        let mut c = b.sh_command(
+            r#"exec 3>"$D/info""#,
+            &concat(&[
+                ROOT,
+                flags,
+                &[
+                    "--bind",
+                    b.d(""),
+                    "/d",
+                    "--info-fd",
+                    "3",
+                    "sh",
+                    "-c",
+                    "readlink /proc/self/ns/mnt > /d/mnt.tmp && mv /d/mnt.tmp /d/mnt; \
+                     while [ ! -e /d/go ]; do sleep 0.01; done",
+                ],
+            ]),
+        );
+        let mut child = c.stdout(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (program, init) = loop {
+            let mnt = std::fs::read_to_string(b.data().join("mnt")).ok();
+            let info = std::fs::read_to_string(b.data().join("info")).ok();
+            if let (Some(m), Some(i)) = (mnt, info) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&i) {
+                    break (m.trim().to_string(), v["child-pid"].as_u64().unwrap());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{flags:?}: the sandbox did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The init moves once the program's copy exists: soon after.
+        let link = format!("/proc/{init}/ns/mnt");
+        let mut seen = String::new();
+        while Instant::now() < deadline {
+            seen = std::fs::read_link(&link)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if seen == program {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::write(b.data().join("go"), "").unwrap();
+        let st = wait_timeout(&mut child, Duration::from_secs(20)).expect("no end");
+        assert_eq!(st.code(), Some(0), "{flags:?}");
+        assert_eq!(seen, program, "{flags:?}: pid 1 ({init}) and the program");
+        for f in ["mnt", "go", "info"] {
+            let _ = std::fs::remove_file(b.data().join(f));
+        }
+    }
+}
+
 /// Spawns `sh -c 'exec 3<&0 </dev/null; SETUP; exec bwrap ARGS'` with
 /// `fd` as fd 3 (and the shell's stdin until then): the test keeps the
 /// other end of a pipe.
