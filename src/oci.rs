@@ -38,6 +38,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -696,7 +697,14 @@ pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
 /// messages): it must be a regular file of at most [`MAX_CONFIG_SIZE`]
 /// bytes, checked with `fstat` on the fd before the file is opened for
 /// reading, so a fifo or a device is never opened and nothing blocks.
-fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
+///
+/// `by_name` is the directory and name the fd was resolved from, when the
+/// file may be opened again by that name (see [`open_checked_by_name`]).
+fn read_config_fd(
+    fd: std::os::fd::OwnedFd,
+    path: &Path,
+    by_name: Option<(BorrowedFd<'_>, &str)>,
+) -> Result<Vec<u8>> {
     const OP: &str = "read config.json";
     let st = rustix::fs::fstat(&fd).map_err(|e| Error::os_at(OP, path, e))?;
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
@@ -728,13 +736,20 @@ fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
     if size > MAX_CONFIG_SIZE {
         return Err(too_big(size));
     }
-    // Reopened through the library's procfs handle: the file checked above
-    // is the file read, whatever happens to the path meanwhile.
-    let file = crate::path::Handle::from_fd(fd)
-        .reopen(
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY,
-        )
-        .map_err(|e| e.with_path(path))?;
+    // The file checked above is the file read, whatever happens to the
+    // path meanwhile: opened again by name when that gives the same inode,
+    // otherwise reopened through the library's procfs handle.
+    let direct = by_name.and_then(|(dir, name)| open_checked_by_name(dir, name, &st));
+    let file = match direct {
+        Some(f) => f,
+        None => crate::path::Handle::from_fd(fd)
+            .reopen(
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::NONBLOCK
+                    | rustix::fs::OFlags::NOCTTY,
+            )
+            .map_err(|e| e.with_path(path))?,
+    };
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_SIZE + 1)
         .read_to_end(&mut bytes)
@@ -744,6 +759,35 @@ fn read_config_fd(fd: std::os::fd::OwnedFd, path: &Path) -> Result<Vec<u8>> {
         return Err(too_big(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// Opens `name` in `dir` for reading, if it is the regular file `checked`
+/// describes: with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+/// RESOLVE_NO_SYMLINKS)` and `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, then
+/// kept only if it is the same inode. This opens nothing but a file that
+/// sits under that name itself (no symlink is followed): what could take
+/// its place between the check and this open is another entry of the
+/// same directory, which is then refused by its inode, and a device node
+/// there is made only with the privilege to make devices. `None` (the
+/// caller reopens the checked fd through procfs, which is exact, at the
+/// cost of a procfs handle and its checks) when `name` is a symlink or
+/// anything else went another way.
+fn open_checked_by_name(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    checked: &rustix::fs::Stat,
+) -> Option<std::fs::File> {
+    use rustix::fs::{OFlags, ResolveFlags};
+    let fd = rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    ((st.st_dev, st.st_ino) == (checked.st_dev, checked.st_ino)).then(|| std::fs::File::from(fd))
 }
 
 /// Reads `config.json` of the bundle directory `bundle`, the way both
@@ -796,7 +840,7 @@ pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
             Err(e) => return Err(Error::os_at("open config.json", &config_path, e)),
         }
     };
-    read_config_fd(fd, &config_path)
+    read_config_fd(fd, &config_path, Some((dir.as_fd(), CONFIG_JSON)))
 }
 
 /// Reads a configuration file given by its own path (`saferoot audit
@@ -816,7 +860,7 @@ pub fn read_config_file(path: &Path) -> Result<Vec<u8>> {
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| Error::os_at("open config.json", path, e))?;
-    read_config_fd(fd, path)
+    read_config_fd(fd, path, None)
 }
 
 /// Reads `config.json` from the bundle directory `bundle` with
