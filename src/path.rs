@@ -683,6 +683,9 @@ impl Root {
         }
         kind.check()
             .map_err(|why| Error::invalid_at("mknod", path, why))?;
+        if let Some(r) = self.mknod_direct(path, kind, mode) {
+            return r;
+        }
         let perm = Permissions::from_mode(mode);
         let inode = match kind {
             NodeKind::Char { .. } => pathrs::InodeType::CharacterDevice(perm, kind.rdev()),
@@ -710,6 +713,73 @@ impl Root {
             ));
         }
         Ok(h)
+    }
+
+    /// `mknod` as pathrs makes it on a kernel with openat2, made directly:
+    /// the parent resolved inside the root with one
+    /// [`open_in_root`](Self::open_in_root), the node made in it by name
+    /// with `mknodat` (which never follows a symlink in its last
+    /// component) under a umask of 0, then opened `O_PATH | O_NOFOLLOW` in
+    /// the same parent, recorded in the journal in force against that
+    /// parent, and checked to be the type and device number asked for.
+    /// pathrs would check each step through its procfs and, for every
+    /// miss, build an error text from the fd's path. `None` (pathrs
+    /// decides) without openat2.
+    fn mknod_direct(&self, path: &Path, kind: NodeKind, mode: u32) -> Option<Result<Handle>> {
+        let (parent, name) = match split_parent("mknod", path) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let dir = match self.open_in_root(parent, OFlags::DIRECTORY)? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(Error::os_at("mknod", path, e))),
+        };
+        let fail = |e| Error::os_at("mknod", path, e);
+        let file_type = match kind {
+            NodeKind::Char { .. } => FileType::CharacterDevice,
+            NodeKind::Block { .. } => FileType::BlockDevice,
+            NodeKind::Fifo => FileType::Fifo,
+        };
+        let rdev = if kind == NodeKind::Fifo {
+            0
+        } else {
+            kind.rdev()
+        };
+        let made = crate::fsthread::with_umask_zero(|| {
+            rustix::fs::mknodat(&dir, name, file_type, Mode::from_raw_mode(mode), rdev)
+        });
+        Some((|| {
+            made.map_err(|e| Error::os_at("mknod (start the umask-0 helper thread)", path, e))?
+                .map_err(fail)?;
+            let fd = rustix::fs::openat(
+                &dir,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(fail)?;
+            let h = Handle::from_fd(fd);
+            let st = h.stat().map_err(|e| e.with_path(path))?;
+            crate::journal::record_owned(
+                dir,
+                name.as_os_str(),
+                crate::journal::Made::Inode(st.dev, st.ino),
+            );
+            if st.file_type != kind.file_type()
+                || (kind != NodeKind::Fifo && st.rdev != kind.rdev())
+            {
+                return Err(Error::unsafe_at(
+                    "mknod",
+                    path,
+                    format!(
+                        "the inode created is a {} with rdev {:#x}, not what was asked",
+                        type_name(st.file_type),
+                        st.rdev
+                    ),
+                ));
+            }
+            Ok(h)
+        })())
     }
 
     /// Creates a symlink at the in-root path `link` pointing at `target`

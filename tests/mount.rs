@@ -453,6 +453,24 @@ fn root_operations_create_inside_the_root() {
         root.create_file("/a/file", 0o640).unwrap();
         let e = root.create_file("/a/b", 0o640).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        // A symlink there is refused, never followed: not even a dangling
+        // one that points out of the root makes anything outside.
+        let outside = TempDir::new();
+        let target = outside.join("made-through-the-link");
+        symlink(&target, dir.join("a/link")).unwrap();
+        let e = root.create_file("/a/link", 0o640).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!target.exists(), "created through the symlink");
+        // The parent must exist.
+        let e = root.create_file("/missing/file", 0o640).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        // And a node never lands through a symlink either.
+        symlink(outside.join("node"), dir.join("a/nodelink")).unwrap();
+        let e = root
+            .mknod("/a/nodelink", NodeKind::Fifo, 0o600)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        assert!(!outside.join("node").exists(), "made through the symlink");
         let n = root
             .mknod("/null", NodeKind::Char { major: 1, minor: 3 }, 0o666)
             .unwrap();
