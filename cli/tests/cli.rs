@@ -3020,8 +3020,13 @@ fn hygiene_ctrl_c_on_the_terminal_reaches_a_program_in_a_new_session() {
         std::fs::write(&script, format!("#!/bin/sh\n{cmd}\n")).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let scratch = TempDir::new();
-        let mut child = Command::new("script")
-            .args(["-q", "-e", "-c"])
+        // A terminal's Ctrl-C with SIGINT at its default action, as in an
+        // interactive shell: a test harness started as a background job
+        // of a non-interactive shell inherits SIGINT ignored, and an
+        // ignored SIGINT is (rightly) ignored by saferoot and the program
+        // too. GNU env resets it before exec.
+        let mut child = Command::new("env")
+            .args(["--default-signal=INT", "script", "-q", "-e", "-c"])
             .arg(&script)
             .arg("/dev/null")
             .env("TMPDIR", scratch.path())
