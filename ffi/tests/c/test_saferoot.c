@@ -2788,7 +2788,8 @@ int main(void)
 
     /* The library keeps one process-wide fd (the private procfs of its
      * path resolver, opened at the first reopen of a handle, as when a
-     * bundle's config.json is read): warm it up before counting. */
+     * bundle's config.json is a symlink: a config.json that is the file
+     * itself is opened again by name): warm it up before counting. */
     {
         saferoot_root *r = open_root(base);
         saferoot_mount_table *t = saferoot_mount_table_read(SAFEROOT_TABLE_AUTO, NULL);
@@ -2798,11 +2799,13 @@ int main(void)
         saferoot_mkdir_all(r, "/warm-up", 0755, &fd, NULL);
         if (fd >= 0)
             close(fd);
-        cfg = fopen(path_join(base, "/warm-up/config.json"), "w");
+        cfg = fopen(path_join(base, "/warm-up/real.json"), "w");
         if (cfg != NULL) {
             fputs("{}", cfg);
             fclose(cfg);
         }
+        if (symlink("real.json", path_join(base, "/warm-up/config.json")) != 0)
+            perror("symlink config.json");
         /* Read, then refused (no ociVersion, no root). */
         saferoot_rootfs_free(
             saferoot_rootfs_assemble_bundle(path_join(base, "/warm-up"), NULL, &werr));
