@@ -13,7 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -3024,9 +3024,21 @@ fn hygiene_ctrl_c_on_the_terminal_reaches_a_program_in_a_new_session() {
         // interactive shell: a test harness started as a background job
         // of a non-interactive shell inherits SIGINT ignored, and an
         // ignored SIGINT is (rightly) ignored by saferoot and the program
-        // too. GNU env resets it before exec.
-        let mut child = Command::new("env")
-            .args(["--default-signal=INT", "script", "-q", "-e", "-c"])
+        // too. The child resets it before exec.
+        let mut cmd = Command::new("script");
+        // SAFETY: signal(2) is async-signal-safe, and setting a
+        // disposition to SIG_DFL installs no handler; nothing else runs
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .args(["-q", "-e", "-c"])
             .arg(&script)
             .arg("/dev/null")
             .env("TMPDIR", scratch.path())
