@@ -701,17 +701,7 @@ impl Root {
         let h = self.resolve_nofollow(path)?;
         record_made(parent.as_ref(), path, &h);
         let st = h.stat().map_err(|e| e.with_path(path))?;
-        if st.file_type != kind.file_type() || (kind != NodeKind::Fifo && st.rdev != kind.rdev()) {
-            return Err(Error::unsafe_at(
-                "mknod",
-                path,
-                format!(
-                    "the inode created is a {} with rdev {:#x}, not what was asked",
-                    type_name(st.file_type),
-                    st.rdev
-                ),
-            ));
-        }
+        check_node(path, kind, &st)?;
         Ok(h)
     }
 
@@ -765,19 +755,7 @@ impl Root {
                 name.as_os_str(),
                 crate::journal::Made::Inode(st.dev, st.ino),
             );
-            if st.file_type != kind.file_type()
-                || (kind != NodeKind::Fifo && st.rdev != kind.rdev())
-            {
-                return Err(Error::unsafe_at(
-                    "mknod",
-                    path,
-                    format!(
-                        "the inode created is a {} with rdev {:#x}, not what was asked",
-                        type_name(st.file_type),
-                        st.rdev
-                    ),
-                ));
-            }
+            check_node(path, kind, &st)?;
             Ok(h)
         })())
     }
@@ -900,6 +878,23 @@ fn record_made(parent: Option<&Handle>, path: &Path, h: &Handle) {
             crate::journal::Made::Inode(st.dev, st.ino),
         );
     }
+}
+
+/// Refuses the inode `st` that `mknod` left at `path` unless it is the
+/// type (and, for devices, the device number) `kind` asked for.
+fn check_node(path: &Path, kind: NodeKind, st: &HandleStat) -> Result<()> {
+    if st.file_type != kind.file_type() || (kind != NodeKind::Fifo && st.rdev != kind.rdev()) {
+        return Err(Error::unsafe_at(
+            "mknod",
+            path,
+            format!(
+                "the inode created is a {} with rdev {:#x}, not what was asked",
+                type_name(st.file_type),
+                st.rdev
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn to_opath(fd: OwnedFd, path: &Path) -> Result<OwnedFd> {
