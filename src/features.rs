@@ -195,7 +195,7 @@ pub fn has(feature: Feature) -> bool {
 /// nothing; so until the feature has been probed (or turned off), the
 /// presence of `open_tree_attr` stands for it. Assembly checks the guess
 /// where it would go wrong: a refused move onto the detached tree runs the
-/// real probe ([`detached_targets_refused`]).
+/// real probe (`has(Feature::DetachedMountTargets)`).
 pub(crate) fn detached_targets_expected() -> bool {
     read_env_overrides();
     match STATE[Feature::DetachedMountTargets.index()].load(Ordering::Acquire) {
@@ -203,14 +203,6 @@ pub(crate) fn detached_targets_expected() -> bool {
         ABSENT | DISABLED => false,
         _ => has(Feature::OpenTreeAttr),
     }
-}
-
-/// After a move onto a detached tree was refused with `EINVAL`: runs the
-/// real probe of [`Feature::DetachedMountTargets`] (unless it ran) and
-/// records its answer. `true` when the kernel cannot do it, so that the
-/// refusal is the feature's absence and not the caller's input.
-pub(crate) fn detached_targets_refused() -> bool {
-    !has(Feature::DetachedMountTargets)
 }
 
 /// `Ok(())` when the kernel has `feature`, otherwise

@@ -592,6 +592,26 @@ impl Root {
         Err(Error::os_at("create_file", path, Errno::EXIST))
     }
 
+    /// The parent directory of `path`, resolved inside the root with one
+    /// [`open_in_root`](Self::open_in_root), and the name `path` ends in:
+    /// where the direct `create_file`, `mknod` and `symlink` make their
+    /// entry by name. `None` without openat2 (pathrs decides then).
+    fn open_parent_direct<'p>(
+        &self,
+        op: &'static str,
+        path: &'p Path,
+    ) -> Option<Result<(OwnedFd, &'p Path)>> {
+        let (parent, name) = match split_parent(op, path) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            self.open_in_root(parent, OFlags::DIRECTORY)?
+                .map(|dir| (dir, name))
+                .map_err(|e| Error::os_at(op, path, e)),
+        )
+    }
+
     /// `create_file` as pathrs makes it on a kernel with openat2, made
     /// directly: the parent resolved inside the root with one
     /// [`open_in_root`](Self::open_in_root), the file created in it by
@@ -605,13 +625,9 @@ impl Root {
     /// the parent fd it was made in. `None` (pathrs decides) without
     /// openat2.
     fn create_file_direct(&self, path: &Path, mode: u32) -> Option<Result<Handle>> {
-        let (parent, name) = match split_parent("create_file", path) {
-            Ok(p) => p,
-            Err(e) => return Some(Err(e)),
-        };
-        let dir = match self.open_in_root(parent, OFlags::DIRECTORY)? {
+        let (dir, name) = match self.open_parent_direct("create_file", path)? {
             Ok(d) => d,
-            Err(e) => return Some(Err(Error::os_at("create_file", path, e))),
+            Err(e) => return Some(Err(e)),
         };
         let fail = |e| Error::os_at("create_file", path, e);
         let created = rustix::fs::openat(
@@ -716,27 +732,19 @@ impl Root {
     /// miss, build an error text from the fd's path. `None` (pathrs
     /// decides) without openat2.
     fn mknod_direct(&self, path: &Path, kind: NodeKind, mode: u32) -> Option<Result<Handle>> {
-        let (parent, name) = match split_parent("mknod", path) {
-            Ok(p) => p,
+        let (dir, name) = match self.open_parent_direct("mknod", path)? {
+            Ok(d) => d,
             Err(e) => return Some(Err(e)),
         };
-        let dir = match self.open_in_root(parent, OFlags::DIRECTORY)? {
-            Ok(d) => d,
-            Err(e) => return Some(Err(Error::os_at("mknod", path, e))),
-        };
         let fail = |e| Error::os_at("mknod", path, e);
-        let file_type = match kind {
-            NodeKind::Char { .. } => FileType::CharacterDevice,
-            NodeKind::Block { .. } => FileType::BlockDevice,
-            NodeKind::Fifo => FileType::Fifo,
-        };
-        let rdev = if kind == NodeKind::Fifo {
-            0
-        } else {
-            kind.rdev()
-        };
         let made = crate::fsthread::with_umask_zero(|| {
-            rustix::fs::mknodat(&dir, name, file_type, Mode::from_raw_mode(mode), rdev)
+            rustix::fs::mknodat(
+                &dir,
+                name,
+                kind.file_type(),
+                Mode::from_raw_mode(mode),
+                kind.rdev(),
+            )
         });
         Some((|| {
             made.map_err(|e| Error::os_at("mknod (start the umask-0 helper thread)", path, e))?
@@ -779,18 +787,16 @@ impl Root {
         // The parent resolved inside the root, the link made in it by name
         // (symlinkat never follows its last component), and the journal
         // told against that same parent fd.
-        if let Ok((parent, name)) = split_parent("symlink", path) {
-            if let Some(dir) = self.open_in_root(parent, OFlags::DIRECTORY) {
-                let dir = dir.map_err(|e| Error::os_at("symlink", path, e))?;
-                rustix::fs::symlinkat(target, &dir, name)
-                    .map_err(|e| Error::os_at("symlink", path, e))?;
-                crate::journal::record_owned(
-                    dir,
-                    name.as_os_str(),
-                    crate::journal::Made::Type(FileType::Symlink),
-                );
-                return Ok(());
-            }
+        if let Some(opened) = self.open_parent_direct("symlink", path) {
+            let (dir, name) = opened?;
+            rustix::fs::symlinkat(target, &dir, name)
+                .map_err(|e| Error::os_at("symlink", path, e))?;
+            crate::journal::record_owned(
+                dir,
+                name.as_os_str(),
+                crate::journal::Made::Type(FileType::Symlink),
+            );
+            return Ok(());
         }
         let parent = self.journal_parent(path);
         crate::error::pathrs_call("symlink", path, || {

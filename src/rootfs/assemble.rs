@@ -443,7 +443,9 @@ pub fn assemble_plan_with(
             if opts.strategy == Strategy::Auto
                 && strategy == Strategy::Detached
                 && e.errno() == libc::EINVAL
-                && features::detached_targets_refused()
+                // The real probe (unless it ran): the refusal is the
+                // feature's absence, not the caller's input.
+                && !features::has(Feature::DetachedMountTargets)
             {
                 // Auto chose detached assembly on the strength of
                 // open_tree_attr, and this kernel has one without the
