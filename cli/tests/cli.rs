@@ -2377,6 +2377,13 @@ fn descendants(pid: i32) -> BTreeSet<i32> {
 }
 
 /// Waits up to `limit` for every process in `pids` to be gone.
+/// The command name of process `pid` (empty once it is gone).
+fn comm_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn all_gone(pids: &BTreeSet<i32>, limit: Duration) -> Vec<i32> {
     let start = Instant::now();
     loop {
@@ -3236,13 +3243,25 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let chain = descendants(pid);
+        // The shell may still be waiting for `touch` (its own process where
+        // touch is not a builtin, as in busybox): the chain is read once the
+        // program is `sleep`, when the shell has reaped it.
+        let chain = loop {
+            let chain = descendants(pid);
+            if chain.iter().any(|p| comm_of(*p) == "sleep") {
+                break chain;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{extra:?}: the program did not become sleep: {chain:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         // The init and the program, with a user namespace too (saferoot
         // clones the init into it: no relay between them).
         assert_eq!(chain.len(), 2, "{extra:?}: {chain:?}");
         for p in &chain {
-            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-            if comm.trim() == "sleep" {
+            if comm_of(*p) == "sleep" {
                 continue;
             }
             for e in std::fs::read_dir(format!("/proc/{p}/fd"))
@@ -3271,7 +3290,7 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
                     !names.iter().any(|n| *n == me || n == "sys"),
                     "{extra:?}: process {p} ({}) holds fd {:?} on a procfs of the caller's \
                      pid namespace or with /proc/sys ({names:?})",
-                    comm.trim(),
+                    comm_of(*p),
                     e.file_name(),
                 );
             }
