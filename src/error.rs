@@ -44,7 +44,7 @@ pub enum ErrorKind {
 ///
 /// An index counts in the list that the failing call was given: for
 /// [`plan`](crate::rootfs::plan()) and assembly, `RootfsSpec::mounts` and
-/// `RootfsSpec::devices`; for [`crate::oci`], the OCI configuration's
+/// `RootfsSpec::devices`; for `saferoot::oci`, the OCI configuration's
 /// `mounts` and `linux.devices`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]

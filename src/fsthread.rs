@@ -84,6 +84,7 @@ pub(crate) fn on_helper_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<
 /// unshare (then `worker` is dropped without running, and `caller` still
 /// runs, seeing its channel closed); a panic in `worker` is resumed on the
 /// caller's thread.
+#[cfg(feature = "archive")]
 pub(crate) fn alongside_fs_thread<T: Send, U>(
     worker: impl FnOnce() -> T + Send,
     caller: impl FnOnce() -> U,

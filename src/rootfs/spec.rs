@@ -1,7 +1,7 @@
 //! The rootfs specification: what a root filesystem should look like.
 //!
 //! Plain data, serde-friendly, independent of any config format. The OCI
-//! runtime-spec reader ([`crate::oci`], feature `oci`) produces one; so can
+//! runtime-spec reader (`saferoot::oci`, feature `oci`) produces one; so can
 //! any caller. Mount options are kept as the strings runc and crun accept
 //! (`ro`, `nosuid`, `rbind`, `rro`, `rslave`, `tmpcopyup`, `mode=755`, ...)
 //! and are parsed once, into [`MountOptions`]: by the OCI translation,
@@ -216,6 +216,7 @@ impl MountSpec {
 
     /// Records `parsed` as what [`MountSpec::options`] parse to, so that
     /// [`MountSpec::parsed_options`] need not parse them again.
+    #[cfg(any(feature = "oci", test))]
     pub(crate) fn set_parsed_options(&mut self, parsed: MountOptions) {
         let key = (self.options.clone(), self.fs_type == "bind", parsed);
         self.parsed = ParsedOptions(Some(Arc::new(key)));

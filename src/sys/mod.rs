@@ -111,6 +111,7 @@ fn raw_errno_of(nr: libc::c_long, args: [libc::c_long; 5]) -> Errno {
 /// never following it if it is a symlink. This reaches symlinks and device
 /// nodes, which have no fd `fsetxattr` accepts (it refuses `O_PATH` fds,
 /// and so does `setxattrat` with `AT_EMPTY_PATH`).
+#[cfg(feature = "archive")]
 pub fn setxattr_nofollow(
     dir: BorrowedFd<'_>,
     entry: &CStr,
