@@ -136,7 +136,7 @@ fn record_with(parent: Parent<'_>, name: &OsStr, made: Made) {
         return;
     }
     let held = match parent {
-        Parent::Borrowed(b) => b.try_clone_to_owned().ok(),
+        Parent::Borrowed(b) => crate::sys::dup_cloexec(b).ok(),
         Parent::Owned(o) => Some(o),
     };
     let Some(parent) = held else {

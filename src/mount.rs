@@ -14,6 +14,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use linux_raw_sys::general as k;
 use rustix::fs::{FileType, StatVfsMountFlags};
@@ -213,7 +214,11 @@ impl FsBuilder {
         )
         .map_err(|e| Error::os(format!("fsmount {what}"), e))?;
         log::debug!("made detached mount {what} with {}", self.attrs);
-        Ok(Mount { fd, what })
+        Ok(Mount {
+            fd,
+            what,
+            is_dir: OnceLock::from(true),
+        })
     }
 }
 
@@ -250,6 +255,9 @@ fn fs_log(fs: &OwnedFd) -> String {
 pub struct Mount {
     fd: OwnedFd,
     what: String,
+    /// Whether the mount's root is a directory, once known (a new
+    /// filesystem's root always is).
+    is_dir: OnceLock<bool>,
 }
 
 impl Mount {
@@ -291,6 +299,7 @@ impl Mount {
         Ok(Mount {
             fd,
             what: format!("bind of {}", source.display()),
+            is_dir: OnceLock::new(),
         })
     }
 
@@ -308,6 +317,7 @@ impl Mount {
         Ok(Mount {
             fd,
             what: "bind of fd".into(),
+            is_dir: OnceLock::new(),
         })
     }
 
@@ -328,6 +338,7 @@ impl Mount {
         Mount {
             fd: fd.into(),
             what: "mount fd".into(),
+            is_dir: OnceLock::new(),
         }
     }
 
@@ -394,6 +405,7 @@ impl Mount {
         Ok(Mount {
             fd,
             what: "detached mount fd".into(),
+            is_dir: OnceLock::new(),
         })
     }
 
@@ -471,15 +483,23 @@ impl Mount {
         attrs_of(&self.fd).map_err(|e| Error::os(format!("fstatvfs {}", self.what), e))
     }
 
+    /// Whether the root of this mount is a directory (a bind of a file,
+    /// or of a device node, is not). Asked of the kernel once.
+    pub fn is_dir(&self) -> Result<bool> {
+        if let Some(d) = self.is_dir.get() {
+            return Ok(*d);
+        }
+        let st = rustix::fs::fstat(&self.fd)
+            .map_err(|e| Error::os(format!("fstat {}", self.what), e))?;
+        let d = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        Ok(*self.is_dir.get_or_init(|| d))
+    }
+
     /// The root of this mount as a [`Root`], for resolving and creating
     /// paths inside it, and attaching mounts below it, while it is detached.
     pub fn root(&self) -> Result<Root> {
-        let fd = self.fd.try_clone().map_err(|e| {
-            Error::os(
-                "dup mount fd",
-                Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            )
-        })?;
+        let fd =
+            crate::sys::dup_cloexec(self.fd.as_fd()).map_err(|e| Error::os("dup mount fd", e))?;
         Root::from_fd(fd)
     }
 
@@ -555,9 +575,7 @@ impl Mount {
             return Err(AttachError { mount: self, error });
         }
         log::debug!("attached {}", self.what);
-        let is_dir = rustix::fs::fstat(&self.fd)
-            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            .unwrap_or(false);
+        let is_dir = self.is_dir().unwrap_or(false);
         Ok(AttachedMount {
             fd: self.fd,
             what: self.what,

@@ -15,8 +15,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
-use rustix::fs::{FileType, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
@@ -174,10 +175,8 @@ impl Handle {
 
     /// Another fd to the same inode (`O_CLOEXEC`).
     pub fn try_clone(&self) -> Result<Handle> {
-        let fd = self
-            .fd
-            .try_clone()
-            .map_err(|e| Error::os("dup handle", Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let fd =
+            crate::sys::dup_cloexec(self.fd.as_fd()).map_err(|e| Error::os("dup handle", e))?;
         Ok(Handle { fd })
     }
 
@@ -264,6 +263,9 @@ pub struct Root {
     /// the rootfs directory as the caller's namespace has it, which host
     /// paths are compared with (see `rootfs::sources`).
     host_identity: Option<(u64, u64)>,
+    /// `(dev, ino, mount id)` of the root directory, once asked for: the
+    /// fd never moves, so neither do they.
+    identity: OnceLock<(u64, u64, u64)>,
 }
 
 impl Root {
@@ -284,6 +286,7 @@ impl Root {
         Ok(Root {
             inner,
             host_identity: None,
+            identity: OnceLock::new(),
         })
     }
 
@@ -300,15 +303,18 @@ impl Root {
         Ok(Root {
             inner: pathrs::Root::from_fd(fd),
             host_identity: None,
+            identity: OnceLock::new(),
         })
     }
 
     /// Another fd to the same root.
     pub fn try_clone(&self) -> Result<Root> {
-        let inner = crate::error::pathrs_call("clone root", "/", || self.inner.try_clone())?;
+        let fd = crate::sys::dup_cloexec(self.inner.as_fd())
+            .map_err(|e| Error::os_at("clone root", "/", e))?;
         Ok(Root {
-            inner,
+            inner: pathrs::Root::from_fd(fd),
             host_identity: self.host_identity,
+            identity: self.identity.clone(),
         })
     }
 
@@ -316,6 +322,16 @@ impl Root {
     /// id and inode of the rootfs directory in the caller's namespace.
     pub(crate) fn set_host_identity(&mut self, id: (u64, u64)) {
         self.host_identity = Some(id);
+    }
+
+    /// `(dev, ino, mount id)` of the root directory (asked of the kernel
+    /// once per `Root`).
+    pub(crate) fn identity(&self) -> Result<(u64, u64, u64)> {
+        if let Some(id) = self.identity.get() {
+            return Ok(*id);
+        }
+        let id = identity(self).map_err(|e| Error::os_at("statx", "/", e))?;
+        Ok(*self.identity.get_or_init(|| id))
     }
 
     /// See [`set_host_identity`](Self::set_host_identity).
@@ -385,7 +401,18 @@ impl Root {
     /// created with `mkdirat` on the handle of its parent, so no component
     /// can be redirected outside the root (CVE-2024-45310).
     pub fn mkdir_all(&self, path: impl AsRef<Path>, mode: u32) -> Result<Handle> {
-        let path = path.as_ref();
+        self.mkdir_all_from(path.as_ref(), mode, false)
+    }
+
+    /// [`mkdir_all`](Self::mkdir_all) for a `path` the caller has just
+    /// failed to resolve: the walk starts at its parent. Should the
+    /// directory have appeared meanwhile, it is opened `O_NOFOLLOW`, so a
+    /// symlink put there in the meantime fails the call.
+    pub(crate) fn mkdir_all_missing(&self, path: impl AsRef<Path>, mode: u32) -> Result<Handle> {
+        self.mkdir_all_from(path.as_ref(), mode, true)
+    }
+
+    fn mkdir_all_from(&self, path: &Path, mode: u32, missing: bool) -> Result<Handle> {
         check_in_root_path("mkdir_all", path)?;
         if mode & !0o7777 != 0 {
             return Err(Error::invalid_at(
@@ -395,7 +422,7 @@ impl Root {
             ));
         }
         let journaling = crate::journal::current().is_some();
-        if let Some(r) = self.mkdir_all_direct(path, mode, journaling) {
+        if let Some(r) = self.mkdir_all_direct(path, mode, journaling, missing) {
             return r
                 .map(Handle::from_fd)
                 .map_err(|e| Error::os_at("mkdir_all", path, e));
@@ -442,14 +469,16 @@ impl Root {
     /// (pathrs refuses them: mkdirat would drop them silently).
     ///
     /// The first lookup is of the whole path, so a directory that is
-    /// already there costs one call. With `journaling`, each directory made
-    /// is recorded in the journal in force against the parent fd it was
-    /// made in, as it is made.
+    /// already there costs one call; with `missing` (the caller has just
+    /// seen the path missing) it is of the parent. With `journaling`, each
+    /// directory made is recorded in the journal in force against the
+    /// parent fd it was made in, as it is made.
     fn mkdir_all_direct(
         &self,
         path: &Path,
         mode: u32,
         journaling: bool,
+        missing: bool,
     ) -> Option<rustix::io::Result<OwnedFd>> {
         if mode & !0o1777 != 0 {
             return None;
@@ -463,7 +492,11 @@ impl Root {
             }
         }
         // The deepest prefix that exists.
-        let mut have = parts.len();
+        let mut have = if missing {
+            parts.len().saturating_sub(1)
+        } else {
+            parts.len()
+        };
         let mut cur = loop {
             let prefix: PathBuf = std::iter::once(Path::new("/").as_os_str())
                 .chain(parts[..have].iter().copied())
@@ -857,6 +890,21 @@ impl Root {
     }
 }
 
+/// `(dev, ino, mount id)` of the inode `fd` is open on.
+pub(crate) fn identity(fd: impl AsFd) -> rustix::io::Result<(u64, u64, u64)> {
+    let st = rustix::fs::statx(
+        fd,
+        c"",
+        AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID,
+    )?;
+    Ok((
+        rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        st.stx_ino,
+        st.stx_mnt_id,
+    ))
+}
+
 impl AsFd for Root {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
@@ -923,5 +971,82 @@ pub(crate) fn type_name(ft: FileType) -> &'static str {
         FileType::CharacterDevice => "character device",
         FileType::BlockDevice => "block device",
         FileType::Unknown => "file of unknown type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory under the target directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p = std::env::temp_dir().join(format!(
+                "saferoot-path-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn mkdir_all_missing_makes_the_path_and_never_follows_what_appeared() {
+        let s = Scratch::new("missing");
+        std::fs::create_dir_all(s.0.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", s.0.join("link")).unwrap();
+        let root = Root::open(&s.0).unwrap();
+
+        // Missing: made, with its missing parents.
+        let h = root.mkdir_all_missing("/a/b/c", 0o755).unwrap();
+        assert!(h.is_dir().unwrap());
+        assert!(s.0.join("a/b/c").is_dir());
+        // Already a directory (it appeared since the caller looked): kept.
+        root.mkdir_all_missing("/a/b/c", 0o755).unwrap();
+        // A symlink at the last component: mkdir_all follows it inside the
+        // root, the variant for a path just seen missing refuses it.
+        root.mkdir_all("/link", 0o755).unwrap();
+        let e = root.mkdir_all_missing("/link", 0o755).unwrap_err();
+        assert!([libc::ELOOP, libc::ENOTDIR].contains(&e.errno()), "{e}");
+        assert!(std::fs::symlink_metadata(s.0.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // A file in the way.
+        std::fs::write(s.0.join("file"), "").unwrap();
+        assert!(root.mkdir_all_missing("/file", 0o755).is_err());
+        assert!(s.0.join("file").is_file());
+    }
+
+    #[test]
+    fn root_identity_is_the_directory_it_is_open_on() {
+        let s = Scratch::new("identity");
+        let root = Root::open(&s.0).unwrap();
+        let st = std::fs::metadata(&s.0).unwrap();
+        let (dev, ino, mnt) = root.identity().unwrap();
+        assert_eq!(
+            (dev, ino),
+            (
+                std::os::unix::fs::MetadataExt::dev(&st),
+                std::os::unix::fs::MetadataExt::ino(&st)
+            )
+        );
+        assert_ne!(mnt, 0);
+        // Asked again, and through a clone: the same.
+        assert_eq!(root.identity().unwrap(), (dev, ino, mnt));
+        assert_eq!(
+            root.try_clone().unwrap().identity().unwrap(),
+            (dev, ino, mnt)
+        );
     }
 }

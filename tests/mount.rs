@@ -750,3 +750,31 @@ fn a_detached_tree_is_built_then_attached_once() {
         assert!(!common::is_mount_point(dir.path()));
     });
 }
+
+/// A mount knows whether its root is a directory: a new filesystem's
+/// always is, a bind is what its source is (a file or device bind is not
+/// one), and the attached mount carries the same answer.
+#[test_log::test]
+fn a_mount_knows_whether_its_root_is_a_directory() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.join("d")).unwrap();
+    std::fs::write(dir.join("f"), "x").unwrap();
+    common::in_mount_ns(|| {
+        let fs = Mount::fs("tmpfs").mount().unwrap();
+        assert!(fs.is_dir().unwrap());
+        let d = Mount::clone_tree(dir.join("d"), Scope::Mount).unwrap();
+        assert!(d.is_dir().unwrap());
+        let f = Mount::clone_tree(dir.join("f"), Scope::Mount).unwrap();
+        assert!(!f.is_dir().unwrap());
+        let null = Mount::clone_tree_nofollow("/dev/null", Scope::Mount).unwrap();
+        assert!(!null.is_dir().unwrap());
+        // Attached: a file mount onto a file, read back from the table.
+        std::fs::write(dir.join("target"), "").unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let a = f.attach_at(&root, "/target").unwrap();
+        assert!(mount_line(&dir.join("target")).is_some());
+        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "x");
+        a.detach().unwrap();
+        assert!(mount_line(&dir.join("target")).is_none());
+    });
+}

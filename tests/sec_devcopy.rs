@@ -709,19 +709,34 @@ fn devices_outside_dev_never_land_in_a_volume() {
         refused_and_untouched(&spec, &[vol.path(), rootfs.path()], culprit);
     }
     // The rootfs itself and a tmpfs saferoot made are fine.
-    spec.devices = vec![dev("/data/sub/null"), dev("/scratch/a/null")];
+    // Devices that share a parent go into one checked directory fd; one
+    // with another parent in between is checked on its own.
+    spec.devices = vec![
+        dev("/data/sub/null"),
+        dev("/scratch/a/null"),
+        dev("/data/sub/null2"),
+        dev("/data/sub/null3"),
+    ];
     for strategy in strategies() {
         common::in_mount_ns(|| {
             let a = assemble(&spec, &opts(strategy)).unwrap();
-            for p in ["data/sub/null", "scratch/a/null"] {
+            for p in [
+                "data/sub/null",
+                "scratch/a/null",
+                "data/sub/null2",
+                "data/sub/null3",
+            ] {
                 let md = std::fs::symlink_metadata(rootfs.join(p)).unwrap();
                 assert!(md.file_type().is_char_device(), "{p}");
                 assert_eq!(md.rdev(), rustix::fs::makedev(1, 3));
             }
             a.detach().unwrap();
         });
-        std::fs::remove_file(rootfs.join("data/sub/null")).unwrap();
+        for n in ["null", "null2", "null3"] {
+            std::fs::remove_file(rootfs.join("data/sub").join(n)).unwrap();
+        }
         std::fs::remove_dir(rootfs.join("data/sub")).unwrap();
+        assert!(!rootfs.join("scratch/a").exists(), "the tmpfs held them");
     }
 }
 

@@ -14,7 +14,6 @@ use std::path::Path;
 
 use linux_raw_sys::general as k;
 use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 use rustix::mount::{open_tree, OpenTreeFlags};
 
 use crate::features::{self, Feature};
@@ -533,8 +532,7 @@ fn check_own_namespaces(procfs: &Procfs, plan: &Plan) -> Result<()> {
 }
 
 fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
-    fd.try_clone_to_owned()
-        .map_err(|e| Error::os("dup", Errno::from_io_error(&e).unwrap_or(Errno::IO)))
+    crate::sys::dup_cloexec(fd).map_err(|e| Error::os("dup", e))
 }
 
 /// The propagation the caller's `/` gets before anything is mounted: the

@@ -133,10 +133,8 @@ impl DevScope {
     /// directories that passed the check. Returned as a [`Root`] for
     /// creating things in it.
     pub(crate) fn dir(&self, root: &Root, path: &Path) -> Result<Root> {
-        let mut cur: OwnedFd = root
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::os("dup root", Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let mut cur: OwnedFd =
+            crate::sys::dup_cloexec(root.as_fd()).map_err(|e| Error::os("dup root", e))?;
         let mut at = PathBuf::from("/");
         for c in path.components() {
             let name = match c {
@@ -200,6 +198,28 @@ impl DevScope {
                 }
             }
         }
+        Ok((dir, name))
+    }
+}
+
+impl DevScope {
+    /// [`parent`](Self::parent) without the symlink check, reusing the
+    /// directory in `last` when `path` has the same parent as the path it
+    /// was reached for (an fd to a directory that passed the checks stays
+    /// that directory), and leaving the one it used there.
+    fn parent_reusing<'l>(
+        &self,
+        root: &Root,
+        path: &Path,
+        last: &'l mut Option<(PathBuf, Root)>,
+    ) -> Result<(&'l Root, PathBuf)> {
+        let (parent, name) = crate::path::split_parent("set up /dev", path)?;
+        let name = Path::new("/").join(name);
+        let dir = match last.take() {
+            Some((p, dir)) if p == parent => dir,
+            _ => self.dir(root, parent)?,
+        };
+        let (_, dir) = last.insert((parent.to_path_buf(), dir));
         Ok((dir, name))
     }
 }
@@ -329,11 +349,16 @@ pub(crate) fn create_devices(
     crate::fsthread::on_fs_thread(|| {
         rustix::process::umask(rustix::fs::Mode::empty());
         let mut binds = Vec::new();
+        // The directory the last device went into: the next one with the
+        // same parent (all of the defaults) goes into the same fd.
+        let mut last: Option<(PathBuf, Root)> = None;
         for (k, d) in devices.iter().enumerate() {
-            let made = scope.parent(root, &d.path, false).and_then(|(dir, name)| {
-                let parent = d.path.parent().unwrap_or(Path::new("/"));
-                create_device(&dir, &name, d, user_namespace).map_err(|e| reroot(e, parent))
-            });
+            let made = scope
+                .parent_reusing(root, &d.path, &mut last)
+                .and_then(|(dir, name)| {
+                    let parent = d.path.parent().unwrap_or(Path::new("/"));
+                    create_device(dir, &name, d, user_namespace).map_err(|e| reroot(e, parent))
+                });
             let made = match (made, index.get(k).copied().flatten()) {
                 (Err(e), Some(i)) => return Err(crate::rootfs::plan::device_err(i, &d.path, e)),
                 (Err(e), None) => return Err(e),

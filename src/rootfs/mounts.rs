@@ -79,9 +79,12 @@ pub(crate) fn make(
             nofollow,
         } => {
             let m = sources::clone_source(root, source, lookup, *recursive, *nofollow)?;
-            bind_source = check_bind_source(&m, pm, source)?;
+            let class = policy::fs_class(&m)?;
+            let host_cgroup = class == FsClass::Other && policy::is_host_cgroup_root(&m)?;
+            bind_source = check_bind_source(&m, pm, source, class, host_cgroup)?;
             set_bind_attrs(&m, pm, user_namespace)?;
-            if bind_source == BindSource::Other && needs_readonly(&m)? && *recursive {
+            let needs_readonly = policy::READONLY_BIND_SOURCES.contains(&class) || host_cgroup;
+            if bind_source == BindSource::Other && needs_readonly && *recursive {
                 // Every mount below a read-only bind of sysfs or a cgroup
                 // tree is read-only too: an rbind of /sys would otherwise
                 // bring the v1 hierarchies below it writable.
@@ -103,25 +106,23 @@ pub(crate) fn make(
     ))
 }
 
-/// Whether a bind source must be (and, being checked, is) read-only.
-fn needs_readonly(m: &Mount) -> Result<bool> {
-    Ok(
-        policy::READONLY_BIND_SOURCES.contains(&policy::fs_class(m)?)
-            || policy::is_host_cgroup_root(m)?,
-    )
-}
-
-/// The bind-source policy, on the cloned source itself: a procfs is
-/// noted (it may only become the container's /proc, see [`check_target`]);
-/// sysfs and cgroup hierarchies of the host only go in read-only.
-fn check_bind_source(m: &Mount, pm: &PlannedMount, source: &Path) -> Result<BindSource> {
-    let class = policy::fs_class(m)?;
+/// The bind-source policy, on the cloned source itself (`class` its
+/// filesystem, `host_cgroup` whether it is the caller's `/sys/fs/cgroup`):
+/// a procfs is noted (it may only become the container's /proc, see
+/// [`check_target`]); sysfs and cgroup hierarchies of the host only go in
+/// read-only.
+fn check_bind_source(
+    m: &Mount,
+    pm: &PlannedMount,
+    source: &Path,
+    class: FsClass,
+    host_cgroup: bool,
+) -> Result<BindSource> {
     let proc_root = class == FsClass::Procfs
         && rustix::fs::fstat(m)
             .map_err(|e| Error::os_at("fstat bind source", source, e))?
             .st_ino
             == policy::PROC_ROOT_INO;
-    let host_cgroup = class == FsClass::Other && policy::is_host_cgroup_root(m)?;
     let readonly = (pm.set | pm.rec_set).contains(MountAttr::RDONLY);
     policy::judge_bind_source(class, proc_root, host_cgroup, readonly, source)
         .map_err(|v| refuse(pm, v.reason))
@@ -287,9 +288,7 @@ fn apply_idmap(m: &Mount, idmap: &IdmapPlan) -> Result<()> {
 /// missing (a directory, or an empty file when a file is bound).
 fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
     let dest = &pm.destination;
-    let source_is_dir = rustix::fs::fstat(mount)
-        .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-        .map_err(|e| Error::os_at("fstat mount", dest, e))?;
+    let source_is_dir = mount.is_dir().map_err(|e| e.with_path(dest))?;
     let special = matches!(pm.fstype(), "proc" | "sysfs");
     // proc and sysfs must land on a real directory: the last component is
     // not followed, so a symlink there is caught (CVE-2019-19921).
@@ -298,11 +297,15 @@ fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
     } else {
         root.resolve(dest)
     };
+    // Made here: of the source's kind, and (a directory opened
+    // `O_NOFOLLOW | O_DIRECTORY`, a file checked regular) nothing else.
+    let mut made = false;
     let h = match existing {
         Ok(h) => h,
         Err(e) if e.kind() == ErrorKind::NotFound => {
+            made = true;
             if source_is_dir {
-                root.mkdir_all(dest, 0o755)?
+                root.mkdir_all_missing(dest, 0o755)?
             } else {
                 let (parent, _) = split_parent("mount", dest)?;
                 root.mkdir_all(parent, 0o755)?;
@@ -315,6 +318,9 @@ fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
     };
     if special {
         policy::check_real_directory(&h, dest, pm.fstype())?;
+    }
+    if made {
+        return Ok(h);
     }
     let is_dir = h.is_dir().map_err(|e| e.with_path(dest))?;
     if is_dir != source_is_dir && h.file_type().ok() != Some(FileType::Symlink) {

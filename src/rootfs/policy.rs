@@ -489,18 +489,7 @@ pub fn judge_cgroup_mount(
 
 /// `(dev, ino, mount id)` of an fd.
 fn id_of(fd: impl AsFd) -> Result<(u64, u64, u64)> {
-    let st = rustix::fs::statx(
-        fd,
-        c"",
-        rustix::fs::AtFlags::EMPTY_PATH,
-        rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID,
-    )
-    .map_err(|e| Error::os("statx", e))?;
-    Ok((
-        rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
-        st.stx_ino,
-        st.stx_mnt_id,
-    ))
+    crate::path::identity(fd).map_err(|e| Error::os("statx", e))
 }
 
 /// Where a resolved mount target is, as far as the policy cares.
@@ -524,7 +513,7 @@ pub enum TargetPlace {
 /// inodes and mounts, never by the path it was reached by.
 pub fn target_place(root: &Root, h: &Handle) -> Result<TargetPlace> {
     let here = id_of(h)?;
-    if here == id_of(root)? {
+    if here == root.identity()? {
         return Ok(TargetPlace::TreeRoot);
     }
     match root.resolve_nofollow("/proc") {

@@ -22,6 +22,14 @@ pub mod seccomp;
 pub mod statmount;
 pub mod userns;
 
+/// A second fd for the open file `fd`, close-on-exec, numbered 3 or
+/// above: one `fcntl(F_DUPFD_CLOEXEC)`. The standard library's
+/// `try_clone` goes through libc, and musl follows that call with an
+/// `F_SETFD` of its own (for kernels older than any saferoot supports).
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 3)
+}
+
 /// The arguments of `mount_setattr(2)`, as the kernel's `struct mount_attr`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MountAttrArgs<'fd> {
