@@ -41,8 +41,16 @@ enum Instance {
     /// links can be looked up with one call each (see [`Procfs::ns_inode`]).
     /// The fd of its root, and pathrs's handle on it, made (and checked by
     /// pathrs) only when a lookup needs pathrs. Most runs never do.
+    ///
+    /// `mount` is the fd `fsmount` gave: the instance stays mounted (in a
+    /// mount namespace of its own) until the last copy of that fd goes,
+    /// and that unmount waits for an RCU grace period. `root` is a plain
+    /// `O_PATH` reopen of the same directory, whose last close costs no
+    /// such wait; lookups go through it, so they go on working once
+    /// `mount` is given up ([`Procfs::release_mount`]).
     Fresh {
         root: std::os::fd::OwnedFd,
+        mount: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
         checked: std::sync::OnceLock<ProcfsHandle>,
     },
     /// What pathrs gave where no fresh instance could be made.
@@ -63,7 +71,7 @@ impl Instance {
     fn handle(&self) -> Result<&ProcfsHandle> {
         match self {
             Instance::Checked(h) => Ok(h),
-            Instance::Fresh { root, checked } => {
+            Instance::Fresh { root, checked, .. } => {
                 if let Some(h) = checked.get() {
                     return Ok(h);
                 }
@@ -89,12 +97,22 @@ impl Instance {
 /// needs pathrs); otherwise whatever pathrs can give safely (a clone of the
 /// host's `/proc`, checked on every use).
 fn make_instance() -> Result<Instance> {
-    if let Ok(root) = fresh_procfs() {
-        if rustix::fs::fstatfs(&root).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC) {
-            return Ok(Instance::Fresh {
-                root,
-                checked: std::sync::OnceLock::new(),
-            });
+    if let Ok(mount) = fresh_procfs() {
+        let root = rustix::fs::openat(
+            &mount,
+            c".",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        );
+        if let Ok(root) = root {
+            if rustix::fs::fstatfs(&root).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
+            {
+                return Ok(Instance::Fresh {
+                    root,
+                    mount: std::sync::Mutex::new(Some(mount)),
+                    checked: std::sync::OnceLock::new(),
+                });
+            }
         }
     }
     let inner = crate::error::pathrs_call("open private procfs", "/proc", || {
@@ -131,6 +149,26 @@ impl Procfs {
     /// [`Instance::Fresh`]).
     fn is_fresh(&self) -> Result<bool> {
         Ok(matches!(self.instance()?, Instance::Fresh { .. }))
+    }
+
+    /// Gives up this process's hold on the mount of a fresh instance (see
+    /// [`new`](Self::new)) and returns whether it held one. Lookups go on
+    /// working through the handle. Where this was the last hold (in this
+    /// process and every process forked with a copy), the instance is
+    /// unmounted now, which waits for an RCU grace period here; the last
+    /// copy of the handle then goes later without that wait. Otherwise the
+    /// call only closes an fd. For a process that can choose when to wait:
+    /// a run's forked children give up their copies first, and saferoot,
+    /// idle while they set up, gives up the last.
+    pub fn release_mount(&self) -> bool {
+        let Some(Instance::Fresh { mount, .. }) = self.inner.get() else {
+            return false;
+        };
+        let held = match mount.lock() {
+            Ok(mut m) => m.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        held.is_some()
     }
 
     /// Whether this handle's instance exists: always, except for a
@@ -828,6 +866,33 @@ mod tests {
         assert_eq!(copy.self_pid().unwrap(), std::process::id());
         assert_eq!(root(&copy), Some(fd));
         assert_eq!(root(&deferred), Some(fd));
+    }
+
+    /// Giving up the mount fd of a fresh instance: the clones share the
+    /// one hold (the second call finds none), and lookups, the
+    /// pathrs-checked ones included, go on working through the handle. A deferred handle nothing has used
+    /// holds nothing.
+    #[test_log::test]
+    fn lookups_go_on_after_the_mount_is_released() {
+        assert!(!Procfs::deferred().release_mount());
+        let p = Procfs::new().unwrap();
+        let copy = p.clone();
+        let Some(Instance::Fresh { root, mount, .. }) = p.inner.get() else {
+            panic!("as root here, a fresh instance");
+        };
+        let m = mount.lock().unwrap().as_ref().map(|m| m.as_raw_fd());
+        let m = m.expect("held until released");
+        assert_ne!(m, root.as_raw_fd(), "lookups go through a reopen");
+        assert!(mount.lock().unwrap().is_some());
+        assert!(copy.release_mount());
+        assert!(mount.lock().unwrap().is_none(), "given up for every clone");
+        assert!(!p.release_mount());
+        assert_eq!(p.self_pid().unwrap(), std::process::id());
+        assert!(p.thread_count().unwrap() >= 1);
+        assert!(p.ns_inode("mnt", None).unwrap() > 0);
+        assert!(!p.read_sysctl("kernel.ostype").unwrap().is_empty());
+        // pathrs's checked handle is made from the reopen too.
+        assert!(p.instance().unwrap().handle().is_ok());
     }
 
     /// The one-call opens of a fresh instance (`open_root`, `open_self`,

@@ -107,16 +107,31 @@ fn reported_status(status: &OwnedFd) -> Option<i32> {
     }
 }
 
+/// The byte saferoot's child (the init it started itself) writes on the
+/// setup pipe once it has given up its copy of the fd that keeps the
+/// private procfs mounted ([`saferoot::procfs::Procfs::release_mount`]).
+/// saferoot then gives up its own, the last: the unmount waits for an RCU
+/// grace period, and saferoot is idle while the init sets up.
+pub const MOUNT_RELEASED: u8 = b'm';
+
 /// Whether the sandbox is still being set up: the setup pipe (non-blocking)
-/// has writers left.
-fn setting_up(setup: &OwnedFd) -> bool {
+/// has writers left. A [`MOUNT_RELEASED`] byte read on the way makes
+/// saferoot give up its hold on the procfs mount (`until_setup_ends`).
+fn setting_up(w: &mut Watch) -> bool {
     let mut b = [0u8; 1];
     loop {
-        match rustix::io::read(setup, &mut b) {
+        match rustix::io::read(&w.setup, &mut b) {
             Err(Errno::INTR) => continue,
             Err(Errno::AGAIN) => return true,
+            Ok(1) if b[0] == MOUNT_RELEASED => {
+                if let Some(held) = &w.until_setup_ends {
+                    if held.procfs().release_mount() {
+                        log::debug!("the chain let go of the procfs mount: unmounted");
+                    }
+                }
+            }
             // End-of-file: every process that held a write end has
-            // exec'd the program or died.
+            // exec'd the program or died. (Nothing else is ever written.)
             _ => return false,
         }
     }
@@ -138,7 +153,7 @@ fn setup_pipe_news(watch: Option<&mut Watch>, s: &ReceivedSignal) -> bool {
     {
         return false;
     }
-    if !setting_up(&w.setup) {
+    if !setting_up(w) {
         if let Some(held) = w.until_setup_ends.take() {
             log::debug!("setup ended: releasing what waited for it");
             drop(held);
@@ -177,7 +192,7 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, mut watch: Option<&mu
             continue;
         }
         if s.signo != libc::SIGCHLD {
-            if let Some(w) = watch.as_deref() {
+            if let Some(w) = watch.as_deref_mut() {
                 if let Some(parent) = w.parent {
                     if rustix::process::getppid() != parent {
                         log::info!(
@@ -186,7 +201,7 @@ pub fn supervise_top(child: Pid, child_in_our_group: bool, mut watch: Option<&mu
                         return kill_and_reap(child);
                     }
                 }
-                if END_SETUP.contains(&s.signo) && setting_up(&w.setup) {
+                if END_SETUP.contains(&s.signo) && setting_up(w) {
                     log::info!("signal {} while the sandbox is set up: ending it", s.signo);
                     kill_and_reap(child);
                     return 128 + s.signo;

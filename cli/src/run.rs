@@ -784,6 +784,15 @@ fn init_main(
         return crate::errors::failure_code(crate::errors::EXIT_SETUP);
     }
     drop(alive);
+    // saferoot's own child (forked or cloned as the init) gives up its
+    // copy of the fd that keeps the private procfs mounted, and says so on
+    // the setup pipe: saferoot, idle while this process sets up, then
+    // gives up the last copy, and the unmount's grace period passes there,
+    // not in the chain and not while the program runs (see
+    // `relay::Watch`). Lookups go on through the procfs handle.
+    if direct.is_some() && counter.procfs().release_mount() {
+        let _ = rustix::io::write(&setup_w, &[relay::MOUNT_RELEASED]);
+    }
     let mut lock = lock;
     let mut direct = direct;
     let status = direct.as_mut().and_then(|d| d.status.take());

@@ -3196,6 +3196,57 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
     assert!(out.stderr.contains("not a mount namespace"), "{out:#?}");
 }
 
+/// saferoot's private procfs stays mounted while any process holds the fd
+/// `fsmount` gave for it, and the unmount after the last one waits for an
+/// RCU grace period. The init saferoot starts itself gives up its copy at
+/// once and says so; saferoot, idle while the init sets up, gives up the
+/// last. So during setup each of the two holds the procfs through one fd
+/// (the plain reopen lookups go through), not two (read from outside:
+/// fstatfs of each of their fds, during the setup delay of debug builds).
+#[test_log::test]
+fn run_setup_holds_the_procfs_mount_nowhere() {
+    if !common::require_root() || !setup_delay_hook_available() {
+        return;
+    }
+    for extra in [
+        &["--unshare-pid"][..],
+        &["--unshare-user", "--unshare-pid", "--proc", "/proc"][..],
+    ] {
+        let tmp = TempDir::new();
+        let mut args = s(&["run"]);
+        args.extend(s(extra));
+        args.extend(s(&["--", "true"]));
+        let mut child = Command::new(EXE)
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .env("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let chain = wait_for_setup(pid, 1);
+        assert_eq!(chain.len(), 1, "{extra:?}: the init alone: {chain:?}");
+        for p in std::iter::once(pid).chain(chain.iter().copied()) {
+            let on_procfs = std::fs::read_dir(format!("/proc/{p}/fd"))
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    rustix::fs::statfs(e.path())
+                        .is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
+                })
+                .count();
+            assert_eq!(
+                on_procfs,
+                1,
+                "{extra:?}: process {p} ({}) holds the private procfs through {on_procfs} fds",
+                comm_of(p)
+            );
+        }
+        kill(pid, rustix::process::Signal::TERM);
+        wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
+    }
+}
+
 /// The procfs saferoot opens for a run shows the host's pid namespace (and
 /// all of /proc, without the sandbox's masks): no process that stays in the
 /// sandbox while the program runs may hold it.
