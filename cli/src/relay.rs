@@ -137,6 +137,20 @@ fn setting_up(w: &mut Watch) -> bool {
     }
 }
 
+impl Watch {
+    /// Reads what the chain wrote on the setup pipe before saferoot asked
+    /// for a signal from it ([`crate::sys::process::signal_on_readable`]
+    /// signals new data and end-of-file, not what was there already): a
+    /// [`MOUNT_RELEASED`] byte written meanwhile, or a setup that already
+    /// ended, is acted on now rather than at the next signal.
+    pub fn catch_up(&mut self) {
+        if self.until_setup_ends.is_some() && !setting_up(self) {
+            log::debug!("setup ended before saferoot watched it: releasing what waited for it");
+            self.until_setup_ends = None;
+        }
+    }
+}
+
 /// Waits for `child` to end, forwarding signals to it; returns its exit
 /// status as [`status_code`] computes it. The signals of [`handled`] must
 /// be blocked.

@@ -508,6 +508,12 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // after it ends.
     // A deferred procfs that saferoot never used is nothing to hold (the
     // children made their own, if any): no wake-up at the exec then.
+    // (A test hook widens the window in which the chain writes on the
+    // setup pipe before saferoot asks for signals from it.)
+    test_delay(
+        "SAFEROOT_TEST_WATCH_DELAY_MS",
+        "saferoot, before it watches the setup pipe,",
+    );
     let until_setup_ends = if !counter.procfs().is_made() {
         drop(counter);
         None
@@ -527,6 +533,8 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         until_setup_ends,
         status,
     };
+    // What the chain wrote before the signal was asked for sends none.
+    watch.catch_up();
     // The namespace child stays in this session when the init makes the
     // new one (with a pid namespace); an init forked or cloned directly
     // makes it itself.
@@ -571,14 +579,20 @@ fn setup_pipe(preserve_fds: u32) -> Result<(OwnedFd, OwnedFd), CliError> {
 /// setup sleeps that long before assembling the root, so tests can signal
 /// saferoot while setup is under way. Release builds do not read it.
 pub fn test_setup_delay() {
+    test_delay("SAFEROOT_TEST_SETUP_DELAY_MS", "setup");
+}
+
+/// Debug builds sleep for the milliseconds the environment variable `var`
+/// gives (a test hook that widens a window between two steps, `what`
+/// naming the step that waits). Release builds do not read it.
+fn test_delay(var: &str, what: &str) {
     #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SAFEROOT_TEST_SETUP_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        log::debug!("test hook: setup sleeps {ms} ms");
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+        log::debug!("test hook: {what} sleeps {ms} ms");
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
+    #[cfg(not(debug_assertions))]
+    let _ = (var, what);
 }
 
 /// The namespace child. Returns only on failure.

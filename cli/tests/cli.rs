@@ -3203,47 +3203,64 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
 /// last. So during setup each of the two holds the procfs through one fd
 /// (the plain reopen lookups go through), not two (read from outside:
 /// fstatfs of each of their fds, during the setup delay of debug builds).
+/// Also when the init said so before saferoot watched the setup pipe (a
+/// slow machine; here a test hook delays saferoot).
 #[test_log::test]
 fn run_setup_holds_the_procfs_mount_nowhere() {
     if !common::require_root() || !setup_delay_hook_available() {
         return;
     }
-    for extra in [
-        &["--unshare-pid"][..],
-        &["--unshare-user", "--unshare-pid", "--proc", "/proc"][..],
-    ] {
-        let tmp = TempDir::new();
-        let mut args = s(&["run"]);
-        args.extend(s(extra));
-        args.extend(s(&["--", "true"]));
-        let mut child = Command::new(EXE)
-            .args(&args)
-            .env("TMPDIR", tmp.path())
-            .env("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let chain = wait_for_setup(pid, 1);
-        assert_eq!(chain.len(), 1, "{extra:?}: the init alone: {chain:?}");
-        for p in std::iter::once(pid).chain(chain.iter().copied()) {
-            let on_procfs = std::fs::read_dir(format!("/proc/{p}/fd"))
-                .unwrap()
-                .flatten()
-                .filter(|e| {
-                    rustix::fs::statfs(e.path())
-                        .is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
-                })
-                .count();
-            assert_eq!(
-                on_procfs,
-                1,
-                "{extra:?}: process {p} ({}) holds the private procfs through {on_procfs} fds",
-                comm_of(p)
-            );
+    let procfs_fds = |p: i32| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                rustix::fs::statfs(e.path())
+                    .is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
+            })
+            .count()
+    };
+    for watch_delay in ["0", "500"] {
+        for extra in [
+            &["--unshare-pid"][..],
+            &["--unshare-user", "--unshare-pid", "--proc", "/proc"][..],
+        ] {
+            let tmp = TempDir::new();
+            let mut args = s(&["run"]);
+            args.extend(s(extra));
+            args.extend(s(&["--", "true"]));
+            let mut child = Command::new(EXE)
+                .args(&args)
+                .env("TMPDIR", tmp.path())
+                .env("SAFEROOT_TEST_SETUP_DELAY_MS", "30000")
+                .env("SAFEROOT_TEST_WATCH_DELAY_MS", watch_delay)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            let chain = wait_for_setup(pid, 1);
+            assert_eq!(chain.len(), 1, "{extra:?}: the init alone: {chain:?}");
+            for p in std::iter::once(pid).chain(chain.iter().copied()) {
+                // saferoot may still be in the hook's delay: its count
+                // goes down to one within it, or never (until the setup's
+                // 30 s are over).
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut on_procfs = procfs_fds(p);
+                while on_procfs != 1 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                    on_procfs = procfs_fds(p);
+                }
+                assert_eq!(
+                    on_procfs,
+                    1,
+                    "{extra:?}, saferoot's watch delayed {watch_delay} ms: process {p} ({}) \
+                     holds the private procfs through {on_procfs} fds",
+                    comm_of(p)
+                );
+            }
+            kill(pid, rustix::process::Signal::TERM);
+            wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
         }
-        kill(pid, rustix::process::Signal::TERM);
-        wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
     }
 }
 
