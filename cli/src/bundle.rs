@@ -431,5 +431,6 @@ pub fn sandbox_from_bundle(dir: &Path, args: &RunArgs) -> Result<Sandbox, CliErr
             Some(p) => Some(crate::host_view::open_or_create(p)?),
             None => None,
         },
+        plan: Default::default(),
     })
 }

@@ -993,6 +993,7 @@ pub fn sandbox_from_flags(args: &RunArgs, m: &ArgMatches) -> Result<Sandbox, Cli
             Some(p) => Some(crate::host_view::open_or_create(p)?),
             None => None,
         },
+        plan: Default::default(),
     })
 }
 

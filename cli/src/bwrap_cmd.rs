@@ -473,6 +473,7 @@ fn sandbox(inv: Invocation, reader: &mut RealFds) -> Result<Sandbox, CliError> {
             Some(p) => Some(crate::host_view::open_or_create(Path::new(&p))?),
             None => None,
         },
+        plan: Default::default(),
     })
 }
 

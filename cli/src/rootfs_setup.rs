@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use saferoot::procfs::Procfs;
-use saferoot::rootfs::{assemble_with, AssembleOptions};
+use saferoot::rootfs::{assemble_plan_with, AssembleOptions};
 use saferoot::{ErrorKind, Mount, Root};
 
 use crate::errors::{shown, CliError, Escaped};
@@ -528,10 +528,13 @@ pub fn setup(
         require_private_namespace: false,
         procfs: Some(procfs.clone()),
     };
-    // The working directory is made here, before entering, and changed
-    // into after entering (see `chdir_in_root`), not by the library.
-    let mut spec = sb.spec.clone();
-    let cwd = spec.cwd.take();
+    // The plan `run` made (the working directory is made here, before
+    // entering, and changed into after entering: see `chdir_in_root`).
+    let mut plan = match sb.plan.borrow_mut().take() {
+        Some(p) => p,
+        None => saferoot::rootfs::plan(&sb.spec).map_err(setup_err(sb))?,
+    };
+    let cwd = plan.cwd.take();
     crate::run::test_setup_delay();
     // Steps happen between the mounts, in command-line order; those after
     // the last mount, in the assembled root.
@@ -541,7 +544,7 @@ pub fn setup(
         next: 0,
         failed: None,
     };
-    let assembled = assemble_with(&spec, &opts, &mut |i, root| steps.until(i, root))
+    let assembled = assemble_plan_with(plan, &opts, &mut |i, root| steps.until(i, root))
         .map_err(|e| steps.error(sb, e))?;
     log::info!(
         "assembled {} ({} strategy)",

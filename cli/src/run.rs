@@ -188,16 +188,13 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     if !sb.extras.inherit_fds {
         crate::fds::seal_inherited(sb.preserve_fds)?;
     }
-    // Everything that can be refused is refused here, before any process
-    // or namespace exists.
-    saferoot::rootfs::plan(&sb.spec).map_err(|e| {
-        let msg = sb.explain(&e);
-        if matches!(sb.root, RootKind::Bundle(_)) {
-            CliError::setup(msg)
-        } else {
-            CliError::usage(msg)
-        }
-    })?;
+    // Everything that can be refused is refused before any process or
+    // namespace exists: the spec here, when its rootfs path is final (a
+    // fresh root's is known once its scratch directory exists, below).
+    let scratch_root = matches!(sb.root, RootKind::Tmpfs | RootKind::Bind { .. });
+    if !scratch_root {
+        plan_spec(&sb)?;
+    }
     sb.strategy
         .resolve()
         .map_err(|e| CliError::setup(format!("--strategy {}: {e}", sb.strategy.name())))?;
@@ -262,6 +259,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         }
         _ => None,
     };
+    if scratch_root {
+        // (On an error the scratch directory is removed as it drops.)
+        plan_spec(&sb)?;
+    }
     let sync = if sb.namespaces.user {
         Some(Sync::new()?)
     } else {
@@ -556,6 +557,23 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // own end does.
     drop(scratch);
     Ok(code)
+}
+
+/// Checks and plans `sb.spec` ([`saferoot::rootfs::plan`]) and keeps the
+/// plan in `sb.plan` for the process that assembles the root
+/// (`rootfs_setup::setup`, after the fork). A refused spec is a setup error for a bundle
+/// and a usage error for a command line.
+fn plan_spec(sb: &Sandbox) -> Result<(), CliError> {
+    let plan = saferoot::rootfs::plan(&sb.spec).map_err(|e| {
+        let msg = sb.explain(&e);
+        if matches!(sb.root, RootKind::Bundle(_)) {
+            CliError::setup(msg)
+        } else {
+            CliError::usage(msg)
+        }
+    })?;
+    *sb.plan.borrow_mut() = Some(plan);
+    Ok(())
 }
 
 /// The setup pipe of [`relay::Watch`]: non-blocking, close-on-exec, and

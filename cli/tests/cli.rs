@@ -3368,3 +3368,31 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
         let _ = std::fs::remove_file(out.join("started"));
     }
 }
+
+/// A spec the library refuses (a mount inside /proc other than lxcfs's
+/// paths) is refused before anything exists, also for a fresh root, whose
+/// rootfs path (its scratch directory) is only known once that directory
+/// is made: usage error 2 naming the flag, no scratch directory left in
+/// TMPDIR (checked by `saferoot_with`), the host's mount table as it was.
+#[test_log::test]
+fn a_refused_spec_on_a_fresh_root_leaves_nothing() {
+    if !common::require_root() {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for root in [&[][..], &["--ro-bind", "/", "/"][..]] {
+        let mut args = s(&["run"]);
+        args.extend(s(root));
+        args.extend(s(&["--ro-bind", "/usr", "/proc/sys", "--", "true"]));
+        let out = saferoot(&args);
+        assert_eq!(out.code, 2, "{root:?}: {out:#?}");
+        assert!(
+            out.stderr.contains("--ro-bind /usr /proc/sys") && out.stderr.contains("lxcfs"),
+            "{root:?}: {out:#?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        before
+    );
+}
