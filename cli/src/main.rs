@@ -107,7 +107,9 @@ fn main() {
         // `saferoot bwrap ARGS...`: bubblewrap's command line as it is.
         std::process::exit(bwrap_cmd::main("bwrap".into(), rest[1..].to_vec()));
     }
-    let matches = Cli::command().get_matches();
+    // The parser's description of every argument lives until the process
+    // exits: it is not freed, one allocation at a time, before any work.
+    let matches = Box::leak(Box::new(Cli::command())).get_matches_mut();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),

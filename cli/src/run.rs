@@ -556,6 +556,12 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     // setup or the parent's death end `supervise_top` like the sandbox's
     // own end does.
     drop(scratch);
+    // saferoot exits with `code` right after this (both callers do): the
+    // sandbox's description, thousands of allocations for a bundle, is
+    // not freed one by one on the way out, and the kernel closes its fds
+    // as the process ends. (Freeing it came after the program had ended,
+    // before the exit status could reach the caller.)
+    std::mem::forget(sb);
     Ok(code)
 }
 
