@@ -151,7 +151,7 @@ impl FsBuilder {
     /// [`crate::ErrorKind::InvalidInput`], with the
     /// kernel's own message where it gave one.
     pub fn mount(self) -> Result<Mount> {
-        let what = format!("{}({})", self.fstype, describe(&self.params));
+        let what = describe(&self.fstype, &self.params);
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -222,12 +222,22 @@ impl FsBuilder {
     }
 }
 
-fn describe(params: &[FsParam]) -> String {
-    params
-        .iter()
-        .map(|p| format!("{p:?}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `fstype(param,param,...)`, for messages: written into one string (a
+/// new filesystem is described on every mount, errors or not).
+fn describe(fstype: &str, params: &[FsParam]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(fstype.len() + 2 + 24 * params.len());
+    out.push_str(fstype);
+    out.push('(');
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{p:?}");
+    }
+    out.push(')');
+    out
 }
 
 /// The messages the kernel logged on a filesystem context (read(2) on the

@@ -104,7 +104,7 @@ fn refuse_as(
 }
 
 /// Refuses a path that contains a NUL byte or is empty.
-fn check_path(entry: &str, path: &Path) -> Result<()> {
+fn check_path(entry: std::fmt::Arguments<'_>, path: &Path) -> Result<()> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.is_empty() {
         return Err(refuse(entry.to_string(), None, "path is empty"));
@@ -130,7 +130,7 @@ fn check_path(entry: &str, path: &Path) -> Result<()> {
 
 /// Refuses an in-container path that is not usable: empty, relative, with a
 /// NUL byte or too long.
-fn check_in_root(entry: &str, path: &Path) -> Result<()> {
+fn check_in_root(entry: std::fmt::Arguments<'_>, path: &Path) -> Result<()> {
     check_path(entry, path)?;
     if !path.is_absolute() {
         return Err(refuse(
@@ -144,7 +144,7 @@ fn check_in_root(entry: &str, path: &Path) -> Result<()> {
 
 /// Refuses a string with a NUL byte; `path` is the path the entry is
 /// about, if any.
-fn check_no_nul(entry: &str, path: Option<&Path>, value: &str) -> Result<()> {
+fn check_no_nul(entry: std::fmt::Arguments<'_>, path: Option<&Path>, value: &str) -> Result<()> {
     if value.contains('\0') {
         return Err(refuse(
             entry.to_string(),
@@ -201,11 +201,11 @@ struct NamespaceMaps {
 /// Converts one entry of `mounts`.
 fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<MountSpec> {
     let dest = m.destination();
-    check_in_root(&format!("mounts[{i}].destination"), dest)?;
+    check_in_root(format_args!("mounts[{i}].destination"), dest)?;
 
     let mut options: Vec<String> = m.options().clone().unwrap_or_default();
     for (j, o) in options.iter().enumerate() {
-        check_no_nul(&format!("mounts[{i}].options[{j}]"), Some(dest), o)?;
+        check_no_nul(format_args!("mounts[{i}].options[{j}]"), Some(dest), o)?;
     }
     let bind_option = options.iter().any(|o| o == "bind" || o == "rbind");
 
@@ -219,7 +219,7 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
             ))
         }
         Some(t) => {
-            check_no_nul(&format!("mounts[{i}].type"), Some(dest), t)?;
+            check_no_nul(format_args!("mounts[{i}].type"), Some(dest), t)?;
             if bind_option && t != "bind" {
                 return Err(refuse(
                     format!("mounts[{i}].type"),
@@ -255,7 +255,7 @@ fn mount_spec(i: usize, m: &Mount, bundle: &Path, ns: &NamespaceMaps) -> Result<
     let mut source_root = None;
     let source = match m.source() {
         Some(s) if !s.as_os_str().is_empty() => {
-            check_path(&format!("mounts[{i}].source"), s)?;
+            check_path(format_args!("mounts[{i}].source"), s)?;
             if is_bind && in_the_bundle(s) {
                 source_root = Some(bundle.to_path_buf());
             }
@@ -374,7 +374,7 @@ fn device_number(entry: String, path: &Path, value: i64, max: i64) -> Result<u32
 /// Converts one entry of `linux.devices`.
 fn device_spec(i: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<DeviceSpec> {
     let path = d.path();
-    check_in_root(&format!("linux.devices[{i}].path"), path)?;
+    check_in_root(format_args!("linux.devices[{i}].path"), path)?;
     let (kind, type_bits) = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => (DeviceKind::Char, 0o020000),
         LinuxDeviceType::B => (DeviceKind::Block, 0o060000),
@@ -444,7 +444,7 @@ fn device_spec(i: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<DeviceSpe
 fn check_sysctl(key: &str, value: &str) -> Result<()> {
     let entry = || format!("linux.sysctl[{key:?}]");
     crate::procfs::sysctl_path(key).map_err(|e| refuse_as(e, entry, None, |o| o))?;
-    check_no_nul(&entry(), None, value)
+    check_no_nul(format_args!("linux.sysctl[{key:?}]"), None, value)
 }
 
 /// Turns an OCI runtime-spec configuration into a [`RootfsSpec`].
@@ -476,7 +476,7 @@ fn check_sysctl(key: &str, value: &str) -> Result<()> {
 /// unknown `rootfsPropagation`; sysctl names with empty components; a
 /// `umask` above `0o777`.
 pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
-    check_path("bundle", bundle)?;
+    check_path(format_args!("bundle"), bundle)?;
     let bundle = if bundle.is_absolute() {
         bundle.to_path_buf()
     } else {
@@ -487,7 +487,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
         .root()
         .as_ref()
         .ok_or_else(|| refuse("root", None, "the config has no root"))?;
-    check_path("root.path", root.path())?;
+    check_path(format_args!("root.path"), root.path())?;
     let rootfs = if root.path().is_absolute() {
         root.path().clone()
     } else {
@@ -548,7 +548,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
         ] {
             for (i, p) in paths.iter().flatten().enumerate() {
                 let p = PathBuf::from(p);
-                check_in_root(&format!("linux.{field}[{i}]"), &p)
+                check_in_root(format_args!("linux.{field}[{i}]"), &p)
                     .map_err(|e| e.with_entry(entry(i)))?;
                 out.push(p);
             }
@@ -569,7 +569,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
         spec.mount_label = match linux.mount_label().as_deref() {
             None | Some("") => None,
             Some(label) => {
-                check_no_nul("linux.mountLabel", None, label)?;
+                check_no_nul(format_args!("linux.mountLabel"), None, label)?;
                 Some(label.to_string())
             }
         };
@@ -609,7 +609,8 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
     }
 
     if let Some(process) = config.process() {
-        check_in_root("process.cwd", process.cwd()).map_err(|e| e.with_entry(Entry::Cwd))?;
+        check_in_root(format_args!("process.cwd"), process.cwd())
+            .map_err(|e| e.with_entry(Entry::Cwd))?;
         spec.cwd = Some(process.cwd().clone());
         if let Some(umask) = process.user().umask() {
             if umask > 0o777 {
@@ -809,7 +810,7 @@ fn open_checked_by_name(
 /// [`crate::ErrorKind::InvalidInput`] when it is not a regular file or is too big.
 pub fn read_config(bundle: &Path) -> Result<Vec<u8>> {
     use rustix::fs::{OFlags, ResolveFlags};
-    check_path("bundle", bundle)?;
+    check_path(format_args!("bundle"), bundle)?;
     let config_path = bundle.join(CONFIG_JSON);
     let dir = rustix::fs::open(
         bundle,
