@@ -1354,3 +1354,45 @@ fn a_root_without_proc_gives_errors_not_panics() {
             .forget();
     });
 }
+
+/// A device whose name the rootfs already holds replaces what is there, as
+/// runc does: a regular file and a symlink (to a host file) in a directory
+/// of the rootfs become the nodes asked for, the symlink's target is
+/// neither followed nor changed, and a name that is free is made as usual.
+#[test_log::test]
+fn devices_replace_what_the_rootfs_has_at_their_names() {
+    let rootfs = make_rootfs();
+    let host = TempDir::new();
+    std::fs::write(host.join("file"), "host").unwrap();
+    std::fs::create_dir(rootfs.join("data/devs")).unwrap();
+    std::fs::write(rootfs.join("data/devs/was-file"), "old").unwrap();
+    symlink(host.join("file"), rootfs.join("data/devs/was-link")).unwrap();
+    let mut spec = base_spec(rootfs.path());
+    let node = |path: &str, minor| DeviceSpec {
+        path: path.into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor,
+        file_mode: Some(0o640),
+        uid: None,
+        gid: None,
+    };
+    spec.devices = vec![
+        node("/data/devs/was-file", 3),
+        node("/data/devs/was-link", 5),
+        node("/data/devs/was-free", 7),
+    ];
+    common::in_mount_ns(|| {
+        let a = assemble(&spec, &AssembleOptions::default()).unwrap();
+        for (name, minor) in [("was-file", 3), ("was-link", 5), ("was-free", 7)] {
+            let md = std::fs::symlink_metadata(rootfs.join("data/devs").join(name)).unwrap();
+            assert!(md.file_type().is_char_device(), "{name}: {md:?}");
+            assert_eq!(md.rdev(), rustix::fs::makedev(1, minor), "{name}");
+            assert_eq!(md.mode() & 0o7777, 0o640, "{name}");
+        }
+        let md = std::fs::symlink_metadata(host.join("file")).unwrap();
+        assert!(md.file_type().is_file());
+        assert_eq!(std::fs::read_to_string(host.join("file")).unwrap(), "host");
+        a.detach().unwrap();
+    });
+}

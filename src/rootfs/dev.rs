@@ -384,13 +384,20 @@ fn create_device(
     let kind = node_kind(d);
     let mode = d.file_mode.unwrap_or(0o666);
     if !user_namespace {
-        // An existing node (from the rootfs) is replaced, as runc does; the
-        // name is unlinked in its directory, never followed.
-        match dir.remove_file(path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        match dir.mknod(path, kind, mode) {
+        // An existing entry (from the rootfs) is replaced, as runc does: the
+        // name is unlinked in its directory, never followed, and the node
+        // made again. (Made first: in a fresh /dev nothing is there.)
+        let made = match dir.mknod(path, kind, mode) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                match dir.remove_file(path) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                dir.mknod(path, kind, mode)
+            }
+            made => made,
+        };
+        match made {
             Ok(h) => {
                 rustix::fs::chownat(
                     &h,
