@@ -169,14 +169,7 @@ fn security_facts(sec: &ProcessSecurity) -> Vec<(&'static str, String)> {
 
 /// Prints the plan of `sb`; changes nothing.
 pub fn dry_run(sb: &Sandbox, json: bool) -> Result<(), CliError> {
-    let plan = saferoot::rootfs::plan(&sb.spec).map_err(|e| {
-        let msg = sb.explain(&e);
-        if matches!(sb.root, RootKind::Bundle(_)) {
-            CliError::setup(msg)
-        } else {
-            CliError::usage(msg)
-        }
-    })?;
+    let plan = crate::run::checked_plan(sb)?;
     let strategy = sb
         .strategy
         .resolve()

@@ -565,21 +565,26 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     Ok(code)
 }
 
-/// Checks and plans `sb.spec` ([`saferoot::rootfs::plan`]) and keeps the
-/// plan in `sb.plan` for the process that assembles the root
-/// (`rootfs_setup::setup`, after the fork). A refused spec is a setup error for a bundle
-/// and a usage error for a command line.
+/// Checks and plans `sb.spec` ([`checked_plan`]) and keeps the plan in
+/// `sb.plan` for the process that assembles the root
+/// (`rootfs_setup::setup`, after the fork).
 fn plan_spec(sb: &Sandbox) -> Result<(), CliError> {
-    let plan = saferoot::rootfs::plan(&sb.spec).map_err(|e| {
+    let plan = checked_plan(sb)?;
+    *sb.plan.borrow_mut() = Some(plan);
+    Ok(())
+}
+
+/// The plan of `sb.spec` ([`saferoot::rootfs::plan`]). A refused spec is
+/// a setup error for a bundle and a usage error for a command line.
+pub fn checked_plan(sb: &Sandbox) -> Result<saferoot::rootfs::Plan, CliError> {
+    saferoot::rootfs::plan(&sb.spec).map_err(|e| {
         let msg = sb.explain(&e);
         if matches!(sb.root, RootKind::Bundle(_)) {
             CliError::setup(msg)
         } else {
             CliError::usage(msg)
         }
-    })?;
-    *sb.plan.borrow_mut() = Some(plan);
-    Ok(())
+    })
 }
 
 /// The setup pipe of [`relay::Watch`]: non-blocking, close-on-exec, and
