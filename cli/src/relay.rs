@@ -138,14 +138,15 @@ fn setting_up(w: &mut Watch) -> bool {
 }
 
 impl Watch {
-    /// Reads what the chain wrote on the setup pipe before saferoot asked
-    /// for a signal from it ([`crate::sys::process::signal_on_readable`]
-    /// signals new data and end-of-file, not what was there already): a
-    /// [`MOUNT_RELEASED`] byte written meanwhile, or a setup that already
-    /// ended, is acted on now rather than at the next signal.
+    /// Reads what the chain wrote on the setup pipe, while anything waits
+    /// for the end of setup: a [`MOUNT_RELEASED`] byte releases the procfs
+    /// mount, the end of setup what waited for it. Called at each signal
+    /// from the pipe, and once right after saferoot asked for them
+    /// ([`crate::sys::process::signal_on_readable`] signals new data and
+    /// end-of-file, not what was there already).
     pub fn catch_up(&mut self) {
         if self.until_setup_ends.is_some() && !setting_up(self) {
-            log::debug!("setup ended before saferoot watched it: releasing what waited for it");
+            log::debug!("setup ended: releasing what waited for it");
             self.until_setup_ends = None;
         }
     }
@@ -167,12 +168,7 @@ fn setup_pipe_news(watch: Option<&mut Watch>, s: &ReceivedSignal) -> bool {
     {
         return false;
     }
-    if !setting_up(w) {
-        if let Some(held) = w.until_setup_ends.take() {
-            log::debug!("setup ended: releasing what waited for it");
-            drop(held);
-        }
-    }
+    w.catch_up();
     true
 }
 

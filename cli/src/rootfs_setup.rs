@@ -532,7 +532,7 @@ pub fn setup(
     // entering, and changed into after entering: see `chdir_in_root`).
     let mut plan = match sb.plan.borrow_mut().take() {
         Some(p) => p,
-        None => saferoot::rootfs::plan(&sb.spec).map_err(setup_err(sb))?,
+        None => crate::run::checked_plan(sb)?,
     };
     let cwd = plan.cwd.take();
     crate::run::test_setup_delay();

@@ -322,11 +322,11 @@ pub struct Sandbox {
     /// `--mount-ns`: start from this minimal mount namespace instead of a
     /// copy of the caller's ([`crate::host_view`]).
     pub mount_ns: Option<std::sync::Arc<saferoot::rootfs::MinimalNamespace>>,
-    /// The plan of `spec` (its working directory taken out), made by
-    /// `run` once the rootfs path is final, and taken by the process that
-    /// assembles the root: the spec is checked and planned once per run,
-    /// not again in the sandbox's first process. Empty until then; a
-    /// setup that finds it empty plans `spec` itself.
+    /// The plan of `spec`, made by `run` once the rootfs path is final,
+    /// and taken by the process that assembles the root: the spec is
+    /// checked and planned once per run, not again in the sandbox's first
+    /// process. Empty until then; a setup that finds it empty plans `spec`
+    /// itself.
     pub plan: std::cell::RefCell<Option<saferoot::rootfs::Plan>>,
 }
 
