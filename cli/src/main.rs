@@ -27,6 +27,7 @@ mod host_view;
 mod lock;
 mod mounts_cmd;
 mod namespaces;
+mod net_ahead;
 mod output;
 mod privileges;
 mod relay;

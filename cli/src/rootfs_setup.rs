@@ -20,6 +20,18 @@ use saferoot::{ErrorKind, Mount, Root};
 use crate::errors::{shown, CliError, Escaped};
 use crate::sandbox::{RootKind, Sandbox, Step, StepKind};
 
+/// What joining (or, failing a hand-over, making) the network namespace is
+/// called in an error.
+const JOIN_NET: &str = "join the new network namespace (setns, or unshare and bring up lo)";
+
+fn join_err(e: rustix::io::Errno) -> CliError {
+    CliError::setup(format!("{JOIN_NET}: {e}"))
+}
+
+fn lo_err(e: rustix::io::Errno) -> CliError {
+    CliError::setup(format!("bring up lo in the new network namespace: {e}"))
+}
+
 fn setup_err(sb: &Sandbox) -> impl Fn(saferoot::Error) -> CliError + '_ {
     move |e| CliError::setup(sb.explain(&e))
 }
@@ -488,10 +500,14 @@ pub struct Entered {
 /// a [`saferoot::rootfs::MountLock`] made outside the sandbox's pid namespace, whose pids its
 /// helper would otherwise take, or the maps of an in-place lock).
 /// `procfs` is saferoot's private procfs for the run (see `run::run`).
+/// `net` is where saferoot sends the network namespace it made for this
+/// process (`crate::net_ahead`), joined before the first step that depends
+/// on it.
 pub fn setup(
     sb: &Sandbox,
     lock: Option<crate::lock::Lock>,
     procfs: &saferoot::procfs::Procfs,
+    net: Option<crate::net_ahead::Joiner>,
 ) -> Result<Entered, CliError> {
     // The setup process is single-threaded: its umask and working
     // directory are changed in place, with no helper thread (which would
@@ -503,10 +519,8 @@ pub fn setup(
         crate::sys::process::sethostname(h)
             .map_err(|e| CliError::setup(format!("hostname {}: sethostname: {e}", shown(h))))?;
     }
-    if sb.namespaces.net {
-        crate::sys::process::loopback_up().map_err(|e| {
-            CliError::setup(format!("bring up lo in the new network namespace: {e}"))
-        })?;
+    if sb.namespaces.net && net.is_none() {
+        crate::sys::process::loopback_up().map_err(lo_err)?;
     }
     match &sb.root {
         RootKind::Tmpfs => mount_fresh_root(&sb.spec.rootfs)?,
@@ -535,6 +549,10 @@ pub fn setup(
         None => crate::run::checked_plan(sb)?,
     };
     let cwd = plan.cwd.take();
+    let mut net = net.map(|j| (j, crate::net_ahead::join_point(&plan)));
+    if let Some((joiner, Some(None))) = net.take_if(|(_, at)| *at == Some(None)) {
+        joiner.join().map_err(join_err)?;
+    }
     crate::run::test_setup_delay();
     // Steps happen between the mounts, in command-line order; those after
     // the last mount, in the assembled root.
@@ -544,8 +562,18 @@ pub fn setup(
         next: 0,
         failed: None,
     };
-    let assembled = assemble_plan_with(plan, &opts, &mut |i, root| steps.until(i, root))
-        .map_err(|e| steps.error(sb, e))?;
+    let assembled = assemble_plan_with(plan, &opts, &mut |i, root| {
+        if let Some((joiner, _)) = net.take_if(|(_, at)| *at == Some(Some(i))) {
+            joiner
+                .join()
+                .map_err(|e| saferoot::Error::from_os(JOIN_NET, None, e))?;
+        }
+        steps.until(i, root)
+    })
+    .map_err(|e| steps.error(sb, e))?;
+    if let Some((joiner, _)) = net {
+        joiner.join().map_err(join_err)?;
+    }
     log::info!(
         "assembled {} ({} strategy)",
         sb.spec.rootfs.escaped(),

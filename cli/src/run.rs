@@ -352,12 +352,24 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else {
         None
     };
+    // An init started directly gets its network namespace from saferoot,
+    // made while the init mounts (`crate::net_ahead`): an init forked into
+    // the pid namespace makes the other namespaces itself, an init cloned
+    // into its user namespace is cloned into the others.
+    let net_ahead = if child_is_init && sb.namespaces.net {
+        Some(crate::net_ahead::pair()?)
+    } else {
+        None
+    };
     if direct_init {
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
     }
     let forked = if cloned_init {
-        let flags = sb.namespaces.unshare_flags() | rustix::thread::UnshareFlags::NEWUSER;
+        let mut flags = sb.namespaces.unshare_flags() | rustix::thread::UnshareFlags::NEWUSER;
+        if net_ahead.is_some() {
+            flags -= rustix::thread::UnshareFlags::NEWNET;
+        }
         clone_into_namespaces(&counter, u64::from(flags.bits()))
     } else {
         fork_with(&counter)
@@ -377,6 +389,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             drop(alive_w);
             let direct = Direct {
                 mnt_before,
+                net: net_ahead.map(|(maker, joiner)| {
+                    drop(maker);
+                    joiner
+                }),
                 cloned: go.map(|go| (go, host_uid)),
                 status: status.map(|(r, w)| {
                     drop(r);
@@ -420,6 +436,21 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             )))
         }
         Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
+    };
+    let net_maker = net_ahead.map(|(maker, joiner)| {
+        drop(joiner);
+        maker
+    });
+    let net_maker = match net_maker {
+        Some(maker) if direct_init => {
+            if let Err(e) = maker.make(counter.procfs()) {
+                relay::kill_and_reap(child);
+                return Err(e);
+            }
+            None
+        }
+        // A cloned init's is made once its maps are written (below).
+        other => other,
     };
     if cloned_init {
         // Lowering the score needs CAP_SYS_RESOURCE in the initial user
@@ -487,6 +518,12 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         }
     }
     drop(sync);
+    if let Some(maker) = net_maker {
+        if let Err(e) = maker.make_in_user_ns_of(child, counter.procfs(), &counter) {
+            relay::kill_and_reap(child);
+            return Err(e);
+        }
+    }
     if let Some(l) = &mut listener {
         // Until the sandbox is set up (or gone).
         l.read(true);
@@ -614,7 +651,7 @@ pub fn test_setup_delay() {
 /// Debug builds sleep for the milliseconds the environment variable `var`
 /// gives (a test hook that widens a window between two steps, `what`
 /// naming the step that waits). Release builds do not read it.
-fn test_delay(var: &str, what: &str) {
+pub fn test_delay(var: &str, what: &str) {
     #[cfg(debug_assertions)]
     if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
         log::debug!("test hook: {what} sleeps {ms} ms");
@@ -719,7 +756,7 @@ fn child_main(
         ));
     }
     if !new_pid_ns && !sb.extras.needs_holder() {
-        let entered = crate::rootfs_setup::setup(sb, lock, procfs)?;
+        let entered = crate::rootfs_setup::setup(sb, lock, procfs, None)?;
         // setup_w closes on exec.
         let e = crate::exec::exec(sb, entered, reporter.as_ref());
         drop(setup_w);
@@ -839,8 +876,12 @@ fn init_main(
     let mut lock = lock;
     let mut direct = direct;
     let status = direct.as_mut().and_then(|d| d.status.take());
+    let net = direct.as_mut().and_then(|d| d.net.take());
+    if let (Some(net), Some(Direct { cloned: None, .. })) = (&net, &direct) {
+        net.start();
+    }
     if let Some(direct) = direct {
-        match own_namespaces(sb, counter.procfs(), direct) {
+        match own_namespaces(sb, counter.procfs(), direct, net.is_some()) {
             Ok(l) => lock = lock.or(l),
             Err(e) => {
                 crate::errors::print_error(&e);
@@ -867,7 +908,7 @@ fn init_main(
     }
     // The counter's procfs (saferoot's, made before the namespaces) was
     // opened before entering the root, which may have no /proc.
-    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs(), net) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
@@ -917,6 +958,9 @@ struct Direct {
     /// Where the init writes the program's exit status before it ends
     /// (`Sandbox::exit_with_program`).
     status: Option<OwnedFd>,
+    /// With a new network namespace: where saferoot sends it
+    /// (`crate::net_ahead`); the init's unshare leaves it out.
+    net: Option<crate::net_ahead::Joiner>,
 }
 
 /// What the namespace child does before the init exists, for an init that
@@ -926,8 +970,14 @@ struct Direct {
 /// namespace's maps (saferoot set the OOM score), becoming root of the
 /// namespace, `--disable-userns`, and the lock, made in place (see
 /// [`crate::lock`]). Both check that the mount namespace differs from
-/// saferoot's.
-fn own_namespaces(sb: &Sandbox, procfs: &Procfs, direct: Direct) -> Result<Option<Lock>, CliError> {
+/// saferoot's. With `net_ahead`, the network namespace is left to saferoot
+/// (`crate::net_ahead`).
+fn own_namespaces(
+    sb: &Sandbox,
+    procfs: &Procfs,
+    direct: Direct,
+    net_ahead: bool,
+) -> Result<Option<Lock>, CliError> {
     let mut lock = None;
     if let Some((go, host_uid)) = direct.cloned {
         if !read_byte(&go) {
@@ -948,7 +998,11 @@ fn own_namespaces(sb: &Sandbox, procfs: &Procfs, direct: Direct) -> Result<Optio
         if let Some(ns) = &sb.mount_ns {
             crate::host_view::enter(sb, ns)?;
         }
-        let flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
+        let mut flags = sb.namespaces.unshare_flags() - rustix::thread::UnshareFlags::NEWPID;
+        if net_ahead {
+            // saferoot makes it (`crate::net_ahead`).
+            flags -= rustix::thread::UnshareFlags::NEWNET;
+        }
         saferoot::namespace::unshare(flags).map_err(|e| {
             CliError::setup(format!(
                 "unshare({}): {e}",
@@ -987,7 +1041,7 @@ fn holder_main(
     reporter: Option<Reporter>,
     counter: ThreadCounter,
 ) -> i32 {
-    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs()) {
+    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs(), None) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);

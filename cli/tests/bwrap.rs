@@ -888,15 +888,35 @@ fn unshare_net_has_only_loopback_and_it_is_up() {
             .map(|(name, _)| name.trim().to_string())
             .collect()
     };
-    let o = b
-        .run(&concat(&[ROOT, &["--unshare-net", "sh", "-c", script]]))
-        .ok();
-    assert_eq!(interfaces(&o.stdout), BTreeSet::from(["lo".to_string()]));
-    let fib = o.stdout.split_once("==\n").unwrap().1;
-    assert!(
-        fib.lines().any(|l| l.trim() == "|-- 127.0.0.1"),
-        "loopback has no 127.0.0.1:\n{fib}"
-    );
+    // Made by the namespace child (no pid namespace), by saferoot for an
+    // init forked into a pid namespace, by a helper in the sandbox's user
+    // namespace for an init cloned into it; and, with the test hook that
+    // stops saferoot from making it, by those inits themselves.
+    let flag_sets: &[&[&str]] = &[
+        &["--unshare-net"],
+        &["--unshare-net", "--unshare-pid"],
+        &["--unshare-all"],
+    ];
+    for flags in flag_sets {
+        for hook in ["", "off"] {
+            let mut c = b.command(&concat(&[ROOT, flags, &["sh", "-c", script]]));
+            if !hook.is_empty() {
+                c.env("SAFEROOT_TEST_NET_AHEAD", hook);
+            }
+            let o = b.output(c).ok();
+            let what = format!("{flags:?} SAFEROOT_TEST_NET_AHEAD={hook}");
+            assert_eq!(
+                interfaces(&o.stdout),
+                BTreeSet::from(["lo".to_string()]),
+                "{what}"
+            );
+            let fib = o.stdout.split_once("==\n").unwrap().1;
+            assert!(
+                fib.lines().any(|l| l.trim() == "|-- 127.0.0.1"),
+                "{what}: loopback has no 127.0.0.1:\n{fib}"
+            );
+        }
+    }
     // Without it, the host's interfaces.
     let host = std::fs::read_to_string("/proc/self/net/dev").unwrap();
     let o = b.run(&concat(&[ROOT, &["sh", "-c", script]])).ok();

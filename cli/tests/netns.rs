@@ -1,9 +1,11 @@
 //! A bundle's new network namespace, judged from inside the sandbox and
 //! from the host: the program is in a namespace of its own with only `lo`,
-//! and it is up; a `sysfs` mounted for the sandbox shows that namespace's
-//! devices, not the host's; a `net.*` sysctl of the bundle lands in it and
-//! not on the host; and saferoot itself stays in the host's namespace
-//! while the program runs.
+//! and it is up; a `sysfs` mounted for the sandbox, first or last, shows
+//! that namespace's devices, not the host's; a `net.*` sysctl of the
+//! bundle lands in it and not on the host; and saferoot itself, which
+//! makes the namespace while the init mounts (`net_ahead`), stays in the
+//! host's namespace while the program runs. The same holds when the init
+//! has to wait for the namespace and when it makes its own.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -31,21 +33,37 @@ fn var(out: &str, key: &str) -> String {
         .to_string()
 }
 
-/// A bundle with the host's programs, its own `/proc` and `/sys`, new
-/// pid, mount and network namespaces, `script` as the process and, with
-/// `sysctl`, `net.core.somaxconn` set to 1234.
-fn bundle(script: &str, sysctl: bool) -> TempDir {
+/// Where a bundle mounts `/sys` (a `sysfs`, which shows the devices of
+/// the network namespace it is mounted from).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sysfs {
+    /// The first mount of the spec.
+    First,
+    /// After `/proc` and the binds of the host's programs.
+    Last,
+    /// No `/sys` at all: nothing the root is built of depends on the
+    /// network namespace.
+    Absent,
+}
+
+/// A bundle with the host's programs, its own `/proc` and (see [`Sysfs`])
+/// `/sys`, new pid, mount and network namespaces, `script` as the process
+/// and, with `sysctl`, `net.core.somaxconn` set to 1234.
+fn bundle(script: &str, sysctl: bool, sysfs: Sysfs) -> TempDir {
     let dir = TempDir::new();
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-    ];
+    let sys = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]});
+    let mut mounts = vec![json!({"destination": "/proc", "type": "proc", "source": "proc"})];
     for d in common::host_program_dirs(&rootfs) {
         mounts.push(
             json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}),
         );
+    }
+    match sysfs {
+        Sysfs::First => mounts.insert(0, sys),
+        Sysfs::Last => mounts.push(sys),
+        Sysfs::Absent => {}
     }
     let config = json!({
         "ociVersion": "1.0.2",
@@ -65,20 +83,23 @@ fn bundle(script: &str, sysctl: bool) -> TempDir {
 }
 
 /// What the program and the host see of one run of `bundle(SCRIPT,
-/// sysctl)`: the program's report, and saferoot's own network namespace
-/// while the program runs.
-fn run(sysctl: bool) -> (String, String) {
+/// sysctl, sysfs)` with the environment `env` added: the program's
+/// report, and saferoot's own network namespace while the program runs.
+fn run(sysctl: bool, sysfs: Sysfs, env: &[(&str, &str)]) -> (String, String) {
+    // `lo` is up when the kernel has its local routes (127.0.0.1 and
+    // its kin): a namespace whose `lo` is down has none.
     let script = r#"
         echo "net=$(readlink /proc/self/ns/net)"
-        echo "sysfs=$(ls /sys/class/net | tr '\n' ' ')"
-        echo "lo=$(cat /sys/class/net/lo/flags)"
+        echo "sysfs=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
+        echo "local_routes=$(grep -c 'host LOCAL' /proc/net/fib_trie)"
         echo "somaxconn=$(cat /proc/sys/net/core/somaxconn)"
         echo ready
         read -r _ || true
     "#;
-    let b = bundle(script, sysctl);
+    let b = bundle(script, sysctl, sysfs);
     let mut child = Command::new(EXE)
         .args(["run", "--bundle", b.path().to_str().unwrap()])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,38 +125,73 @@ fn run(sysctl: bool) -> (String, String) {
     (out, saferoot_net.unwrap().to_string_lossy().into_owned())
 }
 
-#[test_log::test]
-fn a_bundles_network_namespace_is_the_programs_alone() {
-    if !common::require_root() {
-        return;
-    }
+/// The same, for every combination of a `net.*` sysctl and a place of
+/// `/sys`, with `env`: saferoot makes the namespace while the init mounts
+/// and the init joins it before the first step that depends on it, or
+/// (with the test hooks) the init waits for it, or makes its own.
+fn check_network_namespace(env: &[(&str, &str)]) {
     let host_somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap();
     assert_ne!(
         host_somaxconn.trim(),
         "1234",
         "pick another value for this host"
     );
-    for sysctl in [false, true] {
-        let (out, saferoot_net) = run(sysctl);
-        assert_eq!(
-            saferoot_net,
-            host_ns("net"),
-            "saferoot left the host's network namespace"
-        );
-        assert_ne!(var(&out, "net"), host_ns("net"), "{out}");
-        assert_eq!(var(&out, "sysfs").trim(), "lo", "sysctl {sysctl}: {out}");
-        // IFF_UP | IFF_LOOPBACK.
-        let flags = u32::from_str_radix(var(&out, "lo").trim_start_matches("0x"), 16).unwrap();
-        assert_eq!(flags & 0x9, 0x9, "lo is not up: {out}");
-        if sysctl {
-            assert_eq!(var(&out, "somaxconn"), "1234", "{out}");
+    for sysfs in [Sysfs::First, Sysfs::Last, Sysfs::Absent] {
+        for sysctl in [false, true] {
+            let what = format!("{env:?}, /sys {sysfs:?}, sysctl {sysctl}");
+            let (out, saferoot_net) = run(sysctl, sysfs, env);
+            assert_eq!(
+                saferoot_net,
+                host_ns("net"),
+                "{what}: saferoot left the host's network namespace"
+            );
+            assert_ne!(var(&out, "net"), host_ns("net"), "{what}: {out}");
+            if sysfs != Sysfs::Absent {
+                assert_eq!(var(&out, "sysfs").trim(), "lo", "{what}: {out}");
+            }
+            assert_ne!(
+                var(&out, "local_routes"),
+                "0",
+                "{what}: lo is not up: {out}"
+            );
+            if sysctl {
+                assert_eq!(var(&out, "somaxconn"), "1234", "{what}: {out}");
+            }
+            assert_eq!(
+                std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap(),
+                host_somaxconn,
+                "{what}: the sysctl reached the host"
+            );
         }
-        assert_eq!(
-            std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap(),
-            host_somaxconn,
-            "the sysctl reached the host"
-        );
     }
+}
+
+#[test_log::test]
+fn a_bundles_network_namespace_is_the_programs_alone() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[]);
+}
+
+/// The init reaches the point where it needs the namespace before
+/// saferoot has made it, and waits.
+#[test_log::test]
+fn the_init_waits_for_the_network_namespace_saferoot_makes() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
+}
+
+/// saferoot makes no namespace (as when it cannot), and the init makes
+/// its own, with the same result.
+#[test_log::test]
+fn the_init_makes_the_network_namespace_when_saferoot_does_not() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD", "off")]);
 }
 
 #[test_log::test]
@@ -143,7 +199,11 @@ fn without_a_network_namespace_the_program_shares_the_hosts() {
     if !common::require_root() {
         return;
     }
-    let b = bundle(r#"echo "net=$(readlink /proc/self/ns/net)""#, false);
+    let b = bundle(
+        r#"echo "net=$(readlink /proc/self/ns/net)""#,
+        false,
+        Sysfs::Last,
+    );
     let cfg = b.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
@@ -156,4 +216,99 @@ fn without_a_network_namespace_the_program_shares_the_hosts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(var(&stdout, "net"), host_ns("net"), "{stdout}");
+}
+
+/// The inode numbers of `kind` namespaces and of the user namespaces that
+/// own them, as `lsns` lists them.
+fn owners(kind: &str) -> Vec<(u64, u64)> {
+    let out = Command::new("lsns")
+        .args(["-n", "-t", kind, "-o", "NS,ONS"])
+        .output()
+        .expect("lsns (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().map(|w| w.parse::<u64>().ok());
+            Some((w.next()??, w.next()??))
+        })
+        .collect()
+}
+
+fn ns_ino(pid: u32, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .ino()
+}
+
+/// The first child of `pid`.
+fn first_child(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{pid} has no child"))
+}
+
+/// With a new user namespace (bubblewrap's `--unshare-all`) the network
+/// namespace belongs to the sandbox's user namespace (its init's), as one
+/// the init made itself would, not to the host's: saferoot's helper makes
+/// it from inside that user namespace. The same when the init makes its
+/// own (the test hook).
+#[test_log::test]
+fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let bwrap = dir.join("bwrap");
+    std::os::unix::fs::symlink(EXE, &bwrap).unwrap();
+    let host_user = ns_ino(std::process::id(), "user");
+    for hook in ["", "off"] {
+        let mut c = Command::new(&bwrap);
+        c.args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--unshare-all",
+            "sh",
+            "-c",
+            "echo ready; read -r _ || true",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if !hook.is_empty() {
+            c.env("SAFEROOT_TEST_NET_AHEAD", hook);
+        }
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "hook {hook:?}");
+        let init = first_child(child.id());
+        let program = first_child(init);
+        let net = ns_ino(init, "net");
+        let init_user = ns_ino(init, "user");
+        assert_eq!(ns_ino(program, "net"), net, "hook {hook:?}");
+        assert_ne!(init_user, host_user, "hook {hook:?}");
+        let owner = owners("net")
+            .into_iter()
+            .find(|(ns, _)| *ns == net)
+            .map(|(_, owner)| owner);
+        assert_eq!(
+            owner,
+            Some(init_user),
+            "hook {hook:?}: the sandbox's network namespace {net} is not owned by its user \
+             namespace {init_user} (host's: {host_user})"
+        );
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "hook {hook:?}: {status:?}");
+    }
 }

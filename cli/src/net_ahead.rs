@@ -1,0 +1,395 @@
+//! The sandbox's network namespace, made by saferoot while the init mounts.
+//!
+//! `unshare(CLONE_NEWNET)` is the dearest single call of a start (every
+//! network subsystem sets up its per-namespace state: about half a
+//! millisecond), and nothing in the root's assembly but a few mounts
+//! (`sysfs`, network filesystems) depends on which network namespace the
+//! caller is in. When saferoot forks the init directly (a new pid
+//! namespace, no user namespace: the init then makes its own namespaces),
+//! saferoot, idle after the fork, makes the network namespace instead and
+//! hands it over, while the init unshares the others and mounts; the init
+//! joins it right before the first step that depends on it, and after the
+//! assembly at the latest (see [`join_point`]).
+//!
+//! The hand-over is an nsfs fd sent over a socket pair made before the
+//! fork (`SCM_RIGHTS`): the init joins exactly the namespace saferoot made,
+//! whatever saferoot does next. saferoot goes back to its own network
+//! namespace right after sending (it was in the new one for the time of a
+//! few calls, and never runs anything else there), and checks before
+//! sending that the two differ. It also brings the loopback interface up
+//! while it is in there, as the init would have.
+//!
+//! Nothing changes for the sandbox if saferoot cannot make the namespace:
+//! it then sends nothing and closes its end, and the init, reading
+//! end-of-file, unshares the network namespace itself, as before. A user
+//! namespace owns its network namespace, so with a new user namespace the
+//! init (inside it) keeps making its own.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, PidfdFlags, WaitOptions};
+use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
+use saferoot::procfs::Procfs;
+use saferoot::rootfs::policy::NsKind;
+use saferoot::rootfs::Plan;
+
+use crate::errors::CliError;
+use crate::sys::process::{exit_immediately, fork_with, Forked, ThreadCounter};
+
+/// saferoot's end: makes the namespace and sends it ([`Maker::make`]).
+#[derive(Debug)]
+pub struct Maker(OwnedFd);
+
+/// The init's end: receives the namespace and joins it ([`Joiner::join`]).
+#[derive(Debug)]
+pub struct Joiner(OwnedFd);
+
+/// A connected pair, made before the fork; each side drops the other's end.
+pub fn pair() -> Result<(Maker, Joiner), CliError> {
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| CliError::setup(format!("socketpair: {e}")))?;
+    Ok((Maker(a), Joiner(b)))
+}
+
+impl Maker {
+    /// For an init forked into a new pid namespace (no user namespace):
+    /// makes a network namespace with its loopback interface up, sends it
+    /// to the init and returns saferoot to the namespace it was in.
+    ///
+    /// Failing to make or send it is not an error here: the init then
+    /// makes its own (and reports a failure of that). Failing to return
+    /// to saferoot's own namespace is: saferoot must not go on in the
+    /// sandbox's.
+    pub fn make(self, procfs: &Procfs) -> Result<(), CliError> {
+        if !answer(&self.0) {
+            return Ok(());
+        }
+        if test_hook_off() {
+            return Ok(());
+        }
+        let own = match procfs.open_namespace(None, "net") {
+            Ok(f) => OwnedFd::from(f),
+            Err(e) => {
+                log::debug!("network namespace left to the init: {e}");
+                return Ok(());
+            }
+        };
+        let made = make_here(procfs);
+        rustix::thread::move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| {
+                CliError::setup(format!(
+                    "setns back into saferoot's own network namespace: {e}"
+                ))
+            })?;
+        if let Some(made) = made {
+            if differ(&own, &made) {
+                self.send(&made);
+            } else {
+                log::debug!("network namespace left to the init: the one made is saferoot's own");
+            }
+        }
+        Ok(())
+    }
+
+    /// For an init cloned into a new user namespace, which must own the
+    /// network namespace: a helper process forked here enters the init's
+    /// user namespace (`setns` on a pidfd of `init`), makes the namespace
+    /// there, sends it and exits, while saferoot waits for it (saferoot has
+    /// nothing else to do while the init mounts; the init's maps are
+    /// written before). saferoot itself never enters the user namespace,
+    /// which it could not leave.
+    pub fn make_in_user_ns_of(
+        self,
+        init: Pid,
+        procfs: &Procfs,
+        counter: &ThreadCounter,
+    ) -> Result<(), CliError> {
+        if test_hook_off() {
+            return Ok(());
+        }
+        let pidfd = match rustix::process::pidfd_open(init, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::debug!("network namespace left to the init: pidfd_open: {e}");
+                return Ok(());
+            }
+        };
+        // The helper and saferoot meet once, as the init and saferoot do
+        // in the other case (see `Joiner::start`), so that the helper
+        // runs where saferoot waits, not on the init's CPU.
+        let (meet_parent, meet_helper) = match rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                log::debug!("network namespace left to the init: socketpair: {e}");
+                return Ok(());
+            }
+        };
+        match fork_with(counter) {
+            Ok(Forked::Child) => {
+                drop(meet_parent);
+                meet(&meet_helper);
+                let entered = rustix::thread::move_into_thread_name_spaces(
+                    pidfd.as_fd(),
+                    ThreadNameSpaceType::USER,
+                );
+                match entered {
+                    Ok(()) => {
+                        if let Some(made) = make_here(procfs) {
+                            self.send(&made);
+                        }
+                    }
+                    Err(e) => log::debug!(
+                        "network namespace left to the init: setns into its user namespace: {e}"
+                    ),
+                }
+                exit_immediately(0)
+            }
+            Ok(Forked::Parent(helper)) => {
+                drop(self);
+                drop(meet_helper);
+                answer(&meet_parent);
+                while let Err(Errno::INTR) =
+                    rustix::process::waitpid(Some(helper), WaitOptions::empty())
+                {}
+                Ok(())
+            }
+            Err(e) => {
+                log::debug!("network namespace left to the init: fork: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `ns` to the init (a failure leaves the namespace to it).
+    fn send(&self, ns: &OwnedFd) {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [ns.as_fd()];
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return;
+        }
+        if let Err(e) = rustix::net::sendmsg(
+            &self.0,
+            &[IoSlice::new(b"n")],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            log::debug!("network namespace left to the init: sendmsg: {e}");
+        }
+    }
+}
+
+/// The started side of a meeting (see [`Joiner::start`]): says it runs,
+/// then waits for the answer.
+fn meet(sock: &OwnedFd) {
+    let mut byte = [0u8; 1];
+    if rustix::net::send(sock, b"s", SendFlags::NOSIGNAL).is_ok() {
+        while let Err(Errno::INTR) = rustix::net::recv(sock, &mut byte, RecvFlags::empty()) {}
+    }
+}
+
+/// The other side of a meeting: waits until the started side runs, then
+/// answers. False if it is gone (or the socket fails).
+fn answer(sock: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    let ran = loop {
+        match rustix::net::recv(sock, &mut byte, RecvFlags::empty()) {
+            Err(Errno::INTR) => continue,
+            Ok((1, _)) => break true,
+            Ok(_) => break false,
+            Err(e) => {
+                log::debug!("network namespace left to the init: recv: {e}");
+                break false;
+            }
+        }
+    };
+    ran && rustix::net::send(sock, b"g", SendFlags::NOSIGNAL)
+        .inspect_err(|e| log::debug!("network namespace left to the init: send: {e}"))
+        .is_ok()
+}
+
+/// Moves the calling process into a new network namespace, brings its
+/// loopback interface up and returns the namespace as an nsfs fd; `None`
+/// (with the reason logged) if any of that fails.
+fn make_here(procfs: &Procfs) -> Option<OwnedFd> {
+    let step = || -> Result<OwnedFd, String> {
+        saferoot::namespace::unshare(UnshareFlags::NEWNET)
+            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+        crate::sys::process::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+        procfs
+            .open_namespace(None, "net")
+            .map(OwnedFd::from)
+            .map_err(|e| e.to_string())
+    };
+    step()
+        .inspect_err(|e| log::debug!("network namespace left to the init: {e}"))
+        .ok()
+}
+
+/// The debug-build test hook `SAFEROOT_TEST_NET_AHEAD=off`: saferoot
+/// makes no network namespace, and the init makes its own. Release builds
+/// do not read it.
+fn test_hook_off() -> bool {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SAFEROOT_TEST_NET_AHEAD").is_some_and(|v| v == "off") {
+        log::debug!("test hook: the network namespace is left to the init");
+        return true;
+    }
+    false
+}
+
+/// Whether two nsfs fds are different namespaces (their inode numbers, on
+/// the one nsfs; an fd that cannot be read counts as the same).
+fn differ(a: &OwnedFd, b: &OwnedFd) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) != (y.st_dev, y.st_ino),
+        _ => false,
+    }
+}
+
+impl Joiner {
+    /// Meets saferoot once after the fork, so that the two run on
+    /// different CPUs. The kernel often starts a forked child on its
+    /// parent's CPU, one of them then waiting for the other to block while
+    /// another CPU idles. Here each side blocks once until the other has
+    /// run (the init says it started, then waits for saferoot's answer;
+    /// saferoot waits for the first, then answers): whichever was waiting
+    /// for the CPU gets it, and the one woken is placed on an idle CPU if
+    /// there is one. Then the init mounts while saferoot makes the
+    /// network namespace, side by side instead of one after the other.
+    pub fn start(&self) {
+        meet(&self.0);
+    }
+
+    /// Joins the network namespace saferoot sends, waiting for it if it is
+    /// not there yet; unshares one (and brings its loopback up) when
+    /// saferoot sends none.
+    pub fn join(self) -> Result<(), Errno> {
+        let mut byte = [0u8; 1];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let received = loop {
+            match rustix::net::recvmsg(
+                &self.0,
+                &mut [IoSliceMut::new(&mut byte)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Err(Errno::INTR) => continue,
+                r => break r,
+            }
+        };
+        let mut ns = None;
+        if received.is_ok() {
+            for msg in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                    for fd in fds {
+                        ns.get_or_insert(fd);
+                    }
+                }
+            }
+        }
+        match ns {
+            Some(ns) => {
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(LinkNameSpaceType::Network),
+                )?;
+                log::debug!("joined the network namespace saferoot made");
+                Ok(())
+            }
+            None => {
+                saferoot::namespace::unshare(UnshareFlags::NEWNET)?;
+                crate::sys::process::loopback_up()
+            }
+        }
+    }
+}
+
+/// Where in the assembly of `plan` the init must be in the sandbox's
+/// network namespace: before assembly starts (`Some(None)`) when the plan
+/// relies on it (its `net.*` sysctls: assembly checks the namespace first)
+/// or a mount saferoot adds depends on it; before the spec's mount `i`
+/// (`Some(Some(i))`) when that is the first that depends on it; `None`
+/// when nothing does (the init joins once the assembly is done).
+pub fn join_point(plan: &Plan) -> Option<Option<usize>> {
+    if plan.relies_on.contains(&NsKind::Net) {
+        return Some(None);
+    }
+    let mut first = None;
+    for pm in plan
+        .mounts
+        .iter()
+        .filter(|pm| depends_on_netns(pm.fstype()))
+    {
+        match pm.index {
+            None => return Some(None),
+            Some(i) => first = Some(first.map_or(i, |f: usize| f.min(i))),
+        }
+    }
+    first.map(Some)
+}
+
+/// Whether mounting a filesystem of type `fstype` depends on the caller's
+/// network namespace. A `sysfs` shows the network devices of the namespace
+/// it is mounted from; a network filesystem connects from it. The types
+/// known not to are listed; any other is taken to depend on it.
+pub fn depends_on_netns(fstype: &str) -> bool {
+    !matches!(
+        fstype,
+        "bind"
+            | "symlink"
+            | "cgroup"
+            | "cgroup2"
+            | "tmpfs"
+            | "ramfs"
+            | "proc"
+            | "devpts"
+            | "mqueue"
+            | "overlay"
+            | "devtmpfs"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_and_unknown_filesystems_depend_on_the_network_namespace() {
+        for t in [
+            "sysfs",
+            "nfs",
+            "nfs4",
+            "cifs",
+            "9p",
+            "fuse.sshfs",
+            "",
+            "weird",
+        ] {
+            assert!(depends_on_netns(t), "{t}");
+        }
+        for t in [
+            "bind", "tmpfs", "proc", "devpts", "mqueue", "cgroup", "cgroup2", "overlay",
+        ] {
+            assert!(!depends_on_netns(t), "{t}");
+        }
+    }
+}
