@@ -168,7 +168,6 @@ fn run_script(rootfs: &Path, locking: Locking) -> BTreeMap<String, String> {
             let pid = InPlaceLock::enter(&procfs).map_err(other)?;
             chan.write_all(&pid.to_ne_bytes())?;
             chan.read_exact(&mut [0u8])?;
-            InPlaceLock::finish().map_err(other)?;
         }
         rustix::process::chroot(root.as_c_str())?;
         rustix::process::chdir(c"/")?;

@@ -10,9 +10,10 @@
 //!   take a pid in it); the program's process joins it right before exec.
 //! - In place, when saferoot cloned the init straight into its namespaces
 //!   and no process outside the pid namespace takes part in the setup: the
-//!   program's process unshares the user namespace itself and the init,
-//!   its parent, writes the maps ([`saferoot::rootfs::InPlaceLock`]). No
-//!   helper process, no extra namespace fd. The two talk over a socket
+//!   program's process unshares the user namespace itself (with its mount
+//!   namespace, in one call) and the init, its parent, writes the maps
+//!   ([`saferoot::rootfs::InPlaceLock`]). No helper process, no extra
+//!   namespace fd. The two talk over a socket
 //!   pair: the child sends its pid (as saferoot's procfs shows it, 4 bytes),
 //!   the init answers with one byte once the maps are written, or closes
 //!   its end on failure.
@@ -90,10 +91,6 @@ impl Lock {
                 // maps, and says why; end-of-file means it is gone.
                 chan.read_exact(&mut go)
                     .map_err(|_| fail(&"the init did not write the user namespace maps"))?;
-                InPlaceLock::finish().map_err(|e| fail(&e))?;
-                // The locked copy exists: the init may move into it (see
-                // `Parent::write_maps`). Nothing is waited for.
-                let _ = chan.write_all(&[2]);
                 Ok(())
             }
         }
@@ -124,9 +121,10 @@ impl Parent {
     /// on. On failure the caller kills the child (which would otherwise
     /// see the socket close and exit with a message of its own).
     ///
-    /// Then, once the child says its locked copy of the mount namespace
-    /// exists, the init moves into that copy (`setns` through a pidfd of
-    /// `child`, the child's pid in the init's own pid namespace). The
+    /// Then the init moves into the child's locked copy of the mount
+    /// namespace, which exists once the child has said its pid (`setns`
+    /// through a pidfd of `child`, the child's pid in the init's own pid
+    /// namespace). The
     /// namespace the init built the root in is then dropped here, while
     /// the program starts; and the program's namespace, which the init now
     /// holds too, is not torn down when the program exits, but when the
@@ -149,18 +147,15 @@ impl Parent {
             .write_maps(procfs, u32::from_ne_bytes(pid))
             .map_err(|e| fail(&e))?;
         self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
-        let mut copied = [0u8; 1];
-        if self.chan.read_exact(&mut copied).is_ok() {
-            let joined = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
-                .and_then(|fd| {
-                    rustix::thread::move_into_thread_name_spaces(
-                        std::os::fd::AsFd::as_fd(&fd),
-                        rustix::thread::ThreadNameSpaceType::MOUNT,
-                    )
-                });
-            if let Err(e) = joined {
-                log::debug!("the init stays in its mount namespace: {e}");
-            }
+        let joined = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
+            .and_then(|fd| {
+                rustix::thread::move_into_thread_name_spaces(
+                    std::os::fd::AsFd::as_fd(&fd),
+                    rustix::thread::ThreadNameSpaceType::MOUNT,
+                )
+            });
+        if let Err(e) = joined {
+            log::debug!("the init stays in its mount namespace: {e}");
         }
         Ok(())
     }

@@ -202,13 +202,15 @@ impl IdentityMaps {
 /// 2. [`InPlaceLock::enter`], in the forked child, single-threaded:
 ///    makes itself dumpable (so that its parent may open its id-map files;
 ///    only the parent and the owners of this user namespace can trace it,
-///    and exec sets dumpability again), unshares its user namespace, and
-///    returns its pid as `procfs` shows it. The child hands that pid to
-///    its parent (over a pipe, say) and waits.
-/// 3. [`InPlaceLock::write_maps`], in the parent: writes the child's maps.
-/// 4. [`InPlaceLock::finish`], in the child once told: unshares the mount
-///    namespace. The child is then where [`MountLock::apply`] would put
-///    it: in a locked copy, owned by a child user namespace.
+///    and exec sets dumpability again), unshares its user namespace and,
+///    in the same call, its mount namespace, and returns its pid as
+///    `procfs` shows it. The child is then where [`MountLock::apply`]
+///    would put it: in a locked copy, owned by a child user namespace
+///    (whose maps are not written yet: the kernel locks the copy's mounts
+///    because of who owns it, whatever the maps say). The child hands
+///    that pid to its parent (over a pipe, say) and waits.
+/// 3. [`InPlaceLock::write_maps`], in the parent: writes the child's maps
+///    and tells the child, which may then exec.
 ///
 /// The pid travels as the procfs shows it (the child's pid in the pid
 /// namespace the procfs was made in), so one procfs made outside the new
@@ -229,7 +231,9 @@ impl InPlaceLock {
     }
 
     /// Step 2, in the child: makes the process dumpable, unshares its user
-    /// namespace, and returns its pid as `procfs` shows it.
+    /// and mount namespaces (one `unshare(CLONE_NEWUSER | CLONE_NEWNS)`,
+    /// which locks every mount of the copy), and returns its pid as
+    /// `procfs` shows it.
     ///
     /// # Errors
     ///
@@ -239,8 +243,9 @@ impl InPlaceLock {
         let pid = procfs.self_pid()?;
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
             .map_err(|e| Error::os("lock mounts: prctl(PR_SET_DUMPABLE, 1)", e))?;
-        crate::sys::unshare(UnshareFlags::NEWUSER)
-            .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWUSER)", e))?;
+        crate::sys::unshare(UnshareFlags::NEWUSER | UnshareFlags::NEWNS)
+            .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWUSER | CLONE_NEWNS)", e))?;
+        log::debug!("mounts locked in place: in a mount namespace owned by a child user namespace");
         Ok(pid)
     }
 
@@ -249,15 +254,6 @@ impl InPlaceLock {
     /// returned it).
     pub fn write_maps(&self, procfs: &Procfs, pid: u32) -> Result<()> {
         procfs.write_id_maps(pid, &self.maps.uid_map, &self.maps.gid_map)
-    }
-
-    /// Step 4, in the child once its maps are written: unshares the mount
-    /// namespace, which locks every mount in the copy.
-    pub fn finish() -> Result<()> {
-        crate::sys::unshare(UnshareFlags::NEWNS)
-            .map_err(|e| Error::os("lock mounts: unshare(CLONE_NEWNS)", e))?;
-        log::debug!("mounts locked in place: in a mount namespace owned by a child user namespace");
-        Ok(())
     }
 }
 
