@@ -3,27 +3,33 @@
 //! `unshare(CLONE_NEWNET)` is the dearest single call of a start (every
 //! network subsystem sets up its per-namespace state: about half a
 //! millisecond), and nothing in the root's assembly but a few mounts
-//! (`sysfs`, network filesystems) depends on which network namespace the
-//! caller is in. When saferoot forks the init directly (a new pid
-//! namespace, no user namespace: the init then makes its own namespaces),
-//! saferoot, idle after the fork, makes the network namespace instead and
-//! hands it over, while the init unshares the others and mounts; the init
-//! joins it right before the first step that depends on it, and after the
-//! assembly at the latest (see [`join_point`]).
+//! (`sysfs`, network filesystems) and `net.*` sysctls depends on which
+//! network namespace the caller is in. So for an init that saferoot
+//! starts directly, the network namespace is made beside it while it
+//! unshares the others and mounts:
 //!
-//! The hand-over is an nsfs fd sent over a socket pair made before the
-//! fork (`SCM_RIGHTS`): the init joins exactly the namespace saferoot made,
-//! whatever saferoot does next. saferoot goes back to its own network
-//! namespace right after sending (it was in the new one for the time of a
-//! few calls, and never runs anything else there), and checks before
-//! sending that the two differ. It also brings the loopback interface up
-//! while it is in there, as the init would have.
+//! - an init forked into a new pid namespace (no user namespace): by
+//!   saferoot itself, idle after the fork, which goes back to its own
+//!   network namespace right after (it was in the new one for the time of
+//!   a few calls, and never runs anything else there) and checks that the
+//!   two differ;
+//! - an init cloned into a new user namespace, which must own the network
+//!   namespace: by a helper process saferoot forks once the init's maps
+//!   are written, which enters the init's user namespace, makes the
+//!   network namespace there and exits (saferoot could not leave that user
+//!   namespace again).
 //!
-//! Nothing changes for the sandbox if saferoot cannot make the namespace:
-//! it then sends nothing and closes its end, and the init, reading
-//! end-of-file, unshares the network namespace itself, as before. A user
-//! namespace owns its network namespace, so with a new user namespace the
-//! init (inside it) keeps making its own.
+//! Either brings the loopback interface up while in there, as the init
+//! would have, and hands the namespace over as an nsfs fd sent over a
+//! socket pair made before the fork (`SCM_RIGHTS`): the init joins exactly
+//! the namespace made, whatever its maker does next. The init joins it
+//! right before the first step that depends on it, and once it has
+//! entered the root, before the program's process exists, at the latest
+//! (see [`join_point`]).
+//!
+//! Nothing changes for the sandbox if the namespace cannot be made there:
+//! nothing is sent, the socket closes, and the init, reading end-of-file,
+//! unshares the network namespace itself, as before.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -328,7 +334,8 @@ impl Joiner {
 /// relies on it (its `net.*` sysctls: assembly checks the namespace first)
 /// or a mount saferoot adds depends on it; before the spec's mount `i`
 /// (`Some(Some(i))`) when that is the first that depends on it; `None`
-/// when nothing does (the init joins once the assembly is done).
+/// when nothing does (the init joins once it has entered the root, before
+/// the program's process exists: `rootfs_setup::Entered::join_net`).
 pub fn join_point(plan: &Plan) -> Option<Option<usize>> {
     if plan.relies_on.contains(&NsKind::Net) {
         return Some(None);

@@ -493,6 +493,20 @@ pub struct Entered {
     /// read the program's namespaces for `--info-fd` and
     /// `--json-status-fd`.
     pub procfs: Option<saferoot::procfs::Procfs>,
+    /// The network namespace saferoot makes, when nothing in the root
+    /// depended on it: the init joins it once the root is entered, right
+    /// before the program's process exists (`crate::net_ahead`).
+    pub net: Option<crate::net_ahead::Joiner>,
+}
+
+impl Entered {
+    /// Joins the network namespace if it is still to be joined.
+    pub fn join_net(&mut self) -> Result<(), CliError> {
+        match self.net.take() {
+            Some(joiner) => joiner.join().map_err(join_err),
+            None => Ok(()),
+        }
+    }
 }
 
 ///
@@ -571,9 +585,9 @@ pub fn setup(
         steps.until(i, root)
     })
     .map_err(|e| steps.error(sb, e))?;
-    if let Some((joiner, _)) = net {
-        joiner.join().map_err(join_err)?;
-    }
+    // Nothing of the root depended on it: joined once the root is
+    // entered (`Entered::join_net`).
+    let net = net.map(|(joiner, _)| joiner);
     log::info!(
         "assembled {} ({} strategy)",
         sb.spec.rootfs.escaped(),
@@ -612,7 +626,7 @@ pub fn setup(
             }
         }
     }
-    Ok(Entered { lock, procfs })
+    Ok(Entered { lock, procfs, net })
 }
 
 /// Changes into `cwd` of the root just entered: resolved inside it, then

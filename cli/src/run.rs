@@ -908,13 +908,17 @@ fn init_main(
     }
     // The counter's procfs (saferoot's, made before the namespaces) was
     // opened before entering the root, which may have no /proc.
-    let lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs(), net) {
+    let mut lock = match crate::rootfs_setup::setup(sb, lock, counter.procfs(), net) {
         Ok(lock) => lock,
         Err(e) => {
             crate::errors::print_error(&e);
             return e.code;
         }
     };
+    if let Err(e) = lock.join_net() {
+        crate::errors::print_error(&e);
+        return e.code;
+    }
     if sb.as_pid_1 {
         // No init: the program is pid 1.
         let e = crate::exec::exec(sb, lock, reporter.as_ref());
