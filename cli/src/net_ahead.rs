@@ -41,7 +41,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
-use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
+use rustix::thread::{CpuSet, LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::policy::NsKind;
 use saferoot::rootfs::Plan;
@@ -55,7 +55,15 @@ pub struct Maker(OwnedFd);
 
 /// The init's end: receives the namespace and joins it ([`Joiner::join`]).
 #[derive(Debug)]
-pub struct Joiner(OwnedFd);
+pub struct Joiner {
+    sock: OwnedFd,
+    /// The CPU saferoot ran on when the pair was made (right before the
+    /// fork), for [`Joiner::start`].
+    parent_cpu: usize,
+    /// The CPUs the init may run on, to restore at [`Joiner::join`] when
+    /// [`Joiner::start`] narrowed them.
+    restore: Option<CpuSet>,
+}
 
 /// A connected pair, made before the fork; each side drops the other's end.
 pub fn pair() -> Result<(Maker, Joiner), CliError> {
@@ -66,7 +74,14 @@ pub fn pair() -> Result<(Maker, Joiner), CliError> {
         None,
     )
     .map_err(|e| CliError::setup(format!("socketpair: {e}")))?;
-    Ok((Maker(a), Joiner(b)))
+    Ok((
+        Maker(a),
+        Joiner {
+            sock: b,
+            parent_cpu: rustix::thread::sched_getcpu(),
+            restore: None,
+        },
+    ))
 }
 
 impl Maker {
@@ -79,9 +94,6 @@ impl Maker {
     /// to saferoot's own namespace is: saferoot must not go on in the
     /// sandbox's.
     pub fn make(self, procfs: &Procfs) -> Result<(), CliError> {
-        if !answer(&self.0) {
-            return Ok(());
-        }
         if test_hook_off() {
             return Ok(());
         }
@@ -132,25 +144,17 @@ impl Maker {
                 return Ok(());
             }
         };
-        // The helper and saferoot meet once, as the init and saferoot do
-        // in the other case (see `Joiner::start`), so that the helper
-        // runs where saferoot waits, not on the init's CPU.
-        let (meet_parent, meet_helper) = match rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                log::debug!("network namespace left to the init: socketpair: {e}");
-                return Ok(());
-            }
-        };
+        // The helper runs on saferoot's CPU, where saferoot waits for it;
+        // the init keeps off that one until the namespace is there (see
+        // `Joiner::start`).
+        let here = rustix::thread::sched_getcpu();
         match fork_with(counter) {
             Ok(Forked::Child) => {
-                drop(meet_parent);
-                meet(&meet_helper);
+                let mut cpu = CpuSet::new();
+                cpu.set(here);
+                if let Err(e) = rustix::thread::sched_setaffinity(None, &cpu) {
+                    log::debug!("the helper runs where the kernel puts it: {e}");
+                }
                 let entered = rustix::thread::move_into_thread_name_spaces(
                     pidfd.as_fd(),
                     ThreadNameSpaceType::USER,
@@ -169,8 +173,6 @@ impl Maker {
             }
             Ok(Forked::Parent(helper)) => {
                 drop(self);
-                drop(meet_helper);
-                answer(&meet_parent);
                 while let Err(Errno::INTR) =
                     rustix::process::waitpid(Some(helper), WaitOptions::empty())
                 {}
@@ -200,35 +202,6 @@ impl Maker {
             log::debug!("network namespace left to the init: sendmsg: {e}");
         }
     }
-}
-
-/// The started side of a meeting (see [`Joiner::start`]): says it runs,
-/// then waits for the answer.
-fn meet(sock: &OwnedFd) {
-    let mut byte = [0u8; 1];
-    if rustix::net::send(sock, b"s", SendFlags::NOSIGNAL).is_ok() {
-        while let Err(Errno::INTR) = rustix::net::recv(sock, &mut byte, RecvFlags::empty()) {}
-    }
-}
-
-/// The other side of a meeting: waits until the started side runs, then
-/// answers. False if it is gone (or the socket fails).
-fn answer(sock: &OwnedFd) -> bool {
-    let mut byte = [0u8; 1];
-    let ran = loop {
-        match rustix::net::recv(sock, &mut byte, RecvFlags::empty()) {
-            Err(Errno::INTR) => continue,
-            Ok((1, _)) => break true,
-            Ok(_) => break false,
-            Err(e) => {
-                log::debug!("network namespace left to the init: recv: {e}");
-                break false;
-            }
-        }
-    };
-    ran && rustix::net::send(sock, b"g", SendFlags::NOSIGNAL)
-        .inspect_err(|e| log::debug!("network namespace left to the init: send: {e}"))
-        .is_ok()
 }
 
 /// Moves the calling process into a new network namespace, brings its
@@ -271,29 +244,66 @@ fn differ(a: &OwnedFd, b: &OwnedFd) -> bool {
 }
 
 impl Joiner {
-    /// Meets saferoot once after the fork, so that the two run on
-    /// different CPUs. The kernel often starts a forked child on its
-    /// parent's CPU, one of them then waiting for the other to block while
-    /// another CPU idles. Here each side blocks once until the other has
-    /// run (the init says it started, then waits for saferoot's answer;
-    /// saferoot waits for the first, then answers): whichever was waiting
-    /// for the CPU gets it, and the one woken is placed on an idle CPU if
-    /// there is one. Then the init mounts while saferoot makes the
-    /// network namespace, side by side instead of one after the other.
-    pub fn start(&self) {
-        meet(&self.0);
+    /// Moves the init off saferoot's CPU when it starts there. The kernel
+    /// often starts a forked child on its parent's CPU, where one of the
+    /// two then waits for the other while another CPU idles; the init
+    /// narrows its CPUs to the others (when it may run on any other) until
+    /// the namespace has come ([`Joiner::relax`], [`Joiner::join`], both
+    /// before the program's process exists, restore them), so that it
+    /// mounts while saferoot, or the helper on saferoot's CPU, makes the
+    /// network namespace, side by side. A scheduling hint only: nothing
+    /// fails if the kernel refuses it.
+    pub fn start(&mut self) {
+        if rustix::thread::sched_getcpu() != self.parent_cpu {
+            return;
+        }
+        let Ok(all) = rustix::thread::sched_getaffinity(None) else {
+            return;
+        };
+        let mut others = all;
+        others.unset(self.parent_cpu);
+        if others.count() == 0 {
+            return;
+        }
+        match rustix::thread::sched_setaffinity(None, &others) {
+            Ok(()) => self.restore = Some(all),
+            Err(e) => log::debug!("the init stays on saferoot's CPU: {e}"),
+        }
+    }
+
+    /// Gives the init its CPUs back (see [`Joiner::start`]) once the
+    /// namespace has come (or its maker has given up), so that the init
+    /// is confined only while the maker runs. Called between the mounts;
+    /// a cheap check of the socket.
+    pub fn relax(&mut self) -> Result<(), Errno> {
+        if self.restore.is_none() {
+            return Ok(());
+        }
+        let mut byte = [0u8; 1];
+        match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(()),
+            _ => self.restore_cpus(),
+        }
+    }
+
+    fn restore_cpus(&mut self) -> Result<(), Errno> {
+        match self.restore.take() {
+            Some(all) => rustix::thread::sched_setaffinity(None, &all),
+            None => Ok(()),
+        }
     }
 
     /// Joins the network namespace saferoot sends, waiting for it if it is
     /// not there yet; unshares one (and brings its loopback up) when
     /// saferoot sends none.
-    pub fn join(self) -> Result<(), Errno> {
+    pub fn join(mut self) -> Result<(), Errno> {
+        self.restore_cpus()?;
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let received = loop {
             match rustix::net::recvmsg(
-                &self.0,
+                &self.sock,
                 &mut [IoSliceMut::new(&mut byte)],
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC,

@@ -577,10 +577,11 @@ pub fn setup(
         failed: None,
     };
     let assembled = assemble_plan_with(plan, &opts, &mut |i, root| {
+        let net_err = |e| saferoot::Error::from_os(JOIN_NET, None, e);
         if let Some((joiner, _)) = net.take_if(|(_, at)| *at == Some(Some(i))) {
-            joiner
-                .join()
-                .map_err(|e| saferoot::Error::from_os(JOIN_NET, None, e))?;
+            joiner.join().map_err(net_err)?;
+        } else if let Some((joiner, _)) = &mut net {
+            joiner.relax().map_err(net_err)?;
         }
         steps.until(i, root)
     })

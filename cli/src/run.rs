@@ -876,8 +876,8 @@ fn init_main(
     let mut lock = lock;
     let mut direct = direct;
     let status = direct.as_mut().and_then(|d| d.status.take());
-    let net = direct.as_mut().and_then(|d| d.net.take());
-    if let (Some(net), Some(Direct { cloned: None, .. })) = (&net, &direct) {
+    let mut net = direct.as_mut().and_then(|d| d.net.take());
+    if let Some(net) = &mut net {
         net.start();
     }
     if let Some(direct) = direct {

@@ -93,6 +93,7 @@ fn run(sysctl: bool, sysfs: Sysfs, env: &[(&str, &str)]) -> (String, String) {
         echo "sysfs=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
         echo "local_routes=$(grep -c 'host LOCAL' /proc/net/fib_trie)"
         echo "somaxconn=$(cat /proc/sys/net/core/somaxconn)"
+        echo "cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"
         echo ready
         read -r _ || true
     "#;
@@ -154,6 +155,9 @@ fn check_network_namespace(env: &[(&str, &str)]) {
                 "0",
                 "{what}: lo is not up: {out}"
             );
+            // The init keeps off saferoot's CPU while the namespace is
+            // made, and has all of them back before the program exists.
+            assert_eq!(var(&out, "cpus"), own_cpus(), "{what}: {out}");
             if sysctl {
                 assert_eq!(var(&out, "somaxconn"), "1234", "{what}: {out}");
             }
@@ -216,6 +220,52 @@ fn without_a_network_namespace_the_program_shares_the_hosts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(var(&stdout, "net"), host_ns("net"), "{stdout}");
+}
+
+/// The CPUs this process may run on, as `/proc/PID/status` lists them.
+fn own_cpus() -> String {
+    cpus_of(std::process::id())
+}
+
+fn cpus_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Run on one CPU only (`taskset`), where the init has no other CPU to
+/// move to, the sandbox works the same and the program gets that CPU.
+#[test_log::test]
+fn on_one_cpu_the_program_keeps_it() {
+    if !common::require_root() {
+        return;
+    }
+    let b = bundle(
+        r#"echo "cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; echo "net=$(readlink /proc/self/ns/net)""#,
+        false,
+        Sysfs::Last,
+    );
+    let cpu = own_cpus().split([',', '-']).next().unwrap().to_string();
+    let out = Command::new("taskset")
+        .args([
+            "-c",
+            &cpu,
+            EXE,
+            "run",
+            "--bundle",
+            b.path().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("taskset (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(var(&stdout, "cpus"), cpu, "{stdout}");
+    assert_ne!(var(&stdout, "net"), host_ns("net"), "{stdout}");
 }
 
 /// The inode numbers of `kind` namespaces and of the user namespaces that
@@ -296,6 +346,7 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         let net = ns_ino(init, "net");
         let init_user = ns_ino(init, "user");
         assert_eq!(ns_ino(program, "net"), net, "hook {hook:?}");
+        assert_eq!(cpus_of(program), own_cpus(), "hook {hook:?}");
         assert_ne!(init_user, host_user, "hook {hook:?}");
         let owner = owners("net")
             .into_iter()
