@@ -275,21 +275,26 @@ impl Joiner {
     /// namespace has come (or its maker has given up), so that the init
     /// is confined only while the maker runs. Called between the mounts;
     /// a cheap check of the socket.
-    pub fn relax(&mut self) -> Result<(), Errno> {
+    pub fn relax(&mut self) {
         if self.restore.is_none() {
-            return Ok(());
+            return;
         }
         let mut byte = [0u8; 1];
         match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-            Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(()),
+            Err(Errno::AGAIN) | Err(Errno::INTR) => {}
             _ => self.restore_cpus(),
         }
     }
 
-    fn restore_cpus(&mut self) -> Result<(), Errno> {
-        match self.restore.take() {
-            Some(all) => rustix::thread::sched_setaffinity(None, &all),
-            None => Ok(()),
+    /// Gives the init back the CPUs [`Joiner::start`] took away. This can
+    /// only fail when a cpuset changed meanwhile to none of them; the
+    /// kernel then gave the init the cpuset's CPUs itself, replacing the
+    /// narrowed set, so there is nothing left to restore.
+    fn restore_cpus(&mut self) {
+        if let Some(all) = self.restore.take() {
+            if let Err(e) = rustix::thread::sched_setaffinity(None, &all) {
+                log::debug!("the init's CPUs were changed from outside meanwhile: {e}");
+            }
         }
     }
 
@@ -297,7 +302,7 @@ impl Joiner {
     /// not there yet; unshares one (and brings its loopback up) when
     /// saferoot sends none.
     pub fn join(mut self) -> Result<(), Errno> {
-        self.restore_cpus()?;
+        self.restore_cpus();
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
