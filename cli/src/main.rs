@@ -15,6 +15,7 @@ mod bwrap_args;
 mod bwrap_cmd;
 mod bwrap_op;
 mod cp_cmd;
+mod cpu_apart;
 mod default_sandbox;
 mod dry_run;
 mod errors;

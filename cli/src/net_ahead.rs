@@ -46,6 +46,7 @@ use saferoot::procfs::Procfs;
 use saferoot::rootfs::policy::NsKind;
 use saferoot::rootfs::Plan;
 
+use crate::cpu_apart::Apart;
 use crate::errors::CliError;
 use crate::sys::process::{exit_immediately, fork_with, Forked, ThreadCounter};
 
@@ -60,9 +61,8 @@ pub struct Joiner {
     /// The CPU saferoot ran on when the pair was made (right before the
     /// fork), for [`Joiner::start`].
     parent_cpu: usize,
-    /// The CPUs the init may run on, to restore at [`Joiner::join`] when
-    /// [`Joiner::start`] narrowed them.
-    restore: Option<CpuSet>,
+    /// The init kept off that CPU until the namespace has come.
+    apart: Apart,
 }
 
 /// A connected pair, made before the fork; each side drops the other's end.
@@ -78,8 +78,8 @@ pub fn pair() -> Result<(Maker, Joiner), CliError> {
         Maker(a),
         Joiner {
             sock: b,
-            parent_cpu: rustix::thread::sched_getcpu(),
-            restore: None,
+            parent_cpu: crate::cpu_apart::here(),
+            apart: Apart::default(),
         },
     ))
 }
@@ -244,31 +244,14 @@ fn differ(a: &OwnedFd, b: &OwnedFd) -> bool {
 }
 
 impl Joiner {
-    /// Moves the init off saferoot's CPU when it starts there. The kernel
-    /// often starts a forked child on its parent's CPU, where one of the
-    /// two then waits for the other while another CPU idles; the init
-    /// narrows its CPUs to the others (when it may run on any other) until
-    /// the namespace has come ([`Joiner::relax`], [`Joiner::join`], both
-    /// before the program's process exists, restore them), so that it
-    /// mounts while saferoot, or the helper on saferoot's CPU, makes the
-    /// network namespace, side by side. A scheduling hint only: nothing
-    /// fails if the kernel refuses it.
+    /// Moves the init off saferoot's CPU when it starts there
+    /// ([`crate::cpu_apart`]) until the namespace has come
+    /// ([`Joiner::relax`], [`Joiner::join`], both before the program's
+    /// process exists, give the CPUs back), so that the init mounts while
+    /// saferoot, or the helper on saferoot's CPU, makes the network
+    /// namespace, side by side.
     pub fn start(&mut self) {
-        if rustix::thread::sched_getcpu() != self.parent_cpu {
-            return;
-        }
-        let Ok(all) = rustix::thread::sched_getaffinity(None) else {
-            return;
-        };
-        let mut others = all;
-        others.unset(self.parent_cpu);
-        if others.count() == 0 {
-            return;
-        }
-        match rustix::thread::sched_setaffinity(None, &others) {
-            Ok(()) => self.restore = Some(all),
-            Err(e) => log::debug!("the init stays on saferoot's CPU: {e}"),
-        }
+        self.apart = Apart::leave(self.parent_cpu);
     }
 
     /// Gives the init its CPUs back (see [`Joiner::start`]) once the
@@ -276,25 +259,13 @@ impl Joiner {
     /// is confined only while the maker runs. Called between the mounts;
     /// a cheap check of the socket.
     pub fn relax(&mut self) {
-        if self.restore.is_none() {
+        if !self.apart.is_narrowed() {
             return;
         }
         let mut byte = [0u8; 1];
         match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
             Err(Errno::AGAIN) | Err(Errno::INTR) => {}
-            _ => self.restore_cpus(),
-        }
-    }
-
-    /// Gives the init back the CPUs [`Joiner::start`] took away. This can
-    /// only fail when a cpuset changed meanwhile to none of them; the
-    /// kernel then gave the init the cpuset's CPUs itself, replacing the
-    /// narrowed set, so there is nothing left to restore.
-    fn restore_cpus(&mut self) {
-        if let Some(all) = self.restore.take() {
-            if let Err(e) = rustix::thread::sched_setaffinity(None, &all) {
-                log::debug!("the init's CPUs were changed from outside meanwhile: {e}");
-            }
+            _ => self.apart.restore(),
         }
     }
 
@@ -302,7 +273,7 @@ impl Joiner {
     /// not there yet; unshares one (and brings its loopback up) when
     /// saferoot sends none.
     pub fn join(mut self) -> Result<(), Errno> {
-        self.restore_cpus();
+        self.apart.restore();
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);

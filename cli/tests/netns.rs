@@ -188,6 +188,22 @@ fn the_init_waits_for_the_network_namespace_saferoot_makes() {
     check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
 }
 
+/// The init, and the program's process with a lock made in place,
+/// narrow their CPUs as if they had started on their parent's (a test
+/// hook; otherwise they do when the kernel put them there), and the
+/// program has every CPU back.
+#[test_log::test]
+fn the_cpus_narrowed_while_setting_up_are_given_back() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[("SAFEROOT_TEST_APART", "always")]);
+    check_network_namespace(&[
+        ("SAFEROOT_TEST_APART", "always"),
+        ("SAFEROOT_TEST_NET_AHEAD", "off"),
+    ]);
+}
+
 /// saferoot makes no namespace (as when it cannot), and the init makes
 /// its own, with the same result.
 #[test_log::test]
@@ -316,7 +332,7 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
     let bwrap = dir.join("bwrap");
     std::os::unix::fs::symlink(EXE, &bwrap).unwrap();
     let host_user = ns_ino(std::process::id(), "user");
-    for hook in ["", "off"] {
+    for (hook, apart) in [("", ""), ("off", ""), ("", "always"), ("off", "always")] {
         let mut c = Command::new(&bwrap);
         c.args([
             "--ro-bind",
@@ -335,6 +351,9 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         if !hook.is_empty() {
             c.env("SAFEROOT_TEST_NET_AHEAD", hook);
         }
+        if !apart.is_empty() {
+            c.env("SAFEROOT_TEST_APART", apart);
+        }
         let mut child = c.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -346,7 +365,11 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         let net = ns_ino(init, "net");
         let init_user = ns_ino(init, "user");
         assert_eq!(ns_ino(program, "net"), net, "hook {hook:?}");
-        assert_eq!(cpus_of(program), own_cpus(), "hook {hook:?}");
+        assert_eq!(
+            cpus_of(program),
+            own_cpus(),
+            "hook {hook:?}, apart {apart:?}"
+        );
         assert_ne!(init_user, host_user, "hook {hook:?}");
         let owner = owners("net")
             .into_iter()
