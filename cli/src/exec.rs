@@ -20,7 +20,7 @@ use crate::sandbox::Sandbox;
 /// `X` right before the exec, `E` if it fails.
 pub fn exec(
     sb: &Sandbox,
-    mut entered: crate::rootfs_setup::Entered,
+    entered: crate::rootfs_setup::Entered,
     report: Option<&Reporter>,
 ) -> CliError {
     if let Some(lock) = entered.lock {
@@ -28,8 +28,6 @@ pub fn exec(
             return e;
         }
     }
-    // The program gets every CPU this process was given.
-    entered.apart.restore();
     if let Some(r) = report {
         if let Some(procfs) = &entered.procfs {
             for name in crate::report::listed(&sb.namespaces) {

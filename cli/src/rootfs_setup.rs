@@ -497,10 +497,6 @@ pub struct Entered {
     /// depended on it: the init joins it once the root is entered, right
     /// before the program's process exists (`crate::net_ahead`).
     pub net: Option<crate::net_ahead::Joiner>,
-    /// In the program's process, with a lock made in place: kept off the
-    /// init's CPU while the init writes its maps, given back once the lock
-    /// is applied (`crate::cpu_apart`).
-    pub apart: crate::cpu_apart::Apart,
 }
 
 impl Entered {
@@ -631,12 +627,7 @@ pub fn setup(
             }
         }
     }
-    Ok(Entered {
-        lock,
-        procfs,
-        net,
-        apart: crate::cpu_apart::Apart::default(),
-    })
+    Ok(Entered { lock, procfs, net })
 }
 
 /// Changes into `cwd` of the root just entered: resolved inside it, then

@@ -1080,10 +1080,6 @@ fn run_program(
     // for --info-fd, --json-status-fd and --exec-label, closes on exec).
     // With a lock made in place the init needs it until it has written
     // the program's maps, and drops it then.
-    // With a lock made in place, the init and the program's process work
-    // at the same time (the init writes the maps the child waits for):
-    // the child keeps off the init's CPU until then (`crate::cpu_apart`).
-    let here = crate::cpu_apart::here();
     let (forked, counter) = match channel {
         Some(_) => (fork_with(&counter), Some(counter)),
         None => (fork_last(counter), None),
@@ -1091,7 +1087,6 @@ fn run_program(
     match forked {
         Ok(Forked::Child) => {
             if let (Some(c), Some(counter)) = (channel, &counter) {
-                entered.apart = crate::cpu_apart::Apart::leave(here);
                 entered.lock = Some(c.into_child(counter.procfs()));
             }
             let e = crate::exec::exec(sb, entered, reporter.as_ref());

@@ -188,10 +188,9 @@ fn the_init_waits_for_the_network_namespace_saferoot_makes() {
     check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
 }
 
-/// The init, and the program's process with a lock made in place,
-/// narrow their CPUs as if they had started on their parent's (a test
-/// hook; otherwise they do when the kernel put them there), and the
-/// program has every CPU back.
+/// The init narrows its CPUs as if it had started on saferoot's (a test
+/// hook; otherwise it does when the kernel put it there), and the program
+/// has every CPU back.
 #[test_log::test]
 fn the_cpus_narrowed_while_setting_up_are_given_back() {
     if !common::require_root() {
