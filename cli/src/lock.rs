@@ -3,7 +3,7 @@
 //! user namespace, where the kernel locks every mount and flag
 //! (`saferoot::rootfs::MountLock`).
 //!
-//! Two ways there:
+//! Three ways there:
 //!
 //! - [`Lock::Made`]: the lock's user namespace was made before the sandbox's
 //!   pid namespace existed (by the namespace child, whose helper must not
@@ -13,10 +13,22 @@
 //!   program's process unshares the user namespace itself (with its mount
 //!   namespace, in one call) and the init, its parent, writes the maps
 //!   ([`saferoot::rootfs::InPlaceLock`]). No helper process, no extra
-//!   namespace fd. The two talk over a socket
-//!   pair: the child sends its pid (as saferoot's procfs shows it, 4 bytes),
-//!   the init answers with one byte once the maps are written, or closes
-//!   its end on failure.
+//!   namespace fd. The two talk over a socket pair: the child sends its pid
+//!   (as saferoot's procfs shows it, 4 bytes), the init answers with one
+//!   byte once the maps are written, or closes its end on failure.
+//! - [`Lock::Handed`], for a cloned init with a new network namespace: the
+//!   helper that makes that namespace beside the init, already inside the
+//!   init's user namespace and outside its pid namespace, makes the lock's
+//!   user namespace too (`MountLock::nested_with`: a child of the init's,
+//!   every id mapped to itself) and sends it with the network namespace
+//!   (`crate::net_ahead`); the init checks it is a child of its own
+//!   (`MountLock::join_with`, else it locks in place). The program's
+//!   process joins it and unshares its mount namespace, with nothing to
+//!   wait for, then says so with one byte on the socket pair.
+//!
+//! With a lock the init takes part in (in place or handed), the init then
+//! moves into the program's locked copy of the mount namespace
+//! ([`Parent::finish`]).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -32,6 +44,12 @@ pub enum Lock {
     /// A user namespace made beforehand: joined, then the mount namespace
     /// unshared.
     Made(MountLock),
+    /// A user namespace made beside the init, by the helper that made the
+    /// network namespace (`crate::net_ahead`): the program's process joins
+    /// it and unshares its mount namespace as with [`Lock::Made`], then
+    /// tells the init, which moves into the locked copy as it does with an
+    /// in-place lock. No maps to wait for.
+    Handed(MountLock),
     /// The init's half of an in-place lock, before it forks the program:
     /// the identity maps it will write ([`Lock::channel`], then
     /// [`Channel::into_child`] and [`Channel::into_parent`], make the two
@@ -41,20 +59,33 @@ pub enum Lock {
     /// documentation): the procfs its pid is read from, and its end of the
     /// socket pair.
     Child(Procfs, UnixStream),
+    /// The program's half of a [`Lock::Handed`]: the user namespace to
+    /// join, and its end of the socket pair.
+    HandedChild(MountLock, UnixStream),
 }
 
-/// The init's half of an in-place lock, once the program's process is
-/// forked: the maps and the init's end of the socket pair.
+/// What the init does for the lock once the program's process is forked.
+#[derive(Debug)]
+enum Task {
+    /// Write the child's maps, then move into its locked copy.
+    Maps(InPlaceLock),
+    /// Move into the child's locked copy once it says it exists.
+    Follow,
+}
+
+/// The init's half of a lock it takes part in, once the program's
+/// process is forked: its task and the init's end of the socket pair.
 #[derive(Debug)]
 pub struct Parent {
-    lock: InPlaceLock,
+    task: Task,
     chan: UnixStream,
 }
 
-/// The socket pair of an in-place lock, made before the fork.
+/// The socket pair of a lock the init takes part in, made before the
+/// fork.
 #[derive(Debug)]
 pub struct Channel {
-    lock: InPlaceLock,
+    lock: Lock,
     parent: UnixStream,
     child: UnixStream,
 }
@@ -62,14 +93,14 @@ pub struct Channel {
 impl Lock {
     /// For an in-place lock: the socket pair the two sides talk over, to
     /// make before the fork. `None` for any other lock.
-    pub fn channel(&self) -> Result<Option<Channel>, CliError> {
-        let Lock::InPlace(lock) = self else {
-            return Ok(None);
-        };
+    pub fn channel(self) -> Result<Result<Channel, Lock>, CliError> {
+        if !matches!(self, Lock::InPlace(_) | Lock::Handed(_)) {
+            return Ok(Err(self));
+        }
         // Close-on-exec, as std makes every socket.
         let (parent, child) = UnixStream::pair().map_err(|e| fail(&format!("socketpair: {e}")))?;
-        Ok(Some(Channel {
-            lock: lock.clone(),
+        Ok(Ok(Channel {
+            lock: self,
             parent,
             child,
         }))
@@ -81,7 +112,21 @@ impl Lock {
     pub fn apply(self) -> Result<(), CliError> {
         match self {
             Lock::Made(lock) => lock.apply().map_err(|e| fail(&e)),
-            Lock::InPlace(_) => Err(fail(&"no parent to write the maps of an in-place lock")),
+            Lock::InPlace(_) | Lock::Handed(_) => {
+                Err(fail(&"a lock the init takes part in, applied without it"))
+            }
+            Lock::HandedChild(lock, mut chan) => {
+                lock.apply().map_err(|e| fail(&e))?;
+                // As for a lock in place: the init may look at this
+                // process (its namespaces, through a pidfd) until the exec
+                // sets dumpability again.
+                rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+                    .map_err(|e| fail(&format!("prctl(PR_SET_DUMPABLE, 1): {e}")))?;
+                // The locked copy exists: the init may move into it (see
+                // `Parent::finish`). Nothing is waited for.
+                let _ = chan.write_all(&[2]);
+                Ok(())
+            }
             Lock::Child(procfs, mut chan) => {
                 let pid = InPlaceLock::enter(&procfs).map_err(|e| fail(&e))?;
                 drop(procfs);
@@ -102,51 +147,62 @@ impl Channel {
     /// `procfs` (saferoot's) to read its pid from.
     pub fn into_child(self, procfs: &Procfs) -> Lock {
         drop(self.parent);
-        Lock::Child(procfs.clone(), self.child)
+        match self.lock {
+            Lock::Handed(lock) => Lock::HandedChild(lock, self.child),
+            _ => Lock::Child(procfs.clone(), self.child),
+        }
     }
 
     /// The init's side, after the fork.
     pub fn into_parent(self) -> Parent {
         drop(self.child);
         Parent {
-            lock: self.lock,
+            task: match self.lock {
+                Lock::InPlace(lock) => Task::Maps(lock),
+                _ => Task::Follow,
+            },
             chan: self.parent,
         }
     }
 }
 
 impl Parent {
-    /// The init's half: waits for the child's pid, writes its maps through
-    /// `procfs` (saferoot's, where that pid is valid), and tells it to go
-    /// on. On failure the caller kills the child (which would otherwise
-    /// see the socket close and exit with a message of its own).
+    /// The init's half. For a lock in place: waits for the child's pid,
+    /// writes its maps through `procfs` (saferoot's, where that pid is
+    /// valid), and tells it to go on; on failure the caller kills the
+    /// child (which would otherwise see the socket close and exit with a
+    /// message of its own). For a handed lock: waits until the child says
+    /// its locked copy exists (end-of-file: it failed, and says why).
     ///
     /// Then the init moves into the child's locked copy of the mount
-    /// namespace, which exists once the child has said its pid (`setns`
-    /// through a pidfd of `child`, the child's pid in the init's own pid
-    /// namespace). The
-    /// namespace the init built the root in is then dropped here, while
-    /// the program starts; and the program's namespace, which the init now
-    /// holds too, is not torn down when the program exits, but when the
-    /// init does. Each teardown waits for an RCU grace period: this way
-    /// one of them is off the path from the program's end to saferoot's.
-    /// The program's copy has the same mounts, locked; whoever joins the
-    /// init's mount namespace later (by its pid) gets that. Best effort:
-    /// the init stays where it is if the child went away or the kernel
-    /// refuses.
-    pub fn write_maps(
-        mut self,
-        procfs: &Procfs,
-        child: rustix::process::Pid,
-    ) -> Result<(), CliError> {
-        let mut pid = [0u8; 4];
-        self.chan
-            .read_exact(&mut pid)
-            .map_err(|e| fail(&format!("the program's process did not say its pid ({e})")))?;
-        self.lock
-            .write_maps(procfs, u32::from_ne_bytes(pid))
-            .map_err(|e| fail(&e))?;
-        self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
+    /// namespace (`setns` through a pidfd of `child`, the child's pid in
+    /// the init's own pid namespace). The namespace the init built the
+    /// root in is then dropped here, while the program starts; and the
+    /// program's namespace, which the init now holds too, is not torn
+    /// down when the program exits, but when the init does. Each teardown
+    /// waits for an RCU grace period: this way one of them is off the path
+    /// from the program's end to saferoot's. The program's copy has the
+    /// same mounts, locked; whoever joins the init's mount namespace later
+    /// (by its pid) gets that. Best effort: the init stays where it is if
+    /// the child went away or the kernel refuses.
+    pub fn finish(mut self, procfs: &Procfs, child: rustix::process::Pid) -> Result<(), CliError> {
+        match &self.task {
+            Task::Maps(lock) => {
+                let mut pid = [0u8; 4];
+                self.chan.read_exact(&mut pid).map_err(|e| {
+                    fail(&format!("the program's process did not say its pid ({e})"))
+                })?;
+                lock.write_maps(procfs, u32::from_ne_bytes(pid))
+                    .map_err(|e| fail(&e))?;
+                self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
+            }
+            Task::Follow => {
+                let mut copied = [0u8; 1];
+                if self.chan.read_exact(&mut copied).is_err() {
+                    return Ok(());
+                }
+            }
+        }
         let joined = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
             .and_then(|fd| {
                 rustix::thread::move_into_thread_name_spaces(

@@ -33,7 +33,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -44,7 +44,7 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use rustix::thread::{CpuSet, LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::policy::NsKind;
-use saferoot::rootfs::Plan;
+use saferoot::rootfs::{MountLock, Plan};
 
 use crate::cpu_apart::Apart;
 use crate::errors::CliError;
@@ -113,7 +113,7 @@ impl Maker {
             })?;
         if let Some(made) = made {
             if differ(&own, &made) {
-                self.send(&made);
+                self.send(&[made.as_fd()]);
             } else {
                 log::debug!("network namespace left to the init: the one made is saferoot's own");
             }
@@ -162,7 +162,18 @@ impl Maker {
                 match entered {
                     Ok(()) => {
                         if let Some(made) = make_here(procfs) {
-                            self.send(&made);
+                            // The lock's user namespace too, while here
+                            // (see `Joiner::join`); without it the program's
+                            // process locks in place.
+                            match MountLock::nested_with(procfs) {
+                                Ok(lock) => {
+                                    self.send(&[made.as_fd(), lock.user_namespace()]);
+                                }
+                                Err(e) => {
+                                    log::debug!("the lock is left to the program's process: {e}");
+                                    self.send(&[made.as_fd()]);
+                                }
+                            }
                         }
                     }
                     Err(e) => log::debug!(
@@ -185,12 +196,12 @@ impl Maker {
         }
     }
 
-    /// Sends `ns` to the init (a failure leaves the namespace to it).
-    fn send(&self, ns: &OwnedFd) {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    /// Sends the network namespace (and the lock's user namespace, if
+    /// any) to the init (a failure leaves the namespace to it).
+    fn send(&self, fds: &[BorrowedFd<'_>]) {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = [ns.as_fd()];
-        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        if !control.push(SendAncillaryMessage::ScmRights(fds)) {
             return;
         }
         if let Err(e) = rustix::net::sendmsg(
@@ -272,10 +283,16 @@ impl Joiner {
     /// Joins the network namespace saferoot sends, waiting for it if it is
     /// not there yet; unshares one (and brings its loopback up) when
     /// saferoot sends none.
-    pub fn join(mut self) -> Result<(), Errno> {
+    ///
+    /// Returns the lock's user namespace when the helper of a cloned init
+    /// made one beside the network namespace (a child of the init's user
+    /// namespace mapping every id to itself: `MountLock::nested_with` in
+    /// the helper), for the init to hand to the program's process instead
+    /// of locking in place (see `crate::lock`).
+    pub fn join(mut self) -> Result<Option<OwnedFd>, Errno> {
         self.apart.restore();
         let mut byte = [0u8; 1];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let received = loop {
             match rustix::net::recvmsg(
@@ -288,28 +305,28 @@ impl Joiner {
                 r => break r,
             }
         };
-        let mut ns = None;
+        let mut fds = Vec::new();
         if received.is_ok() {
             for msg in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(fds) = msg {
-                    for fd in fds {
-                        ns.get_or_insert(fd);
-                    }
+                if let RecvAncillaryMessage::ScmRights(got) = msg {
+                    fds.extend(got);
                 }
             }
         }
-        match ns {
+        let mut fds = fds.into_iter();
+        match fds.next() {
             Some(ns) => {
                 rustix::thread::move_into_link_name_space(
                     ns.as_fd(),
                     Some(LinkNameSpaceType::Network),
                 )?;
                 log::debug!("joined the network namespace saferoot made");
-                Ok(())
+                Ok(fds.next())
             }
             None => {
                 saferoot::namespace::unshare(UnshareFlags::NEWNET)?;
-                crate::sys::process::loopback_up()
+                crate::sys::process::loopback_up()?;
+                Ok(None)
             }
         }
     }

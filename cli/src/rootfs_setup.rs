@@ -500,12 +500,40 @@ pub struct Entered {
 }
 
 impl Entered {
-    /// Joins the network namespace if it is still to be joined.
-    pub fn join_net(&mut self) -> Result<(), CliError> {
-        match self.net.take() {
-            Some(joiner) => joiner.join().map_err(join_err),
-            None => Ok(()),
+    /// Joins the network namespace if it is still to be joined (taking
+    /// the lock's user namespace, if one came with it: [`made_lock`]).
+    /// `procfs` is saferoot's, as given to [`setup`].
+    pub fn join_net(&mut self, procfs: &saferoot::procfs::Procfs) -> Result<(), CliError> {
+        if let Some(joiner) = self.net.take() {
+            let userns = joiner.join().map_err(join_err)?;
+            self.lock = made_lock(self.lock.take(), userns, procfs);
         }
+        Ok(())
+    }
+}
+
+/// The lock the program's process applies: a lock in place becomes a
+/// made one when the network namespace's helper sent the lock's user
+/// namespace (`crate::net_ahead`): the program's process then joins it
+/// instead of making one and waiting for the init to write its maps. The
+/// user namespace is checked to be a child of the init's
+/// (`MountLock::join_with`); any doubt keeps the lock in place.
+fn made_lock(
+    lock: Option<crate::lock::Lock>,
+    userns: Option<std::os::fd::OwnedFd>,
+    procfs: &saferoot::procfs::Procfs,
+) -> Option<crate::lock::Lock> {
+    match (lock, userns) {
+        (Some(crate::lock::Lock::InPlace(in_place)), Some(userns)) => {
+            match saferoot::rootfs::MountLock::join_with(userns, procfs) {
+                Ok(made) => Some(crate::lock::Lock::Handed(made)),
+                Err(e) => {
+                    log::debug!("the mounts are locked in place: {e}");
+                    Some(crate::lock::Lock::InPlace(in_place))
+                }
+            }
+        }
+        (lock, _) => lock,
     }
 }
 
@@ -564,8 +592,9 @@ pub fn setup(
     };
     let cwd = plan.cwd.take();
     let mut net = net.map(|j| (j, crate::net_ahead::join_point(&plan)));
+    let mut lock_userns = None;
     if let Some((joiner, Some(None))) = net.take_if(|(_, at)| *at == Some(None)) {
-        joiner.join().map_err(join_err)?;
+        lock_userns = joiner.join().map_err(join_err)?;
     }
     crate::run::test_setup_delay();
     // Steps happen between the mounts, in command-line order; those after
@@ -579,7 +608,7 @@ pub fn setup(
     let assembled = assemble_plan_with(plan, &opts, &mut |i, root| {
         let net_err = |e| saferoot::Error::from_os(JOIN_NET, None, e);
         if let Some((joiner, _)) = net.take_if(|(_, at)| *at == Some(Some(i))) {
-            joiner.join().map_err(net_err)?;
+            lock_userns = joiner.join().map_err(net_err)?;
         } else if let Some((joiner, _)) = &mut net {
             joiner.relax();
         }
@@ -605,6 +634,7 @@ pub fn setup(
     }
     rustix::process::umask(old_umask);
     stdio_to_sandbox_null(assembled.root(), procfs)?;
+    let lock = made_lock(lock, lock_userns, procfs);
     // Made while the caller's procfs is still reachable.
     let procfs = if sb.extras.reports() || sb.extras.exec_label.is_some() {
         Some(procfs.clone())

@@ -915,7 +915,7 @@ fn init_main(
             return e.code;
         }
     };
-    if let Err(e) = lock.join_net() {
+    if let Err(e) = lock.join_net(counter.procfs()) {
         crate::errors::print_error(&e);
         return e.code;
     }
@@ -1067,8 +1067,12 @@ fn run_program(
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    let channel = match entered.lock.as_ref().map(Lock::channel) {
-        Some(Ok(c)) => c,
+    let channel = match entered.lock.take().map(Lock::channel) {
+        Some(Ok(Ok(c))) => Some(c),
+        Some(Ok(Err(lock))) => {
+            entered.lock = Some(lock);
+            None
+        }
         Some(Err(e)) => {
             crate::errors::print_error(&e);
             return e.code;
@@ -1095,7 +1099,7 @@ fn run_program(
         }
         Ok(Forked::Parent(main)) => {
             if let (Some(c), Some(counter)) = (channel, &counter) {
-                if let Err(e) = c.into_parent().write_maps(counter.procfs(), main) {
+                if let Err(e) = c.into_parent().finish(counter.procfs(), main) {
                     let _ = rustix::process::kill_process(main, Signal::KILL);
                     crate::errors::print_error(&e);
                     return e.code;

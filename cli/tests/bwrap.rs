@@ -2159,16 +2159,22 @@ fn user_namespace_mounts_cannot_be_changed_even_with_all_capabilities() {
     // Without a pid namespace the lock's user namespace is made before
     // setup and joined; with one (saferoot clones the init into all its
     // namespaces) the program's process makes it in place and the init
-    // writes its maps. With --as-pid-1 there is no init to do that.
+    // writes its maps, or, with a network namespace too, the helper that
+    // makes that one makes the lock's user namespace beside the init and
+    // the program's process joins it. With --as-pid-1 there is no init to
+    // take part.
     for extra in [
         &[][..],
         &["--unshare-pid"],
+        &["--unshare-pid", "--unshare-net"],
         &["--unshare-pid", "--as-pid-1"],
     ] {
+        // (`--dev`: the script's `2>/dev/null` needs one, or the shell
+        // would not run the commands at all.)
         let o = b
             .run(&concat(&[
                 ROOT,
-                &["--unshare-user", "--cap-add", "ALL"],
+                &["--dev", "/dev", "--unshare-user", "--cap-add", "ALL"],
                 extra,
                 &["sh", "-c"],
                 &[&format!(
@@ -2204,8 +2210,47 @@ fn user_namespace_mounts_cannot_be_changed_even_with_all_capabilities() {
             .to_string();
         match extra {
             [] => assert_ne!(pid, "1", "{o:#?}"),
-            [_] => assert_eq!(pid, "2", "{o:#?}"),
-            _ => assert_eq!(pid, "1", "{o:#?}"),
+            e if e.contains(&"--as-pid-1") => assert_eq!(pid, "1", "{o:#?}"),
+            _ => assert_eq!(pid, "2", "{o:#?}"),
+        }
+    }
+}
+
+/// `--disable-userns` and the identity maps hold whichever way the mounts
+/// are locked: in place (the program's process makes the lock's user
+/// namespace, the init writes its maps) or handed over (made beside the
+/// init with the network namespace, and joined).
+#[test_log::test]
+fn disable_userns_and_identity_maps_hold_for_every_lock() {
+    if !common::require_root() || is_reference() {
+        return;
+    }
+    let b = Bwrap::new();
+    for extra in [&["--unshare-pid"][..], &["--unshare-pid", "--unshare-net"]] {
+        for disable in [false, true] {
+            let mut args = vec!["--unshare-user"];
+            args.extend_from_slice(extra);
+            if disable {
+                args.push("--disable-userns");
+            }
+            let o = b
+                .run(&concat(&[
+                    ROOT,
+                    &args,
+                    &[
+                        "sh",
+                        "-c",
+                        "unshare -U true; echo unshare=$?; \
+                         tr -s ' ' < /proc/self/uid_map; tr -s ' ' < /proc/self/gid_map",
+                    ],
+                ]))
+                .ok();
+            let lines = o.lines();
+            let made = lines[0] == "unshare=0";
+            assert_eq!(made, !disable, "{args:?}: {o:#?}");
+            // uid 0 of the sandbox is the caller's root, mapped to itself.
+            assert_eq!(lines[1].trim(), "0 0 1", "{args:?}: {o:#?}");
+            assert_eq!(lines[2].trim(), "0 0 1", "{args:?}: {o:#?}");
         }
     }
 }

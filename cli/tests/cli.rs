@@ -819,97 +819,104 @@ fn run_user_namespace_mounts_are_locked_against_the_program() {
     std::fs::write(host.join("secret/key"), "hidden\n").unwrap();
     std::fs::write(host.join("masked-file"), "hidden\n").unwrap();
     let h = host.path().to_str().unwrap();
-    let flags = with(&[
-        "--unshare-user",
-        "--unshare-pid",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--ro-bind",
-        h,
-        "/vol",
-        "--mask",
-        "/vol/secret",
-        "--mask",
-        "/vol/masked-file",
-        "--remount-ro",
-        "/proc/sys",
-        "--mask",
-        "/proc/acpi",
-        "--remount-ro",
-        "/",
-    ]);
-    let script = r#"
-        echo "uid=$(id -u)"
-        echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
-        try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
-        try remount_bind mount -o remount,bind,rw /vol
-        try remount_root mount -o remount,bind,rw /
-        try remount_usr mount -o remount,bind,rw /usr
-        try clear_nosuid mount -o remount,bind,suid /proc
-        try umount_mask_dir umount /vol/secret
-        try umount_mask_file umount /vol/masked-file
-        try lazy_umount_mask umount -l /vol/secret
-        try umount_proc_sys umount /proc/sys
-        try umount_proc_mask umount /proc/acpi
-        try remount_proc_sys mount -o remount,bind,rw /proc/sys
-        try umount_vol umount -l /vol
-        try move_vol mount --move /vol /tmp
-        try new_proc sh -c 'mkdir -p /tmp/p && mount -t proc proc /tmp/p'
-        try bind_proc sh -c 'mkdir -p /tmp/q && mount --bind /proc /tmp/q'
-        try bind_vol sh -c 'mkdir -p /tmp/v && mount --bind /vol /tmp/v && cat /tmp/v/secret/key'
-        try write_vol sh -c 'echo pwned > /vol/marker'
-        try write_sys sh -c 'echo 1 > /proc/sys/kernel/sysrq'
-        echo "secret=$(ls -A /vol/secret | wc -l)"
-        echo "maskfile=$(wc -c </vol/masked-file)"
-        "#;
-    let out = sandbox(&flags, script).ok();
-    assert_eq!(out.var("uid"), "0", "{out:#?}");
-    let caps = u64::from_str_radix(&out.var("capeff"), 16).unwrap();
-    assert_ne!(
-        caps & (1 << 21),
-        0,
-        "the program holds CAP_SYS_ADMIN in its namespace: {out:#?}"
-    );
-    for what in [
-        "remount_bind",
-        "remount_root",
-        "remount_usr",
-        "clear_nosuid",
-        "umount_mask_dir",
-        "umount_mask_file",
-        "lazy_umount_mask",
-        "umount_proc_sys",
-        "umount_proc_mask",
-        "remount_proc_sys",
-        "umount_vol",
-        "move_vol",
-        "new_proc",
-        "bind_proc",
-        "bind_vol",
-        "write_vol",
-        "write_sys",
-    ] {
+    // The lock made in place (the program's process makes its user
+    // namespace, the init writes the maps), and handed over (made beside
+    // the init with the network namespace, joined by the program's
+    // process).
+    for net in ["--unshare-ipc", "--unshare-net"] {
+        let flags = with(&[
+            "--unshare-user",
+            "--unshare-pid",
+            net,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--ro-bind",
+            h,
+            "/vol",
+            "--mask",
+            "/vol/secret",
+            "--mask",
+            "/vol/masked-file",
+            "--remount-ro",
+            "/proc/sys",
+            "--mask",
+            "/proc/acpi",
+            "--remount-ro",
+            "/",
+        ]);
+        let script = r#"
+            echo "uid=$(id -u)"
+            echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
+            try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
+            try remount_bind mount -o remount,bind,rw /vol
+            try remount_root mount -o remount,bind,rw /
+            try remount_usr mount -o remount,bind,rw /usr
+            try clear_nosuid mount -o remount,bind,suid /proc
+            try umount_mask_dir umount /vol/secret
+            try umount_mask_file umount /vol/masked-file
+            try lazy_umount_mask umount -l /vol/secret
+            try umount_proc_sys umount /proc/sys
+            try umount_proc_mask umount /proc/acpi
+            try remount_proc_sys mount -o remount,bind,rw /proc/sys
+            try umount_vol umount -l /vol
+            try move_vol mount --move /vol /tmp
+            try new_proc sh -c 'mkdir -p /tmp/p && mount -t proc proc /tmp/p'
+            try bind_proc sh -c 'mkdir -p /tmp/q && mount --bind /proc /tmp/q'
+            try bind_vol sh -c 'mkdir -p /tmp/v && mount --bind /vol /tmp/v && cat /tmp/v/secret/key'
+            try write_vol sh -c 'echo pwned > /vol/marker'
+            try write_sys sh -c 'echo 1 > /proc/sys/kernel/sysrq'
+            echo "secret=$(ls -A /vol/secret | wc -l)"
+            echo "maskfile=$(wc -c </vol/masked-file)"
+            "#;
+        let out = sandbox(&flags, script).ok();
+        assert_eq!(out.var("uid"), "0", "{out:#?}");
+        let caps = u64::from_str_radix(&out.var("capeff"), 16).unwrap();
         assert_ne!(
-            out.var(what),
-            "0",
-            "{what} succeeded inside the sandbox: {out:#?}"
+            caps & (1 << 21),
+            0,
+            "the program holds CAP_SYS_ADMIN in its namespace: {out:#?}"
+        );
+        for what in [
+            "remount_bind",
+            "remount_root",
+            "remount_usr",
+            "clear_nosuid",
+            "umount_mask_dir",
+            "umount_mask_file",
+            "lazy_umount_mask",
+            "umount_proc_sys",
+            "umount_proc_mask",
+            "remount_proc_sys",
+            "umount_vol",
+            "move_vol",
+            "new_proc",
+            "bind_proc",
+            "bind_vol",
+            "write_vol",
+            "write_sys",
+        ] {
+            assert_ne!(
+                out.var(what),
+                "0",
+                "{what} succeeded inside the sandbox: {out:#?}"
+            );
+        }
+        assert_eq!(out.var("secret"), "0", "the masked directory stays empty");
+        assert_eq!(out.var("maskfile"), "0", "the masked file stays empty");
+        // The host side, read without trusting the sandbox's word.
+        assert_eq!(
+            std::fs::read_to_string(host.join("marker")).unwrap(),
+            "host\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.join("secret/key")).unwrap(),
+            "hidden\n"
         );
     }
-    assert_eq!(out.var("secret"), "0", "the masked directory stays empty");
-    assert_eq!(out.var("maskfile"), "0", "the masked file stays empty");
-    // The host side, read without trusting the sandbox's word.
-    assert_eq!(
-        std::fs::read_to_string(host.join("marker")).unwrap(),
-        "host\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(host.join("secret/key")).unwrap(),
-        "hidden\n"
-    );
     assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 3);
 }
 

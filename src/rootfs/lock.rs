@@ -105,7 +105,18 @@ impl MountLock {
     /// user namespace: a mount namespace owned by any other would not be
     /// less privileged, so nothing would be locked.
     pub fn join(userns: OwnedFd) -> Result<MountLock> {
-        if !is_child_of_current(userns.as_fd())? {
+        MountLock::join_with(userns, &Procfs::new()?)
+    }
+
+    /// [`join`](Self::join) with a procfs the caller already has (any
+    /// instance it can see its own `thread-self` in), to read its own user
+    /// namespace from, instead of making one.
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Self::join).
+    pub fn join_with(userns: OwnedFd, procfs: &Procfs) -> Result<MountLock> {
+        if !is_child_of_current(userns.as_fd(), procfs)? {
             return Err(Error::invalid(
                 "lock mounts",
                 "the user namespace is not a child of the caller's: joining it would lock nothing",
@@ -258,7 +269,7 @@ impl InPlaceLock {
 }
 
 /// Whether `userns` is a user namespace whose parent is the caller's.
-fn is_child_of_current(userns: std::os::fd::BorrowedFd<'_>) -> Result<bool> {
+fn is_child_of_current(userns: std::os::fd::BorrowedFd<'_>, procfs: &Procfs) -> Result<bool> {
     let parent = match crate::sys::ns_get_parent(userns) {
         Ok(p) => p,
         // The initial namespace has no parent; one whose parent is out of
@@ -269,7 +280,7 @@ fn is_child_of_current(userns: std::os::fd::BorrowedFd<'_>) -> Result<bool> {
     let parent_ino = rustix::fs::fstat(&parent)
         .map_err(|e| Error::os("lock mounts: fstat user namespace", e))?
         .st_ino;
-    let own = Procfs::new()?.open_namespace(None, "user")?;
+    let own = procfs.open_namespace(None, "user")?;
     let own_ino = rustix::fs::fstat(&own)
         .map_err(|e| Error::os("lock mounts: fstat user namespace", e))?
         .st_ino;
