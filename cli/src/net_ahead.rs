@@ -104,6 +104,7 @@ impl Maker {
                 return Ok(());
             }
         };
+        test_delay();
         let made = make_here(procfs);
         rustix::thread::move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))
             .map_err(|e| {
@@ -161,6 +162,7 @@ impl Maker {
                 );
                 match entered {
                     Ok(()) => {
+                        test_delay();
                         if let Some(made) = make_here(procfs) {
                             // The lock's user namespace too, while here
                             // (see `Joiner::join`); without it the program's
@@ -231,6 +233,17 @@ fn make_here(procfs: &Procfs) -> Option<OwnedFd> {
     step()
         .inspect_err(|e| log::debug!("network namespace left to the init: {e}"))
         .ok()
+}
+
+/// The debug-build test hook `SAFEROOT_TEST_NET_AHEAD_DELAY_MS`: saferoot
+/// (or its helper) sleeps that long before making the namespace, so that
+/// the init reaches the point where it needs it first and waits, and so
+/// that tests can look at the init while it keeps off saferoot's CPU.
+fn test_delay() {
+    crate::run::test_delay(
+        "SAFEROOT_TEST_NET_AHEAD_DELAY_MS",
+        "the maker of the network namespace",
+    );
 }
 
 /// The debug-build test hook `SAFEROOT_TEST_NET_AHEAD=off`: saferoot
