@@ -10,7 +10,7 @@
 //! whole foreground process group, so the child got it too; it is passed on
 //! only when the child is in another session (`--new-session`).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::sys::process::{wait_signal, ReceivedSignal, SignalSet, SI_KERNEL};
 use rustix::io::Errno;
@@ -85,7 +85,10 @@ pub struct Watch {
     /// runs than before it starts or after it ends: saferoot's private
     /// procfs, whose unmount waits for an RCU grace period, is released
     /// here by its last holder once every process of the chain has closed
-    /// its copy.
+    /// its copy. When the chain says so first ([`MOUNT_RELEASED`]), the
+    /// mount is released then and the setup pipe stops signalling:
+    /// nothing is left for the exec to release, and its signal would wake
+    /// saferoot on the CPU where the program starts.
     pub until_setup_ends: Option<crate::sys::process::ThreadCounter>,
     /// With `Sandbox::exit_with_program`: the read end of the pipe on
     /// which the init writes the program's exit status (four bytes, native
@@ -124,9 +127,18 @@ fn setting_up(w: &mut Watch) -> bool {
             Err(Errno::INTR) => continue,
             Err(Errno::AGAIN) => return true,
             Ok(1) if b[0] == MOUNT_RELEASED => {
-                if let Some(held) = &w.until_setup_ends {
+                if let Some(held) = w.until_setup_ends.take() {
                     if held.procfs().release_mount() {
                         log::debug!("the chain let go of the procfs mount: unmounted");
+                    }
+                    drop(held);
+                    // Nothing else waits for the end of setup: no signal
+                    // at the program's exec, which would wake saferoot on
+                    // the CPU the program starts on. The pipe is still
+                    // read, without signals, when a signal asks whether
+                    // setup goes on.
+                    if let Err(e) = crate::sys::process::stop_signals(w.setup.as_fd()) {
+                        log::debug!("setup pipe: {e}");
                     }
                 }
             }

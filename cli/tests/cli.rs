@@ -390,14 +390,18 @@ fn procfs_fds(pid: i32) -> Vec<String> {
 }
 
 /// saferoot's private procfs is released (its unmount waits for an RCU
-/// grace period) by saferoot, while the program runs: saferoot holds it
-/// through the setup (so that the chain's processes, which close their
-/// copies as they exec or fork the program, are never the last holder),
-/// and no longer once the program runs. For the embedded default (an init
-/// in a pid namespace) and a sandbox from flags with a pid namespace. A
-/// sandbox from flags with neither a pid nor a user namespace has no use
-/// for a procfs: saferoot never makes one. The setup is held in the
-/// debug builds' delay hook to look at it.
+/// grace period) by saferoot, while saferoot is idle and never in the
+/// chain's processes. An init that saferoot starts itself gives up its
+/// hold on the mount first and says so: saferoot then releases the procfs
+/// at once, during the setup (the embedded default, an init in a pid
+/// namespace; a sandbox from flags with a pid namespace). With a namespace
+/// child in between (a user namespace and no pid namespace), saferoot
+/// holds it through the setup, its mount too (so that the chain's
+/// processes, which close their copies as they exec or fork the program,
+/// are never the last holder), and no longer once the program runs. A sandbox from flags
+/// with neither a pid nor a user namespace has no use for a procfs:
+/// saferoot never makes one. The setup is held in the debug builds' delay
+/// hook to look at it.
 #[test_log::test]
 fn run_releases_its_procfs_while_the_program_runs() {
     if !common::require_root() || !setup_delay_hook_available() {
@@ -408,14 +412,26 @@ fn run_releases_its_procfs_while_the_program_runs() {
         v.extend(s(&["--unshare-pid"]));
         v
     };
-    for (flags, held) in [(Vec::new(), 1), (with_pid_ns, 1), (base(), 0)] {
+    let with_user_ns = {
+        let mut v = base();
+        v.extend(s(&["--unshare-user"]));
+        v
+    };
+    for (flags, held) in [
+        (Vec::new(), 0),
+        (with_pid_ns, 0),
+        (base(), 0),
+        (with_user_ns, 2),
+    ] {
         let mut args = s(&["run"]);
         args.extend(flags.iter().cloned());
         args.extend(s(&["--", "/bin/sh", "-c", "echo ready; exec sleep 100"]));
         let mut child = Command::new(EXE)
             .args(&args)
             .env("SAFEROOT_TEST_SETUP_DELAY_MS", "1500")
-            .stdin(Stdio::null())
+            // Not /dev/null: a user namespace without /proc could not
+            // check it once in the root.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -3207,11 +3223,12 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
 /// `fsmount` gave for it, and the unmount after the last one waits for an
 /// RCU grace period. The init saferoot starts itself gives up its copy at
 /// once and says so; saferoot, idle while the init sets up, gives up the
-/// last. So during setup each of the two holds the procfs through one fd
-/// (the plain reopen lookups go through), not two (read from outside:
-/// fstatfs of each of their fds, during the setup delay of debug builds).
-/// Also when the init said so before saferoot watched the setup pipe (a
-/// slow machine; here a test hook delays saferoot).
+/// last, and with it the rest of its procfs. So during setup the init
+/// holds the procfs through one fd (the plain reopen lookups go through),
+/// not two, and saferoot through none (read from outside: fstatfs of each
+/// of their fds, during the setup delay of debug builds). Also when the
+/// init said so before saferoot watched the setup pipe (a slow machine;
+/// here a test hook delays saferoot).
 #[test_log::test]
 fn run_setup_holds_the_procfs_mount_nowhere() {
     if !common::require_root() || !setup_delay_hook_available() {
@@ -3247,19 +3264,19 @@ fn run_setup_holds_the_procfs_mount_nowhere() {
             let pid = child.id() as i32;
             let chain = wait_for_setup(pid, 1);
             assert_eq!(chain.len(), 1, "{extra:?}: the init alone: {chain:?}");
-            for p in std::iter::once(pid).chain(chain.iter().copied()) {
+            for (p, want) in std::iter::once((pid, 0)).chain(chain.iter().map(|c| (*c, 1))) {
                 // saferoot may still be in the hook's delay: its count
-                // goes down to one within it, or never (until the setup's
-                // 30 s are over).
+                // goes down within it, or never (until the setup's 30 s
+                // are over).
                 let deadline = Instant::now() + Duration::from_secs(10);
                 let mut on_procfs = procfs_fds(p);
-                while on_procfs != 1 && Instant::now() < deadline {
+                while on_procfs != want && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                     on_procfs = procfs_fds(p);
                 }
                 assert_eq!(
                     on_procfs,
-                    1,
+                    want,
                     "{extra:?}, saferoot's watch delayed {watch_delay} ms: process {p} ({}) \
                      holds the private procfs through {on_procfs} fds",
                     comm_of(p)
@@ -3373,6 +3390,110 @@ fn run_chain_holds_no_procfs_while_the_program_runs() {
         kill(pid, rustix::process::Signal::TERM);
         wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
         let _ = std::fs::remove_file(out.join("started"));
+    }
+}
+
+/// The pipe inodes process `pid` holds: fd number, inode, and whether the
+/// fd signals its owner when it becomes readable (`O_ASYNC` in fdinfo).
+fn pipes_of(pid: i32) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let target = target.display().to_string();
+        if !target.starts_with("pipe:") {
+            continue;
+        }
+        let fd = e.file_name().to_string_lossy().into_owned();
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .unwrap_or(0);
+        out.push((fd, target, flags & libc::O_ASYNC as u32 != 0));
+    }
+    out
+}
+
+/// Once the program runs, nothing in saferoot waits for the end of
+/// setup: it gave up the procfs mount when the init said so, and the setup
+/// pipe stopped signalling then, so the program's exec (which closes the
+/// pipe's last write end) does not wake saferoot on the CPU the program
+/// starts on. Read from outside while the program runs: every pipe of
+/// saferoot that still signals (`O_ASYNC`) has a writer left in the
+/// sandbox (the init's status pipe); the setup pipe, whose writers are all
+/// gone, does not signal. With and without a user namespace (the init
+/// forked or cloned), and with a network namespace made beside the init
+/// (the lock handed over).
+#[test_log::test]
+fn run_the_programs_exec_does_not_wake_saferoot() {
+    if !common::require_root() {
+        return;
+    }
+    let out = TempDir::new();
+    let bind = out.path().to_str().unwrap().to_string();
+    for extra in [
+        &["--unshare-pid"][..],
+        &["--unshare-user", "--unshare-pid", "--proc", "/proc"][..],
+        &[
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--proc",
+            "/proc",
+        ][..],
+    ] {
+        let _ = std::fs::remove_file(out.join("started"));
+        let tmp = TempDir::new();
+        let mut args = s(&["run"]);
+        args.extend(with(&["--bind", &bind, "/out"]));
+        args.extend(s(extra));
+        args.extend(s(&[
+            "--",
+            "/bin/sh",
+            "-c",
+            "touch /out/started; exec sleep 100",
+        ]));
+        let mut child = Command::new(EXE)
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = Instant::now();
+        let chain = loop {
+            let chain = descendants(pid);
+            if out.join("started").exists() && chain.iter().any(|p| comm_of(*p) == "sleep") {
+                break chain;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{extra:?}: the program did not become sleep: {chain:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let held: BTreeSet<String> = chain
+            .iter()
+            .flat_map(|p| pipes_of(*p))
+            .map(|(_, ino, _)| ino)
+            .collect();
+        let mine = pipes_of(pid);
+        let signalling: Vec<_> = mine.iter().filter(|(_, _, a)| *a).collect();
+        for (fd, ino, _) in &signalling {
+            assert!(
+                held.contains(ino),
+                "{extra:?}: saferoot's fd {fd} ({ino}) signals when readable, and no process \
+                 of the sandbox holds that pipe any more (its pipes: {mine:?})"
+            );
+        }
+        kill(pid, rustix::process::Signal::TERM);
+        wait_timeout(&mut child, Duration::from_secs(10)).expect("saferoot ended");
     }
 }
 

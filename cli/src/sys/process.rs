@@ -423,6 +423,12 @@ pub fn signal_on_readable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Undoes [`signal_on_readable`]: no more signals from `fd`.
+pub fn stop_signals(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags - rustix::fs::OFlags::ASYNC)
+}
+
 /// The `si_code`s of a signal the kernel sent for an `O_ASYNC` file
 /// (`POLL_IN` to `POLL_HUP`); one sent with `kill(2)` has another.
 pub const POLL_CODES: std::ops::RangeInclusive<i32> = 1..=6;
