@@ -23,11 +23,12 @@ pub fn exec(
     entered: crate::rootfs_setup::Entered,
     report: Option<&Reporter>,
 ) -> CliError {
-    if let Some(lock) = entered.lock {
-        if let Err(e) = lock.apply() {
-            return e;
-        }
-    }
+    // Held until the exec closes it (close-on-exec): see `Lock::apply`.
+    let _until_exec = match entered.lock.map(crate::lock::Lock::apply) {
+        Some(Err(e)) => return e,
+        Some(Ok(kept)) => kept,
+        None => None,
+    };
     if let Some(r) = report {
         if let Some(procfs) = &entered.procfs {
             for name in crate::report::listed(&sb.namespaces) {

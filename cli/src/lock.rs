@@ -24,11 +24,16 @@
 //!   (`crate::net_ahead`); the init checks it is a child of its own
 //!   (`MountLock::join_with`, else it locks in place). The program's
 //!   process joins it and unshares its mount namespace, with nothing to
-//!   wait for, then says so with one byte on the socket pair.
+//!   wait for, and keeps its end of the socket pair (close-on-exec) until
+//!   the exec: the init hears end-of-file once the program runs.
 //!
 //! With a lock the init takes part in (in place or handed), the init then
 //! moves into the program's locked copy of the mount namespace
-//! ([`Parent::finish`]).
+//! ([`Parent::finish`]). With a handed lock it does so only once the
+//! program runs: until then it stays off the CPU the program's process
+//! needs (it used to be woken by a byte right after the unshare, and its
+//! move, with the grace period of its old namespace's teardown, came
+//! between the program's process and its exec).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -46,8 +51,8 @@ pub enum Lock {
     Made(MountLock),
     /// A user namespace made beside the init, by the helper that made the
     /// network namespace (`crate::net_ahead`): the program's process joins
-    /// it and unshares its mount namespace as with [`Lock::Made`], then
-    /// tells the init, which moves into the locked copy as it does with an
+    /// it and unshares its mount namespace as with [`Lock::Made`]; once the
+    /// program runs, the init moves into the locked copy as it does with an
     /// in-place lock. No maps to wait for.
     Handed(MountLock),
     /// The init's half of an in-place lock, before it forks the program:
@@ -60,7 +65,7 @@ pub enum Lock {
     /// socket pair.
     Child(Procfs, UnixStream),
     /// The program's half of a [`Lock::Handed`]: the user namespace to
-    /// join, and its end of the socket pair.
+    /// join, and its end of the socket pair, held until the exec.
     HandedChild(MountLock, UnixStream),
 }
 
@@ -69,7 +74,7 @@ pub enum Lock {
 enum Task {
     /// Write the child's maps, then move into its locked copy.
     Maps(InPlaceLock),
-    /// Move into the child's locked copy once it says it exists.
+    /// Move into the child's locked copy once the child has exec'd.
     Follow,
 }
 
@@ -107,25 +112,24 @@ impl Lock {
     }
 
     /// Locks the calling process's mounts: joins the made namespace, or
-    /// does the child's half of an in-place lock. The process must be
-    /// single-threaded.
-    pub fn apply(self) -> Result<(), CliError> {
+    /// does the child's half of a lock the init takes part in. The process
+    /// must be single-threaded. What it returns, the caller holds until
+    /// the exec (the handed lock's socket: its end-of-file, at the exec,
+    /// is what the init waits for).
+    pub fn apply(self) -> Result<Option<UnixStream>, CliError> {
         match self {
-            Lock::Made(lock) => lock.apply().map_err(|e| fail(&e)),
+            Lock::Made(lock) => lock.apply().map(|()| None).map_err(|e| fail(&e)),
             Lock::InPlace(_) | Lock::Handed(_) => {
                 Err(fail(&"a lock the init takes part in, applied without it"))
             }
-            Lock::HandedChild(lock, mut chan) => {
+            Lock::HandedChild(lock, chan) => {
                 lock.apply().map_err(|e| fail(&e))?;
-                // As for a lock in place: the init may look at this
-                // process (its namespaces, through a pidfd) until the exec
-                // sets dumpability again.
-                rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
-                    .map_err(|e| fail(&format!("prctl(PR_SET_DUMPABLE, 1): {e}")))?;
-                // The locked copy exists: the init may move into it (see
-                // `Parent::finish`). Nothing is waited for.
-                let _ = chan.write_all(&[2]);
-                Ok(())
+                // Nothing is said: the init moves into the locked copy
+                // once this process has exec'd (see `Parent::finish`);
+                // the program's memory then belongs to the lock's user
+                // namespace, over which the init holds every capability,
+                // so no dumpable moment is needed for its pidfd `setns`.
+                Ok(Some(chan))
             }
             Lock::Child(procfs, mut chan) => {
                 let pid = InPlaceLock::enter(&procfs).map_err(|e| fail(&e))?;
@@ -136,7 +140,7 @@ impl Lock {
                 // maps, and says why; end-of-file means it is gone.
                 chan.read_exact(&mut go)
                     .map_err(|_| fail(&"the init did not write the user namespace maps"))?;
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -171,13 +175,15 @@ impl Parent {
     /// writes its maps through `procfs` (saferoot's, where that pid is
     /// valid), and tells it to go on; on failure the caller kills the
     /// child (which would otherwise see the socket close and exit with a
-    /// message of its own). For a handed lock: waits until the child says
-    /// its locked copy exists (end-of-file: it failed, and says why).
+    /// message of its own). For a handed lock: waits for end-of-file,
+    /// which comes when the child has exec'd the program (or failed, and
+    /// says why; then the move below fails too, and nothing is lost).
     ///
     /// Then the init moves into the child's locked copy of the mount
     /// namespace (`setns` through a pidfd of `child`, the child's pid in
     /// the init's own pid namespace). The namespace the init built the
-    /// root in is then dropped here, while the program starts; and the
+    /// root in is then dropped here, while the program starts (a handed
+    /// lock: while it runs); and the
     /// program's namespace, which the init now holds too, is not torn
     /// down when the program exits, but when the init does. Each teardown
     /// waits for an RCU grace period: this way one of them is off the path
@@ -197,9 +203,14 @@ impl Parent {
                 self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
             }
             Task::Follow => {
-                let mut copied = [0u8; 1];
-                if self.chan.read_exact(&mut copied).is_err() {
-                    return Ok(());
+                let mut b = [0u8; 1];
+                loop {
+                    match self.chan.read(&mut b) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        // Nothing is ever written; end-of-file or an
+                        // error both mean the child's end is gone.
+                        _ => break,
+                    }
                 }
             }
         }

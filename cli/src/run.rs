@@ -1098,6 +1098,10 @@ fn run_program(
             exit_immediately(e.code)
         }
         Ok(Forked::Parent(main)) => {
+            // The setup is over once the program execs: its copy of
+            // setup_w is then the last.
+            drop(setup_w);
+            drop(reporter);
             if let (Some(c), Some(counter)) = (channel, &counter) {
                 if let Err(e) = c.into_parent().finish(counter.procfs(), main) {
                     let _ = rustix::process::kill_process(main, Signal::KILL);
@@ -1106,10 +1110,6 @@ fn run_program(
                 }
             }
             drop(counter);
-            // The setup is over once the program execs: its copy of
-            // setup_w is then the last.
-            drop(setup_w);
-            drop(reporter);
             // The last copy of saferoot's procfs in this process when
             // reports asked for one (it shows the caller's pid namespace):
             // the init lives on in the sandbox and holds nothing of the
