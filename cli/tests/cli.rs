@@ -402,6 +402,23 @@ fn procfs_fds(pid: i32) -> Vec<String> {
 /// with neither a pid nor a user namespace has no use for a procfs:
 /// saferoot never makes one. The setup is held in the debug builds' delay
 /// hook to look at it.
+/// How long the procfs test holds the setup in the delay hook.
+const SETUP_HELD_MS: u64 = 3000;
+
+/// Reads a `-vv` saferoot's stderr to its end; the receiver gets a message
+/// when the setup's delay hook says it has started.
+fn hook_started(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("test hook: setup sleeps") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx
+}
+
 #[test_log::test]
 fn run_releases_its_procfs_while_the_program_runs() {
     if !common::require_root() || !setup_delay_hook_available() {
@@ -423,22 +440,33 @@ fn run_releases_its_procfs_while_the_program_runs() {
         (base(), 0),
         (with_user_ns, 2),
     ] {
-        let mut args = s(&["run"]);
+        let mut args = s(&["-vv", "run"]);
         args.extend(flags.iter().cloned());
         args.extend(s(&["--", "/bin/sh", "-c", "echo ready; exec sleep 100"]));
         let mut child = Command::new(EXE)
             .args(&args)
-            .env("SAFEROOT_TEST_SETUP_DELAY_MS", "1500")
+            .env("SAFEROOT_TEST_SETUP_DELAY_MS", SETUP_HELD_MS.to_string())
             // Not /dev/null: a user namespace without /proc could not
             // check it once in the root.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        // During the setup (the delay hook holds it for 1.5 s).
-        std::thread::sleep(Duration::from_millis(500));
-        let during = procfs_fds(pid);
+        // During the setup: from the hook's own log line (not a fixed time
+        // after the start, which a slow, emulated machine may not have
+        // reached), until the count is the expected one or most of the
+        // hook's time has gone.
+        let hook = hook_started(child.stderr.take().unwrap());
+        hook.recv_timeout(Duration::from_secs(60))
+            .expect("the setup's delay hook did not start");
+        let since = Instant::now();
+        let mut during = procfs_fds(pid);
+        while during.len() != held && since.elapsed() < Duration::from_millis(SETUP_HELD_MS / 2) {
+            std::thread::sleep(Duration::from_millis(20));
+            during = procfs_fds(pid);
+        }
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
