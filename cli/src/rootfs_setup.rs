@@ -556,7 +556,23 @@ pub fn setup(
     // take a pid in a new pid namespace).
     saferoot::namespace::own_fs()
         .map_err(|e| CliError::setup(format!("unshare(CLONE_FS): {e}")))?;
-    make_root_slave()?;
+    // The plan `run` made (the working directory is made here, before
+    // entering, and changed into after entering: see `chdir_in_root`).
+    let mut plan = match sb.plan.borrow_mut().take() {
+        Some(p) => p,
+        None => crate::run::checked_plan(sb)?,
+    };
+    // A root from flags is mounted here before assembly begins: the
+    // namespace becomes a slave first. A bundle's or a directory's root is
+    // not, and assembly's own first step makes every mount a slave or
+    // private when the rootfs propagation is recursive (the default
+    // `rslave` is): one pass over the copy of the host's mounts, not two.
+    let assembly_propagates_nothing =
+        matches!(sb.root, RootKind::Directory(_) | RootKind::Bundle(_))
+            && plan.caller_propagation().recursive;
+    if !assembly_propagates_nothing {
+        make_root_slave()?;
+    }
     if let Some(h) = &sb.hostname {
         crate::sys::process::sethostname(h)
             .map_err(|e| CliError::setup(format!("hostname {}: sethostname: {e}", shown(h))))?;
@@ -583,12 +599,6 @@ pub fn setup(
         // stronger than the library's best-effort comparison with pid 1.
         require_private_namespace: false,
         procfs: Some(procfs.clone()),
-    };
-    // The plan `run` made (the working directory is made here, before
-    // entering, and changed into after entering: see `chdir_in_root`).
-    let mut plan = match sb.plan.borrow_mut().take() {
-        Some(p) => p,
-        None => crate::run::checked_plan(sb)?,
     };
     let cwd = plan.cwd.take();
     let mut net = net.map(|j| (j, crate::net_ahead::join_point(&plan)));

@@ -1341,6 +1341,86 @@ fn run_bundle_built_from_host_binaries() {
     assert_eq!(out.var("replaced"), "yes");
 }
 
+/// Whatever the bundle's `rootfsPropagation`, a run sends no mount or
+/// unmount to the namespace it started in, even one whose every mount is
+/// shared: the rootfs clone attached on a shared mount would show up there,
+/// and the old root detached after pivot_root would take the caller's
+/// mounts below a shared one with it.
+#[test_log::test]
+fn run_a_bundle_sends_no_mount_event_back_whatever_its_root_propagation() {
+    if !common::require_root() {
+        return;
+    }
+    let b = runnable_bundle();
+    let script = r#"
+        set -e
+        mount --make-rshared /
+        mkdir -p "$W/rootside" "$W/other"
+        mount -t tmpfs rootside "$W/rootside"
+        mount -t tmpfs other "$W/other"
+        mkdir "$W/other/inner"
+        mount -t tmpfs inner "$W/other/inner"
+        cp -a "$B" "$W/rootside/b"
+        "$0" run --bundle "$W/rootside/b"
+        echo "left=$(awk -v d="$W/rootside/b/" 'index($5, d) == 1' /proc/self/mountinfo | wc -l)"
+        echo "inner=$(awk -v d="$W/other/inner" '$5 == d' /proc/self/mountinfo | wc -l)"
+        echo "shared=$(awk -v d="$W/other/inner" '$5 == d && / shared:/' /proc/self/mountinfo | wc -l)"
+    "#;
+    for prop in [
+        None,
+        Some("rslave"),
+        Some("slave"),
+        Some("rprivate"),
+        Some("private"),
+        Some("rshared"),
+        Some("shared"),
+        Some("runbindable"),
+        Some("unbindable"),
+    ] {
+        let mut config = runnable_config();
+        config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
+        config["mounts"] = json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+        ]);
+        if let Some(p) = prop {
+            config["linux"]["rootfsPropagation"] = json!(p);
+        }
+        write_config(&b, &config);
+        let w = TempDir::new();
+        let out = Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "unchanged",
+                "--",
+                "sh",
+                "-c",
+                script,
+                EXE,
+            ])
+            .env("W", w.path())
+            .env("B", b.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("unshare(1)");
+        let out = Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(out.code, 0, "{prop:?}: {out:#?}");
+        assert_eq!(out.var("ran"), "yes", "{prop:?}: {out:#?}");
+        assert_eq!(out.var("left"), "0", "{prop:?}: mounts came back: {out:#?}");
+        assert_eq!(
+            out.var("inner"),
+            "1",
+            "{prop:?}: an unmount came back: {out:#?}"
+        );
+        assert_eq!(out.var("shared"), "1", "{prop:?}: {out:#?}");
+    }
+}
+
 #[test_log::test]
 fn run_bundle_with_a_user_namespace_and_process_user() {
     if !common::require_root() {

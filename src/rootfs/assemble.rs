@@ -535,28 +535,12 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
     crate::sys::dup_cloexec(fd).map_err(|e| Error::os("dup", e))
 }
 
-/// The propagation the caller's `/` gets before anything is mounted: the
-/// spec's rootfs propagation, except that a shared one becomes a recursive
-/// slave here. A copy of the host's shared mounts made shared again would
-/// send the container's mounts back to the host; a shared root propagation
-/// is applied to the container's own `/` once it is entered (see
-/// [`super::enter`]), as pivot_root refuses a shared root anyway.
-pub(crate) fn preparation_propagation(plan: &Plan) -> crate::rootfs::PropagationSetting {
-    match plan.rootfs_propagation.kind {
-        Propagation::Shared => crate::rootfs::PropagationSetting {
-            kind: Propagation::Slave,
-            recursive: true,
-        },
-        _ => plan.rootfs_propagation,
-    }
-}
-
-/// `/` of the caller gets [`preparation_propagation`], so that nothing
+/// `/` of the caller gets [`Plan::caller_propagation`], so that nothing
 /// mounted for the container can propagate back to the host.
 fn set_caller_propagation(plan: &Plan) -> Result<()> {
     let slash = open_tree(rustix::fs::CWD, c"/", OpenTreeFlags::OPEN_TREE_CLOEXEC)
         .map_err(|e| Error::os_at("open_tree", "/", e))?;
-    let p = preparation_propagation(plan);
+    let p = plan.caller_propagation();
     let mut flags = k::AT_EMPTY_PATH;
     if p.recursive {
         flags |= k::AT_RECURSIVE;
@@ -726,7 +710,7 @@ fn build(
     // `unbindable` one bindable) and break the master links of `slave`
     // binds. Each mount's own settings are applied once more after the
     // tree is attached (see `finish`), as runc applies them after mounting.
-    let p = preparation_propagation(plan);
+    let p = plan.caller_propagation();
     change(MountAttr::empty(), Some(p.kind))?;
     Ok((deferred_ro, propagated))
 }

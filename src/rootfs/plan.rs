@@ -231,6 +231,29 @@ pub struct Plan {
     pub relies_on: Vec<NsKind>,
 }
 
+impl Plan {
+    /// The propagation that assembly gives the caller's `/` before anything
+    /// is mounted: the spec's rootfs propagation, except that a shared one
+    /// becomes a recursive slave. A copy of the host's shared mounts made
+    /// shared again would send the container's mounts back to the host; a
+    /// shared root propagation is applied to the container's own `/` once
+    /// it is entered, as pivot_root refuses a shared root anyway.
+    ///
+    /// When it is recursive, no mount of the caller's namespace sends mount
+    /// events anywhere once assembly has begun, and a caller has no need to
+    /// make its namespace a slave first (unless it mounts something itself
+    /// before assembling).
+    pub fn caller_propagation(&self) -> PropagationSetting {
+        match self.rootfs_propagation.kind {
+            crate::Propagation::Shared => PropagationSetting {
+                kind: crate::Propagation::Slave,
+                recursive: true,
+            },
+            _ => self.rootfs_propagation,
+        }
+    }
+}
+
 /// A mount saferoot adds (not in the spec), from its options as runc's
 /// spec writes them ([`policy::dev_mounts`]).
 fn implicit_mount(m: &crate::rootfs::spec::MountSpec) -> Result<PlannedMount> {
