@@ -1352,6 +1352,10 @@ fn run_a_bundle_sends_no_mount_event_back_whatever_its_root_propagation() {
         return;
     }
     let b = runnable_bundle();
+    // The test's namespace is cut off first (a private copy, whatever the
+    // caller's propagation: the guests of tests/kernels share theirs), and
+    // everything in the copy is then shared with new peer groups of its
+    // own: it stands for the host.
     let script = r#"
         set -e
         mount --make-rshared /
@@ -1392,7 +1396,7 @@ fn run_a_bundle_sends_no_mount_event_back_whatever_its_root_propagation() {
             .args([
                 "-m",
                 "--propagation",
-                "unchanged",
+                "private",
                 "--",
                 "sh",
                 "-c",
