@@ -68,6 +68,18 @@ fn status_code(s: std::process::ExitStatus) -> i32 {
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
+impl From<std::process::Output> for Out {
+    /// The exit status as a shell gives it ([`status_code`]), the output as
+    /// text.
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: status_code(out.status),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `saferoot ARGS` with stdin from /dev/null, its scratch directory
 /// in a fresh TMPDIR that must be empty again afterwards.
 fn saferoot<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Out {
@@ -91,11 +103,7 @@ fn saferoot_with<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Stdio, env: &[(&s
         left.is_empty(),
         "saferoot left {left:?} behind in its TMPDIR"
     );
-    Out {
-        code: status_code(out.status),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::from(out)
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -1001,11 +1009,7 @@ fn run_passes_only_stdio_and_the_fds_it_was_given() {
             .stdin(Stdio::null())
             .output()
             .expect("start saferoot through sh");
-        Out {
-            code: status_code(out.status),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::from(out)
     };
     let out = case(&[], &[]).ok();
     assert_eq!(out.var("fds").trim(), "0 1 2", "{out:#?}");
@@ -1407,12 +1411,8 @@ fn run_a_bundle_sends_no_mount_event_back_whatever_its_root_propagation() {
             .env("B", b.path())
             .stdin(Stdio::null())
             .output()
+            .map(Out::from)
             .expect("unshare(1)");
-        let out = Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
         assert_eq!(out.code, 0, "{prop:?}: {out:#?}");
         assert_eq!(out.var("ran"), "yes", "{prop:?}: {out:#?}");
         assert_eq!(out.var("left"), "0", "{prop:?}: mounts came back: {out:#?}");
@@ -3309,13 +3309,9 @@ fn run_mount_ns_keeps_unused_host_mounts_out() {
         .args(["-m", "--propagation", "private", "sh", "-c", &script, EXE])
         .env("INNER", inner)
         .output()
-        .expect("unshare");
-    let out = Out {
-        code: status_code(out.status),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-    .ok();
+        .map(Out::from)
+        .expect("unshare")
+        .ok();
     assert_eq!(out.var("pinned"), "yes", "{out:#?}");
     assert_eq!(out.var("first_clutter"), "0", "{out:#?}");
     assert_eq!(out.var("again_clutter"), "0", "{out:#?}");
