@@ -1,86 +1,177 @@
 //! Keeping a forked child off its parent's CPU for a while, when the two
 //! have work to do at the same time.
 //!
-//! The kernel often starts a forked child on its parent's CPU. Where the
+//! The kernel often queues a forked child on its parent's CPU. Where the
 //! parent has work of its own right after the fork (saferoot making the
-//! sandbox's network namespace while the init mounts), one of the two
-//! then waits for the other while another CPU idles. A child that finds
-//! itself on its parent's CPU narrows its CPUs to the others
-//! ([`Apart::leave`]), which moves it at once, and gives them back
-//! ([`Apart::restore`]) before anything inherits them: before it forks or
-//! execs. A scheduling hint only: nothing fails when the kernel refuses
-//! it, and with a single CPU allowed nothing happens.
+//! sandbox's network namespace while the init mounts), the child then
+//! waits: a kernel that does not preempt inside a system call leaves it
+//! queued for the whole half millisecond of the parent's
+//! `unshare(CLONE_NEWNET)` while the other CPU idles (traced: in about
+//! half of the starts the init's first instruction came 530 to 800 µs
+//! after its fork).
 //!
-//! The move is not free: the child waits for the other CPU to take it
-//! (on the development VM an idle virtual CPU takes 50 to 100 µs to wake),
-//! so it pays only where the parent's work is long. For the half
-//! millisecond of a network namespace it does; for the init writing the
-//! id maps of the program's process it did not (the program's exec came
-//! later, 720 against 620 µs after its fork, traced), and is not done.
+//! So the parent moves the child: right after the fork it narrows the
+//! child's CPUs to all of its own but the one it runs on
+//! ([`Spread::push_off`]). A child that has not run yet is only requeued,
+//! which costs the parent one system call and the child nothing (a child
+//! that moves itself once it runs has to wait for the stopper thread of
+//! its CPU, 50 to 100 µs). The child gives its CPUs back
+//! ([`Spread::restore`]) once it has heard from its parent after the push
+//! (so that the two cannot cross) and before anything inherits them:
+//! before it forks or execs. A scheduling hint only: nothing fails when
+//! the kernel refuses it, and with a single CPU allowed nothing happens.
 
+use rustix::process::Pid;
 use rustix::thread::CpuSet;
 
-/// The parent's side: its CPU, read right before the fork.
-pub fn here() -> usize {
-    rustix::thread::sched_getcpu()
+/// The parent's CPUs, read right before the fork: the same value in the
+/// parent (which pushes the child off [`Spread::here`]) and in the child
+/// (which gives itself back [`Spread::all`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    here: usize,
+    all: CpuSet,
+    others: CpuSet,
 }
 
-/// The child's side: the CPUs to give back, if it narrowed them.
-#[derive(Debug, Default)]
-pub struct Apart {
-    restore: Option<CpuSet>,
-}
-
-impl Apart {
-    /// Moves the calling process off `parent_cpu` ([`here`] in the parent,
-    /// before the fork) when it runs there and may run elsewhere.
-    pub fn leave(parent_cpu: usize) -> Apart {
-        if rustix::thread::sched_getcpu() != parent_cpu && !test_hook_always() {
-            return Apart::default();
-        }
-        let Ok(all) = rustix::thread::sched_getaffinity(None) else {
-            return Apart::default();
-        };
+impl Spread {
+    /// Reads the calling process's CPUs, right before the fork; `None`
+    /// when there is no other CPU to push the child to (or they cannot be
+    /// read).
+    pub fn before_fork() -> Option<Spread> {
+        let all = rustix::thread::sched_getaffinity(None)
+            .inspect_err(|e| log::debug!("the child runs where the kernel puts it: {e}"))
+            .ok()?;
+        let here = rustix::thread::sched_getcpu();
         let mut others = all;
-        others.unset(parent_cpu);
-        if others.count() == 0 {
-            return Apart::default();
+        others.unset(here);
+        (others.count() > 0).then_some(Spread { here, all, others })
+    }
+
+    /// The CPU the parent ran on before the fork, which the child keeps
+    /// off.
+    pub fn here(&self) -> usize {
+        self.here
+    }
+
+    /// The parent's side, right after the fork: narrows `child`'s CPUs to
+    /// every one of the parent's but [`Spread::here`].
+    pub fn push_off(&self, child: Pid) {
+        if let Err(e) = rustix::thread::sched_setaffinity(Some(child), &self.others) {
+            log::debug!("the child stays where the kernel put it: {e}");
         }
-        match rustix::thread::sched_setaffinity(None, &others) {
-            Ok(()) => Apart { restore: Some(all) },
-            Err(e) => {
+    }
+
+    /// The child's side, first thing: a child that runs before its parent
+    /// could push it, on its parent's CPU, moves itself (it would
+    /// otherwise keep the parent from running until it blocks).
+    pub fn leave_if_on_parents(&self) {
+        if rustix::thread::sched_getcpu() == self.here {
+            if let Err(e) = rustix::thread::sched_setaffinity(None, &self.others) {
                 log::debug!("staying on the parent's CPU: {e}");
-                Apart::default()
             }
         }
     }
 
-    /// Whether [`Apart::leave`] narrowed the CPUs and they are not back yet.
-    pub fn is_narrowed(&self) -> bool {
-        self.restore.is_some()
-    }
-
-    /// Gives back the CPUs [`Apart::leave`] took away. This can only fail
+    /// The child's side: gives back the parent's CPUs (a no-op when the
+    /// push failed). Only after the child has heard from the parent since
+    /// the fork, so that the push cannot come after it. This can only fail
     /// when a cpuset changed meanwhile to none of them; the kernel then
     /// gave the process the cpuset's CPUs itself, replacing the narrowed
     /// set, so there is nothing left to restore.
-    pub fn restore(&mut self) {
-        if let Some(all) = self.restore.take() {
-            if let Err(e) = rustix::thread::sched_setaffinity(None, &all) {
-                log::debug!("the CPUs were changed from outside meanwhile: {e}");
-            }
+    pub fn restore(&self) {
+        if let Err(e) = rustix::thread::sched_setaffinity(None, &self.all) {
+            log::debug!("the CPUs were changed from outside meanwhile: {e}");
         }
     }
 }
 
-/// The debug-build test hook `SAFEROOT_TEST_APART=always`: the child
-/// narrows its CPUs as if it had started on its parent's, wherever it
-/// started, so that tests see the CPUs given back every time. Release
-/// builds do not read it.
-fn test_hook_always() -> bool {
-    #[cfg(debug_assertions)]
-    if std::env::var_os("SAFEROOT_TEST_APART").is_some_and(|v| v == "always") {
-        return true;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPUs in a `Cpus_allowed_list` line of a task's status file.
+    fn allowed(task: &str) -> Vec<usize> {
+        let status = std::fs::read_to_string(format!("/proc/{task}/status")).unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let mut out = Vec::new();
+        for part in list.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            out.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+        }
+        out
     }
-    false
+
+    fn cpus(set: &CpuSet) -> Vec<usize> {
+        (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect()
+    }
+
+    /// A child pushed off its parent's CPU may run on the parent's other
+    /// CPUs only, as the kernel reports them.
+    #[test]
+    fn a_pushed_child_may_run_on_the_parents_other_cpus_only() {
+        let Some(spread) = Spread::before_fork() else {
+            let one = rustix::thread::sched_getaffinity(None).unwrap();
+            assert_eq!(one.count(), 1, "no spread with several CPUs allowed");
+            return;
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        spread.push_off(pid);
+        let seen = allowed(&child.id().to_string());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen, cpus(&spread.others));
+        assert!(!seen.contains(&spread.here()), "{seen:?}");
+    }
+
+    /// A child that finds itself on its parent's CPU moves to the others.
+    #[test]
+    fn a_child_on_its_parents_cpu_leaves_it() {
+        std::thread::spawn(|| {
+            let all = rustix::thread::sched_getaffinity(None).unwrap();
+            if all.count() < 2 {
+                return;
+            }
+            let here = rustix::thread::sched_getcpu();
+            let mut only_here = CpuSet::new();
+            only_here.set(here);
+            rustix::thread::sched_setaffinity(None, &only_here).unwrap();
+            let mut others = all;
+            others.unset(here);
+            let spread = Spread { here, all, others };
+            let task = format!("self/task/{}", rustix::thread::gettid().as_raw_nonzero());
+            spread.leave_if_on_parents();
+            assert_eq!(allowed(&task), cpus(&spread.others));
+            assert_ne!(rustix::thread::sched_getcpu(), here);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A pushed thread gets every CPU back when it restores.
+    #[test]
+    fn a_pushed_thread_gets_its_cpus_back() {
+        std::thread::spawn(|| {
+            let Some(spread) = Spread::before_fork() else {
+                return;
+            };
+            let tid = rustix::thread::gettid();
+            let task = format!("self/task/{}", tid.as_raw_nonzero());
+            spread.push_off(tid);
+            assert!(!allowed(&task).contains(&spread.here()));
+            spread.restore();
+            assert_eq!(allowed(&task), cpus(&spread.all));
+        })
+        .join()
+        .unwrap();
+    }
 }

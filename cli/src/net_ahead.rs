@@ -46,23 +46,26 @@ use saferoot::procfs::Procfs;
 use saferoot::rootfs::policy::NsKind;
 use saferoot::rootfs::{MountLock, Plan};
 
-use crate::cpu_apart::Apart;
+use crate::cpu_apart::Spread;
 use crate::errors::CliError;
 use crate::sys::process::{exit_immediately, fork_with, Forked, ThreadCounter};
 
 /// saferoot's end: makes the namespace and sends it ([`Maker::make`]).
 #[derive(Debug)]
-pub struct Maker(OwnedFd);
+pub struct Maker {
+    sock: OwnedFd,
+    /// saferoot's CPUs before the fork, to push the init off its own.
+    spread: Option<Spread>,
+}
 
 /// The init's end: receives the namespace and joins it ([`Joiner::join`]).
 #[derive(Debug)]
 pub struct Joiner {
     sock: OwnedFd,
-    /// The CPU saferoot ran on when the pair was made (right before the
-    /// fork), for [`Joiner::start`].
-    parent_cpu: usize,
-    /// The init kept off that CPU until the namespace has come.
-    apart: Apart,
+    /// saferoot's CPUs when the pair was made (right before the fork),
+    /// given back once the namespace has come ([`Joiner::relax`],
+    /// [`Joiner::join`]); `None` once given back.
+    spread: Option<Spread>,
 }
 
 /// A connected pair, made before the fork; each side drops the other's end.
@@ -74,17 +77,21 @@ pub fn pair() -> Result<(Maker, Joiner), CliError> {
         None,
     )
     .map_err(|e| CliError::setup(format!("socketpair: {e}")))?;
-    Ok((
-        Maker(a),
-        Joiner {
-            sock: b,
-            parent_cpu: crate::cpu_apart::here(),
-            apart: Apart::default(),
-        },
-    ))
+    let spread = Spread::before_fork();
+    Ok((Maker { sock: a, spread }, Joiner { sock: b, spread }))
 }
 
 impl Maker {
+    /// Right after the fork, before making the namespace: moves the init
+    /// off saferoot's CPU ([`crate::cpu_apart`]), so that the two work side
+    /// by side; the init gives its CPUs back once the namespace has come
+    /// (or its maker has given up), before the program's process exists.
+    pub fn push_off(&self, init: Pid) {
+        if let Some(spread) = &self.spread {
+            spread.push_off(init);
+        }
+    }
+
     /// For an init forked into a new pid namespace (no user namespace):
     /// makes a network namespace with its loopback interface up, sends it
     /// to the init and returns saferoot to the namespace it was in.
@@ -145,16 +152,18 @@ impl Maker {
                 return Ok(());
             }
         };
-        // The helper runs on saferoot's CPU, where saferoot waits for it;
-        // the init keeps off that one until the namespace is there (see
-        // `Joiner::start`).
-        let here = rustix::thread::sched_getcpu();
+        // The helper runs on the CPU saferoot ran on before the init's
+        // clone, which the init keeps off until the namespace is there (see
+        // `Maker::push_off`).
+        let here = self.spread.as_ref().map(Spread::here);
         match fork_with(counter) {
             Ok(Forked::Child) => {
-                let mut cpu = CpuSet::new();
-                cpu.set(here);
-                if let Err(e) = rustix::thread::sched_setaffinity(None, &cpu) {
-                    log::debug!("the helper runs where the kernel puts it: {e}");
+                if let Some(here) = here {
+                    let mut cpu = CpuSet::new();
+                    cpu.set(here);
+                    if let Err(e) = rustix::thread::sched_setaffinity(None, &cpu) {
+                        log::debug!("the helper runs where the kernel puts it: {e}");
+                    }
                 }
                 let entered = rustix::thread::move_into_thread_name_spaces(
                     pidfd.as_fd(),
@@ -207,7 +216,7 @@ impl Maker {
             return;
         }
         if let Err(e) = rustix::net::sendmsg(
-            &self.0,
+            &self.sock,
             &[IoSlice::new(b"n")],
             &mut control,
             SendFlags::NOSIGNAL,
@@ -268,28 +277,33 @@ fn differ(a: &OwnedFd, b: &OwnedFd) -> bool {
 }
 
 impl Joiner {
-    /// Moves the init off saferoot's CPU when it starts there
-    /// ([`crate::cpu_apart`]) until the namespace has come
-    /// ([`Joiner::relax`], [`Joiner::join`], both before the program's
-    /// process exists, give the CPUs back), so that the init mounts while
-    /// saferoot, or the helper on saferoot's CPU, makes the network
-    /// namespace, side by side.
-    pub fn start(&mut self) {
-        self.apart = Apart::leave(self.parent_cpu);
+    /// The init's first step: moves itself off saferoot's CPU if it runs
+    /// there before saferoot could push it ([`Maker::push_off`]).
+    pub fn start(&self) {
+        if let Some(spread) = &self.spread {
+            spread.leave_if_on_parents();
+        }
     }
 
-    /// Gives the init its CPUs back (see [`Joiner::start`]) once the
-    /// namespace has come (or its maker has given up), so that the init
-    /// is confined only while the maker runs. Called between the mounts;
-    /// a cheap check of the socket.
+    /// Gives the init its CPUs back (see [`Maker::push_off`]) once the
+    /// namespace has come (or its maker has given up: either comes after
+    /// the push), so that the init is confined only while the maker runs.
+    /// Called between the mounts; a cheap check of the socket.
     pub fn relax(&mut self) {
-        if !self.apart.is_narrowed() {
+        if self.spread.is_none() {
             return;
         }
         let mut byte = [0u8; 1];
         match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
             Err(Errno::AGAIN) | Err(Errno::INTR) => {}
-            _ => self.apart.restore(),
+            _ => self.give_back(),
+        }
+    }
+
+    /// Gives back the CPUs [`Maker::push_off`] took, once.
+    fn give_back(&mut self) {
+        if let Some(spread) = self.spread.take() {
+            spread.restore();
         }
     }
 
@@ -303,7 +317,6 @@ impl Joiner {
     /// the helper), for the init to hand to the program's process instead
     /// of locking in place (see `crate::lock`).
     pub fn join(mut self) -> Result<Option<OwnedFd>, Errno> {
-        self.apart.restore();
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -318,6 +331,8 @@ impl Joiner {
                 r => break r,
             }
         };
+        // Whatever came (end-of-file included) came after the push.
+        self.give_back();
         let mut fds = Vec::new();
         if received.is_ok() {
             for msg in control.drain() {

@@ -439,6 +439,8 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     };
     let net_maker = net_ahead.map(|(maker, joiner)| {
         drop(joiner);
+        // The init mounts on another CPU while the namespace is made.
+        maker.push_off(child);
         maker
     });
     let net_maker = match net_maker {
@@ -876,8 +878,8 @@ fn init_main(
     let mut lock = lock;
     let mut direct = direct;
     let status = direct.as_mut().and_then(|d| d.status.take());
-    let mut net = direct.as_mut().and_then(|d| d.net.take());
-    if let Some(net) = &mut net {
+    let net = direct.as_mut().and_then(|d| d.net.take());
+    if let Some(net) = &net {
         net.start();
     }
     if let Some(direct) = direct {

@@ -190,21 +190,6 @@ fn the_init_waits_for_the_network_namespace_saferoot_makes() {
     check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
 }
 
-/// The init narrows its CPUs as if it had started on saferoot's (a test
-/// hook; otherwise it does when the kernel put it there), and the program
-/// has every CPU back.
-#[test_log::test]
-fn the_cpus_narrowed_while_setting_up_are_given_back() {
-    if !common::require_root() {
-        return;
-    }
-    check_network_namespace(&[("SAFEROOT_TEST_APART", "always")]);
-    check_network_namespace(&[
-        ("SAFEROOT_TEST_APART", "always"),
-        ("SAFEROOT_TEST_NET_AHEAD", "off"),
-    ]);
-}
-
 /// The CPUs of a `Cpus_allowed_list` ("0-2,5").
 fn cpu_list(list: &str) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
@@ -217,9 +202,8 @@ fn cpu_list(list: &str) -> BTreeSet<u32> {
 
 /// While the init sets up and saferoot has not made the network namespace
 /// yet (both held back by test hooks), the init runs on every CPU but one
-/// (saferoot's: it keeps off that one, made to every time by a third test
-/// hook, not only when the kernel started it there); once the namespace
-/// has come, the program has all of them, as the caller. A bundle (the
+/// (saferoot's, which saferoot pushed it off right after the fork); once
+/// the namespace has come, the program has all of them, as the caller. A bundle (the
 /// init forked; saferoot makes the namespace) and bubblewrap's
 /// `--unshare-all` (the init cloned into a user namespace; saferoot's
 /// helper makes it).
@@ -261,7 +245,6 @@ fn the_init_keeps_off_saferoots_cpu_until_the_namespace_comes() {
             .args(&args)
             .env("SAFEROOT_TEST_SETUP_DELAY_MS", "1000")
             .env("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "1500")
-            .env("SAFEROOT_TEST_APART", "always")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -443,7 +426,7 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
     let bwrap = dir.join("bwrap");
     std::os::unix::fs::symlink(EXE, &bwrap).unwrap();
     let host_user = ns_ino(std::process::id(), "user");
-    for (hook, apart) in [("", ""), ("off", ""), ("", "always"), ("off", "always")] {
+    for hook in ["", "off"] {
         let mut c = Command::new(&bwrap);
         c.args([
             "--ro-bind",
@@ -462,9 +445,6 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         if !hook.is_empty() {
             c.env("SAFEROOT_TEST_NET_AHEAD", hook);
         }
-        if !apart.is_empty() {
-            c.env("SAFEROOT_TEST_APART", apart);
-        }
         let mut child = c.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -476,11 +456,7 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         let net = ns_ino(init, "net");
         let init_user = ns_ino(init, "user");
         assert_eq!(ns_ino(program, "net"), net, "hook {hook:?}");
-        assert_eq!(
-            cpus_of(program),
-            own_cpus(),
-            "hook {hook:?}, apart {apart:?}"
-        );
+        assert_eq!(cpus_of(program), own_cpus(), "hook {hook:?}");
         assert_ne!(init_user, host_user, "hook {hook:?}");
         let owner = owners("net")
             .into_iter()
