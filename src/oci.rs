@@ -751,7 +751,9 @@ fn read_config_fd(
             )
             .map_err(|e| e.with_path(path))?,
     };
-    let mut bytes = Vec::new();
+    // Room for the size checked (at most 16 MiB, above) and the byte that
+    // shows the end: the file is read in two calls, not in doubling ones.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).map_or(0, |s| s.saturating_add(1)));
     file.take(MAX_CONFIG_SIZE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(OP, path, e))?;
