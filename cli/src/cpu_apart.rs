@@ -15,7 +15,10 @@
 //! ([`Spread::push_off`]). A child that has not run yet is only requeued,
 //! which costs the parent one system call and the child nothing (a child
 //! that moves itself once it runs has to wait for the stopper thread of
-//! its CPU, 50 to 100 µs). The child gives its CPUs back
+//! its CPU, 50 to 100 µs). A child that the kernel ran first, on the
+//! parent's CPU, still moves itself ([`Spread::leave_if_on_parents`]):
+//! the parent would otherwise not run until the child blocks. The child
+//! gives its CPUs back
 //! ([`Spread::restore`]) once it has heard from its parent after the push
 //! (so that the two cannot cross) and before anything inherits them:
 //! before it forks or execs. A scheduling hint only: nothing fails when
