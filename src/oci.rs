@@ -56,6 +56,33 @@ use crate::{Error, ErrorKind, Result};
 /// same version of [`Spec`] that saferoot takes.
 pub use oci_spec;
 
+mod config_json;
+
+/// Parses the text of a `config.json` into oci-spec's [`Spec`]: the same
+/// value, and the same errors, as `serde_json::from_slice::<Spec>`, except
+/// that the CPU lists of `process.execCPUAffinity` must use the digits
+/// `0`-`9`. saferoot reads every configuration through this, so that
+/// oci-spec's own reading of `process` (which links the `regex` crate for
+/// that one check) is not part of its programs.
+///
+/// # Errors
+///
+/// The parser's error, with line and column, when `bytes` is not a valid
+/// OCI configuration.
+pub fn spec_from_slice(bytes: &[u8]) -> serde_json::Result<Spec> {
+    config_json::from_slice(bytes)
+}
+
+/// [`spec_from_slice`] for a configuration already parsed as a JSON value
+/// (one the caller has changed, say).
+///
+/// # Errors
+///
+/// The parser's error when `value` is not a valid OCI configuration.
+pub fn spec_from_value(value: serde_json::Value) -> serde_json::Result<Spec> {
+    config_json::from_value(value)
+}
+
 /// The longest path accepted, as the kernel's `PATH_MAX`.
 const PATH_MAX: usize = 4096;
 
@@ -636,7 +663,7 @@ pub fn spec_from_config(config: &Spec, bundle: &Path) -> Result<RootfsSpec> {
 /// Parses a configuration, reporting JSON errors with their line and
 /// column, and unknown device types with their entry.
 fn parse_config(bytes: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(bytes).map_err(|e| {
+    spec_from_slice(bytes).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
             if let Some(err) = find_bad_device_type(bytes, &e) {
                 return err;

@@ -31,7 +31,7 @@ fn unparsable(e: &serde_json::Error) -> Finding {
 }
 
 fn static_audit(config_bytes: &[u8], bundle: &Path, rootfs: Option<&Path>) -> Vec<Finding> {
-    let config: Spec = match serde_json::from_slice(config_bytes) {
+    let config: Spec = match saferoot::oci::spec_from_slice(config_bytes) {
         Ok(c) => c,
         Err(e) => return vec![unparsable(&e)],
     };

@@ -138,7 +138,7 @@ fn load(dir: &Path) -> Result<(Spec, saferoot::rootfs::RootfsSpec, Vec<String>),
     let lib = |e: saferoot::Error| CliError::setup(format!("--bundle {}: {e}", shown(dir)));
     let bytes = saferoot::oci::read_config(dir).map_err(lib)?;
     let mut warnings = Vec::new();
-    let config = match serde_json::from_slice::<Spec>(&bytes) {
+    let config = match saferoot::oci::spec_from_slice(&bytes) {
         Ok(c) => c,
         Err(first) => {
             // The library's message for text it cannot take (it parses it
@@ -165,7 +165,7 @@ fn load(dir: &Path) -> Result<(Spec, saferoot::rootfs::RootfsSpec, Vec<String>),
             if skipped.is_empty() {
                 return Err(refused());
             }
-            match serde_json::from_value::<Spec>(value) {
+            match saferoot::oci::spec_from_value(value) {
                 Ok(c) => {
                     warnings = skipped;
                     c
