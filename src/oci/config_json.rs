@@ -5,13 +5,13 @@
 //! that one check links the whole `regex` crate with its Unicode tables
 //! into every program that deserializes a [`Process`]: in saferoot's
 //! static binary, 27 of the 47 pages of pointers the start-up relocation
-//! writes and 2 MB of the binary; without it a bundle starts about half a
-//! millisecond sooner (docs/performance.md). So `Spec` and `Process` are read here through
-//! mirrors with the same fields, names, defaults and required fields, every
-//! other type being oci-spec's own, and the CPU lists are checked by hand.
-//! The result is the `Spec` that `serde_json::from_slice::<Spec>` gives
-//! for the same text (tests/oci.rs compares the two on every fixture and
-//! on the edge cases), with one difference: a CPU list must be written
+//! writes and 2 MB of the binary, which every start paid for
+//! (docs/performance.md). So `Spec` and `Process` are read here through
+//! mirrors with the same fields, names, defaults and required fields,
+//! every other type being oci-spec's own, and the CPU lists are checked
+//! by hand. The result is the `Spec` that `serde_json::from_slice::<Spec>`
+//! gives for the same text (tests/oci_parse.rs compares the two on every
+//! fixture and on the edge cases), with one difference: a CPU list must be written
 //! with the digits `0`-`9` (the regex's `\d` also took other Unicode
 //! decimal digits, which no kernel interface reads as CPU numbers).
 
