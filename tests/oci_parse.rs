@@ -10,25 +10,31 @@
 use saferoot::oci::oci_spec::runtime::Spec;
 use saferoot::oci::{spec_from_slice, spec_from_value};
 
-/// Both readers on `text`: equal values, or errors with equal messages.
+/// Both readers on `text`: equal values, or errors with equal messages;
+/// and the same from the text parsed as a JSON value first (which keeps
+/// the last of duplicate keys, so it is compared with oci-spec's reading
+/// of that value).
 fn same(what: &str, text: &str) {
-    let theirs = serde_json::from_slice::<Spec>(text.as_bytes());
-    let ours = spec_from_slice(text.as_bytes());
+    agree(
+        what,
+        serde_json::from_slice::<Spec>(text.as_bytes()),
+        spec_from_slice(text.as_bytes()),
+    );
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        agree(
+            &format!("{what} (from a value)"),
+            serde_json::from_value::<Spec>(value.clone()),
+            spec_from_value(value),
+        );
+    }
+}
+
+/// oci-spec's result and saferoot's: equal values, or equal messages.
+fn agree(what: &str, theirs: serde_json::Result<Spec>, ours: serde_json::Result<Spec>) {
     match (&theirs, &ours) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
         _ => panic!("{what}: oci-spec gives {theirs:?}, saferoot {ours:?}"),
-    }
-    // The same from a parsed value (which keeps the last of duplicate
-    // keys, so it is compared with oci-spec's reading of that value).
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
-        let theirs = serde_json::from_value::<Spec>(value.clone());
-        let ours = spec_from_value(value);
-        match (&theirs, &ours) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what} (from a value)"),
-            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what} (from a value)"),
-            _ => panic!("{what} (from a value): oci-spec gives {theirs:?}, saferoot {ours:?}"),
-        }
     }
 }
 

@@ -18,10 +18,9 @@
 //! its CPU, 50 to 100 µs). A child that the kernel ran first, on the
 //! parent's CPU, still moves itself ([`Spread::leave_if_on_parents`]):
 //! the parent would otherwise not run until the child blocks. The child
-//! gives its CPUs back
-//! ([`Spread::restore`]) once it has heard from its parent after the push
-//! (so that the two cannot cross) and before anything inherits them:
-//! before it forks or execs. A scheduling hint only: nothing fails when
+//! gives its CPUs back ([`Spread::restore`]) once it has heard from its
+//! parent after the push (so that the two cannot cross) and before
+//! anything inherits them: before it forks or execs. A scheduling hint only: nothing fails when
 //! the kernel refuses it, and with a single CPU allowed nothing happens.
 
 use rustix::process::Pid;

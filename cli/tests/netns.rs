@@ -203,8 +203,8 @@ fn cpu_list(list: &str) -> BTreeSet<u32> {
 /// While the init sets up and saferoot has not made the network namespace
 /// yet (both held back by test hooks), the init runs on every CPU but one
 /// (saferoot's, which saferoot pushed it off right after the fork); once
-/// the namespace has come, the program has all of them, as the caller. A bundle (the
-/// init forked; saferoot makes the namespace) and bubblewrap's
+/// the namespace has come, the program has all of them, as the caller. A
+/// bundle (the init forked; saferoot makes the namespace) and bubblewrap's
 /// `--unshare-all` (the init cloned into a user namespace; saferoot's
 /// helper makes it).
 #[test_log::test]
