@@ -1396,3 +1396,100 @@ fn devices_replace_what_the_rootfs_has_at_their_names() {
         a.detach().unwrap();
     });
 }
+
+/// Masked directories are all one empty read-only tmpfs (one superblock),
+/// each mask a mount of its own that is a peer of no other, also under a
+/// shared `/proc`: a mount made later on one masked directory shows on no
+/// other.
+#[test_log::test]
+fn masked_directories_share_a_superblock_and_no_peer_group() {
+    let rootfs = make_rootfs();
+    let mut spec = base_spec(rootfs.path());
+    spec.mounts[0] = MountSpec::new(
+        "/proc",
+        "proc",
+        Some("proc".into()),
+        &["nosuid", "noexec", "nodev", "rshared"],
+    );
+    let dirs = ["/proc/fs", "/proc/tty", "/proc/driver"];
+    spec.masked_paths = dirs
+        .iter()
+        .chain(&["/proc/kcore"])
+        .map(PathBuf::from)
+        .collect();
+    for s in strategies() {
+        common::in_mount_ns(|| {
+            let a = assemble(&spec, &opts(s)).unwrap();
+            // (mount point, major:minor, options, optional fields) of each
+            // masked directory, read from the mount table.
+            let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+            let masks: Vec<(String, String, String, Vec<String>)> = dirs
+                .iter()
+                .map(|d| {
+                    let point = rootfs.join(&d[1..]);
+                    let l = text
+                        .lines()
+                        .rfind(|l| l.split(' ').nth(4) == point.to_str())
+                        .unwrap_or_else(|| panic!("{d} is not a mount ({s:?}): {text}"));
+                    let f: Vec<&str> = l.split(' ').collect();
+                    let sep = f.iter().position(|x| *x == "-").unwrap();
+                    assert_eq!(f[sep + 1], "tmpfs", "{l}");
+                    assert!(f[5].split(',').any(|o| o == "ro"), "{l}");
+                    let optional = f[6..sep].iter().map(|x| x.to_string()).collect();
+                    (d.to_string(), f[2].to_string(), f[5].to_string(), optional)
+                })
+                .collect();
+            assert!(
+                masks.windows(2).all(|w| w[0].1 == w[1].1),
+                "one superblock for all masks ({s:?}): {masks:#?}"
+            );
+            // Under the shared /proc each mask is shared, in a group of
+            // its own.
+            let groups: Vec<&String> = masks
+                .iter()
+                .flat_map(|m| m.3.iter().filter(|o| o.starts_with("shared:")))
+                .collect();
+            let distinct: std::collections::BTreeSet<_> = groups.iter().collect();
+            assert_eq!(
+                distinct.len(),
+                groups.len(),
+                "masks are peers ({s:?}): {masks:#?}"
+            );
+            for d in dirs {
+                assert_eq!(std::fs::read_dir(rootfs.join(&d[1..])).unwrap().count(), 0);
+            }
+            // What the container could do: mount on one masked directory.
+            let fs =
+                rustix::mount::fsopen("tmpfs", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).unwrap();
+            rustix::mount::fsconfig_create(&fs).unwrap();
+            let m = rustix::mount::fsmount(
+                &fs,
+                rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+                rustix::mount::MountAttrFlags::empty(),
+            )
+            .unwrap();
+            rustix::mount::move_mount(
+                &m,
+                c"",
+                rustix::fs::CWD,
+                rootfs.join("proc/fs").as_path(),
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .unwrap();
+            std::fs::write(rootfs.join("proc/fs/marker"), "x").unwrap();
+            for d in &dirs[1..] {
+                assert_eq!(
+                    std::fs::read_dir(rootfs.join(&d[1..])).unwrap().count(),
+                    0,
+                    "the mount on /proc/fs reached {d} ({s:?})"
+                );
+            }
+            rustix::mount::unmount(
+                rootfs.join("proc/fs").as_path(),
+                rustix::mount::UnmountFlags::DETACH,
+            )
+            .unwrap();
+            a.detach().unwrap();
+        });
+    }
+}
