@@ -82,6 +82,22 @@ pub fn pair() -> Result<(Maker, Joiner), CliError> {
 }
 
 impl Maker {
+    /// Right before the fork: keeps the init from running first on
+    /// saferoot's CPU ([`Spread::hold`]); [`Maker::push_off`] undoes it,
+    /// or [`Maker::fork_failed`].
+    pub fn hold(&self) {
+        if let Some(spread) = &self.spread {
+            spread.hold();
+        }
+    }
+
+    /// Undoes [`Maker::hold`] when there is no init to push.
+    pub fn fork_failed(&self) {
+        if let Some(spread) = &self.spread {
+            spread.release();
+        }
+    }
+
     /// Right after the fork, before making the namespace: moves the init
     /// off saferoot's CPU ([`crate::cpu_apart`]), so that the two work side
     /// by side; the init gives its CPUs back once the namespace has come

@@ -365,6 +365,9 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
         saferoot::namespace::unshare(rustix::thread::UnshareFlags::NEWPID)
             .map_err(|e| CliError::setup(format!("unshare(CLONE_NEWPID): {e}")))?;
     }
+    if let Some((maker, _)) = &net_ahead {
+        maker.hold();
+    }
     let forked = if cloned_init {
         let mut flags = sb.namespaces.unshare_flags() | rustix::thread::UnshareFlags::NEWUSER;
         if net_ahead.is_some() {
@@ -429,13 +432,16 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
             })
         }
         Ok(Forked::Parent(pid)) => pid,
-        Err(e) if cloned_init => {
-            return Err(CliError::setup(format!(
-                "clone3({}): {e}",
-                sb.namespaces.names().join(", ")
-            )))
+        Err(e) => {
+            if let Some((maker, _)) = &net_ahead {
+                maker.fork_failed();
+            }
+            return Err(if cloned_init {
+                CliError::setup(format!("clone3({}): {e}", sb.namespaces.names().join(", ")))
+            } else {
+                CliError::setup(format!("fork: {e}"))
+            });
         }
-        Err(e) => return Err(CliError::setup(format!("fork: {e}"))),
     };
     let net_maker = net_ahead.map(|(maker, joiner)| {
         drop(joiner);

@@ -96,6 +96,7 @@ fn run(sysctl: bool, sysfs: Sysfs, env: &[(&str, &str)]) -> (String, String) {
         echo "local_routes=$(grep -c 'host LOCAL' /proc/net/fib_trie)"
         echo "somaxconn=$(cat /proc/sys/net/core/somaxconn)"
         echo "cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"
+        echo "policy=$(sed -n 's/^policy *: *//p' /proc/self/sched)"
         echo ready
         read -r _ || true
     "#;
@@ -160,6 +161,9 @@ fn check_network_namespace(env: &[(&str, &str)]) {
             // The init keeps off saferoot's CPU while the namespace is
             // made, and has all of them back before the program exists.
             assert_eq!(var(&out, "cpus"), own_cpus(), "{what}: {out}");
+            // And the caller's scheduling policy (the fork under
+            // SCHED_BATCH is undone).
+            assert_eq!(var(&out, "policy"), policy_of("self"), "{what}: {out}");
             if sysctl {
                 assert_eq!(var(&out, "somaxconn"), "1234", "{what}: {out}");
             }
@@ -190,6 +194,16 @@ fn the_init_waits_for_the_network_namespace_saferoot_makes() {
     check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
 }
 
+/// The scheduling policy of a task (`self` or a pid), as a number.
+fn policy_of(task: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{task}/sched"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("policy"))
+        .map(|l| l.trim_start_matches([' ', ':']).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The CPUs of a `Cpus_allowed_list` ("0-2,5").
 fn cpu_list(list: &str) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
@@ -217,7 +231,7 @@ fn the_init_keeps_off_saferoots_cpu_until_the_namespace_comes() {
     {
         return;
     }
-    let script = r#"echo "cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; echo ready; read -r _ || true"#;
+    let script = r#"echo "cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; echo "policy=$(sed -n 's/^policy *: *//p' /proc/self/sched)"; echo ready; read -r _ || true"#;
     let b = bundle(script, false, Sysfs::Absent);
     let dir = TempDir::new();
     let bwrap = dir.join("bwrap");
@@ -267,7 +281,10 @@ fn the_init_keeps_off_saferoots_cpu_until_the_namespace_comes() {
                 {
                     let cpus = cpu_list(l.trim());
                     if cpus != mine {
-                        narrowed = Some(cpus);
+                        // The init still has the policy it was forked
+                        // under; saferoot has its own back.
+                        narrowed =
+                            Some((cpus, policy_of(init), policy_of(&child.id().to_string())));
                     }
                 }
             }
@@ -287,7 +304,17 @@ fn the_init_keeps_off_saferoots_cpu_until_the_namespace_comes() {
         drop(child.stdin.take());
         let status = child.wait().unwrap();
         assert!(status.success(), "{exe}: {status:?}\n{out}");
-        let narrowed = narrowed.unwrap_or_else(|| panic!("{exe}: the init kept every CPU"));
+        let (narrowed, init_policy, saferoot_policy) =
+            narrowed.unwrap_or_else(|| panic!("{exe}: the init kept every CPU"));
+        assert_eq!(
+            init_policy, "3",
+            "{exe}: the init was not forked under SCHED_BATCH"
+        );
+        assert_eq!(
+            saferoot_policy,
+            policy_of("self"),
+            "{exe}: saferoot kept SCHED_BATCH"
+        );
         assert_eq!(
             narrowed.len(),
             mine.len() - 1,
@@ -295,6 +322,39 @@ fn the_init_keeps_off_saferoots_cpu_until_the_namespace_comes() {
         );
         assert!(narrowed.is_subset(&mine), "{exe}: {narrowed:?} of {mine:?}");
         assert_eq!(cpu_list(&var(&out, "cpus")), mine, "{exe}: {out}");
+        assert_eq!(var(&out, "policy"), policy_of("self"), "{exe}: {out}");
+    }
+}
+
+/// A caller that runs saferoot under a policy of its own (`chrt`) gives
+/// it to the program: saferoot trades only the default policy for
+/// `SCHED_BATCH` at the init's fork, and gives that back.
+#[test_log::test]
+fn the_program_keeps_the_callers_scheduling_policy() {
+    if !common::require_root() {
+        return;
+    }
+    let script = r#"echo "policy=$(sed -n 's/^policy *: *//p' /proc/self/sched)"; echo "nice=$(cut -d' ' -f19 /proc/self/stat)""#;
+    let b = bundle(script, false, Sysfs::First);
+    for (chrt, policy, nice) in [
+        (vec![], "0", "0"),
+        (vec!["chrt", "--batch", "0"], "3", "0"),
+        (vec!["chrt", "--idle", "0"], "5", "0"),
+        (vec!["nice", "-n", "7"], "0", "7"),
+    ] {
+        let mut cmd = Command::new(chrt.first().copied().unwrap_or(EXE));
+        if !chrt.is_empty() {
+            cmd.args(&chrt[1..]).arg(EXE);
+        }
+        let out = cmd
+            .args(["run", "--bundle", b.path().to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{chrt:?}: {out:?}");
+        assert_eq!(var(&text, "policy"), policy, "{chrt:?}: {text}");
+        assert_eq!(var(&text, "nice"), nice, "{chrt:?}: {text}");
     }
 }
 

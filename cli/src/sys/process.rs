@@ -263,6 +263,42 @@ pub fn clone3_available() -> bool {
     r < 0 && last_errno() == libc::EINVAL
 }
 
+/// The calling thread's scheduling policy, `SCHED_RESET_ON_FORK` included
+/// (`sched_getscheduler(0)` by system call number: musl's wrapper answers
+/// `ENOSYS` without asking the kernel).
+pub fn own_sched_policy() -> Result<i32, Errno> {
+    // SAFETY: sched_getscheduler takes a pid (0: the caller) and reads or
+    // writes no memory.
+    let r = unsafe { libc::syscall(libc::SYS_sched_getscheduler, 0) };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    i32::try_from(r).map_err(|_| Errno::INVAL)
+}
+
+/// Sets the calling thread's scheduling policy to `policy`, one of the
+/// fair ones (priority 0); the nice value stays as it is. By system call
+/// number, as [`own_sched_policy`].
+pub fn set_own_sched_policy(policy: i32) -> Result<(), Errno> {
+    // The kernel's `struct sched_param` is one int, the priority (the C
+    // libraries' own may be larger).
+    let priority: libc::c_int = 0;
+    // SAFETY: the kernel reads one int from the pointer, which points at
+    // `priority`, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            policy,
+            &priority as *const libc::c_int,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(last_errno()));
+    }
+    Ok(())
+}
+
 /// Ends the calling process at once with `code` (`_exit`): no atexit
 /// handlers, no stdio flushing, no destructors. For a forked child that
 /// must not run anything its parent registered.
