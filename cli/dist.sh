@@ -11,7 +11,12 @@
 # - still position-independent (static-pie), so the image is placed at a
 #   random address;
 # - link-time optimisation and one codegen unit (the `dist` profile in
-#   Cargo.toml).
+#   Cargo.toml);
+# - linked with lld, the functions a start runs laid out first and
+#   together (cli/hot-functions.txt, through cli/build.rs), so that a
+#   start faults in a few pages of code instead of most of the binary. If
+#   lld is missing (Debian's package lld), the binary is linked without
+#   that order and this says so; SAFEROOT_DIST_ORDER=0 leaves it out.
 #
 # Needs the Rust standard library for the musl target
 # (`rustup target add x86_64-unknown-linux-musl`) and musl's C compiler
@@ -61,10 +66,18 @@ if [[ ! -d $(rustc --print sysroot)/lib/rustlib/$target/lib ]]; then
     echo "dist.sh: the Rust standard library for $target is not installed; rustup target add $target" >&2
     exit 2
 fi
+order=""
+if [[ ${SAFEROOT_DIST_ORDER:-1} != 0 ]]; then
+    if command -v ld.lld >/dev/null; then
+        order=$here/hot-functions.txt
+    else
+        echo "dist.sh: no ld.lld (Debian: apt-get install lld); linking without the hot-function order" >&2
+    fi
+fi
 var=$(echo "$target" | tr 'a-z-' 'A-Z_')
 # The flags go to the target only (CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which
 # cargo does not apply to host artefacts when --target is given).
-env "CARGO_TARGET_${var}_RUSTFLAGS=$flags" \
+env "CARGO_TARGET_${var}_RUSTFLAGS=$flags" "SAFEROOT_LINK_ORDER=$order" \
     cargo build --manifest-path "$repo/Cargo.toml" --quiet --profile dist \
     -p saferoot-cli --target "$target" >&2
 bin=${CARGO_TARGET_DIR:-$repo/target}/$target/dist/saferoot

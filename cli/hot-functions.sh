@@ -1,0 +1,130 @@
+#!/bin/bash
+# The functions of the saferoot command that a sandbox's start runs, for
+# cli/dist.sh to lay out first and together (cli/build.rs links the shipped
+# binary with lld and `--symbol-ordering-file=cli/hot-functions.txt`).
+#
+#   cli/hot-functions.sh               # build (cli/dist.sh), record, write the list
+#   cli/hot-functions.sh BIN           # record BIN, a build of cli/dist.sh
+#   cli/hot-functions.sh --check BIN   # prints "ok" when BIN has the list's layout, else why (status 1)
+#
+# Recording runs four kinds of start RUNS times each (default 300): the
+# default sandbox (`run -- /bin/true`), crun's default bundle (from
+# tests/fixtures/crun-spec-default.json, with /usr bound and /bin/true as
+# its process, as benches/oci.sh times it), and lines (a) and (b) of
+# benches/bwrap.sh through the bubblewrap personality; under `perf record`
+# with CPU-clock samples (call chains included) and every user page fault.
+# The list is every function of BIN that a sample or a fault names, the
+# most often named first, as mangled symbol names. Needs root and perf.
+#
+# A function missing from the list still runs, from wherever the linker
+# put it; names the build no longer has are skipped. `--check` fails when
+# fewer than three quarters of the listed names are in BIN (the list is
+# out of date: record it again) or when they are not laid out together.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+list=$here/hot-functions.txt
+prog=hot-functions.sh
+say() { printf '%s: %s\n' "$prog" "$*" >&2; }
+die() { say "$*"; exit 2; }
+
+# check BIN: the listed names BIN has, and the span of text they cover.
+check() {
+    local bin=$1
+    [ -x "$bin" ] || die "$bin is not an executable"
+    nm -S -t d --defined-only "$bin" | awk -v list="$list" '
+        BEGIN {
+            while ((getline l < list) > 0) {
+                sub(/#.*/, "", l)
+                gsub(/[ \t]/, "", l)
+                if (l != "") { want[l] = 1; listed++ }
+            }
+        }
+        NF == 4 && ($3 == "t" || $3 == "T") && ($4 in want) && !($4 in seen) {
+            seen[$4] = 1
+            found++
+            size += $2
+            if (lo == "" || $1 < lo) lo = $1
+            if ($1 + $2 > hi) hi = $1 + $2
+        }
+        END {
+            if (listed == 0) { print "the list is empty"; exit 1 }
+            if (found * 4 < listed * 3) {
+                printf "%d of %d listed functions are in the binary: record the list again\n", found, listed
+                exit 1
+            }
+            # Laid out together: the span is the functions themselves plus
+            # alignment, not the whole text.
+            if (hi - lo > size * 1.25 + 65536) {
+                printf "the %d listed functions (%d KiB) are spread over %d KiB\n", found, size / 1024, (hi - lo) / 1024
+                exit 1
+            }
+            print "ok"
+        }'
+}
+
+if [[ ${1:-} == --check ]]; then
+    [ $# -eq 2 ] || die "usage: $0 --check BIN"
+    check "$2"
+    exit
+fi
+case ${1:-} in -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+
+[ "$(id -u)" = 0 ] || die "needs root (the starts make namespaces)"
+command -v perf >/dev/null || die "needs perf (Debian: linux-perf)"
+bin=${1:-}
+if [ -z "$bin" ]; then
+    say "building saferoot (cli/dist.sh)..."
+    bin=$("$here/dist.sh")
+fi
+[ -x "$bin" ] || die "$bin is not an executable"
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+runs=${RUNS:-300}
+case $runs in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/saferoot-hot.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+ln -s "$bin" "$work/bwrap"
+# crun's default bundle, as benches/startup-lib.sh makes it.
+mkdir -p "$work/bundle/rootfs/usr"
+for l in bin lib lib64 sbin; do ln -s "usr/$l" "$work/bundle/rootfs/$l"; done
+awk '
+    /"terminal": true/ { sub(/true/, "false") }
+    /^[ \t]*"sh"$/ { sub(/"sh"/, "\"/bin/true\"") }
+    { print }
+    /^[ \t]*"mounts": \[$/ {
+        print "\t\t{\"destination\": \"/usr\", \"type\": \"bind\", \"source\": \"/usr\", \"options\": [\"rbind\", \"ro\", \"nosuid\", \"nodev\"]},"
+        done = 1
+    }
+    END { exit !done }
+' "$repo/tests/fixtures/crun-spec-default.json" >"$work/bundle/config.json" ||
+    die "could not make the bundle"
+cat >"$work/starts.sh" <<EOF
+#!/bin/bash
+for ((i = 0; i < $runs; i++)); do
+    "$bin" run -- /bin/true
+    "$bin" run --bundle "$work/bundle" -- /bin/true
+    "$work/bwrap" --ro-bind / / true
+    "$work/bwrap" --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \\
+        --symlink usr/bin /bin --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp \\
+        --unshare-all --die-with-parent --new-session true
+done >/dev/null 2>&1 </dev/null
+EOF
+chmod +x "$work/starts.sh"
+say "recording $runs runs of four starts..."
+perf record -q -o "$work/perf.data" -g -F 40000 -e cpu-clock -e exceptions:page_fault_user \
+    -- "$work/starts.sh" >/dev/null 2>&1 || die "perf record failed"
+{
+    echo "# The functions of the saferoot command that a sandbox's start runs, most"
+    echo "# often seen first (written by cli/hot-functions.sh; cli/dist.sh links the"
+    echo "# shipped binary with this order: docs/performance.md, \"Hot code together\")."
+    perf script -i "$work/perf.data" --no-demangle -F ip,sym,dso 2>/dev/null |
+        awk -v dso="($bin)" '$NF == dso && NF == 3 && $2 != "[unknown]" { n[$2]++ }
+            END { for (s in n) print n[s], s }' |
+        sort -k1,1nr -k2,2 | awk '{ print $2 }'
+} >"$work/list"
+count=$(grep -vc '^#' "$work/list" || true)
+[ "$count" -gt 100 ] || die "only $count functions seen; is perf allowed to sample ($bin)?"
+mv "$work/list" "$list"
+say "$count functions written to $list"
