@@ -26,8 +26,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 list=$here/hot-functions.txt
 prog=hot-functions.sh
-say() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() { say "$*"; exit 2; }
+# say, die, make_bundle and bwrap_args (line (b) of benches/bwrap.sh).
+# shellcheck source=../benches/startup-lib.sh
+source "$repo/benches/startup-lib.sh"
 
 # check BIN: the listed names BIN has, and the span of text they cover.
 check() {
@@ -86,29 +87,17 @@ case $runs in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/saferoot-hot.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 ln -s "$bin" "$work/bwrap"
-# crun's default bundle, as benches/startup-lib.sh makes it.
-mkdir -p "$work/bundle/rootfs/usr"
-for l in bin lib lib64 sbin; do ln -s "usr/$l" "$work/bundle/rootfs/$l"; done
-awk '
-    /"terminal": true/ { sub(/true/, "false") }
-    /^[ \t]*"sh"$/ { sub(/"sh"/, "\"/bin/true\"") }
-    { print }
-    /^[ \t]*"mounts": \[$/ {
-        print "\t\t{\"destination\": \"/usr\", \"type\": \"bind\", \"source\": \"/usr\", \"options\": [\"rbind\", \"ro\", \"nosuid\", \"nodev\"]},"
-        done = 1
-    }
-    END { exit !done }
-' "$repo/tests/fixtures/crun-spec-default.json" >"$work/bundle/config.json" ||
-    die "could not make the bundle"
+# crun's default bundle as benches/startup-lib.sh makes it, from the
+# fixture of `crun spec` (no crun needed here).
+fixture_spec() { cp "$repo/tests/fixtures/crun-spec-default.json" config.json; }
+make_bundle fixture_spec "$work/bundle" || die "could not make the bundle"
 cat >"$work/starts.sh" <<EOF
 #!/bin/bash
 for ((i = 0; i < $runs; i++)); do
     "$bin" run -- /bin/true
     "$bin" run --bundle "$work/bundle" -- /bin/true
     "$work/bwrap" --ro-bind / / true
-    "$work/bwrap" --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \\
-        --symlink usr/bin /bin --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp \\
-        --unshare-all --die-with-parent --new-session true
+    "$work/bwrap" ${bwrap_args[*]}
 done >/dev/null 2>&1 </dev/null
 EOF
 chmod +x "$work/starts.sh"
