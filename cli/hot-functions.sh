@@ -13,8 +13,11 @@
 # its process, as benches/oci.sh times it), and lines (a) and (b) of
 # benches/bwrap.sh through the bubblewrap personality; under `perf record`
 # with CPU-clock samples (call chains included) and every user page fault.
-# The list is every function of BIN that a sample or a fault names, the
-# most often named first, as mangled symbol names. Needs root and perf.
+# The list is every function of BIN that a sample or a fault names, as
+# mangled symbol names, in three groups: those only the command's own
+# process runs, those it and the processes it forks run, those only the
+# forked ones run; each group in the order a start first reaches them
+# (the median over the runs). Needs root and perf.
 #
 # A function missing from the list still runs, from wherever the linker
 # put it; names the build no longer has are skipped. `--check` fails when
@@ -103,15 +106,70 @@ EOF
 chmod +x "$work/starts.sh"
 say "recording $runs runs of four starts..."
 perf record -q -o "$work/perf.data" -g -F 40000 -e cpu-clock -e exceptions:page_fault_user \
+    -e sched:sched_process_exec -e sched:sched_process_fork \
     -- "$work/starts.sh" >/dev/null 2>&1 || die "perf record failed"
+# When each process of a start first reached each function: one line
+# "ROLE NAME MICROSECONDS" per process and function, ROLE `main` for the
+# command's own process (from its exec) and `child` for every process it
+# forked (from the fork).
+perf script -i "$work/perf.data" --no-demangle -F pid,time,event,ip,sym,dso,trace 2>/dev/null |
+    awk -v dso="($bin)" -v bin="$bin" -v link="$work/bwrap" '
+        match($0, /^ *[0-9]+ +[0-9.]+: +[a-z_:-]+:/) {
+            pid = $1
+            t = $2
+            sub(/:$/, "", t)
+            if ($3 == "sched:sched_process_exec:") {
+                delete start[pid]
+                if ($4 == "filename=" bin || $4 == "filename=" link) {
+                    start[pid] = t
+                    role[pid] = "main"
+                }
+            } else if ($3 == "sched:sched_process_fork:") {
+                for (i = 4; i <= NF; i++) {
+                    if ($i ~ /^pid=/) parent = substr($i, 5)
+                    if ($i ~ /^child_pid=/) child = substr($i, 11)
+                }
+                if (parent in start) {
+                    start[child] = t
+                    role[child] = "child"
+                }
+            }
+            next
+        }
+        NF == 3 && $3 == dso && $2 != "[unknown]" && (pid in start) && !((pid, $2) in seen) {
+            seen[pid, $2] = 1
+            printf "%s %s %d\n", role[pid], $2, (t - start[pid]) * 1000000
+        }' |
+    sort -k1,1 -k2,2 -k3,3n |
+    # The median of each role and function, then the three groups.
+    awk '
+        function flush() {
+            if (key != "") med[key] = v[int((n + 1) / 2)]
+        }
+        { k = $1 " " $2 }
+        k != key { flush(); key = k; n = 0 }
+        { v[++n] = $3 }
+        END {
+            flush()
+            for (k in med) {
+                split(k, f, " ")
+                used[f[2]] = used[f[2]] f[1]
+            }
+            for (s in used) {
+                if (used[s] == "main") print 1, med["main " s], s
+                else if (used[s] == "child") print 3, med["child " s], s
+                else print 2, med["main " s], s
+            }
+        }' |
+    sort -k1,1n -k2,2n -k3,3 | awk '{ print $3 }' >"$work/names"
 {
-    echo "# The functions of the saferoot command that a sandbox's start runs, most"
-    echo "# often seen first (written by cli/hot-functions.sh; cli/dist.sh links the"
-    echo "# shipped binary with this order: docs/performance.md, \"Hot code together\")."
-    perf script -i "$work/perf.data" --no-demangle -F ip,sym,dso 2>/dev/null |
-        awk -v dso="($bin)" '$NF == dso && NF == 3 && $2 != "[unknown]" { n[$2]++ }
-            END { for (s in n) print n[s], s }' |
-        sort -k1,1nr -k2,2 | awk '{ print $2 }'
+    echo "# The functions of the saferoot command that a sandbox's start runs (written"
+    echo "# by cli/hot-functions.sh; cli/dist.sh links the shipped binary with this"
+    echo "# order: docs/performance.md, \"Hot code together\"). First those only"
+    echo "# saferoot's own process runs, then those it and the processes it forks"
+    echo "# run, then those only the forked ones run; each group in the order a start"
+    echo "# reaches them."
+    cat "$work/names"
 } >"$work/list"
 count=$(grep -vc '^#' "$work/list" || true)
 [ "$count" -gt 100 ] || die "only $count functions seen; is perf allowed to sample ($bin)?"
