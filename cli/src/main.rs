@@ -92,11 +92,10 @@ fn run_command(args: &args::RunArgs, m: &clap::ArgMatches) -> Result<i32, CliErr
 /// nearly every size class it serves and gives it back as soon as it is
 /// empty: a bundle's start made about sixty `mmap`/`munmap` pairs, and the
 /// start of line (a) of docs/performance.md cost 0.5 ms more than with
-/// dlmalloc, which keeps what it maps. Every fork the command makes is
-/// from a single thread (`sys::process`), so dlmalloc's one lock is never
-/// held across a fork.
+/// dlmalloc, which keeps what it maps; behind a lock of the command's own
+/// (`sys::alloc`: an atomic flag, not a mutex of the C library).
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: sys::alloc::Allocator = sys::alloc::Allocator::new();
 
 fn main() {
     let mut argv = std::env::args_os();

@@ -7,6 +7,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod alloc;
 pub mod exec;
 pub mod fds;
 pub mod privileges;
