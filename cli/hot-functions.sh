@@ -55,7 +55,7 @@ check() {
         END {
             if (listed == 0) { print "the list is empty"; exit 1 }
             if (found * 4 < listed * 3) {
-                printf "%d of %d listed functions are in the binary: record the list again\n", found, listed
+                printf "%d of %d listed functions are in the binary: record the list again (cli/hot-functions.sh, as root, with perf)\n", found, listed
                 exit 1
             }
             # Laid out together: the span is the functions themselves plus
