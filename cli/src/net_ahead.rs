@@ -19,13 +19,18 @@
 //!   network namespace there and exits (saferoot could not leave that user
 //!   namespace again).
 //!
-//! Either brings the loopback interface up while in there, as the init
-//! would have, and hands the namespace over as an nsfs fd sent over a
-//! socket pair made before the fork (`SCM_RIGHTS`): the init joins exactly
-//! the namespace made, whatever its maker does next. The init joins it
-//! right before the first step that depends on it, and once it has
-//! entered the root, before the program's process exists, at the latest
-//! (see [`join_point`]).
+//! Either hands the namespace over as an nsfs fd sent over a socket pair
+//! made before the fork (`SCM_RIGHTS`) as soon as it exists: the init
+//! joins exactly the namespace made, whatever its maker does next. The
+//! init joins it right before the first step that depends on it, and once
+//! it has entered the root, before the program's process exists, at the
+//! latest (see [`join_point`]). The maker then brings the loopback
+//! interface up in there, as the init would have, and says so with a
+//! second message; the init waits for that before the program's process
+//! exists ([`Joiner::finish`]), and brings it up itself if the maker could
+//! not. (Bringing lo up takes about a tenth of the namespace's cost; with
+//! the init ready for the namespace before it comes, that time was spent
+//! waiting.)
 //!
 //! Nothing changes for the sandbox if the namespace cannot be made there:
 //! nothing is sent, the socket closes, and the init, reading end-of-file,
@@ -66,6 +71,21 @@ pub struct Joiner {
     /// given back once the namespace has come ([`Joiner::relax`],
     /// [`Joiner::join`]); `None` once given back.
     spread: Option<Spread>,
+    /// Where [`Joiner::join`] left the init.
+    state: Joined,
+}
+
+/// How far the init is with the network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joined {
+    /// Not joined yet.
+    No,
+    /// In the namespace saferoot sent, whose loopback interface saferoot
+    /// is bringing up (see [`Joiner::finish`]).
+    Sent,
+    /// In a namespace ready for the program: its own, or one whose
+    /// loopback is up.
+    Ready,
 }
 
 /// A connected pair, made before the fork; each side drops the other's end.
@@ -78,7 +98,14 @@ pub fn pair() -> Result<(Maker, Joiner), CliError> {
     )
     .map_err(|e| CliError::setup(format!("socketpair: {e}")))?;
     let spread = Spread::before_fork();
-    Ok((Maker { sock: a, spread }, Joiner { sock: b, spread }))
+    Ok((
+        Maker { sock: a, spread },
+        Joiner {
+            sock: b,
+            spread,
+            state: Joined::No,
+        },
+    ))
 }
 
 impl Maker {
@@ -109,13 +136,14 @@ impl Maker {
     }
 
     /// For an init forked into a new pid namespace (no user namespace):
-    /// makes a network namespace with its loopback interface up, sends it
-    /// to the init and returns saferoot to the namespace it was in.
+    /// makes a network namespace, sends it to the init, brings its
+    /// loopback interface up (and says so, see [`Joiner::finish`]) and
+    /// returns saferoot to the namespace it was in.
     ///
-    /// Failing to make or send it is not an error here: the init then
-    /// makes its own (and reports a failure of that). Failing to return
-    /// to saferoot's own namespace is: saferoot must not go on in the
-    /// sandbox's.
+    /// Failing to make, send or bring up is not an error here: the init
+    /// then makes its own namespace or brings lo up itself (and reports a
+    /// failure of that). Failing to return to saferoot's own namespace
+    /// is: saferoot must not go on in the sandbox's.
     pub fn make(self, procfs: &Procfs) -> Result<(), CliError> {
         if test_hook_off() {
             return Ok(());
@@ -128,20 +156,21 @@ impl Maker {
             }
         };
         test_delay();
-        let made = make_here(procfs);
+        if let Some(made) = unshare_here(procfs) {
+            if differ(&own, &made) {
+                if self.send(&[made.as_fd()]) {
+                    self.loopback_up();
+                }
+            } else {
+                log::debug!("network namespace left to the init: the one made is saferoot's own");
+            }
+        }
         rustix::thread::move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))
             .map_err(|e| {
                 CliError::setup(format!(
                     "setns back into saferoot's own network namespace: {e}"
                 ))
             })?;
-        if let Some(made) = made {
-            if differ(&own, &made) {
-                self.send(&[made.as_fd()]);
-            } else {
-                log::debug!("network namespace left to the init: the one made is saferoot's own");
-            }
-        }
         Ok(())
     }
 
@@ -188,18 +217,19 @@ impl Maker {
                 match entered {
                     Ok(()) => {
                         test_delay();
-                        if let Some(made) = make_here(procfs) {
+                        if let Some(made) = unshare_here(procfs) {
                             // The lock's user namespace too, while here
                             // (see `Joiner::join`); without it the program's
                             // process locks in place.
-                            match MountLock::nested_with(procfs) {
-                                Ok(lock) => {
-                                    self.send(&[made.as_fd(), lock.user_namespace()]);
-                                }
+                            let sent = match MountLock::nested_with(procfs) {
+                                Ok(lock) => self.send(&[made.as_fd(), lock.user_namespace()]),
                                 Err(e) => {
                                     log::debug!("the lock is left to the program's process: {e}");
-                                    self.send(&[made.as_fd()]);
+                                    self.send(&[made.as_fd()])
                                 }
+                            };
+                            if sent {
+                                self.loopback_up();
                             }
                         }
                     }
@@ -224,32 +254,61 @@ impl Maker {
     }
 
     /// Sends the network namespace (and the lock's user namespace, if
-    /// any) to the init (a failure leaves the namespace to it).
-    fn send(&self, fds: &[BorrowedFd<'_>]) {
+    /// any) to the init (a failure leaves the namespace to it). Whether it
+    /// was sent.
+    fn send(&self, fds: &[BorrowedFd<'_>]) -> bool {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-            return;
+            return false;
         }
-        if let Err(e) = rustix::net::sendmsg(
+        match rustix::net::sendmsg(
             &self.sock,
-            &[IoSlice::new(b"n")],
+            &[IoSlice::new(NAMESPACE)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            log::debug!("network namespace left to the init: sendmsg: {e}");
+            Ok(_) => true,
+            Err(e) => {
+                log::debug!("network namespace left to the init: sendmsg: {e}");
+                false
+            }
+        }
+    }
+
+    /// Brings up the loopback interface of the network namespace the
+    /// caller is in (the one just sent) and tells the init; a failure is
+    /// only logged, and the init, reading end-of-file instead, brings it
+    /// up itself ([`Joiner::finish`]).
+    fn loopback_up(&self) {
+        test_loopback_delay();
+        if test_loopback_off() {
+            return;
+        }
+        let up = crate::sys::process::loopback_up()
+            .map_err(|e| format!("bring up lo: {e}"))
+            .and_then(|()| {
+                rustix::net::send(&self.sock, LOOPBACK_UP, SendFlags::NOSIGNAL)
+                    .map(drop)
+                    .map_err(|e| format!("send: {e}"))
+            });
+        if let Err(e) = up {
+            log::debug!("loopback interface left to the init: {e}");
         }
     }
 }
 
-/// Moves the calling process into a new network namespace, brings its
-/// loopback interface up and returns the namespace as an nsfs fd; `None`
-/// (with the reason logged) if any of that fails.
-fn make_here(procfs: &Procfs) -> Option<OwnedFd> {
+/// The first message: the namespace (with `SCM_RIGHTS`).
+const NAMESPACE: &[u8] = b"n";
+/// The second message: its loopback interface is up.
+const LOOPBACK_UP: &[u8] = b"l";
+
+/// Moves the calling process into a new network namespace and returns it
+/// as an nsfs fd; `None` (with the reason logged) if that fails.
+fn unshare_here(procfs: &Procfs) -> Option<OwnedFd> {
     let step = || -> Result<OwnedFd, String> {
         saferoot::namespace::unshare(UnshareFlags::NEWNET)
             .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        crate::sys::process::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
         procfs
             .open_namespace(None, "net")
             .map(OwnedFd::from)
@@ -269,6 +328,29 @@ fn test_delay() {
         "SAFEROOT_TEST_NET_AHEAD_DELAY_MS",
         "the maker of the network namespace",
     );
+}
+
+/// The debug-build test hook `SAFEROOT_TEST_LOOPBACK_DELAY_MS`: the
+/// maker sleeps that long after sending the namespace, before bringing its
+/// loopback interface up, so that tests see the init wait for it.
+fn test_loopback_delay() {
+    crate::run::test_delay(
+        "SAFEROOT_TEST_LOOPBACK_DELAY_MS",
+        "the maker of the network namespace, before bringing lo up",
+    );
+}
+
+/// The debug-build test hook `SAFEROOT_TEST_LOOPBACK=off`: the maker
+/// sends the namespace but leaves its loopback interface down and says
+/// nothing more, as when bringing it up fails; the init brings it up.
+/// Release builds do not read it.
+fn test_loopback_off() -> bool {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SAFEROOT_TEST_LOOPBACK").is_some_and(|v| v == "off") {
+        log::debug!("test hook: the loopback interface is left to the init");
+        return true;
+    }
+    false
 }
 
 /// The debug-build test hook `SAFEROOT_TEST_NET_AHEAD=off`: saferoot
@@ -325,14 +407,17 @@ impl Joiner {
 
     /// Joins the network namespace saferoot sends, waiting for it if it is
     /// not there yet; unshares one (and brings its loopback up) when
-    /// saferoot sends none.
+    /// saferoot sends none. Does nothing the second time.
     ///
     /// Returns the lock's user namespace when the helper of a cloned init
     /// made one beside the network namespace (a child of the init's user
     /// namespace mapping every id to itself: `MountLock::nested_with` in
     /// the helper), for the init to hand to the program's process instead
     /// of locking in place (see `crate::lock`).
-    pub fn join(mut self) -> Result<Option<OwnedFd>, Errno> {
+    pub fn join(&mut self) -> Result<Option<OwnedFd>, Errno> {
+        if self.state != Joined::No {
+            return Ok(None);
+        }
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -365,14 +450,43 @@ impl Joiner {
                     Some(LinkNameSpaceType::Network),
                 )?;
                 log::debug!("joined the network namespace saferoot made");
+                self.state = Joined::Sent;
                 Ok(fds.next())
             }
             None => {
                 saferoot::namespace::unshare(UnshareFlags::NEWNET)?;
                 crate::sys::process::loopback_up()?;
+                self.state = Joined::Ready;
                 Ok(None)
             }
         }
+    }
+
+    /// Right before the program's process exists: joins the namespace if
+    /// that is still to be done ([`Joiner::join`]; the lock's user
+    /// namespace it may bring is returned), then waits until saferoot has
+    /// brought its loopback interface up; if saferoot could not (the
+    /// socket closes without saying so), brings it up here.
+    pub fn finish(mut self) -> Result<Option<OwnedFd>, Errno> {
+        let userns = self.join()?;
+        if self.state == Joined::Sent {
+            let mut byte = [0u8; 1];
+            let said = loop {
+                match rustix::net::recv(&self.sock, &mut byte, RecvFlags::empty()) {
+                    Err(Errno::INTR) => continue,
+                    r => break r,
+                }
+            };
+            match said {
+                Ok((1, _)) if byte == LOOPBACK_UP => {}
+                _ => {
+                    log::debug!("saferoot did not bring lo up; bringing it up here");
+                    crate::sys::process::loopback_up()?;
+                }
+            }
+            self.state = Joined::Ready;
+        }
+        Ok(userns)
     }
 }
 

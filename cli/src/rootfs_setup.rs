@@ -493,19 +493,21 @@ pub struct Entered {
     /// read the program's namespaces for `--info-fd` and
     /// `--json-status-fd`.
     pub procfs: Option<saferoot::procfs::Procfs>,
-    /// The network namespace saferoot makes, when nothing in the root
-    /// depended on it: the init joins it once the root is entered, right
-    /// before the program's process exists (`crate::net_ahead`).
+    /// The network namespace saferoot makes: joined already when
+    /// something in the root depended on it, otherwise once the root is
+    /// entered; either way made ready (its loopback up) right before the
+    /// program's process exists (`crate::net_ahead`).
     pub net: Option<crate::net_ahead::Joiner>,
 }
 
 impl Entered {
     /// Joins the network namespace if it is still to be joined (taking
-    /// the lock's user namespace, if one came with it: [`made_lock`]).
+    /// the lock's user namespace, if one came with it: [`made_lock`]) and
+    /// waits until its loopback interface is up.
     /// `procfs` is saferoot's, as given to [`setup`].
     pub fn join_net(&mut self, procfs: &saferoot::procfs::Procfs) -> Result<(), CliError> {
         if let Some(joiner) = self.net.take() {
-            let userns = joiner.join().map_err(join_err)?;
+            let userns = joiner.finish().map_err(join_err)?;
             self.lock = made_lock(self.lock.take(), userns, procfs);
         }
         Ok(())
@@ -601,9 +603,10 @@ pub fn setup(
         procfs: Some(procfs.clone()),
     };
     let cwd = plan.cwd.take();
-    let mut net = net.map(|j| (j, crate::net_ahead::join_point(&plan)));
+    let join_at = crate::net_ahead::join_point(&plan);
+    let mut net = net;
     let mut lock_userns = None;
-    if let Some((joiner, Some(None))) = net.take_if(|(_, at)| *at == Some(None)) {
+    if let (Some(joiner), Some(None)) = (&mut net, join_at) {
         lock_userns = joiner.join().map_err(join_err)?;
     }
     crate::run::test_setup_delay();
@@ -617,17 +620,18 @@ pub fn setup(
     };
     let assembled = assemble_plan_with(plan, &opts, &mut |i, root| {
         let net_err = |e| saferoot::Error::from_os(JOIN_NET, None, e);
-        if let Some((joiner, _)) = net.take_if(|(_, at)| *at == Some(Some(i))) {
-            lock_userns = joiner.join().map_err(net_err)?;
-        } else if let Some((joiner, _)) = &mut net {
-            joiner.relax();
+        if let Some(joiner) = &mut net {
+            if join_at == Some(Some(i)) {
+                lock_userns = joiner.join().map_err(net_err)?;
+            } else {
+                joiner.relax();
+            }
         }
         steps.until(i, root)
     })
     .map_err(|e| steps.error(sb, e))?;
-    // Nothing of the root depended on it: joined once the root is
-    // entered (`Entered::join_net`).
-    let net = net.map(|(joiner, _)| joiner);
+    // Joined once the root is entered if nothing of the root depended on
+    // it, and made ready for the program then (`Entered::join_net`).
     log::info!(
         "assembled {} ({} strategy)",
         sb.spec.rootfs.escaped(),

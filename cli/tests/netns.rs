@@ -194,6 +194,26 @@ fn the_init_waits_for_the_network_namespace_saferoot_makes() {
     check_network_namespace(&[("SAFEROOT_TEST_NET_AHEAD_DELAY_MS", "300")]);
 }
 
+/// saferoot sends the namespace before it brings the loopback interface
+/// up: the program's process waits until it is up.
+#[test_log::test]
+fn the_program_waits_for_the_loopback_interface() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[("SAFEROOT_TEST_LOOPBACK_DELAY_MS", "300")]);
+}
+
+/// saferoot sends the namespace and then does not bring the loopback
+/// interface up (as when that fails): the init brings it up itself.
+#[test_log::test]
+fn the_init_brings_up_the_loopback_interface_saferoot_left_down() {
+    if !common::require_root() {
+        return;
+    }
+    check_network_namespace(&[("SAFEROOT_TEST_LOOPBACK", "off")]);
+}
+
 /// The scheduling policy of a task (`self` or a pid), as a number.
 fn policy_of(task: &str) -> String {
     std::fs::read_to_string(format!("/proc/{task}/sched"))
@@ -531,5 +551,53 @@ fn with_a_user_namespace_the_sandboxs_owns_the_network_namespace() {
         drop(child.stdin.take());
         let status = child.wait().unwrap();
         assert!(status.success(), "hook {hook:?}: {status:?}");
+    }
+}
+
+/// With a new user namespace (bubblewrap's `--unshare-all`, where
+/// saferoot's helper makes the network namespace), the program finds `lo`
+/// up: when the helper brings it up right away, when it is slow to (the
+/// program waits), and when it leaves it down (the init brings it up).
+#[test_log::test]
+fn with_a_user_namespace_the_program_finds_lo_up() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let bwrap = dir.join("bwrap");
+    std::os::unix::fs::symlink(EXE, &bwrap).unwrap();
+    let hooks: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("SAFEROOT_TEST_LOOPBACK_DELAY_MS", "300")],
+        &[("SAFEROOT_TEST_LOOPBACK", "off")],
+    ];
+    for env in hooks {
+        let out = Command::new(&bwrap)
+            .args([
+                "--ro-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--unshare-all",
+                "sh",
+                "-c",
+                "echo \"local_routes=$(grep -c 'host LOCAL' /proc/net/fib_trie)\"",
+            ])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{env:?}: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(
+            var(&text, "local_routes"),
+            "0",
+            "{env:?}: lo is not up: {text}"
+        );
     }
 }
