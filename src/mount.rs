@@ -493,6 +493,14 @@ impl Mount {
         attrs_of(&self.fd).map_err(|e| Error::os(format!("fstatvfs {}", self.what), e))
     }
 
+    /// Records whether the root of this mount is a directory, for a caller
+    /// that has just looked at what it cloned ([`is_dir`](Self::is_dir)
+    /// then asks nothing).
+    pub(crate) fn known_dir(self, dir: bool) -> Mount {
+        let _ = self.is_dir.set(dir);
+        self
+    }
+
     /// Whether the root of this mount is a directory (a bind of a file,
     /// or of a device node, is not). Asked of the kernel once.
     pub fn is_dir(&self) -> Result<bool> {

@@ -46,6 +46,15 @@ pub(crate) fn check_in_root_path(op: &'static str, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the in-root path `path` (absolute) names the root itself: `/`,
+/// possibly with more slashes and `.` components.
+fn is_root_path(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+}
+
 /// Splits an in-root path into its parent and final component, refusing
 /// paths whose final component is `/`, `.` or `..`.
 pub(crate) fn split_parent<'p>(op: &'static str, path: &'p Path) -> Result<(&'p Path, &'p Path)> {
@@ -629,6 +638,11 @@ impl Root {
     /// [`open_in_root`](Self::open_in_root), and the name `path` ends in:
     /// where the direct `create_file`, `mknod` and `symlink` make their
     /// entry by name. `None` without openat2 (pathrs decides then).
+    ///
+    /// A parent that is the root itself (`/null`, as every default device
+    /// is made in a [`Root`] of `/dev`) is the root's own directory: its fd
+    /// is duplicated instead of looked up, which is the same inode on the
+    /// same mount for one cheap call.
     fn open_parent_direct<'p>(
         &self,
         op: &'static str,
@@ -638,6 +652,13 @@ impl Root {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
+        if is_root_path(parent) && crate::features::has(crate::features::Feature::Openat2) {
+            return Some(
+                crate::sys::dup_cloexec(self.inner.as_fd())
+                    .map(|dir| (dir, name))
+                    .map_err(|e| Error::os_at(op, path, e)),
+            );
+        }
         Some(
             self.open_in_root(parent, OFlags::DIRECTORY)?
                 .map(|dir| (dir, name))
@@ -1026,6 +1047,16 @@ mod tests {
         std::fs::write(s.0.join("file"), "").unwrap();
         assert!(root.mkdir_all_missing("/file", 0o755).is_err());
         assert!(s.0.join("file").is_file());
+    }
+
+    #[test]
+    fn only_slashes_and_dots_name_the_root() {
+        for p in ["/", "//", "/.", "/./", "/./."] {
+            assert!(is_root_path(Path::new(p)), "{p}");
+        }
+        for p in ["", ".", "/a", "/..", "/a/..", "a", "./"] {
+            assert!(!is_root_path(Path::new(p)), "{p}");
+        }
     }
 
     #[test]

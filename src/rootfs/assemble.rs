@@ -557,22 +557,32 @@ fn set_caller_propagation(plan: &Plan) -> Result<()> {
 /// attached over the rootfs then propagates nowhere, and pivot_root, which
 /// refuses a new root whose parent mount is shared, is satisfied whatever
 /// the propagation setting left it as. The mount is found by walking `..`
-/// from the rootfs until the mount id changes: the cost is the depth of the
-/// path, not the size of the host's mount table.
+/// from the rootfs up to the root of its mount (`STATX_ATTR_MOUNT_ROOT`;
+/// on a kernel that does not report it, until the mount id changes): the
+/// cost is the depth of the path, not the size of the host's mount table.
 fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
-    let mnt_id = |fd: BorrowedFd<'_>| -> Result<(u64, u64)> {
-        let st = rustix::fs::statx(
+    let look = |fd: BorrowedFd<'_>| -> Result<rustix::fs::Statx> {
+        rustix::fs::statx(
             fd,
             c"",
             rustix::fs::AtFlags::EMPTY_PATH,
             rustix::fs::StatxFlags::MNT_ID | rustix::fs::StatxFlags::INO,
         )
-        .map_err(|e| Error::os("statx", e))?;
-        Ok((st.stx_mnt_id, st.stx_ino))
+        .map_err(|e| Error::os("statx", e))
+    };
+    let mount_root = |st: &rustix::fs::Statx| -> Option<bool> {
+        let bit = rustix::fs::StatxAttributes::MOUNT_ROOT;
+        st.stx_attributes_mask
+            .contains(bit)
+            .then_some(st.stx_attributes.contains(bit))
     };
     let mut cur = dup(rootfs.as_fd())?;
-    let (id, _) = mnt_id(cur.as_fd())?;
+    let mut st = look(cur.as_fd())?;
+    let id = st.stx_mnt_id;
     for _ in 0..4096 {
+        if mount_root(&st) == Some(true) {
+            break;
+        }
         let up = rustix::fs::openat(
             &cur,
             c"..",
@@ -580,12 +590,12 @@ fn make_parent_private(rootfs: &crate::Handle) -> Result<()> {
             Mode::empty(),
         )
         .map_err(|e| Error::os("open ..", e))?;
-        let (up_id, up_ino) = mnt_id(up.as_fd())?;
-        let (_, cur_ino) = mnt_id(cur.as_fd())?;
-        if up_id != id || up_ino == cur_ino {
+        let up_st = look(up.as_fd())?;
+        if mount_root(&st).is_none() && (up_st.stx_mnt_id != id || up_st.stx_ino == st.stx_ino) {
             break;
         }
         cur = up;
+        st = up_st;
     }
     let args = MountAttrArgs {
         propagation: Propagation::Private.to_kernel(),

@@ -78,9 +78,9 @@ pub(crate) fn mask_paths(
         let Some(target) = resolve_existing(root, p).map_err(entry)? else {
             continue;
         };
-        crate::rootfs::policy::check_not_tree_root(root, &target, "maskedPaths", p)
+        let st = crate::rootfs::policy::check_not_tree_root(root, &target, "maskedPaths", p)
             .map_err(entry)?;
-        let m = if target.is_dir().map_err(|e| entry(e.with_path(p)))? {
+        let m = if st.file_type == FileType::Directory {
             let fresh = || {
                 Mount::fs("tmpfs")
                     .source("tmpfs")
@@ -101,7 +101,7 @@ pub(crate) fn mask_paths(
                 // each mask is on its own, as a fresh tmpfs would be.
                 Some(first) => match Mount::clone_fd(&made[first], Scope::Mount).and_then(|m| {
                     m.set_propagation(Propagation::Private, Scope::Mount)
-                        .map(|()| m)
+                        .map(|()| m.known_dir(true))
                 }) {
                     Ok(m) => m,
                     Err(_) => fresh().map_err(entry)?,
@@ -112,7 +112,9 @@ pub(crate) fn mask_paths(
                 }
             }
         } else {
-            Mount::clone_fd(devnull.handle(), Scope::Mount).map_err(entry)?
+            Mount::clone_fd(devnull.handle(), Scope::Mount)
+                .map_err(entry)?
+                .known_dir(false)
         };
         made.push(
             m.attach(&target)
@@ -136,9 +138,11 @@ pub(crate) fn readonly_paths(
         let Some(target) = resolve_existing(root, p).map_err(entry)? else {
             continue;
         };
-        crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)
+        let st = crate::rootfs::policy::check_not_tree_root(root, &target, "readonlyPaths", p)
             .map_err(entry)?;
-        let m = Mount::clone_fd(&target, Scope::Tree).map_err(|e| entry(e.with_path(p)))?;
+        let m = Mount::clone_fd(&target, Scope::Tree)
+            .map_err(|e| entry(e.with_path(p)))?
+            .known_dir(st.file_type == FileType::Directory);
         m.set_attr_recursive(MountAttr::RDONLY, MountAttr::empty())
             .map_err(|e| entry(e.with_path(p)))?;
         made.push(

@@ -70,7 +70,26 @@ pub(crate) fn make(
             data,
             sb_flags,
             layers,
-        } => make_fs(root, pm, fstype, source.as_deref(), data, sb_flags, layers)?,
+        } => {
+            // Looked up once, before the filesystem is made: a tmpfs takes
+            // the mode of what it covers and copies it up, and the mount
+            // then goes onto that very inode.
+            let found = lookup_target(root, pm);
+            let m = make_fs(
+                root,
+                pm,
+                FsParts {
+                    fstype,
+                    source: source.as_deref(),
+                    data,
+                    sb_flags,
+                    layers,
+                },
+                found.as_ref().ok(),
+            )?;
+            let target = target_for(root, pm, &m, found)?;
+            return attach_checked(root, m, target, pm, bind_source, namespaces);
+        }
         MountKind::Cgroup => make_cgroup(pm)?,
         MountKind::Bind {
             source,
@@ -96,13 +115,28 @@ pub(crate) fn make(
             m
         }
     };
+    let target = target_for(root, pm, &mount, lookup_target(root, pm))?;
+    attach_checked(root, mount, target, pm, bind_source, namespaces)
+}
+
+/// The last steps of [`make`]: the mount's propagation, the destination
+/// policy on the target, the attach.
+fn attach_checked(
+    root: &Root,
+    mount: Mount,
+    target: Handle,
+    pm: &PlannedMount,
+    bind_source: BindSource,
+    namespaces: &Namespaces,
+) -> Result<Made> {
     for p in &pm.propagation {
         mount.set_propagation(p.kind, Scope::tree_if(p.recursive))?;
     }
-    let target = target_for(root, pm, &mount)?;
     check_target(root, &target, pm, bind_source, namespaces)?;
     Ok(Made::Mount(
-        mount.attach(&target).map_err(|e| e.with_path(dest))?,
+        mount
+            .attach(&target)
+            .map_err(|e| e.with_path(&pm.destination))?,
     ))
 }
 
@@ -143,15 +177,31 @@ fn check_target(
         .map_err(|v| refuse(pm, v.reason))
 }
 
+/// What [`make_fs`] makes, from [`MountKind::Fs`].
+struct FsParts<'a> {
+    fstype: &'a str,
+    source: Option<&'a str>,
+    data: &'a [(String, Option<String>)],
+    sb_flags: &'a [String],
+    layers: &'a [OverlayLayer],
+}
+
+/// Makes the filesystem of `pm`, configured completely. `found` is what
+/// the destination holds now, if anything: a tmpfs takes its mode and,
+/// with `tmpcopyup`, a copy of its contents.
 fn make_fs(
     root: &Root,
     pm: &PlannedMount,
-    fstype: &str,
-    source: Option<&str>,
-    data: &[(String, Option<String>)],
-    sb_flags: &[String],
-    layers: &[OverlayLayer],
+    parts: FsParts<'_>,
+    found: Option<&Handle>,
 ) -> Result<Mount> {
+    let FsParts {
+        fstype,
+        source,
+        data,
+        sb_flags,
+        layers,
+    } = parts;
     let dest = &pm.destination;
     // A new filesystem has no mounts below it: recursive flags (`rro`, ...)
     // are flags on the mount itself.
@@ -174,18 +224,16 @@ fn make_fs(
     }
     // A new tmpfs keeps the mode of the directory it covers, as runc does.
     if fstype == "tmpfs" && !data.iter().any(|(k, _)| k == "mode") {
-        if let Ok(h) = root.resolve(dest) {
-            if let Ok(st) = h.stat() {
-                if st.file_type == FileType::Directory {
-                    b = b.string("mode", format!("{:o}", st.mode));
-                }
+        if let Some(st) = found.and_then(|h| h.stat().ok()) {
+            if st.file_type == FileType::Directory {
+                b = b.string("mode", format!("{:o}", st.mode));
             }
         }
     }
     let m = b.mount().map_err(|e| e.with_path(dest))?;
     if pm.tmpcopyup {
-        if let Ok(src) = root.resolve(dest) {
-            crate::rootfs::copyup::copy_tree(&src, &m).map_err(|e| e.with_path(dest))?;
+        if let Some(src) = found {
+            crate::rootfs::copyup::copy_tree(src, &m).map_err(|e| e.with_path(dest))?;
         }
     }
     // Read-only goes on last, after any copy-up filled the tmpfs, and still
@@ -284,19 +332,35 @@ fn apply_idmap(m: &Mount, idmap: &IdmapPlan) -> Result<()> {
     m.set_idmap(&userns, Scope::tree_if(idmap.recursive))
 }
 
-/// The inode the mount goes onto: resolved inside the root, created when
-/// missing (a directory, or an empty file when a file is bound).
-fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
+/// What the destination of `pm` holds now, resolved inside the root: proc
+/// and sysfs must land on a real directory, so for them (and where the
+/// plan says so) the last component is not followed, and a symlink there
+/// is caught (CVE-2019-19921).
+fn lookup_target(root: &Root, pm: &PlannedMount) -> Result<Handle> {
+    if is_special(pm) || pm.dest_nofollow {
+        root.resolve_nofollow(&pm.destination)
+    } else {
+        root.resolve(&pm.destination)
+    }
+}
+
+/// proc and sysfs.
+fn is_special(pm: &PlannedMount) -> bool {
+    matches!(pm.fstype(), "proc" | "sysfs")
+}
+
+/// The inode the mount goes onto: `existing` ([`lookup_target`]), or made
+/// when that found nothing (a directory, or an empty file when a file is
+/// bound).
+fn target_for(
+    root: &Root,
+    pm: &PlannedMount,
+    mount: &Mount,
+    existing: Result<Handle>,
+) -> Result<Handle> {
     let dest = &pm.destination;
     let source_is_dir = mount.is_dir().map_err(|e| e.with_path(dest))?;
-    let special = matches!(pm.fstype(), "proc" | "sysfs");
-    // proc and sysfs must land on a real directory: the last component is
-    // not followed, so a symlink there is caught (CVE-2019-19921).
-    let existing = if special || pm.dest_nofollow {
-        root.resolve_nofollow(dest)
-    } else {
-        root.resolve(dest)
-    };
+    let special = is_special(pm);
     // Made here: of the source's kind, and (a directory opened
     // `O_NOFOLLOW | O_DIRECTORY`, a file checked regular) nothing else.
     let mut made = false;
@@ -316,14 +380,18 @@ fn target_for(root: &Root, pm: &PlannedMount, mount: &Mount) -> Result<Handle> {
         }
         Err(e) => return Err(e),
     };
-    if special {
-        policy::check_real_directory(&h, dest, pm.fstype())?;
-    }
     if made {
+        if special {
+            policy::check_real_directory(&h, dest, pm.fstype())?;
+        }
         return Ok(h);
     }
-    let is_dir = h.is_dir().map_err(|e| e.with_path(dest))?;
-    if is_dir != source_is_dir && h.file_type().ok() != Some(FileType::Symlink) {
+    let ft = h.file_type().map_err(|e| e.with_path(dest))?;
+    if special {
+        policy::check_real_directory_type(ft, dest, pm.fstype())?;
+    }
+    let is_dir = ft == FileType::Directory;
+    if is_dir != source_is_dir && ft != FileType::Symlink {
         return Err(Error::invalid_at(
             "mount",
             dest,

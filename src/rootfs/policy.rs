@@ -678,16 +678,23 @@ pub fn place_of_path(resolved: &Path) -> TargetPlace {
 
 /// Refuses a resolved target that is the root of the tree: a mount there
 /// would cover the whole root, and undoing it would unmount the wrong
-/// mount. `what` names the input (`mounts[3]`, `maskedPaths`).
-pub fn check_not_tree_root(root: &Root, h: &Handle, what: &str, dest: &Path) -> Result<()> {
-    if id_of(h)? == id_of(root)? {
+/// mount. `what` names the input (`mounts[3]`, `maskedPaths`). Returns
+/// what the target is (one `statx`, which the caller may use further).
+pub fn check_not_tree_root(
+    root: &Root,
+    h: &Handle,
+    what: &str,
+    dest: &Path,
+) -> Result<crate::path::HandleStat> {
+    let st = h.stat().map_err(|e| e.with_path(dest))?;
+    if (st.dev, st.ino, st.mount_id) == root.identity()? {
         return Err(Error::invalid_at(
             format!("{what}: mount"),
             dest,
             "the destination resolves to the root of the tree itself; mounting over the root is not allowed",
         ));
     }
-    Ok(())
+    Ok(st)
 }
 
 /// For a proc or sysfs mount: the destination must be a real directory,
@@ -695,6 +702,12 @@ pub fn check_not_tree_root(root: &Root, h: &Handle, what: &str, dest: &Path) -> 
 /// without following the last component.
 pub fn check_real_directory(h: &Handle, dest: &Path, fstype: &str) -> Result<()> {
     let ft = h.file_type().map_err(|e| e.with_path(dest))?;
+    check_real_directory_type(ft, dest, fstype)
+}
+
+/// [`check_real_directory`] for a caller that has the file type `ft` of
+/// the target at hand.
+pub fn check_real_directory_type(ft: FileType, dest: &Path, fstype: &str) -> Result<()> {
     if ft == FileType::Directory {
         return Ok(());
     }
