@@ -26,9 +26,9 @@
 //! it has entered the root, before the program's process exists, at the
 //! latest (see [`join_point`]). The maker then brings the loopback
 //! interface up in there, as the init would have, and says so with a
-//! second message; the init waits for that before the program's process
-//! exists ([`Joiner::finish`]), and brings it up itself if the maker could
-//! not. (Bringing lo up takes about a tenth of the namespace's cost; with
+//! second message (saferoot once it is back in its own namespace); the
+//! init waits for that before the program's process exists
+//! ([`Joiner::finish`]), and brings it up itself if the maker could not. (Bringing lo up takes about a tenth of the namespace's cost; with
 //! the init ready for the namespace before it comes, that time was spent
 //! waiting.)
 //!
@@ -156,11 +156,10 @@ impl Maker {
             }
         };
         test_delay();
+        let mut lo_up = false;
         if let Some(made) = unshare_here(procfs) {
             if differ(&own, &made) {
-                if self.send(&[made.as_fd()]) {
-                    self.loopback_up();
-                }
+                lo_up = self.send(&[made.as_fd()]) && bring_loopback_up();
             } else {
                 log::debug!("network namespace left to the init: the one made is saferoot's own");
             }
@@ -171,6 +170,12 @@ impl Maker {
                     "setns back into saferoot's own network namespace: {e}"
                 ))
             })?;
+        // Said once saferoot is back: the program's process, which the
+        // init makes only after this word, never shares the namespace
+        // with saferoot.
+        if lo_up {
+            self.say_loopback_up();
+        }
         Ok(())
     }
 
@@ -228,8 +233,8 @@ impl Maker {
                                     self.send(&[made.as_fd()])
                                 }
                             };
-                            if sent {
-                                self.loopback_up();
+                            if sent && bring_loopback_up() {
+                                self.say_loopback_up();
                             }
                         }
                     }
@@ -276,26 +281,28 @@ impl Maker {
         }
     }
 
-    /// Brings up the loopback interface of the network namespace the
-    /// caller is in (the one just sent) and tells the init; a failure is
-    /// only logged, and the init, reading end-of-file instead, brings it
-    /// up itself ([`Joiner::finish`]).
-    fn loopback_up(&self) {
-        test_loopback_delay();
-        if test_loopback_off() {
-            return;
-        }
-        let up = crate::sys::process::loopback_up()
-            .map_err(|e| format!("bring up lo: {e}"))
-            .and_then(|()| {
-                rustix::net::send(&self.sock, LOOPBACK_UP, SendFlags::NOSIGNAL)
-                    .map(drop)
-                    .map_err(|e| format!("send: {e}"))
-            });
-        if let Err(e) = up {
-            log::debug!("loopback interface left to the init: {e}");
+    /// Tells the init that the loopback interface of the namespace sent is
+    /// up ([`Joiner::finish`]). Unsaid (a failure here, or no word at all
+    /// when [`bring_loopback_up`] failed), the init reads end-of-file once
+    /// the maker is done and brings it up itself.
+    fn say_loopback_up(&self) {
+        if let Err(e) = rustix::net::send(&self.sock, LOOPBACK_UP, SendFlags::NOSIGNAL) {
+            log::debug!("loopback interface left to the init: send: {e}");
         }
     }
+}
+
+/// Brings up the loopback interface of the network namespace the caller
+/// is in (the one just sent); whether it did (a failure is logged, and
+/// the init brings it up).
+fn bring_loopback_up() -> bool {
+    test_loopback_delay();
+    if test_loopback_off() {
+        return false;
+    }
+    crate::sys::process::loopback_up()
+        .inspect_err(|e| log::debug!("loopback interface left to the init: bring up lo: {e}"))
+        .is_ok()
 }
 
 /// The first message: the namespace (with `SCM_RIGHTS`).
