@@ -28,8 +28,9 @@
 //! interface up in there, as the init would have, and says so with a
 //! second message (saferoot once it is back in its own namespace); the
 //! init waits for that before the program's process exists
-//! ([`Joiner::finish`]), and brings it up itself if the maker could not. (Bringing lo up takes about a tenth of the namespace's cost; with
-//! the init ready for the namespace before it comes, that time was spent
+//! ([`Joiner::finish`]), and brings it up itself if the maker could not.
+//! (Bringing lo up takes about a tenth of the namespace's cost; with the
+//! init ready for the namespace before it comes, that time was spent
 //! waiting.)
 //!
 //! Nothing changes for the sandbox if the namespace cannot be made there:
