@@ -589,9 +589,6 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     } else {
         !sb.new_session || sb.namespaces.pid || sb.extras.pidns_fd.is_some()
     };
-    // Nothing more to start: the image's pages go now rather than at the
-    // exit, after the program's end (`crate::sys::image`).
-    crate::sys::image::drop_read_only_pages();
     let code = relay::supervise_top(child, child_in_our_group, Some(&mut watch));
     drop(alive_w);
     if let (Some(l), Some(status)) = (&mut listener, &sb.extras.json_status_fd) {

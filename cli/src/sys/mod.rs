@@ -10,7 +10,6 @@
 pub mod alloc;
 pub mod exec;
 pub mod fds;
-pub mod image;
 pub mod privileges;
 pub mod process;
 
