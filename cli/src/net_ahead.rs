@@ -353,23 +353,32 @@ fn test_loopback_delay() {
 /// nothing more, as when bringing it up fails; the init brings it up.
 /// Release builds do not read it.
 fn test_loopback_off() -> bool {
-    #[cfg(debug_assertions)]
-    if std::env::var_os("SAFEROOT_TEST_LOOPBACK").is_some_and(|v| v == "off") {
-        log::debug!("test hook: the loopback interface is left to the init");
-        return true;
-    }
-    false
+    test_hook_set_off(
+        "SAFEROOT_TEST_LOOPBACK",
+        "the loopback interface is left to the init",
+    )
 }
 
 /// The debug-build test hook `SAFEROOT_TEST_NET_AHEAD=off`: saferoot
 /// makes no network namespace, and the init makes its own. Release builds
 /// do not read it.
 fn test_hook_off() -> bool {
+    test_hook_set_off(
+        "SAFEROOT_TEST_NET_AHEAD",
+        "the network namespace is left to the init",
+    )
+}
+
+/// Whether the debug-build test hook `var` is `off` (logging `what` when
+/// it is); always false in release builds.
+fn test_hook_set_off(var: &str, what: &str) -> bool {
     #[cfg(debug_assertions)]
-    if std::env::var_os("SAFEROOT_TEST_NET_AHEAD").is_some_and(|v| v == "off") {
-        log::debug!("test hook: the network namespace is left to the init");
+    if std::env::var_os(var).is_some_and(|v| v == "off") {
+        log::debug!("test hook: {what}");
         return true;
     }
+    #[cfg(not(debug_assertions))]
+    let _ = (var, what);
     false
 }
 
