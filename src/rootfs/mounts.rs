@@ -55,7 +55,11 @@ pub(crate) fn make(
 ) -> Result<Made> {
     let dest = &pm.destination;
     let mut bind_source = BindSource::NotABind;
-    let mount = match &pm.kind {
+    // What the destination holds now, looked up once: for a new
+    // filesystem before it is made (a tmpfs takes the mode of what it
+    // covers and copies it up), for the others once they are made; the
+    // mount then goes onto that very inode.
+    let (mount, found) = match &pm.kind {
         MountKind::CopySymlink { source, lookup } => {
             let target = sources::read_source_link(root, source, lookup)?;
             if let Some(parent) = dest.parent() {
@@ -71,9 +75,6 @@ pub(crate) fn make(
             sb_flags,
             layers,
         } => {
-            // Looked up once, before the filesystem is made: a tmpfs takes
-            // the mode of what it covers and copies it up, and the mount
-            // then goes onto that very inode.
             let found = lookup_target(root, pm);
             let m = make_fs(
                 root,
@@ -87,10 +88,9 @@ pub(crate) fn make(
                 },
                 found.as_ref().ok(),
             )?;
-            let target = target_for(root, pm, &m, found)?;
-            return attach_checked(root, m, target, pm, bind_source, namespaces);
+            (m, found)
         }
-        MountKind::Cgroup => make_cgroup(pm)?,
+        MountKind::Cgroup => (make_cgroup(pm)?, lookup_target(root, pm)),
         MountKind::Bind {
             source,
             lookup,
@@ -112,31 +112,17 @@ pub(crate) fn make(
             if let Some(idmap) = &pm.idmap {
                 apply_idmap(&m, idmap)?;
             }
-            m
+            let found = lookup_target(root, pm);
+            (m, found)
         }
     };
-    let target = target_for(root, pm, &mount, lookup_target(root, pm))?;
-    attach_checked(root, mount, target, pm, bind_source, namespaces)
-}
-
-/// The last steps of [`make`]: the mount's propagation, the destination
-/// policy on the target, the attach.
-fn attach_checked(
-    root: &Root,
-    mount: Mount,
-    target: Handle,
-    pm: &PlannedMount,
-    bind_source: BindSource,
-    namespaces: &Namespaces,
-) -> Result<Made> {
     for p in &pm.propagation {
         mount.set_propagation(p.kind, Scope::tree_if(p.recursive))?;
     }
+    let target = target_for(root, pm, &mount, found)?;
     check_target(root, &target, pm, bind_source, namespaces)?;
     Ok(Made::Mount(
-        mount
-            .attach(&target)
-            .map_err(|e| e.with_path(&pm.destination))?,
+        mount.attach(&target).map_err(|e| e.with_path(dest))?,
     ))
 }
 
