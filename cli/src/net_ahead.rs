@@ -501,7 +501,6 @@ impl Joiner {
                     crate::sys::process::loopback_up()?;
                 }
             }
-            self.state = Joined::Ready;
         }
         Ok(userns)
     }

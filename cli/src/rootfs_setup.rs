@@ -551,7 +551,7 @@ pub fn setup(
     sb: &Sandbox,
     lock: Option<crate::lock::Lock>,
     procfs: &saferoot::procfs::Procfs,
-    net: Option<crate::net_ahead::Joiner>,
+    mut net: Option<crate::net_ahead::Joiner>,
 ) -> Result<Entered, CliError> {
     // The setup process is single-threaded: its umask and working
     // directory are changed in place, with no helper thread (which would
@@ -604,7 +604,6 @@ pub fn setup(
     };
     let cwd = plan.cwd.take();
     let join_at = crate::net_ahead::join_point(&plan);
-    let mut net = net;
     let mut lock_userns = None;
     if let (Some(joiner), Some(None)) = (&mut net, join_at) {
         lock_userns = joiner.join().map_err(join_err)?;
