@@ -563,17 +563,15 @@ fn with_a_user_namespace_the_program_finds_lo_up() {
     if !common::require_root() {
         return;
     }
-    let dir = TempDir::new();
-    let bwrap = dir.join("bwrap");
-    std::os::unix::fs::symlink(EXE, &bwrap).unwrap();
     let hooks: [&[(&str, &str)]; 3] = [
         &[],
         &[("SAFEROOT_TEST_LOOPBACK_DELAY_MS", "300")],
         &[("SAFEROOT_TEST_LOOPBACK", "off")],
     ];
     for env in hooks {
-        let out = Command::new(&bwrap)
+        let out = Command::new(EXE)
             .args([
+                "bwrap",
                 "--ro-bind",
                 "/",
                 "/",
