@@ -18,17 +18,21 @@ use crate::sandbox::Sandbox;
 /// that the program runs in a mount namespace where every mount saferoot
 /// made is locked. `report` then hears the program's namespaces and `R`,
 /// `X` right before the exec, `E` if it fails.
+///
+/// Everything is borrowed and left as it was (what the exec needs is
+/// built anew), so that this runs as well in a child sharing the init's
+/// memory (`crate::sys::process::spawn_sharing_memory`) as in a forked
+/// one. The fds `entered` holds are close-on-exec: the exec closes them.
 pub fn exec(
     sb: &Sandbox,
-    entered: crate::rootfs_setup::Entered,
+    entered: &crate::rootfs_setup::Entered,
     report: Option<&Reporter>,
 ) -> CliError {
-    // Held until the exec closes it (close-on-exec): see `Lock::apply`.
-    let _until_exec = match entered.lock.map(crate::lock::Lock::apply) {
-        Some(Err(e)) => return e,
-        Some(Ok(kept)) => kept,
-        None => None,
-    };
+    if let Some(lock) = &entered.lock {
+        if let Err(e) = lock.apply() {
+            return e;
+        }
+    }
     if let Some(r) = report {
         if let Some(procfs) = &entered.procfs {
             for name in crate::report::listed(&sb.namespaces) {
@@ -58,7 +62,6 @@ pub fn exec(
             return CliError::setup(format!("label_exec {}: {e}", label.to_string_lossy()));
         }
     }
-    drop(entered.procfs);
     if let Some(fd) = &sb.extras.block_fd {
         // Until a byte, or end of file.
         let mut b = [0u8; 1];

@@ -55,6 +55,12 @@ pub enum Lock {
     /// program runs, the init moves into the locked copy as it does with an
     /// in-place lock. No maps to wait for.
     Handed(MountLock),
+    /// An in-place lock whose maps are not read yet: what a cloned init
+    /// starts with, since the network namespace's helper may hand it a
+    /// made user namespace instead ([`Lock::Handed`]), and then the maps
+    /// are never needed. Settled once the root is entered
+    /// ([`Lock::settle`]).
+    InPlaceUnread,
     /// The init's half of an in-place lock, before it forks the program:
     /// the identity maps it will write ([`Lock::channel`], then
     /// [`Channel::into_child`] and [`Channel::into_parent`], make the two
@@ -96,6 +102,17 @@ pub struct Channel {
 }
 
 impl Lock {
+    /// An [`Lock::InPlaceUnread`] gets its maps, read from the caller's
+    /// user namespace through `procfs`; any other lock stays as it is.
+    pub fn settle(self, procfs: &Procfs) -> Result<Lock, CliError> {
+        match self {
+            Lock::InPlaceUnread => InPlaceLock::new(procfs).map(Lock::InPlace).map_err(|e| {
+                CliError::setup(format!("user namespace for locking the mounts: {e}"))
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// For an in-place lock: the socket pair the two sides talk over, to
     /// make before the fork. `None` for any other lock.
     pub fn channel(self) -> Result<Result<Channel, Lock>, CliError> {
@@ -113,40 +130,61 @@ impl Lock {
 
     /// Locks the calling process's mounts: joins the made namespace, or
     /// does the child's half of a lock the init takes part in. The process
-    /// must be single-threaded. What it returns, the caller holds until
-    /// the exec (the handed lock's socket: its end-of-file, at the exec,
-    /// is what the init waits for).
-    pub fn apply(self) -> Result<Option<UnixStream>, CliError> {
+    /// must be single-threaded. Borrows the lock, which the caller keeps
+    /// until the exec (the handed lock's socket: its end-of-file, when the
+    /// exec closes it, is what the init waits for); so the lock works in a
+    /// child that shares its parent's memory
+    /// (`crate::sys::process::spawn_sharing_memory`).
+    pub fn apply(&self) -> Result<(), CliError> {
         match self {
-            Lock::Made(lock) => lock.apply().map(|()| None).map_err(|e| fail(&e)),
-            Lock::InPlace(_) | Lock::Handed(_) => {
+            Lock::Made(lock) => lock.apply().map_err(|e| fail(&e)),
+            Lock::InPlace(_) | Lock::InPlaceUnread | Lock::Handed(_) => {
                 Err(fail(&"a lock the init takes part in, applied without it"))
             }
-            Lock::HandedChild(lock, chan) => {
-                lock.apply().map_err(|e| fail(&e))?;
+            Lock::HandedChild(lock, _until_exec) => {
                 // Nothing is said: the init moves into the locked copy
                 // once this process has exec'd (see `Parent::finish`);
                 // the program's memory then belongs to the lock's user
                 // namespace, over which the init holds every capability,
                 // so no dumpable moment is needed for its pidfd `setns`.
-                Ok(Some(chan))
+                lock.apply().map_err(|e| fail(&e))
             }
-            Lock::Child(procfs, mut chan) => {
-                let pid = InPlaceLock::enter(&procfs).map_err(|e| fail(&e))?;
-                drop(procfs);
+            Lock::Child(procfs, chan) => {
+                let pid = InPlaceLock::enter(procfs).map_err(|e| fail(&e))?;
+                let mut chan: &UnixStream = chan;
                 chan.write_all(&pid.to_ne_bytes()).map_err(|e| fail(&e))?;
                 let mut go = [0u8; 1];
                 // The init kills this process when it cannot write the
                 // maps, and says why; end-of-file means it is gone.
                 chan.read_exact(&mut go)
                     .map_err(|_| fail(&"the init did not write the user namespace maps"))?;
-                Ok(None)
+                Ok(())
             }
         }
     }
 }
 
 impl Channel {
+    /// For a handed lock, both sides at once, before the program's
+    /// process starts in the init's memory
+    /// (`crate::sys::process::spawn_sharing_memory`): the child applies the
+    /// first (borrowed), which the init drops once the child has exec'd,
+    /// then finishes with the second. A lock in place, whose child waits
+    /// for the init before its exec, comes back as it was: its child is
+    /// forked ([`Channel::into_child`], [`Channel::into_parent`]).
+    pub fn split(self) -> Result<(Lock, Parent), Channel> {
+        match self.lock {
+            Lock::Handed(lock) => Ok((
+                Lock::HandedChild(lock, self.child),
+                Parent {
+                    task: Task::Follow,
+                    chan: self.parent,
+                },
+            )),
+            _ => Err(self),
+        }
+    }
+
     /// The program's side, after the fork: the lock it applies, with
     /// `procfs` (saferoot's) to read its pid from.
     pub fn into_child(self, procfs: &Procfs) -> Lock {

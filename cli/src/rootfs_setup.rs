@@ -503,13 +503,18 @@ pub struct Entered {
 impl Entered {
     /// Joins the network namespace if it is still to be joined (taking
     /// the lock's user namespace, if one came with it: [`made_lock`]) and
-    /// waits until its loopback interface is up.
+    /// waits until its loopback interface is up; then settles the lock
+    /// (an in-place lock's maps are read now, when it is known to be
+    /// needed: [`crate::lock::Lock::settle`]).
     /// `procfs` is saferoot's, as given to [`setup`].
     pub fn join_net(&mut self, procfs: &saferoot::procfs::Procfs) -> Result<(), CliError> {
-        if let Some(joiner) = self.net.take() {
-            let userns = joiner.finish().map_err(join_err)?;
-            self.lock = made_lock(self.lock.take(), userns, procfs);
-        }
+        let userns = match self.net.take() {
+            Some(joiner) => joiner.finish().map_err(join_err)?,
+            None => None,
+        };
+        self.lock = made_lock(self.lock.take(), userns, procfs)
+            .map(|lock| lock.settle(procfs))
+            .transpose()?;
         Ok(())
     }
 }
@@ -526,12 +531,12 @@ fn made_lock(
     procfs: &saferoot::procfs::Procfs,
 ) -> Option<crate::lock::Lock> {
     match (lock, userns) {
-        (Some(crate::lock::Lock::InPlace(in_place)), Some(userns)) => {
+        (Some(crate::lock::Lock::InPlaceUnread), Some(userns)) => {
             match saferoot::rootfs::MountLock::join_with(userns, procfs) {
                 Ok(made) => Some(crate::lock::Lock::Handed(made)),
                 Err(e) => {
                     log::debug!("the mounts are locked in place: {e}");
-                    Some(crate::lock::Lock::InPlace(in_place))
+                    Some(crate::lock::Lock::InPlaceUnread)
                 }
             }
         }

@@ -70,14 +70,14 @@ use saferoot::rootfs::MountLock;
 use std::path::PathBuf;
 
 use crate::sys::process::{
-    block_signals, clone_into_namespaces, exit_immediately, fork_last, fork_with, Forked,
-    ThreadCounter,
+    block_signals, clone_into_namespaces, exit_immediately, fork_with, spawn_sharing_memory,
+    Forked, ThreadCounter,
 };
 use rustix::process::{Pid, Signal};
 use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
-use crate::lock::Lock;
+use crate::lock::{Channel, Lock};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -766,7 +766,7 @@ fn child_main(
     if !new_pid_ns && !sb.extras.needs_holder() {
         let entered = crate::rootfs_setup::setup(sb, lock, procfs, None)?;
         // setup_w closes on exec.
-        let e = crate::exec::exec(sb, entered, reporter.as_ref());
+        let e = crate::exec::exec(sb, &entered, reporter.as_ref());
         drop(setup_w);
         return Err(e);
     }
@@ -929,7 +929,7 @@ fn init_main(
     }
     if sb.as_pid_1 {
         // No init: the program is pid 1.
-        let e = crate::exec::exec(sb, lock, reporter.as_ref());
+        let e = crate::exec::exec(sb, &lock, reporter.as_ref());
         crate::errors::print_error(&e);
         return e.code;
     }
@@ -1000,11 +1000,9 @@ fn own_namespaces(
             become_namespace_root(sb, host_uid)?;
         }
         disable_userns(sb, procfs)?;
-        lock = Some(Lock::InPlace(
-            saferoot::rootfs::InPlaceLock::new(procfs).map_err(|e| {
-                CliError::setup(format!("user namespace for locking the mounts: {e}"))
-            })?,
-        ));
+        // Its maps are read once it is known whether the helper of the
+        // network namespace handed a made one (`Entered::join_net`).
+        lock = Some(Lock::InPlaceUnread);
     } else {
         crate::privileges::apply_oom_score_adj(&sb.security, procfs, None)?;
         if let Some(ns) = &sb.mount_ns {
@@ -1087,36 +1085,52 @@ fn run_program(
         }
         None => None,
     };
-    // The counter goes before the fork: the init keeps no copy of
-    // saferoot's procfs while the program runs (the program's copy, kept
-    // for --info-fd, --json-status-fd and --exec-label, closes on exec).
-    // With a lock made in place the init needs it until it has written
-    // the program's maps, and drops it then.
-    let (forked, counter) = match channel {
-        Some(_) => (fork_with(&counter), Some(counter)),
-        None => (fork_last(counter), None),
-    };
-    match forked {
-        Ok(Forked::Child) => {
-            if let (Some(c), Some(counter)) = (channel, &counter) {
+    // The program's process. A lock made in place needs the init to write
+    // the child's maps before the child execs: that child is forked. Any
+    // other starts in the init's memory (`spawn_sharing_memory`): no copy
+    // of the init's address space is made, written to or torn down at the
+    // exec, and the init, which would only wait for that exec, is
+    // suspended until it.
+    let (spawned, parent) = match channel.map(Channel::split) {
+        Some(Err(c)) => match fork_with(&counter) {
+            Ok(Forked::Child) => {
                 entered.lock = Some(c.into_child(counter.procfs()));
+                let e = crate::exec::exec(sb, &entered, reporter.as_ref());
+                crate::errors::print_error(&e);
+                exit_immediately(e.code)
             }
-            let e = crate::exec::exec(sb, entered, reporter.as_ref());
-            crate::errors::print_error(&e);
-            exit_immediately(e.code)
+            Ok(Forked::Parent(main)) => (Ok(main), Some(c.into_parent())),
+            Err(e) => (Err(e), None),
+        },
+        Some(Ok((child, parent))) => {
+            entered.lock = Some(child);
+            let spawned = spawn_program(sb, &entered, &counter, reporter.as_ref());
+            // The init's copies of the child's end of the socket pair and
+            // of the lock's user namespace (the child's closed at its exec).
+            entered.lock = None;
+            (spawned, Some(parent))
         }
-        Ok(Forked::Parent(main)) => {
+        None => (
+            spawn_program(sb, &entered, &counter, reporter.as_ref()),
+            None,
+        ),
+    };
+    match spawned {
+        Ok(main) => {
             // The setup is over once the program execs: its copy of
             // setup_w is then the last.
             drop(setup_w);
             drop(reporter);
-            if let (Some(c), Some(counter)) = (channel, &counter) {
-                if let Err(e) = c.into_parent().finish(counter.procfs(), main) {
+            if let Some(p) = parent {
+                if let Err(e) = p.finish(counter.procfs(), main) {
                     let _ = rustix::process::kill_process(main, Signal::KILL);
                     crate::errors::print_error(&e);
                     return e.code;
                 }
             }
+            // The init keeps no copy of saferoot's procfs while the program
+            // runs (the program's copy, kept for --info-fd,
+            // --json-status-fd and --exec-label, closed on exec).
             drop(counter);
             // The last copy of saferoot's procfs in this process when
             // reports asked for one (it shows the caller's pid namespace):
@@ -1143,6 +1157,26 @@ fn run_program(
             crate::errors::failure_code(crate::errors::EXIT_SETUP)
         }
     }
+}
+
+/// Starts the program's process in the init's memory
+/// (`spawn_sharing_memory`), where it execs the program; its pid once it
+/// has (or has failed and ended).
+fn spawn_program(
+    sb: &Sandbox,
+    entered: &crate::rootfs_setup::Entered,
+    counter: &ThreadCounter,
+    reporter: Option<&Reporter>,
+) -> Result<Pid, rustix::io::Errno> {
+    spawn_sharing_memory(
+        counter,
+        crate::errors::failure_code(crate::errors::EXIT_SETUP),
+        &mut || {
+            let e = crate::exec::exec(sb, entered, reporter);
+            crate::errors::print_error(&e);
+            e.code
+        },
+    )
 }
 
 /// `--lock-file`: opens the path in the sandbox (the root is entered) and

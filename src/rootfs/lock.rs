@@ -148,7 +148,7 @@ impl MountLock {
     /// - [`crate::ErrorKind::Os`] naming `setns` or `unshare` otherwise.
     ///
     /// Needs no procfs and no path: it works in a root without `/proc`.
-    pub fn apply(self) -> Result<()> {
+    pub fn apply(&self) -> Result<()> {
         rustix::thread::move_into_link_name_space(
             self.userns.as_fd(),
             Some(LinkNameSpaceType::User),

@@ -124,15 +124,6 @@ pub fn fork() -> Result<Forked, Errno> {
     fork_with(&ThreadCounter::new()?)
 }
 
-/// [`fork_with`] for the last fork a process makes: the counter (and its
-/// procfs, when it holds the last reference) is dropped after the count
-/// and before the fork, so that neither process has it afterwards.
-pub fn fork_last(counter: ThreadCounter) -> Result<Forked, Errno> {
-    wait_single_threaded(&counter)?;
-    drop(counter);
-    fork_single_threaded()
-}
-
 /// `fork()`, counting threads with `counter`.
 ///
 /// Refuses with `EBUSY` when the calling process has more than one thread.
@@ -173,6 +164,148 @@ fn fork_single_threaded() -> Result<Forked, Errno> {
         0 => Ok(Forked::Child),
         p if p > 0 => Ok(Forked::Parent(Pid::from_raw(p).ok_or(Errno::INVAL)?)),
         _ => Err(Errno::from_raw_os_error(last_errno())),
+    }
+}
+
+/// The stack a [`spawn_sharing_memory`] child runs on: far more than the
+/// program's last steps take (privileges, the report, the exec), mapped
+/// for the call only; a page below it is left inaccessible, so that an
+/// overflow faults instead of writing into other memory.
+const SHARED_CHILD_STACK: usize = 256 * 1024;
+
+/// Starts a child process that runs `child` in the caller's memory until
+/// it execs, as `vfork(2)` does (`clone` with `CLONE_VM | CLONE_VFORK`, on
+/// a stack of its own), and returns its pid once it has exec'd or ended.
+/// The caller is suspended meanwhile. `child` returns only when its exec
+/// failed: the child then ends with the status it returns (or, should it
+/// panic, with `panic_status`).
+///
+/// Compared with a fork, nothing of the caller's address space is copied
+/// or write-protected, the child takes no copy-on-write faults, and its
+/// exec drops a reference to the caller's address space instead of
+/// tearing a copy down.
+///
+/// What the child may do: the caller is suspended, so the child is the
+/// only thread in the memory it shares, and it may allocate and run
+/// ordinary code; what it allocates stays behind, unreclaimed. Changes it
+/// makes to memory the caller can see, the caller finds when it goes on,
+/// as if it had made them itself; so `child` must leave everything it
+/// borrows as it found it (borrow, clone what it must own; never move out
+/// of the caller's values or end the caller's copy of one). File
+/// descriptors, namespaces and credentials are the child's own, as after a
+/// fork: closing its copy of an fd leaves the caller's open. It must not
+/// exec or end while it holds a lock in shared memory (the caller would
+/// find it held); the exec itself runs outside any.
+///
+/// Refuses with `EBUSY` when the calling process has more than one thread
+/// (another thread would run beside the child in the same memory). All
+/// signals are blocked across the call; the child starts with all of them
+/// blocked and sets its own mask before it execs.
+pub fn spawn_sharing_memory(
+    counter: &ThreadCounter,
+    panic_status: i32,
+    child: &mut dyn FnMut() -> i32,
+) -> Result<Pid, Errno> {
+    wait_single_threaded(counter)?;
+    let stack = ChildStack::map()?;
+    /// What the trampoline gets: the child's code and its status on panic.
+    struct Run<'a> {
+        child: &'a mut dyn FnMut() -> i32,
+        panic_status: i32,
+    }
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `Run` below, alive in the suspended
+        // caller's frame for as long as the child runs in this memory.
+        let run = unsafe { &mut *arg.cast::<Run<'_>>() };
+        let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (run.child)()))
+            .unwrap_or(run.panic_status);
+        exit_immediately(status)
+    }
+    let mut run = Run {
+        child,
+        panic_status,
+    };
+    let all = SignalSet::full();
+    let before = block_signals(&all)?;
+    // SAFETY: the process has one thread (checked above; only this thread
+    // could start another), and CLONE_VFORK suspends it until the child
+    // has exec'd or ended, so the child is alone in the memory it shares
+    // with us, and nothing it leaves there is used meanwhile. It runs
+    // `trampoline` on `stack`, a mapping of its own that outlives the
+    // child (unmapped only after this call returns), 16-byte aligned at
+    // the top as the ABI wants. `run` lives in this frame, which stays
+    // put until the call returns. The child never returns into this
+    // frame: `trampoline` ends with `_exit`. No CLONE_FILES, CLONE_FS or
+    // CLONE_SIGHAND: its fds, root, working directory and signal
+    // dispositions are copies, as after a fork; every signal is blocked
+    // in it until it sets its own mask.
+    let pid = unsafe {
+        libc::clone(
+            trampoline,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut run as *mut Run<'_>).cast::<libc::c_void>(),
+        )
+    };
+    let err = last_errno();
+    if let Err(e) = set_signal_mask(&before) {
+        log::debug!("signal mask after the child's start: {e}");
+    }
+    drop(stack);
+    match pid {
+        p if p > 0 => Pid::from_raw(p).ok_or(Errno::INVAL),
+        _ => Err(Errno::from_raw_os_error(err)),
+    }
+}
+
+/// The mapping a [`spawn_sharing_memory`] child runs on, with a guard
+/// page below it.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn map() -> Result<ChildStack, Errno> {
+        let page = 4096;
+        let len = SHARED_CHILD_STACK + page;
+        // SAFETY: a fresh anonymous private mapping at an address the
+        // kernel chooses; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::from_raw_os_error(last_errno()));
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping just made, which nothing
+        // uses: made inaccessible as the guard.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(Errno::from_raw_os_error(last_errno()));
+        }
+        Ok(stack)
+    }
+
+    /// The top of the stack (it grows down), 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping, which is a multiple of
+        // the page size long: an address within the same allocation.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, used by no one once the child
+        // has exec'd or ended (the caller returns from clone only then).
+        unsafe { libc::munmap(self.base, self.len) };
     }
 }
 
@@ -374,6 +507,17 @@ impl SignalSet {
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
+            SignalSet(set)
+        }
+    }
+
+    /// Every signal (the C library keeps its own internal ones out).
+    pub fn full() -> SignalSet {
+        // SAFETY: sigfillset initialises the whole sigset_t it is given;
+        // the zeroed value is a valid sigset_t to begin with.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut set);
             SignalSet(set)
         }
     }
@@ -587,6 +731,11 @@ mod tests {
         // With the helper alive, fork must refuse rather than copy a
         // process whose other threads may hold locks.
         assert_eq!(fork(), Err(Errno::BUSY));
+        // Nor may a child run in memory another thread uses meanwhile.
+        assert_eq!(
+            spawn_sharing_memory(&ThreadCounter::new().unwrap(), 1, &mut || 0).map(|_| ()),
+            Err(Errno::BUSY)
+        );
         let counter = ThreadCounter::new().unwrap();
         let flags = linux_raw_sys::general::CLONE_NEWNS | linux_raw_sys::general::CLONE_NEWPID;
         assert_eq!(
@@ -657,6 +806,108 @@ mod tests {
         assert_eq!(
             clone_into_namespaces(&counter, u64::from(linux_raw_sys::general::CLONE_NEWNS)),
             Err(Errno::INVAL)
+        );
+    }
+
+    /// Runs `body` in a child forked from this (multi-threaded) test
+    /// process, where it is the only thread, and returns its exit status.
+    /// `body` must not allocate or take a lock: another thread of the
+    /// harness may have held one at the fork. What it needs is made
+    /// before.
+    fn in_single_threaded_child(body: &mut dyn FnMut() -> i32) -> i32 {
+        // SAFETY: the child runs `body`, which makes system calls and
+        // touches memory made before the fork only (see above), then
+        // `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            exit_immediately(body());
+        }
+        let (_, st) =
+            rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty())
+                .unwrap()
+                .unwrap();
+        st.exit_status().expect("the test's child was killed")
+    }
+
+    /// The child writes into the caller's memory, and the caller goes on
+    /// only once the child has ended: a value stored after a pause is
+    /// there when the call returns. The child's exit status is what it
+    /// returned; its copy of an fd is its own (closing it leaves the
+    /// caller's open).
+    #[test_log::test]
+    fn a_child_sharing_memory_runs_alone_and_its_writes_are_seen() {
+        let counter = ThreadCounter::new().unwrap();
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let status = in_single_threaded_child(&mut || {
+            let seen = std::sync::atomic::AtomicU32::new(0);
+            let spawned = spawn_sharing_memory(&counter, 99, &mut || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                seen.store(42, std::sync::atomic::Ordering::Relaxed);
+                // The child's copy only.
+                // SAFETY: closes this child's copy of the pipe's read end,
+                // which nothing in the child uses afterwards; the Rust
+                // value (the caller's) is not touched.
+                unsafe { libc::close(r.as_raw_fd()) };
+                7
+            });
+            let Ok(child) = spawned else { return 10 };
+            if seen.load(std::sync::atomic::Ordering::Relaxed) != 42 {
+                return 11;
+            }
+            match rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, st))) if st.exit_status() == Some(7) => {}
+                _ => return 12,
+            }
+            // Still open here: a write to the pipe finds its reader.
+            match rustix::io::write(&w, b"x") {
+                Ok(1) => 0,
+                _ => 13,
+            }
+        });
+        assert_eq!(
+            status, 0,
+            "10: refused, 11: the write was not seen on return, 12: wrong exit status, \
+             13: the child's close reached the caller"
+        );
+    }
+
+    /// The call returns at the child's exec, while the program runs: here
+    /// the program waits for end-of-file on its stdin, which comes only
+    /// once the caller, back, closes the pipe's write end.
+    #[test_log::test]
+    fn a_child_sharing_memory_lets_the_caller_go_on_at_its_exec() {
+        let counter = ThreadCounter::new().unwrap();
+        let cat = std::ffi::CString::new("/bin/cat").unwrap();
+        let argv = [cat.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let status = in_single_threaded_child(&mut || {
+            // Made here, so that no other process holds the write end.
+            let Ok((r, w)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
+                return 13;
+            };
+            let spawned = spawn_sharing_memory(&counter, 99, &mut || {
+                // SAFETY: stdin becomes the pipe's read end; then exec
+                // with a null-terminated argv and envp that outlive the
+                // call.
+                unsafe {
+                    libc::dup2(r.as_raw_fd(), 0);
+                    libc::execve(cat.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                }
+                20
+            });
+            let Ok(child) = spawned else { return 10 };
+            // Back while cat waits: the end-of-file it waits for is ours
+            // to give.
+            drop(w);
+            match rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, st))) => st.exit_status().unwrap_or(12),
+                _ => 12,
+            }
+        });
+        assert_eq!(
+            status, 0,
+            "10: refused, 13: no pipe, 20: exec failed, 12: cat failed"
         );
     }
 }
