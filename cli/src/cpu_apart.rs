@@ -40,8 +40,8 @@ use rustix::thread::CpuSet;
 use crate::sys::process::{own_sched_policy, set_own_sched_policy};
 
 /// The parent's CPUs, read right before the fork: the same value in the
-/// parent (which pushes the child off [`Spread::here`]) and in the child
-/// (which gives itself back [`Spread::all`]).
+/// parent (which pushes the child off the CPU it runs on) and in the child
+/// (which gives itself back all of them).
 #[derive(Debug, Clone, Copy)]
 pub struct Spread {
     here: usize,
@@ -97,13 +97,14 @@ impl Spread {
 
     /// The CPU the parent ran on before the fork, which the child keeps
     /// off.
+    #[cfg(test)]
     pub fn here(&self) -> usize {
         self.here
     }
 
     /// The parent's side, right after the fork: narrows `child`'s CPUs to
-    /// every one of the parent's but [`Spread::here`], then takes back the
-    /// parent's own policy ([`Spread::release`]).
+    /// every one of the parent's but the one it ran on before the fork,
+    /// then takes back the parent's own policy ([`Spread::release`]).
     pub fn push_off(&self, child: Pid) {
         if let Err(e) = rustix::thread::sched_setaffinity(Some(child), &self.others) {
             log::debug!("the child stays where the kernel put it: {e}");
@@ -111,9 +112,37 @@ impl Spread {
         self.release();
     }
 
+    /// The parent's side, before forking a helper that must stay off the
+    /// CPUs the child was pushed to: the parent narrows its own CPUs to
+    /// the one it ran on before the fork (where it runs, normally: nothing
+    /// moves), so that the helper starts there; [`Spread::unpin`] gives
+    /// them back. Whether the narrowing took.
+    pub fn pin_here(&self) -> bool {
+        let mut cpu = CpuSet::new();
+        cpu.set(self.here);
+        match rustix::thread::sched_setaffinity(None, &cpu) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("the helper starts where the kernel puts it: {e}");
+                false
+            }
+        }
+    }
+
+    /// Undoes [`Spread::pin_here`].
+    pub fn unpin(&self) {
+        if let Err(e) = rustix::thread::sched_setaffinity(None, &self.all) {
+            log::debug!("the CPUs were changed from outside meanwhile: {e}");
+        }
+    }
+
     /// The child's side, first thing: a child that runs before its parent
     /// could push it, on its parent's CPU, moves itself (it would
-    /// otherwise keep the parent from running until it blocks).
+    /// otherwise keep the parent from running until it blocks). First
+    /// thing, because until then the parent waits. (Yielding the CPU
+    /// instead does not give it to the parent: traced, the child was still
+    /// there after `sched_yield` in each of 101 such starts; the parent,
+    /// whose slice the fork ended, has run more than its share.)
     pub fn leave_if_on_parents(&self) {
         if rustix::thread::sched_getcpu() == self.here {
             if let Err(e) = rustix::thread::sched_setaffinity(None, &self.others) {

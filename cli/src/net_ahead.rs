@@ -47,7 +47,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
-use rustix::thread::{CpuSet, LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
+use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::policy::NsKind;
 use saferoot::rootfs::{MountLock, Plan};
@@ -205,17 +205,14 @@ impl Maker {
         };
         // The helper runs on the CPU saferoot ran on before the init's
         // clone, which the init keeps off until the namespace is there (see
-        // `Maker::push_off`).
-        let here = self.spread.as_ref().map(Spread::here);
+        // `Maker::push_off`): saferoot takes that CPU alone for the fork,
+        // so that the helper starts there (a helper the kernel queued on
+        // the init's CPU would take it from the init, then wait for the
+        // stopper thread to move), and takes its CPUs back once the helper
+        // is done.
+        let pinned = self.spread.as_ref().is_some_and(Spread::pin_here);
         match fork_with(counter) {
             Ok(Forked::Child) => {
-                if let Some(here) = here {
-                    let mut cpu = CpuSet::new();
-                    cpu.set(here);
-                    if let Err(e) = rustix::thread::sched_setaffinity(None, &cpu) {
-                        log::debug!("the helper runs where the kernel puts it: {e}");
-                    }
-                }
                 let entered = rustix::thread::move_into_thread_name_spaces(
                     pidfd.as_fd(),
                     ThreadNameSpaceType::USER,
@@ -246,13 +243,20 @@ impl Maker {
                 exit_immediately(0)
             }
             Ok(Forked::Parent(helper)) => {
+                let spread = self.spread;
                 drop(self);
                 while let Err(Errno::INTR) =
                     rustix::process::waitpid(Some(helper), WaitOptions::empty())
                 {}
+                if let Some(spread) = spread.filter(|_| pinned) {
+                    spread.unpin();
+                }
                 Ok(())
             }
             Err(e) => {
+                if let Some(spread) = self.spread.filter(|_| pinned) {
+                    spread.unpin();
+                }
                 log::debug!("network namespace left to the init: fork: {e}");
                 Ok(())
             }
@@ -392,8 +396,9 @@ fn differ(a: &OwnedFd, b: &OwnedFd) -> bool {
 }
 
 impl Joiner {
-    /// The init's first step: moves itself off saferoot's CPU if it runs
-    /// there before saferoot could push it ([`Maker::push_off`]).
+    /// The init's first step, right after the fork: gives saferoot's CPU
+    /// back if it runs there before saferoot could push it
+    /// ([`Maker::push_off`], [`Spread::leave_if_on_parents`]).
     pub fn start(&self) {
         if let Some(spread) = &self.spread {
             spread.leave_if_on_parents();

@@ -379,6 +379,11 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     };
     let child = match forked {
         Ok(Forked::Child) if child_is_init => {
+            // First: off saferoot's CPU if the kernel ran this process
+            // there before saferoot could push it (`crate::cpu_apart`).
+            if let Some((_, joiner)) = &net_ahead {
+                joiner.start();
+            }
             drop(setup_r);
             drop(listener);
             // The init of a cloned user namespace waits for its maps.
@@ -445,12 +450,12 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     };
     let net_maker = net_ahead.map(|(maker, joiner)| {
         drop(joiner);
-        // The init mounts on another CPU while the namespace is made.
-        maker.push_off(child);
         maker
     });
     let net_maker = match net_maker {
         Some(maker) if direct_init => {
+            // The init mounts on another CPU while the namespace is made.
+            maker.push_off(child);
             if let Err(e) = maker.make(counter.procfs()) {
                 relay::kill_and_reap(child);
                 return Err(e);
@@ -527,6 +532,10 @@ pub fn run(mut sb: Sandbox) -> Result<i32, CliError> {
     }
     drop(sync);
     if let Some(maker) = net_maker {
+        // Pushed only now: first the maps, which the init, if it runs on
+        // the other CPU already, waits for; queued here, it could not run
+        // before saferoot sleeps or pushes it anyway.
+        maker.push_off(child);
         if let Err(e) = maker.make_in_user_ns_of(child, counter.procfs(), &counter) {
             relay::kill_and_reap(child);
             return Err(e);
@@ -885,9 +894,6 @@ fn init_main(
     let mut direct = direct;
     let status = direct.as_mut().and_then(|d| d.status.take());
     let net = direct.as_mut().and_then(|d| d.net.take());
-    if let Some(net) = &net {
-        net.start();
-    }
     if let Some(direct) = direct {
         match own_namespaces(sb, counter.procfs(), direct, net.is_some()) {
             Ok(l) => lock = lock.or(l),
