@@ -24,19 +24,30 @@
 //!   (`crate::net_ahead`); the init checks it is a child of its own
 //!   (`MountLock::join_with`, else it locks in place). The program's
 //!   process joins it and unshares its mount namespace, with nothing to
-//!   wait for, and keeps its end of the socket pair (close-on-exec) until
-//!   the exec: the init hears end-of-file once the program runs.
+//!   wait for, and sends the init its new mount namespace as an nsfs fd
+//!   over the socket pair before it execs.
 //!
 //! With a lock the init takes part in (in place or handed), the init then
 //! moves into the program's locked copy of the mount namespace
 //! ([`Parent::finish`]). With a handed lock it does so only once the
-//! program runs: until then it stays off the CPU the program's process
-//! needs (it used to be woken by a byte right after the unshare, and its
-//! move, with the grace period of its old namespace's teardown, came
-//! between the program's process and its exec).
+//! program runs: the program's process starts in the init's memory, and
+//! the init goes on only once it has exec'd (it used to be woken by a byte
+//! right after the unshare, and its move, with the grace period of its old
+//! namespace's teardown, came between the program's process and its
+//! exec). It moves through the fd the child sent, not through a pidfd of
+//! the child: on Linux 6.1 a pidfd `setns` into the program's namespace
+//! was refused (`EPERM`, for as long as the program ran) once the child
+//! had started in the init's memory.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::{InPlaceLock, MountLock};
@@ -71,8 +82,12 @@ pub enum Lock {
     /// socket pair.
     Child(Procfs, UnixStream),
     /// The program's half of a [`Lock::Handed`]: the user namespace to
-    /// join, and its end of the socket pair, held until the exec.
-    HandedChild(MountLock, UnixStream),
+    /// join, its end of the socket pair (over which it sends its locked
+    /// mount namespace) and the procfs it opens that namespace in (only
+    /// one whose instance exists already: the child may run in the
+    /// init's memory, where an instance it made would leave the init a
+    /// handle on an fd that only the child has).
+    HandedChild(MountLock, UnixStream, Option<Procfs>),
 }
 
 /// What the init does for the lock once the program's process is forked.
@@ -141,13 +156,17 @@ impl Lock {
             Lock::InPlace(_) | Lock::InPlaceUnread | Lock::Handed(_) => {
                 Err(fail(&"a lock the init takes part in, applied without it"))
             }
-            Lock::HandedChild(lock, _until_exec) => {
-                // Nothing is said: the init moves into the locked copy
-                // once this process has exec'd (see `Parent::finish`);
-                // the program's memory then belongs to the lock's user
-                // namespace, over which the init holds every capability,
-                // so no dumpable moment is needed for its pidfd `setns`.
-                lock.apply().map_err(|e| fail(&e))
+            Lock::HandedChild(lock, chan, procfs) => {
+                lock.apply().map_err(|e| fail(&e))?;
+                // The init moves into the locked copy once this process
+                // has exec'd (`Parent::finish`), through this fd. Best
+                // effort, as the move is: without it the init stays.
+                match procfs.as_ref().map(|p| p.open_namespace(None, "mnt")) {
+                    Some(Ok(ns)) => send_fd(chan, ns.as_fd()),
+                    Some(Err(e)) => log::debug!("the init stays in its mount namespace: {e}"),
+                    None => log::debug!("the init stays in its mount namespace: no procfs"),
+                }
+                Ok(())
             }
             Lock::Child(procfs, chan) => {
                 let pid = InPlaceLock::enter(procfs).map_err(|e| fail(&e))?;
@@ -172,10 +191,10 @@ impl Channel {
     /// then finishes with the second. A lock in place, whose child waits
     /// for the init before its exec, comes back as it was: its child is
     /// forked ([`Channel::into_child`], [`Channel::into_parent`]).
-    pub fn split(self) -> Result<(Lock, Parent), Channel> {
+    pub fn split(self, procfs: &Procfs) -> Result<(Lock, Parent), Channel> {
         match self.lock {
             Lock::Handed(lock) => Ok((
-                Lock::HandedChild(lock, self.child),
+                Lock::HandedChild(lock, self.child, made(procfs)),
                 Parent {
                     task: Task::Follow,
                     chan: self.parent,
@@ -190,7 +209,7 @@ impl Channel {
     pub fn into_child(self, procfs: &Procfs) -> Lock {
         drop(self.parent);
         match self.lock {
-            Lock::Handed(lock) => Lock::HandedChild(lock, self.child),
+            Lock::Handed(lock) => Lock::HandedChild(lock, self.child, made(procfs)),
             _ => Lock::Child(procfs.clone(), self.child),
         }
     }
@@ -213,24 +232,24 @@ impl Parent {
     /// writes its maps through `procfs` (saferoot's, where that pid is
     /// valid), and tells it to go on; on failure the caller kills the
     /// child (which would otherwise see the socket close and exit with a
-    /// message of its own). For a handed lock: waits for end-of-file,
-    /// which comes when the child has exec'd the program (or failed, and
-    /// says why; then the move below fails too, and nothing is lost).
+    /// message of its own). For a handed lock: the child has exec'd (it
+    /// started in the init's memory) or failed, and sent its mount
+    /// namespace before, or nothing.
     ///
     /// Then the init moves into the child's locked copy of the mount
-    /// namespace (`setns` through a pidfd of `child`, the child's pid in
-    /// the init's own pid namespace). The namespace the init built the
-    /// root in is then dropped here, while the program starts (a handed
-    /// lock: while it runs); and the
-    /// program's namespace, which the init now holds too, is not torn
-    /// down when the program exits, but when the init does. Each teardown
-    /// waits for an RCU grace period: this way one of them is off the path
-    /// from the program's end to saferoot's. The program's copy has the
-    /// same mounts, locked; whoever joins the init's mount namespace later
-    /// (by its pid) gets that. Best effort: the init stays where it is if
-    /// the child went away or the kernel refuses.
+    /// namespace (`setns` through the fd the child sent, or, in place,
+    /// through a pidfd of `child`, the child's pid in the init's own pid
+    /// namespace). The namespace the init built the root in is then
+    /// dropped here, while the program starts (a handed lock: while it
+    /// runs); and the program's namespace, which the init now holds too,
+    /// is not torn down when the program exits, but when the init does.
+    /// Each teardown waits for an RCU grace period: this way one of them
+    /// is off the path from the program's end to saferoot's. The program's
+    /// copy has the same mounts, locked; whoever joins the init's mount
+    /// namespace later (by its pid) gets that. Best effort: the init stays
+    /// where it is if the child went away or the kernel refuses.
     pub fn finish(mut self, procfs: &Procfs, child: rustix::process::Pid) -> Result<(), CliError> {
-        match &self.task {
+        let joined = match &self.task {
             Task::Maps(lock) => {
                 let mut pid = [0u8; 4];
                 self.chan.read_exact(&mut pid).map_err(|e| {
@@ -239,31 +258,77 @@ impl Parent {
                 lock.write_maps(procfs, u32::from_ne_bytes(pid))
                     .map_err(|e| fail(&e))?;
                 self.chan.write_all(&[1]).map_err(|e| fail(&e))?;
-            }
-            Task::Follow => {
-                let mut b = [0u8; 1];
-                loop {
-                    match self.chan.read(&mut b) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        // Nothing is ever written; end-of-file or an
-                        // error both mean the child's end is gone.
-                        _ => break,
-                    }
-                }
-            }
-        }
-        let joined = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
-            .and_then(|fd| {
-                rustix::thread::move_into_thread_name_spaces(
-                    std::os::fd::AsFd::as_fd(&fd),
-                    rustix::thread::ThreadNameSpaceType::MOUNT,
+                rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty()).and_then(
+                    |fd| {
+                        rustix::thread::move_into_thread_name_spaces(
+                            fd.as_fd(),
+                            rustix::thread::ThreadNameSpaceType::MOUNT,
+                        )
+                    },
                 )
-            });
+            }
+            Task::Follow => match receive_fd(&self.chan) {
+                Some(ns) => rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Mount),
+                ),
+                None => Err(rustix::io::Errno::NOENT),
+            },
+        };
         if let Err(e) = joined {
             log::debug!("the init stays in its mount namespace: {e}");
         }
         Ok(())
     }
+}
+
+/// A copy of `procfs` if its instance exists (see [`Lock::HandedChild`]).
+fn made(procfs: &Procfs) -> Option<Procfs> {
+    procfs.is_made().then(|| procfs.clone())
+}
+
+/// Sends `fd` over `chan` (`SCM_RIGHTS`), best effort.
+fn send_fd(chan: &UnixStream, fd: BorrowedFd<'_>) {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return;
+    }
+    if let Err(e) = rustix::net::sendmsg(
+        chan,
+        &[IoSlice::new(b"m")],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    ) {
+        log::debug!("the init stays in its mount namespace: sendmsg: {e}");
+    }
+}
+
+/// The fd [`send_fd`] sent over `chan`, if one came before end-of-file.
+fn receive_fd(chan: &UnixStream) -> Option<OwnedFd> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::net::recvmsg(
+            chan,
+            &mut [IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                log::debug!("the init stays in its mount namespace: recvmsg: {e}");
+                return None;
+            }
+            Ok(_) => break,
+        }
+    }
+    control.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    })
 }
 
 /// A setup error of either side of the lock.

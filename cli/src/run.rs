@@ -77,7 +77,7 @@ use rustix::process::{Pid, Signal};
 use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
-use crate::lock::{Channel, Lock};
+use crate::lock::Lock;
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -1067,8 +1067,10 @@ fn holder_main(
     run_program(sb, lock, counter, setup_w, reporter)
 }
 
-/// The init's part once the root is entered: forks the program (which
-/// moves into the locked mount namespace and reports the sandbox ready),
+/// The init's part once the root is entered: starts the program's
+/// process (in the init's memory until its exec, or forked for a lock
+/// made in place; it moves into the locked mount namespace and reports
+/// the sandbox ready),
 /// takes the lock files, and waits. The init stays in the namespaces the
 /// sandbox was made in: those are what `--userns`/`--pidns` of another
 /// sandbox join, through the pid the info document gives.
@@ -1097,7 +1099,7 @@ fn run_program(
     // of the init's address space is made, written to or torn down at the
     // exec, and the init, which would only wait for that exec, is
     // suspended until it.
-    let (spawned, parent) = match channel.map(Channel::split) {
+    let (spawned, parent) = match channel.map(|c| c.split(counter.procfs())) {
         Some(Err(c)) => match fork_with(&counter) {
             Ok(Forked::Child) => {
                 entered.lock = Some(c.into_child(counter.procfs()));
@@ -1159,7 +1161,7 @@ fn run_program(
             code
         }
         Err(e) => {
-            crate::errors::print_error(format!("fork the program: {e}"));
+            crate::errors::print_error(format!("start the program's process: {e}"));
             crate::errors::failure_code(crate::errors::EXIT_SETUP)
         }
     }
