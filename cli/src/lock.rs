@@ -146,10 +146,10 @@ impl Lock {
     /// Locks the calling process's mounts: joins the made namespace, or
     /// does the child's half of a lock the init takes part in. The process
     /// must be single-threaded. Borrows the lock, which the caller keeps
-    /// until the exec (the handed lock's socket: its end-of-file, when the
-    /// exec closes it, is what the init waits for); so the lock works in a
-    /// child that shares its parent's memory
-    /// (`crate::sys::process::spawn_sharing_memory`).
+    /// until the exec closes its fds; so the lock works in a child that
+    /// shares its parent's memory
+    /// (`crate::sys::process::spawn_sharing_memory`). A handed lock's child
+    /// sends the init its locked mount namespace over the socket pair.
     pub fn apply(&self) -> Result<(), CliError> {
         match self {
             Lock::Made(lock) => lock.apply().map_err(|e| fail(&e)),
