@@ -39,15 +39,9 @@
 //! was refused (`EPERM`, for as long as the program ran) once the child
 //! had started in the init's memory.
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
 
 use saferoot::procfs::Procfs;
 use saferoot::rootfs::{InPlaceLock, MountLock};
@@ -161,10 +155,14 @@ impl Lock {
                 // The init moves into the locked copy once this process
                 // has exec'd (`Parent::finish`), through this fd. Best
                 // effort, as the move is: without it the init stays.
-                match procfs.as_ref().map(|p| p.open_namespace(None, "mnt")) {
-                    Some(Ok(ns)) => send_fd(chan, ns.as_fd()),
-                    Some(Err(e)) => log::debug!("the init stays in its mount namespace: {e}"),
-                    None => log::debug!("the init stays in its mount namespace: no procfs"),
+                let sent = match procfs.as_ref().map(|p| p.open_namespace(None, "mnt")) {
+                    Some(Ok(ns)) => crate::fd_passing::send(chan, MOUNT_NAMESPACE, &[ns.as_fd()])
+                        .map_err(|e| format!("sendmsg: {e}")),
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("no procfs".to_string()),
+                };
+                if let Err(e) = sent {
+                    log::debug!("the init stays in its mount namespace: {e}");
                 }
                 Ok(())
             }
@@ -267,12 +265,18 @@ impl Parent {
                     },
                 )
             }
-            Task::Follow => match receive_fd(&self.chan) {
-                Some(ns) => rustix::thread::move_into_link_name_space(
-                    ns.as_fd(),
+            Task::Follow => match crate::fd_passing::receive(&self.chan) {
+                Ok(Some((_, fds))) if !fds.is_empty() => rustix::thread::move_into_link_name_space(
+                    fds[0].as_fd(),
                     Some(rustix::thread::LinkNameSpaceType::Mount),
                 ),
-                None => Err(rustix::io::Errno::NOENT),
+                Ok(_) => {
+                    log::debug!(
+                        "the init stays in its mount namespace: the program's process sent none"
+                    );
+                    return Ok(());
+                }
+                Err(e) => Err(e),
             },
         };
         if let Err(e) = joined {
@@ -287,49 +291,9 @@ fn made(procfs: &Procfs) -> Option<Procfs> {
     procfs.is_made().then(|| procfs.clone())
 }
 
-/// Sends `fd` over `chan` (`SCM_RIGHTS`), best effort.
-fn send_fd(chan: &UnixStream, fd: BorrowedFd<'_>) {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd];
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return;
-    }
-    if let Err(e) = rustix::net::sendmsg(
-        chan,
-        &[IoSlice::new(b"m")],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    ) {
-        log::debug!("the init stays in its mount namespace: sendmsg: {e}");
-    }
-}
-
-/// The fd [`send_fd`] sent over `chan`, if one came before end-of-file.
-fn receive_fd(chan: &UnixStream) -> Option<OwnedFd> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    loop {
-        match rustix::net::recvmsg(
-            chan,
-            &mut [IoSliceMut::new(&mut byte)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                log::debug!("the init stays in its mount namespace: recvmsg: {e}");
-                return None;
-            }
-            Ok(_) => break,
-        }
-    }
-    control.drain().find_map(|m| match m {
-        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-        _ => None,
-    })
-}
+/// The payload byte of the message that carries the program's locked
+/// mount namespace to the init (`crate::fd_passing`).
+const MOUNT_NAMESPACE: u8 = b'm';
 
 /// A setup error of either side of the lock.
 fn fail(e: &dyn std::fmt::Display) -> CliError {

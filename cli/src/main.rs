@@ -21,6 +21,7 @@ mod dry_run;
 mod errors;
 mod exec;
 mod extract_cmd;
+mod fd_passing;
 mod fds;
 mod features_cmd;
 mod findings;

@@ -37,15 +37,10 @@
 //! nothing is sent, the socket closes, and the init, reading end-of-file,
 //! unshares the network namespace itself, as before.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use rustix::thread::{LinkNameSpaceType, ThreadNameSpaceType, UnshareFlags};
 use saferoot::procfs::Procfs;
@@ -267,18 +262,8 @@ impl Maker {
     /// any) to the init (a failure leaves the namespace to it). Whether it
     /// was sent.
     fn send(&self, fds: &[BorrowedFd<'_>]) -> bool {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-            return false;
-        }
-        match rustix::net::sendmsg(
-            &self.sock,
-            &[IoSlice::new(NAMESPACE)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        ) {
-            Ok(_) => true,
+        match crate::fd_passing::send(&self.sock, NAMESPACE, fds) {
+            Ok(()) => true,
             Err(e) => {
                 log::debug!("network namespace left to the init: sendmsg: {e}");
                 false
@@ -311,7 +296,7 @@ fn bring_loopback_up() -> bool {
 }
 
 /// The first message: the namespace (with `SCM_RIGHTS`).
-const NAMESPACE: &[u8] = b"n";
+const NAMESPACE: u8 = b'n';
 /// The second message: its loopback interface is up.
 const LOOPBACK_UP: &[u8] = b"l";
 
@@ -440,31 +425,13 @@ impl Joiner {
         if self.state != Joined::No {
             return Ok(None);
         }
-        let mut byte = [0u8; 1];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = loop {
-            match rustix::net::recvmsg(
-                &self.sock,
-                &mut [IoSliceMut::new(&mut byte)],
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            ) {
-                Err(Errno::INTR) => continue,
-                r => break r,
-            }
-        };
+        let received = crate::fd_passing::receive(&self.sock);
         // Whatever came (end-of-file included) came after the push.
         self.give_back();
-        let mut fds = Vec::new();
-        if received.is_ok() {
-            for msg in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(got) = msg {
-                    fds.extend(got);
-                }
-            }
-        }
-        let mut fds = fds.into_iter();
+        let mut fds = match received {
+            Ok(Some((_, fds))) => fds.into_iter(),
+            Ok(None) | Err(_) => Vec::new().into_iter(),
+        };
         match fds.next() {
             Some(ns) => {
                 rustix::thread::move_into_link_name_space(
