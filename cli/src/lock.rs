@@ -68,8 +68,8 @@ pub enum Lock {
     InPlaceUnread,
     /// The init's half of an in-place lock, before it forks the program:
     /// the identity maps it will write ([`Lock::channel`], then
-    /// [`Channel::into_child`] and [`Channel::into_parent`], make the two
-    /// sides).
+    /// [`InPlaceChannel::into_child`] and [`InPlaceChannel::into_parent`],
+    /// make the two sides).
     InPlace(InPlaceLock),
     /// The program's half of an in-place lock (see the module
     /// documentation): the procfs its pid is read from, and its end of the
@@ -101,11 +101,31 @@ pub struct Parent {
     chan: UnixStream,
 }
 
-/// The socket pair of a lock the init takes part in, made before the
-/// fork.
+/// The socket pair of a lock the init takes part in, made right before
+/// the program's process starts ([`Lock::channel`]).
 #[derive(Debug)]
-pub struct Channel {
-    lock: Lock,
+pub enum Channel {
+    /// A handed lock: both sides at once, since the program's process
+    /// starts in the init's memory
+    /// (`crate::sys::process::spawn_sharing_memory`): it applies `child`
+    /// (borrowed), which the init drops once the child has exec'd, then
+    /// finishes with `parent`.
+    Handed {
+        /// The program's side ([`Lock::HandedChild`]).
+        child: Lock,
+        /// The init's side.
+        parent: Parent,
+    },
+    /// A lock made in place, whose child waits for the init to write its
+    /// maps before its exec: that child is forked, and each side takes its
+    /// half after the fork.
+    InPlace(InPlaceChannel),
+}
+
+/// The socket pair of a lock made in place, before the fork.
+#[derive(Debug)]
+pub struct InPlaceChannel {
+    lock: InPlaceLock,
     parent: UnixStream,
     child: UnixStream,
 }
@@ -122,18 +142,33 @@ impl Lock {
         }
     }
 
-    /// For an in-place lock: the socket pair the two sides talk over, to
-    /// make before the fork. `None` for any other lock.
-    pub fn channel(self) -> Result<Result<Channel, Lock>, CliError> {
-        if !matches!(self, Lock::InPlace(_) | Lock::Handed(_)) {
-            return Ok(Err(self));
-        }
+    /// For a lock the init takes part in (in place or handed): the socket
+    /// pair the two sides talk over, made before the program's process
+    /// starts; `procfs` (saferoot's) is the one a handed lock's child opens
+    /// its mount namespace in. Any other lock comes back as it is.
+    pub fn channel(self, procfs: &Procfs) -> Result<Result<Channel, Lock>, CliError> {
+        let pair = || UnixStream::pair().map_err(|e| fail(&format!("socketpair: {e}")));
         // Close-on-exec, as std makes every socket.
-        let (parent, child) = UnixStream::pair().map_err(|e| fail(&format!("socketpair: {e}")))?;
-        Ok(Ok(Channel {
-            lock: self,
-            parent,
-            child,
+        Ok(Ok(match self {
+            Lock::Handed(lock) => {
+                let (parent, child) = pair()?;
+                Channel::Handed {
+                    child: Lock::HandedChild(lock, child, made(procfs)),
+                    parent: Parent {
+                        task: Task::Follow,
+                        chan: parent,
+                    },
+                }
+            }
+            Lock::InPlace(lock) => {
+                let (parent, child) = pair()?;
+                Channel::InPlace(InPlaceChannel {
+                    lock,
+                    parent,
+                    child,
+                })
+            }
+            other => return Ok(Err(other)),
         }))
     }
 
@@ -181,45 +216,19 @@ impl Lock {
     }
 }
 
-impl Channel {
-    /// For a handed lock, both sides at once, before the program's
-    /// process starts in the init's memory
-    /// (`crate::sys::process::spawn_sharing_memory`): the child applies the
-    /// first (borrowed), which the init drops once the child has exec'd,
-    /// then finishes with the second. A lock in place, whose child waits
-    /// for the init before its exec, comes back as it was: its child is
-    /// forked ([`Channel::into_child`], [`Channel::into_parent`]).
-    pub fn split(self, procfs: &Procfs) -> Result<(Lock, Parent), Channel> {
-        match self.lock {
-            Lock::Handed(lock) => Ok((
-                Lock::HandedChild(lock, self.child, made(procfs)),
-                Parent {
-                    task: Task::Follow,
-                    chan: self.parent,
-                },
-            )),
-            _ => Err(self),
-        }
-    }
-
+impl InPlaceChannel {
     /// The program's side, after the fork: the lock it applies, with
     /// `procfs` (saferoot's) to read its pid from.
     pub fn into_child(self, procfs: &Procfs) -> Lock {
         drop(self.parent);
-        match self.lock {
-            Lock::Handed(lock) => Lock::HandedChild(lock, self.child, made(procfs)),
-            _ => Lock::Child(procfs.clone(), self.child),
-        }
+        Lock::Child(procfs.clone(), self.child)
     }
 
     /// The init's side, after the fork.
     pub fn into_parent(self) -> Parent {
         drop(self.child);
         Parent {
-            task: match self.lock {
-                Lock::InPlace(lock) => Task::Maps(lock),
-                _ => Task::Follow,
-            },
+            task: Task::Maps(self.lock),
             chan: self.parent,
         }
     }

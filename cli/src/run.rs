@@ -77,7 +77,7 @@ use rustix::process::{Pid, Signal};
 use saferoot::procfs::Procfs;
 
 use crate::errors::{CliError, Escaped};
-use crate::lock::Lock;
+use crate::lock::{Channel, Lock};
 use crate::namespaces::write_id_maps;
 use crate::relay;
 use crate::sandbox::{RootKind, Sandbox};
@@ -935,9 +935,7 @@ fn init_main(
     }
     if sb.as_pid_1 {
         // No init: the program is pid 1.
-        let e = crate::exec::exec(sb, &lock, reporter.as_ref());
-        crate::errors::print_error(&e);
-        return e.code;
+        return exec_program(sb, &lock, reporter.as_ref());
     }
     let code = run_program(sb, lock, counter, setup_w, reporter);
     if let Some(w) = status {
@@ -1081,7 +1079,7 @@ fn run_program(
     setup_w: OwnedFd,
     reporter: Option<Reporter>,
 ) -> i32 {
-    let channel = match entered.lock.take().map(Lock::channel) {
+    let channel = match entered.lock.take().map(|l| l.channel(counter.procfs())) {
         Some(Ok(Ok(c))) => Some(c),
         Some(Ok(Err(lock))) => {
             entered.lock = Some(lock);
@@ -1099,18 +1097,16 @@ fn run_program(
     // of the init's address space is made, written to or torn down at the
     // exec, and the init, which would only wait for that exec, is
     // suspended until it.
-    let (spawned, parent) = match channel.map(|c| c.split(counter.procfs())) {
-        Some(Err(c)) => match fork_with(&counter) {
+    let (spawned, parent) = match channel {
+        Some(Channel::InPlace(c)) => match fork_with(&counter) {
             Ok(Forked::Child) => {
                 entered.lock = Some(c.into_child(counter.procfs()));
-                let e = crate::exec::exec(sb, &entered, reporter.as_ref());
-                crate::errors::print_error(&e);
-                exit_immediately(e.code)
+                exit_immediately(exec_program(sb, &entered, reporter.as_ref()))
             }
             Ok(Forked::Parent(main)) => (Ok(main), Some(c.into_parent())),
             Err(e) => (Err(e), None),
         },
-        Some(Ok((child, parent))) => {
+        Some(Channel::Handed { child, parent }) => {
             entered.lock = Some(child);
             let spawned = spawn_program(sb, &entered, &counter, reporter.as_ref());
             // The init's copies of the child's end of the socket pair and
@@ -1179,12 +1175,20 @@ fn spawn_program(
     spawn_sharing_memory(
         counter,
         crate::errors::failure_code(crate::errors::EXIT_SETUP),
-        &mut || {
-            let e = crate::exec::exec(sb, entered, reporter);
-            crate::errors::print_error(&e);
-            e.code
-        },
+        &mut || exec_program(sb, entered, reporter),
     )
+}
+
+/// Execs the program ([`crate::exec::exec`]); on failure, says why and
+/// returns the exit status the failure calls for.
+fn exec_program(
+    sb: &Sandbox,
+    entered: &crate::rootfs_setup::Entered,
+    reporter: Option<&Reporter>,
+) -> i32 {
+    let e = crate::exec::exec(sb, entered, reporter);
+    crate::errors::print_error(&e);
+    e.code
 }
 
 /// `--lock-file`: opens the path in the sandbox (the root is entered) and
